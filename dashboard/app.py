@@ -1,0 +1,95 @@
+"""The running dashboard: the per-process services (index, ingestor, hub), routes and server start."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass
+
+import panel as pn
+from tornado.web import RedirectHandler
+
+from .config import Config, load_config
+from .hub import Hub
+from .index import Index
+from .ingest import Ingestor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What every page of one process shares: the settings, the index, its ingestor and the hub."""
+
+    config: Config
+    index: Index
+    hub: Hub
+    ingestor: Ingestor
+
+    @classmethod
+    def start(cls, config: Config) -> Services:
+        index = Index(config.index)
+        hub = Hub()
+        ingestor = Ingestor(index, config.spool, hub, rescan_seconds=config.rescan_seconds)
+        ingestor.start()
+        return cls(config, index, hub, ingestor)
+
+    def stop(self) -> None:
+        self.ingestor.stop()
+        self.index.close()
+
+
+_services: Services | None = None
+_services_lock = threading.Lock()
+
+
+def services(config: Config | None = None) -> Services:
+    """This process's services, started on first use (from panel_serve.yaml unless given)."""
+    global _services
+    with _services_lock:
+        if _services is None:
+            _services = Services.start(config or load_config())
+        return _services
+
+
+def stop_services() -> None:
+    global _services
+    with _services_lock:
+        if _services is not None:
+            _services.stop()
+            _services = None
+
+
+def route_pattern(template: str) -> str:
+    """A route such as /task-runs/{run_id} as the regular expression Tornado matches."""
+    parts = re.split(r"\{(\w+)\}", template)
+    return "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts))
+
+
+def routes(config: Config) -> dict:
+    """Page factories by URL pattern."""
+    from .pages import run_detail, task_runs, tasks
+
+    return {
+        config.routes["task_runs"]: task_runs.page,
+        route_pattern(config.routes["run_detail"]): run_detail.page,
+        config.routes["tasks"]: tasks.page,
+    }
+
+
+def serve(config: Config, show: bool = False, start: bool = True, **kwargs):
+    """Start the services and the Panel server for the configured routes; return the server."""
+    services(config)
+    pn.config.nthreads = config.threads or None
+    return pn.serve(
+        routes(config),
+        address=config.address,
+        port=config.port,
+        websocket_origin=config.websocket_origins,
+        show=show,
+        start=start,
+        title="Task Runs Dashboard",
+        extra_patterns=[(r"/", RedirectHandler, {"url": config.routes["task_runs"]})],
+        **kwargs,
+    )

@@ -1,0 +1,284 @@
+"""taskdash: serve the dashboard, run workflows, and query the index from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from . import queries
+from .config import ConfigError, load_config
+from .formatting import duration_seconds, human_duration, iso_utc
+from .index import Index, IndexLockedError
+from .ingest import Ingestor
+from .spool import STREAMS, SpoolError, validate_run_id
+from .statuses import STATUSES
+
+LOG_PAGE_LINES = 500
+
+
+class CommandError(Exception):
+    """A command cannot do what was asked; its message is for the user."""
+
+
+def _settings(args):
+    config = load_config(args.config)
+    return config.with_overrides(spool=args.spool, index=args.index)
+
+
+def _open_index(args, rebuild: bool = False) -> tuple[Index, Ingestor]:
+    """The index, caught up with the spool (with a progress bar when there is much to read)."""
+    config = _settings(args)
+    index = Index(config.index, fallback_to_private=not rebuild)
+    if index.is_private:
+        print(f"note: {index.private_reason}; using a private index for this command", file=sys.stderr)
+    if rebuild:
+        index.clear()
+    ingestor = Ingestor(index, config.spool)
+    _catch_up_with_progress(ingestor)
+    return index, ingestor
+
+
+def _catch_up_with_progress(ingestor: Ingestor) -> dict[str, int]:
+    from tqdm import tqdm
+
+    offsets = ingestor.index.load_offsets()
+    pending = 0
+    for rel in ingestor.spool_files():
+        try:
+            size = (ingestor.spool / rel).stat().st_size
+        except FileNotFoundError:
+            continue
+        pending += max(0, size - offsets.get(rel, (0, 0, False))[0])
+    with tqdm(total=pending, unit="B", unit_scale=True, desc="indexing spool", file=sys.stderr,
+              disable=pending < 16 * 1024 * 1024 or None, leave=False) as bar:
+        return ingestor.catch_up(progress=bar.update)
+
+
+def cmd_ingest(args) -> int:
+    try:
+        index, _ = _open_index(args, rebuild=args.rebuild)
+    except IndexLockedError as exc:
+        raise CommandError(f"{exc}: stop the server that uses it before --rebuild") from None
+    counts = index.counts()
+    print(f"index {index.path}: {counts['tasks']:,} tasks, {counts['runs']:,} runs, "
+          f"{counts['log_lines']:,} log lines, {counts['ingest_errors']:,} ingest errors")
+    index.close()
+    return 0
+
+
+def cmd_runs(args) -> int:
+    try:
+        run_filter = queries.RunFilter(statuses=tuple(s.upper() for s in args.status or ()),
+                                       task_text=args.task or "",
+                                       since=queries.parse_duration(args.since) if args.since else None,
+                                       group=args.group)
+        run_filter.where()
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    index, _ = _open_index(args)
+    runs = queries.runs_page(index, run_filter, limit=args.limit)
+    total = queries.count_runs(index, run_filter)
+    index.close()
+    records = [{
+        "run_id": r.run_id, "task": r.task, "group": r.grp, "status": r.status, "agent": r.agent,
+        "adhoc": bool(r.adhoc), "trigger_time": iso_utc(r.trigger_time), "started": iso_utc(r.started),
+        "finished": iso_utc(r.finished),
+        "exit_code": None if r.exit_code is None or r.exit_code != r.exit_code else int(r.exit_code),
+        "duration_seconds": duration_seconds(r.started, r.finished), "message": r.message,
+    } for r in runs.itertuples()]
+    if args.json:
+        print(json.dumps(records, indent=1))
+        return 0
+    header = ("RUN_ID", "TASK", "GROUP", "STATUS", "AGENT", "TRIGGERED", "DURATION")
+    rows = [(r["run_id"], r["task"] + (" [ADHOC]" if r["adhoc"] else ""), r["group"] or "", r["status"],
+             r["agent"] or "", (r["trigger_time"] or "")[:19].replace("T", " "),
+             human_duration(r["duration_seconds"])) for r in records]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print(f"{len(rows):,} of {total:,} matching runs", file=sys.stderr)
+    return 0
+
+
+def cmd_logs(args) -> int:
+    try:
+        validate_run_id(args.run_id)
+    except SpoolError as exc:
+        raise CommandError(str(exc)) from None
+    index, _ = _open_index(args)
+    if queries.run(index, args.run_id) is None:
+        raise CommandError(f"no run {args.run_id!r} in the index (see `taskdash runs`)")
+    total = queries.log_line_counts(index, args.run_id)[args.stream]
+    if args.search:
+        matches, line_numbers = queries.search_log(index, args.run_id, args.stream, args.search, limit=10**9)
+        for first in range(0, len(line_numbers), LOG_PAGE_LINES):  # fetch matching lines a page at a time
+            chunk = line_numbers[first:first + LOG_PAGE_LINES]
+            lines = queries.log_page(index, args.run_id, args.stream, chunk[0], chunk[-1] - chunk[0] + 1)
+            wanted = set(chunk)
+            for number, text in zip(lines["line_no"], lines["text"]):
+                if number in wanted:
+                    print(f"{number:>7}  {text}")
+        print(f"{matches:,} matching lines of {total:,} in {args.stream}", file=sys.stderr)
+    else:
+        pages = max(1, -(-total // LOG_PAGE_LINES))
+        page = pages if args.page == -1 else args.page
+        if not 1 <= page <= pages:
+            raise CommandError(f"page {args.page} does not exist: {args.stream} has {pages} page(s)")
+        lines = queries.log_page(index, args.run_id, args.stream, (page - 1) * LOG_PAGE_LINES + 1, LOG_PAGE_LINES)
+        for number, text in zip(lines["line_no"], lines["text"]):
+            print(f"{number:>7}  {text}")
+        print(f"{args.stream}: page {page} of {pages}, {total:,} lines", file=sys.stderr)
+    index.close()
+    return 0
+
+
+def cmd_errors(args) -> int:
+    index, _ = _open_index(args)
+    errors = queries.ingest_errors(index, limit=args.limit)
+    index.close()
+    for e in errors.itertuples():
+        print(f"{iso_utc(e.recorded)}  {e.file}:{e.offset}  {e.reason}"
+              + (f"\n    {e.excerpt[:160]!r}" if e.excerpt else ""))
+    print(f"{len(errors):,} ingest errors", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from . import app
+
+    config = load_config(args.config).with_overrides(
+        spool=args.spool, index=args.index, port=args.port, address=args.address)
+    runner = None
+    if args.demo:
+        runner = subprocess.Popen([sys.executable, "-m", "dashboard.cli", "run", str(config.demo_workflow),
+                                   "--spool", str(config.spool)])
+    try:
+        server = app.serve(config, start=False)
+        server.start()
+        loop = server.io_loop
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: loop.add_callback_from_signal(loop.stop))
+        route = config.routes["task_runs"]
+        print(f"Task Runs Dashboard: http://{config.address}:{server.port}{route}", flush=True)
+        if app.services().index.is_private:
+            print(f"note: {app.services().index.private_reason}; using a private index", flush=True)
+        loop.start()
+    finally:
+        if runner is not None:
+            runner.terminate()
+            runner.wait(30)
+        app.stop_services()
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .runner import Scheduler
+    from .workflow import load_workflow
+
+    config = load_config(args.config).with_overrides(spool=args.spool)
+    workflow = load_workflow(args.workflow)
+    scheduler = Scheduler(workflow, config.spool, cycles=args.cycles)
+    stopped = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.append(True) or scheduler.request_stop())
+    print(f"running {workflow.name}: {len(workflow.tasks)} tasks every {workflow.schedule_seconds:g} s "
+          f"into {config.spool}", file=sys.stderr, flush=True)
+    scheduler.start()
+    scheduler.wait()
+    scheduler.stop()
+    return 0
+
+
+def cmd_adhoc(args) -> int:
+    from .runner import run_adhoc
+
+    config = load_config(args.config).with_overrides(spool=args.spool)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise CommandError("give the command after --, for example: taskdash adhoc -- echo hello")
+    return run_adhoc(config.spool, command, agent=args.agent, task=args.task)
+
+
+def cmd_terminate(args) -> int:
+    from .runner import RunnerError, terminate
+
+    config = load_config(args.config).with_overrides(spool=args.spool)
+    try:
+        print(terminate(config.spool, args.run_id))
+    except (RunnerError, SpoolError) as exc:
+        raise CommandError(str(exc)) from None
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="taskdash", description=__doc__)
+    root.add_argument("--config", help="settings file (default: $TASKDASH_CONFIG or ./panel_serve.yaml)")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, func, help, index=True):
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(func=func)
+        sub.add_argument("--spool", help="spool folder (default: from the settings)")
+        if index:
+            sub.add_argument("--index", help="DuckDB index file (default: from the settings)")
+        return sub
+
+    serve = command("serve", cmd_serve, "start the dashboard server and its ingestor")
+    serve.add_argument("--port", type=int, help="port (0 picks a free one)")
+    serve.add_argument("--address", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--demo", action="store_true", help="also run the demo workflow into the spool")
+
+    ingest = command("ingest", cmd_ingest, "catch the index up with the spool and print its counts")
+    ingest.add_argument("--rebuild", action="store_true", help="drop the index and rebuild it from the spool")
+
+    runs = command("runs", cmd_runs, "list runs, newest first")
+    runs.add_argument("--status", action="append", choices=STATUSES, type=str.upper, metavar="STATUS",
+                      help=f"only this status (repeatable): {', '.join(STATUSES)}")
+    runs.add_argument("--task", help="only tasks whose name contains this text")
+    runs.add_argument("--group", help="only this group")
+    runs.add_argument("--since", help="only runs triggered within this range, e.g. 6h, 3d")
+    runs.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
+    runs.add_argument("--json", action="store_true", help="print one JSON array")
+
+    logs = command("logs", cmd_logs, "print a page of a run's log, or the lines matching a search")
+    logs.add_argument("run_id")
+    logs.add_argument("--stream", choices=STREAMS, default="stdout")
+    logs.add_argument("--page", type=int, default=1, help=f"page of {LOG_PAGE_LINES} lines; -1 is the last")
+    logs.add_argument("--search", help="print only lines containing this text (case-insensitive)")
+
+    errors = command("errors", cmd_errors, "list ingest errors: bad spool lines and files")
+    errors.add_argument("--limit", type=int, default=1000)
+
+    run = command("run", cmd_run, "run a workflow with the built-in scheduler", index=False)
+    run.add_argument("workflow", type=Path, help="workflow file (YAML or TOML)")
+    run.add_argument("--cycles", type=int, help="stop after this many cycles (default: run until stopped)")
+
+    adhoc = command("adhoc", cmd_adhoc, "run a one-off command as an ADHOC run", index=False)
+    adhoc.add_argument("--agent", default="adhoc", help="agent name shown for the run")
+    adhoc.add_argument("--task", help="task name (default: Adhoc_<command>)")
+    adhoc.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+
+    terminate = command("terminate", cmd_terminate, "end a running run's process group", index=False)
+    terminate.add_argument("run_id")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CommandError, ConfigError) as exc:
+        print(f"taskdash: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # e.g. piped into `head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

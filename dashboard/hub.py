@@ -1,0 +1,128 @@
+"""The live feed: the ingestor publishes what changed, and each subscribed session hears of it.
+
+Deliveries to a Panel session run on that session's document (Bokeh's thread-safe
+`add_next_tick_callback`), are coalesced so a session hears at most a few times a second
+however fast the spool changes, and stop when the session closes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from panel.io.state import set_curdoc, state
+
+
+@dataclass
+class Change:
+    """What one or more ingest steps changed in the index."""
+
+    runs: set[str] = field(default_factory=set)
+    #: (run_id, stream) -> the highest line number now in the index
+    log_lines: dict[tuple[str, str], int] = field(default_factory=dict)
+    tasks: bool = False
+    errors: int = 0
+
+    def merge(self, other: Change) -> None:
+        self.runs |= other.runs
+        for key, last in other.log_lines.items():
+            self.log_lines[key] = max(last, self.log_lines.get(key, 0))
+        self.tasks = self.tasks or other.tasks
+        self.errors += other.errors
+
+    def __bool__(self) -> bool:
+        return bool(self.runs or self.log_lines or self.tasks or self.errors)
+
+
+class Subscription:
+    """One subscriber's pending changes, delivered coalesced on its session (if any)."""
+
+    def __init__(self, hub: Hub, callback: Callable[[Change], None], doc=None, min_interval: float = 0.25):
+        self._hub = hub
+        self._callback = callback
+        self._doc = doc
+        self._min_interval = min_interval
+        self._lock = threading.Lock()
+        self._pending: Change | None = None
+        self._last_delivery = 0.0
+        self.closed = False
+
+    def offer(self, change: Change) -> None:
+        """Queue a change; schedule a delivery unless one is already on its way."""
+        with self._lock:
+            if self.closed:
+                return
+            if self._pending is not None:
+                self._pending.merge(change)
+                return
+            self._pending = Change()
+            self._pending.merge(change)
+        if self._doc is None:
+            self._deliver()
+        else:
+            self._doc.add_next_tick_callback(self._deliver_on_doc)
+
+    def _deliver_on_doc(self) -> None:
+        wait = self._last_delivery + self._min_interval - time.monotonic()
+        if wait > 0:  # too soon after the last one: let more changes gather
+            self._doc.add_timeout_callback(self._deliver_on_doc, int(wait * 1000) + 1)
+            return
+        with set_curdoc(self._doc):
+            self._deliver()
+
+    def _deliver(self) -> None:
+        with self._lock:
+            change, self._pending = self._pending, None
+            if self.closed or change is None:
+                return
+            self._last_delivery = time.monotonic()
+        try:
+            self._callback(change)
+        except Exception as exc:  # a broken page must not stop the feed for the others
+            state._handle_exception(exc)
+
+    def close(self) -> None:
+        """Stop deliveries and leave the hub."""
+        with self._lock:
+            self.closed = True
+            self._pending = None
+        self._hub._remove(self)
+
+
+class Hub:
+    """In-process publish/subscribe between the ingestor and the pages."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._subscriptions: list[Subscription] = []
+
+    def subscribe(self, callback: Callable[[Change], None], min_interval: float = 0.25) -> Subscription:
+        """Subscribe; inside a Panel session deliveries go through its document and end with it."""
+        doc = state.curdoc if state.curdoc is not None and state.curdoc.session_context else None
+        subscription = Subscription(self, callback, doc, min_interval)
+        with self._lock:
+            self._subscriptions.append(subscription)
+        if doc is not None:
+            doc.on_session_destroyed(lambda _context: subscription.close())
+        return subscription
+
+    def publish(self, change: Change) -> None:
+        """Offer a change to every subscriber (called from the ingest thread)."""
+        if not change:
+            return
+        with self._lock:
+            subscriptions = list(self._subscriptions)
+        for subscription in subscriptions:
+            subscription.offer(change)
+
+    @property
+    def subscriber_count(self) -> int:
+        with self._lock:
+            return len(self._subscriptions)
+
+    def _remove(self, subscription: Subscription) -> None:
+        with self._lock:
+            if subscription in self._subscriptions:
+                self._subscriptions.remove(subscription)

@@ -1,0 +1,276 @@
+"""The DuckDB index of the spool: its schema, the ingestor's batched writes, and every query.
+
+The index is derived: it can always be rebuilt from the spool. One connection is shared by
+the process; each call opens its own cursor, so the ingest thread and page sessions can
+use it at once (DuckDB's MVCC gives readers the last committed state).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from .statuses import TERMINAL
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR);
+CREATE TABLE IF NOT EXISTS tasks (
+    task VARCHAR, grp VARCHAR, depends_on VARCHAR[], description VARCHAR, defined_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS transitions (
+    run_id VARCHAR, task VARCHAR, status VARCHAR, ts TIMESTAMP, agent VARCHAR, adhoc BOOLEAN,
+    grp VARCHAR, trigger_time TIMESTAMP, exit_code INTEGER, message VARCHAR);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR, task VARCHAR, grp VARCHAR, status VARCHAR, agent VARCHAR, adhoc BOOLEAN,
+    trigger_time TIMESTAMP, started TIMESTAMP, finished TIMESTAMP, exit_code INTEGER,
+    message VARCHAR, updated TIMESTAMP);
+CREATE TABLE IF NOT EXISTS log_lines (
+    run_id VARCHAR, stream VARCHAR, line_no BIGINT, arrived TIMESTAMP, text VARCHAR);
+CREATE TABLE IF NOT EXISTS ingest_offsets (
+    path VARCHAR, "offset" BIGINT, lines BIGINT, in_long_line BOOLEAN);
+CREATE TABLE IF NOT EXISTS ingest_errors (
+    file VARCHAR, "offset" BIGINT, reason VARCHAR, excerpt VARCHAR, recorded TIMESTAMP);
+"""
+
+TABLES = ("meta", "tasks", "transitions", "runs", "log_lines", "ingest_offsets", "ingest_errors")
+
+TRANSITION_COLUMNS = ("run_id", "task", "status", "ts", "agent", "adhoc", "grp",
+                      "trigger_time", "exit_code", "message")
+
+_TERMINAL_SQL = ", ".join(f"'{s}'" for s in TERMINAL)
+
+# A run's current status is its latest event by time, except that a terminal status
+# outranks any non-terminal one: an older (or skewed) RUNNING never reopens a finished run.
+RECOMPUTE_RUNS = f"""
+DELETE FROM runs WHERE run_id IN (SELECT run_id FROM touched);
+INSERT INTO runs
+SELECT run_id,
+       arg_max(task, rank),
+       arg_max(grp, ts) FILTER (WHERE grp IS NOT NULL),
+       arg_max(status, rank),
+       arg_max(agent, ts) FILTER (WHERE agent IS NOT NULL),
+       bool_or(adhoc),
+       coalesce(min(trigger_time), min(ts) FILTER (WHERE status = 'TRIGGER'), min(ts)),
+       min(ts) FILTER (WHERE status IN ('STARTED', 'RUNNING')),
+       CASE WHEN arg_max(status, rank) IN ({_TERMINAL_SQL}) THEN arg_max(ts, rank) END,
+       arg_max(exit_code, rank) FILTER (WHERE exit_code IS NOT NULL),
+       arg_max(message, rank) FILTER (WHERE message IS NOT NULL),
+       max(ts)
+FROM (SELECT *, {{'terminal': status IN ({_TERMINAL_SQL}), 'ts': ts, 'status': status}} AS rank
+      FROM transitions WHERE run_id IN (SELECT run_id FROM touched))
+GROUP BY run_id;
+"""
+
+
+class IndexLockedError(RuntimeError):
+    """The index file is held by another process."""
+
+
+@dataclass
+class Batch:
+    """What one ingest step adds to the index, committed together with the offsets it read."""
+
+    tasks: list[dict] = field(default_factory=list)
+    transitions: list[dict] = field(default_factory=list)
+    log_columns: dict[str, list] = field(default_factory=lambda: {
+        "run_id": [], "stream": [], "line_no": [], "text": []})
+    offsets: dict[str, tuple[int, int, bool]] = field(default_factory=dict)
+    errors: list[tuple[str, int, str, str]] = field(default_factory=list)
+
+    def add_log_lines(self, run_id: str, stream: str, first_line_no: int, lines: list[str]) -> None:
+        count = len(lines)
+        columns = self.log_columns
+        columns["run_id"].extend([run_id] * count)
+        columns["stream"].extend([stream] * count)
+        columns["line_no"].extend(range(first_line_no, first_line_no + count))
+        columns["text"].extend(lines)
+
+    @property
+    def log_line_count(self) -> int:
+        return len(self.log_columns["text"])
+
+    def __bool__(self) -> bool:
+        return bool(self.tasks or self.transitions or self.log_line_count or self.offsets or self.errors)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Index:
+    """A DuckDB index file (or a private one when the file is locked by another process)."""
+
+    def __init__(self, path: str | Path | None, fallback_to_private: bool = True):
+        self.requested_path = Path(path) if path else None
+        self.private_reason: str | None = None
+        self._private_dir: str | None = None
+        self.path = self.requested_path
+        self._write_lock = threading.Lock()
+        try:
+            self._conn = self._connect(self.requested_path)
+        except IndexLockedError as exc:
+            if not fallback_to_private:
+                raise
+            self._private_dir = tempfile.mkdtemp(prefix="taskdash-index-")
+            self.path = Path(self._private_dir) / "taskruns.duckdb"
+            self.private_reason = str(exc)
+            log.warning("%s; indexing into a private index at %s instead", exc, self.path)
+            self._conn = self._connect(self.path)
+        self._create_schema()
+
+    @staticmethod
+    def _connect(path: Path | None) -> duckdb.DuckDBPyConnection:
+        if path is None:
+            return duckdb.connect(":memory:")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise IndexLockedError(f"the index {path} is in use by another process") from None
+            raise
+
+    def _create_schema(self) -> None:
+        with self.cursor() as cur:
+            cur.execute(SCHEMA)
+            version = cur.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if version is None:
+                cur.execute("INSERT INTO meta VALUES ('schema', ?)", [SCHEMA_VERSION])
+            elif version[0] != SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"the index {self.path} has schema {version[0]}, not {SCHEMA_VERSION}: "
+                    "rebuild it with `taskdash ingest --rebuild`")
+
+    @property
+    def is_private(self) -> bool:
+        return self.private_reason is not None
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of the shared connection, for use in one thread (use with `with`)."""
+        return self._conn.cursor()
+
+    def close(self) -> None:
+        self._conn.close()
+        if self._private_dir:
+            shutil.rmtree(self._private_dir, ignore_errors=True)
+
+    # ---- writes: only the ingestor calls these ---------------------------------------
+
+    def clear(self) -> None:
+        """Drop every row, so the spool is read again from its start."""
+        with self._write_lock, self.cursor() as cur:
+            cur.execute("BEGIN")
+            for table in TABLES:
+                if table != "meta":
+                    cur.execute(f"DELETE FROM {table}")
+            cur.execute("COMMIT")
+            cur.execute("CHECKPOINT")
+
+    def load_offsets(self) -> dict[str, tuple[int, int, bool]]:
+        """Where the ingestor stopped in each spool file: path -> (offset, lines, in_long_line)."""
+        with self.cursor() as cur:
+            rows = cur.execute('SELECT path, "offset", lines, in_long_line FROM ingest_offsets').fetchall()
+        return {path: (offset, lines, long) for path, offset, lines, long in rows}
+
+    def apply(self, batch: Batch) -> set[str]:
+        """Commit a batch and the offsets it came from in one transaction; return runs touched."""
+        now = _utcnow()
+        with self._write_lock, self.cursor() as cur:
+            cur.execute("BEGIN")
+            try:
+                touched = self._write(cur, batch, now)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return touched
+
+    def _write(self, cur, batch: Batch, now: dt.datetime) -> set[str]:
+        if batch.tasks:
+            latest = {task["task"]: task for task in batch.tasks}  # a later definition wins
+            frame = pd.DataFrame({
+                "task": list(latest), "grp": [t["group"] for t in latest.values()],
+                "depends_on": [t["depends_on"] for t in latest.values()],
+                "description": [t["description"] for t in latest.values()]})
+            cur.register("new_tasks", frame)
+            cur.execute("DELETE FROM tasks WHERE task IN (SELECT task FROM new_tasks)")
+            cur.execute("INSERT INTO tasks SELECT task, grp, depends_on, description, ? FROM new_tasks", [now])
+            cur.unregister("new_tasks")
+        touched: set[str] = set()
+        if batch.transitions:
+            columns = {name: [t["group" if name == "grp" else name] for t in batch.transitions]
+                       for name in TRANSITION_COLUMNS}
+            table = pa.table({
+                **{name: pa.array(columns[name], pa.string()) for name in
+                   ("run_id", "task", "status", "agent", "grp", "message")},
+                "ts": pa.array(columns["ts"], pa.timestamp("us")),
+                "trigger_time": pa.array(columns["trigger_time"], pa.timestamp("us")),
+                "adhoc": pa.array(columns["adhoc"], pa.bool_()),
+                "exit_code": pa.array(columns["exit_code"], pa.int32()),
+            })
+            cur.register("new_transitions", table)
+            # The same event read twice (a duplicate line, a second writer) counts once.
+            cur.execute(f"""
+                INSERT INTO transitions
+                SELECT DISTINCT ON (n.run_id, n.status, n.ts) {', '.join('n.' + c for c in TRANSITION_COLUMNS)}
+                FROM new_transitions n
+                ANTI JOIN (SELECT run_id, status, ts FROM transitions
+                           WHERE run_id IN (SELECT run_id FROM new_transitions)) t
+                  ON n.run_id = t.run_id AND n.status = t.status AND n.ts = t.ts""")
+            cur.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT run_id FROM new_transitions")
+            cur.unregister("new_transitions")
+            cur.execute(RECOMPUTE_RUNS)
+            touched = set(columns["run_id"])
+        if batch.log_line_count:
+            cols = batch.log_columns
+            table = pa.table({
+                "run_id": pa.array(cols["run_id"], pa.string()),
+                "stream": pa.array(cols["stream"], pa.string()),
+                "line_no": pa.array(cols["line_no"], pa.int64()),
+                "arrived": pa.array([now] * len(cols["text"]), pa.timestamp("us")),
+                "text": pa.array(cols["text"], pa.string()),
+            })
+            cur.register("new_lines", table)
+            cur.execute("INSERT INTO log_lines SELECT * FROM new_lines")
+            cur.unregister("new_lines")
+        if batch.errors:
+            frame = pd.DataFrame(batch.errors, columns=["file", "offset", "reason", "excerpt"])
+            cur.register("new_errors", frame)
+            cur.execute('INSERT INTO ingest_errors SELECT file, "offset", reason, excerpt, ? FROM new_errors', [now])
+            cur.unregister("new_errors")
+        if batch.offsets:
+            frame = pd.DataFrame(
+                [(path, *state) for path, state in batch.offsets.items()],
+                columns=["path", "offset", "lines", "in_long_line"])
+            cur.register("new_offsets", frame)
+            cur.execute("DELETE FROM ingest_offsets WHERE path IN (SELECT path FROM new_offsets)")
+            cur.execute("INSERT INTO ingest_offsets SELECT * FROM new_offsets")
+            cur.unregister("new_offsets")
+        return touched
+
+    # ---- queries ---------------------------------------------------------------------
+
+    def query(self, sql: str, params: list | tuple = ()) -> pd.DataFrame:
+        """Run a parameterised query and return its rows as a DataFrame."""
+        with self.cursor() as cur:
+            return cur.execute(sql, list(params)).df()
+
+    def counts(self) -> dict[str, int]:
+        """How many tasks, runs, log lines and ingest errors the index holds."""
+        with self.cursor() as cur:
+            row = cur.execute("""SELECT (SELECT count(*) FROM tasks), (SELECT count(*) FROM runs),
+                                        (SELECT count(*) FROM log_lines), (SELECT count(*) FROM ingest_errors)
+                              """).fetchone()
+        return dict(zip(("tasks", "runs", "log_lines", "ingest_errors"), row))

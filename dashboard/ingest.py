@@ -1,0 +1,269 @@
+"""The ingestor: tails the spool and writes the index; the only writer of its index.
+
+Each step reads what was appended since the stored offsets, and commits the rows together
+with the new offsets, so a restart (or a kill) neither loses nor doubles anything. Pushes
+come from watchfiles; a slow full rescan catches anything a push missed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import watchfiles
+
+from .hub import Change, Hub
+from .index import Batch, Index
+from .spool import STREAMS, SpoolError, events_dir, logs_dir, parse_event, validate_run_id
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 8 * 1024 * 1024  # bytes read from one file in one step
+MAX_LINE_CHARS = 64 * 1024  # a longer log line is cut, with a marker
+BATCH_LINES = 400_000  # log lines (or events) gathered before a commit
+BATCH_BYTES = 64 * 1024 * 1024
+IGNORED = -1  # the offset of a file that breaks the contract: reported once, then left alone
+
+Offset = tuple[int, int, bool]  # (byte offset, lines read, inside a cut over-long line)
+
+
+def cut_marker(length: int | None = None) -> str:
+    size = f" of {length:,} characters" if length else ""
+    return f" … [line{size} cut at {MAX_LINE_CHARS:,} characters]"
+
+
+@dataclass
+class IngestHealth:
+    """How the ingestor is doing, for the connection indicator and the CLI."""
+
+    last_step: float | None = None
+    failure: str | None = None
+    errors_recorded: int = 0
+
+
+class Ingestor:
+    """Reads a spool folder into an Index and tells the hub what changed."""
+
+    def __init__(self, index: Index, spool: str | Path, hub: Hub | None = None,
+                 rescan_seconds: float = 30.0, debounce_ms: int = 50):
+        self.index = index
+        self.spool = Path(spool)
+        self.hub = hub
+        self.rescan_seconds = rescan_seconds
+        self.debounce_ms = debounce_ms
+        self.health = IngestHealth()
+        self._offsets: dict[str, Offset] = index.load_offsets()
+        self._step_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        events_dir(self.spool).mkdir(parents=True, exist_ok=True)
+        logs_dir(self.spool).mkdir(parents=True, exist_ok=True)
+
+    # ---- one step ---------------------------------------------------------------------
+
+    def catch_up(self, paths: Iterable[str] | None = None,
+                 progress: Callable[[int], None] | None = None) -> dict[str, int]:
+        """Ingest everything appended (to `paths`, or the whole spool); return what was added."""
+        added = {"events": 0, "log_lines": 0, "errors": 0}
+        with self._step_lock:
+            files = self.spool_files() if paths is None else sorted(set(paths))
+            batch, batch_bytes = Batch(), 0
+            for rel in files:
+                while True:
+                    read, more = self._read(rel, batch)
+                    batch_bytes += read
+                    if progress and read:
+                        progress(read)
+                    if (batch.log_line_count + len(batch.transitions) >= BATCH_LINES
+                            or batch_bytes >= BATCH_BYTES):
+                        self._commit(batch, added)
+                        batch, batch_bytes = Batch(), 0
+                    if not more:
+                        break
+            self._commit(batch, added)
+            self.health.last_step = time.time()
+            self.health.failure = None
+        return added
+
+    def _commit(self, batch: Batch, added: dict[str, int]) -> None:
+        if not batch:
+            return
+        touched = self.index.apply(batch)
+        self._offsets.update(batch.offsets)
+        added["events"] += len(batch.tasks) + len(batch.transitions)
+        added["log_lines"] += batch.log_line_count
+        added["errors"] += len(batch.errors)
+        self.health.errors_recorded += len(batch.errors)
+        if self.hub is not None:
+            change = Change(runs=touched, tasks=bool(batch.tasks), errors=len(batch.errors))
+            columns = batch.log_columns
+            for run_id, stream, line_no in zip(columns["run_id"], columns["stream"], columns["line_no"]):
+                change.log_lines[(run_id, stream)] = line_no  # ascending: the last one wins
+            self.hub.publish(change)
+
+    def spool_files(self) -> list[str]:
+        """Every file of the spool the contract knows of, as paths relative to the spool."""
+        files = []
+        with os.scandir(events_dir(self.spool)) as entries:
+            files += sorted(f"events/{e.name}" for e in entries if e.name.endswith(".jsonl") and e.is_file())
+        with os.scandir(logs_dir(self.spool)) as run_dirs:
+            for run_dir in run_dirs:
+                if run_dir.is_dir():
+                    with os.scandir(run_dir.path) as logs:
+                        files += [f"logs/{run_dir.name}/{e.name}" for e in logs if e.is_file()]
+        return files
+
+    def _read(self, rel: str, batch: Batch) -> tuple[int, bool]:
+        """Read one chunk of a file into the batch; return (bytes consumed, whether more is left)."""
+        offset, lines, in_long_line = batch.offsets.get(rel) or self._offsets.get(rel, (0, 0, False))
+        if offset == IGNORED:
+            return 0, False
+        kind, run_id, stream = self._classify(rel)
+        if kind is None:
+            batch.errors.append((rel, 0, run_id, ""))  # run_id holds the reason here
+            batch.offsets[rel] = (IGNORED, 0, False)
+            return 0, False
+        try:
+            size = os.stat(self.spool / rel).st_size
+        except FileNotFoundError:
+            return 0, False
+        if size < offset:
+            batch.errors.append((rel, offset, f"file shrank from {offset:,} to {size:,} bytes "
+                                 "(truncated or replaced): reading it again from its start", ""))
+            offset, in_long_line = 0, False
+        if size == offset:
+            return 0, False
+        with open(self.spool / rel, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read(min(size - offset, READ_CHUNK))
+        start = 0
+        if in_long_line:  # the rest of a line already cut: skip to its end
+            newline = data.find(b"\n")
+            if newline < 0:
+                batch.offsets[rel] = (offset + len(data), lines, True)
+                return len(data), offset + len(data) < size
+            start, in_long_line = newline + 1, False
+        end = data.rfind(b"\n") + 1
+        if end <= start:
+            if len(data) < READ_CHUNK:  # a torn last line: wait for its newline
+                if start:
+                    batch.offsets[rel] = (offset + start, lines, False)
+                return start, False
+            # A line longer than a whole chunk: keep a log line's head, skip the rest.
+            if kind == "logs":
+                head = data[start:start + MAX_LINE_CHARS * 4].decode("utf-8", "replace")[:MAX_LINE_CHARS]
+                batch.add_log_lines(run_id, stream, lines + 1, [head + cut_marker()])
+                lines += 1
+            else:
+                batch.errors.append((rel, offset + start, f"event line longer than {READ_CHUNK:,} bytes",
+                                     data[start:start + 200].decode("utf-8", "replace")))
+            batch.offsets[rel] = (offset + len(data), lines, True)
+            return len(data), True
+        chunk = data[start:end]
+        if kind == "events":
+            raw_lines = chunk.split(b"\n")[:-1]
+            self._add_events(rel, offset + start, raw_lines, batch)
+            count = len(raw_lines)
+        else:
+            text = chunk.decode("utf-8", "replace")  # '\n' is never inside a UTF-8 sequence
+            if "\r" in text:
+                text = text.replace("\r\n", "\n")
+            new_lines = text.split("\n")[:-1]
+            if new_lines and max(map(len, new_lines)) > MAX_LINE_CHARS:
+                new_lines = [line if len(line) <= MAX_LINE_CHARS
+                             else line[:MAX_LINE_CHARS] + cut_marker(len(line)) for line in new_lines]
+            batch.add_log_lines(run_id, stream, lines + 1, new_lines)
+            count = len(new_lines)
+        batch.offsets[rel] = (offset + end, lines + count, False)
+        return end, offset + end < size
+
+    @staticmethod
+    def _classify(rel: str) -> tuple[str | None, str, str]:
+        """('events', '', '') or ('logs', run_id, stream), or (None, reason, '') for a stray file."""
+        parts = rel.split("/")
+        if parts[0] == "events":
+            return "events", "", ""
+        try:
+            validate_run_id(parts[1])
+        except SpoolError as exc:
+            return None, f"log folder ignored: {exc}", ""
+        stream = parts[-1].removesuffix(".log")
+        if len(parts) != 3 or stream not in STREAMS or not parts[-1].endswith(".log"):
+            return None, "not a log file of the contract: use logs/<run_id>/stdout.log or stderr.log", ""
+        return "logs", parts[1], stream
+
+    @staticmethod
+    def _add_events(rel: str, offset: int, raw_lines: list[bytes], batch: Batch) -> None:
+        for raw in raw_lines:
+            line_offset, offset = offset, offset + len(raw) + 1
+            if not raw.strip():
+                continue
+            try:
+                event = parse_event(json.loads(raw))
+            except UnicodeDecodeError:
+                batch.errors.append((rel, line_offset, "not valid UTF-8", raw[:200].decode("utf-8", "replace")))
+                continue
+            except json.JSONDecodeError as exc:
+                batch.errors.append((rel, line_offset, f"not JSON: {exc.msg} at column {exc.colno}",
+                                     raw[:200].decode("utf-8", "replace")))
+                continue
+            except SpoolError as exc:
+                batch.errors.append((rel, line_offset, str(exc), raw[:200].decode("utf-8", "replace")))
+                continue
+            (batch.tasks if event["kind"] == "task" else batch.transitions).append(event)
+
+    # ---- the background thread ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Catch up in a background thread and follow the spool until stop()."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._follow, name="taskdash-ingest", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _step(self, paths: Iterable[str] | None) -> None:
+        try:
+            self.catch_up(paths)
+        except Exception as exc:  # keep following: the next step may succeed
+            log.exception("ingest step failed")
+            self.health.failure = f"{type(exc).__name__}: {exc}"
+            if self.hub is not None:
+                self.hub.publish(Change(errors=1))
+
+    def _follow(self) -> None:
+        self._step(None)
+        last_full_scan = time.monotonic()
+        spool = self.spool.resolve()
+        try:
+            for changes in watchfiles.watch(
+                    spool, stop_event=self._stop, debounce=self.debounce_ms, step=10,
+                    rust_timeout=int(self.rescan_seconds * 1000), yield_on_timeout=True):
+                if time.monotonic() - last_full_scan >= self.rescan_seconds:
+                    self._step(None)
+                    last_full_scan = time.monotonic()
+                elif changes:
+                    paths = {Path(p).relative_to(spool).as_posix() for _, p in changes
+                             if os.path.isfile(p)}
+                    self._step(self._relevant(paths))
+        except Exception as exc:  # e.g. out of inotify watches: fall back to rescans alone
+            if self._stop.is_set():
+                return
+            log.warning("watching %s failed (%s); rescanning every %.0f s instead", spool, exc, 2.0)
+            while not self._stop.wait(2.0):
+                self._step(None)
+
+    @staticmethod
+    def _relevant(paths: Iterable[str]) -> list[str]:
+        return [p for p in paths if p.startswith(("events/", "logs/")) and
+                (p.endswith(".jsonl") if p.startswith("events/") else p.count("/") == 2)]

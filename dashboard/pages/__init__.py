@@ -1,0 +1,1 @@
+"""The dashboard's pages: thin compositions of components, one module per URL."""

@@ -1,0 +1,32 @@
+"""The frame every page shares: title, navigation between the pages, and the ingest status."""
+
+from __future__ import annotations
+
+import html
+
+import panel as pn
+
+from ..app import Services
+
+
+def navigation(services: Services, current: str) -> pn.pane.HTML:
+    routes = services.config.routes
+    links = [("Task Runs", routes["task_runs"]), ("Tasks & Groups", routes["tasks"])]
+    items = " ".join(
+        f'<a href="{html.escape(url)}" style="color:white;margin-right:1.2em;'
+        f'{"font-weight:bold;text-decoration:underline" if name == current else "text-decoration:none"}">'
+        f"{html.escape(name)}</a>" for name, url in links)
+    return pn.pane.HTML(items, margin=(12, 10))
+
+
+def page_template(services: Services, title: str, current: str, *main) -> pn.template.FastListTemplate:
+    """A FastListTemplate with the navigation in its header and `main` as its body."""
+    pn.extension("tabulator", reconnect=True, notifications=True)
+    template = pn.template.FastListTemplate(
+        title="Task Runs Dashboard",
+        header=[navigation(services, current)],
+        main=list(main),
+        accent="#2563eb",
+        main_layout=None,
+    )
+    return template

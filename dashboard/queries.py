@@ -1,0 +1,138 @@
+"""Read queries over the index: runs with filters and pages, one run, its logs, ingest errors.
+
+Every query is parameterised; user text never becomes SQL. Results are DataFrames of at
+most one page, so a caller never holds a whole filtered set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .index import Index
+from .statuses import STATUSES
+
+RUN_COLUMNS = ("run_id", "task", "grp", "status", "agent", "adhoc", "trigger_time", "started",
+               "finished", "exit_code", "message", "updated")
+SORTABLE = ("trigger_time", "task", "grp", "status", "agent", "started", "finished", "duration")
+_RANGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+_RUNS_FROM = """
+FROM runs r LEFT JOIN tasks t ON t.task = r.task
+"""
+_RUN_SELECT = """
+SELECT r.run_id, r.task, coalesce(r.grp, t.grp) AS grp, r.status, r.agent, r.adhoc,
+       r.trigger_time, r.started, r.finished, r.exit_code, r.message, r.updated
+"""
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """A time range such as '6h', '3d' or '90m' as a timedelta; ValueError if it is not one."""
+    match = _RANGE.fullmatch(text.strip().lower())
+    if not match:
+        raise ValueError(f"not a time range: {text!r} (use for example 30m, 6h, 3d, 1w)")
+    return dt.timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs to show: any combination of statuses, task-name text, a time range, a group."""
+
+    statuses: tuple[str, ...] = ()
+    task_text: str = ""
+    since: dt.timedelta | None = None
+    group: str | None = None
+
+    def where(self, now: dt.datetime | None = None) -> tuple[str, list]:
+        clauses, params = [], []
+        unknown = set(self.statuses) - set(STATUSES)
+        if unknown:
+            raise ValueError(f"unknown status {sorted(unknown)[0]!r}: use one of {', '.join(STATUSES)}")
+        if self.statuses:
+            clauses.append(f"r.status IN ({', '.join('?' * len(self.statuses))})")
+            params += list(self.statuses)
+        if self.task_text:
+            clauses.append("strpos(lower(r.task), lower(?)) > 0")  # literal text, no wildcards
+            params.append(self.task_text)
+        if self.since is not None:
+            clauses.append("r.trigger_time >= ?")
+            params.append((now or utcnow()) - self.since)
+        if self.group:
+            clauses.append("coalesce(r.grp, t.grp) = ?")
+            params.append(self.group)
+        return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50, offset: int = 0,
+              sort: str = "trigger_time", descending: bool = True) -> pd.DataFrame:
+    """One page of runs matching the filter, newest first unless told otherwise."""
+    if sort not in SORTABLE:
+        raise ValueError(f"cannot sort by {sort!r}: use one of {', '.join(SORTABLE)}")
+    where, params = run_filter.where()
+    order_column = "coalesce(r.finished, now()::TIMESTAMP) - r.started" if sort == "duration" else f"r.{sort}"
+    direction = "DESC" if descending else "ASC"
+    sql = (f"{_RUN_SELECT} {_RUNS_FROM} {where} "
+           f"ORDER BY {order_column} {direction} NULLS LAST, r.run_id {direction} LIMIT ? OFFSET ?")
+    return index.query(sql, params + [int(limit), int(offset)])
+
+
+def count_runs(index: Index, run_filter: RunFilter = RunFilter()) -> int:
+    """How many runs match the filter."""
+    where, params = run_filter.where()
+    return int(index.query(f"SELECT count(*) AS n {_RUNS_FROM} {where}", params)["n"].iloc[0])
+
+
+def run(index: Index, run_id: str) -> dict | None:
+    """One run as a dict, or None if the index has no such run."""
+    frame = index.query(f"{_RUN_SELECT} {_RUNS_FROM} WHERE r.run_id = ?", [run_id])
+    return None if frame.empty else frame.iloc[0].to_dict()
+
+
+def transitions(index: Index, run_id: str) -> pd.DataFrame:
+    """A run's status changes in time order."""
+    return index.query("SELECT status, ts, agent, exit_code, message FROM transitions "
+                       "WHERE run_id = ? ORDER BY ts, status", [run_id])
+
+
+def log_line_counts(index: Index, run_id: str) -> dict[str, int]:
+    """How many lines each stream of a run holds."""
+    frame = index.query("SELECT stream, max(line_no) AS n FROM log_lines WHERE run_id = ? GROUP BY stream",
+                        [run_id])
+    counts = {"stdout": 0, "stderr": 0}
+    counts.update(dict(zip(frame["stream"], frame["n"].astype(int))))
+    return counts
+
+
+def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int = 500) -> pd.DataFrame:
+    """Lines first_line .. first_line+count-1 (1-based) of a run's stream."""
+    return index.query("SELECT line_no, text FROM log_lines WHERE run_id = ? AND stream = ? "
+                       "AND line_no >= ? AND line_no < ? ORDER BY line_no",
+                       [run_id, stream, int(first_line), int(first_line) + int(count)])
+
+
+def search_log(index: Index, run_id: str, stream: str, text: str, limit: int = 1000) -> tuple[int, list[int]]:
+    """Case-insensitive literal search in a whole stream: (match count, first matching line numbers)."""
+    params = [run_id, stream, text]
+    where = "WHERE run_id = ? AND stream = ? AND strpos(lower(text), lower(?)) > 0"
+    total = int(index.query(f"SELECT count(*) AS n FROM log_lines {where}", params)["n"].iloc[0])
+    lines = index.query(f"SELECT line_no FROM log_lines {where} ORDER BY line_no LIMIT ?", params + [limit])
+    return total, lines["line_no"].astype(int).tolist()
+
+
+def ingest_errors(index: Index, limit: int = 1000) -> pd.DataFrame:
+    """The newest ingest errors: file, byte offset, reason and an excerpt of the bad line."""
+    return index.query('SELECT recorded, file, "offset", reason, excerpt FROM ingest_errors '
+                       'ORDER BY recorded DESC, file, "offset" DESC LIMIT ?', [limit])
+
+
+def tasks(index: Index) -> pd.DataFrame:
+    """Every defined task with its group, dependencies and description."""
+    return index.query("SELECT task, grp, depends_on, description FROM tasks ORDER BY grp, task")

@@ -1,0 +1,201 @@
+"""The spool contract: where writers append events and logs, and what a valid event is.
+
+Writers (the runner, a scheduler, a notebook) only ever append files here; the ingestor
+reads them into the index. Nothing in this module touches DuckDB or Panel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import secrets
+import socket
+import threading
+from pathlib import Path
+
+from .statuses import STATUSES
+
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
+STREAMS = ("stdout", "stderr")
+EVENT_KINDS = ("task", "status")
+
+
+class SpoolError(ValueError):
+    """An event that breaks the contract; its message says why, for the ingest error list."""
+
+
+def events_dir(spool: Path) -> Path:
+    return Path(spool) / "events"
+
+
+def logs_dir(spool: Path) -> Path:
+    return Path(spool) / "logs"
+
+
+def validate_run_id(run_id: object) -> str:
+    """Return the run id if it may name a folder, else raise SpoolError."""
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id) or run_id in (".", ".."):
+        raise SpoolError(
+            f"bad run_id {str(run_id)[:80]!r}: use 1-128 letters, digits, '.', '_' or '-'"
+        )
+    return run_id
+
+
+def log_path(spool: Path, run_id: str, stream: str) -> Path:
+    """The file a run's stream is appended to: logs/<run_id>/<stream>.log."""
+    if stream not in STREAMS:
+        raise SpoolError(f"unknown stream {stream!r}: use one of {', '.join(STREAMS)}")
+    return logs_dir(spool) / validate_run_id(run_id) / f"{stream}.log"
+
+
+def parse_timestamp(value: object, field: str = "ts") -> dt.datetime:
+    """An ISO 8601 timestamp as a naive UTC datetime; without a zone it means UTC."""
+    if not isinstance(value, str) or not value:
+        raise SpoolError(f"missing or non-text {field!r} timestamp")
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise SpoolError(f"{field!r} is not an ISO 8601 timestamp: {value[:60]!r}") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def format_timestamp(moment: dt.datetime | None = None) -> str:
+    """A timestamp as the spool writes it: ISO 8601 UTC with milliseconds and a Z."""
+    moment = moment or dt.datetime.now(dt.timezone.utc)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+def _text(event: dict, field: str, required: bool = False, limit: int = 1024) -> str | None:
+    value = event.get(field)
+    if value is None:
+        if required:
+            raise SpoolError(f"missing field {field!r}")
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise SpoolError(f"field {field!r} must be non-empty text")
+    if len(value) > limit:
+        raise SpoolError(f"field {field!r} is longer than {limit} characters")
+    return value
+
+
+def parse_event(event: object) -> dict:
+    """Validate one decoded event line and return it normalised, or raise SpoolError."""
+    if not isinstance(event, dict):
+        raise SpoolError(f"an event must be a JSON object, not {type(event).__name__}")
+    kind = event.get("kind")
+    if kind == "task":
+        depends_on = event.get("depends_on") or []
+        if not isinstance(depends_on, list) or not all(isinstance(d, str) and d for d in depends_on):
+            raise SpoolError("field 'depends_on' must be a list of task names")
+        return {
+            "kind": "task",
+            "task": _text(event, "task", required=True, limit=256),
+            "group": _text(event, "group", limit=256),
+            "depends_on": list(dict.fromkeys(depends_on)),
+            "description": _text(event, "description", limit=4096),
+        }
+    if kind == "status":
+        status = event.get("status")
+        if status not in STATUSES:
+            raise SpoolError(f"unknown status {str(status)[:40]!r}: use one of {', '.join(STATUSES)}")
+        adhoc = event.get("adhoc", False)
+        if not isinstance(adhoc, bool):
+            raise SpoolError("field 'adhoc' must be true or false")
+        exit_code = event.get("exit_code")
+        if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)):
+            raise SpoolError("field 'exit_code' must be an integer")
+        trigger_time = event.get("trigger_time")
+        return {
+            "kind": "status",
+            "run_id": validate_run_id(event.get("run_id")),
+            "task": _text(event, "task", required=True, limit=256),
+            "status": status,
+            "ts": parse_timestamp(event.get("ts")),
+            "agent": _text(event, "agent", limit=256),
+            "adhoc": adhoc,
+            "group": _text(event, "group", limit=256),
+            "trigger_time": None if trigger_time is None else parse_timestamp(trigger_time, "trigger_time"),
+            "exit_code": exit_code,
+            "message": _text(event, "message", limit=4096),
+        }
+    if kind is None:
+        raise SpoolError("missing field 'kind'")
+    raise SpoolError(f"unknown kind {str(kind)[:40]!r}: use one of {', '.join(EVENT_KINDS)}")
+
+
+def new_run_id(prefix: str = "r") -> str:
+    """A fresh, sortable run id such as r-20261128T120003123-3f9a1c."""
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")[:-3]
+    return f"{prefix}-{now}-{secrets.token_hex(3)}"
+
+
+class SpoolWriter:
+    """Appends events and log bytes to a spool; each writer owns its own events file.
+
+    Every event is one whole line written by a single append, so several writers (and
+    several threads of one writer) never interleave partial lines.
+    """
+
+    def __init__(self, spool: str | Path, name: str = "writer"):
+        self.spool = Path(spool)
+        events_dir(self.spool).mkdir(parents=True, exist_ok=True)
+        logs_dir(self.spool).mkdir(parents=True, exist_ok=True)
+        safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:40]
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        unique = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+        self.events_path = events_dir(self.spool) / f"{safe_name}-{stamp}-{unique}.jsonl"
+        self._fd = os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lock = threading.Lock()
+
+    def append_event(self, event: dict) -> None:
+        """Validate and append one event as a JSON line; raise SpoolError if it is invalid."""
+        parse_event(event)
+        line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
+        with self._lock:
+            os.write(self._fd, line.encode("utf-8"))
+
+    def define_task(self, task: str, group: str | None = None, depends_on=(), description=None) -> None:
+        """Announce (or replace) a task definition."""
+        self.append_event({"kind": "task", "task": task, "group": group,
+                           "depends_on": list(depends_on), "description": description})
+
+    def status(self, run_id: str, task: str, status: str, *, agent: str | None = None,
+               adhoc: bool = False, ts: dt.datetime | None = None, **optional) -> None:
+        """Record a status change of a run; optional: group, trigger_time, exit_code, message."""
+        event = {"kind": "status", "run_id": run_id, "task": task, "status": status,
+                 "ts": format_timestamp(ts), "agent": agent, "adhoc": adhoc}
+        for key, value in optional.items():
+            if value is not None:
+                event[key] = format_timestamp(value) if isinstance(value, dt.datetime) else value
+        self.append_event(event)
+
+    def log_path(self, run_id: str, stream: str) -> Path:
+        """The log file of a run's stream, with its folder created."""
+        path = log_path(self.spool, run_id, stream)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def append_log(self, run_id: str, stream: str, data: bytes | str) -> None:
+        """Append raw output to a run's stdout or stderr log."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        with open(self.log_path(run_id, stream), "ab") as handle:
+            handle.write(data)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+    def __enter__(self) -> SpoolWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
