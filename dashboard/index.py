@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -24,6 +25,7 @@ from .statuses import TERMINAL
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
+MAX_LINE_CHARS = 64 * 1024  # a longer log line is kept cut, with a marker
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR);
@@ -78,28 +80,59 @@ class IndexLockedError(RuntimeError):
     """The index file is held by another process."""
 
 
+def cut_line(line: str) -> str:
+    return f"{line[:MAX_LINE_CHARS]} … [line of {len(line):,} characters cut at {MAX_LINE_CHARS:,}]"
+
+
+def split_lines(data: bytes) -> tuple[pa.LargeStringArray, int]:
+    """Complete lines (each ending in a newline) as an Arrow array, without a Python object per line.
+
+    Invalid UTF-8 is replaced, CRLF endings become LF, and an over-long line is cut.
+    """
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        data = data.decode("utf-8", "replace").encode("utf-8")  # a newline is never inside a sequence
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n")
+    newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+    count = len(newlines)
+    # With every newline removed, line i ends where its newline stood, less the i newlines before it.
+    offsets = np.concatenate([[0], newlines - np.arange(count)]).astype(np.int64)
+    if count and np.diff(offsets).max() > MAX_LINE_CHARS:  # rare: cut in Python
+        lines = data.decode("utf-8").split("\n")[:-1]
+        return pa.array([cut_line(x) if len(x) > MAX_LINE_CHARS else x for x in lines], pa.large_string()), count
+    return pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(data.replace(b"\n", b""))), count
+
+
 @dataclass
 class Batch:
     """What one ingest step adds to the index, committed together with the offsets it read."""
 
     tasks: list[dict] = field(default_factory=list)
     transitions: list[dict] = field(default_factory=list)
-    log_columns: dict[str, list] = field(default_factory=lambda: {
-        "run_id": [], "stream": [], "line_no": [], "text": []})
+    log_chunks: list[pa.RecordBatch] = field(default_factory=list)
+    #: (run_id, stream) -> the last line number this batch adds
+    log_last_lines: dict[tuple[str, str], int] = field(default_factory=dict)
+    log_line_count: int = 0
     offsets: dict[str, tuple[int, int, bool]] = field(default_factory=dict)
     errors: list[tuple[str, int, str, str]] = field(default_factory=list)
 
-    def add_log_lines(self, run_id: str, stream: str, first_line_no: int, lines: list[str]) -> None:
-        count = len(lines)
-        columns = self.log_columns
-        columns["run_id"].extend([run_id] * count)
-        columns["stream"].extend([stream] * count)
-        columns["line_no"].extend(range(first_line_no, first_line_no + count))
-        columns["text"].extend(lines)
-
-    @property
-    def log_line_count(self) -> int:
-        return len(self.log_columns["text"])
+    def add_log_lines(self, run_id: str, stream: str, first_line_no: int, data: bytes) -> int:
+        """Add complete lines of raw output; return how many there were."""
+        texts, count = split_lines(data)
+        if not count:
+            return 0
+        same = pa.array(np.zeros(count, np.int32))
+        self.log_chunks.append(pa.record_batch({
+            "run_id": pa.DictionaryArray.from_arrays(same, pa.array([run_id])),
+            "stream": pa.DictionaryArray.from_arrays(same, pa.array([stream])),
+            "line_no": pa.array(np.arange(first_line_no, first_line_no + count, dtype=np.int64)),
+            "text": texts,
+        }))
+        self.log_last_lines[(run_id, stream)] = first_line_no + count - 1
+        self.log_line_count += count
+        return count
 
     def __bool__(self) -> bool:
         return bool(self.tasks or self.transitions or self.log_line_count or self.offsets or self.errors)
@@ -234,16 +267,9 @@ class Index:
             cur.execute(RECOMPUTE_RUNS)
             touched = set(columns["run_id"])
         if batch.log_line_count:
-            cols = batch.log_columns
-            table = pa.table({
-                "run_id": pa.array(cols["run_id"], pa.string()),
-                "stream": pa.array(cols["stream"], pa.string()),
-                "line_no": pa.array(cols["line_no"], pa.int64()),
-                "arrived": pa.array([now] * len(cols["text"]), pa.timestamp("us")),
-                "text": pa.array(cols["text"], pa.string()),
-            })
-            cur.register("new_lines", table)
-            cur.execute("INSERT INTO log_lines SELECT * FROM new_lines")
+            cur.register("new_lines", pa.Table.from_batches(batch.log_chunks))
+            cur.execute("INSERT INTO log_lines SELECT run_id::VARCHAR, stream::VARCHAR, line_no, ?, text "
+                        "FROM new_lines", [now])
             cur.unregister("new_lines")
         if batch.errors:
             frame = pd.DataFrame(batch.errors, columns=["file", "offset", "reason", "excerpt"])

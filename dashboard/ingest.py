@@ -19,13 +19,12 @@ from pathlib import Path
 import watchfiles
 
 from .hub import Change, Hub
-from .index import Batch, Index
+from .index import MAX_LINE_CHARS, Batch, Index
 from .spool import STREAMS, SpoolError, events_dir, logs_dir, parse_event, validate_run_id
 
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 8 * 1024 * 1024  # bytes read from one file in one step
-MAX_LINE_CHARS = 64 * 1024  # a longer log line is cut, with a marker
 BATCH_LINES = 400_000  # log lines (or events) gathered before a commit
 BATCH_BYTES = 64 * 1024 * 1024
 IGNORED = -1  # the offset of a file that breaks the contract: reported once, then left alone
@@ -33,9 +32,8 @@ IGNORED = -1  # the offset of a file that breaks the contract: reported once, th
 Offset = tuple[int, int, bool]  # (byte offset, lines read, inside a cut over-long line)
 
 
-def cut_marker(length: int | None = None) -> str:
-    size = f" of {length:,} characters" if length else ""
-    return f" … [line{size} cut at {MAX_LINE_CHARS:,} characters]"
+def cut_marker() -> str:
+    return f" … [line longer than {READ_CHUNK:,} bytes cut at {MAX_LINE_CHARS:,} characters]"
 
 
 @dataclass
@@ -101,11 +99,8 @@ class Ingestor:
         added["errors"] += len(batch.errors)
         self.health.errors_recorded += len(batch.errors)
         if self.hub is not None:
-            change = Change(runs=touched, tasks=bool(batch.tasks), errors=len(batch.errors))
-            columns = batch.log_columns
-            for run_id, stream, line_no in zip(columns["run_id"], columns["stream"], columns["line_no"]):
-                change.log_lines[(run_id, stream)] = line_no  # ascending: the last one wins
-            self.hub.publish(change)
+            self.hub.publish(Change(runs=touched, log_lines=dict(batch.log_last_lines),
+                                    tasks=bool(batch.tasks), errors=len(batch.errors)))
 
     def spool_files(self) -> list[str]:
         """Every file of the spool the contract knows of, as paths relative to the spool."""
@@ -157,8 +152,8 @@ class Ingestor:
                 return start, False
             # A line longer than a whole chunk: keep a log line's head, skip the rest.
             if kind == "logs":
-                head = data[start:start + MAX_LINE_CHARS * 4].decode("utf-8", "replace")[:MAX_LINE_CHARS]
-                batch.add_log_lines(run_id, stream, lines + 1, [head + cut_marker()])
+                head = data[start:start + MAX_LINE_CHARS * 4].decode("utf-8", "replace")[:MAX_LINE_CHARS - 100]
+                batch.add_log_lines(run_id, stream, lines + 1, (head + cut_marker() + "\n").encode())
                 lines += 1
             else:
                 batch.errors.append((rel, offset + start, f"event line longer than {READ_CHUNK:,} bytes",
@@ -171,15 +166,7 @@ class Ingestor:
             self._add_events(rel, offset + start, raw_lines, batch)
             count = len(raw_lines)
         else:
-            text = chunk.decode("utf-8", "replace")  # '\n' is never inside a UTF-8 sequence
-            if "\r" in text:
-                text = text.replace("\r\n", "\n")
-            new_lines = text.split("\n")[:-1]
-            if new_lines and max(map(len, new_lines)) > MAX_LINE_CHARS:
-                new_lines = [line if len(line) <= MAX_LINE_CHARS
-                             else line[:MAX_LINE_CHARS] + cut_marker(len(line)) for line in new_lines]
-            batch.add_log_lines(run_id, stream, lines + 1, new_lines)
-            count = len(new_lines)
+            count = batch.add_log_lines(run_id, stream, lines + 1, chunk)
         batch.offsets[rel] = (offset + end, lines + count, False)
         return end, offset + end < size
 

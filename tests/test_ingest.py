@@ -1,0 +1,298 @@
+"""The ingestor on real spool files and a real DuckDB file: exactly once, order-independent, robust."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+
+import pytest
+
+from dashboard import queries
+from dashboard.index import Index
+from dashboard.ingest import MAX_LINE_CHARS, Ingestor
+from dashboard.spool import SpoolWriter, format_timestamp
+
+T0 = dt.datetime(2026, 11, 28, 12, 0, 0)
+
+
+def status_event(run_id, status, seconds, task="Generate_Invoice", **extra):
+    return {"kind": "status", "run_id": run_id, "task": task, "status": status,
+            "ts": format_timestamp(T0 + dt.timedelta(seconds=seconds)), "agent": "agent-1",
+            "adhoc": False, **extra}
+
+
+LIFECYCLES = {
+    "r-ok": ["IDLE", "ACTIVE", "TRIGGER", "STARTED", "RUNNING", "SUCCESS"],
+    "r-fail": ["IDLE", "ACTIVE", "TRIGGER", "STARTED", "RUNNING", "FAILED"],
+    "r-run": ["IDLE", "ACTIVE", "TRIGGER", "STARTED", "RUNNING"],
+    "r-term": ["TRIGGER", "STARTED", "RUNNING", "TERMINATED"],
+}
+
+
+def lifecycle_events():
+    events = []
+    for n, (run_id, statuses) in enumerate(LIFECYCLES.items()):
+        for i, status in enumerate(statuses):
+            extra = {"exit_code": 0 if status == "SUCCESS" else 2} if status in ("SUCCESS", "FAILED") else {}
+            events.append(status_event(run_id, status, n * 100 + i, **extra))
+    return events
+
+
+def write_lines(path, lines):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as handle:
+        for line in lines:
+            handle.write((line if isinstance(line, bytes) else json.dumps(line).encode()) + b"\n")
+
+
+def ingest(tmp_path, name="index.duckdb"):
+    index = Index(tmp_path / name)
+    Ingestor(index, tmp_path / "spool").catch_up()
+    return index
+
+
+def runs_table(index):
+    return index.query("SELECT * EXCLUDE (updated) FROM runs ORDER BY run_id")
+
+
+def test_out_of_order_and_duplicated_events_give_the_same_runs(tmp_path):
+    events = lifecycle_events()
+    write_lines(tmp_path / "a" / "spool" / "events" / "in-order.jsonl", events)
+    shuffled = events + events[::2]
+    random.Random(7).shuffle(shuffled)
+    half = len(shuffled) // 2  # spread over two writers' files as well
+    write_lines(tmp_path / "b" / "spool" / "events" / "w1.jsonl", shuffled[:half])
+    write_lines(tmp_path / "b" / "spool" / "events" / "w2.jsonl", shuffled[half:])
+
+    in_order, scrambled = ingest(tmp_path / "a"), ingest(tmp_path / "b")
+
+    expected = runs_table(in_order)
+    assert expected.set_index("run_id")["status"].to_dict() == {
+        "r-ok": "SUCCESS", "r-fail": "FAILED", "r-run": "RUNNING", "r-term": "TERMINATED"}
+    assert runs_table(scrambled).equals(expected)
+    assert scrambled.counts()["runs"] == 4
+    transitions = scrambled.query("SELECT count(*) AS n FROM transitions")["n"][0]
+    assert transitions == len(events)  # duplicates counted once
+
+
+def test_an_older_running_event_never_reopens_a_finished_run(tmp_path):
+    events = [status_event("r-1", "RUNNING", 1), status_event("r-1", "SUCCESS", 5, exit_code=0)]
+    write_lines(tmp_path / "spool" / "events" / "w.jsonl", events)
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, tmp_path / "spool")
+    ingestor.catch_up()
+    write_lines(tmp_path / "spool" / "events" / "w.jsonl", [status_event("r-1", "RUNNING", 3)])
+    ingestor.catch_up()
+
+    run = queries.run(index, "r-1")
+    assert run["status"] == "SUCCESS"
+    assert run["finished"] == T0 + dt.timedelta(seconds=5)
+    assert run["started"] == T0 + dt.timedelta(seconds=1)
+    assert run["exit_code"] == 0
+
+
+def test_times_without_zone_mean_utc_and_zones_are_converted(tmp_path):
+    events = [dict(status_event("r-1", "RUNNING", 0), ts="2026-11-28T14:00:00+02:00"),
+              dict(status_event("r-2", "RUNNING", 0), ts="2026-11-28T12:00:00")]
+    write_lines(tmp_path / "spool" / "events" / "w.jsonl", events)
+    index = ingest(tmp_path)
+    assert queries.run(index, "r-1")["started"] == queries.run(index, "r-2")["started"] == T0
+
+
+def test_a_torn_last_line_waits_for_its_newline(tmp_path):
+    path = tmp_path / "spool" / "events" / "w.jsonl"
+    write_lines(path, [status_event("r-1", "RUNNING", 0)])
+    torn = json.dumps(status_event("r-1", "SUCCESS", 9, exit_code=0)).encode()
+    with open(path, "ab") as handle:
+        handle.write(torn[:25])
+    log = tmp_path / "spool" / "logs" / "r-1" / "stdout.log"
+    log.parent.mkdir(parents=True)
+    log.write_bytes(b"first\nsec")
+
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, tmp_path / "spool")
+    ingestor.catch_up()
+    assert queries.run(index, "r-1")["status"] == "RUNNING"
+    assert queries.log_page(index, "r-1", "stdout", 1)["text"].tolist() == ["first"]
+    assert index.counts()["ingest_errors"] == 0
+
+    with open(path, "ab") as handle:
+        handle.write(torn[25:] + b"\n")
+    with open(log, "ab") as handle:
+        handle.write(b"ond\n")
+    ingestor.catch_up()
+    assert queries.run(index, "r-1")["status"] == "SUCCESS"
+    assert queries.log_page(index, "r-1", "stdout", 1)["text"].tolist() == ["first", "second"]
+
+
+BAD_LINES = [
+    (b"this is not json", "not JSON"),
+    (b'["a", "list"]', "must be a JSON object"),
+    (b'{"kind": "metric", "value": 1}', "unknown kind"),
+    (json.dumps(status_event("r-1", "PAUSED", 0)).encode(), "unknown status"),
+    (json.dumps(status_event("../../etc", "RUNNING", 0)).encode(), "bad run_id"),
+    (json.dumps(status_event("a/b", "RUNNING", 0)).encode(), "bad run_id"),
+    (json.dumps(status_event("x" * 129, "RUNNING", 0)).encode(), "bad run_id"),
+    (json.dumps({k: v for k, v in status_event("r-1", "RUNNING", 0).items() if k != "task"}).encode(),
+     "missing field 'task'"),
+    (json.dumps({k: v for k, v in status_event("r-1", "RUNNING", 0).items() if k != "ts"}).encode(),
+     "timestamp"),
+    (json.dumps(dict(status_event("r-1", "RUNNING", 0), ts="yesterday")).encode(), "not an ISO 8601"),
+    (json.dumps(dict(status_event("r-1", "RUNNING", 0), exit_code="3")).encode(), "exit_code"),
+    (b'{"kind": "status", "task": "\xff\xfe"}', "not valid UTF-8"),
+    (b'{"kind": "task"}', "missing field 'task'"),
+    (b'{"kind": "task", "task": "A", "depends_on": "B"}', "depends_on"),
+]
+
+
+def test_every_bad_line_is_recorded_and_skipped_and_the_good_lines_around_it_kept(tmp_path):
+    path = tmp_path / "spool" / "events" / "w.jsonl"
+    lines, good = [], 0
+    for i, (bad, _) in enumerate(BAD_LINES):
+        lines += [json.dumps(status_event(f"r-{i}", "RUNNING", i)).encode(), bad]
+        good += 1
+    write_lines(path, lines)
+
+    index = ingest(tmp_path)
+
+    assert index.counts()["runs"] == good
+    errors = index.query('SELECT file, "offset", reason FROM ingest_errors ORDER BY "offset"')
+    assert len(errors) == len(BAD_LINES)
+    content = path.read_bytes()
+    for (bad, expected_reason), (_, error) in zip(BAD_LINES, errors.iterrows()):
+        assert error["file"] == "events/w.jsonl"
+        assert content[error["offset"]:].startswith(bad), "the offset points at the bad line"
+        assert expected_reason in error["reason"]
+
+
+def test_log_lines_keep_invalid_utf8_replaced_and_cut_an_over_long_line(tmp_path):
+    log = tmp_path / "spool" / "logs" / "r-1" / "stdout.log"
+    log.parent.mkdir(parents=True)
+    huge = b"x" * (5 * 1024 * 1024)
+    log.write_bytes(b"caf\xc3\xa9 ok\nbad \xff\xfe bytes\r\n" + huge + b"\nafter\n")
+
+    index = ingest(tmp_path)
+
+    lines = queries.log_page(index, "r-1", "stdout", 1)["text"].tolist()
+    assert lines[0] == "café ok"
+    assert lines[1] == "bad \ufffd\ufffd bytes"
+    assert lines[2].startswith("x" * MAX_LINE_CHARS) and "cut at" in lines[2]
+    assert len(lines[2]) < MAX_LINE_CHARS + 100
+    assert lines[3] == "after"
+    assert queries.log_line_counts(index, "r-1") == {"stdout": 4, "stderr": 0}
+
+
+def test_a_line_longer_than_a_read_chunk_is_cut_and_the_rest_skipped(tmp_path, monkeypatch):
+    monkeypatch.setattr("dashboard.ingest.READ_CHUNK", 64 * 1024 + 10)
+    log = tmp_path / "spool" / "logs" / "r-1" / "stderr.log"
+    log.parent.mkdir(parents=True)
+    log.write_bytes(b"before\n" + b"y" * 300_000 + b"\nafter\n")
+
+    index = ingest(tmp_path)
+
+    lines = queries.log_page(index, "r-1", "stderr", 1)["text"].tolist()
+    assert lines[0] == "before"
+    assert lines[1].startswith("y" * 1000) and "cut at" in lines[1]
+    assert lines[2:] == ["after"]
+
+
+def test_log_folders_that_are_not_run_ids_are_reported_once(tmp_path):
+    bad = tmp_path / "spool" / "logs" / "bad name" / "stdout.log"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("secret\n")
+    stray = tmp_path / "spool" / "logs" / "r-1" / "notes.txt"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("hello\n")
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, tmp_path / "spool")
+    ingestor.catch_up()
+    ingestor.catch_up()
+
+    errors = index.query("SELECT file, reason FROM ingest_errors ORDER BY file")
+    assert errors["file"].tolist() == ["logs/bad name/stdout.log", "logs/r-1/notes.txt"]
+    assert "bad run_id" in errors["reason"][0]
+    assert index.counts()["log_lines"] == 0
+
+
+def test_a_restart_after_a_partial_ingest_neither_loses_nor_doubles(tmp_path):
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    writer.define_task("A", "g")
+    for i in range(50):
+        writer.status(f"r-{i}", "A", "RUNNING")
+        writer.append_log(f"r-{i}", "stdout", "".join(f"line {n}\n" for n in range(i)))
+    index_path = tmp_path / "index.duckdb"
+    first = Index(index_path)
+    Ingestor(first, tmp_path / "spool").catch_up()
+    first.close()
+    for i in range(50):
+        writer.status(f"r-{i}", "A", "SUCCESS", exit_code=0)
+        writer.append_log(f"r-{i}", "stdout", "last\n")
+
+    again = Index(index_path)
+    Ingestor(again, tmp_path / "spool").catch_up()
+    Ingestor(again, tmp_path / "spool").catch_up()
+
+    assert again.counts()["runs"] == 50
+    assert again.counts()["log_lines"] == sum(range(50)) + 50
+    statuses = again.query("SELECT DISTINCT status FROM runs")["status"].tolist()
+    assert statuses == ["SUCCESS"]
+    numbering = again.query("SELECT run_id, count(*) AS n, max(line_no) AS last FROM log_lines GROUP BY run_id")
+    assert (numbering["n"] == numbering["last"]).all(), "line numbers have no gaps or repeats"
+
+
+def test_a_later_task_definition_replaces_the_earlier(tmp_path):
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    writer.define_task("Send_Email_Invoice", "billing", ["Fetch_Orders"])
+    writer.define_task("Send_Email_Invoice", "billing", ["Generate_Invoice"], "mail the invoice")
+    index = ingest(tmp_path)
+    tasks = queries.tasks(index)
+    assert len(tasks) == 1
+    assert list(tasks["depends_on"][0]) == ["Generate_Invoice"]
+    assert tasks["description"][0] == "mail the invoice"
+
+
+def test_a_truncated_log_is_reported_and_its_new_lines_numbered_on(tmp_path):
+    log = tmp_path / "spool" / "logs" / "r-1" / "stdout.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("one\ntwo\nthree\n")
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, tmp_path / "spool")
+    ingestor.catch_up()
+    log.write_text("four\n")  # rotated: replaced by a shorter file
+    ingestor.catch_up()
+    assert queries.log_page(index, "r-1", "stdout", 1)["text"].tolist() == ["one", "two", "three", "four"]
+    assert "shrank" in queries.ingest_errors(index)["reason"][0]
+
+
+def test_a_locked_index_falls_back_to_a_private_one(tmp_path):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); sys.stdin.read()"),
+        str(tmp_path / "index.duckdb")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        index = Index(tmp_path / "index.duckdb")
+        assert index.is_private and "in use by another process" in index.private_reason
+        assert index.path != tmp_path / "index.duckdb"
+        SpoolWriter(tmp_path / "spool").status("r-1", "A", "RUNNING")
+        Ingestor(index, tmp_path / "spool").catch_up()
+        assert index.counts()["runs"] == 1
+        index.close()
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+        holder.stdout.close()
+
+
+@pytest.mark.parametrize("text", ["%", "_", "'", ".*", "'; DROP TABLE runs; --"])
+def test_task_search_treats_text_literally(tmp_path, text):
+    writer = SpoolWriter(tmp_path / "spool")
+    writer.status("r-1", f"load{text}table", "RUNNING")
+    writer.status("r-2", "plain", "RUNNING")
+    index = ingest(tmp_path)
+    found = queries.runs_page(index, queries.RunFilter(task_text=text))
+    assert found["run_id"].tolist() == ["r-1"]
+    assert index.counts()["runs"] == 2
