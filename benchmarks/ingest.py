@@ -15,7 +15,7 @@ from pathlib import Path
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
 
-from .spool_data import write_event_spool, write_log_spool
+from dashboard.synthetic import write_event_spool, write_log_spool
 
 
 def read_and_split(spool: Path, pattern: str) -> int:

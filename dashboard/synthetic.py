@@ -1,4 +1,4 @@
-"""Generates large spools through the real spool layout, for benchmarks and kill tests."""
+"""Generates large synthetic spools in the real layout, for benchmarks and kill tests."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import random
 from pathlib import Path
 
-from dashboard.spool import events_dir, format_timestamp, log_path
+from .spool import events_dir, format_timestamp, log_path
 
 STATUS_PATH = ("IDLE", "ACTIVE", "TRIGGER", "STARTED", "RUNNING")
 LEVELS = ("INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR")

@@ -1,0 +1,60 @@
+"""The hub: what the ingestor publishes, coalescing, and leaving it."""
+
+from __future__ import annotations
+
+from dashboard.hub import Change, Hub
+from dashboard.index import Index
+from dashboard.ingest import Ingestor
+from dashboard.spool import SpoolWriter
+
+
+def test_the_ingestor_publishes_runs_touched_and_the_last_line_per_stream(tmp_path):
+    hub, heard = Hub(), []
+    hub.subscribe(heard.append)
+    writer = SpoolWriter(tmp_path / "spool")
+    writer.status("r-1", "A", "RUNNING")
+    writer.append_log("r-1", "stdout", "a\nb\nc\n")
+    writer.append_log("r-1", "stderr", "oops\n")
+    ingestor = Ingestor(Index(tmp_path / "index.duckdb"), tmp_path / "spool", hub)
+
+    ingestor.catch_up()
+    assert len(heard) == 1
+    assert heard[0].runs == {"r-1"}
+    assert heard[0].log_lines == {("r-1", "stdout"): 3, ("r-1", "stderr"): 1}
+
+    ingestor.catch_up()
+    assert len(heard) == 1, "nothing new, nothing published"
+    writer.append_log("r-1", "stdout", "d\n")
+    ingestor.catch_up()
+    assert heard[1].log_lines == {("r-1", "stdout"): 4} and not heard[1].runs
+
+
+def test_changes_merge_and_a_closed_subscription_hears_nothing(tmp_path):
+    hub, heard = Hub(), []
+    subscription = hub.subscribe(heard.append)
+    assert hub.subscriber_count == 1
+    merged = Change(runs={"a"}, log_lines={("a", "stdout"): 3})
+    merged.merge(Change(runs={"b"}, log_lines={("a", "stdout"): 9, ("b", "stderr"): 1}, errors=2))
+    assert merged.runs == {"a", "b"} and merged.errors == 2
+    assert merged.log_lines == {("a", "stdout"): 9, ("b", "stderr"): 1}
+
+    hub.publish(Change())  # empty: not delivered
+    hub.publish(merged)
+    subscription.close()
+    hub.publish(Change(runs={"c"}))
+    assert [c.runs for c in heard] == [{"a", "b"}]
+    assert hub.subscriber_count == 0
+
+
+def test_a_failing_subscriber_does_not_stop_the_others(tmp_path, monkeypatch):
+    hub, heard, reported = Hub(), [], []
+    monkeypatch.setattr("dashboard.hub.state._handle_exception", reported.append)
+
+    def broken(change):
+        raise RuntimeError("page bug")
+
+    hub.subscribe(broken)
+    hub.subscribe(heard.append)
+    hub.publish(Change(runs={"r"}))
+    assert [c.runs for c in heard] == [{"r"}]
+    assert "page bug" in str(reported[0])
