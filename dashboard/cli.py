@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import queries
 from .config import ConfigError, load_config
-from .formatting import duration_seconds, human_duration, iso_utc
+from .formatting import duration_seconds, human_duration, iso_utc, plain
 from .index import Index, IndexLockedError
 from .ingest import Ingestor
 from .spool import STREAMS, SpoolError, validate_run_id
@@ -85,11 +85,11 @@ def cmd_runs(args) -> int:
     total = queries.count_runs(index, run_filter)
     index.close()
     records = [{
-        "run_id": r.run_id, "task": r.task, "group": r.grp, "status": r.status, "agent": r.agent,
+        "run_id": r.run_id, "task": r.task, "group": plain(r.grp), "status": r.status, "agent": plain(r.agent),
         "adhoc": bool(r.adhoc), "trigger_time": iso_utc(r.trigger_time), "started": iso_utc(r.started),
         "finished": iso_utc(r.finished),
-        "exit_code": None if r.exit_code is None or r.exit_code != r.exit_code else int(r.exit_code),
-        "duration_seconds": duration_seconds(r.started, r.finished), "message": r.message,
+        "exit_code": None if plain(r.exit_code) is None else int(r.exit_code),
+        "duration_seconds": duration_seconds(r.started, r.finished), "message": plain(r.message),
     } for r in runs.itertuples()]
     if args.json:
         print(json.dumps(records, indent=1))
@@ -178,14 +178,16 @@ def cmd_serve(args) -> int:
 
 def cmd_run(args) -> int:
     from .runner import Scheduler
-    from .workflow import load_workflow
+    from .workflow import WorkflowError, load_workflow
 
     config = load_config(args.config).with_overrides(spool=args.spool)
-    workflow = load_workflow(args.workflow)
+    try:
+        workflow = load_workflow(args.workflow)
+    except WorkflowError as exc:
+        raise CommandError(str(exc)) from None
     scheduler = Scheduler(workflow, config.spool, cycles=args.cycles)
-    stopped = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopped.append(True) or scheduler.request_stop())
+        signal.signal(sig, lambda *_: scheduler.request_stop())
     print(f"running {workflow.name}: {len(workflow.tasks)} tasks every {workflow.schedule_seconds:g} s "
           f"into {config.spool}", file=sys.stderr, flush=True)
     scheduler.start()
@@ -278,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except BrokenPipeError:  # e.g. piped into `head`
         return 0
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
-
 import pandas as pd
+
+
+def plain(value):
+    """A value from a DataFrame with pandas' missing markers (NA, NaT, NaN) as None."""
+    return None if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)) else value
 
 
 def iso_utc(value) -> str | None:
     """A naive-UTC timestamp as ISO 8601 with a Z, or None when unknown."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
-        return None
-    if pd.isna(value):
+    if plain(value) is None:
         return None
     return pd.Timestamp(value).to_pydatetime().isoformat(timespec="milliseconds") + "Z"
 
 
 def duration_seconds(started, finished, now: dt.datetime | None = None) -> float | None:
     """Seconds from start to finish, or to now while still going; None if it never started."""
-    if started is None or pd.isna(started):
+    if plain(started) is None:
         return None
-    end = finished if finished is not None and not pd.isna(finished) else (
+    end = finished if plain(finished) is not None else (
         now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
     return max(0.0, (pd.Timestamp(end) - pd.Timestamp(started)).total_seconds())
 
 
 def human_duration(seconds: float | None) -> str:
     """Seconds as '0.4s', '12s', '3m 05s' or '2h 01m'; empty when unknown."""
-    if seconds is None or pd.isna(seconds):
+    if plain(seconds) is None:
         return ""
     if seconds < 10:
         return f"{seconds:.1f}s"

@@ -296,3 +296,13 @@ def test_task_search_treats_text_literally(tmp_path, text):
     found = queries.runs_page(index, queries.RunFilter(task_text=text))
     assert found["run_id"].tolist() == ["r-1"]
     assert index.counts()["runs"] == 2
+
+
+def test_events_of_the_same_millisecond_follow_the_lifecycle_order(tmp_path):
+    same = format_timestamp(T0)
+    events = [dict(status_event("r-1", status, 0), ts=same) for status in ("ACTIVE", "IDLE")]
+    events += [dict(status_event("r-2", status, 0), ts=same) for status in ("STARTED", "TRIGGER")]
+    write_lines(tmp_path / "spool" / "events" / "w.jsonl", events)
+    index = ingest(tmp_path)
+    assert queries.run(index, "r-1")["status"] == "ACTIVE"
+    assert queries.run(index, "r-2")["status"] == "STARTED"

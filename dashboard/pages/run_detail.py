@@ -8,7 +8,7 @@ import panel as pn
 
 from .. import queries
 from ..app import Services, services
-from ..formatting import duration_seconds, human_duration, iso_utc
+from ..formatting import duration_seconds, human_duration, iso_utc, plain
 from ..hub import Change
 from ..spool import SpoolError, validate_run_id
 from .layout import page_template
@@ -31,7 +31,7 @@ def details_html(run: dict) -> str:
             ("Trigger time", iso_utc(run["trigger_time"])), ("Started", iso_utc(run["started"])),
             ("Finished", iso_utc(run["finished"])), ("Message", run["message"])]
     cells = "".join(f"<tr><th style='text-align:left;padding-right:2em'>{name}</th>"
-                    f"<td>{html.escape('' if value is None or value != value else str(value))}</td></tr>"
+                    f"<td>{html.escape('' if plain(value) is None else str(value))}</td></tr>"
                     for name, value in rows)
     return f"<table>{cells}</table>"
 

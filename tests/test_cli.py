@@ -1,0 +1,128 @@
+"""The operator CLI, run as a real `taskdash` process against a real spool and index."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dashboard.spool import SpoolWriter
+
+NOW = dt.datetime.now(dt.timezone.utc)
+
+
+@pytest.fixture
+def spool(tmp_path):
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    writer.define_task("Generate_Invoice", "billing", ["Fetch_Orders"])
+    writer.define_task("Fetch_Orders", "billing")
+    for run_id, task, status, hours_ago in [("r-old", "Fetch_Orders", "SUCCESS", 30),
+                                            ("r-ok", "Fetch_Orders", "SUCCESS", 2),
+                                            ("r-bad", "Generate_Invoice", "FAILED", 1)]:
+        start = NOW - dt.timedelta(hours=hours_ago)
+        writer.status(run_id, task, "TRIGGER", ts=start)
+        writer.status(run_id, task, "RUNNING", agent="agent-2", ts=start + dt.timedelta(seconds=1))
+        writer.status(run_id, task, status, agent="agent-2", ts=start + dt.timedelta(seconds=5),
+                      exit_code=0 if status == "SUCCESS" else 4)
+    writer.append_log("r-bad", "stdout", "".join(f"line {n}\n" for n in range(1, 1201)))
+    writer.append_log("r-bad", "stderr", "WARN slow\nERROR invoice 17 failed\nerror: again\n")
+    with open(writer.events_path, "ab") as handle:
+        handle.write(b'{"kind": "status", "run_id": "../../etc", "task": "A", "status": "RUNNING", '
+                     b'"ts": "2026-11-28T12:00:00Z"}\n')
+    return tmp_path / "spool"
+
+
+def taskdash(tmp_path, *args, check=True):
+    index = [] if args[0] == "terminate" else ["--index", str(tmp_path / "index.duckdb")]
+    result = subprocess.run([sys.executable, "-m", "dashboard.cli", *args, "--spool", str(tmp_path / "spool"),
+                             *index],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_ingest_prints_the_counts_and_rebuild_gives_the_same(tmp_path, spool):
+    first = taskdash(tmp_path, "ingest").stdout
+    assert "2 tasks, 3 runs, 1,203 log lines, 1 ingest errors" in first
+    rebuilt = taskdash(tmp_path, "ingest", "--rebuild").stdout
+    assert "2 tasks, 3 runs, 1,203 log lines, 1 ingest errors" in rebuilt
+
+
+def test_runs_json_lists_newest_first_with_filters(tmp_path, spool):
+    runs = json.loads(taskdash(tmp_path, "runs", "--json").stdout)
+    assert [r["run_id"] for r in runs] == ["r-bad", "r-ok", "r-old"]
+    bad = runs[0]
+    assert {"run_id", "task", "group", "status", "agent", "adhoc", "trigger_time", "started", "finished",
+            "exit_code"} <= set(bad)
+    assert bad["group"] == "billing" and bad["status"] == "FAILED" and bad["exit_code"] == 4
+    assert bad["adhoc"] is False and bad["agent"] == "agent-2"
+    assert bad["finished"].endswith("Z") and dt.datetime.fromisoformat(bad["finished"]) <= NOW
+
+    failed = json.loads(taskdash(tmp_path, "runs", "--json", "--status", "failed").stdout)
+    assert [r["run_id"] for r in failed] == ["r-bad"]
+    recent = json.loads(taskdash(tmp_path, "runs", "--json", "--since", "6h", "--task", "fetch").stdout)
+    assert [r["run_id"] for r in recent] == ["r-ok"]
+    table = taskdash(tmp_path, "runs").stdout
+    assert table.splitlines()[0].split()[:4] == ["RUN_ID", "TASK", "GROUP", "STATUS"]
+
+
+def test_runs_rejects_a_bad_time_range(tmp_path, spool):
+    result = taskdash(tmp_path, "runs", "--since", "yesterday", check=False)
+    assert result.returncode == 1 and "not a time range" in result.stderr
+
+
+def test_logs_pages_and_search(tmp_path, spool):
+    page2 = taskdash(tmp_path, "logs", "r-bad", "--page", "2")
+    lines = page2.stdout.splitlines()
+    assert len(lines) == 500 and lines[0].split() == ["501", "line", "501"] and lines[-1].split()[0] == "1000"
+    assert "page 2 of 3, 1,200 lines" in page2.stderr
+    last = taskdash(tmp_path, "logs", "r-bad", "--page", "-1").stdout.splitlines()
+    assert [line.split()[0] for line in last] == [str(n) for n in range(1001, 1201)]
+    found = taskdash(tmp_path, "logs", "r-bad", "--stream", "stderr", "--search", "ERROR")
+    assert [line.split()[0] for line in found.stdout.splitlines()] == ["2", "3"]
+    assert "2 matching lines of 3" in found.stderr
+
+
+def test_logs_of_an_unknown_or_invalid_run_say_so(tmp_path, spool):
+    unknown = taskdash(tmp_path, "logs", "r-nope", check=False)
+    assert unknown.returncode == 1 and "no run 'r-nope'" in unknown.stderr
+    invalid = taskdash(tmp_path, "logs", "../../etc", check=False)
+    assert invalid.returncode == 1 and "bad run_id" in invalid.stderr
+    assert "Traceback" not in unknown.stderr + invalid.stderr
+
+
+def test_errors_lists_the_bad_line_with_file_and_offset(tmp_path, spool):
+    result = taskdash(tmp_path, "errors")
+    assert "events/" in result.stdout and "bad run_id" in result.stdout
+    offset = int(result.stdout.split(".jsonl:")[1].split()[0])
+    event_file = next((spool / "events").glob("*.jsonl"))
+    assert event_file.read_bytes()[offset:].startswith(b'{"kind": "status", "run_id": "../../etc"')
+
+
+def test_adhoc_runs_a_command_and_the_index_shows_it(tmp_path, spool):
+    result = subprocess.run([sys.executable, "-m", "dashboard.cli", "adhoc", "--spool", str(spool),
+                             "--agent", "ops-laptop", "--", "sh", "-c", "echo hello from adhoc; exit 3"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3, result.stderr
+    runs = json.loads(taskdash(tmp_path, "runs", "--json", "--task", "Adhoc_sh").stdout)
+    assert len(runs) == 1
+    assert runs[0]["adhoc"] is True and runs[0]["status"] == "FAILED" and runs[0]["exit_code"] == 3
+    assert runs[0]["agent"] == "ops-laptop"
+    assert "hello from adhoc" in taskdash(tmp_path, "logs", runs[0]["run_id"]).stdout
+
+
+def test_terminate_of_a_run_that_is_not_running_says_so(tmp_path, spool):
+    result = taskdash(tmp_path, "terminate", "r-ok", check=False)
+    assert result.returncode == 1 and "not running" in result.stderr
+
+
+def test_a_bad_workflow_is_a_clear_error(tmp_path):
+    workflow = tmp_path / "flow.yaml"
+    workflow.write_text("tasks:\n  A: {command: 'true', depends_on: [B]}\n")
+    result = subprocess.run([sys.executable, "-m", "dashboard.cli", "run", str(workflow), "--spool",
+                             str(tmp_path / "spool")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "unknown task 'B'" in result.stderr
