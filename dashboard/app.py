@@ -91,5 +91,6 @@ def serve(config: Config, show: bool = False, start: bool = True, **kwargs):
         start=start,
         title="Task Runs Dashboard",
         extra_patterns=[(r"/", RedirectHandler, {"url": config.routes["task_runs"]})],
+        liveness=True,
         **kwargs,
     )

@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import os
-import queue
-import re
-import signal
-import subprocess
-import sys
-import threading
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -29,59 +20,3 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/ui/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.ui)
-
-
-class DashboardServer:
-    """A `taskdash serve` subprocess on a free port; its output is kept for failure reports."""
-
-    def __init__(self, tmp_path: Path, *extra: str):
-        self.spool = tmp_path / "spool"
-        self.output: list[str] = []
-        self._lines: queue.Queue[str] = queue.Queue()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "dashboard.cli", "--config", str(REPO / "panel_serve.yaml"), "serve",
-             "--port", "0", "--spool", str(self.spool), "--index", str(tmp_path / "index.duckdb"), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, cwd=tmp_path)
-        threading.Thread(target=self._read, daemon=True).start()
-        self.url = self._wait_for_url(timeout=60)
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.output.append(line)
-            self._lines.put(line)
-
-    def _wait_for_url(self, timeout: float) -> str:
-        while True:
-            try:
-                line = self._lines.get(timeout=timeout)
-            except queue.Empty:
-                raise AssertionError("the server did not start:\n" + "".join(self.output)) from None
-            match = re.search(r"Task Runs Dashboard: (http://\S+?)/task-runs", line)
-            if match:
-                return match[1]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # anything the server left behind
-        except ProcessLookupError:
-            pass
-        self.process.wait()
-        self.process.stdout.close()
-
-
-@contextmanager
-def dashboard_server(tmp_path: Path, *extra: str):
-    server = DashboardServer(tmp_path, *extra)
-    try:
-        yield server
-    except BaseException:
-        print("---- server output ----\n" + "".join(server.output))
-        raise
-    finally:
-        server.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import dashboard_server
+from serving import dashboard_server
 from playwright.sync_api import expect
 
 TERMINAL = re.compile(r"^(SUCCESS|FAILED|TERMINATED)$")

@@ -1,0 +1,66 @@
+"""Browser sessions subscribe to the hub while open and leave it when they close."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+
+import pytest
+from helpers import wait_until
+from playwright.sync_api import expect
+
+from dashboard import app
+from dashboard.config import Config
+from dashboard.spool import SpoolWriter
+
+
+def responds(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path):
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    writer.define_task("Fetch_Orders", "billing")
+    writer.status("r-1", "Fetch_Orders", "RUNNING", agent="agent-1")
+    writer.append_log("r-1", "stdout", "hello\n")
+    config = Config(spool=tmp_path / "spool", index=tmp_path / "index.duckdb", port=free_port())
+    # Sessions whose browser left are destroyed after 0.2 s instead of Bokeh's 15 s.
+    server = app.serve(config, threaded=True, check_unused_sessions=200, unused_session_lifetime=200)
+    url = f"http://127.0.0.1:{config.port}"
+    try:
+        wait_until(lambda: responds(url + "/liveness"), timeout=30, message="the server to listen")
+        yield url, app.services(), writer
+    finally:
+        server.stop()
+        server.join(10)
+        app.stop_services()
+
+
+def test_sessions_subscribe_and_unsubscribe_when_closed(served, context):
+    url, services, writer = served
+    pages = []
+    for path in ("/task-runs", "/task-runs/r-1", "/tasks"):
+        page = context.new_page()
+        page.goto(url + path)
+        expect(page.locator(".tabulator").first).to_be_visible(timeout=30_000)
+        pages.append(page)
+    wait_until(lambda: services.hub.subscriber_count == 3, timeout=30)
+
+    writer.status("r-1", "Fetch_Orders", "SUCCESS", agent="agent-1", exit_code=0)
+    expect(pages[0].locator('.tabulator-cell[tabulator-field="Status"]')).to_have_text("SUCCESS", timeout=30_000)
+
+    for page in pages:
+        page.close()
+    wait_until(lambda: services.hub.subscriber_count == 0, timeout=30,
+               message="closed sessions to leave the hub")
