@@ -6,6 +6,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import panel as pn
 from tornado.web import RedirectHandler
@@ -26,6 +27,16 @@ class Services:
     index: Index
     hub: Hub
     ingestor: Ingestor
+    #: True under `taskdash serve` (pages at the configured routes); False under plain
+    #: `panel serve` of the page modules, where each page is at /<module> and takes ?run_id=.
+    routed: bool = False
+
+    def url(self, page: str, run_id: str | None = None) -> str:
+        """The link to a page ('task_runs', 'run_detail' or 'tasks') as this server serves it."""
+        if self.routed:
+            route = self.config.routes[page]
+            return route.replace("{run_id}", quote(run_id, safe="")) if run_id is not None else route
+        return f"./{page}" + (f"?run_id={quote(run_id, safe='')}" if run_id is not None else "")
 
     @classmethod
     def start(cls, config: Config) -> Services:
@@ -80,7 +91,7 @@ def routes(config: Config) -> dict:
 
 def serve(config: Config, show: bool = False, start: bool = True, **kwargs):
     """Start the services and the Panel server for the configured routes; return the server."""
-    services(config)
+    services(config).routed = True
     pn.config.nthreads = config.threads or None
     return pn.serve(
         routes(config),

@@ -52,7 +52,7 @@ TRANSITION_COLUMNS = ("run_id", "task", "status", "ts", "agent", "adhoc", "grp",
                       "trigger_time", "exit_code", "message")
 
 _TERMINAL_SQL = ", ".join(f"'{s}'" for s in TERMINAL)
-_ORDER_SQL = "CASE status " + " ".join(f"WHEN '{s}' THEN {n}" for s, n in ORDER.items()) + " END"
+LIFECYCLE_STEP_SQL = "CASE status " + " ".join(f"WHEN '{s}' THEN {n}" for s, n in ORDER.items()) + " END"
 
 # A run's current status is its latest event by time, except that a terminal status
 # outranks any non-terminal one: an older (or skewed) RUNNING never reopens a finished run.
@@ -72,7 +72,7 @@ SELECT run_id,
        arg_max(exit_code, rank) FILTER (WHERE exit_code IS NOT NULL),
        arg_max(message, rank) FILTER (WHERE message IS NOT NULL),
        max(ts)
-FROM (SELECT *, {{'terminal': status IN ({_TERMINAL_SQL}), 'ts': ts, 'step': {_ORDER_SQL},
+FROM (SELECT *, {{'terminal': status IN ({_TERMINAL_SQL}), 'ts': ts, 'step': {LIFECYCLE_STEP_SQL},
                                'status': status}} AS rank
       FROM transitions WHERE run_id IN (SELECT run_id FROM touched))
 GROUP BY run_id;

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .index import Index
+from .index import LIFECYCLE_STEP_SQL, Index
 from .statuses import STATUSES
 
 RUN_COLUMNS = ("run_id", "task", "grp", "status", "agent", "adhoc", "trigger_time", "started",
@@ -99,7 +99,7 @@ def run(index: Index, run_id: str) -> dict | None:
 def transitions(index: Index, run_id: str) -> pd.DataFrame:
     """A run's status changes in time order."""
     return index.query("SELECT status, ts, agent, exit_code, message FROM transitions "
-                       "WHERE run_id = ? ORDER BY ts, status", [run_id])
+                       f"WHERE run_id = ? ORDER BY ts, {LIFECYCLE_STEP_SQL}", [run_id])
 
 
 def log_line_counts(index: Index, run_id: str) -> dict[str, int]:

@@ -6,12 +6,11 @@ import html
 
 import panel as pn
 
-from ..app import Services
+from dashboard.app import Services
 
 
 def navigation(services: Services, current: str) -> pn.pane.HTML:
-    routes = services.config.routes
-    links = [("Task Runs", routes["task_runs"]), ("Tasks & Groups", routes["tasks"])]
+    links = [("Task Runs", services.url("task_runs")), ("Tasks & Groups", services.url("tasks"))]
     items = " ".join(
         f'<a href="{html.escape(url)}" style="color:white;margin-right:1.2em;'
         f'{"font-weight:bold;text-decoration:underline" if name == current else "text-decoration:none"}">'

@@ -6,12 +6,12 @@ import html
 
 import panel as pn
 
-from .. import queries
-from ..app import Services, services
-from ..formatting import duration_seconds, human_duration, iso_utc, plain
-from ..hub import Change
-from ..spool import SpoolError, validate_run_id
-from .layout import page_template
+from dashboard import queries
+from dashboard.app import Services, services
+from dashboard.formatting import duration_seconds, human_duration, iso_utc, plain
+from dashboard.hub import Change
+from dashboard.spool import SpoolError, validate_run_id
+from dashboard.pages.layout import page_template
 
 TAIL_LINES = 500
 
@@ -44,7 +44,7 @@ def log_html(svc: Services, run_id: str, stream: str, total: int) -> str:
 
 
 def not_found(svc: Services, run_id: str, reason: str):
-    back = html.escape(svc.config.routes["task_runs"])
+    back = html.escape(svc.url("task_runs"))
     message = pn.pane.HTML(
         f"<h2>Run not found</h2><p>{html.escape(reason)}</p><p><a href='{back}'>Back to Task Runs</a></p>")
     return page_template(svc, "Run not found", "", message)

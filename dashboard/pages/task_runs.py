@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import panel as pn
 
-from .. import queries
-from ..app import Services, services
-from ..formatting import duration_seconds, human_duration
-from ..hub import Change
-from .layout import page_template
+from dashboard import queries
+from dashboard.app import Services, services
+from dashboard.formatting import duration_seconds, human_duration
+from dashboard.hub import Change
+from dashboard.pages.layout import page_template
 
 PAGE_SIZE = 100
 COLUMNS = {"task": "Task", "grp": "Group", "status": "Status", "agent": "Agent",
@@ -28,7 +28,7 @@ def runs_frame(svc: Services) -> pd.DataFrame:
 
 def page():
     svc = services()
-    detail_prefix = svc.config.routes["run_detail"].split("{run_id}")[0]
+    detail_prefix = svc.url("run_detail", "")  # the link appends the run id
     grid = pn.widgets.Tabulator(
         runs_frame(svc), show_index=False, disabled=True, sizing_mode="stretch_width",
         formatters={"Logs": {"type": "link", "label": "view logs", "urlPrefix": detail_prefix}},

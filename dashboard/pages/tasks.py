@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import panel as pn
 
-from .. import queries
-from ..app import services
-from ..hub import Change
-from .layout import page_template
+from dashboard import queries
+from dashboard.app import services
+from dashboard.hub import Change
+from dashboard.pages.layout import page_template
 
 
 def page():
