@@ -108,8 +108,9 @@ def parse_event(event: object) -> dict:
         if not isinstance(adhoc, bool):
             raise SpoolError("field 'adhoc' must be true or false")
         exit_code = event.get("exit_code")
-        if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)):
-            raise SpoolError("field 'exit_code' must be an integer")
+        if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)
+                                      or not -2**31 <= exit_code < 2**31):
+            raise SpoolError("field 'exit_code' must be a 32-bit integer")
         trigger_time = event.get("trigger_time")
         return {
             "kind": "status",

@@ -140,6 +140,7 @@ BAD_LINES = [
      "timestamp"),
     (json.dumps(dict(status_event("r-1", "RUNNING", 0), ts="yesterday")).encode(), "not an ISO 8601"),
     (json.dumps(dict(status_event("r-1", "RUNNING", 0), exit_code="3")).encode(), "exit_code"),
+    (json.dumps(dict(status_event("r-1", "FAILED", 0), exit_code=2**40)).encode(), "exit_code"),
     (b'{"kind": "status", "task": "\xff\xfe"}', "not valid UTF-8"),
     (b'{"kind": "task"}', "missing field 'task'"),
     (b'{"kind": "task", "task": "A", "depends_on": "B"}', "depends_on"),
@@ -296,6 +297,16 @@ def test_task_search_treats_text_literally(tmp_path, text):
     found = queries.runs_page(index, queries.RunFilter(task_text=text))
     assert found["run_id"].tolist() == ["r-1"]
     assert index.counts()["runs"] == 2
+
+
+def test_odd_but_valid_text_is_kept_as_text(tmp_path):
+    odd = ["nul\u0000inside", "<img src=x onerror=alert(1)>", "'; DROP TABLE runs; --", "emoji 🚀", "x" * 256]
+    write_lines(tmp_path / "spool" / "events" / "w.jsonl",
+                [status_event(f"r-{i}", "RUNNING", i, task=name, agent=name, group=name) for i, name in enumerate(odd)])
+    index = ingest(tmp_path)
+    runs = queries.runs_page(index, limit=10, sort="trigger_time", descending=False)
+    assert runs["task"].tolist() == odd and runs["agent"].tolist() == odd and runs["grp"].tolist() == odd
+    assert index.counts()["ingest_errors"] == 0
 
 
 def test_events_of_the_same_millisecond_follow_the_lifecycle_order(tmp_path):
