@@ -36,7 +36,8 @@ def served(tmp_path):
     writer.append_log("r-1", "stdout", "hello\n")
     config = Config(spool=tmp_path / "spool", index=tmp_path / "index.duckdb", port=free_port())
     # Sessions whose browser left are destroyed after 0.2 s instead of Bokeh's 15 s.
-    server = app.serve(config, threaded=True, check_unused_sessions=200, unused_session_lifetime=200)
+    server = app.serve(config, threaded=True, check_unused_sessions_milliseconds=200,
+                       unused_session_lifetime_milliseconds=200)
     url = f"http://127.0.0.1:{config.port}"
     try:
         wait_until(lambda: responds(url + "/liveness"), timeout=30, message="the server to listen")
