@@ -83,8 +83,10 @@ class IndexLockedError(RuntimeError):
     """The index file is held by another process."""
 
 
-def cut_line(line: str) -> str:
-    return f"{line[:MAX_LINE_CHARS]} … [line of {len(line):,} characters cut at {MAX_LINE_CHARS:,}]"
+def cut_line(line: str, length: str | None = None) -> str:
+    """An over-long log line cut to MAX_LINE_CHARS, with a marker saying how long it was."""
+    length = length or f"{len(line):,} characters"
+    return f"{line[:MAX_LINE_CHARS]} … [line of {length} cut at {MAX_LINE_CHARS:,} characters]"
 
 
 def split_lines(data: bytes) -> tuple[pa.LargeStringArray, int]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import watchfiles
 
 from .hub import Change, Hub
-from .index import MAX_LINE_CHARS, Batch, Index
+from .index import MAX_LINE_CHARS, Batch, Index, cut_line
 from .spool import STREAMS, SpoolError, events_dir, logs_dir, parse_event, validate_run_id
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,6 @@ BATCH_BYTES = 64 * 1024 * 1024
 IGNORED = -1  # the offset of a file that breaks the contract: reported once, then left alone
 
 Offset = tuple[int, int, bool]  # (byte offset, lines read, inside a cut over-long line)
-
-
-def cut_marker() -> str:
-    return f" … [line longer than {READ_CHUNK:,} bytes cut at {MAX_LINE_CHARS:,} characters]"
 
 
 @dataclass
@@ -152,8 +148,10 @@ class Ingestor:
                 return start, False
             # A line longer than a whole chunk: keep a log line's head, skip the rest.
             if kind == "logs":
+                # Short enough that head and marker together are not cut a second time.
                 head = data[start:start + MAX_LINE_CHARS * 4].decode("utf-8", "replace")[:MAX_LINE_CHARS - 100]
-                batch.add_log_lines(run_id, stream, lines + 1, (head + cut_marker() + "\n").encode())
+                cut = cut_line(head, length=f"over {READ_CHUNK:,} bytes")
+                batch.add_log_lines(run_id, stream, lines + 1, (cut + "\n").encode())
                 lines += 1
             else:
                 batch.errors.append((rel, offset + start, f"event line longer than {READ_CHUNK:,} bytes",
