@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import queries
 from .config import ConfigError, load_config
-from .formatting import duration_seconds, human_duration, iso_utc, plain
+from .formatting import human_duration, iso_utc, plain
 from .index import Index, IndexLockedError
 from .ingest import Ingestor
 from .spool import STREAMS, SpoolError, validate_run_id
@@ -89,7 +89,7 @@ def cmd_runs(args) -> int:
         "adhoc": bool(r.adhoc), "trigger_time": iso_utc(r.trigger_time), "started": iso_utc(r.started),
         "finished": iso_utc(r.finished),
         "exit_code": None if plain(r.exit_code) is None else int(r.exit_code),
-        "duration_seconds": duration_seconds(r.started, r.finished), "message": plain(r.message),
+        "duration_seconds": plain(r.duration), "message": plain(r.message),
     } for r in runs.itertuples()]
     if args.json:
         print(json.dumps(records, indent=1))

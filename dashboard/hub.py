@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 
 from panel.io.state import set_curdoc, state
 
+from .index import RunSummary
+
 
 @dataclass
 class Change:
     """What one or more ingest steps changed in the index."""
 
-    runs: set[str] = field(default_factory=set)
+    #: run_id -> the run as it now stands (the newest summary wins when changes merge)
+    runs: dict[str, RunSummary] = field(default_factory=dict)
     #: (run_id, stream) -> the highest line number now in the index
     log_lines: dict[tuple[str, str], int] = field(default_factory=dict)
     tasks: bool = False

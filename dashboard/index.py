@@ -14,6 +14,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import numpy as np
@@ -24,7 +25,7 @@ from .statuses import ORDER, TERMINAL
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 MAX_LINE_CHARS = 64 * 1024  # a longer log line is kept cut, with a marker
 
 SCHEMA = """
@@ -37,7 +38,7 @@ CREATE TABLE IF NOT EXISTS transitions (
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR, task VARCHAR, grp VARCHAR, status VARCHAR, agent VARCHAR, adhoc BOOLEAN,
     trigger_time TIMESTAMP, started TIMESTAMP, finished TIMESTAMP, exit_code INTEGER,
-    message VARCHAR, updated TIMESTAMP);
+    message VARCHAR, updated TIMESTAMP, reached VARCHAR[]);
 CREATE TABLE IF NOT EXISTS log_lines (
     run_id VARCHAR, stream VARCHAR, line_no BIGINT, arrived TIMESTAMP, text VARCHAR);
 CREATE TABLE IF NOT EXISTS ingest_offsets (
@@ -71,12 +72,22 @@ SELECT run_id,
        CASE WHEN arg_max(status, rank) IN ({_TERMINAL_SQL}) THEN arg_max(ts, rank) END,
        arg_max(exit_code, rank) FILTER (WHERE exit_code IS NOT NULL),
        arg_max(message, rank) FILTER (WHERE message IS NOT NULL),
-       max(ts)
+       max(ts),
+       list(DISTINCT status ORDER BY status)
 FROM (SELECT *, {{'terminal': status IN ({_TERMINAL_SQL}), 'ts': ts, 'step': {LIFECYCLE_STEP_SQL},
                                'status': status}} AS rank
       FROM transitions WHERE run_id IN (SELECT run_id FROM touched))
 GROUP BY run_id;
 """
+
+
+class RunSummary(NamedTuple):
+    """What a live page needs to know of a changed run to tell whether its view is affected."""
+
+    task: str
+    grp: str | None
+    status: str
+    trigger_time: dt.datetime | None
 
 
 class IndexLockedError(RuntimeError):
@@ -153,6 +164,7 @@ class Index:
     def __init__(self, path: str | Path | None, fallback_to_private: bool = True):
         self.requested_path = Path(path) if path else None
         self.private_reason: str | None = None
+        self.rebuilt_reason: str | None = None
         self._private_dir: str | None = None
         self.path = self.requested_path
         self._write_lock = threading.Lock()
@@ -184,12 +196,16 @@ class Index:
         with self.cursor() as cur:
             cur.execute(SCHEMA)
             version = cur.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if version is not None and version[0] != SCHEMA_VERSION:
+                # The index is derived from the spool: an older layout is dropped and rebuilt.
+                self.rebuilt_reason = (f"the index {self.path} had schema {version[0]}, not "
+                                       f"{SCHEMA_VERSION}: rebuilding it from the spool")
+                log.warning(self.rebuilt_reason)
+                cur.execute("; ".join(f"DROP TABLE {table}" for table in TABLES))
+                cur.execute(SCHEMA)
+                version = None
             if version is None:
                 cur.execute("INSERT INTO meta VALUES ('schema', ?)", [SCHEMA_VERSION])
-            elif version[0] != SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"the index {self.path} has schema {version[0]}, not {SCHEMA_VERSION}: "
-                    "rebuild it with `taskdash ingest --rebuild`")
 
     @property
     def is_private(self) -> bool:
@@ -222,8 +238,8 @@ class Index:
             rows = cur.execute('SELECT path, "offset", lines, in_long_line FROM ingest_offsets').fetchall()
         return {path: (offset, lines, long) for path, offset, lines, long in rows}
 
-    def apply(self, batch: Batch) -> set[str]:
-        """Commit a batch and the offsets it came from in one transaction; return runs touched."""
+    def apply(self, batch: Batch) -> dict[str, RunSummary]:
+        """Commit a batch and the offsets it came from in one transaction; return the runs touched."""
         now = _utcnow()
         with self._write_lock, self.cursor() as cur:
             cur.execute("BEGIN")
@@ -235,7 +251,7 @@ class Index:
                 raise
         return touched
 
-    def _write(self, cur, batch: Batch, now: dt.datetime) -> set[str]:
+    def _write(self, cur, batch: Batch, now: dt.datetime) -> dict[str, RunSummary]:
         if batch.tasks:
             latest = {task["task"]: task for task in batch.tasks}  # a later definition wins
             frame = pd.DataFrame({
@@ -246,7 +262,7 @@ class Index:
             cur.execute("DELETE FROM tasks WHERE task IN (SELECT task FROM new_tasks)")
             cur.execute("INSERT INTO tasks SELECT task, grp, depends_on, description, ? FROM new_tasks", [now])
             cur.unregister("new_tasks")
-        touched: set[str] = set()
+        touched: dict[str, RunSummary] = {}
         if batch.transitions:
             columns = {name: [t["group" if name == "grp" else name] for t in batch.transitions]
                        for name in TRANSITION_COLUMNS}
@@ -270,7 +286,10 @@ class Index:
             cur.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT run_id FROM new_transitions")
             cur.unregister("new_transitions")
             cur.execute(RECOMPUTE_RUNS)
-            touched = set(columns["run_id"])
+            rows = cur.execute("""SELECT r.run_id, r.task, coalesce(r.grp, t.grp), r.status, r.trigger_time
+                                  FROM runs r LEFT JOIN tasks t ON t.task = r.task
+                                  WHERE r.run_id IN (SELECT run_id FROM touched)""").fetchall()
+            touched = {run_id: RunSummary(*rest) for run_id, *rest in rows}
         if batch.log_line_count:
             cur.register("new_lines", pa.Table.from_batches(batch.log_chunks))
             cur.execute("INSERT INTO log_lines SELECT run_id::VARCHAR, stream::VARCHAR, line_no, ?, text "

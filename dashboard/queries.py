@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from .index import LIFECYCLE_STEP_SQL, Index
+from .index import LIFECYCLE_STEP_SQL, Index, RunSummary
 from .statuses import STATUSES
 
 RUN_COLUMNS = ("run_id", "task", "grp", "status", "agent", "adhoc", "trigger_time", "started",
@@ -26,8 +26,10 @@ FROM runs r LEFT JOIN tasks t ON t.task = r.task
 """
 _RUN_SELECT = """
 SELECT r.run_id, r.task, coalesce(r.grp, t.grp) AS grp, r.status, r.agent, r.adhoc,
-       r.trigger_time, r.started, r.finished, r.exit_code, r.message, r.updated
+       r.trigger_time, r.started, r.finished, r.exit_code, r.message, r.updated,
+       array_to_string(r.reached, ',') AS reached
 """
+_DURATION = "coalesce(r.finished, ?) - r.started"
 
 
 def parse_duration(text: str) -> dt.timedelta:
@@ -70,24 +72,92 @@ class RunFilter:
             params.append(self.group)
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
+    def may_admit(self, run: RunSummary, now: dt.datetime | None = None) -> bool:
+        """Whether a run could match, judged in Python from a hub summary (never a false no).
+
+        A live page asks this before it queries: a change to runs it neither shows nor
+        could show costs it nothing.
+        """
+        if self.statuses and run.status not in self.statuses:
+            return False
+        if self.group and run.grp is not None and run.grp != self.group:
+            return False
+        if self.since is not None and run.trigger_time is not None and \
+                run.trigger_time < (now or utcnow()) - self.since - dt.timedelta(minutes=1):
+            return False
+        text = self.task_text.lower()
+        return not text or text in run.task.lower() or self.task_text.casefold() in run.task.casefold() \
+            or not run.task.isascii()
+
+
+@dataclass(frozen=True)
+class RunsPage:
+    """One page of runs, with the total it was cut from."""
+
+    runs: pd.DataFrame
+    total: int
+    page: int  # 1-based, moved back to the last page when asked for one past it
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+    @property
+    def first_row(self) -> int:
+        """1-based position of the page's first run in the whole set (0 when it is empty)."""
+        return (self.page - 1) * self.page_size + 1 if self.total else 0
+
 
 def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50, offset: int = 0,
-              sort: str = "trigger_time", descending: bool = True) -> pd.DataFrame:
-    """One page of runs matching the filter, newest first unless told otherwise."""
+              sort: str = "trigger_time", descending: bool = True, now: dt.datetime | None = None) -> pd.DataFrame:
+    """One page of runs matching the filter, newest first unless told otherwise.
+
+    `duration` is in seconds, up to `now` for a run that has not finished.
+    """
     if sort not in SORTABLE:
         raise ValueError(f"cannot sort by {sort!r}: use one of {', '.join(SORTABLE)}")
-    where, params = run_filter.where()
-    order_column = "coalesce(r.finished, now()::TIMESTAMP) - r.started" if sort == "duration" else f"r.{sort}"
+    now = now or utcnow()
+    where, params = run_filter.where(now)
+    order_column = _DURATION if sort == "duration" else f"r.{sort}"
+    order_params = [now] if sort == "duration" else []
     direction = "DESC" if descending else "ASC"
-    sql = (f"{_RUN_SELECT} {_RUNS_FROM} {where} "
+    sql = (f"{_RUN_SELECT}, epoch({_DURATION}) AS duration {_RUNS_FROM} {where} "
            f"ORDER BY {order_column} {direction} NULLS LAST, r.run_id {direction} LIMIT ? OFFSET ?")
-    return index.query(sql, params + [int(limit), int(offset)])
+    return index.query(sql, [now] + params + order_params + [int(limit), int(offset)])
 
 
-def count_runs(index: Index, run_filter: RunFilter = RunFilter()) -> int:
+def runs_view(index: Index, run_filter: RunFilter = RunFilter(), page: int = 1, page_size: int = 50,
+              sort: str = "trigger_time", descending: bool = True, now: dt.datetime | None = None) -> RunsPage:
+    """The page of runs a grid shows, with the total; a page past the end gives the last page."""
+    now = now or utcnow()
+    total = count_runs(index, run_filter, now)
+    last_page = max(1, -(-total // page_size))
+    page = min(max(1, int(page)), last_page)
+    runs = runs_page(index, run_filter, page_size, (page - 1) * page_size, sort, descending, now)
+    return RunsPage(runs, total, page, page_size)
+
+
+def count_runs(index: Index, run_filter: RunFilter = RunFilter(), now: dt.datetime | None = None) -> int:
     """How many runs match the filter."""
-    where, params = run_filter.where()
+    where, params = run_filter.where(now)
     return int(index.query(f"SELECT count(*) AS n {_RUNS_FROM} {where}", params)["n"].iloc[0])
+
+
+def status_counts(index: Index, run_filter: RunFilter = RunFilter(), now: dt.datetime | None = None) -> dict[str, int]:
+    """How many runs match the filter in each status, whatever statuses the filter picks."""
+    where, params = replace(run_filter, statuses=()).where(now)
+    frame = index.query(f"SELECT r.status, count(*) AS n {_RUNS_FROM} {where} GROUP BY r.status", params)
+    counts = dict.fromkeys(STATUSES, 0)
+    counts.update(zip(frame["status"], frame["n"].astype(int)))
+    return counts
+
+
+def groups(index: Index) -> list[str]:
+    """Every group a task is defined in or a run was reported in, in name order."""
+    frame = index.query("SELECT grp FROM tasks WHERE grp IS NOT NULL UNION "
+                        "SELECT DISTINCT grp FROM runs WHERE grp IS NOT NULL ORDER BY grp")
+    return frame["grp"].tolist()
 
 
 def run(index: Index, run_id: str) -> dict | None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dashboard.hub import Change, Hub
-from dashboard.index import Index
+from dashboard.index import Index, RunSummary
 from dashboard.ingest import Ingestor
 from dashboard.spool import SpoolWriter
+
+
+def summary(status: str) -> RunSummary:
+    return RunSummary("A", "g", status, None)
 
 
 def test_the_ingestor_publishes_runs_touched_and_the_last_line_per_stream(tmp_path):
@@ -19,7 +23,7 @@ def test_the_ingestor_publishes_runs_touched_and_the_last_line_per_stream(tmp_pa
 
     ingestor.catch_up()
     assert len(heard) == 1
-    assert heard[0].runs == {"r-1"}
+    assert heard[0].runs == {"r-1": RunSummary("A", None, "RUNNING", heard[0].runs["r-1"].trigger_time)}
     assert heard[0].log_lines == {("r-1", "stdout"): 3, ("r-1", "stderr"): 1}
 
     ingestor.catch_up()
@@ -33,16 +37,17 @@ def test_changes_merge_and_a_closed_subscription_hears_nothing(tmp_path):
     hub, heard = Hub(), []
     subscription = hub.subscribe(heard.append)
     assert hub.subscriber_count == 1
-    merged = Change(runs={"a"}, log_lines={("a", "stdout"): 3})
-    merged.merge(Change(runs={"b"}, log_lines={("a", "stdout"): 9, ("b", "stderr"): 1}, errors=2))
-    assert merged.runs == {"a", "b"} and merged.errors == 2
+    merged = Change(runs={"a": summary("RUNNING"), "b": summary("RUNNING")}, log_lines={("a", "stdout"): 3})
+    merged.merge(Change(runs={"b": summary("FAILED")}, log_lines={("a", "stdout"): 9, ("b", "stderr"): 1}, errors=2))
+    assert merged.runs == {"a": summary("RUNNING"), "b": summary("FAILED")}, "the newer summary wins"
+    assert merged.errors == 2
     assert merged.log_lines == {("a", "stdout"): 9, ("b", "stderr"): 1}
 
     hub.publish(Change())  # empty: not delivered
     hub.publish(merged)
     subscription.close()
-    hub.publish(Change(runs={"c"}))
-    assert [c.runs for c in heard] == [{"a", "b"}]
+    hub.publish(Change(runs={"c": summary("IDLE")}))
+    assert [set(c.runs) for c in heard] == [{"a", "b"}]
     assert hub.subscriber_count == 0
 
 
@@ -55,6 +60,6 @@ def test_a_failing_subscriber_does_not_stop_the_others(tmp_path, monkeypatch):
 
     hub.subscribe(broken)
     hub.subscribe(heard.append)
-    hub.publish(Change(runs={"r"}))
-    assert [c.runs for c in heard] == [{"r"}]
+    hub.publish(Change(runs={"r": summary("IDLE")}))
+    assert [set(c.runs) for c in heard] == [{"r"}]
     assert "page bug" in str(reported[0])

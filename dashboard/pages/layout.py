@@ -1,4 +1,4 @@
-"""The frame every page shares: title, navigation between the pages, and the ingest status."""
+"""The frame every page shares: title, navigation between the pages, and the connection indicator."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import html
 import panel as pn
 
 from dashboard.app import Services
+from dashboard.pages.connection import connection_indicator
 
 
 def navigation(services: Services, current: str) -> pn.pane.HTML:
@@ -23,8 +24,11 @@ def page_template(services: Services, title: str, current: str, *main) -> pn.tem
     pn.extension("tabulator", reconnect=True, notifications=True)
     template = pn.template.FastListTemplate(
         title="Task Runs Dashboard",
-        header=[navigation(services, current)],
+        header=[pn.Row(navigation(services, current), pn.HSpacer(),
+                       connection_indicator(services.ingestor, services.hub),
+                       sizing_mode="stretch_width", align="center")],
         main=list(main),
+        theme_toggle=False,
         accent="#2563eb",
         main_layout=None,
     )

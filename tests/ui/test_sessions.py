@@ -56,10 +56,11 @@ def test_sessions_subscribe_and_unsubscribe_when_closed(served, context):
         page.goto(url + path)
         expect(page.locator(".tabulator").first).to_be_visible(timeout=30_000)
         pages.append(page)
-    wait_until(lambda: services.hub.subscriber_count == 3, timeout=30)
+    # Each page subscribes twice: its view and its connection indicator.
+    wait_until(lambda: services.hub.subscriber_count == 6, timeout=30)
 
     writer.status("r-1", "Fetch_Orders", "SUCCESS", agent="agent-1", exit_code=0)
-    expect(pages[0].locator('.tabulator-cell[tabulator-field="Status"]')).to_have_text("SUCCESS", timeout=30_000)
+    expect(pages[0].locator('.tabulator-cell[tabulator-field="status"]')).to_have_text("SUCCESS", timeout=30_000)
 
     for page in pages:
         page.close()

@@ -23,6 +23,6 @@ def test_demo_runs_appear_and_a_running_run_finishes_without_reload(tmp_path, pa
         run_id = href.rsplit("/", 1)[-1]
 
         same_run = page.locator(".tabulator-row", has=page.locator(f'a[href$="/{run_id}"]'))
-        status_cell = same_run.locator('.tabulator-cell[tabulator-field="Status"]')
+        status_cell = same_run.locator('.tabulator-cell[tabulator-field="status"]')
         expect(status_cell).to_have_text(TERMINAL, timeout=120_000)
         assert page.evaluate("window.__no_reload_marker === true"), "the page was reloaded"

@@ -1,0 +1,99 @@
+"""The connection indicator: Live, Connecting, Error or Disconnected.
+
+The browser side listens to Bokeh's own connection events (the websocket Panel reconnects
+when `reconnect=True`), so the indicator tells the truth even when the server cannot talk.
+The server side says whether the ingestor is healthy: Error when an ingest step failed or
+new ingest errors were recorded since the page opened.
+"""
+
+from __future__ import annotations
+
+import panel as pn
+import param
+from panel.reactive import ReactiveHTML
+
+from dashboard.hub import Hub
+from dashboard.ingest import Ingestor
+
+_STYLE = """
+.td-conn { display: inline-flex; align-items: center; gap: 6px; padding: 3px 10px; border-radius: 999px;
+           font: 600 12px system-ui, sans-serif; background: rgba(255,255,255,.92); color: #111827;
+           cursor: default; white-space: nowrap; }
+.td-conn .td-dot { width: 8px; height: 8px; border-radius: 50%; background: #9ca3af; }
+.td-conn-live .td-dot { background: #16a34a; box-shadow: 0 0 0 3px #16a34a33; }
+.td-conn-connecting .td-dot { background: #f59e0b; animation: td-blink 1s steps(2) infinite; }
+.td-conn-error .td-dot { background: #dc2626; }
+.td-conn-disconnected { cursor: pointer; }
+.td-conn-disconnected .td-dot { background: #6b7280; }
+@keyframes td-blink { 50% { opacity: .2; } }
+"""
+
+
+class ConnectionIndicator(ReactiveHTML):
+    """A pill in the page header showing the real state of the link to the server."""
+
+    ingest_failure = param.String(default="", doc="Why the last ingest step failed; empty when it did not.")
+    new_errors = param.Integer(default=0, doc="Ingest errors recorded since the page opened.")
+
+    _template = """
+<span id="pill" class="td-conn td-conn-live" role="status" aria-live="polite" title="Connected to the server">
+  <span class="td-dot"></span><span id="label">Live</span>
+</span>"""
+
+    _stylesheets = [_STYLE]
+
+    _scripts = {
+        "render": """
+state.link = "live"
+state.show = () => {
+  let look = state.link, text = "Live", title = "Connected; updates arrive as they happen"
+  if (state.link === "connecting") {
+    text = "Connecting…"; title = "Lost the connection to the server; reconnecting"
+  } else if (state.link === "disconnected") {
+    text = "Disconnected"; title = "Not connected to the server. Click to try again."
+  } else if (data.ingest_failure) {
+    look = "error"; text = "Error"; title = "Reading the spool failed: " + data.ingest_failure
+  } else if (data.new_errors > 0) {
+    look = "error"; text = "Error · " + data.new_errors
+    title = data.new_errors + " new ingest error(s) since this page opened: see `taskdash errors`"
+  }
+  pill.className = "td-conn td-conn-" + look
+  pill.dataset.state = text.split(" ")[0].replace("…", "")
+  pill.title = title
+  label.textContent = text
+}
+data.document.on_event("connection_lost", (_, event) => {
+  state.link = event.timeout != null ? "connecting" : "disconnected"
+  state.reconnect = event.reconnect
+  state.show()
+})
+data.document.on_event("client_reconnected", () => { state.link = "live"; state.show() })
+pill.addEventListener("click", () => {
+  if (state.link === "disconnected" && state.reconnect) { state.link = "connecting"; state.show(); state.reconnect() }
+})
+state.show()
+""",
+        "ingest_failure": "state.show()",
+        "new_errors": "state.show()",
+    }
+
+
+def connection_indicator(ingestor: Ingestor, hub: Hub, check_seconds: float = 5.0) -> ConnectionIndicator:
+    """An indicator for this session, kept current with the ingestor's health.
+
+    Failures and new errors are published on the hub; a recovery is not, so the health is
+    also looked at every few seconds (no query: it is a field of the ingestor).
+    """
+    indicator = ConnectionIndicator()
+    baseline = ingestor.health.errors_recorded
+
+    def update(_change=None) -> None:
+        health = ingestor.health
+        indicator.param.update(ingest_failure=health.failure or "",
+                               new_errors=max(0, health.errors_recorded - baseline))
+
+    update()
+    hub.subscribe(update)
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        pn.state.add_periodic_callback(update, period=int(check_seconds * 1000))
+    return indicator
