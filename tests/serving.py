@@ -1,4 +1,5 @@
-"""A real `taskdash serve` subprocess for browser tests, stopped by the test that started it."""
+"""Real dashboard servers for browser tests (a `taskdash serve` subprocess, or in this process),
+stopped by the test that started them."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+
+from helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,3 +74,35 @@ def dashboard_server(tmp_path: Path, *extra: str):
         raise
     finally:
         server.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def responds(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def served_in_process(spool: Path, index: Path, **server_options):
+    """The dashboard served from this process (its services inspectable), stopped on exit."""
+    from dashboard import app
+    from dashboard.config import Config
+
+    config = Config(spool=spool, index=index, port=free_port())
+    server = app.serve(config, threaded=True, **server_options)
+    url = f"http://127.0.0.1:{config.port}"
+    try:
+        wait_until(lambda: responds(url + "/liveness"), timeout=30, message="the server to listen")
+        yield url, app.services()
+    finally:
+        server.stop()
+        server.join(10)
+        app.stop_services()

@@ -69,8 +69,10 @@ class RunsQuery(param.Parameterized):
             try:
                 value = converters.get(name, str)(text)
                 self.param[name]._validate(value)
-            except (ValueError, KeyError, TypeError) as exc:
-                problems.append(f"ignored {name}={text!r} from the URL: {exc}")
+            except (ValueError, KeyError, TypeError):
+                allowed = getattr(self.param[name], "objects", None) or (["asc", "desc"] if name == "descending" else [])
+                hint = f"use one of {', '.join(map(str, allowed))}" if allowed else "use a whole number"
+                problems.append(f"ignored {name}={text!r} from the URL: {hint}")
                 continue
             values[name] = value
         self.param.update(values)
@@ -95,7 +97,7 @@ class TaskRunsView:
             label="Time range", options=list(TIME_RANGES), value=self.query.since, color="light",
             variant="outline", margin=(5, 10))
         self.group = pn.widgets.Select(label="Group", options=self._group_options(), value=self.query.group, width=170)
-        self.clear = pn.widgets.Button(label="Clear filters", color="light", icon="filter-off", margin=(22, 10))
+        self.clear = pn.widgets.Button(label="Clear filters", color="primary", variant="outline", margin=(5, 10))
         self.summary = pn.pane.HTML("", margin=(0, 10), stylesheets=[STYLESHEET])
         self.empty = pn.pane.HTML("", visible=False, margin=(10, 10), sizing_mode="stretch_width")
         self.first = pn.widgets.Button(label="«", width=42, description="First page")
@@ -112,7 +114,8 @@ class TaskRunsView:
     # ---- layout ----------------------------------------------------------------------
 
     def panel(self) -> pn.Column:
-        filters = pn.Row(self.search, self.since,
+        time_range = pn.Column(pn.pane.HTML("Time range", margin=(5, 10, 0, 10)), self.since, margin=0)
+        filters = pn.Row(self.search, time_range,
                          self.group, self.clear, align="end", sizing_mode="stretch_width")
         pager = pn.Row(self.first, self.previous, self.page_label, self.next, self.last, pn.HSpacer(),
                        pn.pane.HTML("Rows per page", margin=(12, 0)), self.page_size,
@@ -213,9 +216,9 @@ class TaskRunsView:
         options = self._chip_options(counts)
         if options != self.chips.options:
             self.chips.options = options
-        self._show_totals(view, counts)
+        self._show_totals(view)
 
-    def _show_totals(self, view: queries.RunsPage, counts: dict[str, int]) -> None:
+    def _show_totals(self, view: queries.RunsPage) -> None:
         query = self.query
         last = view.first_row + len(view.runs) - 1
         summary = (f"Showing <b>{view.first_row:,}–{last:,}</b> of <b>{view.total:,}</b> runs"
@@ -230,13 +233,13 @@ class TaskRunsView:
         self.grid.visible = bool(view.total)
         self.empty.visible = not view.total
         if not view.total:
-            self.empty.object = self._empty_message(sum(counts.values()))
+            self.empty.object = self._empty_message()
 
-    def _empty_message(self, in_range: int) -> str:
+    def _empty_message(self) -> str:
         since = html.escape(self.query.since)
-        if in_range:
+        if self.query.filtered:
             title = f"No runs match these filters in the last {since}."
-            hint = "Change the search, status or group, or use <b>Clear filters</b>."
+            hint = "Change the search, status or group, choose a longer time range, or use <b>Clear filters</b>."
         elif self.svc.index.counts()["runs"]:
             title = f"No runs in the last {since}."
             hint = "Choose a longer time range above: older runs are kept."
@@ -278,8 +281,8 @@ def page():
     pn.state.add_periodic_callback(view.refresh, period=SLIDE_SECONDS * 1000)
     template = page_template(svc, "Task Runs", "Task Runs", pn.Column(
         "## Task Runs", view.panel(), keep_in_url(query, query.to_url), sizing_mode="stretch_width"))
-    for problem in problems:
-        pn.state.notifications.warning(problem, duration=8000)
+    if problems:
+        pn.state.onload(lambda: [pn.state.notifications.warning(problem, duration=10_000) for problem in problems])
     return template
 
 

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-import urllib.request
-
 import pytest
 from helpers import wait_until
 from playwright.sync_api import expect
+from serving import served_in_process
 
-from dashboard import app
-from dashboard.config import Config
 from dashboard.spool import SpoolWriter
-
-
-def responds(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -34,18 +16,10 @@ def served(tmp_path):
     writer.define_task("Fetch_Orders", "billing")
     writer.status("r-1", "Fetch_Orders", "RUNNING", agent="agent-1")
     writer.append_log("r-1", "stdout", "hello\n")
-    config = Config(spool=tmp_path / "spool", index=tmp_path / "index.duckdb", port=free_port())
     # Sessions whose browser left are destroyed after 0.2 s instead of Bokeh's 15 s.
-    server = app.serve(config, threaded=True, check_unused_sessions_milliseconds=200,
-                       unused_session_lifetime_milliseconds=200)
-    url = f"http://127.0.0.1:{config.port}"
-    try:
-        wait_until(lambda: responds(url + "/liveness"), timeout=30, message="the server to listen")
-        yield url, app.services(), writer
-    finally:
-        server.stop()
-        server.join(10)
-        app.stop_services()
+    with served_in_process(tmp_path / "spool", tmp_path / "index.duckdb", check_unused_sessions_milliseconds=200,
+                           unused_session_lifetime_milliseconds=200) as (url, services):
+        yield url, services, writer
 
 
 def test_sessions_subscribe_and_unsubscribe_when_closed(served, context):
