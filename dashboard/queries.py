@@ -85,9 +85,9 @@ class RunFilter:
         if self.since is not None and run.trigger_time is not None and \
                 run.trigger_time < (now or utcnow()) - self.since - dt.timedelta(minutes=1):
             return False
-        text = self.task_text.lower()
-        return not text or text in run.task.lower() or self.task_text.casefold() in run.task.casefold() \
-            or not run.task.isascii()
+        if not self.task_text or not (self.task_text.isascii() and run.task.isascii()):
+            return True  # Python's and DuckDB's lower() may differ beyond ASCII: query to be sure
+        return self.task_text.lower() in run.task.lower()
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
         raise ValueError(f"cannot sort by {sort!r}: use one of {', '.join(SORTABLE)}")
     now = now or utcnow()
     where, params = run_filter.where(now)
-    order_column = _DURATION if sort == "duration" else f"r.{sort}"
+    order_column = {"duration": _DURATION, "grp": "coalesce(r.grp, t.grp)"}.get(sort, f"r.{sort}")
     order_params = [now] if sort == "duration" else []
     direction = "DESC" if descending else "ASC"
     sql = (f"{_RUN_SELECT}, epoch({_DURATION}) AS duration {_RUNS_FROM} {where} "

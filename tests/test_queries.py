@@ -368,14 +368,8 @@ def test_the_combinations_are_not_trivial(world):
 
 # ---- 3. sorting ------------------------------------------------------------------------
 
-GROUP_SORT_BUG = ("sort='grp' orders by the run's own r.grp, not the shown coalesce(r.grp, t.grp): "
-                  "runs whose group comes from their task definition sort as if they had none")
-
-
 @pytest.mark.parametrize("descending", [False, True], ids=["asc", "desc"])
-@pytest.mark.parametrize("column", [
-    pytest.param(column, marks=pytest.mark.xfail(strict=True, reason=GROUP_SORT_BUG)) if column == "grp"
-    else column for column in queries.SORTABLE])
+@pytest.mark.parametrize("column", queries.SORTABLE)
 def test_sorting_by_every_column(world, column, descending):
     got = all_ids(world, sort=column, descending=descending)
     assert got == expected_order(world.runs, column, descending, world.now)
@@ -533,11 +527,8 @@ def test_may_admit_keeps_a_run_triggered_exactly_at_the_start_of_the_range(world
         assert run_filter.may_admit(summary, world.now)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "may_admit compares with Python's str.lower/casefold, the query with DuckDB's lower(): "
-    "DuckDB lowers 'İ' (U+0130) to 'i', Python to 'i̇' (i + U+0307), so for an ASCII task name "
-    "containing 'i' the query matches and may_admit says no"))
 def test_may_admit_never_refuses_with_a_dotted_capital_i(world):
+    # DuckDB lowers 'İ' (U+0130) to 'i', Python to 'i̇' (i + U+0307): the query matches ASCII names.
     runs = summaries(world.index)
     run_filter = RunFilter(task_text="\u0130")
     matched = set(all_ids(world, run_filter))
