@@ -2,6 +2,8 @@
 
 The browser side listens to Bokeh's own connection events (the websocket Panel reconnects
 when `reconnect=True`), so the indicator tells the truth even when the server cannot talk.
+When a restarted server cannot take the old session back, the page reloads itself from
+its URL once the server answers again.
 The server side says whether the ingestor is healthy: Error when an ingest step failed or
 new ingest errors were recorded since the page opened.
 """
@@ -62,12 +64,30 @@ state.show = () => {
   pill.title = title
   label.textContent = text
 }
+// Bokeh reconnects its websocket by itself, but a restarted server does not know the old
+// session and the reconnect can fail. So while the link is down, ask the server (a HEAD
+// request creates no session) whether it is back; if it is and the link still is not,
+// reload: the URL holds the page's view, so the view comes back with it.
+state.watch = () => {
+  if (state.watching) { return }
+  state.watching = setInterval(async () => {
+    if (state.link === "live") { clearInterval(state.watching); state.watching = null; return }
+    try {
+      await fetch(window.location.href, {method: "HEAD", cache: "no-store"})
+      state.back_since = state.back_since || Date.now()
+      if (Date.now() - state.back_since > 3000) { window.location.reload() }
+    } catch (error) {
+      state.back_since = null
+    }
+  }, 1000)
+}
 data.document.on_event("connection_lost", (_, event) => {
   state.link = event.timeout != null ? "connecting" : "disconnected"
   state.reconnect = event.reconnect
   state.show()
+  state.watch()
 })
-data.document.on_event("client_reconnected", () => { state.link = "live"; state.show() })
+data.document.on_event("client_reconnected", () => { state.link = "live"; state.back_since = null; state.show() })
 pill.addEventListener("click", () => {
   if (state.link === "disconnected" && state.reconnect) { state.link = "connecting"; state.show(); state.reconnect() }
 })
