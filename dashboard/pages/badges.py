@@ -23,11 +23,11 @@ STYLESHEET = f"""
 }}
 .td-adhoc {{ background: {ADHOC_COLOR}; margin-left: 6px; font-size: 10px; padding: 0 6px; }}
 .td-task {{ font-weight: 600; }}
-.td-chain {{ font-size: 11px; white-space: nowrap; color: #9ca3af; }}
+.td-chain {{ font-size: 10.5px; white-space: nowrap; color: #9ca3af; letter-spacing: -.01em; }}
 .td-chain .td-step {{ color: #d1d5db; }}
 .td-chain .td-step.td-reached {{ color: #4b5563; }}
 .td-chain .td-step.td-current {{ font-weight: 700; color: var(--td-status); }}
-.td-chain .td-sep {{ margin: 0 2px; color: #d1d5db; }}
+.td-chain .td-sep {{ margin: 0 1px; color: #d1d5db; }}
 .td-pulse {{
   display: inline-block; width: 7px; height: 7px; border-radius: 50%; margin-left: 3px;
   vertical-align: 1px; background: {COLORS["RUNNING"]}; animation: td-pulse 1.2s ease-in-out infinite;

@@ -211,8 +211,8 @@ def runs_table(detail_prefix: str, sort_field: str, descending: bool) -> QuerySo
                     "duration": _DURATION_FORMATTER, "logs": _logs_formatter(detail_prefix)},
         sortable={"lifecycle": False, "logs": False},
         sorters=[{"field": sort_field, "dir": "desc" if descending else "asc"}],
-        widths={"task": 200, "grp": 105, "trigger": 155, "lifecycle": 300, "status": 110, "agent": 95,
-                "started": 95, "finished": 95, "duration": 95, "logs": 60},
+        widths={"task": "14%", "grp": "8%", "trigger": "11%", "lifecycle": "25%", "status": "8%", "agent": "7%",
+                "started": "7.5%", "finished": "7.5%", "duration": "7.5%", "logs": "4.5%"},
         header_align={"logs": "center"},
         text_align={"logs": "center", "duration": "right"},
         # Tabulator keeps the query's order (a sort that finds every pair equal); the header

@@ -100,10 +100,11 @@ class TaskRunsView:
         self.clear = pn.widgets.Button(label="Clear filters", color="primary", variant="outline", margin=(5, 10))
         self.summary = pn.pane.HTML("", margin=(0, 10), stylesheets=[STYLESHEET])
         self.empty = pn.pane.HTML("", visible=False, margin=(10, 10), sizing_mode="stretch_width")
-        self.first = pn.widgets.Button(label="«", width=42, description="First page")
-        self.previous = pn.widgets.Button(label="‹ Previous", width=100)
-        self.next = pn.widgets.Button(label="Next ›", width=100)
-        self.last = pn.widgets.Button(label="»", width=42, description="Last page")
+        pager_look = {"color": "primary", "variant": "outline"}
+        self.first = pn.widgets.Button(label="«", width=42, description="First page", **pager_look)
+        self.previous = pn.widgets.Button(label="‹ Previous", width=100, **pager_look)
+        self.next = pn.widgets.Button(label="Next ›", width=100, **pager_look)
+        self.last = pn.widgets.Button(label="»", width=42, description="Last page", **pager_look)
         self.page_label = pn.pane.HTML("", margin=(12, 10))
         self.page_size = pn.widgets.Select(options=list(PAGE_SIZES), value=self.query.page_size, width=80,
                                            margin=(5, 5))
