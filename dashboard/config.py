@@ -29,7 +29,6 @@ class Config:
     routes: dict[str, str] = field(default_factory=lambda: {
         "task_runs": "/task-runs", "run_detail": "/task-runs/{run_id}", "tasks": "/tasks"})
     rescan_seconds: float = 30.0
-    tick_seconds: float = 1.0
     push_min_interval_seconds: float = 0.25
     threads: int = 4
     source: Path | None = None
@@ -92,7 +91,7 @@ def load_config(path: str | Path | None = None) -> Config:
     values["routes"] = routes
     try:
         config = Config(**values, source=source)
-        int(config.port), float(config.rescan_seconds), float(config.tick_seconds)
+        int(config.port), float(config.rescan_seconds), float(config.push_min_interval_seconds)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return config
