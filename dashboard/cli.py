@@ -18,7 +18,6 @@ from .ingest import Ingestor
 from .spool import STREAMS, SpoolError, validate_run_id
 from .statuses import STATUSES
 
-LOG_PAGE_LINES = 500
 
 
 class CommandError(Exception):
@@ -115,21 +114,21 @@ def cmd_logs(args) -> int:
         raise CommandError(f"no run {args.run_id!r} in the index (see `taskdash runs`)")
     total = queries.log_line_counts(index, args.run_id)[args.stream]
     if args.search:
-        matches, line_numbers = queries.search_log(index, args.run_id, args.stream, args.search, limit=10**9)
-        for first in range(0, len(line_numbers), LOG_PAGE_LINES):  # fetch matching lines a page at a time
-            chunk = line_numbers[first:first + LOG_PAGE_LINES]
-            lines = queries.log_page(index, args.run_id, args.stream, chunk[0], chunk[-1] - chunk[0] + 1)
-            wanted = set(chunk)
+        line_numbers = queries.search_matches(index, args.run_id, args.stream, args.search)
+        for first in range(0, len(line_numbers), queries.LOG_PAGE_LINES):  # fetch matching lines a page at a time
+            chunk = line_numbers[first:first + queries.LOG_PAGE_LINES]
+            lines = queries.log_page(index, args.run_id, args.stream, int(chunk[0]), int(chunk[-1] - chunk[0] + 1))
+            wanted = set(chunk.tolist())
             for number, text in zip(lines["line_no"], lines["text"]):
                 if number in wanted:
                     print(f"{number:>7}  {text}")
-        print(f"{matches:,} matching lines of {total:,} in {args.stream}", file=sys.stderr)
+        print(f"{len(line_numbers):,} matching lines of {total:,} in {args.stream}", file=sys.stderr)
     else:
-        pages = max(1, -(-total // LOG_PAGE_LINES))
+        pages = max(1, -(-total // queries.LOG_PAGE_LINES))
         page = pages if args.page == -1 else args.page
         if not 1 <= page <= pages:
             raise CommandError(f"page {args.page} does not exist: {args.stream} has {pages} page(s)")
-        lines = queries.log_page(index, args.run_id, args.stream, (page - 1) * LOG_PAGE_LINES + 1, LOG_PAGE_LINES)
+        lines = queries.log_page(index, args.run_id, args.stream, (page - 1) * queries.LOG_PAGE_LINES + 1, queries.LOG_PAGE_LINES)
         for number, text in zip(lines["line_no"], lines["text"]):
             print(f"{number:>7}  {text}")
         print(f"{args.stream}: page {page} of {pages}, {total:,} lines", file=sys.stderr)
@@ -250,7 +249,7 @@ def parser() -> argparse.ArgumentParser:
     logs = command("logs", cmd_logs, "print a page of a run's log, or the lines matching a search")
     logs.add_argument("run_id")
     logs.add_argument("--stream", choices=STREAMS, default="stdout")
-    logs.add_argument("--page", type=int, default=1, help=f"page of {LOG_PAGE_LINES} lines; -1 is the last")
+    logs.add_argument("--page", type=int, default=1, help=f"page of {queries.LOG_PAGE_LINES} lines; -1 is the last")
     logs.add_argument("--search", help="print only lines containing this text (case-insensitive)")
 
     errors = command("errors", cmd_errors, "list ingest errors: bad spool lines and files")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 
 from .index import LIFECYCLE_STEP_SQL, Index, RunSummary
@@ -181,20 +183,35 @@ def log_line_counts(index: Index, run_id: str) -> dict[str, int]:
     return counts
 
 
-def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int = 500) -> pd.DataFrame:
+LOG_PAGE_LINES = 500
+
+
+def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int = LOG_PAGE_LINES) -> pd.DataFrame:
     """Lines first_line .. first_line+count-1 (1-based) of a run's stream."""
     return index.query("SELECT line_no, text FROM log_lines WHERE run_id = ? AND stream = ? "
                        "AND line_no >= ? AND line_no < ? ORDER BY line_no",
                        [run_id, stream, int(first_line), int(first_line) + int(count)])
 
 
-def search_log(index: Index, run_id: str, stream: str, text: str, limit: int = 1000) -> tuple[int, list[int]]:
-    """Case-insensitive literal search in a whole stream: (match count, first matching line numbers)."""
-    params = [run_id, stream, text]
-    where = "WHERE run_id = ? AND stream = ? AND strpos(lower(text), lower(?)) > 0"
-    total = int(index.query(f"SELECT count(*) AS n FROM log_lines {where}", params)["n"].iloc[0])
-    lines = index.query(f"SELECT line_no FROM log_lines {where} ORDER BY line_no LIMIT ?", params + [limit])
-    return total, lines["line_no"].astype(int).tolist()
+def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndarray:
+    """Every line number of a run's stream containing `text` (literal, any case), in order."""
+    with index.cursor() as cur:
+        result = cur.execute("SELECT line_no FROM log_lines WHERE run_id = ? AND stream = ? "
+                             "AND strpos(lower(text), lower(?)) > 0 ORDER BY line_no",
+                             [run_id, stream, text]).fetchnumpy()
+    return np.asarray(result["line_no"], dtype=np.int64)
+
+
+def log_text_chunks(index: Index, run_id: str, stream: str, lines_per_chunk: int = 100_000) -> Iterator[str]:
+    """A run's whole stream as text, a bounded range of lines at a time (for downloads)."""
+    last = log_line_counts(index, run_id)[stream]
+    for first in range(1, last + 1, lines_per_chunk):
+        with index.cursor() as cur:
+            rows = cur.execute("SELECT string_agg(text, chr(10) ORDER BY line_no) FROM log_lines "
+                               "WHERE run_id = ? AND stream = ? AND line_no >= ? AND line_no < ?",
+                               [run_id, stream, first, first + lines_per_chunk]).fetchone()
+        if rows[0] is not None:
+            yield rows[0] + "\n"
 
 
 def ingest_errors(index: Index, limit: int = 1000) -> pd.DataFrame:
