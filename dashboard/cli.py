@@ -19,7 +19,6 @@ from .spool import STREAMS, SpoolError, validate_run_id
 from .statuses import STATUSES
 
 
-
 class CommandError(Exception):
     """A command cannot do what was asked; its message is for the user."""
 
