@@ -11,6 +11,7 @@ from urllib.parse import quote
 import panel as pn
 from tornado.web import RedirectHandler
 
+from . import downloads
 from .config import Config, load_config
 from .hub import Hub
 from .index import Index
@@ -101,7 +102,9 @@ def serve(config: Config, show: bool = False, start: bool = True, **kwargs):
         show=show,
         start=start,
         title="Task Runs Dashboard",
-        extra_patterns=[(r"/", RedirectHandler, {"url": config.routes["task_runs"]})],
+        extra_patterns=[(r"/", RedirectHandler, {"url": config.routes["task_runs"]}),
+                        (route_pattern(config.routes["run_detail"]) + downloads.ROUTE_SUFFIX,
+                         downloads.LogDownloadHandler, {"services": services})],
         liveness=True,
         **kwargs,
     )

@@ -25,7 +25,7 @@ from .statuses import ORDER, TERMINAL
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 MAX_LINE_CHARS = 64 * 1024  # a longer log line is kept cut, with a marker
 
 SCHEMA = """
@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS transitions (
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR, task VARCHAR, grp VARCHAR, status VARCHAR, agent VARCHAR, adhoc BOOLEAN,
     trigger_time TIMESTAMP, started TIMESTAMP, finished TIMESTAMP, exit_code INTEGER,
-    message VARCHAR, updated TIMESTAMP, reached VARCHAR[]);
+    message VARCHAR, updated TIMESTAMP, reached VARCHAR[], own_grp BOOLEAN);
 CREATE TABLE IF NOT EXISTS log_lines (
     run_id VARCHAR, stream VARCHAR, line_no BIGINT, arrived TIMESTAMP, text VARCHAR);
 CREATE TABLE IF NOT EXISTS ingest_offsets (
@@ -58,26 +58,40 @@ LIFECYCLE_STEP_SQL = "CASE status " + " ".join(f"WHEN '{s}' THEN {n}" for s, n i
 # A run's current status is its latest event by time, except that a terminal status
 # outranks any non-terminal one: an older (or skewed) RUNNING never reopens a finished run.
 # Events of one millisecond (IDLE then ACTIVE, say) are told apart by lifecycle order.
+# A run's group is the one its events report, else its task's (kept current by
+# GROUPS_FROM_TASKS), so reads never join. Rows go in trigger order: time filters skip
+# row groups.
 RECOMPUTE_RUNS = f"""
 DELETE FROM runs WHERE run_id IN (SELECT run_id FROM touched);
 INSERT INTO runs
-SELECT run_id,
-       arg_max(task, rank),
-       arg_max(grp, ts) FILTER (WHERE grp IS NOT NULL),
-       arg_max(status, rank),
-       arg_max(agent, ts) FILTER (WHERE agent IS NOT NULL),
-       bool_or(adhoc),
-       coalesce(min(trigger_time), min(ts) FILTER (WHERE status = 'TRIGGER'), min(ts)),
-       min(ts) FILTER (WHERE status IN ('STARTED', 'RUNNING')),
-       CASE WHEN arg_max(status, rank) IN ({_TERMINAL_SQL}) THEN arg_max(ts, rank) END,
-       arg_max(exit_code, rank) FILTER (WHERE exit_code IS NOT NULL),
-       arg_max(message, rank) FILTER (WHERE message IS NOT NULL),
-       max(ts),
-       list(DISTINCT status ORDER BY status)
-FROM (SELECT *, {{'terminal': status IN ({_TERMINAL_SQL}), 'ts': ts, 'step': {LIFECYCLE_STEP_SQL},
-                               'status': status}} AS rank
-      FROM transitions WHERE run_id IN (SELECT run_id FROM touched))
-GROUP BY run_id;
+SELECT a.run_id, a.task, coalesce(a.own_grp, t.grp), a.status, a.agent, a.adhoc, a.trigger_time, a.started,
+       a.finished, a.exit_code, a.message, a.updated, a.reached, a.own_grp IS NOT NULL
+FROM (
+    SELECT run_id,
+           arg_max(task, rank) AS task,
+           arg_max(grp, ts) FILTER (WHERE grp IS NOT NULL) AS own_grp,
+           arg_max(status, rank) AS status,
+           arg_max(agent, ts) FILTER (WHERE agent IS NOT NULL) AS agent,
+           bool_or(adhoc) AS adhoc,
+           coalesce(min(trigger_time), min(ts) FILTER (WHERE status = 'TRIGGER'), min(ts)) AS trigger_time,
+           min(ts) FILTER (WHERE status IN ('STARTED', 'RUNNING')) AS started,
+           CASE WHEN arg_max(status, rank) IN ({_TERMINAL_SQL}) THEN arg_max(ts, rank) END AS finished,
+           arg_max(exit_code, rank) FILTER (WHERE exit_code IS NOT NULL) AS exit_code,
+           arg_max(message, rank) FILTER (WHERE message IS NOT NULL) AS message,
+           max(ts) AS updated,
+           list(DISTINCT status ORDER BY status) AS reached
+    FROM (SELECT *, {{'terminal': status IN ({_TERMINAL_SQL}), 'ts': ts, 'step': {LIFECYCLE_STEP_SQL},
+                                   'status': status}} AS rank
+          FROM transitions WHERE run_id IN (SELECT run_id FROM touched))
+    GROUP BY run_id) a
+LEFT JOIN tasks t ON t.task = a.task
+ORDER BY a.trigger_time;
+"""
+
+# A task (re)defined in another group moves the runs that report no group of their own.
+GROUPS_FROM_TASKS = """
+UPDATE runs SET grp = n.grp FROM new_tasks n
+WHERE runs.task = n.task AND NOT runs.own_grp AND runs.grp IS DISTINCT FROM n.grp
 """
 
 
@@ -261,6 +275,7 @@ class Index:
             cur.register("new_tasks", frame)
             cur.execute("DELETE FROM tasks WHERE task IN (SELECT task FROM new_tasks)")
             cur.execute("INSERT INTO tasks SELECT task, grp, depends_on, description, ? FROM new_tasks", [now])
+            cur.execute(GROUPS_FROM_TASKS)
             cur.unregister("new_tasks")
         touched: dict[str, RunSummary] = {}
         if batch.transitions:
@@ -286,9 +301,8 @@ class Index:
             cur.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT run_id FROM new_transitions")
             cur.unregister("new_transitions")
             cur.execute(RECOMPUTE_RUNS)
-            rows = cur.execute("""SELECT r.run_id, r.task, coalesce(r.grp, t.grp), r.status, r.trigger_time
-                                  FROM runs r LEFT JOIN tasks t ON t.task = r.task
-                                  WHERE r.run_id IN (SELECT run_id FROM touched)""").fetchall()
+            rows = cur.execute("SELECT run_id, task, grp, status, trigger_time FROM runs "
+                               "WHERE run_id IN (SELECT run_id FROM touched)").fetchall()
             touched = {run_id: RunSummary(*rest) for run_id, *rest in rows}
         if batch.log_line_count:
             cur.register("new_lines", pa.Table.from_batches(batch.log_chunks))
@@ -309,6 +323,25 @@ class Index:
             cur.execute("INSERT INTO ingest_offsets SELECT * FROM new_offsets")
             cur.unregister("new_offsets")
         return touched
+
+    def cluster_runs(self) -> None:
+        """Rewrite the runs table in trigger order, after a catch-up filled it out of order.
+
+        DuckDB skips row groups whose trigger times lie outside a query's range only when
+        each row group holds a narrow span of them.
+        """
+        with self._write_lock, self.cursor() as cur:
+            cur.execute("BEGIN")
+            try:
+                cur.execute("CREATE TEMP TABLE ordered_runs AS SELECT * FROM runs ORDER BY trigger_time, run_id")
+                cur.execute("DELETE FROM runs")
+                cur.execute("INSERT INTO runs SELECT * FROM ordered_runs")
+                cur.execute("DROP TABLE ordered_runs")
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("CHECKPOINT")
 
     # ---- queries ---------------------------------------------------------------------
 

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 8 * 1024 * 1024  # bytes read from one file in one step
 BATCH_LINES = 400_000  # log lines (or events) gathered before a commit
 BATCH_BYTES = 64 * 1024 * 1024
+#: A catch-up that read this many events rewrites the runs table in trigger order.
+CLUSTER_AFTER_EVENTS = 200_000
 IGNORED = -1  # the offset of a file that breaks the contract: reported once, then left alone
 
 Offset = tuple[int, int, bool]  # (byte offset, lines read, inside a cut over-long line)
@@ -81,6 +83,8 @@ class Ingestor:
                     if not more:
                         break
             self._commit(batch, added)
+            if added["events"] >= CLUSTER_AFTER_EVENTS:
+                self.index.cluster_runs()
             self.health.last_step = time.time()
             self.health.failure = None
         return added

@@ -23,13 +23,10 @@ SORTABLE = ("trigger_time", "task", "grp", "status", "agent", "started", "finish
 _RANGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
-_RUNS_FROM = """
-FROM runs r LEFT JOIN tasks t ON t.task = r.task
-"""
+_RUNS_FROM = "FROM runs r"
 _RUN_SELECT = """
-SELECT r.run_id, r.task, coalesce(r.grp, t.grp) AS grp, r.status, r.agent, r.adhoc,
-       r.trigger_time, r.started, r.finished, r.exit_code, r.message, r.updated,
-       array_to_string(r.reached, ',') AS reached
+SELECT r.run_id, r.task, r.grp, r.status, r.agent, r.adhoc, r.trigger_time, r.started, r.finished,
+       r.exit_code, r.message, r.updated, array_to_string(r.reached, ',') AS reached
 """
 _DURATION = "coalesce(r.finished, ?) - r.started"
 
@@ -55,11 +52,15 @@ class RunFilter:
     since: dt.timedelta | None = None
     group: str | None = None
 
-    def where(self, now: dt.datetime | None = None) -> tuple[str, list]:
-        clauses, params = [], []
+    def check(self) -> None:
+        """Raise ValueError, naming the known statuses, if the filter asks for an unknown one."""
         unknown = set(self.statuses) - set(STATUSES)
         if unknown:
             raise ValueError(f"unknown status {sorted(unknown)[0]!r}: use one of {', '.join(STATUSES)}")
+
+    def where(self, now: dt.datetime | None = None) -> tuple[str, list]:
+        clauses, params = [], []
+        self.check()
         if self.statuses:
             clauses.append(f"r.status IN ({', '.join('?' * len(self.statuses))})")
             params += list(self.statuses)
@@ -70,7 +71,7 @@ class RunFilter:
             clauses.append("r.trigger_time >= ?")
             params.append((now or utcnow()) - self.since)
         if self.group:
-            clauses.append("coalesce(r.grp, t.grp) = ?")
+            clauses.append("r.grp = ?")
             params.append(self.group)
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
@@ -94,12 +95,14 @@ class RunFilter:
 
 @dataclass(frozen=True)
 class RunsPage:
-    """One page of runs, with the total it was cut from."""
+    """One page of runs, with the total it was cut from and the count in each status."""
 
     runs: pd.DataFrame
     total: int
     page: int  # 1-based, moved back to the last page when asked for one past it
     page_size: int
+    #: runs per status under the filter but whatever statuses it picks
+    status_counts: dict[str, int]
 
     @property
     def pages(self) -> int:
@@ -112,32 +115,42 @@ class RunsPage:
 
 
 def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50, offset: int = 0,
-              sort: str = "trigger_time", descending: bool = True, now: dt.datetime | None = None) -> pd.DataFrame:
+              sort: str = "trigger_time", descending: bool = True, now: dt.datetime | None = None,
+              total: int | None = None) -> pd.DataFrame:
     """One page of runs matching the filter, newest first unless told otherwise.
 
-    `duration` is in seconds, up to `now` for a run that has not finished.
+    `duration` is in seconds, up to `now` for a run that has not finished. Given the
+    `total`, a page in the second half is read from the other end (a last page costs what
+    a first page does, instead of sorting everything before it).
     """
     if sort not in SORTABLE:
         raise ValueError(f"cannot sort by {sort!r}: use one of {', '.join(SORTABLE)}")
     now = now or utcnow()
     where, params = run_filter.where(now)
-    order_column = {"duration": _DURATION, "grp": "coalesce(r.grp, t.grp)"}.get(sort, f"r.{sort}")
+    from_end = total is not None and offset > total // 2
+    if from_end:
+        limit, offset = max(0, min(limit, total - offset)), max(0, total - offset - limit)
+    direction = "DESC" if descending != from_end else "ASC"
+    nulls = "FIRST" if from_end else "LAST"  # missing values stay at the end of the whole order
+    order_column = _DURATION if sort == "duration" else f"r.{sort}"
     order_params = [now] if sort == "duration" else []
-    direction = "DESC" if descending else "ASC"
     sql = (f"{_RUN_SELECT}, epoch({_DURATION}) AS duration {_RUNS_FROM} {where} "
-           f"ORDER BY {order_column} {direction} NULLS LAST, r.run_id {direction} LIMIT ? OFFSET ?")
-    return index.query(sql, [now] + params + order_params + [int(limit), int(offset)])
+           f"ORDER BY {order_column} {direction} NULLS {nulls}, r.run_id {direction} LIMIT ? OFFSET ?")
+    runs = index.query(sql, [now] + params + order_params + [int(limit), int(offset)])
+    return runs.iloc[::-1].reset_index(drop=True) if from_end else runs
 
 
 def runs_view(index: Index, run_filter: RunFilter = RunFilter(), page: int = 1, page_size: int = 50,
               sort: str = "trigger_time", descending: bool = True, now: dt.datetime | None = None) -> RunsPage:
     """The page of runs a grid shows, with the total; a page past the end gives the last page."""
+    run_filter.check()
     now = now or utcnow()
-    total = count_runs(index, run_filter, now)
+    counts = status_counts(index, run_filter, now)
+    total = sum(counts[status] for status in (run_filter.statuses or STATUSES))
     last_page = max(1, -(-total // page_size))
     page = min(max(1, int(page)), last_page)
-    runs = runs_page(index, run_filter, page_size, (page - 1) * page_size, sort, descending, now)
-    return RunsPage(runs, total, page, page_size)
+    runs = runs_page(index, run_filter, page_size, (page - 1) * page_size, sort, descending, now, total)
+    return RunsPage(runs, total, page, page_size, counts)
 
 
 def count_runs(index: Index, run_filter: RunFilter = RunFilter(), now: dt.datetime | None = None) -> int:

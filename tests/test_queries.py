@@ -672,3 +672,36 @@ def test_parse_duration(text, expected):
 def test_parse_duration_refuses_what_is_not_a_range(text):
     with pytest.raises(ValueError, match="not a time range"):
         queries.parse_duration(text)
+
+
+# ---- 11. the group kept on each run, and the runs table rewritten in trigger order -------
+
+def test_a_task_moved_to_another_group_moves_its_runs_but_not_those_with_their_own(tmp_path):
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    writer.define_task("Load", "etl")
+    writer.status("r-plain", "Load", "RUNNING")
+    writer.status("r-own", "Load", "RUNNING", group="adhoc-loads")
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, tmp_path / "spool")
+    ingestor.catch_up()
+    assert queries.run(index, "r-plain")["grp"] == "etl" and queries.run(index, "r-own")["grp"] == "adhoc-loads"
+
+    writer.define_task("Load", "warehouse")
+    ingestor.catch_up()
+    assert queries.run(index, "r-plain")["grp"] == "warehouse"
+    assert queries.run(index, "r-own")["grp"] == "adhoc-loads"
+    assert set(all_ids_in(index, RunFilter(group="warehouse"))) == {"r-plain"}
+    index.close()
+
+
+def all_ids_in(index: Index, run_filter: RunFilter) -> list[str]:
+    return queries.runs_page(index, run_filter, limit=10_000)["run_id"].tolist()
+
+
+def test_clustering_the_runs_keeps_every_row(world):
+    before = world.index.query("SELECT * FROM runs ORDER BY run_id")
+    world.index.cluster_runs()
+    after = world.index.query("SELECT * FROM runs ORDER BY run_id")
+    pd.testing.assert_frame_equal(before, after)
+    stored = world.index.query("SELECT trigger_time FROM runs")["trigger_time"]
+    assert stored.is_monotonic_increasing, "rows are stored in trigger order"

@@ -201,7 +201,7 @@ class TaskRunsView:
         self.refresh()
 
     def refresh(self) -> None:
-        """Query the page, the total and the status counts, and send only what differs."""
+        """Query the page and the counts per status, and send only what differs."""
         query, index = self.query, self.svc.index
         run_filter = query.run_filter()
         now = queries.utcnow()
@@ -209,12 +209,11 @@ class TaskRunsView:
         if view.page != query.page:  # past the end (a filter shrank the set): show the last page
             query.page = view.page  # which refreshes again
             return
-        counts = queries.status_counts(index, run_filter, now)
         rows = grid_rows(view.runs)
         if not same_rows(self._rows, rows):
             self.grid.value = rows
         self._rows = rows
-        options = self._chip_options(counts)
+        options = self._chip_options(view.status_counts)
         if options != self.chips.options:
             self.chips.options = options
         self._show_totals(view)
