@@ -1,53 +1,177 @@
-"""/task-runs/<run_id>: one run's details, its status changes and its logs, followed live."""
+"""/task-runs/<run_id>: one run's details card, its lifecycle timeline and its logs, live.
+
+`?stream=stderr&line=1234` opens the log on that line's page with the line marked.
+"""
 
 from __future__ import annotations
 
 import html
 
+import pandas as pd
 import panel as pn
 
 from dashboard import queries
 from dashboard.app import Services, services
-from dashboard.formatting import duration_seconds, human_duration, iso_utc, plain
+from dashboard.formatting import duration_seconds, human_duration, plain
 from dashboard.hub import Change
-from dashboard.spool import SpoolError, validate_run_id
+from dashboard.pages.badges import STYLESHEET, adhoc_badge, status_badge
 from dashboard.pages.layout import page_template
+from dashboard.pages.log_viewer import LogPosition, LogViewer
+from dashboard.pages.url_state import keep_in_url, url_args
+from dashboard.spool import SpoolError, validate_run_id
+from dashboard.statuses import COLORS, LIFECYCLE, TERMINAL, is_terminal
 
-TAIL_LINES = 500
+_CARD_STYLE = STYLESHEET + """
+.td-card { display: grid; grid-template-columns: max-content 1fr; gap: 8px 18px; font: 14px system-ui, sans-serif;
+           padding: 16px 18px; border: 1px solid #e2e8f0; border-radius: 10px; background: white; }
+.td-card dt { color: #64748b; }
+.td-card dd { margin: 0; color: #0f172a; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
+.td-card .td-title { grid-column: 1 / -1; font-size: 18px; font-weight: 700; overflow-wrap: anywhere; }
+.td-timeline { list-style: none; margin: 0; padding: 16px 18px; border: 1px solid #e2e8f0; border-radius: 10px;
+               background: white; font: 14px system-ui, sans-serif; }
+.td-timeline li { position: relative; display: grid; grid-template-columns: 28px 1fr; gap: 12px; padding-bottom: 16px; }
+.td-timeline li:last-child { padding-bottom: 0; }
+.td-timeline li:not(:last-child)::before { content: ""; position: absolute; left: 13px; top: 28px; bottom: 0;
+                                             width: 2px; background: #cbd5e1; }
+.td-timeline li.td-done:not(:last-child)::before { background: #16a34a; }
+.td-icon { width: 28px; height: 28px; border-radius: 50%; display: grid; place-items: center; color: white;
+           background: #cbd5e1; }
+.td-done .td-icon { background: #16a34a; }
+.td-now .td-icon { background: #2563eb; animation: td-ring 1.4s ease-out infinite; }
+.td-bad .td-icon { background: #dc2626; }
+.td-future { color: #94a3b8; }
+.td-step-name { font-weight: 600; }
+.td-step-time { color: #475569; font-size: 12.5px; font-variant-numeric: tabular-nums; }
+.td-step-gap { color: #94a3b8; font-size: 12px; }
+@keyframes td-ring { 0% { box-shadow: 0 0 0 0 #2563ebaa; } 100% { box-shadow: 0 0 0 9px #2563eb00; } }
+@media (prefers-reduced-motion: reduce) { .td-now .td-icon { animation: none; } }
+"""
+
+_ICONS = {
+    "done": '<path d="M5 12l5 5L20 7"/>',
+    "bad": '<path d="M6 6l12 12M18 6L6 18"/>',
+    "now": '<circle cx="12" cy="12" r="4" fill="currentColor"/>',
+    "future": '<circle cx="12" cy="12" r="3"/>',
+}
+
+
+def _icon(kind: str) -> str:
+    return (f'<svg viewBox="0 0 24 24" width="16" height="16" fill="none" stroke="currentColor" stroke-width="3" '
+            f'stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">{_ICONS[kind]}</svg>')
+
+
+def _when(value) -> str:
+    value = plain(value)
+    return "—" if value is None else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def requested_run_id() -> str:
     """The run id from the path (/task-runs/<run_id>) or, under plain `panel serve`, ?run_id=."""
     run_id = pn.state.route_params.get("run_id") if pn.state.curdoc else None
-    if not run_id and pn.state.session_args.get("run_id"):
-        run_id = pn.state.session_args["run_id"][0].decode("utf-8", "replace")
-    return run_id or ""
+    return run_id or url_args().get("run_id", "")
 
 
 def details_html(run: dict) -> str:
-    rows = [("Task", run["task"] + (" (ADHOC)" if run["adhoc"] else "")), ("Group", run["grp"]),
-            ("Status", run["status"]), ("Agent", run["agent"]), ("Exit code", run["exit_code"]),
-            ("Duration", human_duration(duration_seconds(run["started"], run["finished"]))),
-            ("Trigger time", iso_utc(run["trigger_time"])), ("Started", iso_utc(run["started"])),
-            ("Finished", iso_utc(run["finished"])), ("Message", run["message"])]
-    cells = "".join(f"<tr><th style='text-align:left;padding-right:2em'>{name}</th>"
-                    f"<td>{html.escape('' if plain(value) is None else str(value))}</td></tr>"
-                    for name, value in rows)
-    return f"<table>{cells}</table>"
+    """The task details card: every value escaped."""
+    title = html.escape(run["task"]) + (adhoc_badge() if run["adhoc"] else "")
+    exit_code = plain(run["exit_code"])
+    rows = [
+        ("Status", status_badge(run["status"])),
+        ("Group", html.escape(plain(run["grp"]) or "—")),
+        ("Agent", html.escape(plain(run["agent"]) or "—")),
+        ("Exit code", "—" if exit_code is None else str(int(exit_code))),
+        ("Duration", f'<span class="td-duration">{human_duration(duration_seconds(run["started"], run["finished"])) or "—"}'
+                     "</span>"),
+        ("Trigger time", _when(run["trigger_time"])),
+        ("Started", _when(run["started"])),
+        ("Finished", _when(run["finished"])),
+    ]
+    if plain(run["message"]):
+        rows.append(("Message", html.escape(run["message"])))
+    rows.append(("Run id", html.escape(run["run_id"])))
+    cells = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
+    return f'<dl class="td-card"><div class="td-title">{title}</div>{cells}</dl>'
 
 
-def log_html(svc: Services, run_id: str, stream: str, total: int) -> str:
-    first = max(1, total - TAIL_LINES + 1)
-    lines = queries.log_page(svc.index, run_id, stream, first, TAIL_LINES)
-    body = "\n".join(f"{n:>7}  {html.escape(text)}" for n, text in zip(lines["line_no"], lines["text"]))
-    return f"<pre style='white-space:pre-wrap;font-size:12px;margin:0'>{body or '(no output yet)'}</pre>"
+def timeline_html(run: dict, transitions: pd.DataFrame) -> str:
+    """One step per status the run went through, in time order, then the steps still ahead."""
+    seen: dict[str, pd.Timestamp] = {}
+    for status, ts in zip(transitions["status"], transitions["ts"]):
+        seen.setdefault(status, ts)
+    steps, previous = [], None
+    current = run["status"]
+    for status, ts in seen.items():
+        if status == current and is_terminal(status):
+            kind = "done" if status == "SUCCESS" else "bad"
+        elif status == current:
+            kind = "now"
+        else:
+            kind = "done"
+        gap = "" if previous is None else f'<div class="td-step-gap">+{human_duration((ts - previous).total_seconds())}</div>'
+        steps.append((kind, status, f'<div class="td-step-time">{_when(ts)}</div>{gap}'))
+        previous = ts
+    if not is_terminal(current):
+        ahead = [s for s in LIFECYCLE if s not in seen and LIFECYCLE.index(s) > LIFECYCLE.index(current)]
+        steps += [("future", status, "") for status in ahead]
+        steps.append(("future", " | ".join(TERMINAL), ""))
+    items = "".join(
+        f'<li class="td-{kind}{" td-future" if kind == "future" else ""}" data-status="{html.escape(status)}">'
+        f'<span class="td-icon">{_icon(kind)}</span><div><div class="td-step-name" '
+        f'style="color:{COLORS.get(status, "inherit") if kind != "future" else "inherit"}">{html.escape(status)}'
+        f"</div>{detail}</div></li>" for kind, status, detail in steps)
+    return f'<ol class="td-timeline" aria-label="Lifecycle timeline">{items}</ol>'
 
 
 def not_found(svc: Services, run_id: str, reason: str):
     back = html.escape(svc.url("task_runs"))
     message = pn.pane.HTML(
-        f"<h2>Run not found</h2><p>{html.escape(reason)}</p><p><a href='{back}'>Back to Task Runs</a></p>")
+        f'<div style="padding:32px;border:1px dashed #cbd5e1;border-radius:10px;background:#f8fafc;'
+        f'font:15px system-ui,sans-serif"><h2 style="margin-top:0">Run not found</h2>'
+        f"<p>{html.escape(reason)}</p><p><a href='{back}'>← Back to Task Runs</a></p></div>",
+        sizing_mode="stretch_width")
     return page_template(svc, "Run not found", "", message)
+
+
+class RunDetailView:
+    """The body of the page for one run in one session."""
+
+    def __init__(self, svc: Services, run: dict, position: LogPosition):
+        self.svc = svc
+        self.run_id = run["run_id"]
+        self.run = run
+        self.details = pn.pane.HTML(details_html(run), stylesheets=[_CARD_STYLE], width=420)
+        self.timeline = pn.pane.HTML(timeline_html(run, queries.transitions(svc.index, self.run_id)),
+                                     stylesheets=[_CARD_STYLE], sizing_mode="stretch_width")
+        self.logs = LogViewer(svc.index, self.run_id, running=not is_terminal(run["status"]),
+                              detail_url=svc.url("run_detail", self.run_id) if svc.routed else None,
+                              position=position)
+        self.logs.reload_button.on_click(lambda _: self.refresh_run())
+
+    def panel(self) -> pn.Column:
+        top = pn.Row(pn.Column(pn.pane.HTML("<h3 style='margin:0'>Task details</h3>"), self.details),
+                     pn.Column(pn.pane.HTML("<h3 style='margin:0'>Lifecycle</h3>"), self.timeline,
+                               sizing_mode="stretch_width"),
+                     sizing_mode="stretch_width")
+        return pn.Column(top, pn.pane.HTML("<h3 style='margin:8px 0 0 0'>Logs</h3>"), self.logs.panel(),
+                         sizing_mode="stretch_width")
+
+    def refresh_run(self) -> None:
+        run = queries.run(self.svc.index, self.run_id)
+        if run is None:
+            return
+        self.run = run
+        self.details.object = details_html(run)
+        self.timeline.object = timeline_html(run, queries.transitions(self.svc.index, self.run_id))
+
+    def changed(self, change: Change) -> None:
+        if self.run_id in change.runs:
+            self.refresh_run()
+        self.logs.changed(change)
+
+    def tick(self) -> None:
+        """While the run goes on, its duration counts up."""
+        if plain(self.run["started"]) is not None and plain(self.run["finished"]) is None:
+            self.details.object = details_html(self.run)
 
 
 def page():
@@ -59,34 +183,20 @@ def page():
         return not_found(svc, run_id, str(exc))
     run = queries.run(svc.index, run_id)
     if run is None:
-        return not_found(svc, run_id, f"The index has no run {run_id!r}.")
-    details = pn.pane.HTML(details_html(run))
-    history = pn.widgets.Tabulator(queries.transitions(svc.index, run_id), show_index=False,
-                                   disabled=True, sizing_mode="stretch_width", theme="simple")
-    panes = {stream: pn.pane.HTML("", sizing_mode="stretch_width", height=500,
-                                     styles={"overflow": "auto"})
-             for stream in ("stdout", "stderr")}
-    line_counts = {stream: pn.pane.Str("") for stream in panes}
-    tabs = pn.Tabs(*[(stream, pn.Column(line_counts[stream], pane, sizing_mode="stretch_width"))
-                     for stream, pane in panes.items()], sizing_mode="stretch_width")
-
-    def refresh(change: Change | None = None) -> None:
-        if change is not None and run_id not in change.runs and not any(
-                key[0] == run_id for key in change.log_lines):
-            return
-        current = queries.run(svc.index, run_id)
-        details.object = details_html(current)
-        history.value = queries.transitions(svc.index, run_id)
-        counts = queries.log_line_counts(svc.index, run_id)
-        for stream, pane in panes.items():
-            pane.object = log_html(svc, run_id, stream, counts[stream])
-            line_counts[stream].object = f"{counts[stream]:,} lines (the last {TAIL_LINES} shown)"
-
-    refresh()
-    svc.hub.subscribe(refresh, min_interval=svc.config.push_min_interval_seconds)
-    return page_template(svc, f"Run {run_id}", "", pn.Column(
-        f"## Run {run_id}", details, "### Status changes", history, "### Logs", tabs,
-        sizing_mode="stretch_width"))
+        return not_found(svc, run_id, f"The index has no run {run_id!r}. It may not have been ingested yet, "
+                                      "or the id is mistyped.")
+    position = LogPosition()
+    problems = position.from_url(url_args())
+    view = RunDetailView(svc, run, position)
+    svc.hub.subscribe(view.changed, min_interval=svc.config.push_min_interval_seconds)
+    pn.state.add_periodic_callback(view.tick, period=1000)
+    back = html.escape(svc.url("task_runs"))
+    header = pn.pane.HTML(f'<a href="{back}" style="font:14px system-ui,sans-serif">← Task Runs</a>')
+    template = page_template(svc, f"Run {run_id}", "", pn.Column(
+        header, view.panel(), keep_in_url(position, position.to_url), sizing_mode="stretch_width"))
+    if problems:
+        pn.state.onload(lambda: [pn.state.notifications.warning(problem, duration=10_000) for problem in problems])
+    return template
 
 
 if __name__.startswith("bokeh"):

@@ -1,0 +1,485 @@
+"""The unified log viewer: a run's stdout and stderr, paged from the index, streamed live,
+searched whole, followed and downloaded.
+
+The server sends lines as plain [line number, text] pairs; the browser draws them with
+`textContent` (ANSI colour codes become coloured spans, never HTML), highlights search
+matches, and says when the user scrolls away from the bottom so follow mode can stop.
+
+- A finished run opens at page 1; pages of 500 lines are fetched by line range.
+- A running run opens following its tail: only new lines are sent as they are ingested.
+- Search runs over the whole stream in DuckDB; next and previous move across pages.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+
+import numpy as np
+import panel as pn
+import param
+from panel.reactive import ReactiveHTML
+
+from dashboard import queries
+from dashboard.downloads import download_url
+from dashboard.hub import Change
+from dashboard.index import Index
+from dashboard.spool import STREAMS
+
+PAGE_LINES = queries.LOG_PAGE_LINES
+#: Lines the browser keeps while following; older ones leave the top.
+FOLLOW_KEEP = 5000
+
+_STYLE = """
+:host { display: block; }
+.td-find { display: flex; gap: 6px; align-items: center; margin: 0 0 6px 0; font: 13px system-ui, sans-serif; }
+.td-find input { flex: 1; max-width: 420px; padding: 5px 8px; border: 1px solid #cbd5e1; border-radius: 6px; }
+.td-find button { padding: 4px 10px; border: 1px solid #cbd5e1; background: white; border-radius: 6px; cursor: pointer; }
+.td-find button:hover { background: #f1f5f9; }
+.td-counter { min-width: 90px; color: #334155; font-variant-numeric: tabular-nums; }
+.td-log { height: 60vh; min-height: 240px; overflow: auto; background: #0f172a; color: #e2e8f0;
+          border-radius: 8px; padding: 6px 0; font: 12.5px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+.td-line { display: grid; grid-template-columns: 7ch 1fr; gap: 12px; padding: 0 12px; }
+.td-line:hover { background: #1e293b; }
+.td-no { color: #64748b; text-align: right; user-select: none; }
+.td-text { white-space: pre-wrap; overflow-wrap: anywhere; }
+.td-line.td-warn { background: #422006; }
+.td-line.td-error { background: #450a0a; }
+.td-line.td-error .td-text { color: #fecaca; }
+.td-line.td-match { box-shadow: inset 3px 0 #facc15; }
+.td-line.td-current { background: #854d0e; box-shadow: inset 3px 0 #fde047; }
+.td-line.td-addressed { background: #1e3a8a; box-shadow: inset 3px 0 #60a5fa; }
+mark { background: #facc15; color: #111827; border-radius: 2px; }
+.td-line.td-current mark { background: #fb923c; }
+.td-empty { color: #94a3b8; padding: 12px 20px; font-family: system-ui, sans-serif; }
+.td-b { font-weight: 700; } .td-i { font-style: italic; } .td-u { text-decoration: underline; }
+.td-fg-0 { color: #64748b; } .td-fg-1 { color: #f87171; } .td-fg-2 { color: #4ade80; } .td-fg-3 { color: #facc15; }
+.td-fg-4 { color: #60a5fa; } .td-fg-5 { color: #e879f9; } .td-fg-6 { color: #22d3ee; } .td-fg-7 { color: #e2e8f0; }
+.td-fg-8 { color: #94a3b8; } .td-fg-9 { color: #fca5a5; } .td-fg-10 { color: #86efac; } .td-fg-11 { color: #fde68a; }
+.td-fg-12 { color: #93c5fd; } .td-fg-13 { color: #f0abfc; } .td-fg-14 { color: #67e8f9; } .td-fg-15 { color: #ffffff; }
+.td-bg-0 { background: #1e293b; } .td-bg-1 { background: #7f1d1d; } .td-bg-2 { background: #14532d; }
+.td-bg-3 { background: #713f12; } .td-bg-4 { background: #1e3a8a; } .td-bg-5 { background: #701a75; }
+.td-bg-6 { background: #164e63; } .td-bg-7 { background: #cbd5e1; color: #0f172a; }
+"""
+
+
+class LogLines(ReactiveHTML):
+    """The browser side of the viewer: lines as text, colours, highlights, follow, search keys."""
+
+    lines = param.List(default=[], doc="[line number, text] pairs replacing what is shown.")
+    appended = param.List(default=[], doc="[line number, text] pairs to add at the end.")
+    find = param.Dict(default={}, doc="text: what to highlight; current: the current match's line; "
+                                      "index and total: for the counter; addressed: a line to mark.")
+    follow = param.Boolean(default=False, doc="Keep the newest line in view; the browser turns it off on scroll up.")
+    search_request = param.Dict(default={}, doc=(
+        "From the browser: {text, moves}; moves counts +1 per Enter or Next and -1 per Shift+Enter or "
+        "Prev since the page opened, so presses quicker than the server still all count."))
+    empty_text = param.List(default=["No output yet."], doc="What an empty view says (a one-item list).")
+
+    _template = """
+<div class="td-find">
+  <input id="query" type="search" placeholder="Search the whole log…" aria-label="Search the whole log"
+         title="Enter: next match · Shift+Enter: previous match"/>
+  <button id="previous" title="Previous match (Shift+Enter)">▲ Prev</button>
+  <button id="next" title="Next match (Enter)">▼ Next</button>
+  <span id="counter" class="td-counter" aria-live="polite"></span>
+</div>
+<div id="scroller" class="td-log" role="log" tabindex="0"></div>
+"""
+
+    _stylesheets = [_STYLE]
+
+    _scripts = {
+        "render": """
+state.rows = []
+state.moves = 0
+state.ask = (direction) => {
+  state.moves += direction
+  data.search_request = {text: query.value, moves: state.moves}
+}
+query.addEventListener("keydown", (event) => {
+  if (event.key === "Enter") { event.preventDefault(); state.ask(event.shiftKey ? -1 : 1) }
+})
+previous.addEventListener("click", () => state.ask(-1))
+next.addEventListener("click", () => state.ask(1))
+scroller.addEventListener("scroll", () => {
+  const fromBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight
+  if (data.follow && fromBottom > 40 && !state.pinning) { data.follow = false }
+})
+state.pin = () => {
+  state.pinning = true
+  scroller.scrollTop = scroller.scrollHeight
+  setTimeout(() => { state.pinning = false }, 50)
+}
+const PALETTE = [30, 31, 32, 33, 34, 35, 36, 37]
+state.styleOf = (codes, style) => {
+  for (let i = 0; i < codes.length; i++) {
+    const c = codes[i]
+    if (c === 0) { style = {} }
+    else if (c === 1) { style.b = true } else if (c === 3) { style.i = true } else if (c === 4) { style.u = true }
+    else if (c === 22) { delete style.b } else if (c === 23) { delete style.i } else if (c === 24) { delete style.u }
+    else if (c >= 30 && c <= 37) { style.fg = "td-fg-" + (c - 30); delete style.fgc }
+    else if (c >= 90 && c <= 97) { style.fg = "td-fg-" + (c - 82); delete style.fgc }
+    else if (c === 39) { delete style.fg; delete style.fgc }
+    else if (c >= 40 && c <= 47) { style.bg = "td-bg-" + (c - 40) }
+    else if (c >= 100 && c <= 107) { style.bg = "td-bg-" + (c - 100) }
+    else if (c === 49) { delete style.bg }
+    else if ((c === 38 || c === 48) && codes[i + 1] === 5) {
+      const n = codes[i + 2]; i += 2
+      if (c === 38 && n < 16) { style.fg = "td-fg-" + n; delete style.fgc }
+      else if (c === 38 && n >= 0 && n < 256) { delete style.fg; style.fgc = state.xterm(n) }
+    } else if ((c === 38 || c === 48) && codes[i + 1] === 2) {
+      const [r, g, b] = codes.slice(i + 2, i + 5).map(v => Math.max(0, Math.min(255, v | 0))); i += 4
+      if (c === 38) { delete style.fg; style.fgc = `rgb(${r}, ${g}, ${b})` }
+    }
+  }
+  return {...style}
+}
+state.xterm = (n) => {
+  if (n >= 232) { const v = 8 + (n - 232) * 10; return `rgb(${v}, ${v}, ${v})` }
+  n -= 16
+  const level = (v) => v ? 55 + v * 40 : 0
+  return `rgb(${level(Math.floor(n / 36))}, ${level(Math.floor(n / 6) % 6)}, ${level(n % 6)})`
+}
+state.marked = (text, needle) => {
+  // text with every case-insensitive occurrence of needle in a <mark>, all as text nodes
+  const out = document.createDocumentFragment()
+  const lower = text.toLowerCase()
+  if (!needle || lower.length !== text.length) { out.append(text); return out }
+  let from = 0, at
+  while ((at = lower.indexOf(needle, from)) !== -1) {
+    out.append(text.slice(from, at))
+    const mark = document.createElement("mark")
+    mark.textContent = text.slice(at, at + needle.length)
+    out.append(mark)
+    from = at + needle.length
+  }
+  out.append(text.slice(from))
+  return out
+}
+state.line = (row, needle) => {
+  const [number, text] = row
+  const line = document.createElement("div")
+  line.className = "td-line"
+  line.dataset.line = number
+  const no = document.createElement("span")
+  no.className = "td-no"
+  no.textContent = number
+  const body = document.createElement("span")
+  body.className = "td-text"
+  let style = {}, plain = ""
+  for (const part of text.split(/(\\x1b\\[[0-9;]*m)/)) {
+    const sgr = part.match(/^\\x1b\\[([0-9;]*)m$/)
+    if (sgr) { style = state.styleOf(sgr[1] === "" ? [0] : sgr[1].split(";").map(Number), style); continue }
+    const clean = part.replace(/\\x1b\\[[0-9;?]*[ -\\/]*[@-~]|\\x1b[@-_]/g, "")
+    if (!clean) { continue }
+    plain += clean
+    const span = document.createElement("span")
+    span.className = [style.fg, style.bg, style.b && "td-b", style.i && "td-i", style.u && "td-u"]
+      .filter(Boolean).join(" ")
+    if (style.fgc) { span.style.color = style.fgc }
+    span.append(state.marked(clean, needle))
+    body.append(span)
+  }
+  if (/\\b(ERROR|FATAL|CRITICAL|Traceback)\\b/.test(plain)) { line.classList.add("td-error") }
+  else if (/\\bWARN(ING)?\\b/.test(plain)) { line.classList.add("td-warn") }
+  if (needle && plain.toLowerCase().includes(needle)) { line.classList.add("td-match") }
+  if (number === data.find.current) { line.classList.add("td-current") }
+  if (number === data.find.addressed) { line.classList.add("td-addressed") }
+  line.append(no, body)
+  return line
+}
+state.draw = () => {
+  const needle = (data.find.text || "").toLowerCase()
+  scroller.replaceChildren(...state.rows.map(row => state.line(row, needle)))
+  if (!state.rows.length) {
+    const empty = document.createElement("div")
+    empty.className = "td-empty"
+    empty.textContent = data.empty_text[0] || ""
+    scroller.append(empty)
+  }
+  const counter_text = data.find.total == null ? "" :
+    (data.find.total ? `${data.find.index} / ${data.find.total.toLocaleString()}` : "no matches")
+  counter.textContent = counter_text
+  const target = scroller.querySelector(".td-current, .td-addressed")
+  if (data.follow) { state.pin() }
+  else if (target) { target.scrollIntoView({block: "center"}) }
+}
+state.rows = data.lines.slice()
+state.draw()
+if (data.find.text) { query.value = data.find.text }
+""",
+        "lines": "state.rows = data.lines.slice(); state.draw(); if (!data.follow && !data.find.current && !data.find.addressed) { scroller.scrollTop = 0 }",
+        "appended": """
+const needle = (data.find.text || "").toLowerCase()
+if (!state.rows.length) { scroller.replaceChildren() }
+for (const row of data.appended) { state.rows.push(row); scroller.append(state.line(row, needle)) }
+const extra = state.rows.length - %d
+if (extra > 0) {
+  state.rows.splice(0, extra)
+  for (let i = 0; i < extra; i++) { scroller.firstElementChild.remove() }
+}
+if (data.follow) { state.pin() }
+""" % FOLLOW_KEEP,
+        "find": "state.draw(); if (data.find.text != null && query.value !== data.find.text) { query.value = data.find.text }",
+        "follow": "if (data.follow) { state.pin() }",
+    }
+
+
+class LogPosition(param.Parameterized):
+    """Where the viewer is, as the page's URL keeps it: the stream, and a page or a marked line."""
+
+    stream = param.Selector(default="stdout", objects=list(STREAMS))
+    page = param.Integer(default=None, allow_None=True, bounds=(1, None))
+    line = param.Integer(default=None, allow_None=True, bounds=(1, None))
+
+    def to_url(self) -> dict[str, str]:
+        values = {} if self.stream == "stdout" else {"stream": self.stream}
+        if self.line is not None:
+            values["line"] = str(self.line)
+        elif self.page is not None:
+            values["page"] = str(self.page)
+        return values
+
+    def from_url(self, args: dict[str, str]) -> list[str]:
+        """Take what a URL says; return a message for each value it could not use."""
+        problems = []
+        for name, hint in (("stream", "use stdout or stderr"), ("page", "use a whole number from 1"),
+                           ("line", "use a whole number from 1")):
+            if name not in args:
+                continue
+            try:
+                setattr(self, name, args[name] if name == "stream" else int(args[name]))
+            except ValueError:
+                problems.append(f"ignored {name}={args[name]!r} from the URL: {hint}")
+        return problems
+
+
+class LogViewer:
+    """One run's logs for one session: tabs per stream, pages, follow, search, download."""
+
+    def __init__(self, index: Index, run_id: str, running: bool, detail_url: str | None,
+                 position: LogPosition | None = None):
+        self.index = index
+        self.run_id = run_id
+        self.position = position or LogPosition()
+        self.stream = self.position.stream
+        self.detail_url = detail_url
+        self.counts = queries.log_line_counts(index, run_id)
+        self.page = 1
+        self.last_sent = 0  # the last line number the browser holds
+        self.matches = np.empty(0, np.int64)
+        self.match_text = ""
+        self.matches_upto = 0  # lines the match list covers
+        self.match_index = -1
+        self._moves_seen = 0
+        self.view = LogLines(sizing_mode="stretch_width")
+        self.streams = pn.widgets.RadioButtonGroup(options=self._stream_options(), value=self.stream,
+                                                   color="primary", variant="outline", margin=(5, 10))
+        look = {"color": "primary", "variant": "outline"}
+        self.first = pn.widgets.Button(label="«", width=42, description="First page", **look)
+        self.previous = pn.widgets.Button(label="‹ Previous", width=100, **look)
+        self.next = pn.widgets.Button(label="Next ›", width=90, **look)
+        self.last = pn.widgets.Button(label="»", width=42, description="Last page", **look)
+        self.page_input = pn.widgets.IntInput(value=1, start=1, width=90, margin=(5, 5),
+                                              description="Go to page")
+        self.pages_label = pn.pane.HTML("", margin=(12, 5))
+        self.follow = pn.widgets.Toggle(label="Follow", icon="arrow-bar-to-down", width=100, **look)
+        self.reload_button = pn.widgets.Button(label="Reload", icon="refresh", width=100, **look)
+        self.lines_label = pn.pane.HTML("", margin=(8, 10), sizing_mode="stretch_width")
+        self.download = self._download()
+        self._wire()
+        line, page = self.position.line, self.position.page
+        if line is not None:
+            self.show_page((min(line, max(1, self.total)) - 1) // PAGE_LINES + 1, addressed=line)
+        elif page is not None:
+            self.show_page(page)
+        elif running:
+            self.start_following()
+        else:
+            self.show_page(1)
+
+    # ---- layout ----------------------------------------------------------------------
+
+    def panel(self) -> pn.Column:
+        toolbar = pn.Row(self.streams, pn.HSpacer(), self.follow, self.reload_button, self.download,
+                         sizing_mode="stretch_width")
+        pager = pn.Row(self.first, self.previous, self.page_input, self.pages_label, self.next, self.last,
+                       self.lines_label, sizing_mode="stretch_width")
+        return pn.Column(toolbar, pager, self.view, sizing_mode="stretch_width")
+
+    def _download(self):
+        if self.detail_url is not None:  # served by taskdash: a streamed download route
+            return pn.pane.HTML(self._download_link(), margin=(5, 10))
+        # Under plain `panel serve` there is no route: the file is built in the session.
+        return pn.widgets.FileDownload(callback=self._download_file, filename=f"{self.run_id}-{self.stream}.log",
+                                       label="Download", width=120, margin=(5, 10))
+
+    def _download_link(self) -> str:
+        url = html.escape(download_url(self.detail_url, self.stream))
+        return (f'<a href="{url}" download class="td-download" style="display:inline-block;padding:6px 14px;'
+                f'border:1px solid #2563eb;border-radius:6px;color:#2563eb;text-decoration:none;'
+                f'font:14px system-ui,sans-serif">Download {html.escape(self.stream)}</a>')
+
+    def _download_file(self) -> io.BytesIO:
+        return io.BytesIO("".join(queries.log_text_chunks(self.index, self.run_id, self.stream)).encode("utf-8"))
+
+    # ---- user actions ----------------------------------------------------------------
+
+    def _wire(self) -> None:
+        self.streams.param.watch(lambda e: self.switch_stream(e.new), "value")
+        self.first.on_click(lambda _: self.show_page(1))
+        self.previous.on_click(lambda _: self.show_page(self.page - 1))
+        self.next.on_click(lambda _: self.show_page(self.page + 1))
+        self.last.on_click(lambda _: self.show_page(self.pages))
+        self.page_input.param.watch(lambda e: e.new != self.page and self.show_page(e.new), "value")
+        self.follow.param.watch(self._follow_toggled, "value")
+        self.view.param.watch(lambda e: self.follow.param.update(value=e.new), "follow")
+        self.view.param.watch(self._search_requested, "search_request")
+        self.reload_button.on_click(lambda _: self.reload())
+
+    @property
+    def total(self) -> int:
+        return self.counts[self.stream]
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // PAGE_LINES))
+
+    def switch_stream(self, stream: str) -> None:
+        self.stream = stream
+        self.matches, self.match_text, self.matches_upto, self.match_index = np.empty(0, np.int64), "", 0, -1
+        if isinstance(self.download, pn.widgets.FileDownload):
+            self.download.filename = f"{self.run_id}-{stream}.log"
+        else:
+            self.download.object = self._download_link()
+        if self.follow.value:
+            self.start_following()
+        else:
+            self.show_page(1)
+
+    def show_page(self, page: int, current: int | None = None, addressed: int | None = None) -> None:
+        """Fetch one page by line range and show it (follow mode ends)."""
+        self.page = min(max(1, int(page)), self.pages)
+        first = (self.page - 1) * PAGE_LINES + 1
+        rows = self._rows(first, PAGE_LINES)
+        self.last_sent = first + len(rows) - 1
+        with param.parameterized.batch_call_watchers(self.view):
+            self.view.follow = False
+            self.view.find = self._find(current, addressed)
+            self.view.lines = rows
+        self.position.param.update(stream=self.stream, page=self.page, line=addressed)
+        self._show_position()
+
+    def start_following(self) -> None:
+        """Show the newest lines and keep adding them as they arrive."""
+        first = max(1, self.total - PAGE_LINES + 1)
+        rows = self._rows(first, PAGE_LINES)
+        self.last_sent = first + len(rows) - 1 if rows else self.total
+        self.page = self.pages
+        with param.parameterized.batch_call_watchers(self.view):
+            self.view.follow = True
+            self.view.find = self._find(None, None)
+            self.view.lines = rows
+        self.position.param.update(stream=self.stream, page=None, line=None)
+        self._show_position()
+
+    def _follow_toggled(self, event) -> None:
+        if event.new and not self.view.follow:
+            self.start_following()
+        elif not event.new and self.view.follow:
+            self.view.follow = False
+        self._show_position()
+
+    def _search_requested(self, event) -> None:
+        text, moves = event.new.get("text", ""), int(event.new.get("moves", 0))
+        steps, self._moves_seen = moves - self._moves_seen, moves
+        self.search(text, steps or 1)
+
+    def search(self, text: str, steps: int = 1) -> None:
+        """Move `steps` matches of `text` on (back when negative) in the whole stream, across pages."""
+        if not text:
+            self.matches, self.match_text, self.match_index = np.empty(0, np.int64), "", -1
+            self.view.find = {}
+            return
+        if text != self.match_text or self.matches_upto < self.total:
+            self.matches = queries.search_matches(self.index, self.run_id, self.stream, text)
+            self.matches_upto = self.total
+            if text != self.match_text:  # a new search starts from what is on screen
+                anchor = (self.page - 1) * PAGE_LINES + 1
+                self.match_index = int(np.searchsorted(self.matches, anchor)) - (1 if steps > 0 else 0)
+            self.match_text = text
+        if not len(self.matches):
+            self.match_index = -1
+            self.view.find = {"text": text, "total": 0}
+            return
+        self.match_index = (self.match_index + steps) % len(self.matches)
+        line = int(self.matches[self.match_index])
+        page = (line - 1) // PAGE_LINES + 1
+        if page != self.page or self.view.follow:
+            self.show_page(page, current=line)
+        else:
+            self.view.find = self._find(line, None)
+
+    def reload(self) -> None:
+        """Read the counts and the shown lines again from the index."""
+        self.counts = queries.log_line_counts(self.index, self.run_id)
+        self.streams.options = self._stream_options()
+        self.matches_upto = 0  # the next search step queries again
+        if self.view.follow:
+            self.start_following()
+        else:
+            self.show_page(self.page, current=self.view.find.get("current"))
+
+    # ---- live updates ----------------------------------------------------------------
+
+    def changed(self, change: Change) -> None:
+        """Hub delivery: new lines of this run; only lines the browser lacks are sent."""
+        grown = {stream: last for (run_id, stream), last in change.log_lines.items() if run_id == self.run_id}
+        if not grown:
+            return
+        for stream, last in grown.items():
+            self.counts[stream] = max(self.counts[stream], last)
+        self.streams.options = self._stream_options()
+        if self.view.follow and self.stream in grown and self.total > self.last_sent:
+            if self.total - self.last_sent > FOLLOW_KEEP:
+                self.start_following()
+            else:
+                rows = self._rows(self.last_sent + 1, self.total - self.last_sent)
+                if rows:
+                    self.last_sent = rows[-1][0]
+                    self.view.appended = rows
+        self.page = self.pages if self.view.follow else self.page
+        self._show_position()
+
+    # ---- helpers ---------------------------------------------------------------------
+
+    def _rows(self, first: int, count: int) -> list[list]:
+        lines = queries.log_page(self.index, self.run_id, self.stream, first, count)
+        return [[int(number), text] for number, text in zip(lines["line_no"], lines["text"])]
+
+    def _find(self, current: int | None, addressed: int | None) -> dict:
+        find = {"text": self.match_text} if self.match_text else {}
+        if current is not None and len(self.matches):
+            find |= {"current": current, "index": self.match_index + 1, "total": len(self.matches)}
+        if addressed is not None:
+            find["addressed"] = addressed
+        return find
+
+    def _stream_options(self) -> dict[str, str]:
+        return {f"{stream} · {self.counts[stream]:,}": stream for stream in STREAMS}
+
+    def _show_position(self) -> None:
+        total, follow = self.total, self.view.follow
+        self.page_input.param.update(value=self.page, end=self.pages)
+        self.pages_label.object = f"of {self.pages:,}"
+        self.first.disabled = self.previous.disabled = self.page <= 1 and not follow
+        self.next.disabled = self.last.disabled = self.page >= self.pages and not follow
+        if follow:
+            text = f"Following the newest of <b>{total:,}</b> lines"
+        elif total:
+            first = (self.page - 1) * PAGE_LINES + 1
+            text = f"Lines <b>{first:,}–{min(total, first + PAGE_LINES - 1):,}</b> of <b>{total:,}</b>"
+        else:
+            text = "No lines yet"
+        self.lines_label.object = text
