@@ -25,7 +25,7 @@ from .statuses import ORDER, TERMINAL
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 MAX_LINE_CHARS = 64 * 1024  # a longer log line is kept cut, with a marker
 
 SCHEMA = """
@@ -77,7 +77,7 @@ FROM (
            min(ts) FILTER (WHERE status IN ('STARTED', 'RUNNING')) AS started,
            CASE WHEN arg_max(status, rank) IN ({_TERMINAL_SQL}) THEN arg_max(ts, rank) END AS finished,
            arg_max(exit_code, rank) FILTER (WHERE exit_code IS NOT NULL) AS exit_code,
-           arg_max(message, rank) FILTER (WHERE message IS NOT NULL) AS message,
+           arg_max(message, rank) AS message,  -- what the current status says, if anything
            max(ts) AS updated,
            list(DISTINCT status ORDER BY status) AS reached
     FROM (SELECT *, {{'terminal': status IN ({_TERMINAL_SQL}), 'ts': ts, 'step': {LIFECYCLE_STEP_SQL},

@@ -43,6 +43,7 @@ _CARD_STYLE = STYLESHEET + """
 .td-step-name { font-weight: 600; }
 .td-step-time { color: #475569; font-size: 12.5px; font-variant-numeric: tabular-nums; }
 .td-step-gap { color: #94a3b8; font-size: 12px; }
+.td-step-note { color: #334155; font-size: 12.5px; overflow-wrap: anywhere; }
 @keyframes td-ring { 0% { box-shadow: 0 0 0 0 #2563ebaa; } 100% { box-shadow: 0 0 0 9px #2563eb00; } }
 @media (prefers-reduced-motion: reduce) { .td-now .td-icon { animation: none; } }
 """
@@ -95,20 +96,22 @@ def details_html(run: dict) -> str:
 
 def timeline_html(run: dict, transitions: pd.DataFrame) -> str:
     """One step per status the run went through, in time order, then the steps still ahead."""
-    seen: dict[str, pd.Timestamp] = {}
-    for status, ts in zip(transitions["status"], transitions["ts"]):
-        seen.setdefault(status, ts)
+    seen: dict[str, tuple[pd.Timestamp, str | None]] = {}
+    for status, ts, message in zip(transitions["status"], transitions["ts"], transitions["message"]):
+        seen.setdefault(status, (ts, plain(message)))
     steps, previous = [], None
     current = run["status"]
-    for status, ts in seen.items():
+    for status, (ts, message) in seen.items():
         if status == current and is_terminal(status):
             kind = "done" if status == "SUCCESS" else "bad"
         elif status == current:
             kind = "now"
         else:
             kind = "done"
-        gap = "" if previous is None else f'<div class="td-step-gap">+{human_duration((ts - previous).total_seconds())}</div>'
-        steps.append((kind, status, f'<div class="td-step-time">{_when(ts)}</div>{gap}'))
+        gap = "" if previous is None else f" · +{human_duration((ts - previous).total_seconds())}"
+        note = f'<div class="td-step-note">{html.escape(message)}</div>' if message else ""
+        steps.append((kind, status, f'<div class="td-step-time">{_when(ts)}<span class="td-step-gap">{gap}</span>'
+                                    f"</div>{note}"))
         previous = ts
     if not is_terminal(current):
         ahead = [s for s in LIFECYCLE if s not in seen and LIFECYCLE.index(s) > LIFECYCLE.index(current)]
