@@ -28,7 +28,7 @@ def test_sessions_subscribe_and_unsubscribe_when_closed(served, context):
     for path in ("/task-runs", "/task-runs/r-1", "/tasks"):
         page = context.new_page()
         page.goto(url + path)
-        expect(page.locator(".tabulator").first).to_be_visible(timeout=30_000)
+        expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live", timeout=30_000)
         pages.append(page)
     # Each page subscribes twice: its view and its connection indicator.
     wait_until(lambda: services.hub.subscriber_count == 6, timeout=30)
