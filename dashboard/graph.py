@@ -1,0 +1,162 @@
+"""The task dependency graph: its layout, and what it says about a cycle of runs.
+
+Pure logic over networkx (no Panel, no DuckDB), so the page and the tests share it:
+
+- `dependency_graph` builds the DAG from task definitions and names what is wrong with
+  them (unknown upstreams, cycles) instead of failing;
+- `layered_layout` places upstream left of downstream, one column per layer;
+- `blocked_tasks`, `root_causes` and `critical_path` find what holds a cycle up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from .statuses import COLORS
+
+NO_RUNS_COLOR = "#e5e7eb"
+FAILED = ("FAILED", "TERMINATED")
+#: An upstream in one of these keeps its downstream waiting.
+HOLDING = ("IDLE", "ACTIVE", "TRIGGER", "STARTED", "RUNNING") + FAILED
+
+
+@dataclass
+class TaskGraph:
+    """The dependency DAG and the problems found in the definitions."""
+
+    graph: nx.DiGraph
+    problems: list[str] = field(default_factory=list)
+    #: edges left out of the drawing's layering because they close a cycle
+    cycle_edges: list[tuple[str, str]] = field(default_factory=list)
+
+
+def dependency_graph(tasks: Iterable[tuple[str, str | None, Iterable[str]]]) -> TaskGraph:
+    """A graph with an edge upstream → downstream for (task, group, depends_on) rows.
+
+    An unknown upstream is reported and drawn as a node of its own (group None); a cycle
+    is reported and its closing edges kept aside so the rest still has a layering.
+    """
+    graph, problems = nx.DiGraph(), []
+    rows = list(tasks)
+    for task, group, _ in rows:
+        graph.add_node(task, group=group, defined=True)
+    for task, _, depends_on in rows:
+        for upstream in depends_on or ():
+            if upstream not in graph:
+                graph.add_node(upstream, group=None, defined=False)
+                problems.append(f"{task!r} depends on {upstream!r}, which is not defined")
+            graph.add_edge(upstream, task)
+    cycle_edges = []
+    while True:
+        try:
+            cycle = nx.find_cycle(_without(graph, cycle_edges))
+        except nx.NetworkXNoCycle:
+            break
+        names = [edge[0] for edge in cycle]
+        problems.append("cycle: " + " → ".join(names + [names[0]]))
+        cycle_edges.append(cycle[-1][:2])
+    return TaskGraph(graph, problems, cycle_edges)
+
+
+def _without(graph: nx.DiGraph, edges: list[tuple[str, str]]) -> nx.DiGraph:
+    view = graph.copy()
+    view.remove_edges_from(edges)
+    return view
+
+
+def layers(task_graph: TaskGraph) -> dict[str, int]:
+    """Each task's column: 0 for tasks with no upstream, else one more than its furthest upstream."""
+    dag = _without(task_graph.graph, task_graph.cycle_edges)
+    layer: dict[str, int] = {}
+    for node in nx.topological_sort(dag):
+        layer[node] = max((layer[up] + 1 for up in dag.predecessors(node)), default=0)
+    return layer
+
+
+def layered_layout(task_graph: TaskGraph, sweeps: int = 4) -> dict[str, tuple[float, float]]:
+    """x = layer; y = order within the layer, groups kept together, crossings reduced by
+    moving each task towards the mean position of its neighbours (a few sweeps)."""
+    layer = layers(task_graph)
+    graph = task_graph.graph
+    columns: dict[int, list[str]] = {}
+    for node in sorted(layer, key=lambda n: (str(graph.nodes[n].get("group")), n)):
+        columns.setdefault(layer[node], []).append(node)
+    position = {node: float(i) for column in columns.values() for i, node in enumerate(column)}
+    for sweep in range(sweeps):
+        forward = sweep % 2 == 0
+        for x in sorted(columns, reverse=not forward):
+            def key(node):
+                neighbours = graph.predecessors(node) if forward else graph.successors(node)
+                placed = [position[n] for n in neighbours if layer.get(n, x) != x]
+                mean = sum(placed) / len(placed) if placed else position[node]
+                return (str(graph.nodes[node].get("group")), mean)
+            columns[x].sort(key=key)
+            for i, node in enumerate(columns[x]):
+                position[node] = float(i)
+    tallest = max((len(column) for column in columns.values()), default=1)
+    return {node: (float(layer[node]), -(position[node] + (tallest - len(columns[layer[node]])) / 2))
+            for node in layer}
+
+
+def blocked_tasks(graph: nx.DiGraph, status: Mapping[str, str]) -> dict[str, list[str]]:
+    """Tasks waiting (latest run ACTIVE) with the upstreams that hold them: running or failed."""
+    blocked = {}
+    for node in graph:
+        if status.get(node) != "ACTIVE":
+            continue
+        holding = sorted(up for up in graph.predecessors(node) if status.get(up) in HOLDING)
+        if holding:
+            blocked[node] = holding
+    return blocked
+
+
+def root_causes(graph: nx.DiGraph, status: Mapping[str, str]) -> dict[str, int]:
+    """Failed tasks with no failed ancestor, each with how many of its descendants are not
+    done (they cannot run until it succeeds)."""
+    failed = {node for node in graph if status.get(node) in FAILED}
+    causes = {}
+    for node in failed:
+        if failed & nx.ancestors(graph, node):
+            continue
+        causes[node] = sum(1 for d in nx.descendants(graph, node) if status.get(d) != "SUCCESS")
+    return causes
+
+
+def cascade_edges(graph: nx.DiGraph, status: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Edges along which a failure holds tasks up: from a failed or held task to a task not done."""
+    held = set()
+    for cause in root_causes(graph, status):
+        held |= {cause} | {d for d in nx.descendants(graph, cause) if status.get(d) != "SUCCESS"}
+    return [(a, b) for a, b in graph.edges if a in held and b in held]
+
+
+def critical_path(graph: nx.DiGraph, seconds: Mapping[str, float], ignore: Iterable[tuple[str, str]] = ()) \
+        -> tuple[list[str], float]:
+    """The chain of tasks with the largest sum of median durations, and that sum."""
+    dag = _without(graph, list(ignore))
+    best: dict[str, tuple[float, str | None]] = {}
+    for node in nx.topological_sort(dag):
+        own = float(seconds.get(node) or 0.0)
+        upstream = max(((best[up][0], up) for up in dag.predecessors(node)), default=(0.0, None))
+        best[node] = (upstream[0] + own, upstream[1])
+    if not best:
+        return [], 0.0
+    end = max(best, key=lambda node: (best[node][0], node))
+    path, node = [], end
+    while node is not None:
+        path.append(node)
+        node = best[node][1]
+    return path[::-1], best[end][0]
+
+
+def neighbourhood(graph: nx.DiGraph, task: str, hops: int) -> set[str]:
+    """The task and every task within `hops` dependency steps of it, either way."""
+    return set(nx.ego_graph(graph.to_undirected(as_view=True), task, radius=hops))
+
+
+def status_color(status: str | None) -> str:
+    """A node's fill: its latest run's status colour, light grey without runs."""
+    return COLORS.get(status or "", NO_RUNS_COLOR)

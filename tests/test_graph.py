@@ -1,0 +1,80 @@
+"""The dependency graph's logic on hand-built DAGs: layering, blocked tasks, the root cause
+of a cascade, the critical path, bad definitions, and status colours."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from dashboard.graph import (NO_RUNS_COLOR, blocked_tasks, cascade_edges, critical_path, dependency_graph,
+                             layered_layout, layers, neighbourhood, root_causes, status_color)
+from dashboard.statuses import COLORS
+
+# Fetch → Generate → Send, Fetch → Reconcile, Extract → Load → Report ← Generate
+DEMO = [("Fetch", "billing", []), ("Generate", "billing", ["Fetch"]), ("Send", "billing", ["Generate"]),
+        ("Reconcile", "billing", ["Fetch"]), ("Extract", "etl", []), ("Load", "etl", ["Extract"]),
+        ("Report", "reporting", ["Load", "Generate"])]
+
+
+def test_layers_put_every_upstream_left_of_its_downstreams():
+    task_graph = dependency_graph(DEMO)
+    layer = layers(task_graph)
+    assert layer == {"Fetch": 0, "Extract": 0, "Generate": 1, "Reconcile": 1, "Load": 1, "Send": 2, "Report": 2}
+    position = layered_layout(task_graph)
+    for upstream, downstream in task_graph.graph.edges:
+        assert position[upstream][0] < position[downstream][0]
+    column_1 = sorted((y, n) for n, (x, y) in position.items() if x == 1)
+    assert len({y for y, _ in column_1}) == 3, "no two tasks on one spot"
+
+
+def test_the_layout_untangles_a_crossing():
+    # a1 → b2 and a2 → b1 cross if each column keeps name order; one sweep uncrosses them.
+    task_graph = dependency_graph([("a1", "g", []), ("a2", "g", []), ("b1", "g", ["a2"]), ("b2", "g", ["a1"])])
+    y = {n: p[1] for n, p in layered_layout(task_graph).items()}
+    assert (y["a1"] > y["a2"]) == (y["b2"] > y["b1"])
+
+
+def test_unknown_upstreams_and_cycles_are_named_not_raised():
+    task_graph = dependency_graph([("A", "g", ["B"]), ("B", "g", ["C"]), ("C", "g", ["A"]), ("D", "g", ["Ghost"]),
+                                   ("E", "g", ["E"])])
+    assert "'D' depends on 'Ghost', which is not defined" in task_graph.problems
+    cycles = [p for p in task_graph.problems if p.startswith("cycle: ")]
+    assert len(cycles) == 2 and any(p == "cycle: E → E" for p in cycles)
+    assert any(set(p.removeprefix("cycle: ").split(" → ")) == {"A", "B", "C"} for p in cycles)
+    assert task_graph.graph.nodes["Ghost"]["defined"] is False
+    assert set(layers(task_graph)) == set(task_graph.graph), "every task still gets a column"
+
+
+def test_a_task_waiting_on_a_running_or_failed_upstream_is_blocked():
+    graph = dependency_graph(DEMO).graph
+    status = {"Fetch": "SUCCESS", "Generate": "RUNNING", "Send": "ACTIVE", "Reconcile": "ACTIVE",
+              "Extract": "FAILED", "Load": "ACTIVE", "Report": "ACTIVE"}
+    assert blocked_tasks(graph, status) == {"Send": ["Generate"], "Load": ["Extract"],
+                                            "Report": ["Generate", "Load"]}
+
+
+def test_the_root_cause_of_a_cascade_is_the_earliest_failed_ancestor():
+    graph = nx.DiGraph([("A", "B"), ("B", "C"), ("C", "D"), ("A", "E"), ("X", "Y")])
+    status = {"A": "FAILED", "B": "TERMINATED", "C": "ACTIVE", "D": "IDLE", "E": "SUCCESS",
+              "X": "TERMINATED", "Y": "ACTIVE"}
+    assert root_causes(graph, status) == {"A": 3, "X": 1}, "B failed because of A; E had succeeded"
+    assert sorted(cascade_edges(graph, status)) == [("A", "B"), ("B", "C"), ("C", "D"), ("X", "Y")]
+
+
+def test_the_critical_path_is_the_longest_chain_of_median_durations():
+    graph = dependency_graph(DEMO).graph
+    seconds = {"Fetch": 5, "Generate": 30, "Send": 2, "Reconcile": 50, "Extract": 10, "Load": 20, "Report": 8}
+    assert critical_path(graph, seconds) == (["Fetch", "Reconcile"], 55.0)
+    seconds["Reconcile"] = 1
+    assert critical_path(graph, seconds) == (["Fetch", "Generate", "Report"], 43.0)
+    assert critical_path(nx.DiGraph(), {}) == ([], 0.0)
+
+
+def test_a_neighbourhood_follows_dependencies_both_ways():
+    graph = dependency_graph(DEMO).graph
+    assert neighbourhood(graph, "Generate", 1) == {"Generate", "Fetch", "Send", "Report"}
+    assert neighbourhood(graph, "Generate", 2) == {"Generate", "Fetch", "Send", "Report", "Reconcile", "Load"}
+
+
+def test_nodes_take_the_status_colours():
+    assert status_color("FAILED") == COLORS["FAILED"] and status_color("RUNNING") == COLORS["RUNNING"]
+    assert status_color(None) == NO_RUNS_COLOR == status_color("")
