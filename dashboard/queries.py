@@ -233,6 +233,25 @@ def ingest_errors(index: Index, limit: int = 1000) -> pd.DataFrame:
                        'ORDER BY recorded DESC, file, "offset" DESC LIMIT ?', [limit])
 
 
+def task_stats(index: Index, since: dt.timedelta | None = None, now: dt.datetime | None = None) -> pd.DataFrame:
+    """Per task with runs triggered in the range: its latest run (status, message, times),
+    how many runs, the share of finished runs that succeeded and the median duration."""
+    where, params = RunFilter(since=since).where(now)
+    # The latest run as one struct: arg_max would skip a NULL `started` and take an older run's.
+    return index.query(f"""
+        SELECT task, latest.status AS last_status, latest.message AS last_message,
+               latest.trigger_time AS last_trigger, latest.started AS last_started,
+               latest.finished AS last_finished, runs, success_rate, median_seconds
+        FROM (SELECT r.task,
+                     arg_max({{'status': r.status, 'message': r.message, 'trigger_time': r.trigger_time,
+                               'started': r.started, 'finished': r.finished}}, r.trigger_time) AS latest,
+                     count(*) AS runs,
+                     count(*) FILTER (WHERE r.status = 'SUCCESS')
+                         / nullif(count(*) FILTER (WHERE r.finished IS NOT NULL), 0) AS success_rate,
+                     median(epoch(r.finished - r.started)) FILTER (WHERE r.finished IS NOT NULL) AS median_seconds
+              {_RUNS_FROM} {where} GROUP BY r.task)""", params)
+
+
 def tasks(index: Index) -> pd.DataFrame:
     """Every defined task with its group, dependencies and description."""
     return index.query("SELECT task, grp, depends_on, description FROM tasks ORDER BY grp, task")

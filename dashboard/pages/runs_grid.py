@@ -45,7 +45,7 @@ _TASK_FORMATTER = JSCode("""function(cell) {
   return both
 }""")
 
-_STATUS_FORMATTER = JSCode("""function(cell) {
+STATUS_FORMATTER = JSCode("""function(cell) {
   const badge = document.createElement("span")
   badge.className = "td-badge td-s-" + cell.getValue()
   badge.textContent = cell.getValue()
@@ -207,7 +207,7 @@ def runs_table(detail_prefix: str, sort_field: str, descending: bool) -> QuerySo
         layout="fit_columns",
         titles=TITLES,
         hidden_columns=HIDDEN,
-        formatters={"task": _TASK_FORMATTER, "lifecycle": _LIFECYCLE_FORMATTER, "status": _STATUS_FORMATTER,
+        formatters={"task": _TASK_FORMATTER, "lifecycle": _LIFECYCLE_FORMATTER, "status": STATUS_FORMATTER,
                     "duration": _DURATION_FORMATTER, "logs": _logs_formatter(detail_prefix)},
         sortable={"lifecycle": False, "logs": False},
         sorters=[{"field": sort_field, "dir": "desc" if descending else "asc"}],

@@ -1,34 +1,225 @@
-"""/tasks: the defined tasks with their groups and dependencies."""
+"""/tasks: the tasks by group with their run statistics, and the live dependency graph.
+
+The group filter and name search narrow both the table and the graph. Clicking a task in
+the graph selects it: its upstream and downstream stay lit, and a card links to its runs.
+"""
 
 from __future__ import annotations
 
+import html
+from urllib.parse import urlencode
+
+import pandas as pd
 import panel as pn
+import param
 
 from dashboard import queries
-from dashboard.app import services
+from dashboard.app import Services, services
+from dashboard.formatting import human_duration, plain
+from dashboard.graph import dependency_graph
 from dashboard.hub import Change
+from dashboard.pages.badges import STYLESHEET, status_badge
+from dashboard.pages.dependency_graph import GraphPlot, analyse, focus, graph_frames, group_colors, layout_for
 from dashboard.pages.layout import page_template
+from dashboard.pages.runs_grid import STATUS_FORMATTER
+from dashboard.pages.url_state import keep_in_url, url_args
+
+TIME_RANGES = ("6h", "12h", "24h", "3d", "7d")
+
+
+class TasksQuery(param.Parameterized):
+    """What the page shows; kept in the URL."""
+
+    group = param.String(default="")
+    search = param.String(default="")
+    since = param.Selector(default="24h", objects=list(TIME_RANGES))
+    task = param.String(default="", doc="The selected task.")
+    hops = param.Integer(default=0, bounds=(0, 10), doc="Show only the selected task's neighbourhood (0: all).")
+
+    def to_url(self) -> dict[str, str]:
+        return {name: str(getattr(self, name)) for name in ("group", "search", "since", "task", "hops")
+                if getattr(self, name) != self.param[name].default}
+
+    def from_url(self, args: dict[str, str]) -> list[str]:
+        problems = []
+        for name in ("group", "search", "since", "task", "hops"):
+            if name in args:
+                try:
+                    setattr(self, name, int(args[name]) if name == "hops" else args[name])
+                except ValueError:
+                    problems.append(f"ignored {name}={args[name]!r} from the URL")
+        return problems
+
+
+class TasksView:
+    """The body of /tasks for one session."""
+
+    def __init__(self, svc: Services, query: TasksQuery):
+        self.svc = svc
+        self.query = query
+        self.search = pn.widgets.TextInput(label="Task name", value=query.search, placeholder="Search task name…",
+                                           width=220)
+        self.group = pn.widgets.Select(label="Group", options={"All groups": ""}, value="", width=170)
+        self.since = pn.widgets.RadioButtonGroup(options=list(TIME_RANGES), value=query.since, color="light",
+                                                 margin=(5, 10))
+        self.hops = pn.widgets.IntSlider(label="Neighbourhood of the selected task (hops, 0 = all)", start=0, end=6,
+                                         value=query.hops, width=300)
+        self.recenter_button = pn.widgets.Button(label="Recenter", color="primary", variant="outline",
+                                                 margin=(22, 10), description="Fit the whole graph in view")
+        self.problems = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
+        self.summary = pn.pane.HTML("", stylesheets=[STYLESHEET], sizing_mode="stretch_width", margin=(0, 10))
+        self.card = pn.pane.HTML("", stylesheets=[STYLESHEET], width=300)
+        self.table = pn.widgets.Tabulator(
+            pd.DataFrame(), show_index=False, disabled=True, selectable=False, sizing_mode="stretch_width",
+            theme="simple", formatters={"last status": STATUS_FORMATTER}, stylesheets=[STYLESHEET],
+            groupby=["group"], layout="fit_data_stretch")
+        self.load()
+        self.plot = GraphPlot(self._frames(), on_select=lambda task: self.query.param.update(task=task or ""))
+        self._wire()
+        self._show_text()
+
+    def panel(self) -> pn.Column:
+        controls = pn.Row(self.search, pn.Column(pn.pane.HTML("Time range", margin=(5, 10, 0, 10)), self.since,
+                                                 margin=0),
+                          self.group, self.hops, self.recenter_button, sizing_mode="stretch_width")
+        graph = pn.Row(self.plot.pane, self.card, sizing_mode="stretch_width")
+        return pn.Column(controls, self.problems, self.summary, graph,
+                         pn.pane.HTML("<h3 style='margin:8px 0 0 0'>Tasks by group</h3>"), self.table,
+                         sizing_mode="stretch_width")
+
+    # ---- data --------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read definitions and run statistics; lay out what is shown."""
+        tasks = queries.tasks(self.svc.index)
+        self.task_graph = dependency_graph(
+            (t, g, list(d) if d is not None else []) for t, g, d in zip(tasks["task"], tasks["grp"],
+                                                                       tasks["depends_on"]))
+        self.group.options = {"All groups": ""} | {g: g for g in sorted({str(g) for g in tasks["grp"] if plain(g)})}
+        self.group.value = self.query.group if self.query.group in self.group.options.values() else ""
+        self.read_stats()
+        self.shown = focus(self.task_graph, self.query.task or None, self.query.hops, self.query.group,
+                           self.query.search)
+        self.positions = layout_for(self.task_graph, self.shown)
+
+    def read_stats(self) -> None:
+        self.stats = queries.task_stats(self.svc.index, queries.parse_duration(self.query.since))
+        self.state = analyse(self.task_graph, self.stats)
+
+    def _frames(self):
+        selected = self.query.task if self.query.task in self.shown else None
+        return graph_frames(self.task_graph, self.shown, self.positions, self.stats, self.state, selected)
+
+    # ---- actions -----------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        query = self.query
+        self.search.param.watch(lambda e: query.param.update(search=e.new), "value_input")
+        self.group.param.watch(lambda e: query.param.update(group=e.new), "value")
+        self.since.param.watch(lambda e: query.param.update(since=e.new), "value")
+        self.hops.param.watch(lambda e: query.param.update(hops=e.new), "value")
+        self.recenter_button.on_click(lambda _: self.plot.recenter())
+        query.param.watch(self._query_changed, ["group", "search", "since", "task", "hops"])
+
+    def _query_changed(self, *events) -> None:
+        names = {e.name for e in events}
+        if names & {"group", "search", "hops"} or ("task" in names and self.query.hops):
+            self.load()
+            self.plot.update(self._frames())
+            self.plot.recenter()
+        elif "since" in names:
+            self.read_stats()
+            self.plot.update(self._frames())
+        else:
+            self.plot.update(self._frames())
+        self._show_text()
+
+    def changed(self, change: Change) -> None:
+        """Hub delivery: new definitions lay the graph out again; run changes recolour it."""
+        if change.tasks:
+            self.load()
+            self.plot.recenter()
+        elif any(run.task in self.task_graph.graph for run in change.runs.values()):
+            self.read_stats()
+        else:
+            return
+        self.plot.update(self._frames())
+        self._show_text()
+
+    # ---- text --------------------------------------------------------------------------
+
+    def _show_text(self) -> None:
+        graph, state = self.task_graph.graph, self.state
+        self.problems.object = ("**The task definitions have problems** (the rest is drawn):\n\n" +
+                                "\n".join(f"- {html.escape(p)}" for p in self.task_graph.problems))
+        self.problems.visible = bool(self.task_graph.problems)
+        parts = [f"<b>{len(self.shown):,}</b> of {graph.number_of_nodes():,} tasks shown"]
+        parts.append("groups: " + " ".join(
+            f"<span style='white-space:nowrap'><span style='display:inline-block;width:10px;height:10px;"
+            f"border-radius:50%;border:2.5px solid {color};vertical-align:-1px'></span> {html.escape(group)}</span>"
+            for group, color in group_colors(graph).items()))
+        if state.critical:
+            chain = " → ".join(html.escape(t) for t in state.critical)
+            parts.append(f"critical path <b>{human_duration(state.critical_seconds)}</b>: "
+                         f"<span style='color:#7c3aed'>{chain}</span>")
+        for cause, count in sorted(state.causes.items()):
+            parts.append(f"<span style='color:#b91c1c'>root cause <b>{html.escape(cause)}</b> "
+                         f"blocks {count}</span>")
+        self.summary.object = " · ".join(parts)
+        self.card.object = self._card()
+        self.table.value = self._table()
+
+    def _card(self) -> str:
+        task = self.query.task
+        if task not in self.task_graph.graph:
+            return ("<div style='color:#64748b;font:13px system-ui;padding:8px'>Click a task to see its upstream "
+                    "and downstream, and to open its runs. Wheel to zoom, drag to pan.</div>")
+        graph = self.task_graph.graph
+        status = self.state.status.get(task)
+        runs_url = self.svc.url("task_runs") + "?" + urlencode({"search": task, "since": self.query.since})
+        role = ""
+        if task in self.state.causes:
+            role = f"<p style='color:#b91c1c'><b>Root cause</b>: blocks {self.state.causes[task]} task(s)</p>"
+        elif task in self.state.blocked:
+            role = f"<p style='color:#b45309'>Waiting on {html.escape(', '.join(self.state.blocked[task]))}</p>"
+        return (f"<div style='font:14px system-ui;padding:12px;border:1px solid #e2e8f0;border-radius:10px'>"
+                f"<div style='font-weight:700;font-size:16px;overflow-wrap:anywhere'>{html.escape(task)}</div>"
+                f"<p>{status_badge(status) if status else 'no runs in range'}</p>{role}"
+                f"<p>Upstream: {graph.in_degree(task)} · Downstream: {graph.out_degree(task)}</p>"
+                f"<p><a class='td-task-runs' href='{html.escape(runs_url)}'>View runs of {html.escape(task)} →</a></p>"
+                "</div>")
+
+    def _table(self) -> pd.DataFrame:
+        graph = self.task_graph.graph
+        stats = self.stats.set_index("task") if len(self.stats) else None
+        rows = []
+        for task in sorted(self.shown, key=lambda t: (str(graph.nodes[t].get("group")), t)):
+            row = stats.loc[task] if stats is not None and task in stats.index else None
+            rows.append({
+                "task": task, "group": graph.nodes[task].get("group") or "—",
+                "upstream": graph.in_degree(task), "downstream": graph.out_degree(task),
+                "last status": row["last_status"] if row is not None else "",
+                "last run": pd.Timestamp(row["last_trigger"]).strftime("%Y-%m-%d %H:%M:%S") if row is not None else "",
+                "runs": int(row["runs"]) if row is not None else 0,
+                "success rate": f"{row['success_rate']:.0%}" if row is not None and plain(row["success_rate"]) is not None
+                else "",
+                "median duration": human_duration(plain(row["median_seconds"])) if row is not None else "",
+            })
+        return pd.DataFrame(rows, columns=["task", "group", "upstream", "downstream", "last status", "last run",
+                                           "runs", "success rate", "median duration"])
 
 
 def page():
     svc = services()
-
-    def frame():
-        tasks = queries.tasks(svc.index)
-        tasks["depends_on"] = [", ".join(deps) if deps is not None else "" for deps in tasks["depends_on"]]
-        return tasks.rename(columns={"task": "Task", "grp": "Group", "depends_on": "Depends on",
-                                     "description": "Description"})
-
-    grid = pn.widgets.Tabulator(frame(), show_index=False, disabled=True, sizing_mode="stretch_width",
-                                theme="simple", groupby=["Group"])
-
-    def refresh(change: Change) -> None:
-        if change.tasks:
-            grid.value = frame()
-
-    svc.hub.subscribe(refresh, min_interval=svc.config.push_min_interval_seconds)
-    return page_template(svc, "Tasks & Groups", "Tasks & Groups",
-                         pn.Column("## Tasks & Groups", grid, sizing_mode="stretch_width"))
+    query = TasksQuery()
+    problems = query.from_url(url_args())
+    view = TasksView(svc, query)
+    svc.hub.subscribe(view.changed, min_interval=max(1.0, svc.config.push_min_interval_seconds))
+    template = page_template(svc, "Tasks & Groups", "Tasks & Groups", pn.Column(
+        "## Tasks & Groups", view.panel(), keep_in_url(query, query.to_url), sizing_mode="stretch_width"))
+    if problems:
+        pn.state.onload(lambda: [pn.state.notifications.warning(problem, duration=10_000) for problem in problems])
+    return template
 
 
 if __name__.startswith("bokeh"):
