@@ -44,7 +44,7 @@ def dependency_graph(tasks: Iterable[tuple[str, str | None, Iterable[str]]]) -> 
     for task, group, _ in rows:
         graph.add_node(task, group=group, defined=True)
     for task, _, depends_on in rows:
-        for upstream in depends_on or ():
+        for upstream in (() if depends_on is None else depends_on):
             if upstream not in graph:
                 graph.add_node(upstream, group=None, defined=False)
                 problems.append(f"{task!r} depends on {upstream!r}, which is not defined")

@@ -72,7 +72,7 @@ class TasksView:
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(), show_index=False, disabled=True, selectable=False, sizing_mode="stretch_width",
             theme="simple", formatters={"last status": STATUS_FORMATTER}, stylesheets=[STYLESHEET],
-            groupby=["group"], layout="fit_data_stretch")
+            groupby=["group"], layout="fit_columns", height=420)
         self.load()
         self.plot = GraphPlot(self._frames(), on_select=lambda task: self.query.param.update(task=task or ""))
         self._wire()
@@ -92,9 +92,7 @@ class TasksView:
     def load(self) -> None:
         """Read definitions and run statistics; lay out what is shown."""
         tasks = queries.tasks(self.svc.index)
-        self.task_graph = dependency_graph(
-            (t, g, list(d) if d is not None else []) for t, g, d in zip(tasks["task"], tasks["grp"],
-                                                                       tasks["depends_on"]))
+        self.task_graph = dependency_graph(zip(tasks["task"], tasks["grp"], tasks["depends_on"]))
         self.group.options = {"All groups": ""} | {g: g for g in sorted({str(g) for g in tasks["grp"] if plain(g)})}
         self.group.value = self.query.group if self.query.group in self.group.options.values() else ""
         self.read_stats()
@@ -159,7 +157,9 @@ class TasksView:
             f"border-radius:50%;border:2.5px solid {color};vertical-align:-1px'></span> {html.escape(group)}</span>"
             for group, color in group_colors(graph).items()))
         if state.critical:
-            chain = " → ".join(html.escape(t) for t in state.critical)
+            shown = state.critical if len(state.critical) <= 8 else (
+                state.critical[:3] + [f"… {len(state.critical) - 6} more …"] + state.critical[-3:])
+            chain = " → ".join(html.escape(t) for t in shown)
             parts.append(f"critical path <b>{human_duration(state.critical_seconds)}</b>: "
                          f"<span style='color:#7c3aed'>{chain}</span>")
         for cause, count in sorted(state.causes.items()):
@@ -191,10 +191,10 @@ class TasksView:
 
     def _table(self) -> pd.DataFrame:
         graph = self.task_graph.graph
-        stats = self.stats.set_index("task") if len(self.stats) else None
+        stats = self.stats.set_index("task").to_dict("index") if len(self.stats) else {}
         rows = []
         for task in sorted(self.shown, key=lambda t: (str(graph.nodes[t].get("group")), t)):
-            row = stats.loc[task] if stats is not None and task in stats.index else None
+            row = stats.get(task)
             rows.append({
                 "task": task, "group": graph.nodes[task].get("group") or "—",
                 "upstream": graph.in_degree(task), "downstream": graph.out_degree(task),

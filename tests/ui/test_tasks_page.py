@@ -40,13 +40,11 @@ def served(tmp_path_factory):
 
 
 NODE_DATA = """() => {
-  const graph = Bokeh.index.query_one(v => v.model.node_renderer != null).model
-  const data = graph.node_renderer.data_source.data, layout = graph.layout_provider.graph_layout
-  const at = (task) => layout instanceof Map ? layout.get(task) : layout[task]
-  // HoloViews numbers the nodes; the task names are in index_hover
-  return Array.from(data.index, (key, i) => ({
-    task: data.index_hover[i], x: at(key)[0], y: at(key)[1], fill: data.fill[i], role: data.role[i], group: data.group[i],
-    alpha: data.alpha[i]}))
+  const points = Bokeh.index.query_one(v => v.model.data_source != null && v.model.data_source.data.fill != null)
+  if (points == null) { return [] }
+  const data = points.model.data_source.data
+  return Array.from(data.name, (task, i) => ({task, x: data.x[i], y: data.y[i], fill: data.fill[i],
+                                             role: data.role[i], group: data.group[i], alpha: data.alpha[i]}))
 }"""
 
 PLOT_RANGE = """() => {
@@ -71,8 +69,7 @@ def tasks_page(served, page: Page) -> Page:
     page.set_viewport_size({"width": 1366, "height": 1200})  # the whole graph on screen, to click on it
     page.goto(f"{url}/tasks")
     expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live", timeout=30_000)
-    wait_until(lambda: page.evaluate("() => Bokeh.index.query_one(v => v.model.node_renderer != null) != null"),
-               timeout=30, message="the graph drawn")
+    wait_until(lambda: node_data(page), timeout=30, message="the graph drawn")
     return page
 
 
