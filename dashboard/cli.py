@@ -127,7 +127,8 @@ def cmd_logs(args) -> int:
         page = pages if args.page == -1 else args.page
         if not 1 <= page <= pages:
             raise CommandError(f"page {args.page} does not exist: {args.stream} has {pages} page(s)")
-        lines = queries.log_page(index, args.run_id, args.stream, (page - 1) * queries.LOG_PAGE_LINES + 1, queries.LOG_PAGE_LINES)
+        size = queries.LOG_PAGE_LINES
+        lines = queries.log_page(index, args.run_id, args.stream, (page - 1) * size + 1, size)
         for number, text in zip(lines["line_no"], lines["text"]):
             print(f"{number:>7}  {text}")
         print(f"{args.stream}: page {page} of {pages}, {total:,} lines", file=sys.stderr)

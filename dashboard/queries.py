@@ -19,6 +19,8 @@ from .statuses import STATUSES
 
 RUN_COLUMNS = ("run_id", "task", "grp", "status", "agent", "adhoc", "trigger_time", "started",
                "finished", "exit_code", "message", "updated")
+#: The time ranges the pages offer, shortest first.
+TIME_RANGES = ("6h", "12h", "24h", "3d", "7d")
 SORTABLE = ("trigger_time", "task", "grp", "status", "agent", "started", "finished", "duration")
 _RANGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -209,7 +209,10 @@ state.rows = data.lines.slice()
 state.draw()
 if (data.find.text) { query.value = data.find.text }
 """,
-        "lines": "state.rows = data.lines.slice(); state.draw(); if (!data.follow && !data.find.current && !data.find.addressed) { scroller.scrollTop = 0 }",
+        "lines": """
+state.rows = data.lines.slice()
+state.draw()
+if (!data.follow && !data.find.current && !data.find.addressed) { scroller.scrollTop = 0 }""",
         "appended": """
 const needle = (data.find.text || "").toLowerCase()
 if (!state.rows.length) { scroller.replaceChildren() }
@@ -221,7 +224,9 @@ if (extra > 0) {
 }
 if (data.follow) { state.pin() }
 """ % FOLLOW_KEEP,
-        "find": "state.draw(); if (data.find.text != null && query.value !== data.find.text) { query.value = data.find.text }",
+        "find": """
+state.draw()
+if (data.find.text != null && query.value !== data.find.text) { query.value = data.find.text }""",
         "follow": "if (data.follow) { state.pin() }",
     }
 

@@ -17,7 +17,7 @@ from dashboard.hub import Change
 from dashboard.pages.badges import STYLESHEET, adhoc_badge, status_badge
 from dashboard.pages.layout import page_template
 from dashboard.pages.log_viewer import LogPosition, LogViewer
-from dashboard.pages.url_state import keep_in_url, url_args
+from dashboard.pages.url_state import keep_in_url, report_url_problems, url_args
 from dashboard.spool import SpoolError, validate_run_id
 from dashboard.statuses import COLORS, LIFECYCLE, TERMINAL, is_terminal
 
@@ -81,8 +81,7 @@ def details_html(run: dict) -> str:
         ("Group", html.escape(plain(run["grp"]) or "—")),
         ("Agent", html.escape(plain(run["agent"]) or "—")),
         ("Exit code", "—" if exit_code is None else str(int(exit_code))),
-        ("Duration", f'<span class="td-duration">{human_duration(duration_seconds(run["started"], run["finished"])) or "—"}'
-                     "</span>"),
+        ("Duration", human_duration(duration_seconds(run["started"], run["finished"])) or "—"),
         ("Trigger time", _when(run["trigger_time"])),
         ("Started", _when(run["started"])),
         ("Finished", _when(run["finished"])),
@@ -197,8 +196,7 @@ def page():
     header = pn.pane.HTML(f'<a href="{back}" style="font:14px system-ui,sans-serif">← Task Runs</a>')
     template = page_template(svc, f"Run {run_id}", "", pn.Column(
         header, view.panel(), keep_in_url(position, position.to_url), sizing_mode="stretch_width"))
-    if problems:
-        pn.state.onload(lambda: [pn.state.notifications.warning(problem, duration=10_000) for problem in problems])
+    report_url_problems(problems)
     return template
 
 

@@ -18,10 +18,9 @@ from dashboard.hub import Change
 from dashboard.pages.badges import STYLESHEET
 from dashboard.pages.layout import page_template
 from dashboard.pages.runs_grid import SORT_COLUMNS, grid_rows, runs_table, same_rows
-from dashboard.pages.url_state import keep_in_url, url_args
+from dashboard.pages.url_state import keep_in_url, report_url_problems, url_args
 from dashboard.statuses import COLORS, STATUSES
 
-TIME_RANGES = ("6h", "12h", "24h", "3d", "7d")
 PAGE_SIZES = (25, 50, 100)
 #: How often the page looks again with nothing published: runs leave the time range as it slides.
 SLIDE_SECONDS = 60
@@ -32,7 +31,7 @@ class RunsQuery(param.Parameterized):
 
     search = param.String(default="", doc="Part of a task name, any case.")
     status = param.ListSelector(default=[], objects=list(STATUSES), doc="Only runs in these statuses.")
-    since = param.Selector(default="24h", objects=list(TIME_RANGES), doc="Runs triggered this recently.")
+    since = param.Selector(default="24h", objects=list(queries.TIME_RANGES), doc="Runs triggered this recently.")
     group = param.String(default="", doc="Only this group; empty for all.")
     sort = param.Selector(default="trigger_time", objects=list(queries.SORTABLE))
     descending = param.Boolean(default=True)
@@ -94,7 +93,7 @@ class TaskRunsView:
             label="Status", options=self._chip_options(dict.fromkeys(STATUSES, 0)), value=list(self.query.status),
             color="light", stylesheets=[_chip_style()], margin=(5, 10))
         self.since = pn.widgets.RadioButtonGroup(
-            label="Time range", options=list(TIME_RANGES), value=self.query.since, color="light",
+            label="Time range", options=list(queries.TIME_RANGES), value=self.query.since, color="light",
             variant="outline", margin=(5, 10))
         self.group = pn.widgets.Select(label="Group", options=self._group_options(), value=self.query.group, width=170)
         self.clear = pn.widgets.Button(label="Clear filters", color="primary", variant="outline", margin=(5, 10))
@@ -281,8 +280,7 @@ def page():
     pn.state.add_periodic_callback(view.refresh, period=SLIDE_SECONDS * 1000)
     template = page_template(svc, "Task Runs", "Task Runs", pn.Column(
         "## Task Runs", view.panel(), keep_in_url(query, query.to_url), sizing_mode="stretch_width"))
-    if problems:
-        pn.state.onload(lambda: [pn.state.notifications.warning(problem, duration=10_000) for problem in problems])
+    report_url_problems(problems)
     return template
 
 

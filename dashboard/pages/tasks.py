@@ -22,9 +22,8 @@ from dashboard.pages.badges import STYLESHEET, status_badge
 from dashboard.pages.dependency_graph import GraphPlot, analyse, focus, graph_frames, group_colors, layout_for
 from dashboard.pages.layout import page_template
 from dashboard.pages.runs_grid import STATUS_FORMATTER
-from dashboard.pages.url_state import keep_in_url, url_args
+from dashboard.pages.url_state import keep_in_url, report_url_problems, url_args
 
-TIME_RANGES = ("6h", "12h", "24h", "3d", "7d")
 
 
 class TasksQuery(param.Parameterized):
@@ -32,7 +31,7 @@ class TasksQuery(param.Parameterized):
 
     group = param.String(default="")
     search = param.String(default="")
-    since = param.Selector(default="24h", objects=list(TIME_RANGES))
+    since = param.Selector(default="24h", objects=list(queries.TIME_RANGES))
     task = param.String(default="", doc="The selected task.")
     hops = param.Integer(default=0, bounds=(0, 10), doc="Show only the selected task's neighbourhood (0: all).")
 
@@ -60,7 +59,7 @@ class TasksView:
         self.search = pn.widgets.TextInput(label="Task name", value=query.search, placeholder="Search task name…",
                                            width=220)
         self.group = pn.widgets.Select(label="Group", options={"All groups": ""}, value="", width=170)
-        self.since = pn.widgets.RadioButtonGroup(options=list(TIME_RANGES), value=query.since, color="light",
+        self.since = pn.widgets.RadioButtonGroup(options=list(queries.TIME_RANGES), value=query.since, color="light",
                                                  margin=(5, 10))
         self.hops = pn.widgets.IntSlider(label="Neighbourhood of the selected task (hops, 0 = all)", start=0, end=6,
                                          value=query.hops, width=300)
@@ -217,8 +216,7 @@ def page():
     svc.hub.subscribe(view.changed, min_interval=max(1.0, svc.config.push_min_interval_seconds))
     template = page_template(svc, "Tasks & Groups", "Tasks & Groups", pn.Column(
         "## Tasks & Groups", view.panel(), keep_in_url(query, query.to_url), sizing_mode="stretch_width"))
-    if problems:
-        pn.state.onload(lambda: [pn.state.notifications.warning(problem, duration=10_000) for problem in problems])
+    report_url_problems(problems)
     return template
 
 

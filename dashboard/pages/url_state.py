@@ -51,3 +51,9 @@ def keep_in_url(view: param.Parameterized, to_url: Callable[[], dict[str, str]])
     view.param.watch(write, [name for name in view.param if name != "name"])
     write()
     return url
+
+
+def report_url_problems(problems: list[str]) -> None:
+    """Tell the user, once the page is up, which URL values were left out and why."""
+    if problems:
+        pn.state.onload(lambda: [pn.state.notifications.warning(problem, duration=10_000) for problem in problems])
