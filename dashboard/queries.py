@@ -210,10 +210,12 @@ def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int
 
 def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndarray:
     """Every line number of a run's stream containing `text` (literal, any case), in order."""
+    # ILIKE with its wildcards escaped: literal text, any case, without lower()'s copy of every line.
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     with index.cursor() as cur:
         result = cur.execute("SELECT line_no FROM log_lines WHERE run_id = ? AND stream = ? "
-                             "AND strpos(lower(text), lower(?)) > 0 ORDER BY line_no",
-                             [run_id, stream, text]).fetchnumpy()
+                             "AND text ILIKE ? ESCAPE '\\' ORDER BY line_no",
+                             [run_id, stream, pattern]).fetchnumpy()
     return np.asarray(result["line_no"], dtype=np.int64)
 
 

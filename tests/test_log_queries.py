@@ -1,0 +1,73 @@
+"""Log queries on a real index: page boundaries, counts per stream, whole-stream search with
+match positions, search text taken literally, and the download chunks."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard import queries
+from dashboard.index import Index
+from dashboard.ingest import Ingestor
+from dashboard.spool import SpoolWriter
+
+LINES = 1500
+SPECIAL = {700: "100% done", 701: "a_b c", 702: "it's here", 703: "regex .* [x] (y)+ ^$", 704: "back\\slash",
+           705: "10 percent: 100 done", 706: "axb c"}
+
+
+def line(n: int) -> str:
+    return SPECIAL.get(n) or (f"ERROR at step {n}" if n % 250 == 0 else f"info step {n}")
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("logs")
+    writer = SpoolWriter(folder / "spool", "test")
+    writer.status("r-1", "Task", "RUNNING")
+    writer.append_log("r-1", "stdout", "".join(line(n) + "\n" for n in range(1, LINES + 1)))
+    writer.append_log("r-1", "stderr", "Error: one\nwarning\n")
+    writer.status("r-2", "Task", "RUNNING")
+    writer.append_log("r-2", "stdout", "ERROR elsewhere\n")
+    index = Index(folder / "index.duckdb")
+    Ingestor(index, folder / "spool").catch_up()
+    yield index
+    index.close()
+
+
+def test_counts_per_stream(index):
+    assert queries.log_line_counts(index, "r-1") == {"stdout": LINES, "stderr": 2}
+    assert queries.log_line_counts(index, "no-run") == {"stdout": 0, "stderr": 0}
+
+
+def test_pages_end_at_line_500_and_start_at_501(index):
+    first = queries.log_page(index, "r-1", "stdout", 1)
+    second = queries.log_page(index, "r-1", "stdout", 501)
+    assert first["line_no"].tolist() == list(range(1, 501)) and first["text"].iloc[-1] == line(500)
+    assert second["line_no"].tolist() == list(range(501, 1001)) and second["text"].iloc[0] == line(501)
+    last = queries.log_page(index, "r-1", "stdout", 1001)
+    assert last["line_no"].tolist() == list(range(1001, LINES + 1))
+    assert queries.log_page(index, "r-1", "stdout", LINES + 1).empty
+
+
+def test_search_covers_the_whole_stream_over_three_pages(index):
+    matches = queries.search_matches(index, "r-1", "stdout", "error")
+    assert matches.tolist() == [250, 500, 750, 1000, 1250, 1500], "any case, every page, in order"
+    pages = {(n - 1) // queries.LOG_PAGE_LINES + 1 for n in matches.tolist()}
+    assert pages == {1, 2, 3}
+    assert queries.search_matches(index, "r-1", "stderr", "ERROR").tolist() == [1]
+    assert queries.search_matches(index, "r-2", "stdout", "error").tolist() == [1], "only that run"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("100%", [700]), ("%", [700]), ("a_b", [701]), ("_", [701]), ("it's", [702]), ("'", [702]),
+    (".*", [703]), ("[x] (y)+", [703]), ("^$", [703]), ("\\", [704]), ("back\\s", [704]),
+    ("100 done", [705]), ("zzz", []),
+])
+def test_search_text_is_literal(index, text, expected):
+    assert queries.search_matches(index, "r-1", "stdout", text).tolist() == expected
+
+
+def test_download_chunks_join_to_the_whole_stream(index):
+    text = "".join(queries.log_text_chunks(index, "r-1", "stdout", lines_per_chunk=400))
+    assert text == "".join(line(n) + "\n" for n in range(1, LINES + 1))
+    assert list(queries.log_text_chunks(index, "no-run", "stdout")) == []
