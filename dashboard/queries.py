@@ -210,12 +210,16 @@ def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int
 
 def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndarray:
     """Every line number of a run's stream containing `text` (literal, any case), in order."""
-    # ILIKE with its wildcards escaped: literal text, any case, without lower()'s copy of every line.
-    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    # ILIKE: any case without lower()'s copy of every line. Its fast path has no ESCAPE
+    # clause, so that is added only when the text holds a wildcard to take literally.
+    if any(c in text for c in "%_\\"):
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        match, params = "text ILIKE ? ESCAPE '\\'", [f"%{escaped}%"]
+    else:
+        match, params = "text ILIKE ?", [f"%{text}%"]
     with index.cursor() as cur:
-        result = cur.execute("SELECT line_no FROM log_lines WHERE run_id = ? AND stream = ? "
-                             "AND text ILIKE ? ESCAPE '\\' ORDER BY line_no",
-                             [run_id, stream, pattern]).fetchnumpy()
+        result = cur.execute(f"SELECT line_no FROM log_lines WHERE run_id = ? AND stream = ? AND {match} "
+                             "ORDER BY line_no", [run_id, stream, *params]).fetchnumpy()
     return np.asarray(result["line_no"], dtype=np.int64)
 
 
