@@ -157,7 +157,7 @@ def draw(data: tuple[pd.DataFrame, pd.DataFrame]) -> hv.Overlay:
         text_font_size="8.5pt", yoffset=-0.28, text_color="#1f2937", text_baseline="top")
     return (lines * heads * points * labels).opts(
         hv.opts.Overlay(responsive=True, height=620, xaxis=None, yaxis=None, show_frame=False, toolbar="above",
-                        active_tools=["wheel_zoom", "pan"], padding=(0.12, 0.08),
+                        active_tools=["wheel_zoom", "pan"], padding=(0.2, 0.08),
                         default_tools=["pan", "wheel_zoom", "box_zoom", "reset", "save"]))
 
 
