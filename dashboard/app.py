@@ -31,12 +31,15 @@ class Services:
     #: True under `taskdash serve` (pages at the configured routes); False under plain
     #: `panel serve` of the page modules, where each page is at /<module> and takes ?run_id=.
     routed: bool = False
+    #: Put before routed links: empty on the server; the server's address in a notebook.
+    link_base: str = ""
 
     def url(self, page: str, run_id: str | None = None) -> str:
         """The link to a page ('task_runs', 'run_detail' or 'tasks') as this server serves it."""
         if self.routed:
             route = self.config.routes[page]
-            return route.replace("{run_id}", quote(run_id, safe="")) if run_id is not None else route
+            return self.link_base + (route.replace("{run_id}", quote(run_id, safe="")) if run_id is not None
+                                     else route)
         return f"./{page}" + (f"?run_id={quote(run_id, safe='')}" if run_id is not None else "")
 
     @classmethod
