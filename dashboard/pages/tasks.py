@@ -56,7 +56,7 @@ class TasksView:
     def __init__(self, svc: Services, query: TasksQuery):
         self.svc = svc
         self.query = query
-        self.search = pn.widgets.TextInput(label="Task name", value=query.search, placeholder="Search task name…",
+        self.search = pn.widgets.TextInput(label="Task name", value=query.search, placeholder="Search task name, Enter",
                                            width=220)
         self.group = pn.widgets.Select(label="Group", options={"All groups": ""}, value="", width=170)
         self.since = pn.widgets.RadioButtonGroup(options=list(queries.TIME_RANGES), value=query.since, color="light",
@@ -111,7 +111,8 @@ class TasksView:
 
     def _wire(self) -> None:
         query = self.query
-        self.search.param.watch(lambda e: query.param.update(search=e.new), "value_input")
+        # On Enter or leaving the box: each change lays the graph out and draws it anew.
+        self.search.param.watch(lambda e: query.param.update(search=e.new), "value")
         self.group.param.watch(lambda e: query.param.update(group=e.new), "value")
         self.since.param.watch(lambda e: query.param.update(since=e.new), "value")
         self.hops.param.watch(lambda e: query.param.update(hops=e.new), "value")
