@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 8 * 1024 * 1024  # bytes read from one file in one step
 BATCH_LINES = 400_000  # log lines (or events) gathered before a commit
 BATCH_BYTES = 64 * 1024 * 1024
+#: The watch loop wakes at least this often, so full scans start on time.
+WAKE_MS = 500
 #: A catch-up that read this many events rewrites the runs table in trigger order.
 CLUSTER_AFTER_EVENTS = 200_000
 IGNORED = -1  # the offset of a file that breaks the contract: reported once, then left alone
@@ -231,13 +234,15 @@ class Ingestor:
                 self.hub.publish(Change(errors=1))
 
     def _follow(self) -> None:
-        self._step(None)
-        last_full_scan = time.monotonic()
+        # The first full scan runs once the watcher is up (at its first yield, within
+        # WAKE_MS): a file written between a scan and the watcher's start would otherwise
+        # wait for the next rescan.
+        last_full_scan = -math.inf
         spool = self.spool.resolve()
         try:
             for changes in watchfiles.watch(
                     spool, stop_event=self._stop, debounce=self.debounce_ms, step=10,
-                    rust_timeout=int(self.rescan_seconds * 1000), yield_on_timeout=True):
+                    rust_timeout=WAKE_MS, yield_on_timeout=True):
                 if time.monotonic() - last_full_scan >= self.rescan_seconds:
                     self._step(None)
                     last_full_scan = time.monotonic()
