@@ -37,7 +37,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import tracemalloc
@@ -47,7 +46,8 @@ from pathlib import Path
 import psutil
 from tqdm import tqdm
 
-from benchmarks.runs_page import catch_up_with_progress, ms, percentile, print_table, server, settle, timing_row
+from benchmarks.runs_page import (catch_up_with_progress, ms, percentile, print_table, server, settle, timing_row,
+                                  work_folder)
 from dashboard import queries
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
@@ -507,11 +507,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     heavy = max(3, min(args.repeat, 10))
     with ExitStack() as stack:
-        if args.keep:
-            folder = args.keep.absolute()
-            folder.mkdir(parents=True, exist_ok=True)
-        else:
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-logs-")))
+        folder = work_folder(stack, args.keep, "bench-logs-")
         spool, index_path, note = prepare(folder, args.lines)
         print(note, flush=True)
         path = log_path(spool, BIG_RUN, "stdout")

@@ -44,7 +44,6 @@ import queue
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import psutil
 from tqdm import tqdm
@@ -463,6 +462,14 @@ def print_table(rows: list[tuple]) -> None:
             print("-+-".join("-" * w for w in widths))
 
 
+def work_folder(stack: ExitStack, keep: Path | None, prefix: str) -> Path:
+    """The --keep folder (made if missing), or a temporary one the stack removes."""
+    if keep:
+        keep.absolute().mkdir(parents=True, exist_ok=True)
+        return keep.absolute()
+    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=1_000_000)
@@ -471,11 +478,7 @@ def main(argv=None) -> None:
     parser.add_argument("--keep", type=Path, help="generate into DIR and keep it; reuse it when it holds an index")
     args = parser.parse_args(argv)
     with ExitStack() as stack:
-        if args.keep:
-            folder = args.keep.absolute()
-            folder.mkdir(parents=True, exist_ok=True)
-        else:
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-runs-page-")))
+        folder = work_folder(stack, args.keep, "bench-runs-page-")
         spool, index_path, note = prepare(folder, args.runs)
         print(note, flush=True)
         index = Index(index_path, fallback_to_private=False)

@@ -48,7 +48,7 @@ def analyse(task_graph: TaskGraph, stats: pd.DataFrame) -> GraphState:
 
 def graph_frames(task_graph: TaskGraph, shown: set[str], positions: dict[str, tuple[float, float]],
                  stats: pd.DataFrame, state: GraphState, selected: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Nodes and edges of the shown tasks as the DataFrames hv.Graph draws."""
+    """Nodes and edges of the shown tasks as the DataFrames `draw` draws."""
     graph = task_graph.graph
     by_task = stats.set_index("task").to_dict("index") if len(stats) else {}
     group_color = group_colors(graph)
@@ -193,8 +193,11 @@ class GraphPlot:
         self.frames = frames
         self.pipe.send(frames)
 
-    def recenter(self) -> None:
-        """Draw anew, fitting the whole graph in the view."""
+    def recenter(self, frames: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> None:
+        """Draw anew (with new frames, if given), fitting the whole graph in the view."""
+        if frames is not None:
+            self.frames = frames
+            self.pipe.update(data=frames)  # no event: the new plot starts from it
         self.pane.object = self._plot()
 
 

@@ -84,9 +84,9 @@ class TaskRunsView:
     def __init__(self, svc: Services, query: RunsQuery | None = None):
         self.svc = svc
         self.query = query or RunsQuery()
-        self._rows = grid_rows(queries.runs_page(svc.index, limit=0))
         sort_field = next(field for field, column in SORT_COLUMNS.items() if column == self.query.sort)
         self.grid = runs_table(svc.url("run_detail", ""), sort_field, self.query.descending)
+        self._rows = self.grid.value  # empty until the first refresh
         self.search = pn.widgets.TextInput(
             label="Task name", value=self.query.search, placeholder="Search task name…", width=240)
         self.chips = pn.widgets.CheckButtonGroup(

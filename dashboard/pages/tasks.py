@@ -123,8 +123,7 @@ class TasksView:
         names = {e.name for e in events}
         if names & {"group", "search", "hops"} or ("task" in names and self.query.hops):
             self.load()
-            self.plot.update(self._frames())
-            self.plot.recenter()
+            self.plot.recenter(self._frames())
         elif "since" in names:
             self.read_stats()
             self.plot.update(self._frames())
@@ -136,12 +135,12 @@ class TasksView:
         """Hub delivery: new definitions lay the graph out again; run changes recolour it."""
         if change.tasks:
             self.load()
-            self.plot.recenter()
+            self.plot.recenter(self._frames())
         elif any(run.task in self.task_graph.graph for run in change.runs.values()):
             self.read_stats()
+            self.plot.update(self._frames())
         else:
             return
-        self.plot.update(self._frames())
         self._show_text()
 
     # ---- text --------------------------------------------------------------------------
