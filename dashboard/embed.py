@@ -26,7 +26,7 @@ import panel as pn
 from . import queries
 from .app import Services
 from .config import load_config
-from .hub import Hub
+from .hub import Hub, Subscription
 from .index import Index
 from .ingest import Ingestor
 
@@ -36,6 +36,7 @@ class Store:
 
     def __init__(self, services: Services):
         self.services = services
+        self._subscriptions: list[Subscription] = []
 
     @property
     def index(self) -> Index:
@@ -53,7 +54,7 @@ class Store:
         from .pages.task_runs import RunsQuery, TaskRunsView
 
         view = TaskRunsView(self.services, RunsQuery(**query))
-        self.services.hub.subscribe(view.changed, min_interval=self.services.config.push_min_interval_seconds)
+        self._follow(view.changed)
         return view.panel()
 
     def run_detail(self, run_id: str, stream: str = "stdout") -> pn.viewable.Viewable:
@@ -65,7 +66,7 @@ class Store:
         if run is None:
             raise KeyError(f"no run {run_id!r} in the index (see store.runs())")
         view = RunDetailView(self.services, run, LogPosition(stream=stream))
-        self.services.hub.subscribe(view.changed, min_interval=self.services.config.push_min_interval_seconds)
+        self._follow(view.changed)
         return view.panel()
 
     def dependency_graph(self, **query) -> pn.viewable.Viewable:
@@ -73,8 +74,12 @@ class Store:
         from .pages.tasks import TasksQuery, TasksView
 
         view = TasksView(self.services, TasksQuery(**query))
-        self.services.hub.subscribe(view.changed, min_interval=1.0)
+        self._follow(view.changed, min_interval=1.0)
         return view.panel()
+
+    def _follow(self, changed, min_interval: float | None = None) -> None:
+        interval = self.services.config.push_min_interval_seconds if min_interval is None else min_interval
+        self._subscriptions.append(self.services.hub.subscribe(changed, min_interval=interval))
 
     # ---- queries (pandas DataFrames) ----------------------------------------------------
 
@@ -99,7 +104,10 @@ class Store:
         return queries.task_stats(self.index, queries.parse_duration(since) if since else None)
 
     def close(self) -> None:
-        """Stop following the spool and close the index."""
+        """Stop the components' live updates, stop following the spool and close the index."""
+        for subscription in self._subscriptions:
+            subscription.close()
+        self._subscriptions.clear()
         self.services.stop()
 
     def __enter__(self) -> Store:

@@ -218,10 +218,13 @@ class Ingestor:
         self._thread = threading.Thread(target=self._follow, name="taskdash-ingest", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop following; a step under way (a big catch-up, say) finishes first."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("the ingest thread did not stop within %.0f s", timeout)
             self._thread = None
 
     def _step(self, paths: Iterable[str] | None) -> None:
