@@ -59,7 +59,10 @@ def parse_timestamp(value: object, field: str = "ts") -> dt.datetime:
     except ValueError:
         raise SpoolError(f"{field!r} is not an ISO 8601 timestamp: {value[:60]!r}") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+            raise SpoolError(f"{field!r} is out of range in UTC: {value[:60]!r}") from None
     return parsed
 
 
