@@ -153,17 +153,19 @@ def cmd_serve(args) -> int:
     config = load_config(args.config).with_overrides(
         spool=args.spool, index=args.index, port=args.port, address=args.address)
     runner = None
-    if args.demo:
-        runner = subprocess.Popen([sys.executable, "-m", "dashboard.cli", "run", str(config.demo_workflow),
-                                   "--spool", str(config.spool)])
     try:
-        server = app.serve(config, start=False)
+        server = app.serve(config, start=False)  # a bad setting stops here, before the demo runner starts
+        if args.demo:
+            runner = subprocess.Popen([sys.executable, "-m", "dashboard.cli", "run", str(config.demo_workflow),
+                                       "--spool", str(config.spool)])
         server.start()
         loop = server.io_loop
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: loop.add_callback_from_signal(loop.stop))
         route = config.routes["task_runs"]
         print(f"Task Runs Dashboard: http://{config.address}:{server.port}{route}", flush=True)
+        if config.access.enabled:
+            print("access control on: every page, the websocket and the log downloads require login", flush=True)
         if app.services().index.is_private:
             print(f"note: {app.services().index.private_reason}; using a private index", flush=True)
         loop.start()
@@ -230,6 +232,8 @@ def parser() -> argparse.ArgumentParser:
         return sub
 
     serve = command("serve", cmd_serve, "start the dashboard server and its ingestor")
+    serve.add_argument("--config", default=argparse.SUPPRESS,
+                       help="settings file, as the --config before the command (this one wins)")
     serve.add_argument("--port", type=int, help="port (0 picks a free one)")
     serve.add_argument("--address", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--demo", action="store_true", help="also run the demo workflow into the spool")
