@@ -8,6 +8,7 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from . import queries
@@ -168,6 +169,7 @@ def cmd_serve(args) -> int:
             print("access control on: every page, the websocket and the log downloads require login", flush=True)
         if app.services().index.is_private:
             print(f"note: {app.services().index.private_reason}; using a private index", flush=True)
+        threading.Thread(target=_report_catch_up, args=(app.services(),), daemon=True).start()
         loop.start()
     finally:
         if runner is not None:
@@ -175,6 +177,14 @@ def cmd_serve(args) -> int:
             runner.wait(30)
         app.stop_services()
     return 0
+
+
+def _report_catch_up(services) -> None:
+    """Say when the index has caught up with the spool, so an operator knows the pages are complete."""
+    services.ingestor.caught_up.wait()
+    counts = services.index.counts()
+    print(f"index caught up with the spool: {counts['runs']:,} runs, "
+          f"{counts['log_lines']:,} log lines, {counts['ingest_errors']:,} ingest errors", flush=True)
 
 
 def cmd_run(args) -> int:

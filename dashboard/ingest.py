@@ -61,6 +61,8 @@ class Ingestor:
         self._step_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Set once a full scan of the spool has been indexed (the catch-up after a start).
+        self.caught_up = threading.Event()
         events_dir(self.spool).mkdir(parents=True, exist_ok=True)
         logs_dir(self.spool).mkdir(parents=True, exist_ok=True)
 
@@ -230,6 +232,8 @@ class Ingestor:
     def _step(self, paths: Iterable[str] | None) -> None:
         try:
             self.catch_up(paths)
+            if paths is None:
+                self.caught_up.set()
         except Exception as exc:  # keep following: the next step may succeed
             log.exception("ingest step failed")
             self.health.failure = f"{type(exc).__name__}: {exc}"
