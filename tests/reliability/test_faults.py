@@ -9,14 +9,25 @@ between kills), and live state is read through the server (log downloads, Chromi
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import random
+import re
+import signal
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 
 import duckdb
-from helpers import wait_until
+from helpers import process_gone, wait_until
+from playwright.sync_api import Page, expect
 from serving import DashboardServer
 
+from dashboard import queries
 from dashboard.index import Index
+from dashboard.spool import SpoolWriter, format_timestamp
 from dashboard.synthetic import write_event_spool, write_log_spool
 
 MB = 1024 * 1024
@@ -142,5 +153,150 @@ def test_sigkill_the_server_at_20_moments_of_its_ingest_loses_and_doubles_nothin
         assert (counts["log_lines"], transitions, counts["runs"]) == (total_lines, total_events, EVENT_RUNS)
         assert counts["ingest_errors"] == 0
         assert index_checksums(index) == spool_checksums(spool), "every run's lines, once each and in order"
+    finally:
+        index.close()
+
+
+# ---- helpers of the tests below ------------------------------------------------------------
+
+def downloaded(server: DashboardServer, run_id: str, stream: str = "stdout") -> str | None:
+    """A run's stream as the running server's index has it (its log download), or None if it has no such run."""
+    try:
+        with urllib.request.urlopen(f"{server.url}/task-runs/{run_id}/logs/{stream}.log", timeout=10) as response:
+            return response.read().decode("utf-8")
+    except urllib.error.HTTPError:
+        return None
+
+
+def stop_and_open_index(server: DashboardServer, tmp_path) -> Index:
+    """Stop a server that must still be running, unharmed, and open the index it leaves."""
+    try:
+        assert server.process.poll() is None, "the server ended by itself"
+    finally:
+        server.stop()
+    output = "".join(server.output)
+    assert "Traceback" not in output, output
+    return Index(tmp_path / "index.duckdb")
+
+
+# ---- 2. a writer killed mid-line -----------------------------------------------------------
+
+WRITER = """
+import os, sys, time
+events, log, event_bytes, log_bytes, wait = sys.argv[1:]
+for path, data in ((events, event_bytes), (log, log_bytes)):
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, data.encode())
+    os.close(fd)
+print("written", flush=True)
+if wait == "wait":
+    time.sleep(600)
+"""
+
+
+def run_writer(spool, event_text: str, log_text: str, wait: bool) -> subprocess.Popen:
+    """A writer process appending raw text to an events file and a log; it stays alive when `wait`."""
+    (spool / "logs" / "r-torn").mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(spool / "events" / "torn.jsonl"), str(spool / "logs" / "r-torn" / "stdout.log"),
+         event_text, log_text, "wait" if wait else "exit"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def test_a_writer_killed_mid_line_leaves_lines_that_wait_for_their_newline(tmp_path):
+    running = json.dumps({"kind": "status", "run_id": "r-torn", "task": "Torn", "status": "RUNNING",
+                          "ts": format_timestamp(), "agent": "agent-1"})
+    success = json.dumps({"kind": "status", "run_id": "r-torn", "task": "Torn", "status": "SUCCESS",
+                          "ts": format_timestamp(), "agent": "agent-1", "exit_code": 0})
+    server = DashboardServer(tmp_path)
+    writer = run_writer(tmp_path / "spool", running + "\n" + success[:40], "line 1\nline 2\nline 3 is cu", wait=True)
+    try:
+        assert writer.stdout.readline().strip() == "written"
+        os.killpg(writer.pid, signal.SIGKILL)
+        writer.wait(10)
+        writer.stdout.close()
+        wait_until(lambda: downloaded(server, "r-torn") == "line 1\nline 2\n", timeout=60,
+                   message="the two whole log lines indexed")
+    except BaseException:
+        server.stop()
+        raise
+    index = stop_and_open_index(server, tmp_path)
+    try:
+        transitions = index.query("SELECT status FROM transitions WHERE run_id = 'r-torn'")["status"].tolist()
+        offsets = index.load_offsets()
+        print(f"\nwriter killed (exit {writer.returncode}) with half an event and half a log line written: "
+              f"the index has transitions {transitions}, {index.counts()['log_lines']} log lines, "
+              f"{index.counts()['ingest_errors']} ingest errors, offsets {offsets}")
+        assert writer.returncode == -signal.SIGKILL
+        assert transitions == ["RUNNING"] and index.counts()["ingest_errors"] == 0
+        assert offsets["events/torn.jsonl"][0] == len(running) + 1, "the half event is left for later"
+        assert offsets["logs/r-torn/stdout.log"][:2] == (len("line 1\nline 2\n"), 2), "so is the half line"
+    finally:
+        index.close()
+
+    server = DashboardServer(tmp_path)  # restarted: the halves still wait
+    finisher = run_writer(tmp_path / "spool", success[40:] + "\n", "t here\nline 4\n", wait=False)
+    try:
+        assert finisher.wait(30) == 0
+        finisher.stdout.close()
+        wait_until(lambda: downloaded(server, "r-torn") == "line 1\nline 2\nline 3 is cut here\nline 4\n", timeout=60,
+                   message="the completed line and the next one indexed")
+    except BaseException:
+        server.stop()
+        raise
+    index = stop_and_open_index(server, tmp_path)
+    try:
+        run = queries.run(index, "r-torn")
+        errors = index.counts()["ingest_errors"]
+        print(f"once a second writer appended the rest and a newline: run {run['status']} (exit {run['exit_code']}), "
+              f"log {queries.log_line_counts(index, 'r-torn')['stdout']} lines, {errors} ingest errors")
+        assert (run["status"], run["exit_code"], errors) == ("SUCCESS", 0, 0)
+        assert index.query("SELECT count(*) AS n FROM transitions")["n"][0] == 2
+    finally:
+        index.close()
+
+
+# ---- 3. a log truncated, then replaced, while the server tails it --------------------------
+
+def test_a_log_truncated_or_replaced_while_tailed_is_an_ingest_error_and_its_new_lines_are_indexed(
+        tmp_path, page: Page):
+    log = tmp_path / "spool" / "logs" / "r-rot" / "stdout.log"
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    writer.status("r-rot", "Rotating", "RUNNING", agent="agent-1")
+    old = "".join(f"old line {n}\n" for n in range(1, 21))
+    writer.append_log("r-rot", "stdout", old)
+    server = DashboardServer(tmp_path)
+    try:
+        wait_until(lambda: downloaded(server, "r-rot") == old, timeout=60, message="the log indexed")
+        page.goto(f"{server.url}/task-runs/r-rot")
+        indicator = page.locator(".td-conn")
+        expect(indicator).to_have_attribute("data-state", "Live", timeout=30_000)
+
+        os.truncate(log, 0)  # copytruncate-style rotation: same file, cut to nothing, written on
+        writer.append_log("r-rot", "stdout", "after truncation 1\n")
+        expected = old + "after truncation 1\n"
+        wait_until(lambda: downloaded(server, "r-rot") == expected, timeout=60, message="the new line indexed")
+        expect(indicator).to_have_text("Error · 1", timeout=30_000)
+        print(f"\ntruncated to 0 and written on: the index reads it again from its start; the page says "
+              f"{indicator.inner_text()!r} ({indicator.get_attribute('title')})")
+
+        # rename-style rotation: a new, longer file takes the log's name
+        replacement = tmp_path / "replacement.log"
+        replacement.write_text("".join(f"replaced line {n}\n" for n in range(1, 41)), encoding="utf-8")
+        expected += replacement.read_text(encoding="utf-8")
+        os.replace(replacement, log)
+        wait_until(lambda: downloaded(server, "r-rot") == expected, timeout=60,
+                   message="the whole replacement indexed, from its first line")
+        expect(indicator).to_have_text("Error · 2", timeout=30_000)
+        print(f"replaced by a longer file: all of it indexed after the old lines; the page says {indicator.inner_text()!r}")
+    except BaseException:
+        server.stop()
+        raise
+    index = stop_and_open_index(server, tmp_path)
+    try:
+        reasons = queries.ingest_errors(index)["reason"].tolist()
+        print(f"ingest errors: {reasons}")
+        assert len(reasons) == 2
+        assert any("shrank" in reason for reason in reasons) and any("replaced" in reason for reason in reasons)
     finally:
         index.close()
