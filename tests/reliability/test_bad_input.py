@@ -524,7 +524,7 @@ def assert_kept(index: Index, case: Case, written: Written) -> None:
     assert counts["log_lines"] == sum(len(lines) for lines in written.lines.values())
 
 
-def assert_errors(index: Index, spool: Path, written: Written) -> list[str]:
+def assert_errors(index: Index, written: Written) -> list[str]:
     """Each bad line or file is one ingest error at its place, with the expected reason."""
     errors = index.query('SELECT file, "offset", reason FROM ingest_errors ORDER BY file, "offset"')
     actual = list(errors.itertuples(index=False))
@@ -546,7 +546,7 @@ def test_a_nasty_spool_gives_clear_errors_and_keeps_everything_valid(tmp_path, c
     print(f"\n[{case.name}] wrote {len(case.events)} event lines and {len(case.logs)} log files "
           f"({len(written.errors)} expected to be ingest errors), "
           f"{case.bulk_runs:,} bulk runs; ingested in {seconds:.1f} s: {added}")
-    reasons = assert_errors(index, spool, written)
+    reasons = assert_errors(index, written)
     for reason in dict.fromkeys(reasons):
         print(f"  error: {reason[:110]}")
     assert_kept(index, case, written)
