@@ -35,6 +35,8 @@ def _open_index(args, rebuild: bool = False) -> tuple[Index, Ingestor]:
     index = Index(config.index, fallback_to_private=not rebuild)
     if index.is_private:
         print(f"note: {index.private_reason}; using a private index for this command", file=sys.stderr)
+    if index.rebuilt_reason:
+        print(f"note: {index.rebuilt_reason}", file=sys.stderr)
     if rebuild:
         index.clear()
     ingestor = Ingestor(index, config.spool)
@@ -167,8 +169,13 @@ def cmd_serve(args) -> int:
         print(f"Task Runs Dashboard: http://{config.address}:{server.port}{route}", flush=True)
         if config.access.enabled:
             print("access control on: every page, the websocket and the log downloads require login", flush=True)
-        if app.services().index.is_private:
-            print(f"note: {app.services().index.private_reason}; using a private index", flush=True)
+        index = app.services().index
+        if index.is_private:
+            print(f"note: {index.private_reason}; using a private index", flush=True)
+        if index.rebuilt_reason:
+            print(f"note: {index.rebuilt_reason}", flush=True)
+        elif index.created:
+            print(f"note: there was no index at {index.path}: building it from the spool", flush=True)
         threading.Thread(target=_report_catch_up, args=(app.services(),), daemon=True).start()
         loop.start()
     finally:

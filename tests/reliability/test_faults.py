@@ -300,3 +300,62 @@ def test_a_log_truncated_or_replaced_while_tailed_is_an_ingest_error_and_its_new
         assert any("shrank" in reason for reason in reasons) and any("replaced" in reason for reason in reasons)
     finally:
         index.close()
+
+
+# ---- 5. the index deleted or corrupted while the server is down ----------------------------
+
+def caught_up_counts(server: DashboardServer) -> str:
+    return server.wait_for_output(CAUGHT_UP, timeout=120).split(": ", 1)[1].strip()
+
+
+def test_an_index_corrupted_or_deleted_while_the_server_is_down_is_rebuilt_and_the_server_says_so(
+        tmp_path, page: Page):
+    spool, index_path = tmp_path / "spool", tmp_path / "index.duckdb"
+    lines, events = write_log_spool(spool, 6, 2_000), write_event_spool(spool, 300)
+    server = DashboardServer(tmp_path)
+    try:
+        first = caught_up_counts(server)
+    finally:
+        server.stop()
+    assert first == f"300 runs, {lines:,} log lines, 0 ingest errors"
+
+    garbage = random.Random(SEED).randbytes(64 * 1024)
+    with open(index_path, "r+b") as index_file:  # the header and the first blocks
+        index_file.write(garbage)
+    server = DashboardServer(tmp_path)
+    try:
+        note = server.wait_for_output("note: the index", timeout=60).strip()
+        assert "could not be opened" in note and "moved to index.duckdb.corrupt-" in note
+        rebuilt = caught_up_counts(server)
+        page.goto(f"{server.url}/task-runs?since=7d")
+        notice = page.locator(".notyf__message")
+        expect(notice).to_contain_text("The index was rebuilt when the server started", timeout=30_000)
+        expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live")
+        expect(page.get_by_text("of 300 runs")).to_be_visible()
+        print(f"\n64 KiB of garbage over the index: the server says {note!r}, then {rebuilt!r}; "
+              f"the page says {notice.inner_text()!r}")
+    except BaseException:
+        print("".join(server.output))
+        raise
+    finally:
+        server.stop()
+    assert rebuilt == first
+    kept = sorted(path.name for path in tmp_path.glob("index.duckdb.corrupt-*"))
+    assert len(kept) == 1 and (tmp_path / kept[0]).read_bytes()[:len(garbage)] == garbage, kept
+
+    for path in index_files(tmp_path):
+        path.unlink(missing_ok=True)
+    server = DashboardServer(tmp_path)
+    try:
+        note = server.wait_for_output("no index at", timeout=60).strip()
+        rebuilt = caught_up_counts(server)
+    finally:
+        server.stop()
+    print(f"index deleted: the server says {note!r}, then {rebuilt!r}")
+    assert rebuilt == first and "Traceback" not in "".join(server.output)
+    index = Index(index_path)
+    try:
+        assert index.query("SELECT count(*) AS n FROM transitions")["n"][0] == events
+        assert index_checksums(index) == spool_checksums(spool)
+    finally:
+        index.close()
