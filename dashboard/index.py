@@ -291,7 +291,10 @@ class Index:
                 touched = self._write(cur, batch, now)
                 cur.execute("COMMIT")
             except BaseException:
-                cur.execute("ROLLBACK")
+                try:
+                    cur.execute("ROLLBACK")
+                except duckdb.Error:  # a failed COMMIT (a full disk, say) has ended the transaction itself
+                    pass
                 raise
         return touched
 

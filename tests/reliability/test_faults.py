@@ -13,6 +13,7 @@ import json
 import os
 import random
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -168,14 +169,15 @@ def downloaded(server: DashboardServer, run_id: str, stream: str = "stdout") -> 
         return None
 
 
-def stop_and_open_index(server: DashboardServer, tmp_path) -> Index:
+def stop_and_open_index(server: DashboardServer, tmp_path, failed_steps_logged: bool = False) -> Index:
     """Stop a server that must still be running, unharmed, and open the index it leaves."""
     try:
         assert server.process.poll() is None, "the server ended by itself"
     finally:
         server.stop()
     output = "".join(server.output)
-    assert "Traceback" not in output, output
+    if not failed_steps_logged:  # else each failed ingest step logs its traceback
+        assert "Traceback" not in output, output
     return Index(tmp_path / "index.duckdb")
 
 
@@ -357,5 +359,96 @@ def test_an_index_corrupted_or_deleted_while_the_server_is_down_is_rebuilt_and_t
     try:
         assert index.query("SELECT count(*) AS n FROM transitions")["n"][0] == events
         assert index_checksums(index) == spool_checksums(spool)
+    finally:
+        index.close()
+
+
+# ---- 4. a full disk: under the spool, then under the index ---------------------------------
+# A small filesystem needs root to mount; a file size limit (RLIMIT_FSIZE) fails writes past
+# it the same way anywhere: a write crossing it is cut short, the next one fails (EFBIG).
+
+def adhoc(spool, *command: str, file_size_limit: int | None = None) -> subprocess.CompletedProcess:
+    """`taskdash adhoc -- command`, under a file size limit if given."""
+    limit = ["prlimit", f"--fsize={file_size_limit}:"] if file_size_limit else []
+    return subprocess.run([*limit, sys.executable, "-m", "dashboard.cli", "adhoc", "--spool", str(spool), "--",
+                           *command], capture_output=True, text=True, timeout=120)
+
+
+def adhoc_run_id(result: subprocess.CompletedProcess) -> str:
+    return re.search(r"adhoc run (\S+)", result.stderr)[1]
+
+
+def test_a_full_spool_disk_fails_the_writer_clearly_and_leaves_only_whole_lines(tmp_path):
+    spool = tmp_path / "spool"
+    server = DashboardServer(tmp_path)
+    try:
+        # Four events of about 200 bytes each: the disk "fills" inside the fourth (SUCCESS).
+        full = adhoc(spool, "echo", "hello", file_size_limit=700)
+        events_file = next((spool / "events").glob("adhoc-*.jsonl"))
+        written = events_file.read_bytes()
+        first = adhoc_run_id(full)
+        wait_until(lambda: downloaded(server, first) == "hello\n", timeout=60, message="what was written indexed")
+        again = adhoc(spool, "echo", "space is back")  # a new writer, once there is room again
+        second = adhoc_run_id(again)
+        wait_until(lambda: downloaded(server, second) == "space is back\n", timeout=60,
+                   message="the next writer's run indexed")
+    except BaseException:
+        server.stop()
+        raise
+    index = stop_and_open_index(server, tmp_path)
+    try:
+        statuses = {run_id: index.query("SELECT status FROM transitions WHERE run_id = ? ORDER BY ts", [run_id])
+                    ["status"].tolist() for run_id in (first, second)}
+        errors = index.counts()["ingest_errors"]
+    finally:
+        index.close()
+    print(f"\nwriter on a full disk: exit {full.returncode}, it said {full.stderr.strip().splitlines()[-1]!r}; its "
+          f"events file holds {len(written)} bytes in {len(written.splitlines())} lines; the server indexed "
+          f"{statuses[first]}; the next writer's run: {statuses[second]}; {errors} ingest errors")
+    assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
+    assert re.search(r"taskdash: cannot write to the spool: .*File too large", full.stderr), full.stderr
+    assert written.endswith(b"\n"), "no half event left behind"
+    assert statuses[first] == ["TRIGGER", "STARTED", "RUNNING"] and statuses[second][-1] == "SUCCESS"
+    assert errors == 0
+
+
+def test_a_full_index_disk_turns_the_indicator_to_error_and_it_recovers_when_space_is_back(tmp_path, page: Page):
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    writer.status("r-1", "Fetch_Orders", "RUNNING", agent="agent-1")
+    writer.append_log("r-1", "stdout", "first line\n")
+    server = DashboardServer(tmp_path)
+    try:
+        caught_up_counts(server)
+        page.goto(f"{server.url}/task-runs")
+        indicator = page.locator(".td-conn")
+        expect(indicator).to_have_attribute("data-state", "Live", timeout=30_000)
+        # The server may not grow its index files past their size plus 64 KiB: its disk is full.
+        limit = max(path.stat().st_size for path in index_files(tmp_path) if path.exists()) + 64 * 1024
+        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        lines = "first line\n" + "".join(f"line {n} written while the index disk is full\n" for n in range(100_000))
+        writer.append_log("r-1", "stdout", lines[len("first line\n"):])
+        expect(indicator).to_have_attribute("data-state", "Error", timeout=60_000)
+        failure = indicator.get_attribute("title")
+        shown = downloaded(server, "r-1")
+        expect(page.locator(".tabulator-row")).to_have_count(1)  # still serving what it has
+
+        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        space_back = time.monotonic()
+        wait_until(lambda: downloaded(server, "r-1") == lines, timeout=20,  # not the next 30 s rescan
+                   message="the lines indexed soon after there is room again")
+        indexed = time.monotonic() - space_back
+        expect(indicator).to_have_attribute("data-state", "Live", timeout=30_000)
+        print(f"\nindex files limited to {limit:,} bytes: the indicator said {failure!r}; the server still served "
+              f"{shown!r}; {indexed:.1f} s after space came back all {lines.count(chr(10)):,} lines were indexed "
+              f"and the indicator was Live again {time.monotonic() - space_back:.1f} s after")
+    except BaseException:
+        print("".join(server.output))
+        server.stop()
+        raise
+    assert shown == "first line\n"
+    assert "File too large" in failure, failure
+    index = stop_and_open_index(server, tmp_path, failed_steps_logged=True)
+    try:
+        assert index_checksums(index) == {"r-1": (lines.count("\n"), hashlib.sha256(lines[:-1].encode()).hexdigest())}
     finally:
         index.close()
