@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import watchfiles
 
 from .hub import Change, Hub
@@ -70,6 +71,7 @@ class Ingestor:
         #: rotated by renaming a new file into place has a new one, whatever its size.
         self._inodes: dict[str, int] = {}
         self._read_inodes: dict[str, int] = {}  # read in this step, not committed yet
+        self._reopen_index = False  # DuckDB gave up on the database: the next step opens it again
         events_dir(self.spool).mkdir(parents=True, exist_ok=True)
         logs_dir(self.spool).mkdir(parents=True, exist_ok=True)
 
@@ -247,6 +249,11 @@ class Ingestor:
     def _step(self, paths: Iterable[str] | None) -> bool:
         """One catch-up; False if it failed (the failure is in the health)."""
         try:
+            if self._reopen_index:
+                self.index.reopen()
+                # What the failed step committed (to the WAL, before its checkpoint failed) is there.
+                self._offsets, self._inodes = self.index.load_offsets(), {}
+                self._reopen_index = False
             self.catch_up(paths)
             if paths is None:
                 self.caught_up.set()
@@ -254,6 +261,7 @@ class Ingestor:
         except Exception as exc:  # keep following: the next step may succeed
             log.exception("ingest step failed")
             self.health.failure = f"{type(exc).__name__}: {exc}"
+            self._reopen_index = self._reopen_index or isinstance(exc, duckdb.FatalException)
             if self.hub is not None:
                 self.hub.publish(Change(errors=1))
             return False

@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 
 import duckdb
+import pytest
 from helpers import read_events, wait_until
 from playwright.sync_api import Page, expect
 from serving import DashboardServer, free_port
@@ -378,25 +379,41 @@ def test_a_full_spool_disk_fails_the_writer_clearly_and_leaves_only_whole_lines(
     assert errors == 0
 
 
-def test_a_full_index_disk_turns_the_indicator_to_error_and_it_recovers_when_space_is_back(tmp_path, page: Page):
+CHUNK = 50_000  # log lines appended at a time: fewer than a DuckDB row group, so they go through the WAL
+FAILED_STEP = "ingest step failed"
+
+
+@pytest.mark.parametrize("backlog_runs", [0, 80], ids=["the-commit-fails", "the-checkpoint-fails"])
+def test_a_full_index_disk_turns_the_indicator_to_error_and_it_recovers_when_space_is_back(
+        tmp_path, page: Page, backlog_runs):
+    # With a small index the first commit cannot write its WAL. With a 25 MB one the WAL passes
+    # DuckDB's 16 MB checkpoint threshold first and the checkpoint fails: DuckDB then refuses the
+    # database until it is opened again.
+    write_log_spool(tmp_path / "spool", backlog_runs, 12_500)
     writer = SpoolWriter(tmp_path / "spool", "test")
     writer.status("r-1", "Fetch_Orders", "RUNNING", agent="agent-1")
     writer.append_log("r-1", "stdout", "first line\n")
     server = DashboardServer(tmp_path)
     try:
         caught_up_counts(server)
-        page.goto(f"{server.url}/task-runs")
+        page.goto(f"{server.url}/task-runs?search=Fetch")
         indicator = page.locator(".td-conn")
         expect(indicator).to_have_attribute("data-state", "Live", timeout=30_000)
         # The server may not grow its index files past their size plus 64 KiB: its disk is full.
         limit = max(path.stat().st_size for path in index_files(tmp_path) if path.exists()) + 64 * 1024
         resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
-        lines = "first line\n" + "".join(f"line {n} written while the index disk is full\n" for n in range(100_000))
-        writer.append_log("r-1", "stdout", lines[len("first line\n"):])
-        expect(indicator).to_have_attribute("data-state", "Error", timeout=60_000)
+        lines, chunks = "first line\n", 0
+        while FAILED_STEP not in "".join(server.output):
+            assert chunks < 10, "no write failed"
+            chunk = "".join(f"chunk {chunks} line {n}: written while the index disk is full\n" for n in range(CHUNK))
+            writer.append_log("r-1", "stdout", chunk)
+            lines, chunks = lines + chunk, chunks + 1
+            wait_until(lambda: FAILED_STEP in "".join(server.output) or downloaded(server, "r-1") == lines,
+                       timeout=60, message="the chunk indexed or a failed ingest step")
+        expect(indicator).to_have_attribute("data-state", "Error", timeout=30_000)
         failure = indicator.get_attribute("title")
         shown = downloaded(server, "r-1")
-        expect(page.locator(".tabulator-row")).to_have_count(1)  # still serving what it has
+        expect(page.locator(".tabulator-row")).to_have_count(1)
 
         resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
         space_back = time.monotonic()
@@ -404,18 +421,21 @@ def test_a_full_index_disk_turns_the_indicator_to_error_and_it_recovers_when_spa
                    message="the lines indexed soon after there is room again")
         indexed = time.monotonic() - space_back
         expect(indicator).to_have_attribute("data-state", "Live", timeout=30_000)
-        print(f"\nindex files limited to {limit:,} bytes: the indicator said {failure!r}; the server still served "
-              f"{shown!r}; {indexed:.1f} s after space came back all {lines.count(chr(10)):,} lines were indexed "
-              f"and the indicator was Live again {time.monotonic() - space_back:.1f} s after")
+        served = "nothing (the index could not be read)" if shown is None else f"{shown.count(chr(10)):,} lines"
+        print(f"\nindex files limited to {limit:,} bytes: chunk {chunks} of {CHUNK:,} lines failed; the indicator "
+              f"said {failure!r}; the run's log served {served}; {indexed:.1f} s after space came back all "
+              f"{lines.count(chr(10)):,} lines were indexed, Live again {time.monotonic() - space_back:.1f} s after")
     except BaseException:
         print("".join(server.output))
         server.stop()
         raise
-    assert shown == "first line\n"
     assert "File too large" in failure, failure
+    if not backlog_runs:  # the failed commit changed nothing: the server kept serving what it had
+        assert shown == "first line\n"
     index = stop_and_open_index(server, tmp_path, failed_steps_logged=True)
     try:
-        assert index_checksums(index) == {"r-1": (lines.count("\n"), hashlib.sha256(lines[:-1].encode()).hexdigest())}
+        assert index_checksums(index)["r-1"] == (lines.count("\n"), hashlib.sha256(lines[:-1].encode()).hexdigest())
+        assert index.counts()["log_lines"] == backlog_runs * 12_500 + lines.count("\n")
     finally:
         index.close()
 
