@@ -62,10 +62,12 @@ class Subscription:
                 return
             self._pending = Change()
             self._pending.merge(change)
-        if self._doc is None:
-            self._deliver()
-        else:
-            self._doc.add_next_tick_callback(self._deliver_on_doc)
+            if self._doc is not None:
+                # Under the lock, so the session cannot end (close, then its document is
+                # destroyed) between the check above and this: a destroyed document raises.
+                self._doc.add_next_tick_callback(self._deliver_on_doc)
+                return
+        self._deliver()
 
     def _deliver_on_doc(self) -> None:
         wait = self._last_delivery + self._min_interval - time.monotonic()
