@@ -29,6 +29,11 @@ def page_template(services: Services, title: str, current: str, *main) -> pn.tem
                        sizing_mode="stretch_width", align="center")],
         main=list(main),
         theme_toggle=False,
+        # Panel's busy state is one for the whole process: every session's spinner would turn
+        # whenever any session runs a callback (each run page ticks every second), each turn
+        # a locked callback on every session, and a closed session waits for its queue to
+        # empty before it can end: with many sessions the server never catches up.
+        busy_indicator=None,
         accent="#2563eb",
         main_layout=None,
     )

@@ -271,13 +271,20 @@ def _chip_style() -> str:
     return "\n".join(rules) + "\n.bk-btn { font-size: 12px; font-weight: 600; padding: 4px 10px; }"
 
 
+def _nothing() -> None:
+    pass
+
+
 def page():
     svc = services()
     query = RunsQuery()
     problems = query.from_url(url_args())
     view = TaskRunsView(svc, query)
     svc.hub.subscribe(view.changed, min_interval=svc.config.push_min_interval_seconds)
-    pn.state.add_periodic_callback(view.refresh, period=SLIDE_SECONDS * 1000)
+    slide = pn.state.add_periodic_callback(view.refresh, period=SLIDE_SECONDS * 1000)
+    # Bokeh holds a stopped periodic callback until its current period ends: let go of the view
+    # when the session ends, or a closed session's page stays in memory for up to a minute.
+    pn.state.on_session_destroyed(lambda _context: slide.param.update(callback=_nothing))
     template = page_template(svc, "Task Runs", "Task Runs", pn.Column(
         "## Task Runs", view.panel(), keep_in_url(query, query.to_url), sizing_mode="stretch_width"))
     report_url_problems(problems)
