@@ -130,6 +130,29 @@ def parse_event(event: object) -> dict:
     raise SpoolError(f"unknown kind {str(kind)[:40]!r}: use one of {', '.join(EVENT_KINDS)}")
 
 
+def _first_field_wins(pairs: list[tuple[str, object]]) -> dict:
+    return dict(reversed(pairs))
+
+
+def decode_event_line(raw: bytes) -> dict:
+    """One event line of an events file, validated and normalised, or raise SpoolError.
+
+    A field given twice counts the first time (as DuckDB's JSON reader has it).
+    """
+    try:
+        event = parse_event(json.loads(raw, object_pairs_hook=_first_field_wins))
+    except UnicodeDecodeError:
+        raise SpoolError("not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise SpoolError(f"not JSON: {exc.msg} at column {exc.colno}") from None
+    if b"\\u" in raw:  # an escaped lone surrogate decodes, but is not a character
+        try:
+            json.dumps(event, ensure_ascii=False, default=str).encode("utf-8")
+        except UnicodeEncodeError:
+            raise SpoolError("a \\u escape of a lone surrogate, which is not a character") from None
+    return event
+
+
 def new_run_id(prefix: str = "r") -> str:
     """A fresh, sortable run id such as r-20261128T120003123-3f9a1c."""
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")[:-3]
