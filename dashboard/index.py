@@ -26,7 +26,7 @@ from .statuses import ORDER, TERMINAL
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 MAX_LINE_CHARS = 64 * 1024  # a longer log line is kept cut, with a marker
 
 SCHEMA = """
@@ -40,15 +40,17 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR, task VARCHAR, grp VARCHAR, status VARCHAR, agent VARCHAR, adhoc BOOLEAN,
     trigger_time TIMESTAMP, started TIMESTAMP, finished TIMESTAMP, exit_code INTEGER,
     message VARCHAR, updated TIMESTAMP, reached VARCHAR[], own_grp BOOLEAN);
-CREATE TABLE IF NOT EXISTS log_lines (
-    run_id VARCHAR, stream VARCHAR, line_no BIGINT, arrived TIMESTAMP, text VARCHAR);
+CREATE TABLE IF NOT EXISTS log_streams (log_id INTEGER, run_id VARCHAR, stream VARCHAR, lines BIGINT);
+CREATE TABLE IF NOT EXISTS log_text (log_id INTEGER, line_no BIGINT, text VARCHAR);
+CREATE VIEW IF NOT EXISTS log_lines AS
+    SELECT s.run_id, s.stream, t.line_no, t.text FROM log_text t JOIN log_streams s USING (log_id);
 CREATE TABLE IF NOT EXISTS ingest_offsets (
     path VARCHAR, "offset" BIGINT, lines BIGINT, in_long_line BOOLEAN);
 CREATE TABLE IF NOT EXISTS ingest_errors (
     file VARCHAR, "offset" BIGINT, reason VARCHAR, excerpt VARCHAR, recorded TIMESTAMP);
 """
 
-TABLES = ("meta", "tasks", "transitions", "runs", "log_lines", "ingest_offsets", "ingest_errors")
+TABLES = ("meta", "tasks", "transitions", "runs", "log_streams", "log_text", "ingest_offsets", "ingest_errors")
 
 TRANSITION_COLUMNS = TRANSITION_SCHEMA.names
 
@@ -161,7 +163,8 @@ class Batch:
     #: status events parsed one by one (spool.parse_event), and in bulk (event_lines)
     transitions: list[dict] = field(default_factory=list)
     transition_tables: list[pa.Table] = field(default_factory=list)
-    log_chunks: list[pa.RecordBatch] = field(default_factory=list)
+    #: (run_id, stream, first line number, the lines), in the order read
+    log_chunks: list[tuple[str, str, int, pa.LargeStringArray]] = field(default_factory=list)
     #: (run_id, stream) -> the last line number this batch adds
     log_last_lines: dict[tuple[str, str], int] = field(default_factory=dict)
     log_line_count: int = 0
@@ -173,13 +176,7 @@ class Batch:
         texts, count = split_lines(data)
         if not count:
             return 0
-        same = pa.array(np.zeros(count, np.int32))
-        self.log_chunks.append(pa.record_batch({
-            "run_id": pa.DictionaryArray.from_arrays(same, pa.array([run_id])),
-            "stream": pa.DictionaryArray.from_arrays(same, pa.array([stream])),
-            "line_no": pa.array(np.arange(first_line_no, first_line_no + count, dtype=np.int64)),
-            "text": texts,
-        }))
+        self.log_chunks.append((run_id, stream, first_line_no, texts))
         self.log_last_lines[(run_id, stream)] = first_line_no + count - 1
         self.log_line_count += count
         return count
@@ -246,7 +243,11 @@ class Index:
                 self.rebuilt_reason = (f"the index {self.path} had schema {version[0]}, not "
                                        f"{SCHEMA_VERSION}: rebuilding it from the spool")
                 log.warning(self.rebuilt_reason)
-                cur.execute("; ".join(f"DROP TABLE {table}" for table in TABLES))
+                for kind in ("VIEW", "TABLE"):  # whatever the older layout had
+                    for (name,) in cur.execute(f"SELECT {kind.lower()}_name FROM duckdb_{kind.lower()}s() "
+                                               "WHERE NOT internal AND database_name = current_database()"
+                                               ).fetchall():
+                        cur.execute(f'DROP {kind} "{name}"')
                 cur.execute(SCHEMA)
                 version = None
             if version is None:
@@ -327,9 +328,12 @@ class Index:
                                "WHERE run_id IN (SELECT run_id FROM touched)").fetchall()
             touched = {run_id: RunSummary(*rest) for run_id, *rest in rows}
         if batch.log_line_count:
-            cur.register("new_lines", pa.Table.from_batches(batch.log_chunks))
-            cur.execute("INSERT INTO log_lines SELECT run_id::VARCHAR, stream::VARCHAR, line_no, ?, text "
-                        "FROM new_lines", [now])
+            log_ids = self._log_streams(cur, batch.log_last_lines)
+            cur.register("new_lines", pa.Table.from_batches([pa.record_batch({
+                "log_id": pa.array(np.full(len(texts), log_ids[(run_id, stream)], np.int32)),
+                "line_no": pa.array(np.arange(first, first + len(texts), dtype=np.int64)),
+                "text": texts}) for run_id, stream, first, texts in batch.log_chunks]))
+            cur.execute("INSERT INTO log_text SELECT log_id, line_no, text FROM new_lines")
             cur.unregister("new_lines")
         if batch.errors:
             frame = pd.DataFrame(batch.errors, columns=["file", "offset", "reason", "excerpt"])
@@ -345,6 +349,23 @@ class Index:
             cur.execute("INSERT INTO ingest_offsets SELECT * FROM new_offsets")
             cur.unregister("new_offsets")
         return touched
+
+    @staticmethod
+    def _log_streams(cur, last_lines: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+        """The log_id of each (run_id, stream), numbered on for new ones, with its line count raised."""
+        frame = pd.DataFrame([(*key, last) for key, last in last_lines.items()], columns=["run_id", "stream", "last"])
+        cur.register("new_streams", frame)
+        cur.execute("""
+            INSERT INTO log_streams
+            SELECT (SELECT coalesce(max(log_id), 0) FROM log_streams) + row_number() OVER (), n.run_id, n.stream, 0
+            FROM new_streams n ANTI JOIN log_streams s ON s.run_id = n.run_id AND s.stream = n.stream""")
+        cur.execute("""
+            UPDATE log_streams SET lines = greatest(lines, n.last) FROM new_streams n
+            WHERE log_streams.run_id = n.run_id AND log_streams.stream = n.stream""")
+        rows = cur.execute("SELECT s.run_id, s.stream, s.log_id FROM log_streams s "
+                           "JOIN new_streams n ON s.run_id = n.run_id AND s.stream = n.stream").fetchall()
+        cur.unregister("new_streams")
+        return {(run_id, stream): log_id for run_id, stream, log_id in rows}
 
     def cluster_runs(self) -> None:
         """Rewrite the runs table in trigger order, after a catch-up filled it out of order.
@@ -376,6 +397,6 @@ class Index:
         """How many tasks, runs, log lines and ingest errors the index holds."""
         with self.cursor() as cur:
             row = cur.execute("""SELECT (SELECT count(*) FROM tasks), (SELECT count(*) FROM runs),
-                                        (SELECT count(*) FROM log_lines), (SELECT count(*) FROM ingest_errors)
+                                        (SELECT count(*) FROM log_text), (SELECT count(*) FROM ingest_errors)
                               """).fetchone()
         return dict(zip(("tasks", "runs", "log_lines", "ingest_errors"), row))
