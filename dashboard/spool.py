@@ -101,7 +101,10 @@ def parse_event(event: object) -> dict:
             "description": _text(event, "description", limit=4096),
         }
     if kind == "status":
-        status = event.get("status")
+        for required in ("run_id", "status"):
+            if event.get(required) is None:
+                raise SpoolError(f"missing field {required!r}")
+        status = event["status"]
         if status not in STATUSES:
             raise SpoolError(f"unknown status {str(status)[:40]!r}: use one of {', '.join(STATUSES)}")
         adhoc = event.get("adhoc", False)
