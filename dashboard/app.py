@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import panel as pn
-from tornado.web import RedirectHandler
+from bokeh.server.views.auth_request_handler import AuthRequestHandler
+from tornado.web import RedirectHandler, authenticated
 
 from . import downloads
 from .config import Config, load_config
@@ -76,38 +77,70 @@ def stop_services() -> None:
             _services = None
 
 
-def route_pattern(template: str) -> str:
-    """A route such as /task-runs/{run_id} as the regular expression Tornado matches."""
+#: Panel's login page, where access control sends a visitor who has not logged in.
+LOGIN = "/login"
+
+
+def route_pattern(template: str, reserved: tuple[str, ...] = ()) -> str:
+    """A route such as /task-runs/{run_id} as the regular expression Tornado matches; a value
+    may be any path segment but the reserved ones."""
     parts = re.split(r"\{(\w+)\}", template)
-    return "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts))
+    not_reserved = f"(?!(?:{'|'.join(map(re.escape, reserved))})/?$)" if reserved else ""
+    return "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>{not_reserved}[^/]+)"
+                   for i, part in enumerate(parts))
 
 
-def routes(config: Config) -> dict:
+def routes(config: Config, reserved: tuple[str, ...] = ()) -> dict:
     """Page factories by URL pattern."""
     from .pages import run_detail, task_runs, tasks
 
     return {
         config.routes["task_runs"]: task_runs.page,
-        route_pattern(config.routes["run_detail"]): run_detail.page,
+        route_pattern(config.routes["run_detail"], reserved): run_detail.page,
         config.routes["tasks"]: tasks.page,
     }
 
 
+class HomeRedirectHandler(AuthRequestHandler):
+    """/ leads to the Task Runs page (through the login page first when access control is on)."""
+
+    def initialize(self, url: str) -> None:
+        self.url = url
+
+    @authenticated
+    def get(self) -> None:
+        self.redirect(self.url)
+
+
 def serve(config: Config, show: bool = False, start: bool = True, **kwargs):
-    """Start the services and the Panel server for the configured routes; return the server."""
+    """Start the services and the Panel server for the configured routes; return the server.
+
+    A bad access control setting raises ConfigError before anything starts.
+    """
+    access = config.access.server_options()
     services(config).routed = True
     pn.config.nthreads = config.threads or None
+    extra_patterns = [(r"/", HomeRedirectHandler, {"url": config.routes["task_runs"]}),
+                      (route_pattern(config.routes["run_detail"]) + downloads.ROUTE_SUFFIX,
+                       downloads.LogDownloadHandler, {"services": services})]
+    reserved = ()
+    if access:
+        # Panel sends a visitor who has not logged in from a page to "./login", relative to the
+        # page: from /task-runs/<run_id> that is /task-runs/login, which must lead to the login
+        # page, not to the detail page of a run "login" (which would redirect again, forever).
+        reserved = (LOGIN.strip("/"),)
+        extra_patterns.append((r"/.+" + LOGIN, RedirectHandler, {"url": LOGIN, "permanent": False}))
     return pn.serve(
-        routes(config),
+        routes(config, reserved),
         address=config.address,
         port=config.port,
         websocket_origin=config.websocket_origins,
         show=show,
         start=start,
         title="Task Runs Dashboard",
-        extra_patterns=[(r"/", RedirectHandler, {"url": config.routes["task_runs"]}),
-                        (route_pattern(config.routes["run_detail"]) + downloads.ROUTE_SUFFIX,
-                         downloads.LogDownloadHandler, {"services": services})],
+        extra_patterns=extra_patterns,
+        login_endpoint=LOGIN,
         liveness=True,
+        **access,
         **kwargs,
     )

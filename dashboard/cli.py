@@ -8,6 +8,7 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from . import queries
@@ -34,6 +35,8 @@ def _open_index(args, rebuild: bool = False) -> tuple[Index, Ingestor]:
     index = Index(config.index, fallback_to_private=not rebuild)
     if index.is_private:
         print(f"note: {index.private_reason}; using a private index for this command", file=sys.stderr)
+    if index.rebuilt_reason:
+        print(f"note: {index.rebuilt_reason}", file=sys.stderr)
     if rebuild:
         index.clear()
     ingestor = Ingestor(index, config.spool)
@@ -153,19 +156,27 @@ def cmd_serve(args) -> int:
     config = load_config(args.config).with_overrides(
         spool=args.spool, index=args.index, port=args.port, address=args.address)
     runner = None
-    if args.demo:
-        runner = subprocess.Popen([sys.executable, "-m", "dashboard.cli", "run", str(config.demo_workflow),
-                                   "--spool", str(config.spool)])
     try:
-        server = app.serve(config, start=False)
+        server = app.serve(config, start=False)  # a bad setting stops here, before the demo runner starts
+        if args.demo:
+            runner = subprocess.Popen([sys.executable, "-m", "dashboard.cli", "run", str(config.demo_workflow),
+                                       "--spool", str(config.spool)])
         server.start()
         loop = server.io_loop
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: loop.add_callback_from_signal(loop.stop))
         route = config.routes["task_runs"]
         print(f"Task Runs Dashboard: http://{config.address}:{server.port}{route}", flush=True)
-        if app.services().index.is_private:
-            print(f"note: {app.services().index.private_reason}; using a private index", flush=True)
+        if config.access.enabled:
+            print("access control on: every page, the websocket and the log downloads require login", flush=True)
+        index = app.services().index
+        if index.is_private:
+            print(f"note: {index.private_reason}; using a private index", flush=True)
+        if index.rebuilt_reason:
+            print(f"note: {index.rebuilt_reason}", flush=True)
+        elif index.created:
+            print(f"note: there was no index at {index.path}: building it from the spool", flush=True)
+        threading.Thread(target=_report_catch_up, args=(app.services(),), daemon=True).start()
         loop.start()
     finally:
         if runner is not None:
@@ -173,6 +184,14 @@ def cmd_serve(args) -> int:
             runner.wait(30)
         app.stop_services()
     return 0
+
+
+def _report_catch_up(services) -> None:
+    """Say when the index has caught up with the spool, so an operator knows the pages are complete."""
+    services.ingestor.caught_up.wait()
+    counts = services.index.counts()
+    print(f"index caught up with the spool: {counts['runs']:,} runs, "
+          f"{counts['log_lines']:,} log lines, {counts['ingest_errors']:,} ingest errors", flush=True)
 
 
 def cmd_run(args) -> int:
@@ -230,6 +249,8 @@ def parser() -> argparse.ArgumentParser:
         return sub
 
     serve = command("serve", cmd_serve, "start the dashboard server and its ingestor")
+    serve.add_argument("--config", default=argparse.SUPPRESS,
+                       help="settings file, as the --config before the command (this one wins)")
     serve.add_argument("--port", type=int, help="port (0 picks a free one)")
     serve.add_argument("--address", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--demo", action="store_true", help="also run the demo workflow into the spool")

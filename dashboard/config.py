@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -14,6 +16,134 @@ DEFAULT_FILE = "panel_serve.yaml"
 
 class ConfigError(ValueError):
     """panel_serve.yaml cannot be read or holds a bad value; the message says which."""
+
+
+#: Environment variables Panel reads in place of a setting of the access section; when set, they win.
+ACCESS_ENVIRONMENT = {
+    "cookie_secret": ("PANEL_COOKIE_SECRET", "BOKEH_COOKIE_SECRET"),
+    "oauth_key": ("PANEL_OAUTH_KEY",),
+    "oauth_secret": ("PANEL_OAUTH_SECRET",),
+    "oauth_redirect_uri": ("PANEL_OAUTH_REDIRECT_URI",),
+    "oauth_extra_params": ("PANEL_OAUTH_EXTRA_PARAMS",),
+}
+#: An allowed websocket origin as Bokeh takes it: host, host:port or host:* (a * in the host is a wildcard).
+ORIGIN = re.compile(r"[^\s:/]+(:(\d+|\*))?")
+#: Shortest cookie secret accepted: the key that signs the login cookie must not be guessable.
+MIN_COOKIE_SECRET = 32
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may open the server: anyone (the default), Panel's basic auth, or an OAuth provider."""
+
+    password: str | None = None
+    users_file: Path | None = None
+    oauth_provider: str | None = None
+    oauth_key: str | None = None
+    oauth_secret: str | None = None
+    oauth_redirect_uri: str | None = None
+    oauth_extra_params: dict[str, str] = field(default_factory=dict)
+    cookie_secret: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.password or self.users_file or self.oauth_provider)
+
+    def effective(self, name: str):
+        """A setting as Panel will use it: its environment variable if set, else this file's value."""
+        for variable in ACCESS_ENVIRONMENT.get(name, ()):
+            if variable in os.environ:
+                return os.environ[variable]
+        return getattr(self, name)
+
+    def server_options(self) -> dict:
+        """pn.serve's keyword arguments for this access control; ConfigError when a setting it needs is bad."""
+        if not self.enabled:
+            return {}
+        chosen = [name for name in ("password", "users_file", "oauth_provider") if getattr(self, name)]
+        if len(chosen) > 1:
+            raise ConfigError(f"access: set only one of password, users_file and oauth_provider, not "
+                              f"{' and '.join(chosen)}")
+        cookie_secret = self.effective("cookie_secret")
+        if not cookie_secret:
+            raise ConfigError("access.cookie_secret is required when access control is on: it signs the login "
+                              "cookie. Set it in the file or in $PANEL_COOKIE_SECRET, e.g. the output of "
+                              "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+        if len(cookie_secret) < MIN_COOKIE_SECRET:
+            raise ConfigError(f"access.cookie_secret is too short ({len(cookie_secret)} characters): use at least "
+                              f"{MIN_COOKIE_SECRET} random characters")
+        options = {"cookie_secret": cookie_secret}
+        if self.password:
+            options["basic_auth"] = self.password
+        elif self.users_file:
+            _read_users_file(self.users_file)
+            options["basic_auth"] = str(self.users_file)  # Panel reads it again at each login
+        else:
+            options.update(self._oauth_options())
+        return options
+
+    def _oauth_options(self) -> dict:
+        from panel.auth import AUTH_PROVIDERS
+
+        provider = self.oauth_provider
+        if provider not in AUTH_PROVIDERS:
+            raise ConfigError(f"access.oauth_provider {provider!r} is not one of Panel's providers: "
+                              f"{', '.join(sorted(AUTH_PROVIDERS))}")
+        options = {"oauth_provider": provider}
+        for name, variable in (("oauth_key", "PANEL_OAUTH_KEY"), ("oauth_secret", "PANEL_OAUTH_SECRET")):
+            value = self.effective(name)
+            if not value and provider != "pam":
+                raise ConfigError(f"access.{name} is required with access.oauth_provider {provider!r}: set it in "
+                                  f"the file or in ${variable}")
+            if value:
+                options[name] = value
+        redirect_uri = self.effective("oauth_redirect_uri")
+        if redirect_uri:
+            if not str(redirect_uri).startswith(("http://", "https://")):
+                raise ConfigError(f"access.oauth_redirect_uri must be an http(s) URL, not {redirect_uri!r}")
+            options["oauth_redirect_uri"] = redirect_uri
+        if self.oauth_extra_params and "PANEL_OAUTH_EXTRA_PARAMS" not in os.environ:
+            options["oauth_extra_params"] = dict(self.oauth_extra_params)
+        return options
+
+
+def _read_users_file(path: Path) -> dict[str, str]:
+    """The users file of basic auth: a JSON object of user name to password (Panel's format)."""
+    try:
+        users = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"access.users_file {path} cannot be read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"access.users_file {path} is not JSON: {exc}") from None
+    if not (isinstance(users, dict) and users
+            and all(isinstance(k, str) and isinstance(v, str) and k and v for k, v in users.items())):
+        raise ConfigError(f'access.users_file {path} must hold a JSON object of user names to passwords, '
+                          f'e.g. {{"alice": "a long password"}}')
+    return users
+
+
+def _access(raw, base: Path, source: Path) -> Access:
+    """The access section of the settings file, its types checked (what it needs is checked at serve time)."""
+    if raw is None:
+        return Access()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: access must hold a mapping of settings")
+    known = {f.name for f in fields(Access)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown setting access.{unknown[0]}; known: {', '.join(sorted(known))}")
+    values = {k: v for k, v in raw.items() if v is not None}
+    for name, value in values.items():
+        expected = dict if name == "oauth_extra_params" else str
+        if not isinstance(value, expected) or (name == "oauth_extra_params" and not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+            kind = "a mapping of text to text" if expected is dict else "text"
+            raise ConfigError(f"{source}: access.{name} must be {kind}, not {value!r}")
+    if "users_file" in values:
+        values["users_file"] = base / values["users_file"]
+    if "oauth_provider" in values:
+        values["oauth_provider"] = values["oauth_provider"].lower()
+    return Access(**values)
 
 
 @dataclass(frozen=True)
@@ -31,6 +161,7 @@ class Config:
     rescan_seconds: float = 30.0
     push_min_interval_seconds: float = 0.25
     threads: int = 4
+    access: Access = field(default_factory=Access)
     source: Path | None = None
 
     def with_overrides(self, **overrides) -> Config:
@@ -43,8 +174,11 @@ class Config:
 
     @property
     def websocket_origins(self) -> list[str]:
+        """Origins (host:port) whose pages may open the websocket, besides the server's own address."""
         if self.allow_websocket_origin:
             return list(self.allow_websocket_origin)
+        if self.port == 0:  # the port is picked when the server binds: Bokeh then allows localhost:<that port>
+            return []
         hosts = {self.address, "localhost", "127.0.0.1"} if self.address in ("127.0.0.1", "localhost") \
             else {self.address}
         return sorted(f"{host}:{self.port}" for host in hosts)
@@ -81,14 +215,20 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{source}: unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
     base = source.parent.absolute()
     values = dict(raw)
+    access_settings = values.pop("access", None)
     for key in ("spool", "index", "demo_workflow"):
         if key in values:
             values[key] = base / values[key]
-    values["allow_websocket_origin"] = tuple(values.get("allow_websocket_origin") or ())
+    origins = values.get("allow_websocket_origin") or []
+    if not (isinstance(origins, list) and all(isinstance(o, str) and ORIGIN.fullmatch(o) for o in origins)):
+        raise ConfigError(f"{source}: allow_websocket_origin must be a list of host or host:port texts "
+                          f"(e.g. [dash.example.com:443]), not {origins!r}")
+    values["allow_websocket_origin"] = tuple(origins)
     routes = Config().routes | (values.get("routes") or {})
     if "{run_id}" not in routes["run_detail"]:
         raise ConfigError(f"{source}: routes.run_detail must contain {{run_id}}")
     values["routes"] = routes
+    values["access"] = _access(access_settings, base, source)
     try:
         config = Config(**values, source=source)
         int(config.port), float(config.rescan_seconds), float(config.push_min_interval_seconds)

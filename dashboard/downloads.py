@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tornado.web import HTTPError, RequestHandler
+from bokeh.server.views.auth_request_handler import AuthRequestHandler
+from tornado.web import HTTPError, authenticated
 
 from . import queries
 from .spool import STREAMS, SpoolError, validate_run_id
@@ -22,12 +23,17 @@ def download_url(detail_url: str, stream: str) -> str:
     return f"{detail_url}/logs/{stream}.log"
 
 
-class LogDownloadHandler(RequestHandler):
-    """GET a run's stdout or stderr as an attachment."""
+class LogDownloadHandler(AuthRequestHandler):
+    """GET a run's stdout or stderr as an attachment.
+
+    With access control on, it asks the server's auth provider for the user, as Panel's own
+    pages do: without a valid login cookie a GET is sent to the login page, anything else is refused.
+    """
 
     def initialize(self, services) -> None:
         self.services = services
 
+    @authenticated
     async def get(self, run_id: str, stream: str) -> None:
         try:
             validate_run_id(run_id)

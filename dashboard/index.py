@@ -209,9 +209,11 @@ class Index:
         self.rebuilt_reason: str | None = None
         self._private_dir: str | None = None
         self.path = self.requested_path
+        #: The index file did not exist: everything in the spool is read into a new one.
+        self.created = self.path is not None and not self.path.exists()
         self._write_lock = threading.Lock()
         try:
-            self._conn = self._connect(self.requested_path)
+            self._open()
         except IndexLockedError as exc:
             if not fallback_to_private:
                 raise
@@ -219,8 +221,36 @@ class Index:
             self.path = Path(self._private_dir) / "taskruns.duckdb"
             self.private_reason = str(exc)
             log.warning("%s; indexing into a private index at %s instead", exc, self.path)
-            self._conn = self._connect(self.path)
-        self._create_schema()
+            self._open()
+        except duckdb.Error as exc:
+            if self.path is None or not self.path.exists():
+                raise
+            # The index is derived from the spool: a file DuckDB cannot open (corrupt, or not an
+            # index at all) is kept aside for a post-mortem and a new index is built.
+            aside = self._move_aside()
+            problem = str(exc).strip().splitlines()[0][:300]
+            self.rebuilt_reason = (f"the index {self.path} could not be opened ({problem}); it was moved to "
+                                   f"{aside.name} and a new index is built from the spool")
+            log.warning(self.rebuilt_reason)
+            self._open()
+
+    def _open(self) -> None:
+        self._conn = self._connect(self.path)
+        try:
+            self._create_schema()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _move_aside(self) -> Path:
+        """Rename the index file (and its WAL) to <name>.corrupt-<time>; return the new path."""
+        stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S%f")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        self.path.replace(aside)
+        wal = self.path.with_name(self.path.name + ".wal")
+        if wal.exists():
+            wal.replace(aside.with_name(aside.name + ".wal"))
+        return aside
 
     @staticmethod
     def _connect(path: Path | None) -> duckdb.DuckDBPyConnection:

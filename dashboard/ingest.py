@@ -63,6 +63,12 @@ class Ingestor:
         self._step_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Set once a full scan of the spool has been indexed (the catch-up after a start).
+        self.caught_up = threading.Event()
+        #: The inode of each file as last read into a committed batch (in this process): a log
+        #: rotated by renaming a new file into place has a new one, whatever its size.
+        self._inodes: dict[str, int] = {}
+        self._read_inodes: dict[str, int] = {}  # read in this step, not committed yet
         events_dir(self.spool).mkdir(parents=True, exist_ok=True)
         logs_dir(self.spool).mkdir(parents=True, exist_ok=True)
 
@@ -73,6 +79,7 @@ class Ingestor:
         """Ingest everything appended (to `paths`, or the whole spool); return what was added."""
         added = {"events": 0, "log_lines": 0, "errors": 0}
         with self._step_lock:
+            self._read_inodes.clear()
             files = self.spool_files() if paths is None else sorted(set(paths))
             batch, batch_bytes = Batch(), 0
             for rel in files:
@@ -99,6 +106,7 @@ class Ingestor:
             return
         touched = self.index.apply(batch)
         self._offsets.update(batch.offsets)
+        self._inodes.update(self._read_inodes)
         added["events"] += len(batch.tasks) + batch.transition_count
         added["log_lines"] += batch.log_line_count
         added["errors"] += len(batch.errors)
@@ -130,10 +138,16 @@ class Ingestor:
             batch.offsets[rel] = (IGNORED, 0, False)
             return 0, False
         try:
-            size = os.stat(self.spool / rel).st_size
+            stat = os.stat(self.spool / rel)
         except FileNotFoundError:
             return 0, False
-        if size < offset:
+        size, known_inode = stat.st_size, self._read_inodes.get(rel, self._inodes.get(rel))
+        self._read_inodes[rel] = stat.st_ino
+        if offset and known_inode not in (None, stat.st_ino):
+            batch.errors.append((rel, offset, "file replaced by a new file (rotated): reading the new one "
+                                 "from its start", ""))
+            offset, in_long_line = 0, False
+        elif size < offset:
             batch.errors.append((rel, offset, f"file shrank from {offset:,} to {size:,} bytes "
                                  "(truncated or replaced): reading it again from its start", ""))
             offset, in_long_line = 0, False
@@ -232,6 +246,8 @@ class Ingestor:
     def _step(self, paths: Iterable[str] | None) -> None:
         try:
             self.catch_up(paths)
+            if paths is None:
+                self.caught_up.set()
         except Exception as exc:  # keep following: the next step may succeed
             log.exception("ingest step failed")
             self.health.failure = f"{type(exc).__name__}: {exc}"

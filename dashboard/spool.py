@@ -59,7 +59,10 @@ def parse_timestamp(value: object, field: str = "ts") -> dt.datetime:
     except ValueError:
         raise SpoolError(f"{field!r} is not an ISO 8601 timestamp: {value[:60]!r}") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+            raise SpoolError(f"{field!r} is out of range in UTC: {value[:60]!r}") from None
     return parsed
 
 
@@ -81,7 +84,16 @@ def _text(event: dict, field: str, required: bool = False, limit: int = 1024) ->
         raise SpoolError(f"field {field!r} must be non-empty text")
     if len(value) > limit:
         raise SpoolError(f"field {field!r} is longer than {limit} characters")
+    _check_characters(value, field)
     return value
+
+
+def _check_characters(value: str, field: str) -> None:
+    """A \\u escape of a lone surrogate decodes to a str that no UTF-8 store can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SpoolError(f"field {field!r} holds a \\u escape of a lone surrogate, which is not a character") from None
 
 
 def parse_event(event: object) -> dict:
@@ -93,6 +105,8 @@ def parse_event(event: object) -> dict:
         depends_on = event.get("depends_on") or []
         if not isinstance(depends_on, list) or not all(isinstance(d, str) and d for d in depends_on):
             raise SpoolError("field 'depends_on' must be a list of task names")
+        for name in depends_on:
+            _check_characters(name, "depends_on")
         return {
             "kind": "task",
             "task": _text(event, "task", required=True, limit=256),
@@ -148,11 +162,6 @@ def decode_event_line(raw: bytes) -> dict:
         raise SpoolError("not valid UTF-8") from None
     except json.JSONDecodeError as exc:
         raise SpoolError(f"not JSON: {exc.msg} at column {exc.colno}") from None
-    if b"\\u" in raw:  # an escaped lone surrogate decodes, but is not a character
-        try:
-            json.dumps(event, ensure_ascii=False, default=str).encode("utf-8")
-        except UnicodeEncodeError:
-            raise SpoolError("a \\u escape of a lone surrogate, which is not a character") from None
     return event
 
 

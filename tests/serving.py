@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 class DashboardServer:
     """A `taskdash serve` subprocess on a free port; its output is kept for failure reports."""
 
-    def __init__(self, tmp_path: Path, *extra: str):
+    def __init__(self, tmp_path: Path, *extra: str, wait: bool = True):
         self.spool = tmp_path / "spool"
         self.output: list[str] = []
         self._lines: queue.Queue[str] = queue.Queue()
@@ -32,14 +32,15 @@ class DashboardServer:
              "--port", "0", "--spool", str(self.spool), "--index", str(tmp_path / "index.duckdb"), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, cwd=tmp_path)
         threading.Thread(target=self._read, daemon=True).start()
-        self.url = self._wait_for_url(timeout=60)
+        self.url = self.wait_for_url() if wait else None
 
     def _read(self) -> None:
         for line in self.process.stdout:
             self.output.append(line)
             self._lines.put(line)
 
-    def _wait_for_url(self, timeout: float) -> str:
+    def wait_for_url(self, timeout: float = 60) -> str:
+        """The server's address, once it says it listens."""
         while True:
             try:
                 line = self._lines.get(timeout=timeout)
@@ -48,6 +49,19 @@ class DashboardServer:
             match = re.search(r"Task Runs Dashboard: (http://\S+?)/task-runs", line)
             if match:
                 return match[1]
+
+    def wait_for_output(self, text: str, timeout: float = 60) -> str:
+        """The first line of output containing `text`, once the server prints it."""
+        return wait_until(lambda: next((line for line in list(self.output) if text in line), None),
+                          timeout=timeout, interval=0.05, message=f"the server to print {text!r}")
+
+    def kill(self) -> None:
+        """SIGKILL the server's whole process group: no shutdown of any kind."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.stop()
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -32,4 +32,7 @@ def page_template(services: Services, title: str, current: str, *main) -> pn.tem
         accent="#2563eb",
         main_layout=None,
     )
+    if services.index.rebuilt_reason:  # notifications show HTML: the reason (paths, DuckDB's words) is escaped
+        notice = f"The index was rebuilt when the server started: {services.index.rebuilt_reason}"
+        pn.state.onload(lambda: pn.state.notifications.warning(html.escape(notice), duration=15_000))
     return template

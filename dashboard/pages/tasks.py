@@ -7,6 +7,7 @@ the graph selects it: its upstream and downstream stay lit, and a card links to 
 from __future__ import annotations
 
 import html
+import re
 from urllib.parse import urlencode
 
 import pandas as pd
@@ -24,6 +25,20 @@ from dashboard.pages.layout import page_template
 from dashboard.pages.runs_grid import STATUS_FORMATTER
 from dashboard.pages.url_state import keep_in_url, report_url_problems, url_args
 
+#: Tabulator puts a group's header ("group: <name>", made by Panel) in as HTML: draw it as text.
+GROUP_HEADER_AS_TEXT = pn.io.JSCode("""(value, count) => {
+  const header = document.createElement("span")
+  header.textContent = value
+  const items = document.createElement("span")
+  items.textContent = `(${count} item${count === 1 ? "" : "s"})`
+  header.append(items)
+  return header
+}""")
+
+
+def markdown_text(text: str) -> str:
+    """Text that Markdown shows as it is: each ASCII punctuation mark escaped, line breaks as spaces."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", " ".join(text.splitlines()))
 
 
 class TasksQuery(param.Parameterized):
@@ -71,7 +86,8 @@ class TasksView:
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(), show_index=False, disabled=True, selectable=False, sizing_mode="stretch_width",
             theme="simple", formatters={"last status": STATUS_FORMATTER}, stylesheets=[STYLESHEET],
-            groupby=["group"], layout="fit_columns", height=420)
+            groupby=["group"], configuration={"groupHeader": GROUP_HEADER_AS_TEXT}, layout="fit_columns",
+            height=420)
         self.load()
         self.plot = GraphPlot(self._frames(), on_select=lambda task: self.query.param.update(task=task or ""))
         self._wire()
@@ -148,7 +164,7 @@ class TasksView:
     def _show_text(self) -> None:
         graph, state = self.task_graph.graph, self.state
         self.problems.object = ("**The task definitions have problems** (the rest is drawn):\n\n" +
-                                "\n".join(f"- {html.escape(p)}" for p in self.task_graph.problems))
+                                "\n".join(f"- {markdown_text(p)}" for p in self.task_graph.problems))
         self.problems.visible = bool(self.task_graph.problems)
         parts = [f"<b>{len(self.shown):,}</b> of {graph.number_of_nodes():,} tasks shown"]
         parts.append("groups: " + " ".join(

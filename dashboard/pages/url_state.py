@@ -6,7 +6,9 @@ which rebuilds the view from the URL it lands on.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
+
 import panel as pn
 import param
 from panel.reactive import ReactiveHTML
@@ -54,6 +56,10 @@ def keep_in_url(view: param.Parameterized, to_url: Callable[[], dict[str, str]])
 
 
 def report_url_problems(problems: list[str]) -> None:
-    """Tell the user, once the page is up, which URL values were left out and why."""
+    """Tell the user, once the page is up, which URL values were left out and why.
+
+    The messages quote what the URL said, and notifications show HTML: they are escaped.
+    """
     if problems:
-        pn.state.onload(lambda: [pn.state.notifications.warning(problem, duration=10_000) for problem in problems])
+        pn.state.onload(lambda: [pn.state.notifications.warning(html.escape(problem), duration=10_000)
+                                 for problem in problems])

@@ -1,0 +1,361 @@
+"""Faults (issue 8): the server killed while it ingests, a writer killed mid-line, a log rotated
+while tailed, a full disk, a lost or corrupt index, a restart with browsers open.
+
+Real `taskdash serve` subprocesses on real spool files and a real DuckDB file; a running
+server holds its index, so the index is read after the server has stopped (or read-only
+between kills), and live state is read through the server (log downloads, Chromium).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import duckdb
+from helpers import process_gone, wait_until
+from playwright.sync_api import Page, expect
+from serving import DashboardServer
+
+from dashboard import queries
+from dashboard.index import Index
+from dashboard.spool import SpoolWriter, format_timestamp
+from dashboard.synthetic import write_event_spool, write_log_spool
+
+MB = 1024 * 1024
+CAUGHT_UP = "index caught up with the spool"
+
+
+def spool_checksums(spool):
+    """Per run: line count and a digest of the lines, straight from the log files."""
+    sums = {}
+    for path in sorted(spool.glob("logs/*/stdout.log")):
+        lines = path.read_text(encoding="utf-8").split("\n")[:-1]
+        sums[path.parent.name] = (len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest())
+    return sums
+
+
+def index_checksums(index):
+    sums = {}
+    for run_id in index.query("SELECT DISTINCT run_id FROM log_lines ORDER BY run_id")["run_id"]:
+        lines = index.query("SELECT text FROM log_lines WHERE run_id = ? ORDER BY line_no", [run_id])["text"]
+        sums[run_id] = (len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest())
+    return sums
+
+
+def index_files(tmp_path):
+    return [tmp_path / "index.duckdb", tmp_path / "index.duckdb.wal"]
+
+
+def index_files_state(tmp_path) -> list:
+    """Size and modification time of the index and its WAL: any write changes them."""
+    return [(path.stat().st_size, path.stat().st_mtime_ns) if path.exists() else None
+            for path in index_files(tmp_path)]
+
+
+def index_state(tmp_path) -> str:
+    """What a stopped server left in its index, read without changing it (a WAL stays to be replayed)."""
+    path, wal = index_files(tmp_path)
+    if not path.exists():
+        return "no index file yet"
+    with duckdb.connect(str(path), read_only=True) as con:
+        try:
+            lines, transitions, runs = con.execute(
+                "SELECT (SELECT count(*) FROM log_lines), (SELECT count(*) FROM transitions), "
+                "(SELECT count(*) FROM runs)").fetchone()
+        except duckdb.CatalogException:
+            return "an index file without its tables yet"
+    pending = f", a WAL of {wal.stat().st_size / MB:.1f} MB to replay" if wal.exists() else ""
+    return f"{lines:,} log lines, {transitions:,} transitions, {runs:,} runs{pending}"
+
+
+# ---- 1. SIGKILL the server while it ingests ---------------------------------------------
+LOG_RUNS, LINES_PER_RUN, EVENT_RUNS = 64, 12_500, 16_667  # 800,000 log lines; 6 events a run: 100,002
+KILLS, SEED = 20, 8
+APPENDED = 10_000  # log lines a writer adds before each start: 1,000,000 in all, and every life has work
+
+
+def append_log_lines(spool, kill: int) -> None:
+    path = spool / "logs" / f"live-{kill % 4}" / "stdout.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as log:
+        log.write("".join(f"start {kill} line {n}: appended while the server was down\n" for n in range(APPENDED)))
+
+
+def test_sigkill_the_server_at_20_moments_of_its_ingest_loses_and_doubles_nothing(tmp_path):
+    spool = tmp_path / "spool"
+    total_lines = write_log_spool(spool, LOG_RUNS, LINES_PER_RUN) + KILLS * APPENDED
+    total_events = write_event_spool(spool, EVENT_RUNS)
+    rng = random.Random(SEED)
+    began, outputs = time.monotonic(), []
+    print(f"\nspool: {total_lines:,} log lines ({KILLS} x {APPENDED:,} of them appended, one share before each "
+          f"start), {total_events:,} events of {EVENT_RUNS:,} runs")
+    for kill in range(1, KILLS + 1):
+        append_log_lines(spool, kill)
+        # early: while the server starts, opens its index and replays its WAL; mid-commit: 0-0.2 s
+        # after this life began writing its index, inside its first commit; after-commit: 0.3-3 s
+        # after that, once a commit or more may have gone through; any: 0-8 s after the start.
+        # Timed from what the server does, so a slow machine moves the moments along with it.
+        moment = rng.choice(("early", "mid-commit", "mid-commit", "after-commit", "any"))
+        delay = {"early": (0.2, 2.0), "mid-commit": (0.0, 0.2), "after-commit": (0.3, 3.0), "any": (0.0, 8.0)}[moment]
+        delay = rng.uniform(*delay)
+        files_before = index_files_state(tmp_path)
+        server = DashboardServer(tmp_path, wait=False)
+        started, first_write = time.monotonic(), None
+
+        def moment_came():
+            nonlocal first_write
+            now = time.monotonic()
+            if first_write is None and index_files_state(tmp_path) != files_before:
+                first_write = now
+            if server.process.poll() is not None or CAUGHT_UP in "".join(server.output):
+                return True
+            since = first_write if moment.endswith("commit") else started
+            return since is not None and now - since >= delay
+
+        wait_until(moment_came, timeout=180, interval=0.005, message="the moment to kill")
+        alive, at = server.process.poll() is None, time.monotonic() - started
+        server.kill()
+        outputs.append("".join(server.output))
+        assert alive, "the server ended by itself:\n" + outputs[-1]
+        if CAUGHT_UP in outputs[-1]:
+            what = "after its catch-up"
+        elif first_write is None:
+            what = f"{moment}, before it wrote to its index"
+        else:
+            what = f"{moment}, {started + at - first_write:.2f} s after it began writing its index"
+        print(f"kill {kill:2}/{KILLS} at {at:5.2f} s ({what}): the index has {index_state(tmp_path)}")
+
+    server = DashboardServer(tmp_path)
+    restarted = time.monotonic()
+    try:
+        caught_up = server.wait_for_output(CAUGHT_UP, timeout=180)
+    finally:
+        server.stop()
+        outputs.append("".join(server.output))
+    print(f"last start caught up in {time.monotonic() - restarted:.1f} s: {caught_up.strip()}")
+    assert not any("Traceback" in output for output in outputs), "\n".join(outputs)
+
+    index = Index(tmp_path / "index.duckdb")
+    try:
+        counts = index.counts()
+        transitions = int(index.query("SELECT count(*) AS n FROM transitions")["n"][0])
+        print(f"index: {counts['log_lines']:,} log lines, {transitions:,} transitions, {counts['runs']:,} runs, "
+              f"{counts['ingest_errors']} ingest errors; {KILLS} kills in {time.monotonic() - began:.0f} s")
+        assert (counts["log_lines"], transitions, counts["runs"]) == (total_lines, total_events, EVENT_RUNS)
+        assert counts["ingest_errors"] == 0
+        assert index_checksums(index) == spool_checksums(spool), "every run's lines, once each and in order"
+    finally:
+        index.close()
+
+
+# ---- helpers of the tests below ------------------------------------------------------------
+
+def downloaded(server: DashboardServer, run_id: str, stream: str = "stdout") -> str | None:
+    """A run's stream as the running server's index has it (its log download), or None if it has no such run."""
+    try:
+        with urllib.request.urlopen(f"{server.url}/task-runs/{run_id}/logs/{stream}.log", timeout=10) as response:
+            return response.read().decode("utf-8")
+    except urllib.error.HTTPError:
+        return None
+
+
+def stop_and_open_index(server: DashboardServer, tmp_path) -> Index:
+    """Stop a server that must still be running, unharmed, and open the index it leaves."""
+    try:
+        assert server.process.poll() is None, "the server ended by itself"
+    finally:
+        server.stop()
+    output = "".join(server.output)
+    assert "Traceback" not in output, output
+    return Index(tmp_path / "index.duckdb")
+
+
+# ---- 2. a writer killed mid-line -----------------------------------------------------------
+
+WRITER = """
+import os, sys, time
+events, log, event_bytes, log_bytes, wait = sys.argv[1:]
+for path, data in ((events, event_bytes), (log, log_bytes)):
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, data.encode())
+    os.close(fd)
+print("written", flush=True)
+if wait == "wait":
+    time.sleep(600)
+"""
+
+
+def run_writer(spool, event_text: str, log_text: str, wait: bool) -> subprocess.Popen:
+    """A writer process appending raw text to an events file and a log; it stays alive when `wait`."""
+    (spool / "logs" / "r-torn").mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(spool / "events" / "torn.jsonl"), str(spool / "logs" / "r-torn" / "stdout.log"),
+         event_text, log_text, "wait" if wait else "exit"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def test_a_writer_killed_mid_line_leaves_lines_that_wait_for_their_newline(tmp_path):
+    running = json.dumps({"kind": "status", "run_id": "r-torn", "task": "Torn", "status": "RUNNING",
+                          "ts": format_timestamp(), "agent": "agent-1"})
+    success = json.dumps({"kind": "status", "run_id": "r-torn", "task": "Torn", "status": "SUCCESS",
+                          "ts": format_timestamp(), "agent": "agent-1", "exit_code": 0})
+    server = DashboardServer(tmp_path)
+    writer = run_writer(tmp_path / "spool", running + "\n" + success[:40], "line 1\nline 2\nline 3 is cu", wait=True)
+    try:
+        assert writer.stdout.readline().strip() == "written"
+        os.killpg(writer.pid, signal.SIGKILL)
+        writer.wait(10)
+        writer.stdout.close()
+        wait_until(lambda: downloaded(server, "r-torn") == "line 1\nline 2\n", timeout=60,
+                   message="the two whole log lines indexed")
+    except BaseException:
+        server.stop()
+        raise
+    index = stop_and_open_index(server, tmp_path)
+    try:
+        transitions = index.query("SELECT status FROM transitions WHERE run_id = 'r-torn'")["status"].tolist()
+        offsets = index.load_offsets()
+        print(f"\nwriter killed (exit {writer.returncode}) with half an event and half a log line written: "
+              f"the index has transitions {transitions}, {index.counts()['log_lines']} log lines, "
+              f"{index.counts()['ingest_errors']} ingest errors, offsets {offsets}")
+        assert writer.returncode == -signal.SIGKILL
+        assert transitions == ["RUNNING"] and index.counts()["ingest_errors"] == 0
+        assert offsets["events/torn.jsonl"][0] == len(running) + 1, "the half event is left for later"
+        assert offsets["logs/r-torn/stdout.log"][:2] == (len("line 1\nline 2\n"), 2), "so is the half line"
+    finally:
+        index.close()
+
+    server = DashboardServer(tmp_path)  # restarted: the halves still wait
+    finisher = run_writer(tmp_path / "spool", success[40:] + "\n", "t here\nline 4\n", wait=False)
+    try:
+        assert finisher.wait(30) == 0
+        finisher.stdout.close()
+        wait_until(lambda: downloaded(server, "r-torn") == "line 1\nline 2\nline 3 is cut here\nline 4\n", timeout=60,
+                   message="the completed line and the next one indexed")
+    except BaseException:
+        server.stop()
+        raise
+    index = stop_and_open_index(server, tmp_path)
+    try:
+        run = queries.run(index, "r-torn")
+        errors = index.counts()["ingest_errors"]
+        print(f"once a second writer appended the rest and a newline: run {run['status']} (exit {run['exit_code']}), "
+              f"log {queries.log_line_counts(index, 'r-torn')['stdout']} lines, {errors} ingest errors")
+        assert (run["status"], run["exit_code"], errors) == ("SUCCESS", 0, 0)
+        assert index.query("SELECT count(*) AS n FROM transitions")["n"][0] == 2
+    finally:
+        index.close()
+
+
+# ---- 3. a log truncated, then replaced, while the server tails it --------------------------
+
+def test_a_log_truncated_or_replaced_while_tailed_is_an_ingest_error_and_its_new_lines_are_indexed(
+        tmp_path, page: Page):
+    log = tmp_path / "spool" / "logs" / "r-rot" / "stdout.log"
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    writer.status("r-rot", "Rotating", "RUNNING", agent="agent-1")
+    old = "".join(f"old line {n}\n" for n in range(1, 21))
+    writer.append_log("r-rot", "stdout", old)
+    server = DashboardServer(tmp_path)
+    try:
+        wait_until(lambda: downloaded(server, "r-rot") == old, timeout=60, message="the log indexed")
+        page.goto(f"{server.url}/task-runs/r-rot")
+        indicator = page.locator(".td-conn")
+        expect(indicator).to_have_attribute("data-state", "Live", timeout=30_000)
+
+        os.truncate(log, 0)  # copytruncate-style rotation: same file, cut to nothing, written on
+        writer.append_log("r-rot", "stdout", "after truncation 1\n")
+        expected = old + "after truncation 1\n"
+        wait_until(lambda: downloaded(server, "r-rot") == expected, timeout=60, message="the new line indexed")
+        expect(indicator).to_have_text("Error · 1", timeout=30_000)
+        print(f"\ntruncated to 0 and written on: the index reads it again from its start; the page says "
+              f"{indicator.inner_text()!r} ({indicator.get_attribute('title')})")
+
+        # rename-style rotation: a new, longer file takes the log's name
+        replacement = tmp_path / "replacement.log"
+        replacement.write_text("".join(f"replaced line {n}\n" for n in range(1, 41)), encoding="utf-8")
+        expected += replacement.read_text(encoding="utf-8")
+        os.replace(replacement, log)
+        wait_until(lambda: downloaded(server, "r-rot") == expected, timeout=60,
+                   message="the whole replacement indexed, from its first line")
+        expect(indicator).to_have_text("Error · 2", timeout=30_000)
+        print(f"replaced by a longer file: all of it indexed after the old lines; the page says {indicator.inner_text()!r}")
+    except BaseException:
+        server.stop()
+        raise
+    index = stop_and_open_index(server, tmp_path)
+    try:
+        reasons = queries.ingest_errors(index)["reason"].tolist()
+        print(f"ingest errors: {reasons}")
+        assert len(reasons) == 2
+        assert any("shrank" in reason for reason in reasons) and any("replaced" in reason for reason in reasons)
+    finally:
+        index.close()
+
+
+# ---- 5. the index deleted or corrupted while the server is down ----------------------------
+
+def caught_up_counts(server: DashboardServer) -> str:
+    return server.wait_for_output(CAUGHT_UP, timeout=120).split(": ", 1)[1].strip()
+
+
+def test_an_index_corrupted_or_deleted_while_the_server_is_down_is_rebuilt_and_the_server_says_so(
+        tmp_path, page: Page):
+    spool, index_path = tmp_path / "spool", tmp_path / "index.duckdb"
+    lines, events = write_log_spool(spool, 6, 2_000), write_event_spool(spool, 300)
+    server = DashboardServer(tmp_path)
+    try:
+        first = caught_up_counts(server)
+    finally:
+        server.stop()
+    assert first == f"300 runs, {lines:,} log lines, 0 ingest errors"
+
+    garbage = random.Random(SEED).randbytes(64 * 1024)
+    with open(index_path, "r+b") as index_file:  # the header and the first blocks
+        index_file.write(garbage)
+    server = DashboardServer(tmp_path)
+    try:
+        note = server.wait_for_output("note: the index", timeout=60).strip()
+        assert "could not be opened" in note and "moved to index.duckdb.corrupt-" in note
+        rebuilt = caught_up_counts(server)
+        page.goto(f"{server.url}/task-runs?since=7d")
+        notice = page.locator(".notyf__message")
+        expect(notice).to_contain_text("The index was rebuilt when the server started", timeout=30_000)
+        expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live")
+        expect(page.get_by_text("of 300 runs")).to_be_visible()
+        print(f"\n64 KiB of garbage over the index: the server says {note!r}, then {rebuilt!r}; "
+              f"the page says {notice.inner_text()!r}")
+    except BaseException:
+        print("".join(server.output))
+        raise
+    finally:
+        server.stop()
+    assert rebuilt == first
+    kept = sorted(path.name for path in tmp_path.glob("index.duckdb.corrupt-*"))
+    assert len(kept) == 1 and (tmp_path / kept[0]).read_bytes()[:len(garbage)] == garbage, kept
+
+    for path in index_files(tmp_path):
+        path.unlink(missing_ok=True)
+    server = DashboardServer(tmp_path)
+    try:
+        note = server.wait_for_output("no index at", timeout=60).strip()
+        rebuilt = caught_up_counts(server)
+    finally:
+        server.stop()
+    print(f"index deleted: the server says {note!r}, then {rebuilt!r}")
+    assert rebuilt == first and "Traceback" not in "".join(server.output)
+    index = Index(index_path)
+    try:
+        assert index.query("SELECT count(*) AS n FROM transitions")["n"][0] == events
+        assert index_checksums(index) == spool_checksums(spool)
+    finally:
+        index.close()
