@@ -16,7 +16,7 @@ from .config import ConfigError, load_config
 from .formatting import human_duration, iso_utc, plain
 from .index import Index, IndexLockedError
 from .ingest import Ingestor
-from .spool import STREAMS, SpoolError, validate_run_id
+from .spool import STREAMS, SpoolError, SpoolWriteError, validate_run_id
 from .statuses import STATUSES
 
 
@@ -297,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (CommandError, ConfigError) as exc:
         print(f"taskdash: {exc}", file=sys.stderr)
+        return 1
+    except SpoolWriteError as exc:
+        print(f"taskdash: {exc.strerror}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # e.g. piped into `head`
         return 0

@@ -234,6 +234,16 @@ class Index:
             log.warning(self.rebuilt_reason)
             self._open()
 
+    def reopen(self) -> None:
+        """Open the index file again: after a fatal error (a checkpoint that failed on a full disk,
+        say) DuckDB refuses every statement until the database is opened anew."""
+        with self._write_lock:
+            try:
+                self._conn.close()
+            except duckdb.Error:
+                pass
+            self._open()
+
     def _open(self) -> None:
         self._conn = self._connect(self.path)
         try:
@@ -323,7 +333,10 @@ class Index:
                 touched = self._write(cur, batch, now)
                 cur.execute("COMMIT")
             except BaseException:
-                cur.execute("ROLLBACK")
+                try:
+                    cur.execute("ROLLBACK")
+                except duckdb.Error:  # a failed COMMIT (a full disk, say) has ended the transaction itself
+                    pass
                 raise
         return touched
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import watchfiles
 
@@ -31,6 +32,9 @@ BATCH_LINES = 400_000  # log lines (or events) gathered before a commit
 BATCH_BYTES = 64 * 1024 * 1024
 #: The watch loop wakes at least this often, so full scans start on time.
 WAKE_MS = 500
+#: After a failed step (the index's disk full, say) a full scan retries after this many seconds,
+#: doubling while it fails, up to the rescan period.
+RETRY_SECONDS = 2.0
 #: A catch-up that read this many events rewrites the runs table in trigger order.
 CLUSTER_AFTER_EVENTS = 200_000
 IGNORED = -1  # the offset of a file that breaks the contract: reported once, then left alone
@@ -69,6 +73,7 @@ class Ingestor:
         #: rotated by renaming a new file into place has a new one, whatever its size.
         self._inodes: dict[str, int] = {}
         self._read_inodes: dict[str, int] = {}  # read in this step, not committed yet
+        self._reopen_index = False  # DuckDB gave up on the database: the next step opens it again
         events_dir(self.spool).mkdir(parents=True, exist_ok=True)
         logs_dir(self.spool).mkdir(parents=True, exist_ok=True)
 
@@ -243,34 +248,47 @@ class Ingestor:
                 log.warning("the ingest thread did not stop within %.0f s", timeout)
             self._thread = None
 
-    def _step(self, paths: Iterable[str] | None) -> None:
+    def _step(self, paths: Iterable[str] | None) -> bool:
+        """One catch-up; False if it failed (the failure is in the health)."""
         try:
+            if self._reopen_index:
+                self.index.reopen()
+                # What the failed step committed (to the WAL, before its checkpoint failed) is there.
+                self._offsets, self._inodes = self.index.load_offsets(), {}
+                self._reopen_index = False
             self.catch_up(paths)
             if paths is None:
                 self.caught_up.set()
+            return True
         except Exception as exc:  # keep following: the next step may succeed
             log.exception("ingest step failed")
             self.health.failure = f"{type(exc).__name__}: {exc}"
+            self._reopen_index = self._reopen_index or isinstance(exc, duckdb.FatalException)
             if self.hub is not None:
                 self.hub.publish(Change(errors=1))
+            return False
 
     def _follow(self) -> None:
         # The first full scan runs once the watcher is up (at its first yield, within
         # WAKE_MS): a file written between a scan and the watcher's start would otherwise
         # wait for the next rescan.
-        last_full_scan = -math.inf
+        # The files of a failed step are read again only by a full scan: after a failure it
+        # comes within RETRY_SECONDS, not the whole rescan period.
+        last_full_scan, retry_in = -math.inf, None
         spool = self.spool.resolve()
         try:
             for changes in watchfiles.watch(
                     spool, stop_event=self._stop, debounce=self.debounce_ms, step=10,
                     rust_timeout=WAKE_MS, yield_on_timeout=True):
-                if time.monotonic() - last_full_scan >= self.rescan_seconds:
-                    self._step(None)
+                if time.monotonic() - last_full_scan >= (retry_in or self.rescan_seconds):
+                    failed = not self._step(None)
+                    retry_in = min(2 * (retry_in or RETRY_SECONDS / 2), self.rescan_seconds) if failed else None
                     last_full_scan = time.monotonic()
                 elif changes:
                     paths = {Path(p).relative_to(spool).as_posix() for _, p in changes
                              if os.path.isfile(p)}
-                    self._step(self._relevant(paths))
+                    if not self._step(self._relevant(paths)):
+                        retry_in = retry_in or RETRY_SECONDS
         except Exception as exc:  # e.g. out of inotify watches: fall back to rescans alone
             if self._stop.is_set():
                 return

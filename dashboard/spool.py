@@ -26,6 +26,10 @@ class SpoolError(ValueError):
     """An event that breaks the contract; its message says why, for the ingest error list."""
 
 
+class SpoolWriteError(OSError):
+    """The spool could not take a write (a full disk, say); nothing of the event was left in it."""
+
+
 def events_dir(spool: Path) -> Path:
     return Path(spool) / "events"
 
@@ -192,9 +196,17 @@ class SpoolWriter:
     def append_event(self, event: dict) -> None:
         """Validate and append one event as a JSON line; raise SpoolError if it is invalid."""
         parse_event(event)
-        line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
+        data = (json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         with self._lock:
-            os.write(self._fd, line.encode("utf-8"))
+            start = os.fstat(self._fd).st_size  # this writer's own file: where the line goes
+            try:
+                written = 0
+                while written < len(data):  # a full disk cuts a write short, then fails the next
+                    written += os.write(self._fd, data[written:])
+            except OSError as exc:
+                os.ftruncate(self._fd, start)  # no half line, which a later line would be glued to
+                raise SpoolWriteError(exc.errno, f"cannot write to the spool: {self.events_path}: "
+                                                 f"{exc.strerror}") from exc
 
     def define_task(self, task: str, group: str | None = None, depends_on=(), description=None) -> None:
         """Announce (or replace) a task definition."""

@@ -8,11 +8,13 @@ between kills), and live state is read through the server (log downloads, Chromi
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
 import random
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -21,9 +23,10 @@ import urllib.error
 import urllib.request
 
 import duckdb
-from helpers import process_gone, wait_until
+import pytest
+from helpers import read_events, wait_until
 from playwright.sync_api import Page, expect
-from serving import DashboardServer
+from serving import DashboardServer, free_port
 
 from dashboard import queries
 from dashboard.index import Index
@@ -121,9 +124,11 @@ def test_sigkill_the_server_at_20_moments_of_its_ingest_loses_and_doubles_nothin
             since = first_write if moment.endswith("commit") else started
             return since is not None and now - since >= delay
 
-        wait_until(moment_came, timeout=180, interval=0.005, message="the moment to kill")
-        alive, at = server.process.poll() is None, time.monotonic() - started
-        server.kill()
+        try:
+            wait_until(moment_came, timeout=180, interval=0.005, message="the moment to kill")
+            alive, at = server.process.poll() is None, time.monotonic() - started
+        finally:
+            server.kill()
         outputs.append("".join(server.output))
         assert alive, "the server ended by itself:\n" + outputs[-1]
         if CAUGHT_UP in outputs[-1]:
@@ -153,6 +158,9 @@ def test_sigkill_the_server_at_20_moments_of_its_ingest_loses_and_doubles_nothin
         assert (counts["log_lines"], transitions, counts["runs"]) == (total_lines, total_events, EVENT_RUNS)
         assert counts["ingest_errors"] == 0
         assert index_checksums(index) == spool_checksums(spool), "every run's lines, once each and in order"
+        statuses = index.query("SELECT run_id, status FROM runs")
+        assert dict(zip(statuses["run_id"], statuses["status"])) == {
+            event["run_id"]: event["status"] for event in read_events(spool)}, "each run ends as its last event says"
     finally:
         index.close()
 
@@ -168,14 +176,20 @@ def downloaded(server: DashboardServer, run_id: str, stream: str = "stdout") -> 
         return None
 
 
-def stop_and_open_index(server: DashboardServer, tmp_path) -> Index:
+def caught_up_counts(server: DashboardServer) -> str:
+    """What the server says its index holds once it has caught up with the spool."""
+    return server.wait_for_output(CAUGHT_UP, timeout=120).split(": ", 1)[1].strip()
+
+
+def stop_and_open_index(server: DashboardServer, tmp_path, failed_steps_logged: bool = False) -> Index:
     """Stop a server that must still be running, unharmed, and open the index it leaves."""
     try:
         assert server.process.poll() is None, "the server ended by itself"
     finally:
         server.stop()
     output = "".join(server.output)
-    assert "Traceback" not in output, output
+    if not failed_steps_logged:  # else each failed ingest step logs its traceback
+        assert "Traceback" not in output, output
     return Index(tmp_path / "index.duckdb")
 
 
@@ -198,8 +212,8 @@ def run_writer(spool, event_text: str, log_text: str, wait: bool) -> subprocess.
     """A writer process appending raw text to an events file and a log; it stays alive when `wait`."""
     (spool / "logs" / "r-torn").mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(spool / "events" / "torn.jsonl"), str(spool / "logs" / "r-torn" / "stdout.log"),
-         event_text, log_text, "wait" if wait else "exit"],
+        [sys.executable, "-c", WRITER, str(spool / "events" / "torn.jsonl"),
+         str(spool / "logs" / "r-torn" / "stdout.log"), event_text, log_text, "wait" if wait else "exit"],
         stdout=subprocess.PIPE, text=True, start_new_session=True)
 
 
@@ -214,12 +228,16 @@ def test_a_writer_killed_mid_line_leaves_lines_that_wait_for_their_newline(tmp_p
         assert writer.stdout.readline().strip() == "written"
         os.killpg(writer.pid, signal.SIGKILL)
         writer.wait(10)
-        writer.stdout.close()
         wait_until(lambda: downloaded(server, "r-torn") == "line 1\nline 2\n", timeout=60,
                    message="the two whole log lines indexed")
     except BaseException:
         server.stop()
         raise
+    finally:
+        if writer.poll() is None:
+            os.killpg(writer.pid, signal.SIGKILL)
+            writer.wait(10)
+        writer.stdout.close()
     index = stop_and_open_index(server, tmp_path)
     try:
         transitions = index.query("SELECT status FROM transitions WHERE run_id = 'r-torn'")["status"].tolist()
@@ -288,7 +306,8 @@ def test_a_log_truncated_or_replaced_while_tailed_is_an_ingest_error_and_its_new
         wait_until(lambda: downloaded(server, "r-rot") == expected, timeout=60,
                    message="the whole replacement indexed, from its first line")
         expect(indicator).to_have_text("Error · 2", timeout=30_000)
-        print(f"replaced by a longer file: all of it indexed after the old lines; the page says {indicator.inner_text()!r}")
+        print(f"replaced by a longer file: all of it indexed after the old lines; "
+              f"the page says {indicator.inner_text()!r}")
     except BaseException:
         server.stop()
         raise
@@ -302,11 +321,126 @@ def test_a_log_truncated_or_replaced_while_tailed_is_an_ingest_error_and_its_new
         index.close()
 
 
+# ---- 4. a full disk: under the spool, then under the index ---------------------------------
+# A small filesystem needs root to mount; a file size limit (RLIMIT_FSIZE) fails writes past
+# it the same way anywhere: a write crossing it is cut short, the next one fails (EFBIG).
+
+def adhoc(spool, *command: str, file_size_limit: int | None = None) -> subprocess.CompletedProcess:
+    """`taskdash adhoc -- command`, under a file size limit if given."""
+    limit = ["prlimit", f"--fsize={file_size_limit}:"] if file_size_limit else []
+    return subprocess.run([*limit, sys.executable, "-m", "dashboard.cli", "adhoc", "--spool", str(spool), "--",
+                           *command], capture_output=True, text=True, timeout=120)
+
+
+def adhoc_run_id(result: subprocess.CompletedProcess) -> str:
+    return re.search(r"adhoc run (\S+)", result.stderr)[1]
+
+
+def adhoc_events_file(spool, result: subprocess.CompletedProcess):
+    """The events file the adhoc run wrote: the one that names its run."""
+    run_id = adhoc_run_id(result)
+    return next(path for path in (spool / "events").glob("adhoc-*.jsonl") if run_id.encode() in path.read_bytes())
+
+
+def test_a_full_spool_disk_fails_the_writer_clearly_and_leaves_only_whole_lines(tmp_path):
+    spool = tmp_path / "spool"
+    server = DashboardServer(tmp_path)
+    try:
+        # An adhoc run writes four events (TRIGGER, STARTED, RUNNING, SUCCESS) to a new file of
+        # its own: the next run's disk "fills" halfway through the fourth.
+        sizes = [len(line) for line in adhoc_events_file(spool, adhoc(spool, "true")).read_bytes().splitlines(True)]
+        full = adhoc(spool, "echo", "hello", file_size_limit=sum(sizes[:3]) + sizes[3] // 2)
+        written = adhoc_events_file(spool, full).read_bytes()
+        first = adhoc_run_id(full)
+        wait_until(lambda: downloaded(server, first) == "hello\n", timeout=60, message="what was written indexed")
+        again = adhoc(spool, "echo", "space is back")  # a new writer, once there is room again
+        second = adhoc_run_id(again)
+        wait_until(lambda: downloaded(server, second) == "space is back\n", timeout=60,
+                   message="the next writer's run indexed")
+    except BaseException:
+        server.stop()
+        raise
+    index = stop_and_open_index(server, tmp_path)
+    try:
+        statuses = {run_id: sorted(index.query("SELECT status FROM transitions WHERE run_id = ?", [run_id])["status"])
+                    for run_id in (first, second)}
+        now = {run_id: queries.run(index, run_id)["status"] for run_id in (first, second)}
+        errors = index.counts()["ingest_errors"]
+    finally:
+        index.close()
+    print(f"\nwriter whose disk fills at {sum(sizes[:3]) + sizes[3] // 2} bytes: exit {full.returncode}, it said "
+          f"{full.stderr.strip().splitlines()[-1]!r}; its events file holds {len(written)} bytes in "
+          f"{len(written.splitlines())} lines; the server indexed {statuses[first]} (now {now[first]}); the next "
+          f"writer's run: {statuses[second]} (now {now[second]}); {errors} ingest errors")
+    assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
+    assert re.search(r"taskdash: cannot write to the spool: .*File too large", full.stderr), full.stderr
+    assert written.endswith(b"\n"), "no half event left behind"
+    assert statuses[first] == ["RUNNING", "STARTED", "TRIGGER"] and now == {first: "RUNNING", second: "SUCCESS"}
+    assert errors == 0
+
+
+CHUNK = 50_000  # log lines appended at a time: fewer than a DuckDB row group, so they go through the WAL
+FAILED_STEP = "ingest step failed"
+
+
+@pytest.mark.parametrize("backlog_runs", [0, 80], ids=["the-commit-fails", "the-checkpoint-fails"])
+def test_a_full_index_disk_turns_the_indicator_to_error_and_it_recovers_when_space_is_back(
+        tmp_path, page: Page, backlog_runs):
+    # With a small index the first commit cannot write its WAL. With a 25 MB one the WAL passes
+    # DuckDB's 16 MB checkpoint threshold first and the checkpoint fails: DuckDB then refuses the
+    # database until it is opened again.
+    write_log_spool(tmp_path / "spool", backlog_runs, 12_500)
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    writer.status("r-1", "Fetch_Orders", "RUNNING", agent="agent-1")
+    writer.append_log("r-1", "stdout", "first line\n")
+    server = DashboardServer(tmp_path)
+    try:
+        caught_up_counts(server)
+        page.goto(f"{server.url}/task-runs?search=Fetch")
+        indicator = page.locator(".td-conn")
+        expect(indicator).to_have_attribute("data-state", "Live", timeout=30_000)
+        # The server may not grow its index files past their size plus 64 KiB: its disk is full.
+        limit = max(path.stat().st_size for path in index_files(tmp_path) if path.exists()) + 64 * 1024
+        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        lines, chunks = "first line\n", 0
+        while FAILED_STEP not in "".join(server.output):
+            assert chunks < 10, "no write failed"
+            chunk = "".join(f"chunk {chunks} line {n}: written while the index disk is full\n" for n in range(CHUNK))
+            writer.append_log("r-1", "stdout", chunk)
+            lines, chunks = lines + chunk, chunks + 1
+            wait_until(lambda: FAILED_STEP in "".join(server.output) or downloaded(server, "r-1") == lines,
+                       timeout=60, message="the chunk indexed or a failed ingest step")
+        expect(indicator).to_have_attribute("data-state", "Error", timeout=30_000)
+        failure = indicator.get_attribute("title")
+        shown = downloaded(server, "r-1")
+        expect(page.locator(".tabulator-row")).to_have_count(1)
+
+        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        space_back = time.monotonic()
+        wait_until(lambda: downloaded(server, "r-1") == lines, timeout=20,  # not the next 30 s rescan
+                   message="the lines indexed soon after there is room again")
+        indexed = time.monotonic() - space_back
+        expect(indicator).to_have_attribute("data-state", "Live", timeout=30_000)
+        served = "nothing (the index could not be read)" if shown is None else f"{shown.count(chr(10)):,} lines"
+        print(f"\nindex files limited to {limit:,} bytes: chunk {chunks} of {CHUNK:,} lines failed; the indicator "
+              f"said {failure!r}; the run's log served {served}; {indexed:.1f} s after space came back all "
+              f"{lines.count(chr(10)):,} lines were indexed, Live again {time.monotonic() - space_back:.1f} s after")
+    except BaseException:
+        print("".join(server.output))
+        server.stop()
+        raise
+    assert "File too large" in failure, failure
+    if not backlog_runs:  # the failed commit changed nothing: the server kept serving what it had
+        assert shown == "first line\n"
+    index = stop_and_open_index(server, tmp_path, failed_steps_logged=True)
+    try:
+        assert index_checksums(index)["r-1"] == (lines.count("\n"), hashlib.sha256(lines[:-1].encode()).hexdigest())
+        assert index.counts()["log_lines"] == backlog_runs * 12_500 + lines.count("\n")
+    finally:
+        index.close()
+
+
 # ---- 5. the index deleted or corrupted while the server is down ----------------------------
-
-def caught_up_counts(server: DashboardServer) -> str:
-    return server.wait_for_output(CAUGHT_UP, timeout=120).split(": ", 1)[1].strip()
-
 
 def test_an_index_corrupted_or_deleted_while_the_server_is_down_is_rebuilt_and_the_server_says_so(
         tmp_path, page: Page):
@@ -359,3 +493,81 @@ def test_an_index_corrupted_or_deleted_while_the_server_is_down_is_rebuilt_and_t
         assert index_checksums(index) == spool_checksums(spool)
     finally:
         index.close()
+
+
+# ---- 6. a server restart with browsers open -------------------------------------------------
+
+def runs_view(page: Page) -> dict:
+    """What a /task-runs page shows: its URL, filters, page and the runs in its rows."""
+    return {
+        "url": page.url,
+        "search": page.get_by_placeholder("Search task name…").input_value(),
+        "chips": page.locator(".bk-btn.bk-active", has_text=re.compile(r"^(FAILED|SUCCESS|RUNNING)")).all_inner_texts(),
+        "page": page.get_by_text(re.compile(r"^Page \d+ of \d+$")).inner_text(),
+        "rows": [href.rsplit("/", 1)[-1] for href in page.locator(".tabulator-row a.td-eye").evaluate_all(
+            "links => links.map(a => a.getAttribute('href'))")],
+    }
+
+
+def log_view(page: Page) -> dict:
+    """What a run detail page shows of its log: URL, stream tab, lines shown and the marked line."""
+    return {
+        "url": page.url,
+        "tab": page.locator(".bk-btn.bk-active", has_text=re.compile(r"^(stdout|stderr) · ")).inner_text(),
+        "lines": page.get_by_text(re.compile(r"^Lines [\d,]+–[\d,]+ of [\d,]+$")).inner_text(),
+        "marked": page.locator(".td-line.td-addressed").get_attribute("data-line"),
+        "marked_text": page.locator(".td-line.td-addressed").inner_text(),
+    }
+
+
+def test_browsers_open_across_a_server_restart_come_back_to_the_same_view(tmp_path, page: Page, context):
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    now = queries.utcnow()
+    for i in range(80):  # 60 Fetch_Orders runs, half FAILED, of different durations; 20 others
+        task, trigger = ("Fetch_Orders" if i < 60 else "Daily_Report"), now - dt.timedelta(minutes=5 * i + 1)
+        writer.status(f"r-{i:03d}", task, "RUNNING", ts=trigger, trigger_time=trigger, agent="agent-1")
+        writer.status(f"r-{i:03d}", task, "FAILED" if i % 2 else "SUCCESS", ts=trigger + dt.timedelta(seconds=i % 37),
+                      trigger_time=trigger, agent="agent-1", exit_code=i % 2)
+    writer.append_log("r-000", "stdout", "".join(f"step {n} of the run\n" for n in range(1, 1201)))
+    port = str(free_port())
+    server = DashboardServer(tmp_path, "--port", port)
+    detail = context.new_page()
+    try:
+        caught_up_counts(server)
+        page.goto(f"{server.url}/task-runs?search=fetch&status=FAILED,SUCCESS&sort=duration&descending=asc"
+                  "&page=2&page_size=25")
+        detail.goto(f"{server.url}/task-runs/r-000?line=777")
+        for tab in (page, detail):
+            expect(tab.locator(".td-conn")).to_have_attribute("data-state", "Live", timeout=30_000)
+        expect(page.get_by_text("Page 2 of 3")).to_be_visible()
+        expect(detail.locator(".td-line.td-addressed")).to_have_attribute("data-line", "777")
+        before = runs_view(page), log_view(detail)
+        for tab in (page, detail):
+            tab.evaluate("window.__before_restart = true")
+
+        server.stop()
+        down = time.monotonic()
+        for tab in (page, detail):
+            expect(tab.locator(".td-conn")).to_have_attribute("data-state", re.compile("Connecting|Disconnected"),
+                                                              timeout=30_000)
+        server = DashboardServer(tmp_path, "--port", port)
+        for tab in (page, detail):
+            expect(tab.locator(".td-conn")).to_have_attribute("data-state", "Live", timeout=60_000)
+        expect(page.get_by_text("Page 2 of 3")).to_be_visible()
+        expect(detail.locator(".td-line.td-addressed")).to_have_attribute("data-line", "777")
+        wait_until(lambda: runs_view(page)["rows"] == before[0]["rows"], timeout=30, message="the same rows")
+        after = runs_view(page), log_view(detail)
+        how = ["reconnected" if tab.evaluate("window.__before_restart === true") else "reloaded from its URL"
+               for tab in (page, detail)]
+        print(f"\nserver stopped and started again on port {port}; both pages Live again "
+              f"{time.monotonic() - down:.1f} s after the stop (runs page {how[0]}, run page {how[1]})")
+        print(f"runs page before and after: {before[0]}")
+        print(f"run page before and after: {before[1]}")
+        assert after == before
+        assert sorted(before[0]["chips"]) == ["FAILED 30", "SUCCESS 30"] and before[0]["search"] == "fetch"
+        assert len(before[0]["rows"]) == 25 and all(int(run[2:]) < 60 for run in before[0]["rows"])
+    except BaseException:
+        print("---- server output ----\n" + "".join(server.output))
+        raise
+    finally:
+        server.stop()
