@@ -27,6 +27,8 @@ from .statuses import ORDER, TERMINAL
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "5"
+#: A batch touching more runs than this reports them as "many" instead of one by one.
+LISTED_RUNS_MAX = 5_000
 MAX_LINE_CHARS = 64 * 1024  # a longer log line is kept cut, with a marker
 
 SCHEMA = """
@@ -324,8 +326,9 @@ class Index:
             rows = cur.execute('SELECT path, "offset", lines, in_long_line FROM ingest_offsets').fetchall()
         return {path: (offset, lines, long) for path, offset, lines, long in rows}
 
-    def apply(self, batch: Batch) -> dict[str, RunSummary]:
-        """Commit a batch and the offsets it came from in one transaction; return the runs touched."""
+    def apply(self, batch: Batch) -> dict[str, RunSummary] | None:
+        """Commit a batch and the offsets it came from in one transaction; return the runs touched,
+        or None when they are more than LISTED_RUNS_MAX (a catch-up: every page reads again)."""
         now = _utcnow()
         with self._write_lock, self.cursor() as cur:
             cur.execute("BEGIN")
@@ -340,7 +343,7 @@ class Index:
                 raise
         return touched
 
-    def _write(self, cur, batch: Batch, now: dt.datetime) -> dict[str, RunSummary]:
+    def _write(self, cur, batch: Batch, now: dt.datetime) -> dict[str, RunSummary] | None:
         if batch.tasks:
             latest = {task["task"]: task for task in batch.tasks}  # a later definition wins
             frame = pd.DataFrame({
@@ -352,7 +355,7 @@ class Index:
             cur.execute("INSERT INTO tasks SELECT task, grp, depends_on, description, ? FROM new_tasks", [now])
             cur.execute(GROUPS_FROM_TASKS)
             cur.unregister("new_tasks")
-        touched: dict[str, RunSummary] = {}
+        touched: dict[str, RunSummary] | None = {}
         if batch.transition_count:
             table = batch.transitions_table()
             cur.register("new_transitions", table)
@@ -368,8 +371,8 @@ class Index:
             cur.unregister("new_transitions")
             cur.execute(RECOMPUTE_RUNS)
             rows = cur.execute("SELECT run_id, task, grp, status, trigger_time FROM runs "
-                               "WHERE run_id IN (SELECT run_id FROM touched)").fetchall()
-            touched = {run_id: RunSummary(*rest) for run_id, *rest in rows}
+                               "WHERE run_id IN (SELECT run_id FROM touched) LIMIT ?", [LISTED_RUNS_MAX + 1]).fetchall()
+            touched = {run_id: RunSummary(*rest) for run_id, *rest in rows} if len(rows) <= LISTED_RUNS_MAX else None
         if batch.log_line_count:
             log_ids = self._log_streams(cur, batch.log_last_lines)
             cur.register("new_lines", pa.Table.from_batches([pa.record_batch({

@@ -117,8 +117,9 @@ class Ingestor:
         added["errors"] += len(batch.errors)
         self.health.errors_recorded += len(batch.errors)
         if self.hub is not None:
-            self.hub.publish(Change(runs=touched, log_lines=dict(batch.log_last_lines),
-                                    tasks=bool(batch.tasks), errors=len(batch.errors)))
+            self.hub.publish(Change(runs=touched or {}, many_runs=touched is None,
+                                    log_lines=dict(batch.log_last_lines), tasks=bool(batch.tasks),
+                                    errors=len(batch.errors)))
 
     def spool_files(self) -> list[str]:
         """Every file of the spool the contract knows of, as paths relative to the spool."""
