@@ -3,10 +3,10 @@
 A chunk of event lines goes to DuckDB as one Arrow column. SQL keeps the status events it
 can prove valid under the spool contract, already typed as transitions. Every other line
 (task definitions, anything unusual, anything invalid) is handed back, and the ingestor
-gives it to `spool.parse_event`, which stays the authority on what a valid event is and
-says why a line is rejected. So the SQL only has to be right about what it accepts: it
-accepts a narrower set of lines than `parse_event` (ISO timestamps without a zone or with
-Z, no \\u escapes, no duplicate fields), and gives exactly the values `parse_event` would.
+gives it to `spool.decode_event_line`, which stays the authority on what a valid event is
+and says why a line is rejected. So the SQL only has to be right about what it accepts: a
+narrower set of lines (ISO timestamps without a zone or with Z, no \\u escapes, limits
+counted in bytes), with exactly the values `decode_event_line` gives them.
 """
 
 from __future__ import annotations
