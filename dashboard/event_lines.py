@@ -71,7 +71,7 @@ _PROVEN_VALID = f"""
                                     AND try_cast(j.exit_code AS INTEGER) IS NOT NULL))
 """
 
-# A candidate is a JSON object without \\u escapes (left to Python, which tells a lone
+# A candidate is a JSON object without \u escapes (left to Python, which tells a lone
 # surrogate from a character). A field given twice counts the first time, in both parsers.
 _TEXT_FIELDS = ("kind", "run_id", "task", "status", "ts", "agent", "group", "trigger_time", "message")
 PARSE_SQL = f"""
