@@ -26,11 +26,14 @@ from .statuses import ORDER, TERMINAL
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 #: A batch touching more runs than this reports them as "many" instead of one by one.
 LISTED_RUNS_MAX = 5_000
 MAX_LINE_CHARS = 64 * 1024  # a longer log line is kept cut, with a marker
 
+# Log text is stored uncompressed: three times the disk, but a search scans it twice as fast
+# and an append costs half (measured on 2M realistic lines: 274 against 91 MB, ILIKE 138
+# against 250 ms, 2.3M against 1.1M lines/s).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -43,7 +46,7 @@ CREATE TABLE IF NOT EXISTS runs (
     trigger_time TIMESTAMP, started TIMESTAMP, finished TIMESTAMP, exit_code INTEGER,
     message VARCHAR, updated TIMESTAMP, reached VARCHAR[], own_grp BOOLEAN);
 CREATE TABLE IF NOT EXISTS log_streams (log_id INTEGER, run_id VARCHAR, stream VARCHAR, lines BIGINT);
-CREATE TABLE IF NOT EXISTS log_text (log_id INTEGER, line_no BIGINT, text VARCHAR);
+CREATE TABLE IF NOT EXISTS log_text (log_id INTEGER, line_no BIGINT, text VARCHAR USING COMPRESSION uncompressed);
 CREATE VIEW IF NOT EXISTS log_lines AS
     SELECT s.run_id, s.stream, t.line_no, t.text FROM log_text t JOIN log_streams s USING (log_id);
 CREATE TABLE IF NOT EXISTS ingest_offsets (
