@@ -282,8 +282,10 @@ class Ingestor:
                     spool, stop_event=self._stop, debounce=self.debounce_ms, step=10,
                     rust_timeout=WAKE_MS, yield_on_timeout=True):
                 if time.monotonic() - last_full_scan >= (retry_in or self.rescan_seconds):
-                    failed = not self._step(None)
-                    retry_in = min(2 * (retry_in or RETRY_SECONDS / 2), self.rescan_seconds) if failed else None
+                    if self._step(None):
+                        retry_in = None
+                    else:
+                        retry_in = min(2 * retry_in, self.rescan_seconds) if retry_in else RETRY_SECONDS
                     last_full_scan = time.monotonic()
                 elif changes:
                     paths = {Path(p).relative_to(spool).as_posix() for _, p in changes

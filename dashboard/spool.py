@@ -194,7 +194,8 @@ class SpoolWriter:
         self._lock = threading.Lock()
 
     def append_event(self, event: dict) -> None:
-        """Validate and append one event as a JSON line; raise SpoolError if it is invalid."""
+        """Validate and append one event as a JSON line; raise SpoolError if it is invalid, and
+        SpoolWriteError (leaving nothing of it) if the spool cannot take it."""
         parse_event(event)
         data = (json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         with self._lock:
