@@ -1,80 +1,81 @@
-"""Ingest throughput: log lines and status events per second, against reading and parsing alone.
+"""Ingest throughput: log lines and status events a second, against only reading the same files.
 
-    python -m benchmarks.ingest [--lines 1000000] [--events 300000]
+Ours: `Ingestor.catch_up` of the spool's events, then of its logs, each into an index of its
+own (the index build is the first sample). Baselines on the same files: reading them and
+splitting the lines (logs); reading them and parsing every line with DuckDB's own JSON
+reader into typed columns (events).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import duckdb
+
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
+from dashboard.spool import events_dir, logs_dir
 
-from dashboard.synthetic import write_event_spool, write_log_spool
+from .common import Row, Sizes, rate_row, say
+from .data import Dataset, spool_view
+
+EVENT_COLUMNS = {"kind": "VARCHAR", "run_id": "VARCHAR", "task": "VARCHAR", "status": "VARCHAR", "ts": "VARCHAR",
+                 "agent": "VARCHAR", "adhoc": "BOOLEAN", "group": "VARCHAR", "trigger_time": "VARCHAR",
+                 "exit_code": "INTEGER", "message": "VARCHAR", "depends_on": "VARCHAR[]", "description": "VARCHAR"}
 
 
-def read_and_split(spool: Path, pattern: str) -> int:
-    count = 0
-    for path in spool.glob(pattern):
-        count += len(path.read_bytes().decode("utf-8", "replace").split("\n")) - 1
-    return count
+def read_and_split(spool: Path) -> int:
+    lines = 0
+    for path in logs_dir(spool).glob("*/*.log"):
+        lines += len(path.read_bytes().split(b"\n")) - 1
+    return lines
 
 
 def read_and_parse(spool: Path) -> int:
-    count = 0
-    for path in spool.glob("events/*.jsonl"):
-        for line in path.read_bytes().split(b"\n")[:-1]:
-            json.loads(line)
-            count += 1
-    return count
+    files = sorted(str(path) for path in events_dir(spool).glob("*.jsonl"))
+    with duckdb.connect() as conn:
+        table = conn.sql("SELECT * FROM read_json($files, format = 'newline_delimited', columns = $columns)",
+                         params={"files": files, "columns": EVENT_COLUMNS}).to_arrow_table()
+    return table.num_rows
 
 
-def timed(fn, repeat: int) -> list[float]:
-    times = []
-    for _ in range(repeat):
+def ingest_into_fresh_index(view: Path) -> tuple[float, dict[str, int]]:
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as folder:
+        index = Index(Path(folder) / "index.duckdb", fallback_to_private=False)
         start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def ingest_once(spool: Path) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        index = Index(Path(folder) / "bench.duckdb")
-        Ingestor(index, spool).catch_up()
+        added = Ingestor(index, view).catch_up()
+        seconds = time.perf_counter() - start
         index.close()
+    return seconds, added
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--lines", type=int, default=1_000_000)
-    parser.add_argument("--events", type=int, default=300_000, help="status events (6 per run)")
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as folder:
-        logs, events = Path(folder) / "logs-spool", Path(folder) / "events-spool"
-        line_count = write_log_spool(logs, runs=100, lines_per_run=args.lines // 100)
-        event_count = write_event_spool(events, runs=args.events // 6)
-        rows = []
-        for name, count, ours, baseline in (
-                ("ingest of log lines", line_count, lambda: ingest_once(logs),
-                 lambda: read_and_split(logs, "logs/*/*.log")),
-                ("ingest of status events", event_count, lambda: ingest_once(events),
-                 lambda: read_and_parse(events))):
-            our_times, base_times = timed(ours, args.repeat), timed(baseline, args.repeat)
-            ours_median, base_median = statistics.median(our_times), statistics.median(base_times)
-            rows.append((name, f"{count:,}", f"{count / ours_median:,.0f}/s", f"{count / max(our_times):,.0f}/s",
-                         f"{count / base_median:,.0f}/s", f"{ours_median / base_median:.1f}x"))
-    header = ("figure", "items", "ours (median)", "ours (slowest)", "read+parse only", "time ratio")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+def baseline_times(fn, spool: Path, samples: int) -> tuple[list[float], int]:
+    times, count = [], 0
+    for _ in range(samples):
+        start = time.perf_counter()
+        count = fn(spool)
+        times.append(time.perf_counter() - start)
+    return times, count
 
 
-if __name__ == "__main__":
-    main()
+def figures(data: Dataset, sizes: Sizes, folder: Path) -> list[Row]:
+    rows = []
+    for part, key, build, baseline, target, label in (
+            ("logs", "log_lines", data.logs_build, read_and_split, 1_000_000,
+             "ingest of log lines from the spool (baseline: read and split the files)"),
+            ("events", "events", data.events_build, read_and_parse, 500_000,
+             "ingest of status events (baseline: DuckDB's read_json of the files)")):
+        view = spool_view(data.spool, part, folder)
+        times, count = ([build[0]], build[1]) if build else ([], 0)
+        while len(times) < sizes.ingest_repeat:
+            say(f"measuring the ingest of {part} ({len(times) + 1}/{sizes.ingest_repeat})...")
+            seconds, added = ingest_into_fresh_index(view)
+            times.append(seconds)
+            count = added[key]
+        base_times, base_count = baseline_times(baseline, view, sizes.ingest_repeat)
+        if base_count != count:
+            say(f"warning: the baseline read {base_count:,} {part} items, the ingest {count:,}")
+        rows.append(rate_row(f"{label}: {count:,}", count, times, base_times, target))
+    return rows

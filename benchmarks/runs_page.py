@@ -1,22 +1,11 @@
 """The Task Runs page's server side at scale: queries, one session's update, server memory.
 
-    python -m benchmarks.runs_page [--runs 1000000] [--repeat 30] [--sessions 10] [--keep DIR]
-
-The data goes through the real spool and ingestor: task definitions (500 tasks in 20
-groups) and each run's lifecycle (IDLE, ACTIVE, TRIGGER, STARTED, RUNNING, then SUCCESS,
-FAILED or TERMINATED, a few seconds apart) as JSONL status events in several events
-files, trigger times spread uniformly over the last 7 days; a run whose end would lie in
-the future is still going (so the newest hold a handful of RUNNING, STARTED, TRIGGER...).
-Then `Ingestor.catch_up()` builds the DuckDB index. With `--keep DIR` the spool and index
-stay in DIR and a later run reuses them (generating 1M runs takes minutes); the time
-ranges are relative to when they were generated.
-
-Figures, each against the usual Panel approach (a pandas DataFrame of all runs that a
-session holds, filtered, counted, sorted and sliced in pandas) on the same data:
+Each against the usual Panel approach (a pandas DataFrame of all runs that a session holds,
+filtered, counted, sorted and sliced in pandas) on the same data:
 
 1. runs page query + count: `queries.runs_view` (one page, the total and the counts per
-   status, as one page refresh asks them) for a set of views (default 24h, FAILED over 7d, a task-name search, a group, sort by duration,
-   the last page of 7d).
+   status, as one page refresh asks them) for a set of views (default 24h, FAILED over 7d,
+   a task-name search, a group, sort by duration, the last page of 7d).
 2. session update cycle: `TaskRunsView.changed` for a real status change of a run shown
    on page 1 (the page's Bokeh models attached to a document, each model change
    serialised as a PATCH-DOC message), and for a change the session cannot show.
@@ -26,143 +15,27 @@ session holds, filtered, counted, sorted and sliced in pandas) on the same data:
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
-import math
-import random
-import re
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-import queue
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import pandas as pd
-import psutil
-from tqdm import tqdm
 
 from dashboard import queries
 from dashboard.hub import Change, Hub
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
-from dashboard.spool import SpoolWriter, events_dir, format_timestamp
+from dashboard.spool import SpoolWriter
 from dashboard.statuses import LIFECYCLE, TERMINAL
 
-REPO = Path(__file__).resolve().parents[1]
-TASKS, GROUPS, PAGE_SIZE = 500, 20, 50
+from .common import Row, Sizes, say, server, settle, timing_row, tree_rss
+from .data import AGENTS, Dataset
+
+PAGE_SIZE = 50
 WEEK = dt.timedelta(days=7)
-TERMINAL_MIX = (("SUCCESS", 0.88), ("FAILED", 0.09), ("TERMINATED", 0.03))
-ADHOC_SHARE = 0.02
-AGENTS = tuple(f"agent-{n}" for n in range(1, 9))
-
-
-def task_name(number: int) -> str:
-    return f"task_{number:03d}"
-
-
-def group_name(number: int) -> str:
-    return f"group_{number:02d}"
-
-
-# ---- data ------------------------------------------------------------------------------
-
-
-def write_spool(spool: Path, runs: int, now: dt.datetime, files: int = 8, seed: int = 7) -> int:
-    """Task definitions and the status events of `runs` runs; return the number of events."""
-    rng = random.Random(seed)
-    folder = events_dir(spool)
-    folder.mkdir(parents=True, exist_ok=True)
-    per_group = TASKS // GROUPS
-    with open(folder / "tasks.jsonl", "w", encoding="utf-8") as handle:
-        for n in range(TASKS):
-            handle.write(json.dumps({
-                "kind": "task", "task": task_name(n), "group": group_name(n // per_group),
-                "depends_on": [task_name(n - 1)] if n % per_group else [],
-                "description": f"Synthetic task {n} of {group_name(n // per_group)}."}, separators=(",", ":")) + "\n")
-    count = TASKS
-    start = now - WEEK
-    # Uniform trigger times over the week, written in time order like live writers would.
-    offsets = sorted(rng.random() * WEEK.total_seconds() for _ in range(runs))
-    statuses, weights = zip(*TERMINAL_MIX)
-    handles = [open(folder / f"scheduler-{i}.jsonl", "w", encoding="utf-8") for i in range(files)]
-    try:
-        with tqdm(total=runs, unit="run", unit_scale=True, desc="generating spool", file=sys.stderr) as bar:
-            for run, offset in enumerate(offsets):
-                trigger = start + dt.timedelta(seconds=round(offset, 3))
-                task = rng.randrange(TASKS)
-                agent = rng.choice(AGENTS)
-                terminal = rng.choices(statuses, weights)[0]
-                idle = trigger - dt.timedelta(seconds=round(rng.uniform(2, 6), 3))
-                active = trigger - dt.timedelta(seconds=round(rng.uniform(0.2, 1.8), 3))
-                started = trigger + dt.timedelta(seconds=round(rng.uniform(0.5, 5), 3))
-                running = started + dt.timedelta(seconds=round(rng.uniform(0.1, 2), 3))
-                ended = running + dt.timedelta(seconds=round(min(rng.expovariate(1 / 45), 3600) + 0.5, 3))
-                common = {"kind": "status", "run_id": f"run-{run:08d}", "task": task_name(task),
-                          "group": group_name(task // per_group), "adhoc": rng.random() < ADHOC_SHARE}
-                handle = handles[run % files]
-                for status, ts in zip((*LIFECYCLE, terminal), (idle, active, trigger, started, running, ended)):
-                    if ts > now:  # not there yet: the run is still going
-                        break
-                    event = {**common, "status": status, "ts": format_timestamp(ts)}
-                    if status in ("STARTED", "RUNNING") or status in TERMINAL:
-                        event["agent"] = agent
-                    if status in TERMINAL:
-                        event["exit_code"] = {"SUCCESS": 0, "FAILED": 1, "TERMINATED": -15}[status]
-                        if status == "TERMINATED":
-                            event["message"] = "terminated by user"
-                    handle.write(json.dumps(event, separators=(",", ":")) + "\n")
-                    count += 1
-                if run % 10_000 == 9_999:
-                    bar.update(10_000)
-            bar.update(runs - bar.n)
-    finally:
-        for handle in handles:
-            handle.close()
-    return count
-
-
-def catch_up_with_progress(ingestor: Ingestor) -> dict[str, int]:
-    offsets = ingestor.index.load_offsets()
-    pending = sum(max(0, (ingestor.spool / rel).stat().st_size - offsets.get(rel, (0, 0, False))[0])
-                  for rel in ingestor.spool_files())
-    with tqdm(total=pending, unit="B", unit_scale=True, desc="ingesting", file=sys.stderr,
-              disable=pending < 1024 * 1024) as bar:
-        return ingestor.catch_up(progress=bar.update)
-
-
-def prepare(folder: Path, runs: int) -> tuple[Path, Path, str]:
-    """The spool and index in `folder`, generated and ingested unless already there."""
-    spool, index_path = folder / "spool", folder / "index.duckdb"
-    if index_path.exists():
-        index = Index(index_path)
-        note = f"reused {folder} ({index.counts()['runs']:,} runs; --runs ignored)"
-        start = time.perf_counter()
-        Ingestor(index, spool).catch_up()  # whatever an earlier, interrupted run left
-        index.close()
-        return spool, index_path, note + f", catch-up {time.perf_counter() - start:.1f} s"
-    if spool.exists():  # an interrupted generation: start over
-        shutil.rmtree(spool)
-    start = time.perf_counter()
-    events = write_spool(spool, runs, queries.utcnow())
-    generated = time.perf_counter() - start
-    size = sum(path.stat().st_size for path in events_dir(spool).iterdir())
-    start = time.perf_counter()
-    index = Index(index_path)
-    added = catch_up_with_progress(Ingestor(index, spool))
-    ingested = time.perf_counter() - start
-    counts = index.counts()
-    index.close()
-    return spool, index_path, (
-        f"generated {runs:,} runs = {events:,} events ({size / 2**20:,.0f} MB) in {generated:.1f} s; "
-        f"ingested {added['events']:,} events into {counts['runs']:,} runs in {ingested:.1f} s "
-        f"({added['events'] / ingested:,.0f} events/s, {added['errors']} ingest errors)")
 
 
 # ---- figure 1: the page's queries against pandas ------------------------------------------
@@ -207,11 +80,6 @@ def pandas_view(frame: pd.DataFrame, run_filter: queries.RunFilter, page: int, p
     return rows, total, counts
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(len(ordered) * share) - 1)]
-
-
 def query_figures(index: Index, repeat: int) -> tuple[list[tuple], pd.DataFrame]:
     start = time.perf_counter()
     frame = index.query(ALL_RUNS_SQL)
@@ -242,20 +110,6 @@ def query_figures(index: Index, repeat: int) -> tuple[list[tuple], pd.DataFrame]
                            sum(base.values(), []), target, 10, 25, 10))
     rows.append(("  (baseline: load all runs into pandas once)", "", "", f"{load_seconds * 1000:,.0f} ms", "", ""))
     return rows, frame
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:,.1f} ms" if seconds >= 0.0005 else f"{seconds * 1e6:,.0f} µs"
-
-
-def timing_row(name, ours, baseline, target, median_max, p95_max, ratio_min) -> tuple:
-    median, p95 = statistics.median(ours), percentile(ours, 0.95)
-    base = statistics.median(baseline) if baseline else None
-    ratio = base / median if base else None
-    met = ((median_max is None or median * 1000 <= median_max) and (p95_max is None or p95 * 1000 <= p95_max)
-           and (ratio_min is None or ratio is None or ratio >= ratio_min))
-    return (name, ms(median), ms(p95), ms(base) if base else "", f"{ratio:,.1f}x" if ratio else "",
-            f"{target} {'ok' if met else 'MISSED'}" if target else "")
 
 
 # ---- figure 2: one session's reaction to a change ---------------------------------------
@@ -356,74 +210,11 @@ def session_figures(index: Index, spool: Path, index_path: Path, repeat: int) ->
 # ---- figure 3: the real server's memory -------------------------------------------------
 
 
-def tree_rss(process: psutil.Process) -> int:
-    total = 0
-    for proc in [process, *process.children(recursive=True)]:
-        try:
-            total += proc.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def settle(process: psutil.Process, quiet_percent: float = 3.0, timeout: float = 120.0) -> None:
-    """Wait until the server has been idle for two seconds in a row."""
-    deadline, quiet = time.monotonic() + timeout, 0
-    while time.monotonic() < deadline and quiet < 4:
-        quiet = quiet + 1 if process.cpu_percent(interval=0.5) < quiet_percent else 0
-
-
-@contextmanager
-def server(spool: Path, index_path: Path):
-    """A real `taskdash serve` on a free port: (its base URL, its psutil.Process); stopped on exit."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dashboard.cli", "--config", str(REPO / "panel_serve.yaml"), "serve",
-         "--port", "0", "--spool", str(spool), "--index", str(index_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines: queue.Queue[str] = queue.Queue()
-    output: list[str] = []
-
-    def read() -> None:
-        for line in process.stdout:
-            output.append(line)
-            lines.put(line)
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                raise RuntimeError("the server did not start:\n" + "".join(output)) from None
-            if line.startswith("note:"):
-                raise RuntimeError(f"the server could not use the index: {line.strip()}")
-            match = re.search(r"Task Runs Dashboard: (http://\S+?)/task-runs", line)
-            if match:
-                break
-        yield match[1], psutil.Process(process.pid), output
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            import os
-
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
-
-
 def memory_figures(spool: Path, index_path: Path, sessions: int, frame_bytes: int) -> list[tuple]:
     from bokeh.client import pull_session
 
     mb = 2**20
     with server(spool, index_path) as (url, process, output), ExitStack() as opened:
-        time.sleep(1)
         settle(process)
         rss = {0: tree_rss(process)}
         for n in range(1, sessions + 1):
@@ -433,8 +224,6 @@ def memory_figures(spool: Path, index_path: Path, sessions: int, frame_bytes: in
                 raise RuntimeError("pull_session got an empty document")
             settle(process)
             rss[n] = tree_rss(process)
-        if "Traceback" in "".join(output):
-            print("---- server output ----\n" + "".join(output), file=sys.stderr)
     per_session = (rss[sessions] - rss[1]) / max(1, sessions - 1)
     frame_mb = frame_bytes / mb
     return [
@@ -449,52 +238,19 @@ def memory_figures(spool: Path, index_path: Path, sessions: int, frame_bytes: in
     ]
 
 
-# ---- the table ---------------------------------------------------------------------------
+# ---- the section -------------------------------------------------------------------------
 
 
-def print_table(rows: list[tuple]) -> None:
-    header = ("figure", "ours (median)", "ours (p95)", "baseline (median)", "ratio", "target")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for n, row in enumerate([header, *rows]):
-        print(" | ".join(cell.ljust(w) if i == 0 else cell.rjust(w) if i < 5 else cell.ljust(w)
-                         for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
-        if n == 0:
-            print("-+-".join("-" * w for w in widths))
-
-
-def work_folder(stack: ExitStack, keep: Path | None, prefix: str) -> Path:
-    """The --keep folder (made if missing), or a temporary one the stack removes."""
-    if keep:
-        keep.absolute().mkdir(parents=True, exist_ok=True)
-        return keep.absolute()
-    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=30, help="timed samples of each figure")
-    parser.add_argument("--sessions", type=int, default=10, help="browser sessions opened on the server")
-    parser.add_argument("--keep", type=Path, help="generate into DIR and keep it; reuse it when it holds an index")
-    args = parser.parse_args(argv)
-    with ExitStack() as stack:
-        folder = work_folder(stack, args.keep, "bench-runs-page-")
-        spool, index_path, note = prepare(folder, args.runs)
-        print(note, flush=True)
-        index = Index(index_path, fallback_to_private=False)
-        try:
-            print(f"index: {index.counts()['runs']:,} runs; measuring queries...", file=sys.stderr, flush=True)
-            rows, frame = query_figures(index, args.repeat)
-            frame_bytes = int(frame.memory_usage(deep=True).sum())
-            del frame
-            print("measuring a session's update cycle...", file=sys.stderr, flush=True)
-            rows += session_figures(index, spool, index_path, args.repeat)
-        finally:
-            index.close()  # the server needs the index file
-        print(f"measuring the server with {args.sessions} sessions...", file=sys.stderr, flush=True)
-        rows += memory_figures(spool, index_path, args.sessions, frame_bytes)
-    print_table(rows)
-
-
-if __name__ == "__main__":
-    main()
+def figures(data: Dataset, sizes: Sizes) -> list[Row]:
+    index = Index(data.index_path, fallback_to_private=False)
+    try:
+        say(f"runs page: {index.counts()['runs']:,} runs; measuring queries...")
+        rows, frame = query_figures(index, sizes.repeat)
+        frame_bytes = int(frame.memory_usage(deep=True).sum())
+        del frame
+        say("runs page: measuring a session's update cycle...")
+        rows += session_figures(index, data.spool, data.index_path, sizes.repeat)
+    finally:
+        index.close()  # the server needs the index file
+    say(f"runs page: measuring the server with {sizes.sessions} sessions...")
+    return rows + memory_figures(data.spool, data.index_path, sizes.sessions, frame_bytes)

@@ -7,7 +7,6 @@ come from watchfiles; a slow full rescan catches anything a push missed.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -18,11 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import watchfiles
 
+from . import event_lines
 from .hub import Change, Hub
-from .index import MAX_LINE_CHARS, Batch, Index, cut_line
-from .spool import STREAMS, SpoolError, events_dir, logs_dir, parse_event, validate_run_id
+from .index import MAX_LINE_CHARS, Batch, Index, cut_line, line_array, newline_positions
+from .spool import STREAMS, SpoolError, decode_event_line, events_dir, logs_dir, validate_run_id
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Ingestor:
         self.debounce_ms = debounce_ms
         self.health = IngestHealth()
         self._offsets: dict[str, Offset] = index.load_offsets()
+        self._event_parser: event_lines.EventLineParser | None = None  # made on first big chunk
         self._step_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -91,7 +93,7 @@ class Ingestor:
                     batch_bytes += read
                     if progress and read:
                         progress(read)
-                    if (batch.log_line_count + len(batch.transitions) >= BATCH_LINES
+                    if (batch.log_line_count + batch.transition_count >= BATCH_LINES
                             or batch_bytes >= BATCH_BYTES):
                         self._commit(batch, added)
                         batch, batch_bytes = Batch(), 0
@@ -110,13 +112,14 @@ class Ingestor:
         touched = self.index.apply(batch)
         self._offsets.update(batch.offsets)
         self._inodes.update(self._read_inodes)
-        added["events"] += len(batch.tasks) + len(batch.transitions)
+        added["events"] += len(batch.tasks) + batch.transition_count
         added["log_lines"] += batch.log_line_count
         added["errors"] += len(batch.errors)
         self.health.errors_recorded += len(batch.errors)
         if self.hub is not None:
-            self.hub.publish(Change(runs=touched, log_lines=dict(batch.log_last_lines),
-                                    tasks=bool(batch.tasks), errors=len(batch.errors)))
+            self.hub.publish(Change(runs=touched or {}, many_runs=touched is None,
+                                    log_lines=dict(batch.log_last_lines), tasks=bool(batch.tasks),
+                                    errors=len(batch.errors)))
 
     def spool_files(self) -> list[str]:
         """Every file of the spool the contract knows of, as paths relative to the spool."""
@@ -186,9 +189,7 @@ class Ingestor:
             return len(data), True
         chunk = data[start:end]
         if kind == "events":
-            raw_lines = chunk.split(b"\n")[:-1]
-            self._add_events(rel, offset + start, raw_lines, batch)
-            count = len(raw_lines)
+            count = self._add_events(rel, offset + start, chunk, batch)
         else:
             count = batch.add_log_lines(run_id, stream, lines + 1, chunk)
         batch.offsets[rel] = (offset + end, lines + count, False)
@@ -209,25 +210,27 @@ class Ingestor:
             return None, "not a log file of the contract: use logs/<run_id>/stdout.log or stderr.log", ""
         return "logs", parts[1], stream
 
-    @staticmethod
-    def _add_events(rel: str, offset: int, raw_lines: list[bytes], batch: Batch) -> None:
-        for raw in raw_lines:
-            line_offset, offset = offset, offset + len(raw) + 1
+    def _add_events(self, rel: str, offset: int, chunk: bytes, batch: Batch) -> int:
+        """Add the complete event lines of `chunk` (read at `offset`); return how many there were."""
+        newlines = newline_positions(chunk)
+        starts = np.concatenate([[0], newlines[:-1] + 1])
+        by_python: Iterable[int] = range(len(newlines))
+        if len(newlines) >= event_lines.MIN_LINES and is_utf8(chunk):
+            if self._event_parser is None:
+                self._event_parser = event_lines.EventLineParser()
+            parsed, by_python = self._event_parser.parse(line_array(chunk, newlines))
+            batch.transition_tables.append(parsed)
+        for n in by_python:
+            raw, line_offset = chunk[starts[n]:newlines[n]], offset + int(starts[n])
             if not raw.strip():
                 continue
             try:
-                event = parse_event(json.loads(raw))
-            except UnicodeDecodeError:
-                batch.errors.append((rel, line_offset, "not valid UTF-8", raw[:200].decode("utf-8", "replace")))
-                continue
-            except json.JSONDecodeError as exc:
-                batch.errors.append((rel, line_offset, f"not JSON: {exc.msg} at column {exc.colno}",
-                                     raw[:200].decode("utf-8", "replace")))
-                continue
+                event = decode_event_line(raw)
             except SpoolError as exc:
                 batch.errors.append((rel, line_offset, str(exc), raw[:200].decode("utf-8", "replace")))
                 continue
             (batch.tasks if event["kind"] == "task" else batch.transitions).append(event)
+        return len(newlines)
 
     # ---- the background thread ----------------------------------------------------------
 
@@ -300,3 +303,11 @@ class Ingestor:
     def _relevant(paths: Iterable[str]) -> list[str]:
         return [p for p in paths if p.startswith(("events/", "logs/")) and
                 (p.endswith(".jsonl") if p.startswith("events/") else p.count("/") == 2)]
+
+
+def is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

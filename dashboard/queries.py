@@ -191,11 +191,15 @@ def transitions(index: Index, run_id: str) -> pd.DataFrame:
 
 def log_line_counts(index: Index, run_id: str) -> dict[str, int]:
     """How many lines each stream of a run holds."""
-    frame = index.query("SELECT stream, max(line_no) AS n FROM log_lines WHERE run_id = ? GROUP BY stream",
-                        [run_id])
-    counts = {"stdout": 0, "stderr": 0}
-    counts.update(dict(zip(frame["stream"], frame["n"].astype(int))))
-    return counts
+    with index.cursor() as cur:
+        rows = cur.execute("SELECT stream, lines FROM log_streams WHERE run_id = ?", [run_id]).fetchall()
+    return {"stdout": 0, "stderr": 0} | dict(rows)
+
+
+def _log_id(cur, run_id: str, stream: str) -> int | None:
+    """The id of a run's stream in log_text (a constant filter there skips whole row groups)."""
+    row = cur.execute("SELECT log_id FROM log_streams WHERE run_id = ? AND stream = ?", [run_id, stream]).fetchone()
+    return row[0] if row else None
 
 
 LOG_PAGE_LINES = 500
@@ -203,9 +207,10 @@ LOG_PAGE_LINES = 500
 
 def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int = LOG_PAGE_LINES) -> pd.DataFrame:
     """Lines first_line .. first_line+count-1 (1-based) of a run's stream."""
-    return index.query("SELECT line_no, text FROM log_lines WHERE run_id = ? AND stream = ? "
-                       "AND line_no >= ? AND line_no < ? ORDER BY line_no",
-                       [run_id, stream, int(first_line), int(first_line) + int(count)])
+    with index.cursor() as cur:
+        return cur.execute("SELECT line_no, text FROM log_text WHERE log_id = ? AND line_no >= ? AND line_no < ? "
+                           "ORDER BY line_no",
+                           [_log_id(cur, run_id, stream), int(first_line), int(first_line) + int(count)]).df()
 
 
 def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndarray:
@@ -218,19 +223,21 @@ def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndar
     else:
         match, params = "text ILIKE ?", [f"%{text}%"]
     with index.cursor() as cur:
-        result = cur.execute(f"SELECT line_no FROM log_lines WHERE run_id = ? AND stream = ? AND {match} "
-                             "ORDER BY line_no", [run_id, stream, *params]).fetchnumpy()
+        result = cur.execute(f"SELECT line_no FROM log_text WHERE log_id = ? AND {match} ORDER BY line_no",
+                             [_log_id(cur, run_id, stream), *params]).fetchnumpy()
     return np.asarray(result["line_no"], dtype=np.int64)
 
 
 def log_text_chunks(index: Index, run_id: str, stream: str, lines_per_chunk: int = 100_000) -> Iterator[str]:
     """A run's whole stream as text, a bounded range of lines at a time (for downloads)."""
     last = log_line_counts(index, run_id)[stream]
+    with index.cursor() as cur:
+        log_id = _log_id(cur, run_id, stream)
     for first in range(1, last + 1, lines_per_chunk):
         with index.cursor() as cur:
-            rows = cur.execute("SELECT string_agg(text, chr(10) ORDER BY line_no) FROM log_lines "
-                               "WHERE run_id = ? AND stream = ? AND line_no >= ? AND line_no < ?",
-                               [run_id, stream, first, first + lines_per_chunk]).fetchone()
+            rows = cur.execute("SELECT string_agg(text, chr(10) ORDER BY line_no) FROM log_text "
+                               "WHERE log_id = ? AND line_no >= ? AND line_no < ?",
+                               [log_id, first, first + lines_per_chunk]).fetchone()
         if rows[0] is not None:
             yield rows[0] + "\n"
 

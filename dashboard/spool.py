@@ -88,7 +88,16 @@ def _text(event: dict, field: str, required: bool = False, limit: int = 1024) ->
         raise SpoolError(f"field {field!r} must be non-empty text")
     if len(value) > limit:
         raise SpoolError(f"field {field!r} is longer than {limit} characters")
+    _check_characters(value, field)
     return value
+
+
+def _check_characters(value: str, field: str) -> None:
+    """A \\u escape of a lone surrogate decodes to a str that no UTF-8 store can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SpoolError(f"field {field!r} holds a \\u escape of a lone surrogate, which is not a character") from None
 
 
 def parse_event(event: object) -> dict:
@@ -100,6 +109,8 @@ def parse_event(event: object) -> dict:
         depends_on = event.get("depends_on") or []
         if not isinstance(depends_on, list) or not all(isinstance(d, str) and d for d in depends_on):
             raise SpoolError("field 'depends_on' must be a list of task names")
+        for name in depends_on:
+            _check_characters(name, "depends_on")
         return {
             "kind": "task",
             "task": _text(event, "task", required=True, limit=256),
@@ -108,7 +119,10 @@ def parse_event(event: object) -> dict:
             "description": _text(event, "description", limit=4096),
         }
     if kind == "status":
-        status = event.get("status")
+        for required in ("run_id", "status"):
+            if event.get(required) is None:
+                raise SpoolError(f"missing field {required!r}")
+        status = event["status"]
         if status not in STATUSES:
             raise SpoolError(f"unknown status {str(status)[:40]!r}: use one of {', '.join(STATUSES)}")
         adhoc = event.get("adhoc", False)
@@ -135,6 +149,24 @@ def parse_event(event: object) -> dict:
     if kind is None:
         raise SpoolError("missing field 'kind'")
     raise SpoolError(f"unknown kind {str(kind)[:40]!r}: use one of {', '.join(EVENT_KINDS)}")
+
+
+def _first_field_wins(pairs: list[tuple[str, object]]) -> dict:
+    return dict(reversed(pairs))
+
+
+def decode_event_line(raw: bytes) -> dict:
+    """One event line of an events file, validated and normalised, or raise SpoolError.
+
+    A field given twice counts the first time (as DuckDB's JSON reader has it).
+    """
+    try:
+        event = parse_event(json.loads(raw, object_pairs_hook=_first_field_wins))
+    except UnicodeDecodeError:
+        raise SpoolError("not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise SpoolError(f"not JSON: {exc.msg} at column {exc.colno}") from None
+    return event
 
 
 def new_run_id(prefix: str = "r") -> str:

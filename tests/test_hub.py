@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dashboard import index as index_module
 from dashboard.hub import Change, Hub
 from dashboard.index import Index, RunSummary
 from dashboard.ingest import Ingestor
@@ -63,3 +64,22 @@ def test_a_failing_subscriber_does_not_stop_the_others(tmp_path, monkeypatch):
     hub.publish(Change(runs={"r": summary("IDLE")}))
     assert [set(c.runs) for c in heard] == [{"r"}]
     assert "page bug" in str(reported[0])
+
+
+def test_a_batch_touching_more_runs_than_listed_says_many(tmp_path, monkeypatch):
+    monkeypatch.setattr(index_module, "LISTED_RUNS_MAX", 3)
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, name="many")
+    for n in range(4):
+        writer.status(f"r-{n}", "T", "RUNNING")
+    writer.close()
+    index = Index(tmp_path / "index.duckdb")
+    hub, heard = Hub(), []
+    hub.subscribe(heard.append, min_interval=0)
+    Ingestor(index, spool, hub).catch_up()
+    assert [(change.runs, change.many_runs) for change in heard] == [({}, True)]
+    assert heard[0].run_changed("anything")
+    merged = Change(runs={"a": heard[0].runs.get("a")})
+    merged.merge(heard[0])
+    assert merged.many_runs and merged.runs == {}
+    index.close()

@@ -166,7 +166,7 @@ class RunDetailView:
         self.timeline.object = timeline_html(run, queries.transitions(self.svc.index, self.run_id))
 
     def changed(self, change: Change) -> None:
-        if self.run_id in change.runs:
+        if change.run_changed(self.run_id):
             self.refresh_run()
         self.logs.changed(change)
 

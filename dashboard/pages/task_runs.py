@@ -188,6 +188,8 @@ class TaskRunsView:
         """Hub delivery: query again only if a changed run is shown or could now be."""
         if change.tasks:
             self.group.options = self._group_options()
+        elif change.many_runs:
+            pass
         elif not change.runs:
             return
         else:

@@ -152,7 +152,7 @@ class TasksView:
         if change.tasks:
             self.load()
             self.plot.recenter(self._frames())
-        elif any(run.task in self.task_graph.graph for run in change.runs.values()):
+        elif change.many_runs or any(run.task in self.task_graph.graph for run in change.runs.values()):
             self.read_stats()
             self.plot.update(self._frames())
         else:

@@ -474,17 +474,9 @@ SQL_TEXT = Case("sql_text", events=[
    runs={f"sql-{i}": {"task": name} for i, name in enumerate(SQL_TASKS)},
    tasks={name: {"grp": "sql"} for name in SQL_TASKS}, check=check_sql_text)
 
-KNOWN_BUG = "known bug, reported: {}"
 CASES = [
-    NOT_JSON, WRONG_SHAPE, UNKNOWN_KIND_AND_STATUS, MISSING_FIELDS,
-    pytest.param(MISSING_RUN_ID_OR_STATUS, marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason=KNOWN_BUG.format(
-            "a missing run_id or status is reported as \"bad run_id 'None'\" / \"unknown status 'None'\""))),
-    RUN_IDS, LOG_FOLDERS, TIMESTAMPS, TERMINAL_THEN_OLDER, FIFTY_MB_LINE, BINARY,
-    pytest.param(LONE_SURROGATE, marks=pytest.mark.xfail(
-        strict=True, raises=(UnicodeEncodeError, duckdb.InvalidInputException), reason=KNOWN_BUG.format(
-        "a \\ud800 escape passes parse_event and fails Index._write: the ingest stops on it"))),
-    BULK, SELF_DEPENDENCY, HTML_JS, SQL_TEXT,
+    NOT_JSON, WRONG_SHAPE, UNKNOWN_KIND_AND_STATUS, MISSING_FIELDS, MISSING_RUN_ID_OR_STATUS, RUN_IDS, LOG_FOLDERS,
+    TIMESTAMPS, TERMINAL_THEN_OLDER, FIFTY_MB_LINE, BINARY, LONE_SURROGATE, BULK, SELF_DEPENDENCY, HTML_JS, SQL_TEXT,
 ]
 
 

@@ -1,0 +1,67 @@
+"""The dashboard's benchmark: one command, one table, ours against the usual approach.
+
+    python -m benchmarks            # the issue's size: 1,000,000 runs, 20,000,000 log lines
+    python -m benchmarks --quick    # a small size that runs in under a minute (the tests run it)
+
+It generates its data through the real spool and ingestor (with progress bars on stderr),
+measures every figure several times, and prints one table on stdout: each figure with our
+median and p95, the baseline's median on the same data in the same run, the ratio, and
+the target. --keep DIR keeps the data for a later run (generating the full size takes
+minutes); --only runs some sections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from . import data, graph, ingest, logs, runs_page
+from .common import FULL, QUICK, print_table, say, work_folder
+
+SECTIONS = ("ingest", "runs_page", "logs", "graph")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the small size, for a check that all of it works")
+    parser.add_argument("--keep", type=Path, help="generate the data into DIR and keep it; reuse it next time")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS, help="run only these sections")
+    parser.add_argument("--graph-screenshot", type=Path, help="save a screenshot of the graph page here")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    started = time.monotonic()
+    with ExitStack() as stack:
+        folder = work_folder(stack, args.keep, "taskdash-bench-")
+        if args.keep and (folder / "complete.json").exists() and sizes.name not in (folder / "complete.json").read_text():
+            parser.error(f"{folder} holds data of another size; use another --keep folder")
+        rows = []
+        dataset = data.prepare(folder, sizes) if {"ingest", "runs_page", "logs"} & set(args.only) else None
+        if "ingest" in args.only:
+            rows += ingest.figures(dataset, sizes, folder)
+        if "runs_page" in args.only:
+            rows += runs_page.figures(dataset, sizes)
+        if "logs" in args.only:
+            rows += logs.figures(dataset, sizes)
+        if "graph" in args.only:
+            rows += graph.figures(folder, sizes, args.graph_screenshot)
+    command = "python -m benchmarks" + (" --quick" if args.quick else "")
+    print(f"{command}: {sizes.runs:,} runs, {sizes.log_lines:,} log lines ({sizes.big_run_lines:,} in one run), "
+          f"{sizes.graph_tasks:,}-task graph; {dt.date.today().isoformat()}, {platform.system()} "
+          f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"{time.monotonic() - started:.0f} s")
+    for note in dataset.notes if dataset else ():
+        print(f"  {note}")
+    print()
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

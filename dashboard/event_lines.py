@@ -1,0 +1,114 @@
+"""Status event lines parsed in bulk by DuckDB's JSON functions: the ingest hot path.
+
+A chunk of event lines goes to DuckDB as one Arrow column. SQL keeps the status events it
+can prove valid under the spool contract, already typed as transitions. Every other line
+(task definitions, anything unusual, anything invalid) is handed back, and the ingestor
+gives it to `spool.decode_event_line`, which stays the authority on what a valid event is
+and says why a line is rejected. So the SQL only has to be right about what it accepts: a
+narrower set of lines (ISO timestamps without a zone or with Z, no \\u escapes, limits
+counted in bytes), with exactly the values `decode_event_line` gives them.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from .statuses import STATUSES
+
+#: Below this many lines a chunk is parsed in Python: a DuckDB query costs milliseconds.
+MIN_LINES = 256
+
+#: The transitions table's columns, in the order of both parsers' output.
+TRANSITION_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("task", pa.string()), ("status", pa.string()), ("ts", pa.timestamp("us")),
+    ("agent", pa.string()), ("adhoc", pa.bool_()), ("grp", pa.string()), ("trigger_time", pa.timestamp("us")),
+    ("exit_code", pa.int32()), ("message", pa.string())])
+
+_FIELDS = ("kind", "run_id", "task", "status", "ts", "agent", "adhoc", "group", "trigger_time", "exit_code",
+           "message")
+# Each line is parsed once, into the raw JSON text of each field (j): its first character
+# tells the JSON type, and a string without escapes is that text without its quotes.
+_AS_JSON = "{" + ", ".join(f'"{name}": "JSON"' for name in _FIELDS) + "}"
+# The one timestamp form the fast path accepts: what SpoolWriter writes, Z optional.
+_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?Z?$"
+
+
+def _is_text(name: str) -> str:
+    return f"starts_with(j.{name}, '\"')"
+
+
+def _absent(name: str) -> str:  # missing, or JSON null
+    return f"j.{name} IS NULL"
+
+
+def _value(name: str) -> str:
+    return f"CASE WHEN strpos(j.{name}, '\\') = 0 THEN (j.{name}::VARCHAR)[2:-2] ELSE j.{name} ->> '$' END"
+
+
+def _text(name: str, limit: int) -> str:
+    # strlen counts bytes, never fewer than Python's characters: within it, within the limit.
+    return f"({_absent(name)} OR ({_is_text(name)} AND strlen(v.{name}) <= {limit}))"
+
+
+def _timestamp(name: str) -> str:
+    return (f"({_is_text(name)} AND regexp_matches(v.{name}, '{_TIMESTAMP}') "
+            f"AND try_cast(rtrim(v.{name}, 'Z') AS TIMESTAMP) IS NOT NULL)")
+
+
+_STATUS_LIST = ", ".join(f"'{status}'" for status in STATUSES)
+_PROVEN_VALID = f"""
+    v.kind = 'status' AND {_is_text('kind')}
+    AND {_is_text('status')} AND v.status IN ({_STATUS_LIST})
+    AND {_is_text('run_id')} AND regexp_full_match(v.run_id, '[A-Za-z0-9._-]{{1,128}}')
+    AND v.run_id NOT IN ('.', '..')
+    AND {_is_text('task')} AND strlen(v.task) <= 256 AND regexp_matches(v.task, '[!-~]')
+    AND {_text('agent', 256)} AND {_text('"group"', 256)} AND {_text('message', 4096)}
+    AND {_timestamp('ts')} AND ({_absent('trigger_time')} OR {_timestamp('trigger_time')})
+    AND (j.adhoc IN ('true', 'false') OR NOT has_adhoc)  -- null is not false
+    AND ({_absent('exit_code')} OR (regexp_full_match(j.exit_code, '-?[0-9]{{1,10}}')
+                                    AND try_cast(j.exit_code AS INTEGER) IS NOT NULL))
+"""
+
+# A candidate is a JSON object without \u escapes (left to Python, which tells a lone
+# surrogate from a character). A field given twice counts the first time, in both parsers.
+_TEXT_FIELDS = ("kind", "run_id", "task", "status", "ts", "agent", "group", "trigger_time", "message")
+PARSE_SQL = f"""
+SELECT position, ok,
+       v.run_id, v.task, v.status, CASE WHEN ok THEN rtrim(v.ts, 'Z')::TIMESTAMP END AS ts, v.agent,
+       coalesce(j.adhoc = 'true', false) AS adhoc, v."group" AS grp,
+       CASE WHEN ok THEN rtrim(v.trigger_time, 'Z')::TIMESTAMP END AS trigger_time,
+       CASE WHEN ok THEN j.exit_code::INTEGER END AS exit_code, v.message
+FROM (SELECT position, j, v, coalesce({_PROVEN_VALID}, false) AS ok
+      FROM (SELECT position, j, has_adhoc,
+                   {{{", ".join(f"'{n}': {_value(chr(34) + n + chr(34))}" for n in _TEXT_FIELDS)}}} AS v
+            FROM (SELECT position, json_transform(line, '{_AS_JSON}') AS j,
+                         strpos(line, '"adhoc"') > 0 AS has_adhoc
+                  FROM (SELECT position, CASE WHEN starts_with(line, '{{') AND strpos(line, '\\u') = 0
+                                                   AND json_valid(line) THEN line END AS line
+                        FROM event_lines))))
+"""
+
+
+class EventLineParser:
+    """Parses chunks of event lines with a private in-memory DuckDB."""
+
+    def __init__(self):
+        self._conn = duckdb.connect()
+
+    def parse(self, lines: pa.Array) -> tuple[pa.Table, np.ndarray]:
+        """(the proven-valid status events as transitions, the positions of every other line)."""
+        event_lines = pa.table({"position": pa.array(np.arange(len(lines), dtype=np.int64)), "line": lines})
+        self._conn.register("event_lines", event_lines)
+        try:
+            result = self._conn.sql(PARSE_SQL).to_arrow_table()
+        finally:
+            self._conn.unregister("event_lines")
+        ok = result.column("ok").to_numpy(zero_copy_only=False)
+        positions = result.column("position").to_numpy()
+        accepted = result.filter(pa.array(ok)).select(TRANSITION_SCHEMA.names).cast(TRANSITION_SCHEMA)
+        return accepted, np.sort(positions[~ok])
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,45 @@
+"""The benchmark keeps working: its quick size runs end to end and prints every figure.
+
+Its timings are not asserted (this machine is shared and noisy); that every figure was
+measured, with a number, is.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+from serving import REPO
+
+FIGURES = (
+    "ingest of log lines from the spool",
+    "ingest of status events",
+    "runs page query + count: all views pooled",
+    "session update cycle: run on page 1 changed",
+    "server memory: per extra session",
+    "fetch a page of 500 lines, random pages",
+    "count search matches (frequent",
+    "download the whole stream",
+    "line written → visible in Chromium, idle spool",
+    "line written → visible in Chromium, 5,000 other lines/s flowing",
+    "layout and render, server side",
+    "reload → graph drawn in Chromium",
+)
+
+
+@pytest.mark.timeout(600)
+def test_the_quick_benchmark_prints_every_figure(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--keep", str(tmp_path / "data")],
+                            cwd=REPO, capture_output=True, text=True, timeout=540)
+    print(result.stdout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    rows = {line.split(" | ")[0].strip(): [cell.strip() for cell in line.split(" | ")[1:]]
+            for line in result.stdout.splitlines() if " | " in line}
+    for figure in FIGURES:
+        found = [cells for name, cells in rows.items() if figure in name]
+        assert found, f"no row for {figure!r}"
+        assert re.match(r"[\d,.]+ ?(ms|µs|MB|/s)", found[0][0]), (figure, found[0])
+    assert not [name for name, cells in rows.items() if "NEVER SHOWN" in name], "every probe line reached Chromium"
