@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from panel.io.document import hold
 from panel.io.state import set_curdoc, state
 
 from .index import RunSummary
@@ -80,7 +81,8 @@ class Subscription:
         if wait > 0:  # too soon after the last one: let more changes gather
             self._doc.add_timeout_callback(self._deliver_on_doc, int(wait * 1000) + 1)
             return
-        with set_curdoc(self._doc):
+        # Held: everything one delivery changes goes to the browser as one message.
+        with set_curdoc(self._doc), hold(self._doc):
             self._deliver()
 
     def _deliver(self) -> None:
