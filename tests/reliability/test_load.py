@@ -1,0 +1,459 @@
+"""Load (issue 8): 20 live sessions while the spool takes 5,000 log lines/s and 200 status
+events/s for two minutes; then 500 sessions opened and closed, after which nothing of them is left.
+
+Real parts only: a `taskdash serve` subprocess (or the dashboard served in this process, to
+look at its hub and pn.state), Chromium pages, Bokeh client sessions (`pull_session`) that
+keep applying the server's changes like a browser tab does, and writer subprocesses
+appending to the spool at a steady pace.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import gc
+import html
+import importlib
+import pkgutil
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import panel as pn
+import psutil
+import pytest
+from bokeh.client import pull_session
+from bokeh.models import CheckboxButtonGroup, RadioButtonGroup
+from helpers import read_events, wait_until
+from playwright.sync_api import expect
+from serving import dashboard_server, served_in_process
+from tornado.ioloop import IOLoop
+
+from dashboard.spool import SpoolWriter
+from dashboard.statuses import LIFECYCLE, STATUSES
+
+LOAD_SECONDS = 120  # the issue asks for two minutes
+LOG_LINES_PER_SECOND = 5000
+STATUS_EVENTS_PER_SECOND = 200
+PAGES_PER_ROUTE = 3  # Chromium pages on /task-runs, and on the running run's detail
+CLIENTS_PER_ROUTE = 7  # Bokeh client sessions on each: 2 x (3 + 7) = 20 sessions
+SESSIONS_CYCLED = 500
+BATCH = 25  # sessions open at once while cycling
+TAIL_RUN, TAIL_TASK = "r-load-tail", "Load_Tail"
+MB = 2**20
+
+# Appends LOG_LINES_PER_SECOND lines to one log at a steady pace, and every 100 ms a probe
+# line holding its own time.time(); prints "<lines> <probes> <seconds>" when done.
+LOG_WRITER = r"""
+import sys, time
+path, per_second, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+start, written, probes = time.monotonic(), 0, 0
+with open(path, "ab", buffering=0) as log:
+    while (elapsed := time.monotonic() - start) < seconds:
+        due = int(elapsed * per_second)
+        chunk = "".join(f"{time.time():.3f} INFO  [worker-{n % 8}] load.step: line {n} of a busy run, "
+                        f"loaded {n * 7 % 5000} rows\n" for n in range(written, due))
+        if elapsed >= probes * 0.1:
+            chunk += f"probe {time.time():.6f} {probes}\n"
+            probes += 1
+        log.write(chunk.encode())
+        written = due
+        time.sleep(0.01)
+print(written + probes, probes, time.monotonic() - start)
+"""
+
+# Writes STATUS_EVENTS_PER_SECOND status events at a steady pace: 100 runs in flight, each
+# moving one lifecycle step per turn, IDLE ... RUNNING then SUCCESS, FAILED or TERMINATED; new
+# runs start as others end. At the end every run in flight is finished. Prints
+# "<events written at pace> <seconds>".
+EVENTS_WRITER = r"""
+import collections, itertools, sys, time
+from dashboard.spool import SpoolWriter
+spool, per_second, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+STEPS = ("IDLE", "ACTIVE", "TRIGGER", "STARTED", "RUNNING")
+writer = SpoolWriter(spool, "load-events")
+tasks = [f"Load_Task_{n:02d}" for n in range(20)]
+for n, task in enumerate(tasks):
+    writer.define_task(task, group=f"group_{n % 4}")
+in_flight, numbers = collections.deque(), itertools.count()
+
+def emit(start_new):
+    if start_new and len(in_flight) < 100:
+        n = next(numbers)
+        run = [f"run-{n:06d}", tasks[n % len(tasks)], n, 0]
+    else:
+        run = in_flight.popleft()
+    run_id, task, n, step = run
+    end = "FAILED" if n % 10 == 3 else "TERMINATED" if n % 25 == 7 else "SUCCESS"
+    status = STEPS[step] if step < len(STEPS) else end
+    writer.status(run_id, task, status, agent=f"agent-{n % 4}" if step >= 3 else None,
+                  exit_code={"SUCCESS": 0, "FAILED": 1, "TERMINATED": -15}[end] if step == len(STEPS) else None)
+    run[3] += 1
+    if run[3] <= len(STEPS):
+        in_flight.append(run)
+
+start, written = time.monotonic(), 0
+while (elapsed := time.monotonic() - start) < seconds:
+    for _ in range(int(elapsed * per_second) - written):
+        emit(start_new=True)
+        written += 1
+    time.sleep(0.01)
+paced = time.monotonic() - start
+while in_flight:
+    emit(start_new=False)
+print(written, paced)
+"""
+
+
+def writer_process(script: str, *args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", script, *map(str, args)], stdout=subprocess.PIPE, text=True)
+
+
+def median_p95(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{len(values)} samples"
+    return (f"median {statistics.median(values) * 1000:,.0f} ms, p95 "
+            f"{statistics.quantiles(values, n=20)[-1] * 1000:,.0f} ms ({len(values):,} samples)")
+
+
+def import_page_models() -> None:
+    """A client session decodes the page's models by name: import every Panel model and the pages' own."""
+    import dashboard.pages.run_detail
+    import dashboard.pages.task_runs  # noqa: F401
+
+    for module in pkgutil.iter_modules(pn.models.__path__):
+        importlib.import_module(f"panel.models.{module.name}")
+
+
+class LiveClient:
+    """A Bokeh client session (pull_session) applying the server's changes on its own thread."""
+
+    def __init__(self, url: str):
+        self.loop = IOLoop()
+        self.session = pull_session(url=url, io_loop=self.loop)
+        # Bokeh's own loop that reads the server's messages ("intended to facilitate testing").
+        self.thread = threading.Thread(target=self.session._loop_until_closed, daemon=True)
+        self.thread.start()
+
+    def read(self, look):
+        """`look(document)`, run on the session's loop between two changes from the server."""
+        result = concurrent.futures.Future()
+
+        def call() -> None:
+            try:
+                result.set_result(look(self.session.document))
+            except Exception as exc:
+                result.set_exception(exc)
+
+        self.loop.add_callback(call)
+        return result.result(timeout=60)
+
+    def close(self) -> None:
+        self.loop.add_callback(self.session.close)
+        self.thread.join(30)
+        if not self.thread.is_alive():
+            self.loop.close(all_fds=True)
+
+
+# ---- what a session shows ------------------------------------------------------------
+
+# The grid's rows as [run_id, status], read from the DOM (the eye link holds the run id).
+GRID_ROWS = """grid => [...grid.querySelectorAll(".tabulator-row")].map(row => [
+  decodeURIComponent(row.querySelector("a.td-eye").getAttribute("href").split("/").pop()),
+  row.querySelector('.tabulator-cell[tabulator-field="status"]').textContent])"""
+
+# Notes when each (run, status) first shows in the grid: window.__statuses["<run_id> <status>"] = ms.
+GRID_OBSERVER = f"""grid => {{
+  const rows = {GRID_ROWS}
+  const seen = window.__statuses = {{}}
+  const look = () => {{
+    const now = performance.timeOrigin + performance.now()
+    for (const [run, status] of rows(grid)) {{ if (!((run + " " + status) in seen)) seen[run + " " + status] = now }}
+  }}
+  new MutationObserver(look).observe(grid, {{childList: true, subtree: true, characterData: true}})
+  look()
+}}"""
+
+# Notes when each probe line is added to the log viewer: window.__probes["probe <time> <n>"] = ms.
+LOG_OBSERVER = """log => {
+  const seen = window.__probes = {}
+  new MutationObserver(records => {
+    const now = performance.timeOrigin + performance.now()
+    for (const record of records) {
+      for (const node of record.addedNodes) {
+        if (node.nodeType !== 1 || !node.classList.contains("td-line")) continue
+        const text = node.querySelector(".td-text").textContent
+        if (text.startsWith("probe ") && !(text in seen)) seen[text] = now
+      }
+    }
+  }).observe(log, {childList: true})
+}"""
+
+
+def chip_labels(labels: list[str]) -> list[str]:
+    return [label for label in labels if label.split(" ")[0] in STATUSES]
+
+
+def grid_in_chromium(page) -> tuple[list[str], list[list[str]]]:
+    return chip_labels(page.locator(".bk-btn").all_inner_texts()), page.locator(".tabulator").evaluate(GRID_ROWS)
+
+
+def grid_in_client(doc) -> tuple[list[str], list[list[str]]]:
+    from panel.models.tabulator import DataTabulator
+
+    chips = next(iter(doc.select({"type": CheckboxButtonGroup}))).labels
+    data = next(iter(doc.select({"type": DataTabulator}))).source.data
+    return chip_labels(list(chips)), [[run, status] for run, status in zip(data["run_id"], data["status"])]
+
+
+def detail_in_chromium(page) -> tuple[str, str, int]:
+    """(the run's status badge, the stdout tab's label, the last line number shown)"""
+    stdout = [label for label in page.locator(".bk-btn").all_inner_texts() if label.startswith("stdout")]
+    last = page.locator(".td-line").last.get_attribute("data-line")
+    return page.locator(".td-card dd .td-badge").first.text_content(), stdout[0], int(last)
+
+
+def detail_in_client(doc) -> tuple[str, str, int]:
+    from panel.models.markup import HTML
+
+    card = next(html.unescape(m.text) for m in doc.select({"type": HTML}) if "td-card" in m.text)
+    tabs = next(m.labels for m in doc.select({"type": RadioButtonGroup}) if m.labels[0].startswith("stdout"))
+    log = next(m for m in doc.models if type(m).__name__.startswith("LogLines"))
+    last = max([row[0] for row in (*log.lines[-1:], *log.appended[-1:])], default=0)
+    return re.search(r"td-badge td-s-(\w+)", card)[1], tabs[0], last
+
+
+# ---- 1. twenty sessions under load ---------------------------------------------------------
+
+
+@pytest.mark.timeout(LOAD_SECONDS + 600)
+def test_twenty_sessions_follow_a_busy_spool(tmp_path, context):
+    import_page_models()
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, "test")
+    writer.define_task(TAIL_TASK, "load")
+    for status in LIFECYCLE:
+        writer.status(TAIL_RUN, TAIL_TASK, status, agent="agent-1")
+    writer.append_log(TAIL_RUN, "stdout", "".join(f"starting {n}\n" for n in range(1, 11)))
+    log_file = writer.log_path(TAIL_RUN, "stdout")
+    page_errors: list[str] = []
+    clients: list[LiveClient] = []
+    writers: list[subprocess.Popen] = []
+
+    with dashboard_server(tmp_path) as server:
+        grid_url, detail_url = f"{server.url}/task-runs", f"{server.url}/task-runs/{TAIL_RUN}"
+        context.set_default_timeout(90_000)
+        grid_pages, detail_pages = [], []
+        for url, pages, shown in ((grid_url, grid_pages, ".tabulator-row"), (detail_url, detail_pages, ".td-line")):
+            for _ in range(PAGES_PER_ROUTE):
+                page = context.new_page()
+                page.on("pageerror", lambda error: page_errors.append(str(error)))
+                page.goto(url)
+                expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live", timeout=90_000)
+                expect(page.locator(shown).first).to_be_attached(timeout=90_000)
+                pages.append(page)
+        for page in grid_pages:
+            page.locator(".tabulator").evaluate(GRID_OBSERVER)
+        for page in detail_pages:
+            page.locator(".td-log").evaluate(LOG_OBSERVER)
+        try:
+            # Opened on other threads: pull_session runs its own event loop until connected,
+            # which it cannot do on this thread, where Playwright's loop runs.
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                grid_clients = list(pool.map(LiveClient, [grid_url] * CLIENTS_PER_ROUTE))
+                clients += grid_clients
+                detail_clients = list(pool.map(LiveClient, [detail_url] * CLIENTS_PER_ROUTE))
+                clients += detail_clients
+            for client in grid_clients:
+                assert client.read(grid_in_client)[1], "a client session's grid is empty"
+            for client in detail_clients:
+                assert client.read(detail_in_client)[0] == "RUNNING"
+            sessions = len(grid_pages) + len(detail_pages) + len(clients)
+            print(f"\n{sessions} sessions open: {len(grid_pages)} Chromium + {len(grid_clients)} Bokeh clients on "
+                  f"/task-runs, {len(detail_pages)} + {len(detail_clients)} on {TAIL_RUN}'s detail (following)")
+
+            lines_before = log_file.read_bytes().count(b"\n")
+            writers += [writer_process(LOG_WRITER, log_file, LOG_LINES_PER_SECOND, LOAD_SECONDS),
+                        writer_process(EVENTS_WRITER, spool, STATUS_EVENTS_PER_SECOND, LOAD_SECONDS)]
+            (log_out, _), (events_out, _) = (w.communicate(timeout=LOAD_SECONDS + 120) for w in writers)
+            assert [w.returncode for w in writers] == [0, 0], "a writer failed"
+            log_lines, probes, log_seconds = log_out.split()
+            paced_events, events_seconds = events_out.split()
+            line_rate = (int(log_lines) - int(probes)) / float(log_seconds)
+            event_rate = int(paced_events) / float(events_seconds)
+            print(f"written in {LOAD_SECONDS} s: {int(log_lines):,} log lines ({line_rate:,.0f}/s, {probes} probes) "
+                  f"and {int(paced_events):,} status events ({event_rate:,.0f}/s) at pace")
+            assert line_rate >= 0.9 * LOG_LINES_PER_SECOND and event_rate >= 0.9 * STATUS_EVENTS_PER_SECOND, \
+                "the writers did not reach the load the test is about"
+            writer.status(TAIL_RUN, TAIL_TASK, "SUCCESS", agent="agent-1", exit_code=0)
+
+            # The final state, from the spool itself.
+            final, written_at = {}, {}
+            for event in read_events(spool):
+                if event["kind"] == "status":
+                    final[event["run_id"]] = event["status"]  # one writer per run, in order
+                    written_at[f"{event['run_id']} {event['status']}"] = dt.datetime.fromisoformat(
+                        event["ts"].replace("Z", "+00:00")).timestamp()
+            counts = Counter(final.values())
+            chips = [f"{status} {counts[status]:,}" for status in STATUSES]
+            total_lines = log_file.read_bytes().count(b"\n")
+            assert total_lines == lines_before + int(log_lines)
+            detail_final = ("SUCCESS", f"stdout · {total_lines:,}", total_lines)
+            print(f"final state: {len(final):,} runs ({', '.join(chips)}); {TAIL_RUN}: SUCCESS, "
+                  f"{total_lines:,} stdout lines")
+
+            sessions_views = (
+                [(f"Chromium /task-runs #{n}", "grid", lambda p=p: grid_in_chromium(p)) for n, p in enumerate(grid_pages)]
+                + [(f"client /task-runs #{n}", "grid", lambda c=c: c.read(grid_in_client))
+                   for n, c in enumerate(grid_clients)]
+                + [(f"Chromium detail #{n}", "detail", lambda p=p: detail_in_chromium(p))
+                   for n, p in enumerate(detail_pages)]
+                + [(f"client detail #{n}", "detail", lambda c=c: c.read(detail_in_client))
+                   for n, c in enumerate(detail_clients)])
+            behind: dict[str, object] = {}
+            caught_up: dict[str, float] = {}  # session -> seconds after the last write it first showed the final state
+
+            def all_final() -> bool:
+                behind.clear()
+                for name, kind, shown in sessions_views:
+                    state = shown()
+                    if kind == "grid":
+                        shown_chips, rows = state
+                        ok = shown_chips == chips and len(rows) == min(50, len(final)) and all(
+                            final.get(run) == status for run, status in rows)
+                    else:
+                        ok = state == detail_final
+                    if ok:
+                        caught_up.setdefault(name, time.monotonic() - start)
+                    else:
+                        behind[name] = state if kind == "detail" else (state[0], [
+                            row for row in state[1] if final.get(row[0]) != row[1]][:3])
+                return not behind
+
+            start = time.monotonic()
+            try:
+                wait_until(all_final, timeout=300, interval=1, message="every session to show the final state")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; behind: {behind}") from None
+            print(f"every session shows the final state {time.monotonic() - start:.1f} s after the last write")
+            print("  first showed it after: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in
+                                                       sorted(caught_up.items(), key=lambda item: item[1])))
+
+            log_latencies, status_latencies = [], []
+            for n, page in enumerate(detail_pages):
+                seen = page.evaluate("() => window.__probes")
+                log_latencies += [at / 1000 - float(text.split()[1]) for text, at in seen.items()]
+                print(f"  Chromium detail #{n}: {len(seen)} of {probes} probe lines seen")
+                # Lines arriving more than FOLLOW_KEEP at a time are skipped to the newest: the count
+                # says how far behind the page fell, the latency below by how much.
+                assert seen, "a page following the log saw none of the probe lines"
+            for n, page in enumerate(grid_pages):
+                seen = page.evaluate("() => window.__statuses")
+                status_latencies += [at / 1000 - written_at[key] for key, at in seen.items()
+                                     if key.startswith("run-")]
+                print(f"  Chromium /task-runs #{n}: {len([k for k in seen if k.startswith('run-')]):,} "
+                      f"status changes seen")
+            print(f"push latency, log line written → shown in Chromium: {median_p95(log_latencies)}")
+            print(f"push latency, status event written → shown in Chromium's grid: {median_p95(status_latencies)}")
+            print(f"server RSS at the end: {psutil.Process(server.process.pid).memory_info().rss / MB:,.0f} MB")
+            assert status_latencies, "no status change was seen in the grid"
+        finally:
+            writer.close()
+            for process in writers:
+                process.kill()
+                process.communicate()
+            for client in clients:
+                client.close()
+            for page in grid_pages + detail_pages:
+                page.close()
+        assert page_errors == [], f"errors in the pages: {page_errors[:5]}"
+        problems = [line for line in server.output if re.search(r"Traceback|\bERROR\b", line)]
+        assert problems == [], "the server logged errors:\n" + "".join(problems[:20])
+        print("no Traceback or ERROR in the server output, no error in the pages")
+
+
+# ---- 2. five hundred sessions opened and closed -------------------------------------------
+
+
+def periodic_callbacks() -> int:
+    """Panel's periodic callbacks of session documents (it drops a document's when the session ends)."""
+    return sum(len(callbacks) for callbacks in pn.state._periodic.values())
+
+
+def bokeh_sessions() -> int:
+    return sum(len(server.get_sessions()) for server, _, _ in pn.state._servers.values())
+
+
+def rss() -> int:
+    gc.collect()
+    return psutil.Process().memory_info().rss
+
+
+@pytest.mark.timeout(900)
+def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
+    import_page_models()
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, "test")
+    writer.define_task(TAIL_TASK, "load")
+    for status in LIFECYCLE:
+        writer.status(TAIL_RUN, TAIL_TASK, status, agent="agent-1")
+    writer.append_log(TAIL_RUN, "stdout", "".join(f"starting {n}\n" for n in range(1, 1001)))
+    writer.close()
+    # Sessions whose client left are destroyed after 0.2 s instead of Bokeh's 15 s.
+    with served_in_process(spool, tmp_path / "index.duckdb", check_unused_sessions_milliseconds=200,
+                           unused_session_lifetime_milliseconds=200) as (url, services):
+        routes = [f"{url}/task-runs", f"{url}/task-runs/{TAIL_RUN}"]
+
+        def counts() -> tuple[int, int, int]:
+            return services.hub.subscriber_count, periodic_callbacks(), bokeh_sessions()
+
+        def cycle(pool, route: str, count: int) -> tuple[tuple[int, int, int], int]:
+            """Open `count` sessions at once, note the counts and RSS while they are open, close them."""
+            opened = list(pool.map(lambda _: LiveClient(route), range(count)))
+            try:
+                return counts(), psutil.Process().memory_info().rss
+            finally:
+                for client in opened:
+                    client.close()
+
+        baseline = counts()
+        # Some light traffic, so sessions also get pushes while they open and close.
+        writers = [writer_process(LOG_WRITER, spool / "logs" / TAIL_RUN / "stdout.log", 100, 3600),
+                   writer_process(EVENTS_WRITER, spool, 10, 3600)]
+        try:
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                for route in routes:  # warm-up: the first sessions fill caches
+                    cycle(pool, route, 5)
+                wait_until(lambda: counts() == baseline, timeout=60, message="the warm-up sessions to end")
+                rss_before = rss()
+                start, peak, rss_peak, opened = time.monotonic(), (0, 0, 0), 0, 0
+                while opened < SESSIONS_CYCLED:
+                    count = min(BATCH, SESSIONS_CYCLED - opened)
+                    while_open, rss_open = cycle(pool, routes[opened // BATCH % 2], count)
+                    assert while_open[0] >= baseline[0] + 2 * count, f"{count} open sessions: {while_open}"
+                    peak, rss_peak = tuple(map(max, peak, while_open)), max(rss_peak, rss_open)
+                    opened += count
+                cycled = time.monotonic() - start
+            wait_until(lambda: counts() == baseline, timeout=120, interval=0.2,
+                       message=f"hub subscriptions, periodic callbacks and sessions back to {baseline}")
+            back = time.monotonic() - start - cycled
+        finally:
+            for process in writers:
+                process.kill()
+                process.communicate()
+        rss_after = rss()
+        growth = rss_after - rss_before
+        print(f"\n{SESSIONS_CYCLED} Bokeh client sessions opened and closed, {BATCH} at a time (/task-runs and "
+              f"{TAIL_RUN}'s detail in turn), in {cycled:.0f} s ({SESSIONS_CYCLED / cycled:.1f} sessions/s)")
+        print(f"while open, at most: {peak[0]} hub subscriptions, {peak[1]} periodic callbacks, {peak[2]} sessions")
+        print(f"{back:.1f} s after the last close: {counts()[0]} hub subscriptions, {counts()[1]} periodic "
+              f"callbacks, {counts()[2]} sessions (before: {baseline[0]}, {baseline[1]}, {baseline[2]})")
+        print(f"RSS of this process (server and clients): {rss_before / MB:,.0f} MB after the warm-up, at most "
+              f"{rss_peak / MB:,.0f} MB with a batch open, {rss_after / MB:,.0f} MB after: growth "
+              f"{growth / MB:+,.1f} MB ({growth / SESSIONS_CYCLED / 1024:+,.0f} kB per session cycled)")
+        errors = [record.getMessage() for record in caplog.records if record.levelname in ("ERROR", "CRITICAL")]
+        assert errors == [], f"the server logged errors: {errors[:5]}"
