@@ -25,6 +25,9 @@ TRANSITION_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("task", pa.string()), ("status", pa.string()), ("ts", pa.timestamp("us")),
     ("agent", pa.string()), ("adhoc", pa.bool_()), ("grp", pa.string()), ("trigger_time", pa.timestamp("us")),
     ("exit_code", pa.int32()), ("message", pa.string())])
+#: A transition and where its line is: the first of two events of the same run, status and
+#: time wins, so which one that is must not depend on how the lines were parsed.
+POSITIONED_SCHEMA = TRANSITION_SCHEMA.append(pa.field("position", pa.int64()))
 
 _FIELDS = ("kind", "run_id", "task", "status", "ts", "agent", "adhoc", "group", "trigger_time", "exit_code",
            "message")
@@ -98,7 +101,7 @@ class EventLineParser:
         self._conn = duckdb.connect()
 
     def parse(self, lines: pa.Array) -> tuple[pa.Table, np.ndarray]:
-        """(the proven-valid status events as transitions, the positions of every other line)."""
+        """(the proven-valid status events as transitions with their line positions, the positions of every other line)."""
         event_lines = pa.table({"position": pa.array(np.arange(len(lines), dtype=np.int64)), "line": lines})
         self._conn.register("event_lines", event_lines)
         try:
@@ -107,7 +110,7 @@ class EventLineParser:
             self._conn.unregister("event_lines")
         ok = result.column("ok").to_numpy(zero_copy_only=False)
         positions = result.column("position").to_numpy()
-        accepted = result.filter(pa.array(ok)).select(TRANSITION_SCHEMA.names).cast(TRANSITION_SCHEMA)
+        accepted = result.filter(pa.array(ok)).select(POSITIONED_SCHEMA.names).cast(POSITIONED_SCHEMA)
         return accepted, np.sort(positions[~ok])
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .event_lines import TRANSITION_SCHEMA
+from .event_lines import POSITIONED_SCHEMA, TRANSITION_SCHEMA
 from .statuses import ORDER, TERMINAL
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,7 @@ class Batch:
     #: status events parsed one by one (spool.parse_event), and in bulk (event_lines)
     transitions: list[dict] = field(default_factory=list)
     transition_tables: list[pa.Table] = field(default_factory=list)
+    event_lines_read: int = 0  # the position of the next event line read into the batch
     #: (run_id, stream, first line number, the lines), in the order read
     log_chunks: list[tuple[str, str, int, pa.LargeStringArray]] = field(default_factory=list)
     #: (run_id, stream) -> the last line number this batch adds
@@ -191,10 +192,10 @@ class Batch:
         return len(self.transitions) + sum(table.num_rows for table in self.transition_tables)
 
     def transitions_table(self) -> pa.Table:
-        """Every status event of the batch as one table of TRANSITION_SCHEMA."""
+        """Every status event of the batch as one table of POSITIONED_SCHEMA."""
         columns = {name: [t["group" if name == "grp" else name] for t in self.transitions]
-                   for name in TRANSITION_SCHEMA.names}
-        parsed = pa.table(columns, schema=TRANSITION_SCHEMA)
+                   for name in POSITIONED_SCHEMA.names}
+        parsed = pa.table(columns, schema=POSITIONED_SCHEMA)
         return pa.concat_tables([parsed, *self.transition_tables])
 
     def __bool__(self) -> bool:
@@ -362,14 +363,16 @@ class Index:
         if batch.transition_count:
             table = batch.transitions_table()
             cur.register("new_transitions", table)
-            # The same event read twice (a duplicate line, a second writer) counts once.
+            # The same event read twice (a duplicate line, a second writer) counts once: the
+            # first one read (an earlier batch's, or the earliest line of this one).
             cur.execute(f"""
                 INSERT INTO transitions
                 SELECT DISTINCT ON (n.run_id, n.status, n.ts) {', '.join('n.' + c for c in TRANSITION_COLUMNS)}
                 FROM new_transitions n
                 ANTI JOIN (SELECT run_id, status, ts FROM transitions
                            WHERE run_id IN (SELECT run_id FROM new_transitions)) t
-                  ON n.run_id = t.run_id AND n.status = t.status AND n.ts = t.ts""")
+                  ON n.run_id = t.run_id AND n.status = t.status AND n.ts = t.ts
+                ORDER BY n.position""")
             cur.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT run_id FROM new_transitions")
             cur.unregister("new_transitions")
             cur.execute(RECOMPUTE_RUNS)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow.compute as pc
 import watchfiles
 
 from . import event_lines
@@ -215,11 +216,15 @@ class Ingestor:
         newlines = newline_positions(chunk)
         starts = np.concatenate([[0], newlines[:-1] + 1])
         by_python: Iterable[int] = range(len(newlines))
+        first = batch.event_lines_read  # the batch's events keep the order of their lines
         if len(newlines) >= event_lines.MIN_LINES and is_utf8(chunk):
             if self._event_parser is None:
                 self._event_parser = event_lines.EventLineParser()
             parsed, by_python = self._event_parser.parse(line_array(chunk, newlines))
-            batch.transition_tables.append(parsed)
+            position = parsed.schema.get_field_index("position")
+            batch.transition_tables.append(parsed.set_column(
+                position, "position", pc.add(parsed.column(position), first)))
+        batch.event_lines_read += len(newlines)
         for n in by_python:
             raw, line_offset = chunk[starts[n]:newlines[n]], offset + int(starts[n])
             if not raw.strip():
@@ -229,7 +234,10 @@ class Ingestor:
             except SpoolError as exc:
                 batch.errors.append((rel, line_offset, str(exc), raw[:200].decode("utf-8", "replace")))
                 continue
-            (batch.tasks if event["kind"] == "task" else batch.transitions).append(event)
+            if event["kind"] == "task":
+                batch.tasks.append(event)
+            else:
+                batch.transitions.append(event | {"position": first + n})
         return len(newlines)
 
     # ---- the background thread ----------------------------------------------------------
