@@ -388,6 +388,17 @@ def bokeh_sessions() -> int:
     return sum(len(server.get_sessions()) for server, _, _ in pn.state._servers.values())
 
 
+def live_page_views() -> dict[str, int]:
+    """The pages' view objects still alive (each belongs to one session), by class."""
+    from dashboard.pages.log_viewer import LogViewer
+    from dashboard.pages.run_detail import RunDetailView
+    from dashboard.pages.task_runs import TaskRunsView
+
+    gc.collect()
+    alive = Counter(type(o).__name__ for o in gc.get_objects() if isinstance(o, (TaskRunsView, RunDetailView, LogViewer)))
+    return dict(alive)
+
+
 def rss() -> int:
     gc.collect()
     return psutil.Process().memory_info().rss
@@ -447,6 +458,7 @@ def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
                 process.communicate()
         rss_after = rss()
         growth = rss_after - rss_before
+        views_left = live_page_views()
         print(f"\n{SESSIONS_CYCLED} Bokeh client sessions opened and closed, {BATCH} at a time (/task-runs and "
               f"{TAIL_RUN}'s detail in turn), in {cycled:.0f} s ({SESSIONS_CYCLED / cycled:.1f} sessions/s)")
         print(f"while open, at most: {peak[0]} hub subscriptions, {peak[1]} periodic callbacks, {peak[2]} sessions")
@@ -455,5 +467,8 @@ def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
         print(f"RSS of this process (server and clients): {rss_before / MB:,.0f} MB after the warm-up, at most "
               f"{rss_peak / MB:,.0f} MB with a batch open, {rss_after / MB:,.0f} MB after: growth "
               f"{growth / MB:+,.1f} MB ({growth / SESSIONS_CYCLED / 1024:+,.0f} kB per session cycled)")
+        print(f"page views still in memory after the last close: {views_left or 'none'}")
         errors = [record.getMessage() for record in caplog.records if record.levelname in ("ERROR", "CRITICAL")]
         assert errors == [], f"the server logged errors: {errors[:5]}"
+        assert views_left == {}, "closed sessions' pages are still held"
+
