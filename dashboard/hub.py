@@ -70,11 +70,18 @@ class Subscription:
             self._pending = Change()
             self._pending.merge(change)
             if self._doc is not None:
-                # Under the lock, so the session cannot end (close, then its document is
-                # destroyed) between the check above and this: a destroyed document raises.
-                self._doc.add_next_tick_callback(self._deliver_on_doc)
-                return
-        self._deliver()
+                try:
+                    self._doc.add_next_tick_callback(self._deliver_on_doc)
+                    return
+                except Exception:  # noqa: BLE001
+                    # The session ended: Bokeh can destroy its document before our
+                    # on_session_destroyed callback runs, and a destroyed document raises
+                    # whatever its torn-down parts raise. The ingest thread must not see it.
+                    self.closed, self._pending = True, None
+        if self.closed:
+            self._hub._remove(self)
+        else:
+            self._deliver()
 
     def _deliver_on_doc(self) -> None:
         wait = self._last_delivery + self._min_interval - time.monotonic()

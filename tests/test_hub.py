@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bokeh.document import Document
+
 from dashboard import index as index_module
-from dashboard.hub import Change, Hub
+from dashboard.hub import Change, Hub, Subscription
 from dashboard.index import Index, RunSummary
 from dashboard.ingest import Ingestor
 from dashboard.spool import SpoolWriter
@@ -83,3 +85,15 @@ def test_a_batch_touching_more_runs_than_listed_says_many(tmp_path, monkeypatch)
     merged.merge(heard[0])
     assert merged.many_runs and merged.runs == {}
     index.close()
+
+
+def test_a_session_whose_document_was_destroyed_leaves_the_hub_without_troubling_the_ingest():
+    hub, heard = Hub(), []
+    hub.subscribe(heard.append)
+    document = Document()
+    document.callbacks.destroy()  # as Document.destroy does when a session ends, maybe before telling the hub
+    with hub._lock:
+        hub._subscriptions.append(Subscription(hub, heard.append, document))
+    hub.publish(Change(runs={"r": summary("IDLE")}))  # raised AttributeError in the ingest thread
+    assert [set(c.runs) for c in heard] == [{"r"}]
+    assert hub.subscriber_count == 1
