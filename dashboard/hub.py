@@ -7,6 +7,7 @@ however fast the spool changes, and stop when the session closes.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -47,12 +48,14 @@ class Change:
 
 
 class Subscription:
-    """One subscriber's pending changes, delivered coalesced on its session (if any)."""
+    """One subscriber's pending changes, delivered coalesced on its session, or its event loop (if any)."""
 
-    def __init__(self, hub: Hub, callback: Callable[[Change], None], doc=None, min_interval: float = 0.25):
+    def __init__(self, hub: Hub, callback: Callable[[Change], None], doc=None, min_interval: float = 0.25,
+                 loop: asyncio.AbstractEventLoop | None = None):
         self._hub = hub
         self._callback = callback
         self._doc = doc
+        self._loop = loop
         self._min_interval = min_interval
         self._lock = threading.Lock()
         self._pending: Change | None = None
@@ -77,6 +80,12 @@ class Subscription:
                     # The session ended: Bokeh can destroy its document before our
                     # on_session_destroyed callback runs, and a destroyed document raises
                     # whatever its torn-down parts raise. The ingest thread must not see it.
+                    self.closed, self._pending = True, None
+            elif self._loop is not None:
+                try:
+                    self._loop.call_soon_threadsafe(self._deliver)
+                    return
+                except RuntimeError:  # the loop was closed
                     self.closed, self._pending = True, None
         if self.closed:
             self._hub._remove(self)
@@ -119,9 +128,20 @@ class Hub:
         self._subscriptions: list[Subscription] = []
 
     def subscribe(self, callback: Callable[[Change], None], min_interval: float = 0.25) -> Subscription:
-        """Subscribe; inside a Panel session deliveries go through its document and end with it."""
+        """Subscribe; inside a Panel session deliveries go through its document and end with it.
+
+        Elsewhere they run on the event loop of the subscribing thread (a notebook kernel's),
+        so they never change a component while a cell is displaying it; without a running
+        loop, on the ingest thread.
+        """
         doc = state.curdoc if state.curdoc is not None and state.curdoc.session_context else None
-        subscription = Subscription(self, callback, doc, min_interval)
+        loop = None
+        if doc is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+        subscription = Subscription(self, callback, doc, min_interval, loop)
         with self._lock:
             self._subscriptions.append(subscription)
         if doc is not None:
