@@ -458,7 +458,16 @@ def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
                 process.communicate()
         rss_after = rss()
         growth = rss_after - rss_before
-        views_left = live_page_views()
+
+        def views_released() -> bool:
+            return all(count <= views_before.get(name, 0) for name, count in live_page_views().items())
+
+        # A callback Bokeh already scheduled (a timeout, a periodic one's current period) can
+        # hold a closed page until it is due: released within a minute is what matters.
+        released = time.monotonic()
+        held_at_close = live_page_views()
+        wait_until(views_released, timeout=120, interval=1, message="the closed sessions' page views to be freed")
+        released = time.monotonic() - released
         print(f"\n{SESSIONS_CYCLED} Bokeh client sessions opened and closed, {BATCH} at a time (/task-runs and "
               f"{TAIL_RUN}'s detail in turn), in {cycled:.0f} s ({SESSIONS_CYCLED / cycled:.1f} sessions/s)")
         print(f"while open, at most: {peak[0]} hub subscriptions, {peak[1]} periodic callbacks, {peak[2]} sessions")
@@ -467,9 +476,8 @@ def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
         print(f"RSS of this process (server and clients): {rss_before / MB:,.0f} MB after the warm-up, at most "
               f"{rss_peak / MB:,.0f} MB with a batch open, {rss_after / MB:,.0f} MB after: growth "
               f"{growth / MB:+,.1f} MB ({growth / SESSIONS_CYCLED / 1024:+,.0f} kB per session cycled)")
-        print(f"page views in memory after the last close: {views_left or 'none'} (before: {views_before or 'none'})")
+        print(f"page views in memory when the sessions had ended: {held_at_close or 'none'} (before the cycle: "
+              f"{views_before or 'none'}); all of the cycle's freed {released:.1f} s later")
         errors = [record.getMessage() for record in caplog.records if record.levelname in ("ERROR", "CRITICAL")]
         assert errors == [], f"the server logged errors: {errors[:5]}"
-        assert all(count <= views_before.get(name, 0) for name, count in views_left.items()), \
-            "closed sessions' pages are still held"
 
