@@ -101,7 +101,8 @@ class EventLineParser:
         self._conn = duckdb.connect()
 
     def parse(self, lines: pa.Array) -> tuple[pa.Table, np.ndarray]:
-        """(the proven-valid status events as transitions with their line positions, the positions of every other line)."""
+        """(the proven-valid status events as transitions, each with its line's position;
+        the positions of every other line)."""
         event_lines = pa.table({"position": pa.array(np.arange(len(lines), dtype=np.int64)), "line": lines})
         self._conn.register("event_lines", event_lines)
         try:
