@@ -130,17 +130,11 @@ class Hub:
     def subscribe(self, callback: Callable[[Change], None], min_interval: float = 0.25) -> Subscription:
         """Subscribe; inside a Panel session deliveries go through its document and end with it.
 
-        Elsewhere they run on the event loop of the subscribing thread (a notebook kernel's),
-        so they never change a component while a cell is displaying it; without a running
-        loop, on the ingest thread.
+        In a Jupyter kernel they run on the kernel's event loop, so they never change a
+        component while a cell is displaying it; elsewhere on the ingest thread.
         """
         doc = state.curdoc if state.curdoc is not None and state.curdoc.session_context else None
-        loop = None
-        if doc is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                pass
+        loop = kernel_loop() if doc is None else None
         subscription = Subscription(self, callback, doc, min_interval, loop)
         with self._lock:
             self._subscriptions.append(subscription)
@@ -166,3 +160,18 @@ class Hub:
         with self._lock:
             if subscription in self._subscriptions:
                 self._subscriptions.remove(subscription)
+
+
+def kernel_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop of the Jupyter kernel this thread runs cells for, or None elsewhere."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return None
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

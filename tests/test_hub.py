@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 from bokeh.document import Document
 
 from dashboard import index as index_module
@@ -101,24 +98,3 @@ def test_a_session_whose_document_was_destroyed_leaves_the_hub_without_troubling
     assert [set(c.runs) for c in heard] == [{"r"}]
     assert hub.subscriber_count == 1
 
-
-def test_outside_a_session_deliveries_run_on_the_subscribers_event_loop():
-    """As in a notebook: a change published by the ingest thread reaches the kernel's loop."""
-    hub, heard = Hub(), []
-
-    async def subscriber() -> None:
-        delivered = asyncio.Event()
-
-        def changed(change: Change) -> None:
-            heard.append((threading.get_ident(), set(change.runs)))
-            delivered.set()
-
-        hub.subscribe(changed)
-        publisher = threading.Thread(target=hub.publish, args=(Change(runs={"r": summary("IDLE")}),))
-        publisher.start()
-        publisher.join()
-        assert heard == [], "not delivered on the publishing thread"
-        await asyncio.wait_for(delivered.wait(), timeout=10)
-
-    asyncio.run(subscriber())
-    assert heard == [(threading.get_ident(), {"r"})]
