@@ -227,6 +227,16 @@ def detail_in_client(doc) -> tuple[str, str, int]:
     return re.search(r"td-badge td-s-(\w+)", card)[1], tabs[0], last
 
 
+def running_tail_run(spool, lines: int) -> SpoolWriter:
+    """A spool with TAIL_RUN running and `lines` stdout lines; its writer, still open."""
+    writer = SpoolWriter(spool, "test")
+    writer.define_task(TAIL_TASK, "load")
+    for status in LIFECYCLE:
+        writer.status(TAIL_RUN, TAIL_TASK, status, agent="agent-1")
+    writer.append_log(TAIL_RUN, "stdout", "".join(f"starting {n}\n" for n in range(1, lines + 1)))
+    return writer
+
+
 # ---- 1. twenty sessions under load ---------------------------------------------------------
 
 
@@ -234,11 +244,7 @@ def detail_in_client(doc) -> tuple[str, str, int]:
 def test_twenty_sessions_follow_a_busy_spool(tmp_path, context):
     import_page_models()
     spool = tmp_path / "spool"
-    writer = SpoolWriter(spool, "test")
-    writer.define_task(TAIL_TASK, "load")
-    for status in LIFECYCLE:
-        writer.status(TAIL_RUN, TAIL_TASK, status, agent="agent-1")
-    writer.append_log(TAIL_RUN, "stdout", "".join(f"starting {n}\n" for n in range(1, 11)))
+    writer = running_tail_run(spool, lines=10)
     log_file = writer.log_path(TAIL_RUN, "stdout")
     page_errors: list[str] = []
     clients: list[LiveClient] = []
@@ -408,11 +414,7 @@ def rss() -> int:
 def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
     import_page_models()
     spool = tmp_path / "spool"
-    writer = SpoolWriter(spool, "test")
-    writer.define_task(TAIL_TASK, "load")
-    for status in LIFECYCLE:
-        writer.status(TAIL_RUN, TAIL_TASK, status, agent="agent-1")
-    writer.append_log(TAIL_RUN, "stdout", "".join(f"starting {n}\n" for n in range(1, 1001)))
+    writer = running_tail_run(spool, lines=1000)
     writer.close()
     # Sessions whose client left are destroyed after 0.2 s instead of Bokeh's 15 s.
     with served_in_process(spool, tmp_path / "index.duckdb", check_unused_sessions_milliseconds=200,
