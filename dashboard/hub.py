@@ -3,6 +3,11 @@
 Deliveries to a Panel session run on that session's document (Bokeh's thread-safe
 `add_next_tick_callback`), are coalesced so a session hears at most a few times a second
 however fast the spool changes, and stop when the session closes.
+
+A browser session with a receipt on its page (the connection indicator) is also paced by
+what it has drawn: the next delivery waits until the browser says it drew the last one, and
+changes merge meanwhile. A tab slower than the spool then shows the newest state a little
+less often, instead of falling further behind with every message queued for it.
 """
 
 from __future__ import annotations
@@ -10,13 +15,19 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from panel.io.document import hold
 from panel.io.state import set_curdoc, state
 
 from .index import RunSummary
+
+#: A browser that has not said it drew the last delivery within this long gets the next anyway
+#: (a client without the receipt's script, or a receipt lost in a reconnect).
+RECEIPT_TIMEOUT = 10.0
 
 
 @dataclass
@@ -47,6 +58,42 @@ class Change:
         return bool(self.runs or self.many_runs or self.log_lines or self.tasks or self.errors)
 
 
+class Pace:
+    """One browser session's deliveries, one drawn at a time.
+
+    `receipt` is a component on the session's page with two counters: `delivered`, which the
+    server raises with each delivery that changed something, and `drawn`, which the browser
+    sets to it once it has drawn that delivery. Runs on the session's thread only.
+    """
+
+    def __init__(self, receipt):
+        self._receipt = receipt
+        self._sent_at: float | None = None  # a delivery is not drawn yet
+        self._held_back: list[Subscription] = []
+        receipt.param.watch(self._drawn, "drawn")
+
+    def wait(self) -> float:
+        """Seconds until the session may have another delivery (0 or less: now)."""
+        return 0.0 if self._sent_at is None else self._sent_at + RECEIPT_TIMEOUT - time.monotonic()
+
+    def hold_back(self, subscription: Subscription) -> None:
+        """Deliver `subscription`'s pending change as soon as the browser has drawn the last one."""
+        if subscription not in self._held_back:
+            self._held_back.append(subscription)
+
+    def sent(self) -> None:
+        self._receipt.delivered += 1
+        self._sent_at = time.monotonic()
+
+    def _drawn(self, event) -> None:
+        if event.new < self._receipt.delivered:  # the receipt of an earlier delivery
+            return
+        self._sent_at = None
+        held_back, self._held_back = self._held_back, []
+        for subscription in held_back:
+            subscription._wake()
+
+
 class Subscription:
     """One subscriber's pending changes, delivered coalesced on its session, or its event loop (if any)."""
 
@@ -60,6 +107,7 @@ class Subscription:
         self._lock = threading.Lock()
         self._pending: Change | None = None
         self._last_delivery = 0.0
+        self._wakeups = 0  # a scheduled delivery only runs if no later wake-up superseded it
         self.closed = False
 
     def offer(self, change: Change) -> None:
@@ -74,7 +122,7 @@ class Subscription:
             self._pending.merge(change)
             if self._doc is not None:
                 try:
-                    self._doc.add_next_tick_callback(self._deliver_on_doc)
+                    self._wake()
                     return
                 except Exception:  # noqa: BLE001
                     # The session ended: Bokeh can destroy its document before our
@@ -92,14 +140,29 @@ class Subscription:
         else:
             self._deliver()
 
-    def _deliver_on_doc(self) -> None:
-        wait = self._last_delivery + self._min_interval - time.monotonic()
-        if wait > 0:  # too soon after the last one: let more changes gather
-            self._doc.add_timeout_callback(self._deliver_on_doc, int(wait * 1000) + 1)
+    def _wake(self) -> None:
+        """Try to deliver on the session's next tick (thread-safe)."""
+        self._wakeups += 1
+        self._doc.add_next_tick_callback(partial(self._deliver_on_doc, self._wakeups))
+
+    def _deliver_on_doc(self, wakeup: int) -> None:
+        if wakeup != self._wakeups:  # a later wake-up took over
+            return
+        pace = self._hub._paces.get(self._doc)
+        too_soon = self._last_delivery + self._min_interval - time.monotonic()
+        not_drawn = pace.wait() if pace is not None else 0.0
+        if too_soon > 0 or not_drawn > 0:  # let more changes gather
+            if not_drawn > 0:
+                pace.hold_back(self)
+            self._doc.add_timeout_callback(partial(self._deliver_on_doc, wakeup),
+                                           int(max(too_soon, not_drawn) * 1000) + 1)
             return
         # Held: everything one delivery changes goes to the browser as one message.
         with set_curdoc(self._doc), hold(self._doc):
+            changes_before = _held_changes(self._doc)
             self._deliver()
+            if pace is not None and _held_changes(self._doc) != changes_before:
+                pace.sent()
 
     def _deliver(self) -> None:
         with self._lock:
@@ -120,12 +183,19 @@ class Subscription:
         self._hub._remove(self)
 
 
+def _held_changes(doc) -> int:
+    """How many changes the held document collected so far (-1 when Bokeh does not say)."""
+    held = getattr(doc.callbacks, "_held_events", None)
+    return -1 if held is None else len(held)
+
+
 class Hub:
     """In-process publish/subscribe between the ingestor and the pages."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._subscriptions: list[Subscription] = []
+        self._paces: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # document -> Pace
 
     def subscribe(self, callback: Callable[[Change], None], min_interval: float = 0.25) -> Subscription:
         """Subscribe; inside a Panel session deliveries go through its document and end with it.
@@ -141,6 +211,12 @@ class Hub:
         if doc is not None:
             doc.on_session_destroyed(lambda _context: subscription.close())
         return subscription
+
+    def pace_session(self, receipt) -> None:
+        """Pace this Panel session's deliveries by what `receipt` says its browser has drawn (see Pace)."""
+        doc = state.curdoc
+        if doc is not None and doc.session_context is not None:
+            self._paces[doc] = Pace(receipt)
 
     def publish(self, change: Change) -> None:
         """Offer a change to every subscriber (called from the ingest thread)."""

@@ -6,6 +6,8 @@ When a restarted server cannot take the old session back, the page reloads itsel
 its URL once the server answers again.
 The server side says whether the ingestor is healthy: Error when an ingest step failed or
 new ingest errors were recorded since the page opened.
+It is also the page's receipt for live updates: the browser says when it has drawn each one,
+and the hub sends the next only then (see `dashboard.hub.Pace`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class ConnectionIndicator(ReactiveHTML):
 
     ingest_failure = param.String(default="", doc="Why the last ingest step failed; empty when it did not.")
     new_errors = param.Integer(default=0, doc="Ingest errors recorded since the page opened.")
+    delivered = param.Integer(default=0, doc="Live updates the server sent this page.")
+    drawn = param.Integer(default=0, doc="From the browser: the live updates it has drawn.")
 
     _template = """
 <span id="pill" class="td-conn td-conn-live" role="status" aria-live="polite" title="Connected to the server">
@@ -95,6 +99,13 @@ state.show()
 """,
         "ingest_failure": "state.show()",
         "new_errors": "state.show()",
+        # Drawn once the frame after the update is painted; a hidden tab paints no frames, so
+        # there it answers from a timer (which the browser slows down for hidden tabs).
+        "delivered": """
+const delivered = data.delivered
+const done = () => { if (data.drawn < delivered) { data.drawn = delivered } }
+if (document.hidden) { setTimeout(done) } else { requestAnimationFrame(() => setTimeout(done)) }
+""",
     }
 
 
@@ -114,6 +125,7 @@ def connection_indicator(ingestor: Ingestor, hub: Hub, check_seconds: float = 5.
 
     update()
     hub.subscribe(update)
+    hub.pace_session(indicator)
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         pn.state.add_periodic_callback(update, period=int(check_seconds * 1000))
     return indicator

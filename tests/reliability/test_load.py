@@ -130,11 +130,17 @@ def import_page_models() -> None:
 
 
 class LiveClient:
-    """A Bokeh client session (pull_session) applying the server's changes on its own thread."""
+    """A Bokeh client session (pull_session) applying the server's changes on its own thread.
+
+    Like a browser tab's page script, it tells the server (the connection indicator's
+    `drawn`) when it has applied each live update, so the server paces it like a tab.
+    """
 
     def __init__(self, url: str):
         self.loop = IOLoop()
         self.session = pull_session(url=url, io_loop=self.loop)
+        receipt = next(m for m in self.session.document.models if type(m).__name__.startswith("ConnectionIndicator"))
+        receipt.on_change("delivered", lambda _attr, _old, new: setattr(receipt, "drawn", new))
         # Bokeh's own loop that reads the server's messages ("intended to facilitate testing").
         self.thread = threading.Thread(target=self.session._loop_until_closed, daemon=True)
         self.thread.start()
