@@ -77,6 +77,7 @@ class Ingestor:
         self._reopen_index = False  # DuckDB gave up on the database: the next step opens it again
         events_dir(self.spool).mkdir(parents=True, exist_ok=True)
         logs_dir(self.spool).mkdir(parents=True, exist_ok=True)
+        self._real_spool = os.path.realpath(self.spool)
 
     # ---- one step ---------------------------------------------------------------------
 
@@ -140,6 +141,8 @@ class Ingestor:
         if offset == IGNORED:
             return 0, False
         kind, run_id, stream = self._classify(rel)
+        if kind is not None and not self._inside_spool(rel):
+            kind, run_id = None, "a symbolic link to outside the spool: not read"
         if kind is None:
             batch.errors.append((rel, 0, run_id, ""))  # run_id holds the reason here
             batch.offsets[rel] = (IGNORED, 0, False)
@@ -195,6 +198,11 @@ class Ingestor:
             count = batch.add_log_lines(run_id, stream, lines + 1, chunk)
         batch.offsets[rel] = (offset + end, lines + count, False)
         return end, offset + end < size
+
+    def _inside_spool(self, rel: str) -> bool:
+        """Whether the file is really in the spool: a symbolic link (of the file or its folder) may
+        point anywhere, and what the pages show must not be any file the server can read."""
+        return os.path.realpath(self.spool / rel).startswith(self._real_spool + os.sep)
 
     @staticmethod
     def _classify(rel: str) -> tuple[str | None, str, str]:

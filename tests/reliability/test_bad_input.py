@@ -44,6 +44,7 @@ NOW = queries.utcnow().replace(microsecond=0)
 #: Valid events happen an hour ago: inside every page's default time range.
 RECENT = NOW - dt.timedelta(hours=1)
 FIRST_LINE, LAST_LINE = "valid first line", "valid last line"
+SECRET = "secret-outside-the-spool-7f3a"
 MB = 1024 * 1024
 
 # ---- the fixture set ---------------------------------------------------------------------
@@ -85,6 +86,8 @@ class Case:
     tasks: dict[str, dict] = field(default_factory=dict)
     #: the lines kept between the valid first and last line of each log file read (str: exact; Pattern: full match)
     lines: dict[str, list[str | re.Pattern]] = field(default_factory=dict)
+    #: symbolic links under the spool to files outside it: path -> the reason of its ingest error
+    links: dict[str, str] = field(default_factory=dict)
     #: writes bulk content of its own (too big to list above)
     bulk: Callable[[Path], None] | None = None
     bulk_runs: int = 0
@@ -143,6 +146,17 @@ def write_case(case: Case, spool: Path, written: Written | None = None) -> Writt
         else:
             run_id, stream = path.split("/")[0], path.rsplit("/", 1)[-1].removesuffix(".log")
             written.lines[(run_id, stream)] = [FIRST_LINE, *case.lines[path], LAST_LINE]
+    for path, reason in case.links.items():
+        # The target holds a secret (and, for an events file, a valid event); logs/<dir>/... links the folder.
+        outside = spool.parent / "outside" / path.replace("/", "_")
+        parts = path.split("/")
+        target = outside / parts[2] if parts[0] == "logs" and parts[1].startswith("dir-") else outside
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(as_bytes(status(f"secret-{case.name}")) + f"\n{SECRET}\n".encode())
+        link = spool / (path if target is outside else "/".join(parts[:2]))
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target if target is outside else outside)
+        written.errors.append((path, 0, reason))
     if case.bulk:
         case.bulk(spool)
     return written
@@ -236,6 +250,13 @@ LOG_FOLDERS = Case("log_folders", logs={
     "ok-folder/sub/stdout.log": None,  # deeper than logs/<run_id>/: never listed, so never read
     "ok-folder/stdin.log": "not a log file of the contract",
 }, lines={"ok-folder/stdout.log": ["kept 1"], ".../stderr.log": ["kept 2"]})
+
+OUTSIDE = "a symbolic link to outside the spool: not read"
+SYMLINKS = Case("symlinks", links={
+    "events/linked.jsonl": OUTSIDE,
+    "logs/ok-link/stdout.log": OUTSIDE,
+    "logs/dir-link/stderr.log": OUTSIDE,  # the run's folder is the link
+})
 
 # -- timestamps in odd zones and formats, and none --
 
@@ -476,7 +497,7 @@ SQL_TEXT = Case("sql_text", events=[
 
 CASES = [
     NOT_JSON, WRONG_SHAPE, UNKNOWN_KIND_AND_STATUS, MISSING_FIELDS, MISSING_RUN_ID_OR_STATUS, RUN_IDS, LOG_FOLDERS,
-    TIMESTAMPS, TERMINAL_THEN_OLDER, FIFTY_MB_LINE, BINARY, LONE_SURROGATE, BULK, SELF_DEPENDENCY, HTML_JS, SQL_TEXT,
+    SYMLINKS, TIMESTAMPS, TERMINAL_THEN_OLDER, FIFTY_MB_LINE, BINARY, LONE_SURROGATE, BULK, SELF_DEPENDENCY, HTML_JS, SQL_TEXT,
 ]
 
 
@@ -553,7 +574,6 @@ def test_a_nasty_spool_gives_clear_errors_and_keeps_everything_valid(tmp_path, c
 # ---- the same text in Chromium, against one server ------------------------------------------
 
 BROWSER_CASES = [RUN_IDS, LOG_FOLDERS, SELF_DEPENDENCY, HTML_JS, SQL_TEXT]
-SECRET = "secret-outside-the-spool-7f3a"
 
 
 @pytest.fixture(scope="module")
