@@ -13,6 +13,7 @@ less often, instead of falling further behind with every message queued for it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 import weakref
@@ -63,33 +64,37 @@ class Pace:
 
     `receipt` is a component on the session's page with two counters: `delivered`, which the
     server raises with each delivery that changed something, and `drawn`, which the browser
-    sets to it once it has drawn that delivery. Runs on the session's thread only.
+    sets to it once it has drawn that delivery. Deliveries run on the session's event loop;
+    the receipt may arrive on one of Panel's worker threads.
     """
 
     def __init__(self, receipt):
         self._receipt = receipt
+        self._lock = threading.Lock()
         self._sent_at: float | None = None  # a delivery is not drawn yet
         self._held_back: list[Subscription] = []
         receipt.param.watch(self._drawn, "drawn")
 
-    def wait(self) -> float:
-        """Seconds until the session may have another delivery (0 or less: now)."""
-        return 0.0 if self._sent_at is None else self._sent_at + RECEIPT_TIMEOUT - time.monotonic()
-
-    def hold_back(self, subscription: Subscription) -> None:
-        """Deliver `subscription`'s pending change as soon as the browser has drawn the last one."""
-        if subscription not in self._held_back:
-            self._held_back.append(subscription)
+    def hold_back(self, subscription: Subscription) -> float:
+        """Seconds until `subscription` may deliver; if it must wait for the browser, it is woken
+        as soon as the browser has drawn the last delivery (or when the receipt is overdue)."""
+        with self._lock:
+            wait = 0.0 if self._sent_at is None else self._sent_at + RECEIPT_TIMEOUT - time.monotonic()
+            if wait > 0 and subscription not in self._held_back:
+                self._held_back.append(subscription)
+            return wait
 
     def sent(self) -> None:
+        with self._lock:
+            self._sent_at = time.monotonic()
         self._receipt.delivered += 1
-        self._sent_at = time.monotonic()
 
     def _drawn(self, event) -> None:
-        if event.new < self._receipt.delivered:  # the receipt of an earlier delivery
-            return
-        self._sent_at = None
-        held_back, self._held_back = self._held_back, []
+        with self._lock:
+            if event.new < self._receipt.delivered:  # the receipt of an earlier delivery
+                return
+            self._sent_at = None
+            held_back, self._held_back = self._held_back, []
         for subscription in held_back:
             subscription._wake()
 
@@ -107,7 +112,8 @@ class Subscription:
         self._lock = threading.Lock()
         self._pending: Change | None = None
         self._last_delivery = 0.0
-        self._wakeups = 0  # a scheduled delivery only runs if no later wake-up superseded it
+        self._wakeups = itertools.count(1)  # a scheduled delivery runs only if no later wake-up took over
+        self._latest_wakeup = 0
         self.closed = False
 
     def offer(self, change: Change) -> None:
@@ -142,18 +148,16 @@ class Subscription:
 
     def _wake(self) -> None:
         """Try to deliver on the session's next tick (thread-safe)."""
-        self._wakeups += 1
-        self._doc.add_next_tick_callback(partial(self._deliver_on_doc, self._wakeups))
+        wakeup = self._latest_wakeup = next(self._wakeups)
+        self._doc.add_next_tick_callback(partial(self._deliver_on_doc, wakeup))
 
     def _deliver_on_doc(self, wakeup: int) -> None:
-        if wakeup != self._wakeups:  # a later wake-up took over
+        if wakeup != self._latest_wakeup:  # a later wake-up took over
             return
         pace = self._hub._paces.get(self._doc)
         too_soon = self._last_delivery + self._min_interval - time.monotonic()
-        not_drawn = pace.wait() if pace is not None else 0.0
+        not_drawn = pace.hold_back(self) if pace is not None else 0.0
         if too_soon > 0 or not_drawn > 0:  # let more changes gather
-            if not_drawn > 0:
-                pace.hold_back(self)
             self._doc.add_timeout_callback(partial(self._deliver_on_doc, wakeup),
                                            int(max(too_soon, not_drawn) * 1000) + 1)
             return

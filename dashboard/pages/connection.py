@@ -48,6 +48,9 @@ class ConnectionIndicator(ReactiveHTML):
 
     _stylesheets = [_STYLE]
 
+    # A receipt is bookkeeping, not work the user waits for.
+    _busy__ignore = ["drawn"]
+
     _scripts = {
         "render": """
 state.link = "live"

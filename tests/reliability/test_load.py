@@ -27,6 +27,7 @@ import panel as pn
 import psutil
 import pytest
 from bokeh.client import pull_session
+from bokeh.client.states import DISCONNECTED, ErrorReason
 from bokeh.models import CheckboxButtonGroup, RadioButtonGroup
 from helpers import read_events, wait_until
 from playwright.sync_api import expect
@@ -139,11 +140,26 @@ class LiveClient:
     def __init__(self, url: str):
         self.loop = IOLoop()
         self.session = pull_session(url=url, io_loop=self.loop)
+        self._read_messages_in_a_loop()
         receipt = next(m for m in self.session.document.models if type(m).__name__.startswith("ConnectionIndicator"))
         receipt.on_change("delivered", lambda _attr, _old, new: setattr(receipt, "drawn", new))
         # Bokeh's own loop that reads the server's messages ("intended to facilitate testing").
         self.thread = threading.Thread(target=self.session._loop_until_closed, daemon=True)
         self.thread.start()
+
+    def _read_messages_in_a_loop(self) -> None:
+        """Bokeh's client awaits its next message one coroutine deeper per message, so a session
+        that hears a few hundred dies of RecursionError (and then silently reads nothing more);
+        a tab lives for hours. Read them in a loop instead."""
+        connection = self.session._connection
+
+        async def handle_messages() -> None:
+            while (message := await connection._pop_message()) is not None:
+                if message.msgtype == "PATCH-DOC":
+                    self.session._handle_patch(message)
+            await connection._transition_to_disconnected(DISCONNECTED(ErrorReason.NETWORK_ERROR, None, "closed"))
+
+        connection._handle_messages = handle_messages
 
     def read(self, look):
         """`look(document)`, run on the session's loop between two changes from the server."""
