@@ -217,6 +217,8 @@ class Index:
         self.path = self.requested_path
         #: The index file did not exist: everything in the spool is read into a new one.
         self.created = self.path is not None and not self.path.exists()
+        #: Raised after every write that changes what a query can answer (see queries.shared_per_version).
+        self.version = 0
         self._write_lock = threading.Lock()
         try:
             self._open()
@@ -322,6 +324,7 @@ class Index:
                 if table != "meta":
                     cur.execute(f"DELETE FROM {table}")
             cur.execute("COMMIT")
+            self.version += 1
             cur.execute("CHECKPOINT")
 
     def load_offsets(self) -> dict[str, tuple[int, int, bool]]:
@@ -339,6 +342,7 @@ class Index:
             try:
                 touched = self._write(cur, batch, now)
                 cur.execute("COMMIT")
+                self.version += 1
             except BaseException:
                 try:
                     cur.execute("ROLLBACK")

@@ -7,8 +7,9 @@ most one page, so a caller never holds a whole filtered set.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -43,6 +44,25 @@ def parse_duration(text: str) -> dt.timedelta:
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def shared_per_version(function: Callable) -> Callable:
+    """`function(index, *args)`, answered once per index version and arguments.
+
+    Sessions showing the same view at the same moment share one query: ten tabs on the
+    default runs page cost one query per ingest step, not ten. The answer is shared, so
+    callers must not change it. Arguments must be hashable (a `now` to the second, say).
+    """
+
+    @functools.lru_cache(maxsize=256)
+    def answer(index: Index, version: int, *args):
+        return function(index, *args)
+
+    @functools.wraps(function)
+    def latest(index: Index, *args):
+        return answer(index, index.version, *args)
+
+    return latest
 
 
 @dataclass(frozen=True)

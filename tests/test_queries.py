@@ -705,3 +705,36 @@ def test_clustering_the_runs_keeps_every_row(world):
     pd.testing.assert_frame_equal(before, after)
     stored = world.index.query("SELECT trigger_time FROM runs")["trigger_time"]
     assert stored.is_monotonic_increasing, "rows are stored in trigger order"
+
+
+# ---- 10. sessions showing the same view share one answer per index version ------------------
+
+def test_a_shared_query_is_asked_once_per_index_version_and_arguments(tmp_path):
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, "test")
+    writer.status("r-1", "Fetch_Orders", "RUNNING")
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, spool)
+    ingestor.catch_up()
+    asked = []
+
+    @queries.shared_per_version
+    def task_names(index, status):
+        asked.append(status)
+        return index.query("SELECT task FROM runs WHERE status = ? ORDER BY task", [status])["task"].tolist()
+
+    try:
+        assert task_names(index, "RUNNING") == ["Fetch_Orders"]
+        assert task_names(index, "RUNNING") is task_names(index, "RUNNING"), "one answer, shared"
+        assert task_names(index, "FAILED") == []
+        assert asked == ["RUNNING", "FAILED"]
+
+        writer.status("r-2", "Daily_Report", "RUNNING")
+        ingestor.catch_up()  # a write: a new version, a new answer
+        assert task_names(index, "RUNNING") == ["Daily_Report", "Fetch_Orders"]
+        assert asked == ["RUNNING", "FAILED", "RUNNING"]
+        ingestor.catch_up()  # nothing new: no write, the answer stands
+        task_names(index, "RUNNING")
+        assert asked == ["RUNNING", "FAILED", "RUNNING"]
+    finally:
+        index.close()

@@ -231,6 +231,13 @@ if (data.find.text != null && query.value !== data.find.text) { query.value = da
     }
 
 
+@queries.shared_per_version
+def _line_rows(index: Index, run_id: str, stream: str, first: int, count: int) -> list[list]:
+    """Lines of a stream as [line number, text] pairs (shared by the sessions following it)."""
+    lines = queries.log_page(index, run_id, stream, first, count)
+    return [[int(number), text] for number, text in zip(lines["line_no"], lines["text"])]
+
+
 class LogPosition(param.Parameterized):
     """Where the viewer is, as the page's URL keeps it: the stream, and a page or a marked line."""
 
@@ -460,8 +467,7 @@ class LogViewer:
     # ---- helpers ---------------------------------------------------------------------
 
     def _rows(self, first: int, count: int) -> list[list]:
-        lines = queries.log_page(self.index, self.run_id, self.stream, first, count)
-        return [[int(number), text] for number, text in zip(lines["line_no"], lines["text"])]
+        return _line_rows(self.index, self.run_id, self.stream, first, count)
 
     def _find(self, current: int | None, addressed: int | None) -> dict:
         find = {"text": self.match_text} if self.match_text else {}

@@ -204,13 +204,12 @@ class TaskRunsView:
     def refresh(self) -> None:
         """Query the page and the counts per status, and send only what differs."""
         query, index = self.query, self.svc.index
-        run_filter = query.run_filter()
-        now = queries.utcnow()
-        view = queries.runs_view(index, run_filter, query.page, query.page_size, query.sort, query.descending, now)
+        now = queries.utcnow().replace(microsecond=0)  # to the second: sessions refreshing together share it
+        view, rows = _page_and_rows(index, query.run_filter(), query.page, query.page_size, query.sort,
+                                    query.descending, now)
         if view.page != query.page:  # past the end (a filter shrank the set): show the last page
             query.page = view.page  # which refreshes again
             return
-        rows = grid_rows(view.runs)
         if not same_rows(self._rows, rows):
             self.grid.value = rows
         self._rows = rows
@@ -260,6 +259,13 @@ class TaskRunsView:
 
     def _group_options(self) -> dict[str, str]:
         return {"All groups": ""} | {group: group for group in queries.groups(self.svc.index)}
+
+
+@queries.shared_per_version
+def _page_and_rows(index, run_filter, page, page_size, sort, descending, now):
+    """One page of runs and the grid's rows for it (shared by the sessions showing that view)."""
+    view = queries.runs_view(index, run_filter, page, page_size, sort, descending, now)
+    return view, grid_rows(view.runs)
 
 
 def _chip_style() -> str:
