@@ -18,6 +18,7 @@ from panel.reactive import ReactiveHTML
 
 from dashboard.hub import Hub
 from dashboard.ingest import Ingestor
+from dashboard.pages.timers import every
 
 _STYLE = """
 .td-conn { display: inline-flex; align-items: center; gap: 6px; padding: 3px 10px; border-radius: 999px;
@@ -130,5 +131,5 @@ def connection_indicator(ingestor: Ingestor, hub: Hub, check_seconds: float = 5.
     hub.subscribe(update)
     hub.pace_session(indicator)
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-        pn.state.add_periodic_callback(update, period=int(check_seconds * 1000))
+        every(check_seconds, update)
     return indicator

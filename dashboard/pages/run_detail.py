@@ -17,6 +17,7 @@ from dashboard.hub import Change
 from dashboard.pages.badges import STYLESHEET, adhoc_badge, status_badge
 from dashboard.pages.layout import page_template
 from dashboard.pages.log_viewer import LogPosition, LogViewer
+from dashboard.pages.timers import every
 from dashboard.pages.url_state import keep_in_url, report_url_problems, url_args
 from dashboard.spool import SpoolError, validate_run_id
 from dashboard.statuses import COLORS, LIFECYCLE, TERMINAL, is_terminal
@@ -191,7 +192,7 @@ def page():
     problems = position.from_url(url_args())
     view = RunDetailView(svc, run, position)
     svc.hub.subscribe(view.changed, min_interval=svc.config.push_min_interval_seconds)
-    pn.state.add_periodic_callback(view.tick, period=1000)
+    every(1, view.tick)
     back = html.escape(svc.url("task_runs"))
     header = pn.pane.HTML(f'<a href="{back}" style="font:14px system-ui,sans-serif">← Task Runs</a>')
     template = page_template(svc, f"Run {run_id}", "", pn.Column(

@@ -18,6 +18,7 @@ from dashboard.hub import Change
 from dashboard.pages.badges import STYLESHEET
 from dashboard.pages.layout import page_template
 from dashboard.pages.runs_grid import SORT_COLUMNS, grid_rows, runs_table, same_rows
+from dashboard.pages.timers import every
 from dashboard.pages.url_state import keep_in_url, report_url_problems, url_args
 from dashboard.statuses import COLORS, STATUSES
 
@@ -289,7 +290,7 @@ def page():
     problems = query.from_url(url_args())
     view = TaskRunsView(svc, query)
     svc.hub.subscribe(view.changed, min_interval=svc.config.push_min_interval_seconds)
-    slide = pn.state.add_periodic_callback(view.refresh, period=SLIDE_SECONDS * 1000)
+    slide = every(SLIDE_SECONDS, view.refresh)
     # Bokeh holds a stopped periodic callback until its current period ends: let go of the view
     # when the session ends, or a closed session's page stays in memory for up to a minute.
     pn.state.on_session_destroyed(lambda _context: slide.param.update(callback=_nothing))

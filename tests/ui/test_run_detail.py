@@ -179,3 +179,12 @@ def test_an_unknown_run_says_not_found_with_a_way_back(open_run, served):
     expect(page.get_by_text("Run not found")).to_be_visible()
     page.get_by_role("link", name="← Back to Task Runs").click()
     page.wait_for_url(f"{url}/task-runs")
+
+
+def test_a_running_run_s_duration_counts_up(open_run):
+    page = open_run("r-live")
+    duration = page.locator(".td-card dt", has_text="Duration").locator("xpath=following-sibling::dd[1]")
+    expect(duration).not_to_have_text("—", timeout=10_000)
+    first = duration.text_content()
+    expect(duration).not_to_have_text(first, timeout=5_000)  # the server's tick, once a second
+    print(f"\nduration shown: {first} → {duration.text_content()}")
