@@ -77,7 +77,9 @@ class Ingestor:
         self._reopen_index = False  # DuckDB gave up on the database: the next step opens it again
         events_dir(self.spool).mkdir(parents=True, exist_ok=True)
         logs_dir(self.spool).mkdir(parents=True, exist_ok=True)
-        self._real_spool = os.path.realpath(self.spool)
+        #: Where events/ and logs/ really are: either may be a link (logs on a bigger disk, say).
+        self._real_folders = {"events": os.path.realpath(events_dir(self.spool)),
+                              "logs": os.path.realpath(logs_dir(self.spool))}
 
     # ---- one step ---------------------------------------------------------------------
 
@@ -142,7 +144,7 @@ class Ingestor:
             return 0, False
         kind, run_id, stream = self._classify(rel)
         if kind is not None and not self._inside_spool(rel):
-            kind, run_id = None, "a symbolic link to outside the spool: not read"
+            kind, run_id = None, f"a symbolic link to outside the spool's {kind}/ folder: not read"
         if kind is None:
             batch.errors.append((rel, 0, run_id, ""))  # run_id holds the reason here
             batch.offsets[rel] = (IGNORED, 0, False)
@@ -200,9 +202,11 @@ class Ingestor:
         return end, offset + end < size
 
     def _inside_spool(self, rel: str) -> bool:
-        """Whether the file is really in the spool: a symbolic link (of the file or its folder) may
-        point anywhere, and what the pages show must not be any file the server can read."""
-        return os.path.realpath(self.spool / rel).startswith(self._real_spool + os.sep)
+        """Whether the file is really in the spool's events/ or logs/ folder: a symbolic link (of a
+        file or a run's folder) may point anywhere, and the pages must not show any file the
+        server can read."""
+        folder = self._real_folders[rel.split("/", 1)[0]]
+        return os.path.realpath(self.spool / rel).startswith(folder + os.sep)
 
     @staticmethod
     def _classify(rel: str) -> tuple[str | None, str, str]:

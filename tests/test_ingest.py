@@ -317,3 +317,22 @@ def test_events_of_the_same_millisecond_follow_the_lifecycle_order(tmp_path):
     index = ingest(tmp_path)
     assert queries.run(index, "r-1")["status"] == "ACTIVE"
     assert queries.run(index, "r-2")["status"] == "STARTED"
+
+
+def test_the_spool_s_logs_and_events_folders_may_be_links_to_another_disk(tmp_path):
+    elsewhere = tmp_path / "bigger-disk"
+    writer = SpoolWriter(elsewhere, "test")
+    writer.status("r-1", "Fetch_Orders", "RUNNING")
+    writer.append_log("r-1", "stdout", "one\ntwo\n")
+    writer.close()
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "events").symlink_to(elsewhere / "events")
+    (spool / "logs").symlink_to(elsewhere / "logs")
+    index = Index(tmp_path / "index.duckdb")
+    try:
+        added = Ingestor(index, spool).catch_up()
+        assert added == {"events": 1, "log_lines": 2, "errors": 0}
+        assert queries.log_page(index, "r-1", "stdout", 1)["text"].tolist() == ["one", "two"]
+    finally:
+        index.close()
