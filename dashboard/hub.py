@@ -87,7 +87,7 @@ class Pace:
     def sent(self) -> None:
         with self._lock:
             self._sent_at = time.monotonic()
-        self._receipt.delivered += 1
+            self._receipt.delivered += 1
 
     def _drawn(self, event) -> None:
         with self._lock:
@@ -96,7 +96,7 @@ class Pace:
             self._sent_at = None
             held_back, self._held_back = self._held_back, []
         for subscription in held_back:
-            subscription._wake()
+            subscription.wake_after_receipt()
 
 
 class Subscription:
@@ -150,6 +150,15 @@ class Subscription:
         """Try to deliver on the session's next tick (thread-safe)."""
         wakeup = self._latest_wakeup = next(self._wakeups)
         self._doc.add_next_tick_callback(partial(self._deliver_on_doc, wakeup))
+
+    def wake_after_receipt(self) -> None:
+        """The browser drew the last delivery: deliver what is pending (the session may have ended)."""
+        if self.closed:
+            return
+        try:
+            self._wake()
+        except Exception:  # noqa: BLE001 - a destroyed document raises whatever its parts raise (see offer)
+            self.close()
 
     def _deliver_on_doc(self, wakeup: int) -> None:
         if wakeup != self._latest_wakeup:  # a later wake-up took over
@@ -221,6 +230,11 @@ class Hub:
         doc = state.curdoc
         if doc is not None and doc.session_context is not None:
             self._paces[doc] = Pace(receipt)
+            doc.on_session_destroyed(lambda _context: self._paces.pop(doc, None))
+
+    @property
+    def paced_session_count(self) -> int:
+        return len(self._paces)
 
     def publish(self, change: Change) -> None:
         """Offer a change to every subscriber (called from the ingest thread)."""

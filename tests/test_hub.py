@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import param
 from bokeh.document import Document
 
 from dashboard import index as index_module
-from dashboard.hub import Change, Hub, Subscription
+from dashboard.hub import Change, Hub, Pace, Subscription
 from dashboard.index import Index, RunSummary
 from dashboard.ingest import Ingestor
 from dashboard.spool import SpoolWriter
@@ -98,3 +99,41 @@ def test_a_session_whose_document_was_destroyed_leaves_the_hub_without_troubling
     assert [set(c.runs) for c in heard] == [{"r"}]
     assert hub.subscriber_count == 1
 
+
+
+class Receipt(param.Parameterized):
+    """What a page's connection indicator is to the hub: two counters."""
+
+    delivered = param.Integer(default=0)
+    drawn = param.Integer(default=0)
+
+
+def test_a_paced_session_waits_for_the_receipt_of_its_last_delivery():
+    hub, receipt = Hub(), Receipt()
+    pace = Pace(receipt)
+    subscription = Subscription(hub, lambda change: None, Document())
+    assert pace.hold_back(subscription) <= 0, "nothing sent yet: deliver now"
+    pace.sent()
+    pace.sent()  # a second delivery after the first's receipt timed out
+    assert receipt.delivered == 2
+    assert pace.hold_back(subscription) > 0
+    wakeups = subscription._latest_wakeup
+    receipt.drawn = 1  # the receipt of the earlier delivery: still waiting
+    assert pace.hold_back(subscription) > 0 and subscription._latest_wakeup == wakeups
+    receipt.drawn = 2
+    assert subscription._latest_wakeup == wakeups + 1, "woken once the browser drew the last delivery"
+    assert pace.hold_back(subscription) <= 0
+
+
+def test_a_receipt_arriving_after_the_session_ended_closes_what_it_held_back():
+    hub, receipt = Hub(), Receipt()
+    pace = Pace(receipt)
+    document = Document()
+    subscription = Subscription(hub, lambda change: None, document)
+    with hub._lock:
+        hub._subscriptions.append(subscription)
+    pace.sent()
+    assert pace.hold_back(subscription) > 0
+    document.callbacks.destroy()  # the session ended while the browser's receipt was on its way
+    receipt.drawn = 1  # raised AttributeError on a Panel worker thread
+    assert subscription.closed and hub.subscriber_count == 0

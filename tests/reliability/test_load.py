@@ -443,10 +443,11 @@ def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
                            unused_session_lifetime_milliseconds=200) as (url, services):
         routes = [f"{url}/task-runs", f"{url}/task-runs/{TAIL_RUN}"]
 
-        def counts() -> tuple[int, int, int]:
-            return services.hub.subscriber_count, periodic_callbacks(), bokeh_sessions()
+        def counts() -> tuple[int, int, int, int]:
+            return (services.hub.subscriber_count, services.hub.paced_session_count, periodic_callbacks(),
+                    bokeh_sessions())
 
-        def cycle(pool, route: str, count: int) -> tuple[tuple[int, int, int], int]:
+        def cycle(pool, route: str, count: int) -> tuple[tuple[int, int, int, int], int]:
             """Open `count` sessions at once, note the counts and RSS while they are open, close them."""
             opened = list(pool.map(lambda _: LiveClient(route), range(count)))
             try:
@@ -465,16 +466,17 @@ def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
                     cycle(pool, route, 5)
                 wait_until(lambda: counts() == baseline, timeout=60, message="the warm-up sessions to end")
                 rss_before, views_before = rss(), live_page_views()  # other tests' sessions may still be open
-                start, peak, rss_peak, opened = time.monotonic(), (0, 0, 0), 0, 0
+                start, peak, rss_peak, opened = time.monotonic(), (0, 0, 0, 0), 0, 0
                 while opened < SESSIONS_CYCLED:
                     count = min(BATCH, SESSIONS_CYCLED - opened)
                     while_open, rss_open = cycle(pool, routes[opened // BATCH % 2], count)
                     assert while_open[0] >= baseline[0] + 2 * count, f"{count} open sessions: {while_open}"
+                    assert while_open[1] >= baseline[1] + count, f"{count} open sessions, not all paced: {while_open}"
                     peak, rss_peak = tuple(map(max, peak, while_open)), max(rss_peak, rss_open)
                     opened += count
                 cycled = time.monotonic() - start
             wait_until(lambda: counts() == baseline, timeout=120, interval=0.2,
-                       message=f"hub subscriptions, periodic callbacks and sessions back to {baseline}")
+                       message=f"hub subscriptions, paced sessions, periodic callbacks and sessions back to {baseline}")
             back = time.monotonic() - start - cycled
         finally:
             for process in writers:
@@ -494,9 +496,10 @@ def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
         released = time.monotonic() - released
         print(f"\n{SESSIONS_CYCLED} Bokeh client sessions opened and closed, {BATCH} at a time (/task-runs and "
               f"{TAIL_RUN}'s detail in turn), in {cycled:.0f} s ({SESSIONS_CYCLED / cycled:.1f} sessions/s)")
-        print(f"while open, at most: {peak[0]} hub subscriptions, {peak[1]} periodic callbacks, {peak[2]} sessions")
-        print(f"{back:.1f} s after the last close: {counts()[0]} hub subscriptions, {counts()[1]} periodic "
-              f"callbacks, {counts()[2]} sessions (before: {baseline[0]}, {baseline[1]}, {baseline[2]})")
+        names = ("hub subscriptions", "paced sessions", "periodic callbacks", "sessions")
+        print("while open, at most: " + ", ".join(f"{n} {name}" for n, name in zip(peak, names)))
+        print(f"{back:.1f} s after the last close: " + ", ".join(f"{n} {name}" for n, name in zip(counts(), names))
+              + f" (before: {', '.join(map(str, baseline))})")
         print(f"RSS of this process (server and clients): {rss_before / MB:,.0f} MB after the warm-up, at most "
               f"{rss_peak / MB:,.0f} MB with a batch open, {rss_after / MB:,.0f} MB after: growth "
               f"{growth / MB:+,.1f} MB ({growth / SESSIONS_CYCLED / 1024:+,.0f} kB per session cycled)")
