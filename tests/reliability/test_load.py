@@ -492,7 +492,11 @@ def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
         # hold a closed page until it is due: released within a minute is what matters.
         released = time.monotonic()
         held_at_close = live_page_views()
-        wait_until(views_released, timeout=120, interval=1, message="the closed sessions' page views to be freed")
+        try:
+            wait_until(views_released, timeout=120, interval=1, message="the closed sessions' page views to be freed")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: alive {live_page_views()}, before the cycles {views_before}, "
+                                 f"at the last close {held_at_close}") from None
         released = time.monotonic() - released
         print(f"\n{SESSIONS_CYCLED} Bokeh client sessions opened and closed, {BATCH} at a time (/task-runs and "
               f"{TAIL_RUN}'s detail in turn), in {cycled:.0f} s ({SESSIONS_CYCLED / cycled:.1f} sessions/s)")
