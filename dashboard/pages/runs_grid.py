@@ -155,23 +155,32 @@ def _clock(value, day_of=None) -> str:
 
 
 def grid_rows(runs: pd.DataFrame) -> pd.DataFrame:
-    """A page of runs from `queries.runs_page` as the plain fields the grid draws."""
+    """A page of runs from `queries.runs_page` as the plain fields the grid draws.
+
+    Text columns stay text even when the page is empty: the grid picks each column's
+    formatter from its first value's types, and an empty page of floats would show every
+    later time as NaN (a fresh demo opened before its first run).
+    """
     running = runs["started"].notna() & runs["finished"].isna()
+
+    def texts(values) -> np.ndarray:
+        return np.array(list(values), dtype=object)
+
     return pd.DataFrame({
-        "run_id": runs["run_id"],
-        "task": runs["task"],
-        "adhoc": runs["adhoc"].fillna(False).astype(bool),
-        "grp": runs["grp"].fillna(""),
-        "trigger": [_clock(t) for t in runs["trigger_time"]],
-        "lifecycle": runs["reached"].fillna(""),
-        "status": runs["status"],
-        "agent": runs["agent"].fillna(""),
-        "started": [_clock(s, t) for s, t in zip(runs["started"], runs["trigger_time"])],
-        "finished": [_clock(f, t) for f, t in zip(runs["finished"], runs["trigger_time"])],
-        "duration": runs["duration"].astype(float),
-        "running": running.astype(bool),
-        "logs": runs["run_id"],
-    }).reset_index(drop=True)
+        "run_id": texts(runs["run_id"]),
+        "task": texts(runs["task"]),
+        "adhoc": runs["adhoc"].fillna(False).astype(bool).to_numpy(),
+        "grp": texts(runs["grp"].fillna("")),
+        "trigger": texts(_clock(t) for t in runs["trigger_time"]),
+        "lifecycle": texts(runs["reached"].fillna("")),
+        "status": texts(runs["status"]),
+        "agent": texts(runs["agent"].fillna("")),
+        "started": texts(_clock(s, t) for s, t in zip(runs["started"], runs["trigger_time"])),
+        "finished": texts(_clock(f, t) for f, t in zip(runs["finished"], runs["trigger_time"])),
+        "duration": runs["duration"].astype(float).to_numpy(),
+        "running": running.astype(bool).to_numpy(),
+        "logs": texts(runs["run_id"]),
+    })
 
 
 def same_rows(shown: pd.DataFrame, new: pd.DataFrame) -> bool:

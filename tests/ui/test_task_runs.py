@@ -13,7 +13,7 @@ import re
 import pytest
 from helpers import wait_until
 from playwright.sync_api import Page, expect
-from serving import served_in_process
+from serving import dashboard_server, served_in_process
 
 from dashboard import queries
 from dashboard.spool import SpoolWriter
@@ -217,3 +217,24 @@ def test_a_status_event_changes_the_row_live_on_page_2(runs_page, served):
     expect(row.locator(".td-pulse")).to_have_count(0)
     expect(page.get_by_text("Page 2 of 3")).to_be_visible()
     assert page.evaluate("window.__no_reload_marker === true"), "the page was reloaded"
+
+
+def test_a_grid_opened_before_the_first_run_shows_its_times_as_times(tmp_path, page: Page):
+    # The grid picks each column's formatter from the first data it gets: an empty page must
+    # not make the time columns numbers (a fresh demo showed NaN and 0.0 in them).
+    # Its own server process: this module's in-process server holds other runs.
+    with dashboard_server(tmp_path) as server:
+        writer = SpoolWriter(server.spool, "test")
+        page.goto(f"{server.url}/task-runs")
+        expect(page.get_by_text("No runs in the last 24h.")).to_be_visible(timeout=30_000)
+        for status in ("IDLE", "ACTIVE", "TRIGGER", "STARTED", "RUNNING"):
+            writer.status("r-1", "Fetch_Orders", status, agent="agent-1")
+        writer.status("r-1", "Fetch_Orders", "SUCCESS", agent="agent-1", exit_code=0)
+        row = page.locator(".tabulator-row").first
+        cell = lambda field: row.locator(f'.tabulator-cell[tabulator-field="{field}"]')  # noqa: E731
+        expect(cell("status")).to_have_text("SUCCESS", timeout=30_000)
+        expect(cell("trigger")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"))
+        for field in ("started", "finished"):
+            expect(cell(field)).to_have_text(re.compile(r"^\d\d:\d\d:\d\d$"))
+        expect(cell("duration")).to_have_text(re.compile(r"^\d+\.\ds$"))
+        print(f"\nfirst row after an empty page: {row.inner_text()!r}")
