@@ -7,6 +7,7 @@ change, and the page queries again only when a changed run is shown or could be.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 
 import panel as pn
@@ -205,7 +206,9 @@ class TaskRunsView:
     def refresh(self) -> None:
         """Query the page and the counts per status, and send only what differs."""
         query, index = self.query, self.svc.index
-        now = queries.utcnow().replace(microsecond=0)  # to the second: sessions refreshing together share it
+        # To the next whole second, so sessions refreshing together share one answer and a run that
+        # started a moment ago never shows a negative duration.
+        now = queries.utcnow().replace(microsecond=0) + dt.timedelta(seconds=1)
         view, rows = _page_and_rows(index, query.run_filter(), query.page, query.page_size, query.sort,
                                     query.descending, now)
         if view.page != query.page:  # past the end (a filter shrank the set): show the last page
