@@ -75,6 +75,9 @@ class LogLines(ReactiveHTML):
         "From the browser: {text, moves}; moves counts +1 per Enter or Next and -1 per Shift+Enter or "
         "Prev since the page opened, so presses quicker than the server still all count."))
     empty_text = param.List(default=["No output yet."], doc="What an empty view says (a one-item list).")
+    resync = param.Integer(default=0, doc=(
+        "From the browser: raised when appended lines do not follow the last one it shows (it missed "
+        "some); the server then sends the newest lines whole."))
 
     _template = """
 <div class="td-find">
@@ -189,6 +192,22 @@ state.line = (row, needle) => {
   line.append(no, body)
   return line
 }
+state.take = (rows) => {
+  // Add the appended rows newer than the last shown; a gap means some were missed: ask again.
+  const last = state.rows.length ? state.rows[state.rows.length - 1][0] : 0
+  const fresh = rows.filter(row => row[0] > last)
+  if (!fresh.length) { return }
+  if (fresh[0][0] !== last + 1) { data.resync = data.resync + 1; return }
+  const needle = (data.find.text || "").toLowerCase()
+  if (!state.rows.length) { scroller.replaceChildren() }
+  for (const row of fresh) { state.rows.push(row); scroller.append(state.line(row, needle)) }
+  const extra = state.rows.length - __FOLLOW_KEEP__
+  if (extra > 0) {
+    state.rows.splice(0, extra)
+    for (let i = 0; i < extra; i++) { scroller.firstElementChild.remove() }
+  }
+  if (data.follow) { state.pin() }
+}
 state.draw = () => {
   const needle = (data.find.text || "").toLowerCase()
   scroller.replaceChildren(...state.rows.map(row => state.line(row, needle)))
@@ -207,23 +226,14 @@ state.draw = () => {
 }
 state.rows = data.lines.slice()
 state.draw()
+if (data.follow) { state.take(data.appended) }  // lines appended before the page first drew
 if (data.find.text) { query.value = data.find.text }
-""",
+""".replace("__FOLLOW_KEEP__", str(FOLLOW_KEEP)),
         "lines": """
 state.rows = data.lines.slice()
 state.draw()
 if (!data.follow && !data.find.current && !data.find.addressed) { scroller.scrollTop = 0 }""",
-        "appended": """
-const needle = (data.find.text || "").toLowerCase()
-if (!state.rows.length) { scroller.replaceChildren() }
-for (const row of data.appended) { state.rows.push(row); scroller.append(state.line(row, needle)) }
-const extra = state.rows.length - %d
-if (extra > 0) {
-  state.rows.splice(0, extra)
-  for (let i = 0; i < extra; i++) { scroller.firstElementChild.remove() }
-}
-if (data.follow) { state.pin() }
-""" % FOLLOW_KEEP,
+        "appended": "state.take(data.appended)",
         "find": """
 state.draw()
 if (data.find.text != null && query.value !== data.find.text) { query.value = data.find.text }""",
@@ -348,6 +358,7 @@ class LogViewer:
         self.follow.param.watch(self._follow_toggled, "value")
         self.view.param.watch(lambda e: self.follow.param.update(value=e.new), "follow")
         self.view.param.watch(self._search_requested, "search_request")
+        self.view.param.watch(lambda _e: self.view.follow and self.start_following(), "resync")
         self.reload_button.on_click(lambda _: self.reload())
 
     @property

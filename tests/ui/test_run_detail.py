@@ -188,3 +188,35 @@ def test_a_running_run_s_duration_counts_up(open_run):
     first = duration.text_content()
     expect(duration).not_to_have_text(first, timeout=5_000)  # the server's tick, once a second
     print(f"\nduration shown: {first} → {duration.text_content()}")
+
+
+@pytest.mark.parametrize("appended, shown, resyncs", [
+    ([[3, "three"]], [1, 2, 3], 0),  # appended before the page first drew: drawn after the lines
+    ([[5, "five"]], [1, 2], 1),  # lines 3 and 4 never reached the page: it asks for the newest again
+])
+def test_lines_appended_before_the_page_draws_are_shown_or_asked_for_again(page: Page, appended, shown, resyncs):
+    # A delivery can land between a session's creation and its first drawing: the page's first
+    # state then holds `appended` beside `lines` (the demo lost such lines for good).
+    import panel as pn
+    from serving import free_port
+
+    from dashboard.pages.log_viewer import LogLines
+
+    views = []
+
+    def app():
+        views.append(LogLines(lines=[[1, "one"], [2, "two"]], appended=appended, follow=True))
+        return views[-1]
+
+    port = free_port()
+    server = pn.serve(app, address="127.0.0.1", port=port, threaded=True, show=False, start=True)
+    try:
+        page.goto(f"http://127.0.0.1:{port}")
+        expect(page.locator(".td-line").first).to_be_attached(timeout=30_000)
+        wait_until(lambda: views and views[-1].resync == resyncs, timeout=10, message=f"{resyncs} resync(s)")
+        assert shown_lines(page) == shown
+        print(f"\nlines [1, 2] + appended {[row[0] for row in appended]}: shown {shown_lines(page)}, "
+              f"resync asked {views[-1].resync} time(s)")
+    finally:
+        server.stop()
+        server.join(10)
