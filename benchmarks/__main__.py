@@ -22,7 +22,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from . import data, graph, ingest, logs, runs_page
-from .common import FULL, QUICK, print_table, say, work_folder
+from .common import FULL, QUICK, print_table, work_folder
 
 SECTIONS = ("ingest", "runs_page", "logs", "graph")
 

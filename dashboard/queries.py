@@ -49,9 +49,10 @@ def utcnow() -> dt.datetime:
 def shared_per_version(function: Callable) -> Callable:
     """`function(index, *args)`, answered once per index version and arguments.
 
-    Sessions showing the same view at the same moment share one query: ten tabs on the
-    default runs page cost one query per ingest step, not ten. The answer is shared, so
-    callers must not change it. Arguments must be hashable (a `now` to the second, say).
+    Sessions that ask for the same view between two ingest steps share one query (tabs paced
+    by their browsers ask at different moments, so not all of them do). The answer is
+    shared, so callers must not change it. Arguments must be hashable (a `now` to the
+    second, say).
     """
 
     @functools.lru_cache(maxsize=256)

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-import duckdb
 import pytest
 from helpers import wait_until
 from playwright.sync_api import Page, expect
