@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -21,7 +22,10 @@ from typing import NamedTuple
 from .spool import SpoolError, SpoolWriter, format_timestamp, parse_timestamp, validate_run_id
 
 KILL_WAIT_SECONDS = 2.0  # how long a SIGKILLed process group may take to disappear
+GRACE_SECONDS = 5.0  # how long a process group gets between SIGTERM and SIGKILL
 POLL_SECONDS = 0.05
+
+logger = logging.getLogger(__name__)
 
 
 class RunnerError(RuntimeError):
@@ -90,8 +94,16 @@ def execute_run(writer: SpoolWriter, run: RunIdentity, command: str | Sequence[s
             return outcome
     interrupted = False
     try:
-        _write_pid_file(pids, process.pid, run, agent)
-        run.emit(writer, "RUNNING", agent, message=f"pid {process.pid}")
+        try:
+            _write_pid_file(pids, process.pid, run, agent)
+            run.emit(writer, "RUNNING", agent, message=f"pid {process.pid}")
+        except OSError:
+            # Unrecorded, nobody could see it run or terminate it: it must not outlive us.
+            signum = _stop_group(process.pid, GRACE_SECONDS)
+            process.wait()
+            logger.warning("run %s: its RUNNING status could not be recorded, so its command (pid %d) %s",
+                           run.run_id, process.pid, f"was stopped with {signum.name}" if signum else "had ended")
+            raise
         if marker.exists():  # terminate came before the pid file existed: it could not signal us
             _signal_group(process.pid, signal.SIGTERM)
         try:
@@ -123,7 +135,7 @@ def _outcome(returncode: int, terminate_requested: bool) -> Outcome:
     return Outcome("FAILED", returncode, f"exited with code {returncode}")
 
 
-def terminate(spool: str | Path, run_id: str, grace: float = 5.0) -> str:
+def terminate(spool: str | Path, run_id: str, grace: float = GRACE_SECONDS) -> str:
     """Stop a running run's whole process group: SIGTERM, then SIGKILL after ``grace`` seconds.
 
     The process that started the run records TERMINATED; if that process is gone, this one
@@ -137,14 +149,10 @@ def terminate(spool: str | Path, run_id: str, grace: float = 5.0) -> str:
     if pid is None or not _group_alive(pid):
         raise RunnerError(f"run {run_id} is not running here")
     marker.touch()
-    if not _signal_group(pid, signal.SIGTERM):
+    signum = _stop_group(pid, grace)
+    if signum is None:
         marker.unlink(missing_ok=True)
         raise RunnerError(f"run {run_id} is not running here")
-    signum = signal.SIGTERM
-    if not _wait_until_gone(pid, grace):
-        signum = signal.SIGKILL
-        _signal_group(pid, signum)
-        _wait_until_gone(pid, KILL_WAIT_SECONDS)
     how = signum.name if signum == signal.SIGTERM else f"SIGKILL after {grace:g} s"
     if not _process_alive(runner_pid):
         # Nobody else will record the end: the process that started the command has gone.
@@ -174,6 +182,20 @@ def _read_pid_file(path: Path) -> tuple[int | None, int, dict]:
         return None, 0, {}
     except ValueError:
         raise RunnerError(f"unreadable pid file {path}") from None
+
+
+def _stop_group(pgid: int, grace: float) -> signal.Signals | None:
+    """SIGTERM a process group, then SIGKILL it if it is still there after ``grace`` seconds.
+
+    Returns the last signal sent, or None if there was no such group.
+    """
+    if not _signal_group(pgid, signal.SIGTERM):
+        return None
+    if _wait_until_gone(pgid, grace):
+        return signal.SIGTERM
+    _signal_group(pgid, signal.SIGKILL)
+    _wait_until_gone(pgid, KILL_WAIT_SECONDS)
+    return signal.SIGKILL
 
 
 def _signal_group(pgid: int, signum: int) -> bool:

@@ -22,6 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -378,6 +379,42 @@ def test_a_full_spool_disk_fails_the_writer_clearly_and_leaves_only_whole_lines(
     assert written.endswith(b"\n"), "no half event left behind"
     assert statuses[first] == ["RUNNING", "STARTED", "TRIGGER"] and now == {first: "RUNNING", second: "SUCCESS"}
     assert errors == 0
+
+
+def processes_with_argv(*argv: str) -> list[int]:
+    wanted = "\0".join(argv).encode() + b"\0"
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes() == wanted:
+                pids.append(int(cmdline.parent.name))
+        except OSError:  # ended meanwhile
+            pass
+    return pids
+
+
+def test_a_command_whose_running_status_cannot_be_written_is_stopped_not_left_running_unseen(tmp_path):
+    spool = tmp_path / "spool"
+    command = ("sleep", "171.25")  # an argv no other process has
+    # Same task name (Adhoc_sleep), so the same event sizes: the disk "fills" halfway through RUNNING.
+    sizes = [len(line) for line in adhoc_events_file(spool, adhoc(spool, "sleep", "0")).read_bytes().splitlines(True)]
+    try:
+        full = adhoc(spool, *command, file_size_limit=sum(sizes[:2]) + sizes[2] // 2)
+        left_running = processes_with_argv(*command)
+    finally:
+        for pid in processes_with_argv(*command):
+            os.kill(pid, signal.SIGKILL)
+    written = adhoc_events_file(spool, full).read_text(encoding="utf-8")
+    statuses = [json.loads(line)["status"] for line in written.splitlines()]
+    said = full.stderr.strip().splitlines()
+    print(f"\nwriter whose disk fills in the RUNNING event: exit {full.returncode}; it said {said}; "
+          f"events written: {statuses}; `{' '.join(command)}` processes left running: {left_running}")
+    assert left_running == [], "the command outlived the runner that could not record it"
+    assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
+    assert re.search(r"its RUNNING status could not be recorded, so its command \(pid \d+\) was stopped with SIGTERM",
+                     full.stderr), full.stderr
+    assert re.search(r"taskdash: cannot write to the spool: .*File too large", said[-1]), said
+    assert statuses == ["TRIGGER", "STARTED"] and written.endswith("\n")
 
 
 CHUNK = 50_000  # log lines appended at a time: fewer than a DuckDB row group, so they go through the WAL
