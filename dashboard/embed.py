@@ -53,9 +53,7 @@ class Store:
         """The runs grid with its filters; `query` presets them (search, status, since, group...)."""
         from .pages.task_runs import RunsQuery, TaskRunsView
 
-        view = TaskRunsView(self.services, RunsQuery(**query))
-        self._follow(view.changed)
-        return view.panel()
+        return self._follow(lambda: TaskRunsView(self.services, RunsQuery(**query)))
 
     def run_detail(self, run_id: str, stream: str = "stdout") -> pn.viewable.Viewable:
         """One run's details card, lifecycle timeline and log viewer."""
@@ -65,21 +63,19 @@ class Store:
         run = queries.run(self.index, run_id)
         if run is None:
             raise KeyError(f"no run {run_id!r} in the index (see store.runs())")
-        view = RunDetailView(self.services, run, LogPosition(stream=stream))
-        self._follow(view.changed)
-        return view.panel()
+        return self._follow(lambda: RunDetailView(self.services, run, LogPosition(stream=stream)))
 
     def dependency_graph(self, **query) -> pn.viewable.Viewable:
         """The dependency graph and the tasks table; `query` presets group, search, since, task, hops."""
         from .pages.tasks import TasksQuery, TasksView
 
-        view = TasksView(self.services, TasksQuery(**query))
-        self._follow(view.changed, min_interval=1.0)
-        return view.panel()
+        return self._follow(lambda: TasksView(self.services, TasksQuery(**query)), min_interval=1.0)
 
-    def _follow(self, changed, min_interval: float | None = None) -> None:
+    def _follow(self, build_view, min_interval: float | None = None) -> pn.viewable.Viewable:
         interval = self.services.config.push_min_interval_seconds if min_interval is None else min_interval
-        self._subscriptions.append(self.services.hub.subscribe(changed, min_interval=interval))
+        view, subscription = self.services.hub.follow(build_view, min_interval=interval)
+        self._subscriptions.append(subscription)
+        return view.panel()
 
     # ---- queries (pandas DataFrames) ----------------------------------------------------
 

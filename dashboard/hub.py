@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Protocol, TypeVar
 
 from panel.io.document import hold
 from panel.io.state import set_curdoc, state
@@ -99,10 +100,21 @@ class Pace:
             subscription.wake_after_receipt()
 
 
-class Subscription:
-    """One subscriber's pending changes, delivered coalesced on its session, or its event loop (if any)."""
+class Follower(Protocol):
+    def changed(self, change: Change) -> None: ...
 
-    def __init__(self, hub: Hub, callback: Callable[[Change], None], doc=None, min_interval: float = 0.25,
+
+View = TypeVar("View", bound=Follower)
+
+
+class Subscription:
+    """One subscriber's pending changes, delivered coalesced on its session, or its event loop (if any).
+
+    Without a callback yet, changes gather until `deliver_to` names one: a page subscribes
+    before its first query, so nothing published while it is built is lost.
+    """
+
+    def __init__(self, hub: Hub, callback: Callable[[Change], None] | None, doc=None, min_interval: float = 0.25,
                  loop: asyncio.AbstractEventLoop | None = None):
         self._hub = hub
         self._callback = callback
@@ -126,25 +138,37 @@ class Subscription:
                 return
             self._pending = Change()
             self._pending.merge(change)
-            if self._doc is not None:
-                try:
-                    self._wake()
-                    return
-                except Exception:  # noqa: BLE001
-                    # The session ended: Bokeh can destroy its document before our
-                    # on_session_destroyed callback runs, and a destroyed document raises
-                    # whatever its torn-down parts raise. The ingest thread must not see it.
-                    self.closed, self._pending = True, None
-            elif self._loop is not None:
-                try:
-                    self._loop.call_soon_threadsafe(self._deliver)
-                    return
-                except RuntimeError:  # the loop was closed
-                    self.closed, self._pending = True, None
-        if self.closed:
-            self._hub._remove(self)
-        else:
-            self._deliver()
+            if self._callback is None:  # gathered until deliver_to
+                return
+        self._schedule()
+
+    def deliver_to(self, callback: Callable[[Change], None]) -> None:
+        """Start delivering to `callback`, beginning with what gathered since subscribing."""
+        with self._lock:
+            self._callback = callback
+            if self._pending is None or self.closed:
+                return
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Deliver the pending change on the session, on the event loop, or here and now."""
+        if self._doc is not None:
+            try:
+                self._wake()
+                return
+            except Exception:  # noqa: BLE001
+                # The session ended: Bokeh can destroy its document before our
+                # on_session_destroyed callback runs, and a destroyed document raises
+                # whatever its torn-down parts raise. The ingest thread must not see it.
+                self.close()
+                return
+        if self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # the loop was closed
+                self.close()
+            return
+        self._deliver()
 
     def _wake(self) -> None:
         """Try to deliver on the session's next tick (thread-safe)."""
@@ -157,7 +181,7 @@ class Subscription:
             return
         try:
             self._wake()
-        except Exception:  # noqa: BLE001 - a destroyed document raises whatever its parts raise (see offer)
+        except Exception:  # noqa: BLE001 - a destroyed document raises whatever its parts raise (see _schedule)
             self.close()
 
     def _deliver_on_doc(self, wakeup: int) -> None:
@@ -179,9 +203,9 @@ class Subscription:
 
     def _deliver(self) -> None:
         with self._lock:
-            change, self._pending = self._pending, None
-            if self.closed or change is None:
+            if self.closed or self._pending is None or self._callback is None:
                 return
+            change, self._pending = self._pending, None
             self._last_delivery = time.monotonic()
         try:
             self._callback(change)
@@ -210,11 +234,13 @@ class Hub:
         self._subscriptions: list[Subscription] = []
         self._paces: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # document -> Pace
 
-    def subscribe(self, callback: Callable[[Change], None], min_interval: float = 0.25) -> Subscription:
+    def subscribe(self, callback: Callable[[Change], None] | None = None, min_interval: float = 0.25
+                  ) -> Subscription:
         """Subscribe; inside a Panel session deliveries go through its document and end with it.
 
         In a Jupyter kernel they run on the kernel's event loop, so they never change a
-        component while a cell is displaying it; elsewhere on the ingest thread.
+        component while a cell is displaying it; elsewhere on the ingest thread. Without a
+        callback, changes gather until `Subscription.deliver_to` names one.
         """
         doc = state.curdoc if state.curdoc is not None and state.curdoc.session_context else None
         loop = kernel_loop() if doc is None else None
@@ -224,6 +250,18 @@ class Hub:
         if doc is not None:
             doc.on_session_destroyed(lambda _context: subscription.close())
         return subscription
+
+    def follow(self, build_view: Callable[[], View], min_interval: float = 0.25) -> tuple[View, Subscription]:
+        """`build_view()`, and deliver changes to its `changed` from before it first queries the
+        index: a change published while it is built reaches it too."""
+        subscription = self.subscribe(min_interval=min_interval)
+        try:
+            view = build_view()
+        except BaseException:
+            subscription.close()
+            raise
+        subscription.deliver_to(view.changed)
+        return view, subscription
 
     def pace_session(self, receipt) -> None:
         """Pace this Panel session's deliveries by what `receipt` says its browser has drawn (see Pace)."""

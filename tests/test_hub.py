@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import param
+import pytest
 from bokeh.document import Document
 
 from dashboard import index as index_module
@@ -53,6 +54,32 @@ def test_changes_merge_and_a_closed_subscription_hears_nothing(tmp_path):
     hub.publish(Change(runs={"c": summary("IDLE")}))
     assert [set(c.runs) for c in heard] == [{"a", "b"}]
     assert hub.subscriber_count == 0
+
+
+def test_a_view_followed_from_before_it_is_built_hears_what_was_published_meanwhile():
+    hub, heard = Hub(), []
+
+    class View:
+        def __init__(self):
+            hub.publish(Change(runs={"a": summary("RUNNING")}))  # after its first query, say
+            hub.publish(Change(runs={"a": summary("FAILED")}, errors=1))
+            assert heard == [], "nothing is delivered before the view exists"
+
+        def changed(self, change):
+            heard.append(change)
+
+    view, subscription = hub.follow(View)
+    assert [(change.runs, change.errors) for change in heard] == [({"a": summary("FAILED")}, 1)], "merged"
+    hub.publish(Change(log_lines={("a", "stdout"): 2}))
+    assert heard[-1].log_lines == {("a", "stdout"): 2}
+    subscription.close()
+
+    def broken():
+        raise ValueError("bad query")
+
+    with pytest.raises(ValueError, match="bad query"):
+        hub.follow(broken)
+    assert hub.subscriber_count == 0, "a view that could not be built leaves no subscription"
 
 
 def test_a_failing_subscriber_does_not_stop_the_others(tmp_path, monkeypatch):

@@ -190,8 +190,8 @@ def page():
                                       "or the id is mistyped.")
     position = LogPosition()
     problems = position.from_url(url_args())
-    view = RunDetailView(svc, run, position)
-    svc.hub.subscribe(view.changed, min_interval=svc.config.push_min_interval_seconds)
+    view, _ = svc.hub.follow(lambda: RunDetailView(svc, run, position),
+                             min_interval=svc.config.push_min_interval_seconds)
     every(1, view.tick)
     back = html.escape(svc.url("task_runs"))
     header = pn.pane.HTML(f'<a href="{back}" style="font:14px system-ui,sans-serif">← Task Runs</a>')

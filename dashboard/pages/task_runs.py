@@ -291,8 +291,7 @@ def page():
     svc = services()
     query = RunsQuery()
     problems = query.from_url(url_args())
-    view = TaskRunsView(svc, query)
-    svc.hub.subscribe(view.changed, min_interval=svc.config.push_min_interval_seconds)
+    view, _ = svc.hub.follow(lambda: TaskRunsView(svc, query), min_interval=svc.config.push_min_interval_seconds)
     slide = every(SLIDE_SECONDS, view.refresh)
     # Bokeh holds a stopped periodic callback until its current period ends: let go of the view
     # when the session ends, or a closed session's page stays in memory for up to a minute.

@@ -228,8 +228,7 @@ def page():
     svc = services()
     query = TasksQuery()
     problems = query.from_url(url_args())
-    view = TasksView(svc, query)
-    svc.hub.subscribe(view.changed, min_interval=max(1.0, svc.config.push_min_interval_seconds))
+    view, _ = svc.hub.follow(lambda: TasksView(svc, query), min_interval=max(1.0, svc.config.push_min_interval_seconds))
     template = page_template(svc, "Tasks & Groups", "Tasks & Groups", pn.Column(
         "## Tasks & Groups", view.panel(), keep_in_url(query, query.to_url), sizing_mode="stretch_width"))
     report_url_problems(problems)
