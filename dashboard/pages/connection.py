@@ -99,17 +99,20 @@ data.document.on_event("client_reconnected", () => { state.link = "live"; state.
 pill.addEventListener("click", () => {
   if (state.link === "disconnected" && state.reconnect) { state.link = "connecting"; state.show(); state.reconnect() }
 })
+// The receipt: drawn once the frame after an update is painted. A hidden tab paints no
+// frames, so there it answers from a timer (which the browser slows down for hidden tabs).
+state.answer = () => {
+  const delivered = data.delivered
+  const done = () => { if (data.drawn < delivered) { data.drawn = delivered } }
+  if (document.hidden) { setTimeout(done) } else { requestAnimationFrame(() => setTimeout(done)) }
+}
 state.show()
+// Updates delivered before the page first drew are part of this first drawing.
+if (data.drawn < data.delivered) { state.answer() }
 """,
         "ingest_failure": "state.show()",
         "new_errors": "state.show()",
-        # Drawn once the frame after the update is painted; a hidden tab paints no frames, so
-        # there it answers from a timer (which the browser slows down for hidden tabs).
-        "delivered": """
-const delivered = data.delivered
-const done = () => { if (data.drawn < delivered) { data.drawn = delivered } }
-if (document.hidden) { setTimeout(done) } else { requestAnimationFrame(() => setTimeout(done)) }
-""",
+        "delivered": "state.answer()",
     }
 
 
@@ -127,8 +130,8 @@ def connection_indicator(ingestor: Ingestor, hub: Hub, check_seconds: float = 5.
         indicator.param.update(ingest_failure=health.failure or "",
                                new_errors=max(0, health.errors_recorded - baseline))
 
+    hub.subscribe(update)  # then look: a failure published in between is not missed
     update()
-    hub.subscribe(update)
     hub.pace_session(indicator)
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         every(check_seconds, update)
