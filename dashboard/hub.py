@@ -177,12 +177,8 @@ class Subscription:
 
     def wake_after_receipt(self) -> None:
         """The browser drew the last delivery: deliver what is pending (the session may have ended)."""
-        if self.closed:
-            return
-        try:
-            self._wake()
-        except Exception:  # noqa: BLE001 - a destroyed document raises whatever its parts raise (see _schedule)
-            self.close()
+        if not self.closed:
+            self._schedule()
 
     def _deliver_on_doc(self, wakeup: int) -> None:
         if wakeup != self._latest_wakeup:  # a later wake-up took over
