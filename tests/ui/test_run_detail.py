@@ -198,7 +198,7 @@ def test_lines_appended_before_the_page_draws_are_shown_or_asked_for_again(page:
     # A delivery can land between a session's creation and its first drawing: the page's first
     # state then holds `appended` beside `lines` (the demo lost such lines for good).
     import panel as pn
-    from serving import free_port
+    from serving import free_port, responds
 
     from dashboard.pages.log_viewer import LogLines
 
@@ -209,8 +209,9 @@ def test_lines_appended_before_the_page_draws_are_shown_or_asked_for_again(page:
         return views[-1]
 
     port = free_port()
-    server = pn.serve(app, address="127.0.0.1", port=port, threaded=True, show=False, start=True)
+    server = pn.serve(app, address="127.0.0.1", port=port, threaded=True, show=False, start=True, liveness=True)
     try:
+        wait_until(lambda: responds(f"http://127.0.0.1:{port}/liveness"), timeout=30, message="the server to listen")
         page.goto(f"http://127.0.0.1:{port}")
         expect(page.locator(".td-line").first).to_be_attached(timeout=30_000)
         wait_until(lambda: views and views[-1].resync == resyncs, timeout=10, message=f"{resyncs} resync(s)")
