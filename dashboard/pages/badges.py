@@ -28,6 +28,10 @@ STYLESHEET = f"""
 .td-chain .td-step.td-reached {{ color: #4b5563; }}
 .td-chain .td-step.td-current {{ font-weight: 700; color: var(--td-status); }}
 .td-chain .td-sep {{ margin: 0 1px; color: #d1d5db; }}
+.td-blocked {{
+  margin-left: 6px; padding: 0 5px; border: 1px dashed {COLORS["FAILED"]}; border-radius: 4px;
+  color: {COLORS["FAILED"]}; font-weight: 600; letter-spacing: 0;
+}}
 .td-pulse {{
   display: inline-block; width: 7px; height: 7px; border-radius: 50%; margin-left: 3px;
   vertical-align: 1px; background: {COLORS["RUNNING"]}; animation: td-pulse 1.2s ease-in-out infinite;

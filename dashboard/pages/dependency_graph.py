@@ -60,8 +60,11 @@ def graph_frames(task_graph: TaskGraph, shown: set[str], positions: dict[str, tu
         row = by_task.get(task)
         status = state.status.get(task)
         role = ""
+        blocked_by = plain(row.get("last_blocked")) if row is not None else None
         if task in state.causes:
             role = f"ROOT CAUSE · blocks {state.causes[task]}"
+        elif blocked_by:  # its latest run can no longer start: not to be read as waiting
+            role = f"⊘ BLOCKED · {blocked_by}"
         elif task in state.blocked:
             role = "waiting on " + ", ".join(state.blocked[task])
         defined = graph.nodes[task].get("defined", True)

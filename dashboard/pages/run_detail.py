@@ -87,6 +87,9 @@ def details_html(run: dict) -> str:
         ("Started", _when(run["started"])),
         ("Finished", _when(run["finished"])),
     ]
+    if plain(run.get("blocked")):
+        rows.append(("Blocked", f'<span class="td-blocked">BLOCKED: {html.escape(run["blocked"])}</span>'
+                                " (it can no longer start)"))
     if plain(run["message"]):
         rows.append(("Message", html.escape(run["message"])))
     rows.append(("Run id", html.escape(run["run_id"])))
@@ -101,8 +104,9 @@ def timeline_html(run: dict, transitions: pd.DataFrame) -> str:
         seen.setdefault(status, (ts, plain(message)))
     steps, previous = [], None
     current = run["status"]
+    blocked = plain(run.get("blocked"))
     for status, (ts, message) in seen.items():
-        if status == current and is_terminal(status):
+        if status == current and (is_terminal(status) or blocked):
             kind = "done" if status == "SUCCESS" else "bad"
         elif status == current:
             kind = "now"
@@ -113,7 +117,10 @@ def timeline_html(run: dict, transitions: pd.DataFrame) -> str:
         steps.append((kind, status, f'<div class="td-step-time">{_when(ts)}<span class="td-step-gap">{gap}</span>'
                                     f"</div>{note}"))
         previous = ts
-    if not is_terminal(current):
+    if blocked and not is_terminal(current):
+        steps.append(("bad", "BLOCKED", f'<div class="td-step-note">{html.escape(blocked)}: '
+                                        "this run can no longer start</div>"))
+    elif not is_terminal(current):
         ahead = [s for s in LIFECYCLE if s not in seen and LIFECYCLE.index(s) > LIFECYCLE.index(current)]
         steps += [("future", status, "") for status in ahead]
         steps.append(("future", " | ".join(TERMINAL), ""))
@@ -145,7 +152,7 @@ class RunDetailView:
         self.details = pn.pane.HTML(details_html(run), stylesheets=[_CARD_STYLE], width=420)
         self.timeline = pn.pane.HTML(timeline_html(run, queries.transitions(svc.index, self.run_id)),
                                      stylesheets=[_CARD_STYLE], sizing_mode="stretch_width")
-        self.logs = LogViewer(svc.index, self.run_id, running=not is_terminal(run["status"]),
+        self.logs = LogViewer(svc.index, self.run_id, running=not (is_terminal(run["status"]) or run["blocked"]),
                               detail_url=svc.url("run_detail", self.run_id) if svc.routed else None,
                               position=position)
         self.logs.reload_button.on_click(lambda _: self.refresh_run())

@@ -28,7 +28,7 @@ SORT_COLUMNS = {"task": "task", "grp": "grp", "trigger": "trigger_time", "status
 TITLES = {"task": "Task name", "grp": "Group", "trigger": "Trigger Time", "lifecycle": "Lifecycle",
           "status": "Status", "agent": "Agent", "started": "Started", "finished": "Finished",
           "duration": "Duration", "logs": "Logs"}
-HIDDEN = ["run_id", "adhoc", "running"]
+HIDDEN = ["run_id", "adhoc", "running", "blocked"]
 
 _TASK_FORMATTER = JSCode("""function(cell) {
   const row = cell.getRow().getData()
@@ -51,6 +51,17 @@ STATUS_FORMATTER = JSCode("""function(cell) {
   badge.textContent = cell.getValue()
   return badge
 }""")
+
+# A run that can no longer start (an upstream of its cycle failed) says so after its chain,
+# so a blocked ACTIVE run never reads as one still waiting.
+_BLOCKED_TAG = """
+    if (row.blocked) {
+      const tag = document.createElement("span")
+      tag.className = "td-blocked"
+      tag.title = "Blocked: " + row.blocked
+      tag.textContent = "BLOCKED: " + row.blocked
+      chain.append(tag)
+    }"""
 
 _LIFECYCLE_FORMATTER = JSCode(f"""(() => {{
   const lifecycle = {json.dumps(list(LIFECYCLE))}
@@ -80,7 +91,7 @@ _LIFECYCLE_FORMATTER = JSCode(f"""(() => {{
         dot.title = "running"
         chain.append(dot)
       }}
-    }}
+    }}{_BLOCKED_TAG}
     return chain
   }}
 }})()""")
@@ -179,6 +190,7 @@ def grid_rows(runs: pd.DataFrame) -> pd.DataFrame:
         "finished": texts(_clock(f, t) for f, t in zip(runs["finished"], runs["trigger_time"])),
         "duration": runs["duration"].astype(float).to_numpy(),
         "running": running.astype(bool).to_numpy(),
+        "blocked": texts(runs["blocked"].fillna("") if "blocked" in runs else [""] * len(runs)),
         "logs": texts(runs["run_id"]),
     })
 
