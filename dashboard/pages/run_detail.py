@@ -26,6 +26,7 @@ _CARD_STYLE = STYLESHEET + """
 .td-card { display: grid; grid-template-columns: max-content 1fr; gap: 8px 18px; font: 14px system-ui, sans-serif;
            padding: 16px 18px; border: 1px solid #e2e8f0; border-radius: 10px; background: white; }
 .td-card dt { color: #64748b; }
+.td-card .td-blocked { max-width: none; margin-left: 0; }
 .td-card dd { margin: 0; color: #0f172a; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
 .td-card .td-title { grid-column: 1 / -1; font-size: 18px; font-weight: 700; overflow-wrap: anywhere; }
 .td-timeline { list-style: none; margin: 0; padding: 16px 18px; border: 1px solid #e2e8f0; border-radius: 10px;

@@ -73,7 +73,9 @@ _LIFECYCLE_FORMATTER = JSCode(f"""(() => {{
     const chain = document.createElement("span")
     chain.className = "td-chain"
     chain.title = "Lifecycle: " + [...lifecycle, end].filter(s => reached.has(s)).join(" → ")
-    for (const [i, step] of [...lifecycle, end].entries()) {{
+    // A blocked run will never reach the steps ahead: show only those it went through.
+    const steps = [...lifecycle, end].filter(s => !row.blocked || reached.has(s) || s === row.status)
+    for (const [i, step] of steps.entries()) {{
       if (i) {{
         const sep = document.createElement("span")
         sep.className = "td-sep"
@@ -232,8 +234,11 @@ def runs_table(detail_prefix: str, sort_field: str, descending: bool) -> QuerySo
                     "duration": _DURATION_FORMATTER, "logs": _logs_formatter(detail_prefix)},
         sortable={"lifecycle": False, "logs": False},
         sorters=[{"field": sort_field, "dir": "desc" if descending else "asc"}],
-        widths={"task": "14%", "grp": "8%", "trigger": "11%", "lifecycle": "25%", "status": "8%", "agent": "7%",
-                "started": "7.5%", "finished": "7.5%", "duration": "7.5%", "logs": "4.5%"},
+        # Fixed widths that fit each header and value, the lifecycle chain takes the rest: with
+        # percentages Tabulator left a 27 px empty header column at 1280 px and cut "Finished"
+        # and "Duration" to "Finis…" and "Durat…".
+        widths={"task": 160, "grp": 86, "trigger": 146, "status": 110, "agent": 80, "started": 88,
+                "finished": 94, "duration": 94, "logs": 56},
         header_align={"logs": "center"},
         text_align={"logs": "center", "duration": "right"},
         # Tabulator keeps the query's order (a sort that finds every pair equal); the header
