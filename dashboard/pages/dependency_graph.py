@@ -20,6 +20,11 @@ from dashboard.formatting import human_duration, plain
 from dashboard.graph import (TaskGraph, blocked_tasks, cascade_edges, critical_path, layered_layout,
                              neighbourhood, root_causes, status_color)
 
+# Register HoloViews' Bokeh backend whatever page a process serves first: under plain
+# `panel serve`, a /tasks opened after another page drew before any pn.extension had seen
+# holoviews, and failed with "No entry for 'Overlay' registered".
+hv.extension("bokeh", logo=False)
+
 LABELS_UP_TO = 250  # more nodes than this: names only on hover
 GROUP_PALETTE = ("#0ea5e9", "#a855f7", "#f97316", "#14b8a6", "#e11d48", "#84cc16", "#6366f1", "#eab308",
                  "#64748b", "#ec4899")
