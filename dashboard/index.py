@@ -26,7 +26,7 @@ from .statuses import ORDER, TERMINAL
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 #: A batch touching more runs than this reports them as "many" instead of one by one.
 LISTED_RUNS_MAX = 5_000
 MAX_LINE_CHARS = 64 * 1024  # a longer log line is kept cut, with a marker
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS log_text (log_id INTEGER, line_no BIGINT, text VARCHA
 CREATE VIEW IF NOT EXISTS log_lines AS
     SELECT s.run_id, s.stream, t.line_no, t.text FROM log_text t JOIN log_streams s USING (log_id);
 CREATE TABLE IF NOT EXISTS ingest_offsets (
-    path VARCHAR, "offset" BIGINT, lines BIGINT, in_long_line BOOLEAN);
+    path VARCHAR, "offset" BIGINT, lines BIGINT, in_long_line BOOLEAN, tail BIGINT);
 CREATE TABLE IF NOT EXISTS ingest_errors (
     file VARCHAR, "offset" BIGINT, reason VARCHAR, excerpt VARCHAR, recorded TIMESTAMP);
 """
@@ -174,7 +174,10 @@ class Batch:
     #: (run_id, stream) -> the last line number this batch adds
     log_last_lines: dict[tuple[str, str], int] = field(default_factory=dict)
     log_line_count: int = 0
-    offsets: dict[str, tuple[int, int, bool]] = field(default_factory=dict)
+    #: (run_id, stream) -> the first line number to delete before this batch's lines go in (an
+    #: unterminated last line read again now that its file grew)
+    replaced: dict[tuple[str, str], int] = field(default_factory=dict)
+    offsets: dict[str, tuple[int, int, bool, int]] = field(default_factory=dict)
     errors: list[tuple[str, int, str, str]] = field(default_factory=list)
 
     def add_log_lines(self, run_id: str, stream: str, first_line_no: int, data: bytes) -> int:
@@ -186,6 +189,10 @@ class Batch:
         self.log_last_lines[(run_id, stream)] = first_line_no + count - 1
         self.log_line_count += count
         return count
+
+    def replace_lines_from(self, run_id: str, stream: str, line_no: int) -> None:
+        key = (run_id, stream)
+        self.replaced[key] = min(line_no, self.replaced.get(key, line_no))
 
     @property
     def transition_count(self) -> int:
@@ -199,7 +206,8 @@ class Batch:
         return pa.concat_tables([parsed, *self.transition_tables])
 
     def __bool__(self) -> bool:
-        return bool(self.tasks or self.transition_count or self.log_line_count or self.offsets or self.errors)
+        return bool(self.tasks or self.transition_count or self.log_line_count or self.offsets or self.errors
+                    or self.replaced)
 
 
 def _utcnow() -> dt.datetime:
@@ -327,11 +335,11 @@ class Index:
             self.version += 1
             cur.execute("CHECKPOINT")
 
-    def load_offsets(self) -> dict[str, tuple[int, int, bool]]:
-        """Where the ingestor stopped in each spool file: path -> (offset, lines, in_long_line)."""
+    def load_offsets(self) -> dict[str, tuple[int, int, bool, int]]:
+        """Where the ingestor stopped in each spool file: path -> (offset, lines, in_long_line, tail)."""
         with self.cursor() as cur:
-            rows = cur.execute('SELECT path, "offset", lines, in_long_line FROM ingest_offsets').fetchall()
-        return {path: (offset, lines, long) for path, offset, lines, long in rows}
+            rows = cur.execute('SELECT path, "offset", lines, in_long_line, tail FROM ingest_offsets').fetchall()
+        return {path: (offset, lines, long, tail) for path, offset, lines, long, tail in rows}
 
     def apply(self, batch: Batch) -> dict[str, RunSummary] | None:
         """Commit a batch and the offsets it came from in one transaction; return the runs touched,
@@ -383,6 +391,10 @@ class Index:
             rows = cur.execute("SELECT run_id, task, grp, status, trigger_time FROM runs "
                                "WHERE run_id IN (SELECT run_id FROM touched) LIMIT ?", [LISTED_RUNS_MAX + 1]).fetchall()
             touched = {run_id: RunSummary(*rest) for run_id, *rest in rows} if len(rows) <= LISTED_RUNS_MAX else None
+        if batch.replaced:
+            for (run_id, stream), first in batch.replaced.items():
+                cur.execute("DELETE FROM log_text WHERE log_id = (SELECT log_id FROM log_streams "
+                            "WHERE run_id = ? AND stream = ?) AND line_no >= ?", [run_id, stream, first])
         if batch.log_line_count:
             log_ids = self._log_streams(cur, batch.log_last_lines)
             cur.register("new_lines", pa.Table.from_batches([pa.record_batch({
@@ -399,7 +411,7 @@ class Index:
         if batch.offsets:
             frame = pd.DataFrame(
                 [(path, *state) for path, state in batch.offsets.items()],
-                columns=["path", "offset", "lines", "in_long_line"])
+                columns=["path", "offset", "lines", "in_long_line", "tail"])
             cur.register("new_offsets", frame)
             cur.execute("DELETE FROM ingest_offsets WHERE path IN (SELECT path FROM new_offsets)")
             cur.execute("INSERT INTO ingest_offsets SELECT * FROM new_offsets")
