@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from .event_lines import POSITIONED_SCHEMA, TRANSITION_SCHEMA
 from .statuses import ORDER, TERMINAL
+from .terminal import visible_array
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ CREATE TABLE IF NOT EXISTS runs (
     trigger_time TIMESTAMP, started TIMESTAMP, finished TIMESTAMP, exit_code INTEGER,
     message VARCHAR, updated TIMESTAMP, reached VARCHAR[], own_grp BOOLEAN);
 CREATE TABLE IF NOT EXISTS log_streams (log_id INTEGER, run_id VARCHAR, stream VARCHAR, lines BIGINT);
-CREATE TABLE IF NOT EXISTS log_text (log_id INTEGER, line_no BIGINT, text VARCHAR USING COMPRESSION uncompressed);
+CREATE TABLE IF NOT EXISTS log_text (log_id INTEGER, line_no BIGINT, text VARCHAR USING COMPRESSION uncompressed,
+    visible VARCHAR USING COMPRESSION uncompressed);  -- what a terminal shows, if not the text itself
 CREATE VIEW IF NOT EXISTS log_lines AS
     SELECT s.run_id, s.stream, t.line_no, t.text FROM log_text t JOIN log_streams s USING (log_id);
 CREATE TABLE IF NOT EXISTS ingest_offsets (
@@ -169,8 +171,8 @@ class Batch:
     transitions: list[dict] = field(default_factory=list)
     transition_tables: list[pa.Table] = field(default_factory=list)
     event_lines_read: int = 0  # the position of the next event line read into the batch
-    #: (run_id, stream, first line number, the lines), in the order read
-    log_chunks: list[tuple[str, str, int, pa.LargeStringArray]] = field(default_factory=list)
+    #: (run_id, stream, first line number, the lines, their visible text or null), in the order read
+    log_chunks: list[tuple[str, str, int, pa.LargeStringArray, pa.Array]] = field(default_factory=list)
     #: (run_id, stream) -> the last line number this batch adds
     log_last_lines: dict[tuple[str, str], int] = field(default_factory=dict)
     log_line_count: int = 0
@@ -185,7 +187,7 @@ class Batch:
         texts, count = split_lines(data)
         if not count:
             return 0
-        self.log_chunks.append((run_id, stream, first_line_no, texts))
+        self.log_chunks.append((run_id, stream, first_line_no, texts, visible_array(texts)))
         self.log_last_lines[(run_id, stream)] = first_line_no + count - 1
         self.log_line_count += count
         return count
@@ -400,8 +402,8 @@ class Index:
             cur.register("new_lines", pa.Table.from_batches([pa.record_batch({
                 "log_id": pa.array(np.full(len(texts), log_ids[(run_id, stream)], np.int32)),
                 "line_no": pa.array(np.arange(first, first + len(texts), dtype=np.int64)),
-                "text": texts}) for run_id, stream, first, texts in batch.log_chunks]))
-            cur.execute("INSERT INTO log_text SELECT log_id, line_no, text FROM new_lines")
+                "text": texts, "visible": visible}) for run_id, stream, first, texts, visible in batch.log_chunks]))
+            cur.execute("INSERT INTO log_text SELECT log_id, line_no, text, visible FROM new_lines")
             cur.unregister("new_lines")
         if batch.errors:
             frame = pd.DataFrame(batch.errors, columns=["file", "offset", "reason", "excerpt"])

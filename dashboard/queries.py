@@ -235,14 +235,15 @@ def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int
 
 
 def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndarray:
-    """Every line number of a run's stream containing `text` (literal, any case), in order."""
+    """Every line number of a run's stream whose visible text (see dashboard.terminal) contains
+    `text` (literal, any case), in order."""
     # ILIKE: any case without lower()'s copy of every line. Its fast path has no ESCAPE
     # clause, so that is added only when the text holds a wildcard to take literally.
     if any(c in text for c in "%_\\"):
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        match, params = "text ILIKE ? ESCAPE '\\'", [f"%{escaped}%"]
+        match, params = "coalesce(visible, text) ILIKE ? ESCAPE '\\'", [f"%{escaped}%"]
     else:
-        match, params = "text ILIKE ?", [f"%{text}%"]
+        match, params = "coalesce(visible, text) ILIKE ?", [f"%{text}%"]
     with index.cursor() as cur:
         result = cur.execute(f"SELECT line_no FROM log_text WHERE log_id = ? AND {match} ORDER BY line_no",
                              [_log_id(cur, run_id, stream), *params]).fetchnumpy()

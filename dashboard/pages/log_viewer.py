@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import io
+from pathlib import Path
 
 import numpy as np
 import panel as pn
@@ -21,7 +22,7 @@ import param
 from panel.reactive import ReactiveHTML
 
 from dashboard import queries
-from dashboard.downloads import download_url
+from dashboard.downloads import download_url, log_file_chunks
 from dashboard.hub import Change
 from dashboard.index import Index
 from dashboard.spool import STREAMS
@@ -281,8 +282,9 @@ class LogViewer:
     """One run's logs for one session: tabs per stream, pages, follow, search, download."""
 
     def __init__(self, index: Index, run_id: str, running: bool, detail_url: str | None,
-                 position: LogPosition | None = None):
+                 position: LogPosition | None = None, spool: Path | None = None):
         self.index = index
+        self.spool = spool  # where downloads read the bytes the process wrote
         self.run_id = run_id
         self.position = position or LogPosition()
         self.stream = self.position.stream
@@ -344,7 +346,7 @@ class LogViewer:
                 f'font:14px system-ui,sans-serif">Download {html.escape(self.stream)}</a>')
 
     def _download_file(self) -> io.BytesIO:
-        return io.BytesIO("".join(queries.log_text_chunks(self.index, self.run_id, self.stream)).encode("utf-8"))
+        return io.BytesIO(b"".join(log_file_chunks(self.spool, self.run_id, self.stream)))
 
     # ---- user actions ----------------------------------------------------------------
 
