@@ -250,6 +250,24 @@ def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndar
     return np.asarray(result["line_no"], dtype=np.int64)
 
 
+def next_line_matching(index: Index, run_id: str, stream: str, pattern: str, after: int,
+                       direction: int = 1) -> int | None:
+    """The first line after (or, direction -1, before) line `after` whose visible text matches the
+    regular expression `pattern`, wrapping around the stream; None if no line does."""
+    forward = direction >= 0
+    where, order = (">", "ASC") if forward else ("<", "DESC")
+    with index.cursor() as cur:
+        log_id = _log_id(cur, run_id, stream)
+        for start in (int(after), 0 if forward else 2**62):  # then wrap around
+            row = cur.execute(
+                f"SELECT line_no FROM log_text WHERE log_id = ? AND line_no {where} ? "
+                f"AND regexp_matches(coalesce(visible, text), ?) ORDER BY line_no {order} LIMIT 1",
+                [log_id, start, pattern]).fetchone()
+            if row is not None:
+                return int(row[0])
+    return None
+
+
 def log_text_chunks(index: Index, run_id: str, stream: str, lines_per_chunk: int = 100_000) -> Iterator[str]:
     """A run's whole stream as text, a bounded range of lines at a time (for downloads)."""
     last = log_line_counts(index, run_id)[stream]

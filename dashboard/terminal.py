@@ -71,6 +71,10 @@ def visible_array(texts: pa.Array) -> pa.Array:
 
 def shown(text: str) -> tuple[str, list[tuple[int, int, Style]]]:
     """The visible text of a line and its styled runs as (start, end, style), plain runs left out."""
+    if not _SPECIAL.search(text):
+        return text, []
+    if not _MOVES.search(text):
+        return _shown_in_order(text)
     chars: list[str] = []
     styles: list[Style] = []
     column, sgr, href = 0, {}, ""
@@ -107,6 +111,38 @@ def shown(text: str) -> tuple[str, list[tuple[int, int, Style]]]:
                 runs.append((start, i, styles[start]))
             start = i
     return "".join(chars), runs
+
+
+def _shown_in_order(text: str) -> tuple[str, list[tuple[int, int, Style]]]:
+    """`shown` of a line without CR or BS: the cursor only moves on, so runs are appended."""
+    pieces: list[str] = []
+    runs: list[tuple[int, int, Style]] = []
+    length, sgr, href, style, position = 0, {}, "", PLAIN, 0
+
+    def add(piece: str) -> None:
+        nonlocal length
+        pieces.append(piece)
+        if style != PLAIN:
+            if runs and runs[-1][2] == style and runs[-1][1] == length:
+                runs[-1] = (runs[-1][0], length + len(piece), style)
+            else:
+                runs.append((length, length + len(piece), style))
+        length += len(piece)
+
+    for match in _TOKEN.finditer(text):
+        if match.start() > position:
+            add(text[position:match.start()])
+        position = match.end()
+        string, csi = match.group(1), match.group(2)
+        if csi and csi.endswith("m"):
+            sgr = _sgr(csi[2:-1], sgr)
+            style = _style(sgr, href)
+        elif string and (link := _OSC8.match(string)):
+            href = _safe_href(link[1])
+            style = _style(sgr, href)
+    if position < len(text):
+        add(text[position:])
+    return "".join(pieces), runs
 
 
 def _put(chars: list[str], styles: list[Style], column: int, piece: str, style: Style) -> int:
