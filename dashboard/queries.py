@@ -235,18 +235,37 @@ def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int
 
 
 def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndarray:
-    """Every line number of a run's stream containing `text` (literal, any case), in order."""
+    """Every line number of a run's stream whose visible text (see dashboard.terminal) contains
+    `text` (literal, any case), in order."""
     # ILIKE: any case without lower()'s copy of every line. Its fast path has no ESCAPE
     # clause, so that is added only when the text holds a wildcard to take literally.
     if any(c in text for c in "%_\\"):
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        match, params = "text ILIKE ? ESCAPE '\\'", [f"%{escaped}%"]
+        match, params = "coalesce(visible, text) ILIKE ? ESCAPE '\\'", [f"%{escaped}%"]
     else:
-        match, params = "text ILIKE ?", [f"%{text}%"]
+        match, params = "coalesce(visible, text) ILIKE ?", [f"%{text}%"]
     with index.cursor() as cur:
         result = cur.execute(f"SELECT line_no FROM log_text WHERE log_id = ? AND {match} ORDER BY line_no",
                              [_log_id(cur, run_id, stream), *params]).fetchnumpy()
     return np.asarray(result["line_no"], dtype=np.int64)
+
+
+def next_line_matching(index: Index, run_id: str, stream: str, pattern: str, after: int,
+                       direction: int = 1) -> int | None:
+    """The first line after (or, direction -1, before) line `after` whose visible text matches the
+    regular expression `pattern`, wrapping around the stream; None if no line does."""
+    forward = direction >= 0
+    where, order = (">", "ASC") if forward else ("<", "DESC")
+    with index.cursor() as cur:
+        log_id = _log_id(cur, run_id, stream)
+        for start in (int(after), 0 if forward else 2**62):  # then wrap around
+            row = cur.execute(
+                f"SELECT line_no FROM log_text WHERE log_id = ? AND line_no {where} ? "
+                f"AND regexp_matches(coalesce(visible, text), ?) ORDER BY line_no {order} LIMIT 1",
+                [log_id, start, pattern]).fetchone()
+            if row is not None:
+                return int(row[0])
+    return None
 
 
 def log_text_chunks(index: Index, run_id: str, stream: str, lines_per_chunk: int = 100_000) -> Iterator[str]:
