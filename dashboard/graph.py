@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import networkx as nx
 
@@ -19,8 +20,10 @@ from .statuses import COLORS
 
 NO_RUNS_COLOR = "#e5e7eb"
 FAILED = ("FAILED", "TERMINATED")
-#: An upstream in one of these keeps its downstream waiting.
-HOLDING = ("IDLE", "ACTIVE", "TRIGGER", "STARTED", "RUNNING") + FAILED
+#: An upstream in one of these holds its downstream waiting ("waiting on" names it).
+HOLDING = ("STARTED", "RUNNING") + FAILED
+#: An upstream in one of these is itself only waiting or queued: look past it to what holds it.
+PASSING = ("IDLE", "ACTIVE", "TRIGGER")
 
 
 @dataclass
@@ -101,16 +104,43 @@ def layered_layout(task_graph: TaskGraph, sweeps: int = 4) -> dict[str, tuple[fl
             for node in layer}
 
 
-def blocked_tasks(graph: nx.DiGraph, status: Mapping[str, str]) -> dict[str, list[str]]:
-    """Tasks waiting (latest run ACTIVE) with the upstreams that hold them: running or failed."""
+class Hold(NamedTuple):
+    """What holds a waiting task: an upstream running, failed or terminated, and the direct
+    upstream it holds the task through when that is a chain of waiting tasks (else None)."""
+
+    upstream: str
+    via: str | None = None
+
+
+def blocked_tasks(graph: nx.DiGraph, status: Mapping[str, str]) -> dict[str, list[Hold]]:
+    """Tasks waiting (latest run ACTIVE) with what holds them: the nearest upstreams that are
+    running, failed or terminated, looking through upstreams that are themselves only waiting
+    or queued to the one at the head of their chain."""
     blocked = {}
     for node in graph:
         if status.get(node) != "ACTIVE":
             continue
-        holding = sorted(up for up in graph.predecessors(node) if status.get(up) in HOLDING)
-        if holding:
-            blocked[node] = holding
+        holds, seen = {}, {node}
+        frontier = [(up, None) for up in sorted(graph.predecessors(node))]
+        while frontier:  # breadth first: the nearest holder on each chain, each named once
+            following = []
+            for up, via in frontier:
+                if up in seen:
+                    continue
+                seen.add(up)
+                if status.get(up) in HOLDING:
+                    holds.setdefault(up, Hold(up, via))
+                elif status.get(up) in PASSING:
+                    following += [(further, via or up) for further in sorted(graph.predecessors(up))]
+            frontier = following
+        if holds:
+            blocked[node] = sorted(holds.values())
     return blocked
+
+
+def waiting_text(holds: Iterable[Hold]) -> str:
+    """'waiting on X, via Y; Z' for the holds of a waiting task."""
+    return "waiting on " + "; ".join(h.upstream + (f", via {h.via}" if h.via else "") for h in holds)
 
 
 def root_causes(graph: nx.DiGraph, status: Mapping[str, str]) -> dict[str, int]:

@@ -17,8 +17,8 @@ import pandas as pd
 import panel as pn
 
 from dashboard.formatting import human_duration, plain
-from dashboard.graph import (TaskGraph, blocked_tasks, cascade_edges, critical_path, layered_layout,
-                             neighbourhood, root_causes, status_color)
+from dashboard.graph import (Hold, TaskGraph, blocked_tasks, cascade_edges, critical_path, layered_layout,
+                             neighbourhood, root_causes, status_color, waiting_text)
 
 LABELS_UP_TO = 250  # more nodes than this: names only on hover
 GROUP_PALETTE = ("#0ea5e9", "#a855f7", "#f97316", "#14b8a6", "#e11d48", "#84cc16", "#6366f1", "#eab308",
@@ -31,7 +31,7 @@ class GraphState:
     """What the drawing says about the shown tasks, besides where they are."""
 
     status: dict[str, str]
-    blocked: dict[str, list[str]]
+    blocked: dict[str, list[Hold]]
     causes: dict[str, int]
     critical: list[str]
     critical_seconds: float
@@ -63,7 +63,7 @@ def graph_frames(task_graph: TaskGraph, shown: set[str], positions: dict[str, tu
         if task in state.causes:
             role = f"ROOT CAUSE · blocks {state.causes[task]}"
         elif task in state.blocked:
-            role = "waiting on " + ", ".join(state.blocked[task])
+            role = waiting_text(state.blocked[task])
         defined = graph.nodes[task].get("defined", True)
         group = graph.nodes[task].get("group")
         rows.append({

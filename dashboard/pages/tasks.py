@@ -17,7 +17,7 @@ import param
 from dashboard import queries
 from dashboard.app import Services, services
 from dashboard.formatting import human_duration, plain
-from dashboard.graph import dependency_graph
+from dashboard.graph import dependency_graph, waiting_text
 from dashboard.hub import Change
 from dashboard.pages.badges import STYLESHEET, status_badge
 from dashboard.pages.dependency_graph import GraphPlot, analyse, focus, graph_frames, group_colors, layout_for
@@ -39,6 +39,11 @@ GROUP_HEADER_AS_TEXT = pn.io.JSCode("""(value, count) => {
 def markdown_text(text: str) -> str:
     """Text that Markdown shows as it is: each ASCII punctuation mark escaped, line breaks as spaces."""
     return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", " ".join(text.splitlines()))
+
+
+def _count(number: int, what: str) -> str:
+    """'1 direct upstream', '3 direct upstreams'."""
+    return f"{number:,} {what}{'' if number == 1 else 's'}"
 
 
 class TasksQuery(param.Parameterized):
@@ -194,13 +199,15 @@ class TasksView:
         runs_url = self.svc.url("task_runs") + "?" + urlencode({"search": task, "since": self.query.since})
         role = ""
         if task in self.state.causes:
-            role = f"<p style='color:#b91c1c'><b>Root cause</b>: blocks {self.state.causes[task]} task(s)</p>"
+            role = "<p style='color:#b91c1c'><b>Root cause</b> of the failures downstream</p>"
         elif task in self.state.blocked:
-            role = f"<p style='color:#b45309'>Waiting on {html.escape(', '.join(self.state.blocked[task]))}</p>"
+            role = f"<p style='color:#b45309'>{html.escape('W' + waiting_text(self.state.blocked[task])[1:])}</p>"
         return (f"<div style='font:14px system-ui;padding:12px;border:1px solid #e2e8f0;border-radius:10px'>"
                 f"<div style='font-weight:700;font-size:16px;overflow-wrap:anywhere'>{html.escape(task)}</div>"
                 f"<p>{status_badge(status) if status else 'no runs in range'}</p>{role}"
-                f"<p>Upstream: {graph.in_degree(task)} · Downstream: {graph.out_degree(task)}</p>"
+                f"<p>{_count(graph.in_degree(task), 'direct upstream')} · "
+                f"{_count(graph.out_degree(task), 'direct downstream')}"
+                f"{f' · {self.state.causes[task]:,} blocked' if task in self.state.causes else ''}</p>"
                 f"<p><a class='td-task-runs' href='{html.escape(runs_url)}'>View runs of {html.escape(task)} →</a></p>"
                 "</div>")
 
