@@ -10,6 +10,7 @@ Pure logic over networkx (no Panel, no DuckDB), so the page and the tests share 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -79,9 +80,18 @@ def layers(task_graph: TaskGraph) -> dict[str, int]:
     return layer
 
 
-def layered_layout(task_graph: TaskGraph, sweeps: int = 4) -> dict[str, tuple[float, float]]:
-    """x = layer; y = order within the layer, groups kept together, crossings reduced by
-    moving each task towards the mean position of its neighbours (a few sweeps)."""
+def wrap_rows(tasks: int) -> int:
+    """How many tasks a column holds before a layer wraps into another column: the grid of
+    a large graph stays about as wide as it is tall (280 sources made one solid bar)."""
+    return max(8, math.ceil(math.sqrt(tasks / 1.5)))
+
+
+def layered_layout(task_graph: TaskGraph, sweeps: int = 4, max_rows: int | None = None) \
+        -> dict[str, tuple[float, float]]:
+    """Grid positions, one task a cell, so no two tasks overlap: x = column, upstream left of
+    downstream; y = row. Within a layer groups stay together and tasks move towards the mean
+    position of their neighbours (a few sweeps, to reduce crossings); a layer taller than
+    `max_rows` wraps into several columns."""
     layer = layers(task_graph)
     graph = task_graph.graph
     columns: dict[int, list[str]] = {}
@@ -99,9 +109,17 @@ def layered_layout(task_graph: TaskGraph, sweeps: int = 4) -> dict[str, tuple[fl
             columns[x].sort(key=key)
             for i, node in enumerate(columns[x]):
                 position[node] = float(i)
-    tallest = max((len(column) for column in columns.values()), default=1)
-    return {node: (float(layer[node]), -(position[node] + (tallest - len(columns[layer[node]])) / 2))
-            for node in layer}
+    rows = max_rows or wrap_rows(len(layer))
+    placed, x = {}, 0
+    tallest = min(rows, max((len(column) for column in columns.values()), default=1))
+    for number in sorted(columns):
+        column = columns[number]
+        for start in range(0, len(column), rows):
+            chunk = column[start:start + rows]
+            for i, node in enumerate(chunk):
+                placed[node] = (float(x), -(i + (tallest - len(chunk)) / 2))
+            x += 1
+    return placed
 
 
 class Hold(NamedTuple):
