@@ -87,6 +87,7 @@ class PlannedRun:
     started: dt.datetime | None
     finished: dt.datetime | None
     reached: frozenset[str]
+    updated: dt.datetime | None = None  # its last event
 
     def duration(self, now: dt.datetime) -> dt.timedelta | None:
         return None if self.started is None else (self.finished or now) - self.started
@@ -157,7 +158,7 @@ def write_spool(spool, now: dt.datetime) -> list[PlannedRun]:
             status=final, agent=agent, adhoc=adhoc, age=age, trigger_time=trigger_time,
             started=min(starts) if starts else None,
             finished=times[final] if final in TERMINAL else None,
-            reached=frozenset(statuses)))
+            reached=frozenset(statuses), updated=max(ts for _, ts in events)))
     writer.close()
     return plan
 
@@ -190,6 +191,8 @@ def expected_ids(world, run_filter: RunFilter) -> set[str]:
 
 
 def sort_value(run: PlannedRun, column: str, now: dt.datetime):
+    if column == "trigger_time":  # the latest run first: ties by start (not started: latest), then last event
+        return run.trigger_time, run.started or dt.datetime.max, run.updated
     return run.duration(now) if column == "duration" else getattr(run, column)
 
 

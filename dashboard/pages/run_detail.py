@@ -155,7 +155,7 @@ class RunDetailView:
                                      stylesheets=[_CARD_STYLE], sizing_mode="stretch_width")
         self.logs = LogViewer(svc.index, self.run_id, running=not (is_terminal(run["status"]) or run["blocked"]),
                               detail_url=svc.url("run_detail", self.run_id) if svc.routed else None,
-                              position=position)
+                              position=position, spool=svc.config.spool, emphasis=svc.config.log_emphasis)
         self.logs.reload_button.on_click(lambda _: self.refresh_run())
 
     def panel(self) -> pn.Column:

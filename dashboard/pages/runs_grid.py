@@ -30,17 +30,30 @@ TITLES = {"task": "Task name", "grp": "Group", "trigger": "Trigger Time", "lifec
           "duration": "Duration", "logs": "Logs"}
 HIDDEN = ["run_id", "adhoc", "running", "blocked"]
 
+# A long name is cut in its middle: dbt's `model.project.int_orders` differ at their end.
+# The end (after the last `.` or `/`, else the last 12 characters) keeps its place while the
+# start gives way; the whole name is the tooltip.
 _TASK_FORMATTER = JSCode("""function(cell) {
   const row = cell.getRow().getData()
   const name = document.createElement("span")
   name.className = "td-task"
-  name.textContent = row.task
+  name.title = row.task
+  const cut = Math.max(row.task.lastIndexOf("."), row.task.lastIndexOf("/")) + 1
+  const at = cut > 0 && cut < row.task.length ? cut : Math.max(0, row.task.length - 12)
+  const head = document.createElement("span")
+  head.className = "td-task-head"
+  head.textContent = row.task.slice(0, at)
+  const tail = document.createElement("span")
+  tail.className = "td-task-tail"
+  tail.textContent = row.task.slice(at)
+  name.append(head, tail)
   if (!row.adhoc) { return name }
   const badge = document.createElement("span")
   badge.className = "td-badge td-adhoc"
   badge.title = "Run from the Adhoc Tasks console"
   badge.textContent = "ADHOC"
   const both = document.createElement("span")
+  both.className = "td-task-both"
   both.append(name, badge)
   return both
 }""")
@@ -152,6 +165,11 @@ _GRID_STYLE = STYLESHEET + """
 .td-eye { color: #2563eb; display: inline-flex; padding: 2px; border-radius: 4px; }
 .td-eye:hover { background: #dbeafe; }
 .tabulator .tabulator-cell { padding: 6px 8px; }
+.td-task { display: inline-flex; max-width: 100%; vertical-align: bottom; white-space: nowrap; }
+.td-task-head { overflow: hidden; text-overflow: ellipsis; min-width: 1.2em; flex: 0 1 auto; }
+.td-task-tail { overflow: hidden; text-overflow: ellipsis; flex: 0 0 auto; max-width: calc(100% - 1.2em); }
+.td-task-both { display: inline-flex; max-width: 100%; align-items: baseline; }
+.td-task-both .td-badge { flex: none; }
 .tabulator-row.tabulator-row-even { background-color: #f9fafb; }
 """
 
