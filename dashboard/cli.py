@@ -30,13 +30,18 @@ def _settings(args):
 
 def _open_index(args, rebuild: bool = False):
     """The index and its ingestor, caught up with the spool (with a progress bar when there is much to read)."""
-    from .index import Index
+    from .index import Index, IndexLockedError
     from .ingest import Ingestor
 
     config = _settings(args)
-    index = Index(config.index, fallback_to_private=not rebuild)
-    if index.is_private:
-        print(f"note: {index.private_reason}; using a private index for this command", file=sys.stderr)
+    try:
+        index = Index(config.index, fallback_to_private=False)
+    except IndexLockedError as exc:
+        if rebuild:
+            raise
+        # One command's private index lives in memory: nothing to write to disk or to clean up.
+        index = Index(None)
+        print(f"note: {exc}; using a private in-memory index for this command", file=sys.stderr)
     if index.rebuilt_reason:
         print(f"note: {index.rebuilt_reason}", file=sys.stderr)
     if rebuild:
@@ -70,7 +75,7 @@ def cmd_ingest(args) -> int:
     except IndexLockedError as exc:
         raise CommandError(f"{exc}: stop the server that uses it before --rebuild") from None
     counts = index.counts()
-    print(f"index {index.path}: {counts['tasks']:,} tasks, {counts['runs']:,} runs, "
+    print(f"index {index.path or '(private, in memory)'}: {counts['tasks']:,} tasks, {counts['runs']:,} runs, "
           f"{counts['log_lines']:,} log lines, {counts['ingest_errors']:,} ingest errors")
     index.close()
     return 0
