@@ -67,6 +67,13 @@ state.show = () => {
     look = "error"; text = "Error · " + data.new_errors
     title = data.new_errors + " new ingest error(s) since this page opened: see `taskdash errors`"
   }
+  // What the page shows while the link is down may be stale: dim it until it is live again.
+  const main = document.getElementById("main")
+  if (main) {
+    main.style.transition = "opacity .3s"
+    main.style.opacity = state.link === "live" ? "" : "0.45"
+    main.dataset.stale = state.link === "live" ? "" : "stale"
+  }
   pill.className = "td-conn td-conn-" + look
   pill.dataset.state = text.split(" ")[0].replace("…", "")
   pill.title = title
