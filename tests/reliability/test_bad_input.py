@@ -250,7 +250,7 @@ LOG_FOLDERS = Case("log_folders", logs={
     "ok-folder/stdin.log": "not a log file of the contract",
 }, lines={"ok-folder/stdout.log": ["kept 1"], ".../stderr.log": ["kept 2"]})
 
-OUTSIDE = "a symbolic link to outside the spool's"
+OUTSIDE = "a symbolic link in the spool's"
 SYMLINKS = Case("symlinks", links={
     "events/linked.jsonl": OUTSIDE,
     "logs/ok-link/stdout.log": OUTSIDE,
