@@ -10,14 +10,18 @@ the spool again and again into fresh indexes.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 import time
 
+import pytest
+
 from dashboard import queries
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
+from dashboard.spool import SpoolError, folder_id, open_spool_file
 
 SECRET = "root-only-secret-9c1e"
 RUNS = 40
@@ -81,3 +85,24 @@ def test_a_link_swapped_in_between_check_and_open_is_never_read(tmp_path):
     print(f"\n{rounds} ingests of {RUNS} log folders and an events file swapped by another process: "
           f"{safe_lines:,} safe lines read, {links_refused:,} links refused at the open, the secret never read")
     assert rounds >= 5 and safe_lines > 0, "the race was not exercised"
+
+
+def test_only_regular_files_directly_in_the_folders_are_opened(tmp_path):
+    spool = tmp_path / "spool"
+    (spool / "logs" / "r-1").mkdir(parents=True)
+    (spool / "events").mkdir()
+    (tmp_path / "secret.txt").write_text(SECRET)
+    os.mkfifo(spool / "logs" / "r-1" / "stdout.log")  # opening it for reading would block
+    (spool / "logs" / "r-1" / "stderr.log").symlink_to(tmp_path / "secret.txt")
+    (spool / "logs" / "r-2").symlink_to(tmp_path)
+    (spool / "events" / "ok.jsonl").write_text("")
+    folders = {"events": folder_id(spool / "events"), "logs": folder_id(spool / "logs")}
+    for rel, reason in [("logs/r-1/stdout.log", "not a regular file"), ("logs/r-1/stderr.log", "symbolic link"),
+                        ("logs/r-2/secret.txt", "symbolic link")]:
+        with pytest.raises(SpoolError, match=reason):
+            open_spool_file(spool, rel, folders)
+    os.close(open_spool_file(spool, "events/ok.jsonl", folders))
+    (spool / "events").rename(tmp_path / "events-before")
+    (spool / "events").symlink_to(tmp_path)  # the folder itself swapped for another
+    with pytest.raises(SpoolError, match="folder was replaced"):
+        open_spool_file(spool, "events/secret.txt", folders)
