@@ -24,6 +24,7 @@ from dashboard import queries
 from dashboard.downloads import download_url
 from dashboard.hub import Change
 from dashboard.index import Index
+from dashboard.pages.url_state import MAX_NUMBER
 from dashboard.spool import STREAMS
 
 PAGE_LINES = queries.LOG_PAGE_LINES
@@ -252,8 +253,8 @@ class LogPosition(param.Parameterized):
     """Where the viewer is, as the page's URL keeps it: the stream, and a page or a marked line."""
 
     stream = param.Selector(default="stdout", objects=list(STREAMS))
-    page = param.Integer(default=None, allow_None=True, bounds=(1, None))
-    line = param.Integer(default=None, allow_None=True, bounds=(1, None))
+    page = param.Integer(default=None, allow_None=True, bounds=(1, MAX_NUMBER))
+    line = param.Integer(default=None, allow_None=True, bounds=(1, MAX_NUMBER))
 
     def to_url(self) -> dict[str, str]:
         values = {} if self.stream == "stdout" else {"stream": self.stream}
