@@ -19,6 +19,7 @@ import time
 import pytest
 
 from dashboard import queries
+from dashboard.downloads import log_file_chunks
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
 from dashboard.spool import SpoolError, folder_id, open_spool_file
@@ -43,7 +44,9 @@ SWAPPER = textwrap.dedent("""
 """)
 
 
-def test_a_link_swapped_in_between_check_and_open_is_never_read(tmp_path):
+@pytest.fixture
+def raced_spool(tmp_path):
+    """A spool whose run folders and events file another process swaps for links to secrets."""
     spool, outside, away = tmp_path / "spool", tmp_path / "outside", tmp_path / "away"
     for folder in (spool / "events", spool / "logs", outside, away):
         folder.mkdir(parents=True)
@@ -57,34 +60,54 @@ def test_a_link_swapped_in_between_check_and_open_is_never_read(tmp_path):
         (spool / "logs" / f"race-{i}" / "stdout.log").write_text("safe line\n" * 10)
         (outside / f"race-{i}").mkdir()
         (outside / f"race-{i}" / "stdout.log").write_text(f"{SECRET}\n")
-
     swapper = subprocess.Popen([sys.executable, "-c", SWAPPER, str(spool), str(outside), str(away), str(RUNS)],
                                stdout=subprocess.PIPE, text=True)
-    rounds = safe_lines = links_refused = 0
     try:
         assert swapper.stdout.readline().strip() == "swapping"
-        deadline = time.monotonic() + SECONDS
-        while time.monotonic() < deadline:
-            index = Index(None)
-            try:
-                Ingestor(index, spool).catch_up()
-                secret_lines = index.query("SELECT count(*) AS n FROM log_text WHERE text LIKE ?",
-                                           [f"%{SECRET}%"])["n"][0]
-                assert secret_lines == 0, f"round {rounds}: a file outside the spool was read into the index"
-                assert queries.run(index, "secret-run") is None, f"round {rounds}: a linked events file was read"
-                safe_lines += index.counts()["log_lines"]
-                links_refused += index.query("SELECT count(*) AS n FROM ingest_errors WHERE reason LIKE ?",
-                                             ["%symbolic link%"])["n"][0]
-            finally:
-                index.close()
-            rounds += 1
+        yield spool
     finally:
         swapper.kill()
         swapper.wait()
         swapper.stdout.close()
+
+
+def test_a_link_swapped_in_between_check_and_open_is_never_read(raced_spool):
+    spool = raced_spool
+    rounds = safe_lines = links_refused = 0
+    deadline = time.monotonic() + SECONDS
+    while time.monotonic() < deadline:
+        index = Index(None)
+        try:
+            Ingestor(index, spool).catch_up()
+            secret_lines = index.query("SELECT count(*) AS n FROM log_text WHERE text LIKE ?",
+                                       [f"%{SECRET}%"])["n"][0]
+            assert secret_lines == 0, f"round {rounds}: a file outside the spool was read into the index"
+            assert queries.run(index, "secret-run") is None, f"round {rounds}: a linked events file was read"
+            safe_lines += index.counts()["log_lines"]
+            links_refused += index.query("SELECT count(*) AS n FROM ingest_errors WHERE reason LIKE ?",
+                                         ["%symbolic link%"])["n"][0]
+        finally:
+            index.close()
+        rounds += 1
     print(f"\n{rounds} ingests of {RUNS} log folders and an events file swapped by another process: "
           f"{safe_lines:,} safe lines read, {links_refused:,} links refused at the open, the secret never read")
     assert rounds >= 5 and safe_lines > 0, "the race was not exercised"
+
+
+def test_a_download_never_serves_a_link_swapped_in(raced_spool):
+    reads = refused = 0
+    deadline = time.monotonic() + SECONDS / 2
+    while time.monotonic() < deadline:
+        for i in range(RUNS):
+            try:
+                served = b"".join(log_file_chunks(raced_spool, f"race-{i}", "stdout"))
+            except SpoolError:
+                refused += 1
+                continue
+            assert SECRET.encode() not in served, f"race-{i}: the download served a file outside the spool"
+            reads += served == b"safe line\n" * 10
+    print(f"\n{reads:,} downloads served the run's own log, {refused:,} refused a link, the secret never served")
+    assert reads > 0 and refused > 0, "the race was not exercised"
 
 
 def test_only_regular_files_directly_in_the_folders_are_opened(tmp_path):
