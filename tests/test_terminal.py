@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -133,3 +134,14 @@ def test_a_long_line_is_sent_folded_unless_asked_whole():
     number, text, runs, level, full = log_row(7, raw, Emphasis())
     assert (len(text), full, runs) == (FOLD_CHARS, 60_000, [[0, FOLD_CHARS, "td-fg-2", "", ""]])
     assert log_row(7, raw, Emphasis(), whole=True)[1] == "x" * 60_000
+
+
+def test_taskdash_logs_search_counts_what_is_seen(tmp_path):
+    case = next(case for case in CASES if case["name"] == "npm_warn_in_colour")
+    ingested(tmp_path, {"r-npm": case["raw"].encode()}).close()
+    result = subprocess.run([sys.executable, "-m", "dashboard.cli", "logs", "r-npm", "--search", "npm WARN",
+                             "--spool", str(tmp_path / "spool"), "--index", str(tmp_path / "index.duckdb")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["1", "2", "3"]
+    assert "3 matching lines of 4" in result.stderr
