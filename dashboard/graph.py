@@ -10,8 +10,10 @@ Pure logic over networkx (no Panel, no DuckDB), so the page and the tests share 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import networkx as nx
 
@@ -19,8 +21,10 @@ from .statuses import COLORS
 
 NO_RUNS_COLOR = "#e5e7eb"
 FAILED = ("FAILED", "TERMINATED")
-#: An upstream in one of these keeps its downstream waiting.
-HOLDING = ("IDLE", "ACTIVE", "TRIGGER", "STARTED", "RUNNING") + FAILED
+#: An upstream in one of these holds its downstream waiting ("waiting on" names it).
+HOLDING = ("STARTED", "RUNNING") + FAILED
+#: An upstream in one of these is itself only waiting or queued: look past it to what holds it.
+PASSING = ("IDLE", "ACTIVE", "TRIGGER")
 
 
 @dataclass
@@ -76,9 +80,18 @@ def layers(task_graph: TaskGraph) -> dict[str, int]:
     return layer
 
 
-def layered_layout(task_graph: TaskGraph, sweeps: int = 4) -> dict[str, tuple[float, float]]:
-    """x = layer; y = order within the layer, groups kept together, crossings reduced by
-    moving each task towards the mean position of its neighbours (a few sweeps)."""
+def wrap_rows(tasks: int) -> int:
+    """How many tasks a column holds before a layer wraps into another column: the grid of
+    a large graph stays about as wide as it is tall (280 sources made one solid bar)."""
+    return max(8, math.ceil(math.sqrt(tasks / 1.5)))
+
+
+def layered_layout(task_graph: TaskGraph, sweeps: int = 4, max_rows: int | None = None) \
+        -> dict[str, tuple[float, float]]:
+    """Grid positions, one task a cell, so no two tasks overlap: x = column, upstream left of
+    downstream; y = row. Within a layer groups stay together and tasks move towards the mean
+    position of their neighbours (a few sweeps, to reduce crossings); a layer taller than
+    `max_rows` wraps into several columns."""
     layer = layers(task_graph)
     graph = task_graph.graph
     columns: dict[int, list[str]] = {}
@@ -96,21 +109,56 @@ def layered_layout(task_graph: TaskGraph, sweeps: int = 4) -> dict[str, tuple[fl
             columns[x].sort(key=key)
             for i, node in enumerate(columns[x]):
                 position[node] = float(i)
-    tallest = max((len(column) for column in columns.values()), default=1)
-    return {node: (float(layer[node]), -(position[node] + (tallest - len(columns[layer[node]])) / 2))
-            for node in layer}
+    rows = max_rows or wrap_rows(len(layer))
+    placed, x = {}, 0
+    tallest = min(rows, max((len(column) for column in columns.values()), default=1))
+    for number in sorted(columns):
+        column = columns[number]
+        for start in range(0, len(column), rows):
+            chunk = column[start:start + rows]
+            for i, node in enumerate(chunk):
+                placed[node] = (float(x), -(i + (tallest - len(chunk)) / 2))
+            x += 1
+    return placed
 
 
-def blocked_tasks(graph: nx.DiGraph, status: Mapping[str, str]) -> dict[str, list[str]]:
-    """Tasks waiting (latest run ACTIVE) with the upstreams that hold them: running or failed."""
+class Hold(NamedTuple):
+    """What holds a waiting task: an upstream running, failed or terminated, and the direct
+    upstream it holds the task through when that is a chain of waiting tasks (else None)."""
+
+    upstream: str
+    via: str | None = None
+
+
+def blocked_tasks(graph: nx.DiGraph, status: Mapping[str, str]) -> dict[str, list[Hold]]:
+    """Tasks waiting (latest run ACTIVE) with what holds them: the nearest upstreams that are
+    running, failed or terminated, looking through upstreams that are themselves only waiting
+    or queued to the one at the head of their chain."""
     blocked = {}
     for node in graph:
         if status.get(node) != "ACTIVE":
             continue
-        holding = sorted(up for up in graph.predecessors(node) if status.get(up) in HOLDING)
-        if holding:
-            blocked[node] = holding
+        holds, seen = {}, {node}
+        frontier = [(up, None) for up in sorted(graph.predecessors(node))]
+        while frontier:  # breadth first: the nearest holder on each chain, each named once
+            following = []
+            for up, via in frontier:
+                if up in seen:
+                    continue
+                seen.add(up)
+                if status.get(up) in HOLDING:
+                    holds.setdefault(up, Hold(up, via))
+                elif status.get(up) in PASSING:
+                    following += [(further, via or up) for further in sorted(graph.predecessors(up))]
+            frontier = following
+        if holds:
+            blocked[node] = sorted(holds.values())
     return blocked
+
+
+def waiting_text(holds: Iterable[Hold]) -> str:
+    """'waiting on X, via Y; Z' for the holds of a waiting task."""
+    return "waiting on " + "; ".join(h.upstream + (f", via {h.via}" if h.via else "") for h in holds)
 
 
 def root_causes(graph: nx.DiGraph, status: Mapping[str, str]) -> dict[str, int]:

@@ -277,10 +277,14 @@ class Ingestor:
         if len(newlines) >= event_lines.MIN_LINES and is_utf8(chunk):
             if self._event_parser is None:
                 self._event_parser = event_lines.EventLineParser()
-            parsed, by_python = self._event_parser.parse(line_array(chunk, newlines))
-            position = parsed.schema.get_field_index("position")
-            batch.transition_tables.append(parsed.set_column(
-                position, "position", pc.add(parsed.column(position), first)))
+            try:
+                parsed, by_python = self._event_parser.parse(line_array(chunk, newlines))
+            except duckdb.Error:  # never seen; a line DuckDB cannot take must not stop the ingest
+                log.exception("bulk parse of %s at %d failed: reading its lines one by one", rel, offset)
+            else:
+                position = parsed.schema.get_field_index("position")
+                batch.transition_tables.append(parsed.set_column(
+                    position, "position", pc.add(parsed.column(position), first)))
         batch.event_lines_read += len(newlines)
         for n in by_python:
             raw, line_offset = chunk[starts[n]:newlines[n]], offset + int(starts[n])
@@ -290,6 +294,11 @@ class Ingestor:
                 event = decode_event_line(raw)
             except SpoolError as exc:
                 batch.errors.append((rel, line_offset, str(exc), raw[:200].decode("utf-8", "replace")))
+                continue
+            except Exception as exc:  # a line no rule foresaw: one error, never a stuck ingest
+                log.exception("event line %s at %d could not be read", rel, line_offset)
+                batch.errors.append((rel, line_offset, f"could not be read ({type(exc).__name__})",
+                                     raw[:200].decode("utf-8", "replace")))
                 continue
             if event["kind"] == "task":
                 batch.tasks.append(event)

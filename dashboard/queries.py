@@ -32,6 +32,12 @@ SELECT r.run_id, r.task, r.grp, r.status, r.agent, r.adhoc, r.trigger_time, r.st
        r.exit_code, r.message, r.updated, array_to_string(r.reached, ',') AS reached
 """
 _DURATION = "coalesce(r.finished, ?) - r.started"
+#: A task's latest run is the latest by trigger time, then start (a retry not started yet is
+#: later than the try it replaces), then last event, then run id. A retry often has its first
+#: try's trigger time (Airflow's logical date): by trigger time alone the failed try could win.
+#: The tasks table, the graph, the notebook API and the CLI's newest-first order all use this.
+LATEST_RUN_ORDER = ("r.trigger_time", "coalesce(r.started, 'infinity'::TIMESTAMP)", "r.updated", "r.run_id")
+_LATEST_RUN_KEY = "{" + ", ".join(f"'k{i}': {column}" for i, column in enumerate(LATEST_RUN_ORDER)) + "}"
 
 
 def parse_duration(text: str) -> dt.timedelta:
@@ -155,12 +161,41 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
         limit, offset = max(0, min(limit, total - offset)), max(0, total - offset - limit)
     direction = "DESC" if descending != from_end else "ASC"
     nulls = "FIRST" if from_end else "LAST"  # missing values stay at the end of the whole order
-    order_column = _DURATION if sort == "duration" else f"r.{sort}"
+    order_columns = ([_DURATION] if sort == "duration" else list(LATEST_RUN_ORDER[:-1]) if sort == "trigger_time"
+                     else [f"r.{sort}"])
     order_params = [now] if sort == "duration" else []
+    order = ", ".join(f"{column} {direction} NULLS {nulls}" for column in order_columns)
     sql = (f"{_RUN_SELECT}, epoch({_DURATION}) AS duration {_RUNS_FROM} {where} "
-           f"ORDER BY {order_column} {direction} NULLS {nulls}, r.run_id {direction} LIMIT ? OFFSET ?")
+           f"ORDER BY {order}, r.run_id {direction} LIMIT ? OFFSET ?")
     runs = index.query(sql, [now] + params + order_params + [int(limit), int(offset)])
-    return runs.iloc[::-1].reset_index(drop=True) if from_end else runs
+    runs = runs.iloc[::-1].reset_index(drop=True) if from_end else runs
+    runs["blocked"] = blocked_reasons(index, runs["run_id"])
+    return runs
+
+
+def blocked_reasons(index: Index, run_ids) -> pd.Series:
+    """Why each run can no longer start ("upstream Extract failed"), or None; aligned with `run_ids`.
+
+    A run is blocked when it has not started, has not ended on its own (SUCCESS or FAILED),
+    and a run of one of its upstreams in the same cycle (the same trigger time) ended FAILED
+    or TERMINATED. Derived here rather than written to the spool, so any scheduler's runs
+    that were left waiting show it too. Asked only for the runs of one page.
+    """
+    run_ids = pd.Series(run_ids, dtype=object).reset_index(drop=True)
+    if run_ids.empty:
+        return pd.Series([], dtype=object)
+    frame = index.query(f"""
+        SELECT d.run_id,
+               'upstream ' || min(u.task || CASE u.status WHEN 'FAILED' THEN ' failed' ELSE ' was terminated' END)
+                   AS reason
+        FROM runs d JOIN tasks t ON t.task = d.task
+             JOIN runs u ON u.trigger_time = d.trigger_time AND list_contains(t.depends_on, u.task)
+        WHERE d.run_id IN ({', '.join('?' * len(run_ids))}) AND d.started IS NULL
+          AND d.status NOT IN ('SUCCESS', 'FAILED') AND NOT coalesce(d.adhoc, false)
+          AND u.status IN ('FAILED', 'TERMINATED') AND NOT coalesce(u.adhoc, false)
+        GROUP BY d.run_id""", run_ids.tolist())
+    reasons = dict(zip(frame["run_id"], frame["reason"]))
+    return pd.Series([reasons.get(run_id) for run_id in run_ids], dtype=object)
 
 
 def runs_view(index: Index, run_filter: RunFilter = RunFilter(), page: int = 1, page_size: int = 50,
@@ -201,7 +236,9 @@ def groups(index: Index) -> list[str]:
 def run(index: Index, run_id: str) -> dict | None:
     """One run as a dict, or None if the index has no such run."""
     frame = index.query(f"{_RUN_SELECT} {_RUNS_FROM} WHERE r.run_id = ?", [run_id])
-    return None if frame.empty else frame.iloc[0].to_dict()
+    if frame.empty:
+        return None
+    return frame.iloc[0].to_dict() | {"blocked": blocked_reasons(index, [run_id]).iloc[0]}
 
 
 def transitions(index: Index, run_id: str) -> pd.DataFrame:
@@ -289,22 +326,26 @@ def ingest_errors(index: Index, limit: int = 1000) -> pd.DataFrame:
 
 
 def task_stats(index: Index, since: dt.timedelta | None = None, now: dt.datetime | None = None) -> pd.DataFrame:
-    """Per task with runs triggered in the range: its latest run (status, message, times),
-    how many runs, the share of finished runs that succeeded and the median duration."""
+    """Per task with runs triggered in the range: its latest run (id, status, message, times,
+    why it is blocked if it is), how many runs, the share of finished runs that succeeded and the median duration."""
     where, params = RunFilter(since=since).where(now)
-    # The latest run as one struct: arg_max would skip a NULL `started` and take an older run's.
-    return index.query(f"""
-        SELECT task, latest.status AS last_status, latest.message AS last_message,
+    # The latest run as one struct (arg_max would skip a NULL `started` and take an older run's),
+    # by LATEST_RUN_ORDER.
+    stats = index.query(f"""
+        SELECT task, latest.run_id AS last_run_id, latest.status AS last_status, latest.message AS last_message,
                latest.trigger_time AS last_trigger, latest.started AS last_started,
                latest.finished AS last_finished, runs, success_rate, median_seconds
         FROM (SELECT r.task,
-                     arg_max({{'status': r.status, 'message': r.message, 'trigger_time': r.trigger_time,
-                               'started': r.started, 'finished': r.finished}}, r.trigger_time) AS latest,
+                     arg_max({{'run_id': r.run_id, 'status': r.status, 'message': r.message,
+                               'trigger_time': r.trigger_time, 'started': r.started, 'finished': r.finished}},
+                             {_LATEST_RUN_KEY}) AS latest,
                      count(*) AS runs,
                      count(*) FILTER (WHERE r.status = 'SUCCESS')
                          / nullif(count(*) FILTER (WHERE r.finished IS NOT NULL), 0) AS success_rate,
                      median(epoch(r.finished - r.started)) FILTER (WHERE r.finished IS NOT NULL) AS median_seconds
               {_RUNS_FROM} {where} GROUP BY r.task)""", params)
+    stats["last_blocked"] = blocked_reasons(index, stats["last_run_id"])
+    return stats
 
 
 def tasks(index: Index) -> pd.DataFrame:

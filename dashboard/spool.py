@@ -15,6 +15,8 @@ import socket
 import threading
 from pathlib import Path
 
+import numpy as np
+
 from .statuses import STATUSES
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -151,22 +153,56 @@ def parse_event(event: object) -> dict:
     raise SpoolError(f"unknown kind {str(kind)[:40]!r}: use one of {', '.join(EVENT_KINDS)}")
 
 
+#: Arrays and objects nested deeper than this make a line an error (an event is flat; its
+#: depends_on is two levels): a bound that holds whatever the stack depth of the caller.
+MAX_NESTING = 64
+#: An integer with more digits than this is read as a float (inf when huge): Python refuses to
+#: convert over 4,300 digits, and no field of the contract holds such a number anyway.
+MAX_INT_DIGITS = 40
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_OPENING, _CLOSING = np.frombuffer(b"[{", np.uint8), np.frombuffer(b"]}", np.uint8)
+
+
 def _first_field_wins(pairs: list[tuple[str, object]]) -> dict:
     return dict(reversed(pairs))
+
+
+def _refuse_constant(name: str) -> None:
+    raise SpoolError(f"not JSON: {name} is not a JSON number")
+
+
+def _bounded_int(digits: str) -> int | float:
+    return int(digits) if len(digits) <= MAX_INT_DIGITS else float(digits)
+
+
+def _nesting(text: str) -> int:
+    """How deep arrays and objects nest in a JSON text (strings left out)."""
+    structure = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8"), np.uint8)
+    steps = np.isin(structure, _OPENING).astype(np.int64) - np.isin(structure, _CLOSING)
+    return int(np.cumsum(steps).max(initial=0))
 
 
 def decode_event_line(raw: bytes) -> dict:
     """One event line of an events file, validated and normalised, or raise SpoolError.
 
-    A field given twice counts the first time (as DuckDB's JSON reader has it).
+    The line must be UTF-8 (a byte order mark before it is allowed) and strict JSON: no NaN or
+    Infinity, nested at most MAX_NESTING deep. A field given twice counts the first time (as
+    DuckDB's JSON reader has it).
     """
     try:
-        event = parse_event(json.loads(raw, object_pairs_hook=_first_field_wins))
+        text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:
         raise SpoolError("not valid UTF-8") from None
+    if text.count("[") + text.count("{") > MAX_NESTING and _nesting(text) > MAX_NESTING:
+        raise SpoolError(f"not an event: arrays or objects nested over {MAX_NESTING} deep")
+    try:
+        decoded = json.loads(text, object_pairs_hook=_first_field_wins, parse_constant=_refuse_constant,
+                             parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         raise SpoolError(f"not JSON: {exc.msg} at column {exc.colno}") from None
-    return event
+    except RecursionError:  # not reached under MAX_NESTING; kept so no line can stop the ingest
+        raise SpoolError(f"not an event: arrays or objects nested over {MAX_NESTING} deep") from None
+    return parse_event(decoded)
 
 
 def new_run_id(prefix: str = "r") -> str:

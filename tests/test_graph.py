@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from dashboard.graph import (NO_RUNS_COLOR, blocked_tasks, cascade_edges, critical_path, dependency_graph,
+from dashboard.graph import (NO_RUNS_COLOR, Hold, blocked_tasks, waiting_text, cascade_edges, critical_path, dependency_graph,
                              layered_layout, layers, neighbourhood, root_causes, status_color)
 from dashboard.statuses import COLORS
 
@@ -48,8 +48,19 @@ def test_a_task_waiting_on_a_running_or_failed_upstream_is_blocked():
     graph = dependency_graph(DEMO).graph
     status = {"Fetch": "SUCCESS", "Generate": "RUNNING", "Send": "ACTIVE", "Reconcile": "ACTIVE",
               "Extract": "FAILED", "Load": "ACTIVE", "Report": "ACTIVE"}
-    assert blocked_tasks(graph, status) == {"Send": ["Generate"], "Load": ["Extract"],
-                                            "Report": ["Generate", "Load"]}
+    blocked = blocked_tasks(graph, status)
+    assert blocked == {"Send": [Hold("Generate")], "Load": [Hold("Extract")],
+                       "Report": [Hold("Extract", via="Load"), Hold("Generate")]}, \
+        "Reconcile waits on a success: nothing holds it; Report is held by Load's head, not by Load"
+    assert waiting_text(blocked["Report"]) == "waiting on Extract, via Load; Generate"
+
+
+def test_waiting_names_the_head_of_a_chain_of_waiting_or_queued_upstreams():
+    graph = nx.DiGraph([("A", "B"), ("B", "C"), ("C", "D"), ("X", "D"), ("Q", "C")])
+    status = {"A": "TERMINATED", "B": "ACTIVE", "C": "TRIGGER", "D": "ACTIVE", "X": "SUCCESS", "Q": "STARTED"}
+    assert blocked_tasks(graph, status) == {"B": [Hold("A")], "D": [Hold("A", via="C"), Hold("Q", via="C")]}
+    status["A"] = "SUCCESS"  # a chain whose head is done holds nothing: no label
+    assert blocked_tasks(graph, status) == {"D": [Hold("Q", via="C")]}
 
 
 def test_the_root_cause_of_a_cascade_is_the_earliest_failed_ancestor():

@@ -7,6 +7,9 @@ the user's zoom stays. Recenter draws the plot anew, which fits the whole graph 
 
 from __future__ import annotations
 
+import re
+import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,14 +18,13 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import panel as pn
+from bokeh.models import CustomJS
 
 from dashboard.formatting import human_duration, plain
-from dashboard.graph import (TaskGraph, blocked_tasks, cascade_edges, critical_path, layered_layout,
-                             neighbourhood, root_causes, status_color)
+from dashboard.graph import (Hold, TaskGraph, blocked_tasks, cascade_edges, critical_path, layered_layout,
+                             neighbourhood, root_causes, status_color, waiting_text)
+from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, Overview, group_path, overview, top_group
 
-LABELS_UP_TO = 250  # more nodes than this: names only on hover
-GROUP_PALETTE = ("#0ea5e9", "#a855f7", "#f97316", "#14b8a6", "#e11d48", "#84cc16", "#6366f1", "#eab308",
-                 "#64748b", "#ec4899")
 EDGE = {"plain": ("#94a3b8", 1.2), "critical": ("#7c3aed", 4.0), "cascade": ("#dc2626", 2.6)}
 
 
@@ -30,8 +32,9 @@ EDGE = {"plain": ("#94a3b8", 1.2), "critical": ("#7c3aed", 4.0), "cascade": ("#d
 class GraphState:
     """What the drawing says about the shown tasks, besides where they are."""
 
+    graph: nx.DiGraph  # every task, not only the shown ones
     status: dict[str, str]
-    blocked: dict[str, list[str]]
+    blocked: dict[str, list[Hold]]
     causes: dict[str, int]
     critical: list[str]
     critical_seconds: float
@@ -43,63 +46,120 @@ def analyse(task_graph: TaskGraph, stats: pd.DataFrame) -> GraphState:
     seconds = {task: plain(s) or 0.0 for task, s in zip(stats["task"], stats["median_seconds"])}
     path, total = critical_path(task_graph.graph, seconds, ignore=task_graph.cycle_edges)
     causes = {task: count for task, count in root_causes(task_graph.graph, status).items() if count}
-    return GraphState(status, blocked_tasks(task_graph.graph, status), causes, path if total > 0 else [], total)
+    return GraphState(task_graph.graph, status, blocked_tasks(task_graph.graph, status), causes,
+                      path if total > 0 else [], total)
 
 
-def graph_frames(task_graph: TaskGraph, shown: set[str], positions: dict[str, tuple[float, float]],
-                 stats: pd.DataFrame, state: GraphState, selected: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Nodes and edges of the shown tasks as the DataFrames `draw` draws."""
-    graph = task_graph.graph
+#: Status order for a group's colour: the most pressing status among its tasks.
+PRESSING = ("FAILED", "TERMINATED", "RUNNING", "STARTED", "ACTIVE", "TRIGGER", "IDLE", "SUCCESS")
+#: Pale tiles behind the tasks, one colour per top-level group (by a hash of its name, so a
+#: group keeps its colour when another is added). Pale tints, not marks: never a status colour.
+TILE_PALETTE = ("#e0f2fe", "#fae8ff", "#f1f5f9", "#e7f5ec", "#ede9fe", "#fdf2f8", "#e6f7f5", "#f5f5f4",
+                "#eef2ff", "#f4f7e6", "#f0f4f8", "#f7efe9")
+NEUTRAL_OUTLINE = "#334155"
+LABEL_CHARS = 24
+NODE_COLUMNS = ["x", "y", "task", "name", "group", "status", "fill", "marker", "outline", "outline_width", "alpha",
+                "tile", "label", "always", "role", "last_trigger", "last_started", "last_finished", "median",
+                "upstream", "downstream"]
+
+
+def tile_color(group: str | None) -> str:
+    """A top-level group's pale tile colour, the same in every view and session."""
+    top = top_group(group)
+    return TILE_PALETTE[zlib.crc32(top.encode()) % len(TILE_PALETTE)] if top else "#ffffff"
+
+
+def short_label(name: str, chars: int = LABEL_CHARS) -> str:
+    """A name as a label: a long dotted or slashed name by its distinguishing end, and a
+    middle ellipsis beyond `chars` characters."""
+    end = re.split(r"[./]", name)[-1]
+    text = end if len(name) > chars and end else name
+    return text if len(text) <= chars else text[:chars // 2 - 1] + "…" + text[-(chars - chars // 2):]
+
+
+def graph_frames(view: Overview, positions: dict[str, tuple[float, float]], stats: pd.DataFrame,
+                 state: GraphState, selected: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Nodes (tasks and collapsed groups) and edges of the shown view as the frames `draw` draws."""
+    graph = view.task_graph.graph
+    full = state.graph
     by_task = stats.set_index("task").to_dict("index") if len(stats) else {}
-    group_color = group_colors(graph)
-    related = ({selected} | nx.ancestors(graph, selected) | nx.descendants(graph, selected)
-               if selected in graph else None)
+    critical_tasks = set(state.critical)
+    related = None
+    if selected in full:
+        related = {view.node_of[t] for t in {selected} | nx.ancestors(full, selected) | nx.descendants(full, selected)
+                   if t in view.node_of}
     rows = []
-    for task in sorted(shown):
-        x, y = positions[task]
-        row = by_task.get(task)
-        status = state.status.get(task)
+    for node in sorted(graph):
+        x, y = positions[node]
+        members = view.members.get(node)
+        if members is not None:
+            rows.append(_group_row(node, members, x, y, state, related, graph, selected))
+            continue
+        row = by_task.get(node)
+        status = state.status.get(node)
         role = ""
-        if task in state.causes:
-            role = f"ROOT CAUSE · blocks {state.causes[task]}"
-        elif task in state.blocked:
-            role = "waiting on " + ", ".join(state.blocked[task])
-        defined = graph.nodes[task].get("defined", True)
-        group = graph.nodes[task].get("group")
+        blocked_by = plain(row.get("last_blocked")) if row is not None else None
+        if node in state.causes:
+            role = f"ROOT CAUSE · blocks {state.causes[node]}"
+        elif blocked_by:  # its latest run can no longer start: not to be read as waiting
+            role = f"⊘ BLOCKED · {blocked_by}"
+        elif node in state.blocked:
+            role = waiting_text(state.blocked[node])
+        defined = graph.nodes[node].get("defined", True)
+        group = graph.nodes[node].get("group")
+        held = node in state.causes or node in state.blocked or bool(blocked_by)
+        label = short_label(node)
+        if node in state.causes or blocked_by:
+            label += f"\n{role}"
+        elif node in state.blocked:
+            holds = state.blocked[node]
+            label += "\nwaiting on " + short_label(holds[0].upstream, 18) + (" …" if len(holds) > 1 else "")
         rows.append({
-            "x": x, "y": y, "task": task, "name": task, "group": group or ("not defined" if not defined else "—"),
-            "status": status or "no runs", "fill": status_color(status),
-            "outline": "#7f1d1d" if task in state.causes else "#f59e0b" if task in state.blocked
-            else group_color.get(str(group), "#94a3b8"),
-            "outline_width": 5.0 if task in state.causes or task in state.blocked else 2.5,
-            "alpha": 1.0 if related is None or task in related else 0.2,
-            "label": task + (f"\n{role}" if role else ""),
+            "x": x, "y": y, "task": node, "name": node, "group": group or ("not defined" if not defined else "—"),
+            "status": status or "no runs", "fill": status_color(status), "marker": "circle",
+            "outline": "#7f1d1d" if node in state.causes else "#f59e0b" if node in state.blocked else NEUTRAL_OUTLINE,
+            "outline_width": 3.5 if held else 1.0,
+            "alpha": 1.0 if related is None or node in related else 0.2, "tile": tile_color(group),
+            "label": label, "always": node == selected or node in state.causes or node in critical_tasks,
             "role": role or "—",
             "last_trigger": _clock(row["last_trigger"]) if row is not None else "—",
             "last_started": _clock(row["last_started"]) if row is not None else "—",
             "last_finished": _clock(row["last_finished"]) if row is not None else "—",
             "median": human_duration(plain(row["median_seconds"])) or "—" if row is not None else "—",
-            "upstream": graph.in_degree(task), "downstream": graph.out_degree(task),
+            "upstream": full.in_degree(node) if node in full else 0,
+            "downstream": full.out_degree(node) if node in full else 0,
         })
-    nodes = pd.DataFrame(rows, columns=["x", "y", "task", "name", "group", "status", "fill", "outline", "outline_width",
-                                        "alpha", "label", "role", "last_trigger", "last_started",
-                                        "last_finished", "median", "upstream", "downstream"])
-    critical = set(zip(state.critical, state.critical[1:]))
-    cascade = set(cascade_edges(graph, state.status))
+    nodes = pd.DataFrame(rows, columns=NODE_COLUMNS)
+    critical = {(view.node_of.get(a), view.node_of.get(b)) for a, b in zip(state.critical, state.critical[1:])}
+    cascade = {(view.node_of.get(a), view.node_of.get(b)) for a, b in cascade_edges(full, state.status)}
     edges = []
     for a, b in graph.edges:
-        if a in shown and b in shown:
-            kind = "critical" if (a, b) in critical else "cascade" if (a, b) in cascade else "plain"
-            color, width = EDGE[kind]
-            edges.append({"source": a, "target": b, "color": color, "width": width,
-                          "edge_alpha": 1.0 if related is None or (a in related and b in related) else 0.15})
+        kind = "critical" if (a, b) in critical else "cascade" if (a, b) in cascade else "plain"
+        color, width = EDGE[kind]
+        edges.append({"source": a, "target": b, "color": color, "width": width,
+                      "edge_alpha": 1.0 if related is None or (a in related and b in related) else 0.15})
     return nodes, pd.DataFrame(edges, columns=["source", "target", "color", "width", "edge_alpha"])
 
 
-def group_colors(graph: nx.DiGraph) -> dict[str, str]:
-    """An outline colour per group (tasks outside any group have none here)."""
-    groups = sorted({str(g) for n in graph if (g := graph.nodes[n].get("group"))})
-    return {g: GROUP_PALETTE[i % len(GROUP_PALETTE)] for i, g in enumerate(groups)}
+def _group_row(node: str, members: list[str], x: float, y: float, state: GraphState, related, graph,
+               selected) -> dict:
+    """A collapsed group: its most pressing status, its status mix and counts, a square mark."""
+    counts = Counter(state.status.get(t, "no runs") for t in members)
+    pressing = next((s for s in PRESSING if counts.get(s)), None)
+    mix = " · ".join(f"{counts[s]:,} {s}" for s in (*PRESSING, "no runs") if counts.get(s))
+    causes = sorted(t for t in members if t in state.causes)
+    path = node[len(GROUP_MARK):]
+    role = (f"{len(causes)} root cause{'s' if len(causes) > 1 else ''}: " + ", ".join(causes[:3])
+            + (" …" if len(causes) > 3 else "")) if causes else "—"
+    return {
+        "x": x, "y": y, "task": node, "name": f"{path} ({len(members):,} tasks; click to expand)", "group": path,
+        "status": mix, "fill": status_color(pressing), "marker": "square",
+        "outline": "#7f1d1d" if causes else NEUTRAL_OUTLINE, "outline_width": 3.5 if causes else 1.5,
+        "alpha": 1.0 if related is None or node in related else 0.2, "tile": tile_color(path),
+        "label": f"{GROUP_MARK}{short_label(path, 20)} ({len(members):,})", "always": True, "role": role,
+        "last_trigger": "—", "last_started": "—", "last_finished": "—", "median": "—",
+        "upstream": graph.in_degree(node), "downstream": graph.out_degree(node),
+    }
 
 
 def _clock(value) -> str:
@@ -111,54 +171,111 @@ HOVER = [("Task", "@name"), ("Group", "@group"), ("Status", "@status"), ("", "@r
          ("Last trigger", "@last_trigger"), ("Started", "@last_started"), ("Finished", "@last_finished"),
          ("Median duration", "@median"), ("Upstream", "@upstream"), ("Downstream", "@downstream")]
 
+#: Node marks in screen pixels: this share of a grid cell, between these bounds; labels
+#: below them from this many pixels per column and row (the same in `FIT_MARKS_JS`).
+MARK_SHARE, MARK_MIN, MARK_MAX = 0.6, 3.0, 22.0
+DETAIL_LABELS_FROM = (130.0, 34.0)
+LABEL_GAP = 13  # pixels from a node's centre to the top of its label
 
-ARROW_BACK, ARROW_LENGTH, ARROW_HALF_WIDTH = 0.13, 0.09, 0.05  # in layout units (one column = 1)
+FIT_MARKS_JS = f"""
+const w = fig.inner_width, h = fig.inner_height
+if (!(w > 0 && h > 0)) {{ return }}
+const col = w / Math.abs(xr.end - xr.start), row = h / Math.abs(yr.end - yr.start)
+const size = Math.max({MARK_MIN}, Math.min({MARK_MAX}, {MARK_SHARE} * Math.min(col, row)))
+for (const [renderer, share] of [[nodes, 1], [arrows, 0.5]]) {{
+  for (const glyph of [renderer.glyph, renderer.selection_glyph, renderer.nonselection_glyph,
+                       renderer.hover_glyph, renderer.muted_glyph]) {{
+    if (glyph != null && glyph.size !== size * share) {{ glyph.size = size * share }}
+  }}
+}}
+const show = col >= {DETAIL_LABELS_FROM[0]} && row >= {DETAIL_LABELS_FROM[1]}
+if (detail.visible !== show) {{ detail.visible = show }}
+"""
 
 
-def edge_segments(nodes: pd.DataFrame, edges: pd.DataFrame) -> tuple[hv.Segments, hv.Segments]:
-    """Each edge as a line, and two short strokes at its downstream end, for all edges at once.
+def mark_size(column_px: float, row_px: float) -> float:
+    """A node's diameter in pixels for grid cells of this size (as FIT_MARKS_JS computes it)."""
+    return max(MARK_MIN, min(MARK_MAX, MARK_SHARE * min(column_px, row_px)))
 
-    (Nodes, edges and arrows are drawn as plain points and segments: Bokeh's graph renderer
-    and HoloViews' per-edge arrow paths each took seconds at 1,000 tasks.)
-    """
+
+def edge_frames(nodes: pd.DataFrame, edges: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each edge as a line between node centres, and an arrowhead (a triangle mark, sized in
+    pixels) at its middle, turned downstream: it never hides behind or misses a node."""
     at = nodes.set_index("task")[["x", "y"]]
     start = at.reindex(edges["source"]).to_numpy(float).reshape(-1, 2)
     end = at.reindex(edges["target"]).to_numpy(float).reshape(-1, 2)
-    along = end - start
-    along /= np.maximum(np.hypot(along[:, 0], along[:, 1]), 1e-9)[:, None]
-    across = np.column_stack([-along[:, 1], along[:, 0]])
-    tip = end - along * ARROW_BACK
-    base = tip - along * ARROW_LENGTH
     style = {"color": edges["color"].to_numpy(), "width": edges["width"].to_numpy(),
              "edge_alpha": edges["edge_alpha"].to_numpy()}
-    lines = pd.DataFrame({"x0": start[:, 0], "y0": start[:, 1], "x1": tip[:, 0], "y1": tip[:, 1], **style})
-    heads = pd.concat([pd.DataFrame({"x0": tip[:, 0], "y0": tip[:, 1], "x1": wing[:, 0], "y1": wing[:, 1], **style})
-                       for wing in (base + across * ARROW_HALF_WIDTH, base - across * ARROW_HALF_WIDTH)])
-    look = {"color": "color", "alpha": "edge_alpha"}
-    return (hv.Segments(lines, ["x0", "y0", "x1", "y1"], ["color", "width", "edge_alpha"]).opts(
-                line_width="width", **look),
-            hv.Segments(heads, ["x0", "y0", "x1", "y1"], ["color", "width", "edge_alpha"]).opts(
-                line_width=1.6, **look))
-
-
-def node_size(count: int) -> float:
-    """Node diameter in pixels: 22 up to 100 tasks, smaller as more share the view."""
-    return max(7.0, min(22.0, 22.0 * (100 / max(count, 1)) ** 0.5))
+    lines = pd.DataFrame({"x0": start[:, 0], "y0": start[:, 1], "x1": end[:, 0], "y1": end[:, 1], **style})
+    middle = (start + end) / 2
+    # Turned by the angle in data units (close to the screen's: a column and a row are of like
+    # size in pixels); Bokeh's triangle points up at angle 0.
+    angle = np.arctan2(end[:, 1] - start[:, 1], end[:, 0] - start[:, 0]) - np.pi / 2
+    heads = pd.DataFrame({"x": middle[:, 0], "y": middle[:, 1], "angle": angle, **style})
+    return lines, heads
 
 
 def draw(data: tuple[pd.DataFrame, pd.DataFrame]) -> hv.Overlay:
-    """Edges, arrowheads, the tasks, and their labels (while few enough to read)."""
+    """Group tiles, edges, arrowheads, the nodes, and their labels (level of detail)."""
     nodes, edges = data
-    lines, heads = edge_segments(nodes, edges)
+    lines, heads = edge_frames(nodes, edges)
+    tiles = hv.Rectangles((nodes["x"] - 0.48, nodes["y"] - 0.48, nodes["x"] + 0.48, nodes["y"] + 0.48, nodes["tile"]),
+                          vdims=["tile"]).opts(color="tile", line_alpha=0, tools=[])
+    segments = hv.Segments(lines, ["x0", "y0", "x1", "y1"], ["color", "width", "edge_alpha"]).opts(
+        line_width="width", color="color", alpha="edge_alpha")
+    arrows = hv.Points(heads, ["x", "y"], ["angle", "color", "width", "edge_alpha"], group="Arrows").opts(
+        marker="triangle", angle="angle", color="color", alpha="edge_alpha", line_alpha=0, size=7)
     points = hv.Points(nodes, ["x", "y"], [c for c in nodes.columns if c not in ("x", "y")]).opts(
-        color="fill", line_color="outline", line_width="outline_width", alpha="alpha", size=node_size(len(nodes)),
-        tools=["hover", "tap"], hover_tooltips=HOVER, nonselection_alpha=0.35)
-    labels = hv.Labels(nodes if len(nodes) <= LABELS_UP_TO else nodes.iloc[:0], ["x", "y"], "label").opts(
-        text_font_size="8.5pt", yoffset=-0.28, text_color="#1f2937", text_baseline="top")
-    return (lines * heads * points * labels).opts(
+        color="fill", marker="marker", line_color="outline", line_width="outline_width", alpha="alpha",
+        size=MARK_MAX, tools=["hover", "tap"], hover_tooltips=HOVER, nonselection_alpha=0.35)
+    label_style = {"text_font_size": "8.5pt", "text_color": "#1f2937", "text_baseline": "top"}
+    always = hv.Labels(nodes[nodes["always"]], ["x", "y"], "label", group="Always").opts(**label_style)
+    detail = hv.Labels(nodes[~nodes["always"]], ["x", "y"], "label", group="Detail").opts(**label_style)
+    xs, ys = nodes["x"], nodes["y"]
+    limits = ({"xlim": (xs.min() - 0.6, xs.max() + 0.6), "ylim": (ys.min() - 0.95, ys.max() + 0.6)}
+              if len(nodes) else {})
+    return (tiles * segments * arrows * points * always * detail).opts(
         hv.opts.Overlay(responsive=True, height=620, xaxis=None, yaxis=None, show_frame=False, toolbar="above",
-                        active_tools=["wheel_zoom", "pan"], padding=(0.2, 0.08),
+                        active_tools=["wheel_zoom", "pan"], hooks=[fit_marks], **limits,
                         default_tools=["pan", "wheel_zoom", "box_zoom", "reset", "save"]))
+
+
+def _renderer(plot, element_type: str, group: str | None = None):
+    for subplot in plot.subplots.values():
+        element = subplot.current_frame
+        if type(element).__name__ == element_type and (group is None or element.group == group):
+            return subplot.handles["glyph_renderer"]
+    raise LookupError(element_type)
+
+
+def fit_marks(plot, _element) -> None:
+    """Marks in screen units at every zoom: node and arrowhead sizes follow the grid cell's
+    size in pixels, labels sit a fixed number of pixels below their node, and the labels of
+    ordinary tasks show only once a column is wide enough to hold them (level of detail)."""
+    figure = plot.state
+    nodes, arrows = _renderer(plot, "Points", "Points"), _renderer(plot, "Points", "Arrows")
+    always, detail = _renderer(plot, "Labels", "Always"), _renderer(plot, "Labels", "Detail")
+    for labels in (always, detail):
+        labels.glyph.y_offset = LABEL_GAP
+    width, height = figure.inner_width, figure.inner_height
+    x_range, y_range = plot.handles["x_range"], plot.handles["y_range"]
+    if width and height and x_range.end != x_range.start and y_range.end != y_range.start:
+        # Python's copy of the same rule, so an update drawn by the server keeps the sizes.
+        column, row = width / abs(x_range.end - x_range.start), height / abs(y_range.end - y_range.start)
+        for renderer, share in ((nodes, 1.0), (arrows, 0.5)):
+            for glyph in (renderer.glyph, renderer.selection_glyph, renderer.nonselection_glyph,
+                          renderer.hover_glyph, renderer.muted_glyph):
+                if glyph is not None:
+                    glyph.size = mark_size(column, row) * share
+        detail.visible = column >= DETAIL_LABELS_FROM[0] and row >= DETAIL_LABELS_FROM[1]
+    if not getattr(figure, "_taskdash_fitting", False):
+        callback = CustomJS(args={"fig": figure, "xr": x_range, "yr": y_range, "nodes": nodes, "arrows": arrows,
+                                  "detail": detail}, code=FIT_MARKS_JS)
+        for model, attributes in ((x_range, ("start", "end")), (y_range, ("start", "end")),
+                                  (figure, ("inner_width", "inner_height"))):
+            for attribute in attributes:
+                model.js_on_change(attribute, callback)
+        figure._taskdash_fitting = True
 
 
 class GraphPlot:
@@ -177,8 +294,10 @@ class GraphPlot:
         overlay = draw(data)
         return overlay.opts(hv.opts.Points(hooks=[self._listen_to_clicks]))
 
-    def _listen_to_clicks(self, plot, _element) -> None:
+    def _listen_to_clicks(self, plot, element) -> None:
         """A click (Bokeh's tap tool) selects a node in the browser; tell the page which."""
+        if element.group != "Points":
+            return  # the arrowheads
         selected = plot.handles["glyph_renderer"].data_source.selected
         if not getattr(selected, "_taskdash_listening", False):
             selected.on_change("indices", lambda _attr, _old, new: self._selected(new))
@@ -202,22 +321,21 @@ class GraphPlot:
 
 
 def focus(task_graph: TaskGraph, task: str | None, hops: int, group: str, text: str) -> set[str]:
-    """The tasks to show: one group, names containing `text`, and a task's neighbourhood."""
+    """The tasks to show: one group (and the groups inside it), names containing `text`, and
+    a task's neighbourhood."""
     graph = task_graph.graph
     shown = set(graph)
     if task in graph and hops > 0:
         shown &= neighbourhood(graph, task, hops)
     if group:
-        shown = {n for n in shown if graph.nodes[n].get("group") == group}
+        shown = {n for n in shown if group in group_path(graph.nodes[n].get("group"))}
     if text:
         shown = {n for n in shown if text.lower() in n.lower()}
     return shown
 
 
-def layout_for(task_graph: TaskGraph, shown: set[str]) -> dict[str, tuple[float, float]]:
-    """Positions for the shown tasks (laid out among themselves when they are a part)."""
-    if shown == set(task_graph.graph):
-        return layered_layout(task_graph)
-    part = TaskGraph(task_graph.graph.subgraph(shown).copy(), [],
-                     [e for e in task_graph.cycle_edges if e[0] in shown and e[1] in shown])
-    return layered_layout(part)
+def view_of(task_graph: TaskGraph, shown: set[str], expanded: set[str]) -> tuple[Overview, dict]:
+    """What to draw and where: the shown tasks, in groups (all but `expanded` collapsed) when
+    there are more than GROUPS_ABOVE of them, laid out on a grid."""
+    view = overview(task_graph, shown, expanded if len(shown) > GROUPS_ABOVE else None)
+    return view, layered_layout(view.task_graph)

@@ -28,19 +28,32 @@ SORT_COLUMNS = {"task": "task", "grp": "grp", "trigger": "trigger_time", "status
 TITLES = {"task": "Task name", "grp": "Group", "trigger": "Trigger Time", "lifecycle": "Lifecycle",
           "status": "Status", "agent": "Agent", "started": "Started", "finished": "Finished",
           "duration": "Duration", "logs": "Logs"}
-HIDDEN = ["run_id", "adhoc", "running"]
+HIDDEN = ["run_id", "adhoc", "running", "blocked"]
 
+# A long name is cut in its middle: dbt's `model.project.int_orders` differ at their end.
+# The end (after the last `.` or `/`, else the last 12 characters) keeps its place while the
+# start gives way; the whole name is the tooltip.
 _TASK_FORMATTER = JSCode("""function(cell) {
   const row = cell.getRow().getData()
   const name = document.createElement("span")
   name.className = "td-task"
-  name.textContent = row.task
+  name.title = row.task
+  const cut = Math.max(row.task.lastIndexOf("."), row.task.lastIndexOf("/")) + 1
+  const at = cut > 0 && cut < row.task.length ? cut : Math.max(0, row.task.length - 12)
+  const head = document.createElement("span")
+  head.className = "td-task-head"
+  head.textContent = row.task.slice(0, at)
+  const tail = document.createElement("span")
+  tail.className = "td-task-tail"
+  tail.textContent = row.task.slice(at)
+  name.append(head, tail)
   if (!row.adhoc) { return name }
   const badge = document.createElement("span")
   badge.className = "td-badge td-adhoc"
   badge.title = "Run from the Adhoc Tasks console"
   badge.textContent = "ADHOC"
   const both = document.createElement("span")
+  both.className = "td-task-both"
   both.append(name, badge)
   return both
 }""")
@@ -52,6 +65,17 @@ STATUS_FORMATTER = JSCode("""function(cell) {
   return badge
 }""")
 
+# A run that can no longer start (an upstream of its cycle failed) says so after its chain,
+# so a blocked ACTIVE run never reads as one still waiting.
+_BLOCKED_TAG = """
+    if (row.blocked) {
+      const tag = document.createElement("span")
+      tag.className = "td-blocked"
+      tag.title = "Blocked: " + row.blocked
+      tag.textContent = "BLOCKED: " + row.blocked
+      chain.append(tag)
+    }"""
+
 _LIFECYCLE_FORMATTER = JSCode(f"""(() => {{
   const lifecycle = {json.dumps(list(LIFECYCLE))}
   const terminal = {json.dumps(list(TERMINAL))}
@@ -62,7 +86,9 @@ _LIFECYCLE_FORMATTER = JSCode(f"""(() => {{
     const chain = document.createElement("span")
     chain.className = "td-chain"
     chain.title = "Lifecycle: " + [...lifecycle, end].filter(s => reached.has(s)).join(" → ")
-    for (const [i, step] of [...lifecycle, end].entries()) {{
+    // A blocked run will never reach the steps ahead: show only those it went through.
+    const steps = [...lifecycle, end].filter(s => !row.blocked || reached.has(s) || s === row.status)
+    for (const [i, step] of steps.entries()) {{
       if (i) {{
         const sep = document.createElement("span")
         sep.className = "td-sep"
@@ -80,7 +106,7 @@ _LIFECYCLE_FORMATTER = JSCode(f"""(() => {{
         dot.title = "running"
         chain.append(dot)
       }}
-    }}
+    }}{_BLOCKED_TAG}
     return chain
   }}
 }})()""")
@@ -139,6 +165,11 @@ _GRID_STYLE = STYLESHEET + """
 .td-eye { color: #2563eb; display: inline-flex; padding: 2px; border-radius: 4px; }
 .td-eye:hover { background: #dbeafe; }
 .tabulator .tabulator-cell { padding: 6px 8px; }
+.td-task { display: inline-flex; max-width: 100%; vertical-align: bottom; white-space: nowrap; }
+.td-task-head { overflow: hidden; text-overflow: ellipsis; min-width: 1.2em; flex: 0 1 auto; }
+.td-task-tail { overflow: hidden; text-overflow: ellipsis; flex: 0 0 auto; max-width: calc(100% - 1.2em); }
+.td-task-both { display: inline-flex; max-width: 100%; align-items: baseline; }
+.td-task-both .td-badge { flex: none; }
 .tabulator-row.tabulator-row-even { background-color: #f9fafb; }
 """
 
@@ -179,6 +210,7 @@ def grid_rows(runs: pd.DataFrame) -> pd.DataFrame:
         "finished": texts(_clock(f, t) for f, t in zip(runs["finished"], runs["trigger_time"])),
         "duration": runs["duration"].astype(float).to_numpy(),
         "running": running.astype(bool).to_numpy(),
+        "blocked": texts(runs["blocked"].fillna("") if "blocked" in runs else [""] * len(runs)),
         "logs": texts(runs["run_id"]),
     })
 
@@ -220,8 +252,11 @@ def runs_table(detail_prefix: str, sort_field: str, descending: bool) -> QuerySo
                     "duration": _DURATION_FORMATTER, "logs": _logs_formatter(detail_prefix)},
         sortable={"lifecycle": False, "logs": False},
         sorters=[{"field": sort_field, "dir": "desc" if descending else "asc"}],
-        widths={"task": "14%", "grp": "8%", "trigger": "11%", "lifecycle": "25%", "status": "8%", "agent": "7%",
-                "started": "7.5%", "finished": "7.5%", "duration": "7.5%", "logs": "4.5%"},
+        # Fixed widths that fit each header and value, the lifecycle chain takes the rest: with
+        # percentages Tabulator left a 27 px empty header column at 1280 px and cut "Finished"
+        # and "Duration" to "Finis…" and "Durat…".
+        widths={"task": 160, "grp": 86, "trigger": 146, "status": 110, "agent": 80, "started": 88,
+                "finished": 94, "duration": 94, "logs": 56},
         header_align={"logs": "center"},
         text_align={"logs": "center", "duration": "right"},
         # Tabulator keeps the query's order (a sort that finds every pair equal); the header

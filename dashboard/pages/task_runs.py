@@ -21,7 +21,7 @@ from dashboard.pages.layout import page_template
 from dashboard.pages.runs_grid import SORT_COLUMNS, grid_rows, runs_table, same_rows
 from dashboard.pages.timers import every
 from dashboard.pages.url_state import keep_in_url, report_url_problems, url_args
-from dashboard.statuses import COLORS, STATUSES
+from dashboard.statuses import COLORS, STATUSES, SYMBOLS
 
 PAGE_SIZES = (25, 50, 100)
 #: How often the page looks again with nothing published: runs leave the time range as it slides.
@@ -278,6 +278,8 @@ def _chip_style() -> str:
     for i, status in enumerate(STATUSES, start=1):
         color = COLORS[status]
         rules.append(f".bk-btn-group > .bk-btn:nth-child({i}) {{ border-left: 4px solid {color}; }}")
+        rules.append(f".bk-btn-group > .bk-btn:nth-child({i})::before {{ content: '{SYMBOLS[status]}'; "
+                     "margin-right: 4px; }")
         rules.append(f".bk-btn-group > .bk-btn:nth-child({i}).bk-active {{ background: {color}; color: white; "
                      f"border-color: {color}; }}")
     return "\n".join(rules) + "\n.bk-btn { font-size: 12px; font-weight: 600; padding: 4px 10px; }"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections import Counter
 from urllib.parse import urlencode
 
 import pandas as pd
@@ -17,10 +18,12 @@ import param
 from dashboard import queries
 from dashboard.app import Services, services
 from dashboard.formatting import human_duration, plain
-from dashboard.graph import dependency_graph
+from dashboard.graph import dependency_graph, waiting_text
 from dashboard.hub import Change
 from dashboard.pages.badges import STYLESHEET, status_badge
-from dashboard.pages.dependency_graph import GraphPlot, analyse, focus, graph_frames, group_colors, layout_for
+from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, is_group_node, top_group
+from dashboard.pages.dependency_graph import (GraphPlot, analyse, focus, graph_frames, short_label, tile_color,
+                                              view_of)
 from dashboard.pages.layout import page_template
 from dashboard.pages.runs_grid import STATUS_FORMATTER
 from dashboard.pages.url_state import keep_in_url, report_url_problems, url_args
@@ -39,6 +42,11 @@ GROUP_HEADER_AS_TEXT = pn.io.JSCode("""(value, count) => {
 def markdown_text(text: str) -> str:
     """Text that Markdown shows as it is: each ASCII punctuation mark escaped, line breaks as spaces."""
     return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", " ".join(text.splitlines()))
+
+
+def _count(number: int, what: str) -> str:
+    """'1 direct upstream', '3 direct upstreams'."""
+    return f"{number:,} {what}{'' if number == 1 else 's'}"
 
 
 class TasksQuery(param.Parameterized):
@@ -80,6 +88,10 @@ class TasksView:
                                          value=query.hops, width=300)
         self.recenter_button = pn.widgets.Button(label="Recenter", color="primary", variant="outline",
                                                  margin=(22, 10), description="Fit the whole graph in view")
+        self.collapse_button = pn.widgets.Button(label="Collapse groups", color="primary", variant="outline",
+                                                 margin=(22, 10), visible=False,
+                                                 description="Show every group as one node again")
+        self.expanded: set[str] = set()  # groups opened by a click on them
         self.problems = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
         self.summary = pn.pane.HTML("", stylesheets=[STYLESHEET], sizing_mode="stretch_width", margin=(0, 10))
         self.card = pn.pane.HTML("", stylesheets=[STYLESHEET], width=300)
@@ -87,16 +99,17 @@ class TasksView:
             pd.DataFrame(), show_index=False, disabled=True, selectable=False, sizing_mode="stretch_width",
             theme="simple", formatters={"last status": STATUS_FORMATTER}, stylesheets=[STYLESHEET],
             groupby=["group"], configuration={"groupHeader": GROUP_HEADER_AS_TEXT}, layout="fit_columns",
-            height=420)
+            pagination="local", page_size=100)  # the page grows with its rows
         self.load()
-        self.plot = GraphPlot(self._frames(), on_select=lambda task: self.query.param.update(task=task or ""))
+        self.plot = GraphPlot(self._frames(), on_select=self._clicked)
         self._wire()
         self._show_text()
 
     def panel(self) -> pn.Column:
         controls = pn.Row(self.search, pn.Column(pn.pane.HTML("Time range", margin=(5, 10, 0, 10)), self.since,
                                                  margin=0),
-                          self.group, self.hops, self.recenter_button, sizing_mode="stretch_width")
+                          self.group, self.hops, self.recenter_button, self.collapse_button,
+                          sizing_mode="stretch_width")
         graph = pn.Row(self.plot.pane, self.card, sizing_mode="stretch_width")
         return pn.Column(controls, self.problems, self.summary, graph,
                          pn.pane.HTML("<h3 style='margin:8px 0 0 0'>Tasks by group</h3>"), self.table,
@@ -113,7 +126,8 @@ class TasksView:
         self.read_stats()
         self.shown = focus(self.task_graph, self.query.task or None, self.query.hops, self.query.group,
                            self.query.search)
-        self.positions = layout_for(self.task_graph, self.shown)
+        self.view, self.positions = view_of(self.task_graph, self.shown, self.expanded)
+        self.collapse_button.visible = self.view.collapsed or bool(self.expanded and len(self.shown) > GROUPS_ABOVE)
 
     def read_stats(self) -> None:
         self.stats = queries.task_stats(self.svc.index, queries.parse_duration(self.query.since))
@@ -121,7 +135,7 @@ class TasksView:
 
     def _frames(self):
         selected = self.query.task if self.query.task in self.shown else None
-        return graph_frames(self.task_graph, self.shown, self.positions, self.stats, self.state, selected)
+        return graph_frames(self.view, self.positions, self.stats, self.state, selected)
 
     # ---- actions -----------------------------------------------------------------------
 
@@ -133,7 +147,22 @@ class TasksView:
         self.since.param.watch(lambda e: query.param.update(since=e.new), "value")
         self.hops.param.watch(lambda e: query.param.update(hops=e.new), "value")
         self.recenter_button.on_click(lambda _: self.plot.recenter())
+        self.collapse_button.on_click(lambda _: self._expand(None))
         query.param.watch(self._query_changed, ["group", "search", "since", "task", "hops"])
+
+    def _clicked(self, node: str | None) -> None:
+        """A click on a group opens it; on a task, selects it."""
+        if node is not None and is_group_node(node):
+            self._expand(node[len(GROUP_MARK):])
+        else:
+            self.query.param.update(task=node or "")
+
+    def _expand(self, group: str | None) -> None:
+        """Open one more group (None: close them all), keeping the others as they are."""
+        self.expanded = set() if group is None else self.expanded | {group}
+        self.load()
+        self.plot.recenter(self._frames())
+        self._show_text()
 
     def _query_changed(self, *events) -> None:
         names = {e.name for e in events}
@@ -167,19 +196,28 @@ class TasksView:
                                 "\n".join(f"- {markdown_text(p)}" for p in self.task_graph.problems))
         self.problems.visible = bool(self.task_graph.problems)
         parts = [f"<b>{len(self.shown):,}</b> of {graph.number_of_nodes():,} tasks shown"]
-        parts.append("groups: " + " ".join(
-            f"<span style='white-space:nowrap'><span style='display:inline-block;width:10px;height:10px;"
-            f"border-radius:50%;border:2.5px solid {color};vertical-align:-1px'></span> {html.escape(group)}</span>"
-            for group, color in group_colors(graph).items()))
+        tops = Counter(top_group(graph.nodes[n].get("group")) for n in self.shown)
+        parts.append("<details class='td-legend' style='display:inline-block;vertical-align:top'>"
+                     f"<summary>{len(tops):,} top-level group{'s' if len(tops) != 1 else ''}</summary>" + " ".join(
+            f"<span style='white-space:nowrap'><span style='display:inline-block;width:11px;height:11px;"
+            f"background:{tile_color(top)};border:1px solid #cbd5e1;vertical-align:-1px'></span> "
+            f"{html.escape(top or 'no group')} ({count:,})</span>" for top, count in sorted(tops.items())) + "</details>")
+        if self.view.collapsed:
+            parts.append(f"{len(self.view.members):,} groups shown collapsed (■): click one to open it")
+        def name(task: str) -> str:  # short in the line, whole on hover
+            return f"<span title='{html.escape(task)}'>{html.escape(short_label(task))}</span>"
+
         if state.critical:
-            shown = state.critical if len(state.critical) <= 8 else (
-                state.critical[:3] + [f"… {len(state.critical) - 6} more …"] + state.critical[-3:])
-            chain = " → ".join(html.escape(t) for t in shown)
+            shown = [name(t) for t in state.critical] if len(state.critical) <= 8 else (
+                [name(t) for t in state.critical[:3]] + [f"… {len(state.critical) - 6} more …"]
+                + [name(t) for t in state.critical[-3:]])
             parts.append(f"critical path <b>{human_duration(state.critical_seconds)}</b>: "
-                         f"<span style='color:#7c3aed'>{chain}</span>")
-        for cause, count in sorted(state.causes.items()):
-            parts.append(f"<span style='color:#b91c1c'>root cause <b>{html.escape(cause)}</b> "
-                         f"blocks {count}</span>")
+                         f"<span style='color:#7c3aed'>{' → '.join(shown)}</span>")
+        causes = sorted(state.causes.items(), key=lambda item: (-item[1], item[0]))
+        for cause, count in causes[:3]:
+            parts.append(f"<span style='color:#b91c1c'>root cause <b>{name(cause)}</b> blocks {count}</span>")
+        if len(causes) > 3:
+            parts.append(f"<span style='color:#b91c1c'>{len(causes) - 3} more root causes</span>")
         self.summary.object = " · ".join(parts)
         self.card.object = self._card()
         self.table.value = self._table()
@@ -192,17 +230,28 @@ class TasksView:
         graph = self.task_graph.graph
         status = self.state.status.get(task)
         runs_url = self.svc.url("task_runs") + "?" + urlencode({"search": task, "since": self.query.since})
+        latest = self._stats_of(task)
+        blocked_by = plain(latest.get("last_blocked")) if latest else None
         role = ""
         if task in self.state.causes:
-            role = f"<p style='color:#b91c1c'><b>Root cause</b>: blocks {self.state.causes[task]} task(s)</p>"
+            role = "<p style='color:#b91c1c'><b>Root cause</b> of the failures downstream</p>"
+        elif blocked_by:
+            role = f"<p style='color:#b91c1c'><b>Blocked</b>: {html.escape(blocked_by)}</p>"
         elif task in self.state.blocked:
-            role = f"<p style='color:#b45309'>Waiting on {html.escape(', '.join(self.state.blocked[task]))}</p>"
+            role = f"<p style='color:#b45309'>{html.escape('W' + waiting_text(self.state.blocked[task])[1:])}</p>"
         return (f"<div style='font:14px system-ui;padding:12px;border:1px solid #e2e8f0;border-radius:10px'>"
                 f"<div style='font-weight:700;font-size:16px;overflow-wrap:anywhere'>{html.escape(task)}</div>"
                 f"<p>{status_badge(status) if status else 'no runs in range'}</p>{role}"
-                f"<p>Upstream: {graph.in_degree(task)} · Downstream: {graph.out_degree(task)}</p>"
+                f"<p>{_count(graph.in_degree(task), 'direct upstream')} · "
+                f"{_count(graph.out_degree(task), 'direct downstream')}"
+                f"{f' · {self.state.causes[task]:,} blocked' if task in self.state.causes else ''}</p>"
                 f"<p><a class='td-task-runs' href='{html.escape(runs_url)}'>View runs of {html.escape(task)} →</a></p>"
                 "</div>")
+
+    def _stats_of(self, task: str) -> dict | None:
+        """The task's row of the stats (its latest run), or None when it has no runs in range."""
+        rows = self.stats[self.stats["task"] == task]
+        return None if rows.empty else rows.iloc[0].to_dict()
 
     def _table(self) -> pd.DataFrame:
         graph = self.task_graph.graph

@@ -79,6 +79,8 @@ def test_the_graph_shows_every_task_and_what_holds_them(tasks_page):
     assert nodes["Generate_Invoice"]["fill"] == COLORS["RUNNING"]
     assert nodes["Send_Email_Invoice"]["role"] == "waiting on Generate_Invoice", "the docs' example"
     assert nodes["Extract_Users"]["role"] == "ROOT CAUSE · blocks 2"
+    assert nodes["Daily_Report"]["role"] == "waiting on Extract_Users, via Load_Warehouse", \
+        "the head of the chain, not the upstream that only waits itself"
     assert nodes["Ghost_Task"]["group"] == "not defined"
     assert nodes["Fetch_Orders"]["x"] < nodes["Generate_Invoice"]["x"] < nodes["Send_Email_Invoice"]["x"]
     problems = tasks_page.locator(".alert")
@@ -115,6 +117,8 @@ def test_clicking_a_task_selects_it_and_leads_to_its_runs(tasks_page, served):
     tasks_page.mouse.click(*tasks_page.evaluate(SCREEN_POINT, [x, y]))
     link = tasks_page.get_by_role("link", name="View runs of Load_Warehouse →")
     expect(link).to_be_visible(timeout=15_000)
+    expect(tasks_page.get_by_text("Waiting on Extract_Users", exact=True)).to_be_visible()
+    expect(tasks_page.get_by_text("1 direct upstream · 1 direct downstream")).to_be_visible()
     nodes = node_data(tasks_page)
     assert nodes["Extract_Users"]["alpha"] == 1.0 and nodes["Daily_Report"]["alpha"] == 1.0
     assert nodes["Fetch_Orders"]["alpha"] < 1.0, "unrelated tasks fade"
