@@ -238,8 +238,9 @@ def runs_table(detail_prefix: str, sort_field: str, descending: bool) -> QuerySo
                     "duration": _DURATION_FORMATTER, "logs": _logs_formatter(detail_prefix)},
         sortable={"lifecycle": False, "logs": False},
         sorters=[{"field": sort_field, "dir": "desc" if descending else "asc"}],
-        widths={"task": "14%", "grp": "8%", "trigger": "11%", "lifecycle": "25%", "status": "8%", "agent": "7%",
-                "started": "7.5%", "finished": "7.5%", "duration": "7.5%", "logs": "4.5%"},
+        # Sized to their content at 1280 px: the chain needs about 250 px, a dotted task name's end more.
+        widths={"task": "19.5%", "grp": "9%", "trigger": "11%", "lifecycle": "20%", "status": "7.5%", "agent": "6.5%",
+                "started": "7%", "finished": "7%", "duration": "8%", "logs": "4.5%"},
         header_align={"logs": "center"},
         text_align={"logs": "center", "duration": "right"},
         # Tabulator keeps the query's order (a sort that finds every pair equal); the header
