@@ -134,9 +134,8 @@ def test_the_runs_grid_shows_a_long_name_by_its_end(served, page: Page):
     expect(name).to_have_attribute("title", task, timeout=30_000)
     end = task.rsplit(".", 1)[1]
     expect(name.locator(".td-task-tail")).to_have_text(end)
-    tail_fits, head_cut = name.evaluate("""el => {
+    # Measured once the grid has sized its columns.
+    wait_until(lambda: name.evaluate("""el => {
       const [head, tail] = el.children
-      return [tail.scrollWidth <= tail.clientWidth + 1, head.scrollWidth > head.clientWidth]
-    }""")
-    assert tail_fits, "the distinguishing end is shown whole"
-    assert head_cut, "the common start gives way (ellipsis in the middle)"
+      return tail.scrollWidth <= tail.clientWidth + 1 && head.scrollWidth > head.clientWidth + 20
+    }"""), timeout=15, message="the end shown whole, the common start cut (an ellipsis in the middle)")
