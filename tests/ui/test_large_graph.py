@@ -84,6 +84,12 @@ def test_the_graph_opens_on_its_groups_and_a_click_opens_one(served, page: Page)
     expected = {GROUP_MARK + top for top in tops - {"marts"}} | {f"{GROUP_MARK}marts/{f}" for f in folders}
     wait_until(lambda: {n["task"] for n in screen(page)["nodes"]} == expected, timeout=30,
                message="marts opened into its folders, the other groups still collapsed")
+    before = screen(page)
+    assert_no_marks_overlap(before)
+    left, top, right, bottom = before["frame"]
+    page.mouse.move((left + right) / 2, (top + bottom) / 2)
+    page.mouse.wheel(0, 1500)  # zoom out: the marks shrink with the cells, still apart
+    wait_until(lambda: screen(page)["size"] < before["size"], timeout=15, message="the marks to follow the zoom")
     assert_no_marks_overlap(screen(page))
 
     # A folder with a subfolder: it opens into its own tasks and the subfolder, collapsed.
