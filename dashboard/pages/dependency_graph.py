@@ -26,6 +26,11 @@ from dashboard.graph import (Hold, TaskGraph, blocked_tasks, cascade_edges, crit
                              neighbourhood, root_causes, status_color, waiting_text)
 from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, Overview, group_path, overview, top_group
 
+# Register HoloViews' Bokeh backend whatever page a process serves first: under plain
+# `panel serve`, a /tasks opened after another page drew before any pn.extension had seen
+# holoviews, and failed with "No entry for 'Overlay' registered".
+hv.extension("bokeh", logo=False)
+
 EDGE = {"plain": ("#94a3b8", 1.2), "critical": ("#7c3aed", 4.0), "cascade": ("#dc2626", 2.6)}
 
 

@@ -327,6 +327,16 @@ class LogPosition(param.Parameterized):
         return problems
 
 
+# Tabler's icons as inline SVG: by name, Bokeh fetches their font from cdn.jsdelivr.net.
+_FOLLOW_ICON = '<path d="M4 20h16"/><path d="M12 14V4"/><path d="M12 14l4-4"/><path d="M12 14l-4-4"/>'
+_RELOAD_ICON = '<path d="M20 11a8.1 8.1 0 0 0-15.5-2m-.5-4v4h4"/><path d="M4 13a8.1 8.1 0 0 0 15.5 2m.5 4v-4h-4"/>'
+
+
+def _icon(paths: str) -> str:
+    return ('<svg xmlns="http://www.w3.org/2000/svg" width="18" height="18" viewBox="0 0 24 24" fill="none" '
+            f'stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">{paths}</svg>')
+
+
 class LogViewer:
     """One run's logs for one session: tabs per stream, pages, follow, search, download."""
 
@@ -360,8 +370,8 @@ class LogViewer:
         self.page_input = pn.widgets.IntInput(value=1, start=1, width=90, margin=(5, 5),
                                               description="Go to page")
         self.pages_label = pn.pane.HTML("", margin=(12, 5))
-        self.follow = pn.widgets.Toggle(label="Follow", icon="arrow-bar-to-down", width=100, **look)
-        self.reload_button = pn.widgets.Button(label="Reload", icon="refresh", width=100, **look)
+        self.follow = pn.widgets.Toggle(label="Follow", icon=_icon(_FOLLOW_ICON), width=100, **look)
+        self.reload_button = pn.widgets.Button(label="Reload", icon=_icon(_RELOAD_ICON), width=100, **look)
         self.lines_label = pn.pane.HTML("", margin=(8, 10), sizing_mode="stretch_width")
         self.download = self._download()
         self._wire()
