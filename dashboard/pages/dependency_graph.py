@@ -18,6 +18,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import panel as pn
+from bokeh.core.property.descriptors import UnsetValueError
 from bokeh.models import CustomJS
 
 from dashboard.formatting import human_duration, plain
@@ -262,7 +263,10 @@ def fit_marks(plot, _element) -> None:
     always, detail = _renderer(plot, "Labels", "Always"), _renderer(plot, "Labels", "Detail")
     for labels in (always, detail):
         labels.glyph.y_offset = LABEL_GAP
-    width, height = figure.inner_width, figure.inner_height
+    try:
+        width, height = figure.inner_width, figure.inner_height
+    except UnsetValueError:  # not drawn by a browser yet
+        width = height = None
     x_range, y_range = plot.handles["x_range"], plot.handles["y_range"]
     if width and height and x_range.end != x_range.start and y_range.end != y_range.start:
         # Python's copy of the same rule, so an update drawn by the server keeps the sizes.

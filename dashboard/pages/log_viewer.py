@@ -26,6 +26,7 @@ from dashboard.downloads import download_url, log_file_chunks
 from dashboard.emphasis import Emphasis
 from dashboard.hub import Change
 from dashboard.index import Index
+from dashboard.pages.url_state import MAX_NUMBER
 from dashboard.spool import STREAMS
 
 PAGE_LINES = queries.LOG_PAGE_LINES
@@ -279,16 +280,17 @@ def _line_rows(index: Index, run_id: str, stream: str, first: int, count: int, e
                whole: tuple[int, ...] = ()) -> list[list]:
     """Lines of a stream as the browser's rows (shared by the sessions following it); the lines
     numbered in `whole` are not folded."""
-    lines = queries.log_page(index, run_id, stream, first, count)
-    return [log_row(int(number), text, emphasis, int(number) in whole)
-            for number, text in zip(lines["line_no"], lines["text"])]
+    lines = queries.log_page(index, run_id, stream, first, count, (emphasis.error_pattern, emphasis.warning_pattern))
+    return [log_row(int(number), text, "error" if error else "warn" if warn else "", int(number) in whole)
+            for number, text, error, warn in zip(lines["line_no"], lines["text"], lines["error"], lines["warn"])]
 
 
-def log_row(number: int, raw: str, emphasis: Emphasis, whole: bool = False) -> list:
+def log_row(number: int, raw: str, level: str = "", whole: bool = False) -> list:
     """One line as the browser draws it: what a terminal shows, its styled runs and links, its
-    emphasis, folded to FOLD_CHARS unless `whole` (so a page of 500 lines stays under ~1 MB)."""
+    emphasis ('error', 'warn' or ''), folded to FOLD_CHARS unless `whole` (so a page of 500
+    lines stays under ~1 MB)."""
     text, runs = terminal.shown(raw)
-    level, full = emphasis.level(text), 0
+    full = 0
     if len(text) > FOLD_CHARS and not whole:
         full, text = len(text), text[:FOLD_CHARS]
         runs = [(start, min(end, FOLD_CHARS), style) for start, end, style in runs if start < FOLD_CHARS]
@@ -300,8 +302,8 @@ class LogPosition(param.Parameterized):
     """Where the viewer is, as the page's URL keeps it: the stream, and a page or a marked line."""
 
     stream = param.Selector(default="stdout", objects=list(STREAMS))
-    page = param.Integer(default=None, allow_None=True, bounds=(1, None))
-    line = param.Integer(default=None, allow_None=True, bounds=(1, None))
+    page = param.Integer(default=None, allow_None=True, bounds=(1, MAX_NUMBER))
+    line = param.Integer(default=None, allow_None=True, bounds=(1, MAX_NUMBER))
 
     def to_url(self) -> dict[str, str]:
         values = {} if self.stream == "stdout" else {"stream": self.stream}
