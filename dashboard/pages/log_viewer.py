@@ -361,7 +361,7 @@ class LogViewer:
         self.match_index = -1
         self._moves_seen = 0
         self._error_moves_seen = 0
-        self.view = LogLines(sizing_mode="stretch_width")
+        self.view = LogLines(sizing_mode="stretch_width", margin=(5, 10))  # in line with the controls above
         self.streams = pn.widgets.RadioButtonGroup(options=self._stream_options(), value=self.stream,
                                                    color="primary", variant="outline", margin=(5, 10))
         look = {"color": "primary", "variant": "outline"}
@@ -405,7 +405,9 @@ class LogViewer:
 
     def _download_link(self) -> str:
         url = html.escape(download_url(self.detail_url, self.stream))
-        return (f'<a href="{url}" download class="td-download" style="display:inline-block;padding:6px 14px;'
+        # 34 px high, as the Follow and Reload buttons beside it.
+        return (f'<a href="{url}" download class="td-download" style="display:inline-block;padding:0 14px;'
+                f'box-sizing:border-box;height:34px;line-height:32px;'
                 f'border:1px solid #2563eb;border-radius:6px;color:#2563eb;text-decoration:none;'
                 f'font:14px system-ui,sans-serif">Download {html.escape(self.stream)}</a>')
 
