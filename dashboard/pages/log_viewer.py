@@ -43,7 +43,7 @@ _STYLE = """
 .td-find button { padding: 4px 10px; border: 1px solid #cbd5e1; background: white; border-radius: 6px; cursor: pointer; }
 .td-find button:hover { background: #f1f5f9; }
 .td-counter { min-width: 90px; color: #334155; font-variant-numeric: tabular-nums; }
-.td-log { height: 60vh; min-height: 240px; overflow: auto; background: #0f172a; color: #e2e8f0;
+.td-log { max-height: 60vh; min-height: 120px; overflow: auto;  /* as tall as its lines, up to 60vh */ background: #0f172a; color: #e2e8f0;
           border-radius: 8px; padding: 6px 0; font: 12.5px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 .td-line { display: grid; grid-template-columns: 7ch 1fr; gap: 12px; padding: 0 12px; }
 .td-line:hover { background: #1e293b; }

@@ -45,6 +45,8 @@ def test_a_failed_run_opens_on_the_stream_with_its_error(served, page: Page):
     open_run(page, url, "r-fail")
     expect(page.get_by_role("button", name="stderr · 2")).to_have_class(re.compile("bk-active"))
     expect(page.get_by_text("ValueError: part 9 is empty")).to_be_visible()
+    log_box = page.locator(".td-log").bounding_box()
+    assert log_box["height"] < 200, f"a 2-line log sits in a {log_box['height']} px box"
 
 
 def test_the_details_card_lines_up_with_the_timeline_card(served, page: Page):
