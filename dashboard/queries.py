@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -315,20 +315,6 @@ def next_line_matching(index: Index, run_id: str, stream: str, pattern: str, aft
             if row is not None:
                 return int(row[0])
     return None
-
-
-def log_text_chunks(index: Index, run_id: str, stream: str, lines_per_chunk: int = 100_000) -> Iterator[str]:
-    """A run's whole stream as text, a bounded range of lines at a time (for downloads)."""
-    last = log_line_counts(index, run_id)[stream]
-    with index.cursor() as cur:
-        log_id = _log_id(cur, run_id, stream)
-    for first in range(1, last + 1, lines_per_chunk):
-        with index.cursor() as cur:
-            rows = cur.execute("SELECT string_agg(text, chr(10) ORDER BY line_no) FROM log_text "
-                               "WHERE log_id = ? AND line_no >= ? AND line_no < ?",
-                               [log_id, first, first + lines_per_chunk]).fetchone()
-        if rows[0] is not None:
-            yield rows[0] + "\n"
 
 
 def ingest_errors(index: Index, limit: int = 1000) -> pd.DataFrame:

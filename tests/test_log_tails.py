@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from dashboard import queries
 from dashboard.index import Index
 from dashboard.ingest import QUIET_SECONDS, Ingestor
@@ -100,3 +102,18 @@ def test_event_lines_keep_waiting_for_their_newline(tmp_path):
         assert index.load_offsets()[f"events/{events.name}"][3] == 0
     finally:
         index.close()
+
+
+def test_a_download_is_the_bytes_written_and_never_a_file_outside_the_spool(tmp_path):
+    from dashboard.downloads import log_file_chunks
+    from dashboard.spool import SpoolError
+
+    writer = SpoolWriter(tmp_path / "spool", name="w")
+    raw = b"caf\xe9\r\nline two\r\n" + b"x" * 3_000_000 + b"\nno newline"
+    writer.log_path("r-1", "stdout").write_bytes(raw)
+    assert b"".join(log_file_chunks(tmp_path / "spool", "r-1", "stdout")) == raw
+    assert list(log_file_chunks(tmp_path / "spool", "r-1", "stderr")) == []
+    (tmp_path / "secret.txt").write_text("secret")
+    writer.log_path("r-2", "stdout").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(SpoolError, match="leads out of the spool"):
+        list(log_file_chunks(tmp_path / "spool", "r-2", "stdout"))
