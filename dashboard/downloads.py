@@ -8,7 +8,6 @@ worker thread, so a log of gigabytes never sits in memory whole and the event lo
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from bokeh.server.views.auth_request_handler import AuthRequestHandler
 from tornado.web import HTTPError, authenticated
 
 from . import queries
-from .spool import STREAMS, SpoolError, log_path, logs_dir, validate_run_id
+from .spool import STREAMS, SpoolError, log_path, open_spool_file, validate_run_id
 
 CHUNK_BYTES = 1024 * 1024
 
@@ -31,13 +30,13 @@ def download_url(detail_url: str, stream: str) -> str:
 
 def log_file_chunks(spool: str | Path, run_id: str, stream: str) -> Iterator[bytes]:
     """The bytes of a run's stream as written to the spool, a chunk at a time (none if there is no
-    file). A file whose real path leads out of the spool's logs/ folder is refused, as ingest does."""
-    path = log_path(Path(spool), run_id, stream)
-    if not path.exists():
+    file). As ingest does, it is opened without following any link below the spool's logs/ folder
+    (check and open one step: spool.open_spool_file) and read through that one descriptor."""
+    try:
+        fd = open_spool_file(Path(spool), log_path(Path(), run_id, stream).as_posix())
+    except FileNotFoundError:
         return
-    if not os.path.realpath(path).startswith(os.path.realpath(logs_dir(Path(spool))) + os.sep):
-        raise SpoolError(f"{path} leads out of the spool: not served")
-    with open(path, "rb") as handle:
+    with open(fd, "rb") as handle:
         while chunk := handle.read(CHUNK_BYTES):
             yield chunk
 

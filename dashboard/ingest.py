@@ -24,7 +24,8 @@ import watchfiles
 from . import event_lines
 from .hub import Change, Hub
 from .index import MAX_LINE_CHARS, Batch, Index, cut_line, line_array, newline_positions
-from .spool import STREAMS, SpoolError, decode_event_line, events_dir, logs_dir, validate_run_id
+from .spool import (STREAMS, SpoolError, decode_event_line, events_dir, folder_id, logs_dir, open_spool_file,
+                    validate_run_id)
 from .statuses import is_terminal
 
 log = logging.getLogger(__name__)
@@ -85,9 +86,8 @@ class Ingestor:
         self._reopen_index = False  # DuckDB gave up on the database: the next step opens it again
         events_dir(self.spool).mkdir(parents=True, exist_ok=True)
         logs_dir(self.spool).mkdir(parents=True, exist_ok=True)
-        #: Where events/ and logs/ really are: either may be a link (logs on a bigger disk, say).
-        self._real_folders = {"events": os.path.realpath(events_dir(self.spool)),
-                              "logs": os.path.realpath(logs_dir(self.spool))}
+        #: Which folders events/ and logs/ are: either may be a link (logs on a bigger disk, say).
+        self._folders = {"events": folder_id(events_dir(self.spool)), "logs": folder_id(logs_dir(self.spool))}
 
     # ---- one step ---------------------------------------------------------------------
 
@@ -172,8 +172,11 @@ class Ingestor:
         with os.scandir(logs_dir(self.spool)) as run_dirs:
             for run_dir in run_dirs:
                 if run_dir.is_dir():
-                    with os.scandir(run_dir.path) as logs:
-                        files += [f"logs/{run_dir.name}/{e.name}" for e in logs if e.is_file()]
+                    try:
+                        with os.scandir(run_dir.path) as logs:
+                            files += [f"logs/{run_dir.name}/{e.name}" for e in logs if e.is_file()]
+                    except (FileNotFoundError, NotADirectoryError):  # removed or replaced while listed
+                        continue
         return files
 
     def _read(self, rel: str, batch: Batch) -> tuple[int, bool]:
@@ -182,16 +185,18 @@ class Ingestor:
         if offset == IGNORED:
             return 0, False
         kind, run_id, stream = self._classify(rel)
-        if kind is not None and not self._inside_spool(rel):
-            kind, run_id = None, f"a symbolic link to outside the spool's {kind}/ folder: not read"
+        if kind is not None:
+            try:  # the check is the open: a link swapped in after the listing is refused
+                fd = open_spool_file(self.spool, rel, self._folders)
+            except FileNotFoundError:
+                return 0, False
+            except SpoolError as exc:
+                kind, run_id = None, str(exc)
         if kind is None:
             batch.errors.append((rel, 0, run_id, ""))  # run_id holds the reason here
             batch.offsets[rel] = (IGNORED, 0, False, 0)
             return 0, False
-        try:
-            stat = os.stat(self.spool / rel)
-        except FileNotFoundError:
-            return 0, False
+        stat = os.fstat(fd)
         size, known_inode = stat.st_size, self._read_inodes.get(rel, self._inodes.get(rel))
         self._read_inodes[rel] = stat.st_ino
         if offset and known_inode not in (None, stat.st_ino):
@@ -202,13 +207,14 @@ class Ingestor:
             batch.errors.append((rel, offset + tail, f"file shrank from {offset + tail:,} to {size:,} bytes "
                                  "(truncated or replaced): reading it again from its start", ""))
             offset, lines, in_long_line, tail = 0, lines + bool(tail), False, 0
-        if size == offset + tail:
-            return 0, False
-        if tail:  # the unterminated last line grew: it is read again, as line lines + 1
-            batch.replace_lines_from(run_id, stream, lines + 1)
-        with open(self.spool / rel, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read(min(size - offset, READ_CHUNK))
+        try:
+            if size == offset + tail:
+                return 0, False
+            if tail:  # the unterminated last line grew: it is read again, as line lines + 1
+                batch.replace_lines_from(run_id, stream, lines + 1)
+            data = os.pread(fd, min(size - offset, READ_CHUNK), offset)
+        finally:
+            os.close(fd)
         start = 0
         if in_long_line:  # the rest of a line already cut: skip to its end
             newline = data.find(b"\n")
@@ -252,13 +258,6 @@ class Ingestor:
         if end or new_tail or tail:
             batch.offsets[rel] = (offset + end, lines + count, False, new_tail)
         return end + new_tail, offset + len(data) < size
-
-    def _inside_spool(self, rel: str) -> bool:
-        """Whether the file is really in the spool's events/ or logs/ folder: a symbolic link (of a
-        file or a run's folder) may point anywhere, and the pages must not show any file the
-        server can read."""
-        folder = self._real_folders[rel.split("/", 1)[0]]
-        return os.path.realpath(self.spool / rel).startswith(folder + os.sep)
 
     @staticmethod
     def _classify(rel: str) -> tuple[str | None, str, str]:

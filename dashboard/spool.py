@@ -7,11 +7,13 @@ reads them into the index. Nothing in this module touches DuckDB or Panel.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 import re
 import secrets
 import socket
+import stat
 import threading
 from pathlib import Path
 
@@ -47,6 +49,51 @@ def validate_run_id(run_id: object) -> str:
             f"bad run_id {str(run_id)[:80]!r}: use 1-128 letters, digits, '.', '_' or '-'"
         )
     return run_id
+
+
+#: The identity of a folder: (device, inode).
+FolderId = tuple[int, int]
+
+
+def folder_id(folder: Path | int) -> FolderId:
+    """The device and inode of a folder, by path (following a link to it) or open descriptor."""
+    found = os.stat(folder)
+    return found.st_dev, found.st_ino
+
+
+def open_spool_file(spool: Path, rel: str, folders: dict[str, FolderId] | None = None) -> int:
+    """Open a spool file for reading, its check and its open one step; return its descriptor.
+
+    `rel` is events/<name> or logs/<run_id>/<name>. The events/ or logs/ folder may itself be
+    a link (to a bigger disk, say), but if `folders` is given it must still be the folder of
+    that identity. Below it nothing is followed: each part is opened with O_NOFOLLOW relative
+    to the folder opened before it, so a link swapped in at any moment is refused, never read.
+    Only a regular file is opened (a FIFO would block the reader). Raises SpoolError for a link
+    or anything else not readable under the contract, FileNotFoundError if it is gone.
+    """
+    top, *middle, name = rel.split("/")
+    nofollow = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    opened = [os.open(Path(spool) / top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)]
+    try:
+        if folders is not None and folder_id(opened[0]) != folders[top]:
+            raise SpoolError(f"the spool's {top}/ folder was replaced since the ingestor started: not read")
+        for part in middle:
+            opened.append(os.open(part, nofollow | os.O_DIRECTORY, dir_fd=opened[-1]))
+        fd = os.open(name, nofollow, dir_fd=opened[-1])
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise SpoolError(f"a symbolic link in the spool's {top}/ folder: not read "
+                             "(no link below events/ or logs/ is followed)") from None
+        if exc.errno == errno.EACCES:
+            raise SpoolError(f"cannot be read: {exc.strerror}") from None
+        raise
+    finally:
+        for folder in opened:
+            os.close(folder)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SpoolError("not a regular file: not read")
+    return fd
 
 
 def log_path(spool: Path, run_id: str, stream: str) -> Path:

@@ -26,6 +26,7 @@ from dashboard.downloads import download_url, log_file_chunks
 from dashboard.emphasis import Emphasis
 from dashboard.hub import Change
 from dashboard.index import Index
+from dashboard.pages.url_state import MAX_NUMBER
 from dashboard.spool import STREAMS
 
 PAGE_LINES = queries.LOG_PAGE_LINES
@@ -313,8 +314,8 @@ class LogPosition(param.Parameterized):
     """Where the viewer is, as the page's URL keeps it: the stream, and a page or a marked line."""
 
     stream = param.Selector(default="stdout", objects=list(STREAMS))
-    page = param.Integer(default=None, allow_None=True, bounds=(1, None))
-    line = param.Integer(default=None, allow_None=True, bounds=(1, None))
+    page = param.Integer(default=None, allow_None=True, bounds=(1, MAX_NUMBER))
+    line = param.Integer(default=None, allow_None=True, bounds=(1, MAX_NUMBER))
 
     def to_url(self) -> dict[str, str]:
         values = {} if self.stream == "stdout" else {"stream": self.stream}
@@ -336,6 +337,16 @@ class LogPosition(param.Parameterized):
             except ValueError:
                 problems.append(f"ignored {name}={args[name]!r} from the URL: {hint}")
         return problems
+
+
+# Tabler's icons as inline SVG: by name, Bokeh fetches their font from cdn.jsdelivr.net.
+_FOLLOW_ICON = '<path d="M4 20h16"/><path d="M12 14V4"/><path d="M12 14l4-4"/><path d="M12 14l-4-4"/>'
+_RELOAD_ICON = '<path d="M20 11a8.1 8.1 0 0 0-15.5-2m-.5-4v4h4"/><path d="M4 13a8.1 8.1 0 0 0 15.5 2m.5 4v-4h-4"/>'
+
+
+def _icon(paths: str) -> str:
+    return ('<svg xmlns="http://www.w3.org/2000/svg" width="18" height="18" viewBox="0 0 24 24" fill="none" '
+            f'stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">{paths}</svg>')
 
 
 class LogViewer:
@@ -371,8 +382,8 @@ class LogViewer:
         self.page_input = pn.widgets.IntInput(value=1, start=1, width=90, margin=(5, 5),
                                               description="Go to page")
         self.pages_label = pn.pane.HTML("", margin=(12, 5))
-        self.follow = pn.widgets.Toggle(label="Follow", icon="arrow-bar-to-down", width=100, **look)
-        self.reload_button = pn.widgets.Button(label="Reload", icon="refresh", width=100, **look)
+        self.follow = pn.widgets.Toggle(label="Follow", icon=_icon(_FOLLOW_ICON), width=100, **look)
+        self.reload_button = pn.widgets.Button(label="Reload", icon=_icon(_RELOAD_ICON), width=100, **look)
         self.lines_label = pn.pane.HTML("", margin=(8, 10), sizing_mode="stretch_width")
         self.download = self._download()
         self._wire()

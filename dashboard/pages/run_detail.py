@@ -18,7 +18,7 @@ from dashboard.pages.badges import STYLESHEET, adhoc_badge, status_badge
 from dashboard.pages.layout import page_template
 from dashboard.pages.log_viewer import LogPosition, LogViewer
 from dashboard.pages.timers import every
-from dashboard.pages.url_state import keep_in_url, report_url_problems, url_args
+from dashboard.pages.url_state import keep_in_url, page_args, report_url_problems, url_args
 from dashboard.spool import SpoolError, validate_run_id
 from dashboard.statuses import COLORS, LIFECYCLE, TERMINAL, is_terminal
 
@@ -107,9 +107,9 @@ def timeline_html(run: dict, transitions: pd.DataFrame) -> str:
     current = run["status"]
     blocked = plain(run.get("blocked"))
     for status, (ts, message) in seen.items():
-        if status == current and (is_terminal(status) or blocked):
+        if status == current and is_terminal(status):
             kind = "done" if status == "SUCCESS" else "bad"
-        elif status == current:
+        elif status == current and not blocked:
             kind = "now"
         else:
             kind = "done"
@@ -185,6 +185,7 @@ class RunDetailView:
             self.details.object = details_html(self.run)
 
 
+@page_args(LogPosition, "run_id")
 def page():
     svc = services()
     run_id = requested_run_id()

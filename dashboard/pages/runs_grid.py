@@ -254,8 +254,9 @@ def runs_table(detail_prefix: str, sort_field: str, descending: bool) -> QuerySo
         sorters=[{"field": sort_field, "dir": "desc" if descending else "asc"}],
         # Fixed widths that fit each header and value, the lifecycle chain takes the rest: with
         # percentages Tabulator left a 27 px empty header column at 1280 px and cut "Finished"
-        # and "Duration" to "Finis…" and "Durat…".
-        widths={"task": 160, "grp": 86, "trigger": 146, "status": 110, "agent": 80, "started": 88,
+        # and "Duration" to "Finis…" and "Durat…". The task column is the widest: a long
+        # dotted name shows its distinguishing end.
+        widths={"task": 210, "grp": 86, "trigger": 146, "status": 110, "agent": 80, "started": 88,
                 "finished": 94, "duration": 94, "logs": 56},
         header_align={"logs": "center"},
         text_align={"logs": "center", "duration": "right"},

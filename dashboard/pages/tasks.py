@@ -26,7 +26,7 @@ from dashboard.pages.dependency_graph import (GraphPlot, analyse, focus, graph_f
                                               view_of)
 from dashboard.pages.layout import page_template
 from dashboard.pages.runs_grid import STATUS_FORMATTER
-from dashboard.pages.url_state import keep_in_url, report_url_problems, url_args
+from dashboard.pages.url_state import keep_in_url, page_args, report_url_problems, url_args
 
 #: Tabulator puts a group's header ("group: <name>", made by Panel) in as HTML: draw it as text.
 GROUP_HEADER_AS_TEXT = pn.io.JSCode("""(value, count) => {
@@ -273,6 +273,7 @@ class TasksView:
                                            "runs", "success rate", "median duration"])
 
 
+@page_args(TasksQuery)
 def page():
     svc = services()
     query = TasksQuery()
