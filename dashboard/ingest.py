@@ -372,9 +372,9 @@ class Ingestor:
                              if os.path.isfile(p)}
                     if not self._step(self._relevant(paths)):
                         retry_in = retry_in or RETRY_SECONDS
-                elif self._pending_tails and (due := self.due_tails()):  # quiet files end their last line
-                    if not self._step(due):
-                        retry_in = retry_in or RETRY_SECONDS
+                # Quiet files end their last line, even while other files keep changing.
+                if self._pending_tails and (due := self.due_tails()) and not self._step(due):
+                    retry_in = retry_in or RETRY_SECONDS
         except Exception as exc:  # e.g. out of inotify watches: fall back to rescans alone
             if self._stop.is_set():
                 return

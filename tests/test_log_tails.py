@@ -117,3 +117,30 @@ def test_a_download_is_the_bytes_written_and_never_a_file_outside_the_spool(tmp_
     writer.log_path("r-2", "stdout").symlink_to(tmp_path / "secret.txt")
     with pytest.raises(SpoolError, match="symbolic link"):
         list(log_file_chunks(tmp_path / "spool", "r-2", "stdout"))
+
+
+def test_a_following_ingestor_ends_a_quiet_tail_while_other_files_keep_changing(tmp_path):
+    from helpers import wait_until
+
+    writer = SpoolWriter(tmp_path / "spool", name="w")
+    writer.status("r-1", "Build", "RUNNING", agent="a")
+    writer.status("r-busy", "Build", "RUNNING", agent="a")
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, tmp_path / "spool")
+    ingestor.start()
+    try:
+        writer.append_log("r-1", "stdout", "one\nlast words")
+        written = 0
+
+        def tail_shown() -> bool:
+            nonlocal written
+            written += 1
+            writer.append_log("r-busy", "stdout", f"busy {written}\n")  # the spool never goes quiet
+            return lines_of(index) == ["one", "last words"]
+
+        wait_until(tail_shown, timeout=QUIET_SECONDS + 15, interval=0.1,
+                   message="the quiet file's last line indexed")
+        assert queries.log_line_counts(index, "r-busy")["stdout"] >= 1
+    finally:
+        ingestor.stop()
+        index.close()
