@@ -1,13 +1,16 @@
 """The unified log viewer: a run's stdout and stderr, paged from the index, streamed live,
 searched whole, followed and downloaded.
 
-The server sends lines as plain [line number, text] pairs; the browser draws them with
-`textContent` (ANSI colour codes become coloured spans, never HTML), highlights search
+The server sends each line as what a terminal shows of it (dashboard.terminal: visible
+text, styled runs, http(s) links, its error/warn emphasis, folded past FOLD_CHARS); the
+browser draws them with `textContent` and element properties, never HTML, highlights search
 matches, and says when the user scrolls away from the bottom so follow mode can stop.
 
 - A finished run opens at page 1; pages of 500 lines are fetched by line range.
-- A running run opens following its tail: only new lines are sent as they are ingested.
-- Search runs over the whole stream in DuckDB; next and previous move across pages.
+- A running run opens following its tail: only new lines are sent as they are ingested (and
+  the last one again, in case it had no newline yet).
+- Search runs over the whole stream's visible text in DuckDB; next and previous move across
+  pages, and so do next / previous error.
 """
 
 from __future__ import annotations
