@@ -65,6 +65,8 @@ class LogDownloadHandler(AuthRequestHandler):
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("Content-Disposition", f'attachment; filename="{run_id}-{stream}.log"')
         self.set_header("Cache-Control", "no-store")
+        # How many lines of this stream the index held when the download began (what the pages show).
+        self.set_header("X-Indexed-Lines", str(queries.log_line_counts(services.index, run_id)[stream]))
         chunks = log_file_chunks(services.config.spool, run_id, stream)
         loop = asyncio.get_running_loop()
         try:

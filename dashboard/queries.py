@@ -263,12 +263,20 @@ def _log_id(cur, run_id: str, stream: str) -> int | None:
 LOG_PAGE_LINES = 500
 
 
-def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int = LOG_PAGE_LINES) -> pd.DataFrame:
-    """Lines first_line .. first_line+count-1 (1-based) of a run's stream."""
+def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int = LOG_PAGE_LINES,
+             emphasis: tuple[str, str | None] | None = None) -> pd.DataFrame:
+    """Lines first_line .. first_line+count-1 (1-based) of a run's stream; given (error, warning)
+    regular expressions, with whether each line's visible text matches them (`error`, `warn`)."""
+    levels, params = "", []
+    if emphasis is not None:
+        levels = (", coalesce(regexp_matches(coalesce(visible, text), ?), false) AS error"
+                  ", coalesce(regexp_matches(coalesce(visible, text), ?), false) AS warn")
+        params = list(emphasis)
     with index.cursor() as cur:
-        return cur.execute("SELECT line_no, text FROM log_text WHERE log_id = ? AND line_no >= ? AND line_no < ? "
-                           "ORDER BY line_no",
-                           [_log_id(cur, run_id, stream), int(first_line), int(first_line) + int(count)]).df()
+        return cur.execute(f"SELECT line_no, text{levels} FROM log_text WHERE log_id = ? AND line_no >= ? "
+                           "AND line_no < ? ORDER BY line_no",
+                           [*params, _log_id(cur, run_id, stream), int(first_line),
+                            int(first_line) + int(count)]).df()
 
 
 def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,7 +16,7 @@ from dashboard import queries, terminal
 from dashboard.emphasis import Emphasis
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
-from dashboard.pages.log_viewer import FOLD_CHARS, log_row
+from dashboard.pages.log_viewer import FOLD_CHARS, _line_rows, log_row
 from dashboard.spool import SpoolWriter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "real_logs"
@@ -53,6 +54,11 @@ def stored_visible(index: Index, run_id: str) -> list[str]:
     return frame["shown"].tolist()
 
 
+def rows_of(index: Index, run_id: str) -> list[list]:
+    """The viewer's rows of a whole (short) log, with the default emphasis."""
+    return _line_rows(index, run_id, "stdout", 1, 100_000, Emphasis())
+
+
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
     logs = {case["name"].replace("_", "-"): case["raw"].encode() for case in CASES}
@@ -72,8 +78,7 @@ def test_hand_written_sequences_show_as_a_terminal_shows_them(index, case):
     assert queries.log_line_counts(index, run_id)["stdout"] == len(shown)
     for needle, count in case["searches"].items():
         assert len(queries.search_matches(index, run_id, "stdout", needle)) == count, needle
-    levels = [log_row(n, text, Emphasis())[3] for n, text in enumerate(
-        queries.log_page(index, run_id, "stdout", 1, 1000)["text"], start=1)]
+    levels = [row[3] for row in rows_of(index, run_id)]
     assert [n for n, level in enumerate(levels, 1) if level == "error"] == case.get("errors", [])
     assert [n for n, level in enumerate(levels, 1) if level == "warn"] == case.get("warnings", [])
 
@@ -94,8 +99,7 @@ def test_a_coloured_capture_shows_what_the_same_command_prints_without_colours(i
 
 
 def test_pytests_failure_lines_stand_out(index):
-    rows = [log_row(n, text, Emphasis()) for n, text in enumerate(
-        queries.log_page(index, "pytest-failed", "stdout", 1, 1000)["text"], start=1)]
+    rows = rows_of(index, "pytest-failed")
     errors = [row[1] for row in rows if row[3] == "error"]
     assert errors[0].startswith("E       AssertionError")
     assert errors[-1].startswith("FAILED test_sample.py::test_broken")
@@ -130,6 +134,22 @@ def test_the_visible_text_rules(raw, shown):
 
 def test_a_long_line_is_sent_folded_unless_asked_whole():
     raw = "\x1b[32m" + "x" * 60_000 + "\x1b[0m"
-    number, text, runs, level, full = log_row(7, raw, Emphasis())
+    number, text, runs, level, full = log_row(7, raw)
     assert (len(text), full, runs) == (FOLD_CHARS, 60_000, [[0, FOLD_CHARS, "td-fg-2", "", ""]])
-    assert log_row(7, raw, Emphasis(), whole=True)[1] == "x" * 60_000
+    assert log_row(7, raw, whole=True)[1] == "x" * 60_000
+
+
+def test_taskdash_logs_search_counts_what_is_seen(tmp_path):
+    case = next(case for case in CASES if case["name"] == "npm_warn_in_colour")
+    ingested(tmp_path, {"r-npm": case["raw"].encode()}).close()
+    result = subprocess.run([sys.executable, "-m", "dashboard.cli", "logs", "r-npm", "--search", "npm WARN",
+                             "--spool", str(tmp_path / "spool"), "--index", str(tmp_path / "index.duckdb")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["1", "2", "3"]
+    assert "3 matching lines of 4" in result.stderr
+
+
+def test_an_emphasis_pattern_that_is_not_a_regular_expression_is_named():
+    with pytest.raises(ValueError, match=r"log_emphasis.error: '\(unclosed' is not a regular expression"):
+        Emphasis(error=("(unclosed",))

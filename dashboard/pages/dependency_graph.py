@@ -18,12 +18,18 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import panel as pn
+from bokeh.core.property.descriptors import UnsetValueError
 from bokeh.models import CustomJS
 
 from dashboard.formatting import human_duration, plain
 from dashboard.graph import (Hold, TaskGraph, blocked_tasks, cascade_edges, critical_path, layered_layout,
                              neighbourhood, root_causes, status_color, waiting_text)
 from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, Overview, group_path, overview, top_group
+
+# Register HoloViews' Bokeh backend whatever page a process serves first: under plain
+# `panel serve`, a /tasks opened after another page drew before any pn.extension had seen
+# holoviews, and failed with "No entry for 'Overlay' registered".
+hv.extension("bokeh", logo=False)
 
 EDGE = {"plain": ("#94a3b8", 1.2), "critical": ("#7c3aed", 4.0), "cascade": ("#dc2626", 2.6)}
 
@@ -259,7 +265,10 @@ def fit_marks(plot, _element) -> None:
     always, detail = _renderer(plot, "Labels", "Always"), _renderer(plot, "Labels", "Detail")
     for labels in (always, detail):
         labels.glyph.y_offset = LABEL_GAP
-    width, height = figure.inner_width, figure.inner_height
+    try:
+        width, height = figure.inner_width, figure.inner_height
+    except UnsetValueError:  # not drawn by a browser yet
+        width = height = None
     x_range, y_range = plot.handles["x_range"], plot.handles["y_range"]
     if width and height and x_range.end != x_range.start and y_range.end != y_range.start:
         # Python's copy of the same rule, so an update drawn by the server keeps the sizes.

@@ -280,16 +280,17 @@ def _line_rows(index: Index, run_id: str, stream: str, first: int, count: int, e
                whole: tuple[int, ...] = ()) -> list[list]:
     """Lines of a stream as the browser's rows (shared by the sessions following it); the lines
     numbered in `whole` are not folded."""
-    lines = queries.log_page(index, run_id, stream, first, count)
-    return [log_row(int(number), text, emphasis, int(number) in whole)
-            for number, text in zip(lines["line_no"], lines["text"])]
+    lines = queries.log_page(index, run_id, stream, first, count, (emphasis.error_pattern, emphasis.warning_pattern))
+    return [log_row(int(number), text, "error" if error else "warn" if warn else "", int(number) in whole)
+            for number, text, error, warn in zip(lines["line_no"], lines["text"], lines["error"], lines["warn"])]
 
 
-def log_row(number: int, raw: str, emphasis: Emphasis, whole: bool = False) -> list:
+def log_row(number: int, raw: str, level: str = "", whole: bool = False) -> list:
     """One line as the browser draws it: what a terminal shows, its styled runs and links, its
-    emphasis, folded to FOLD_CHARS unless `whole` (so a page of 500 lines stays under ~1 MB)."""
+    emphasis ('error', 'warn' or ''), folded to FOLD_CHARS unless `whole` (so a page of 500
+    lines stays under ~1 MB)."""
     text, runs = terminal.shown(raw)
-    level, full = emphasis.level(text), 0
+    full = 0
     if len(text) > FOLD_CHARS and not whole:
         full, text = len(text), text[:FOLD_CHARS]
         runs = [(start, min(end, FOLD_CHARS), style) for start, end, style in runs if start < FOLD_CHARS]
@@ -326,6 +327,16 @@ class LogPosition(param.Parameterized):
         return problems
 
 
+# Tabler's icons as inline SVG: by name, Bokeh fetches their font from cdn.jsdelivr.net.
+_FOLLOW_ICON = '<path d="M4 20h16"/><path d="M12 14V4"/><path d="M12 14l4-4"/><path d="M12 14l-4-4"/>'
+_RELOAD_ICON = '<path d="M20 11a8.1 8.1 0 0 0-15.5-2m-.5-4v4h4"/><path d="M4 13a8.1 8.1 0 0 0 15.5 2m.5 4v-4h-4"/>'
+
+
+def _icon(paths: str) -> str:
+    return ('<svg xmlns="http://www.w3.org/2000/svg" width="18" height="18" viewBox="0 0 24 24" fill="none" '
+            f'stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">{paths}</svg>')
+
+
 class LogViewer:
     """One run's logs for one session: tabs per stream, pages, follow, search, download."""
 
@@ -359,8 +370,8 @@ class LogViewer:
         self.page_input = pn.widgets.IntInput(value=1, start=1, width=90, margin=(5, 5),
                                               description="Go to page")
         self.pages_label = pn.pane.HTML("", margin=(12, 5))
-        self.follow = pn.widgets.Toggle(label="Follow", icon="arrow-bar-to-down", width=100, **look)
-        self.reload_button = pn.widgets.Button(label="Reload", icon="refresh", width=100, **look)
+        self.follow = pn.widgets.Toggle(label="Follow", icon=_icon(_FOLLOW_ICON), width=100, **look)
+        self.reload_button = pn.widgets.Button(label="Reload", icon=_icon(_RELOAD_ICON), width=100, **look)
         self.lines_label = pn.pane.HTML("", margin=(8, 10), sizing_mode="stretch_width")
         self.download = self._download()
         self._wire()

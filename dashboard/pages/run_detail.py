@@ -107,9 +107,9 @@ def timeline_html(run: dict, transitions: pd.DataFrame) -> str:
     current = run["status"]
     blocked = plain(run.get("blocked"))
     for status, (ts, message) in seen.items():
-        if status == current and (is_terminal(status) or blocked):
+        if status == current and is_terminal(status):
             kind = "done" if status == "SUCCESS" else "bad"
-        elif status == current:
+        elif status == current and not blocked:
             kind = "now"
         else:
             kind = "done"

@@ -8,6 +8,7 @@ ends such runs TERMINATED itself, see tests/test_runner.py).
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from helpers import wait_until
@@ -59,6 +60,7 @@ def test_a_blocked_run_page_says_so_and_does_not_wait_for_logs(served, page: Pag
     expect(page.locator(".td-card .td-blocked")).to_have_text(BLOCKED, timeout=30_000)
     expect(page.locator('.td-timeline li[data-status="BLOCKED"]')).to_contain_text("can no longer start")
     expect(page.locator(".td-timeline li.td-now")).to_have_count(0)
+    expect(page.locator('.td-timeline li[data-status="ACTIVE"]')).to_have_class(re.compile("td-done"))
     expect(page.get_by_text("Following the newest")).to_have_count(0)
 
     page.goto(f"{served}/task-runs/l-0")

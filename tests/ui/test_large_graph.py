@@ -1,0 +1,149 @@
+"""A dbt-shaped project of 1,000 tasks in Chromium: the graph opens on its groups, a click
+opens a group (the rest stay collapsed), no two node marks overlap on screen, labels are
+not clipped, and the runs grid shows long dotted names by their distinguishing end.
+
+The graph's data is read from the page (Bokeh's data source and scales), as a user sees it.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from helpers import wait_until
+from playwright.sync_api import Page, expect
+from serving import served_in_process
+
+from dashboard.graph_groups import GROUP_MARK, top_group
+from dashboard.synthetic import write_dbt_spool
+
+NODES = "Bokeh.index.query_one(v => v.model.data_source != null && v.model.data_source.data.fill != null)"
+#: Every node as the screen shows it: its name, centre in pixels, mark size, and the frame.
+SCREEN_NODES = f"""() => {{
+  const view = {NODES}
+  if (view == null) {{ return null }}
+  const plot = Bokeh.index.query_one(v => v.frame != null && v.frame.x_scale != null)
+  const rect = plot.canvas_view.el.getBoundingClientRect()
+  const data = view.model.data_source.data
+  const frame = plot.frame.bbox
+  return {{
+    size: view.model.glyph.size.value,
+    frame: [rect.left + frame.left, rect.top + frame.top, rect.left + frame.right, rect.top + frame.bottom],
+    nodes: Array.from(data.task, (task, i) => ({{task, always: data.always[i],
+      x: rect.left + plot.frame.x_scale.compute(data.x[i]), y: rect.top + plot.frame.y_scale.compute(data.y[i])}})),
+    labels: Array.from(Bokeh.index.query(v => v.model.glyph != null && v.model.glyph.text != null),
+                       v => ({{visible: v.model.visible, offset: v.model.glyph.y_offset.value,
+                              count: v.model.data_source.data.label.length}})),
+  }}
+}}"""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dbt-ui")
+    project = write_dbt_spool(folder / "spool")
+    with served_in_process(folder / "spool", folder / "index.duckdb") as (url, services):
+        wait_until(lambda: services.index.counts()["runs"] == len(project.runs), timeout=60,
+                   message="the spool indexed")
+        yield url, project
+
+
+def screen(page: Page) -> dict:
+    return page.evaluate(SCREEN_NODES)
+
+
+def assert_no_marks_overlap(shown: dict) -> None:
+    size = shown["size"]
+    for a, b in itertools.combinations(shown["nodes"], 2):
+        assert abs(a["x"] - b["x"]) >= size or abs(a["y"] - b["y"]) >= size, \
+            f"{a['task']} and {b['task']} overlap ({size:.1f} px marks)"
+
+
+def open_graph(page: Page, url: str) -> dict:
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    page.goto(url)
+    expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live", timeout=30_000)
+    return wait_until(lambda: screen(page), timeout=30, message="the graph drawn")
+
+
+def click_node(page: Page, task: str) -> None:
+    node = next(n for n in screen(page)["nodes"] if n["task"] == task)
+    page.mouse.click(node["x"], node["y"])
+
+
+def test_the_graph_opens_on_its_groups_and_a_click_opens_one(served, page: Page):
+    url, project = served
+    shown = open_graph(page, f"{url}/tasks")
+    tops = {top_group(group) for _, group, _ in project.definitions}
+    assert {n["task"] for n in shown["nodes"]} == {GROUP_MARK + top for top in tops}
+    assert_no_marks_overlap(shown)
+    expect(page.get_by_text("5 top-level groups")).to_be_visible()
+
+    click_node(page, GROUP_MARK + "marts")
+    folders = {group.split("/")[1] for _, group, _ in project.definitions if group.startswith("marts/")}
+    expected = {GROUP_MARK + top for top in tops - {"marts"}} | {f"{GROUP_MARK}marts/{f}" for f in folders}
+    wait_until(lambda: {n["task"] for n in screen(page)["nodes"]} == expected, timeout=30,
+               message="marts opened into its folders, the other groups still collapsed")
+    before = screen(page)
+    assert_no_marks_overlap(before)
+    left, top, right, bottom = before["frame"]
+    page.mouse.move((left + right) / 2, (top + bottom) / 2)
+    page.mouse.wheel(0, 1500)  # zoom out: the marks shrink with the cells, still apart
+    wait_until(lambda: screen(page)["size"] < before["size"], timeout=15, message="the marks to follow the zoom")
+    assert_no_marks_overlap(screen(page))
+
+    # A folder with a subfolder: it opens into its own tasks and the subfolder, collapsed.
+    folder = next(g for _, g, _ in project.definitions if g.count("/") == 2).rsplit("/", 1)[0]
+    inside = {task for task, group, _ in project.definitions if group == folder}
+    inside |= {GROUP_MARK + group for _, group, _ in project.definitions if group.startswith(folder + "/")}
+    click_node(page, GROUP_MARK + folder)
+    wait_until(lambda: inside <= {n["task"] for n in screen(page)["nodes"]}, timeout=30,
+               message=f"{folder} opened into its tasks and subfolder")
+    assert_no_marks_overlap(screen(page))
+    page.get_by_role("button", name="Collapse groups").click()
+    wait_until(lambda: {n["task"] for n in screen(page)["nodes"]} == {GROUP_MARK + t for t in tops}, timeout=30,
+               message="every group collapsed again")
+
+
+def test_every_task_drawn_at_once_does_not_overlap(served, page: Page):
+    url, project = served
+    staging = sum(1 for _, group, _ in project.definitions if group.startswith("staging/"))
+    assert staging > 150
+    # One top-level group of more than 150 tasks: its folders first; a name filter narrows below.
+    shown = open_graph(page, f"{url}/tasks?search=stg_")
+    assert len(shown["nodes"]) < staging, "opens on folders"
+    shown = open_graph(page, f"{url}/tasks?search=stg_stripe")
+    assert 0 < len(shown["nodes"]) <= 150 and not any(n["task"].startswith(GROUP_MARK) for n in shown["nodes"])
+    assert_no_marks_overlap(shown)
+
+
+def test_a_narrowed_graph_keeps_its_marks_small_and_its_labels_inside(served, page: Page):
+    url, project = served
+    task = next(task for task, _, upstream in project.definitions if len(upstream) == 1)
+    shown = open_graph(page, f"{url}/tasks?search={task.rsplit('.', 1)[1]}")
+    assert len(shown["nodes"]) <= 3
+    assert shown["size"] <= 22, "marks in pixels, not grown with the zoom"
+    assert all(label["visible"] and label["offset"] == 13 for label in shown["labels"] if label["count"]), shown
+    left, top, right, bottom = shown["frame"]
+    for node in shown["nodes"]:
+        assert left + 40 <= node["x"] <= right - 40 and top <= node["y"] - 11 and node["y"] + 13 + 24 <= bottom, \
+            f"{node['task']}'s mark and label are inside the plot"
+
+
+def test_the_runs_grid_shows_a_long_name_by_its_end(served, page: Page):
+    url, project = served
+    task = max((task for task, _, _ in project.definitions if len(task.rsplit(".", 1)[1]) <= 24), key=len)
+    assert len(task) >= 50
+    # The task column has the room the other columns leave: ~150 px at 1280 px, ~280 px here,
+    # less than the whole name and more than its end.
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{url}/task-runs?search={task}&since=24h")
+    name = page.locator(".td-task").first
+    expect(name).to_have_attribute("title", task, timeout=30_000)
+    end = task.rsplit(".", 1)[1]
+    expect(name.locator(".td-task-tail")).to_have_text(end)
+    # Measured once the grid has sized its columns.
+    wait_until(lambda: name.evaluate("""el => {
+      const [head, tail] = el.children
+      return tail.scrollWidth <= tail.clientWidth + 1 && head.scrollWidth > head.clientWidth + 20
+    }"""), timeout=15, message="the end shown whole, the common start cut (an ellipsis in the middle)")
