@@ -99,7 +99,7 @@ class TasksView:
             pd.DataFrame(), show_index=False, disabled=True, selectable=False, sizing_mode="stretch_width",
             theme="simple", formatters={"last status": STATUS_FORMATTER}, stylesheets=[STYLESHEET],
             groupby=["group"], configuration={"groupHeader": GROUP_HEADER_AS_TEXT}, layout="fit_columns",
-            pagination="local", page_size=100)  # the page grows with its rows
+            pagination="remote", page_size=100)  # grows with its rows; the browser gets one page
         self.load()
         self.plot = GraphPlot(self._frames(), on_select=self._clicked)
         self._wire()
