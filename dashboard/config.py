@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from .emphasis import Emphasis
+
 CONFIG_ENV = "TASKDASH_CONFIG"
 DEFAULT_FILE = "panel_serve.yaml"
 
@@ -146,6 +148,19 @@ def _access(raw, base: Path, source: Path) -> Access:
     return Access(**values)
 
 
+def _emphasis(raw, source: Path) -> Emphasis:
+    """The log_emphasis section: lists of error and warning patterns (a missing list keeps the default)."""
+    if raw is None:
+        return Emphasis()
+    if not isinstance(raw, dict) or set(raw) - {"error", "warning"}:
+        raise ConfigError(f"{source}: log_emphasis must hold the lists error and warning, not {raw!r}")
+    try:
+        return Emphasis(**{kind: tuple(patterns or ()) if isinstance(patterns, list) else patterns
+                           for kind, patterns in raw.items()})
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the server needs to start; see panel_serve.yaml for what each setting means."""
@@ -162,6 +177,7 @@ class Config:
     push_min_interval_seconds: float = 0.25
     threads: int = 4
     access: Access = field(default_factory=Access)
+    log_emphasis: Emphasis = field(default_factory=Emphasis)
     source: Path | None = None
 
     def with_overrides(self, **overrides) -> Config:
@@ -229,6 +245,7 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{source}: routes.run_detail must contain {{run_id}}")
     values["routes"] = routes
     values["access"] = _access(access_settings, base, source)
+    values["log_emphasis"] = _emphasis(values.get("log_emphasis"), source)
     try:
         config = Config(**values, source=source)
         int(config.port), float(config.rescan_seconds), float(config.push_min_interval_seconds)

@@ -1,18 +1,23 @@
-"""Log downloads: a run's whole stream streamed from the index as a text file.
+"""Log downloads: a run's whole stream, the bytes its process wrote, as a text file.
 
-The text goes out a bounded range of lines at a time, each read in a worker thread, so a
-log of millions of lines never sits in memory whole and the event loop keeps serving.
+The bytes come from the spool file itself (the index holds lines as shown: CRLF made LF,
+invalid UTF-8 replaced, over-long lines cut), a bounded chunk at a time, each read in a
+worker thread, so a log of gigabytes never sits in memory whole and the event loop keeps serving.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from pathlib import Path
 
 from bokeh.server.views.auth_request_handler import AuthRequestHandler
 from tornado.web import HTTPError, authenticated
 
 from . import queries
-from .spool import STREAMS, SpoolError, validate_run_id
+from .spool import STREAMS, SpoolError, log_path, open_spool_file, validate_run_id
+
+CHUNK_BYTES = 1024 * 1024
 
 #: Appended to the run detail route: /task-runs/<run_id>/logs/<stream>.log
 ROUTE_SUFFIX = r"/logs/(?P<stream>[a-z]+)\.log"
@@ -21,6 +26,19 @@ ROUTE_SUFFIX = r"/logs/(?P<stream>[a-z]+)\.log"
 def download_url(detail_url: str, stream: str) -> str:
     """The download link of a stream, next to the run's detail page URL."""
     return f"{detail_url}/logs/{stream}.log"
+
+
+def log_file_chunks(spool: str | Path, run_id: str, stream: str) -> Iterator[bytes]:
+    """The bytes of a run's stream as written to the spool, a chunk at a time (none if there is no
+    file). As ingest does, it is opened without following any link below the spool's logs/ folder
+    (check and open one step: spool.open_spool_file) and read through that one descriptor."""
+    try:
+        fd = open_spool_file(Path(spool), log_path(Path(), run_id, stream).as_posix())
+    except FileNotFoundError:
+        return
+    with open(fd, "rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            yield chunk
 
 
 class LogDownloadHandler(AuthRequestHandler):
@@ -47,8 +65,13 @@ class LogDownloadHandler(AuthRequestHandler):
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("Content-Disposition", f'attachment; filename="{run_id}-{stream}.log"')
         self.set_header("Cache-Control", "no-store")
-        chunks = queries.log_text_chunks(services.index, run_id, stream)
+        # How many lines of this stream the index held when the download began (what the pages show).
+        self.set_header("X-Indexed-Lines", str(queries.log_line_counts(services.index, run_id)[stream]))
+        chunks = log_file_chunks(services.config.spool, run_id, stream)
         loop = asyncio.get_running_loop()
-        while (chunk := await loop.run_in_executor(None, next, chunks, None)) is not None:
-            self.write(chunk.encode("utf-8"))
-            await self.flush()
+        try:
+            while (chunk := await loop.run_in_executor(None, next, chunks, None)) is not None:
+                self.write(chunk)
+                await self.flush()
+        except SpoolError as exc:
+            raise HTTPError(404, reason=str(exc)[:200]) from None

@@ -15,6 +15,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from .spool import MAX_NESTING
 from .statuses import STATUSES
 
 #: Below this many lines a chunk is parsed in Python: a DuckDB query costs milliseconds.
@@ -76,6 +77,10 @@ _PROVEN_VALID = f"""
 
 # A candidate is a JSON object without \u escapes (left to Python, which tells a lone
 # surrogate from a character). A field given twice counts the first time, in both parsers.
+# DuckDB's json_valid also takes NaN, Infinity (any case) and trailing commas, which are not
+# JSON, and any depth: a line that might hold those (or more brackets than MAX_NESTING) is
+# left to Python, which says why it is rejected.
+_LAX_JSON = r"[:,\[]\s*-?(?i:nan|inf)|,\s*[\]}]"
 _TEXT_FIELDS = ("kind", "run_id", "task", "status", "ts", "agent", "group", "trigger_time", "message")
 PARSE_SQL = f"""
 SELECT position, ok,
@@ -89,6 +94,9 @@ FROM (SELECT position, j, v, coalesce({_PROVEN_VALID}, false) AS ok
             FROM (SELECT position, json_transform(line, '{_AS_JSON}') AS j,
                          strpos(line, '"adhoc"') > 0 AS has_adhoc
                   FROM (SELECT position, CASE WHEN starts_with(line, '{{') AND strpos(line, '\\u') = 0
+                                                   AND strlen(line) - strlen(translate(line, '[{{', ''))
+                                                       <= {MAX_NESTING}
+                                                   AND NOT regexp_matches(line, '{_LAX_JSON}')
                                                    AND json_valid(line) THEN line END AS line
                         FROM event_lines))))
 """

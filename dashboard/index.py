@@ -23,10 +23,11 @@ import pyarrow as pa
 
 from .event_lines import POSITIONED_SCHEMA, TRANSITION_SCHEMA
 from .statuses import ORDER, TERMINAL
+from .terminal import visible_array
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 #: A batch touching more runs than this reports them as "many" instead of one by one.
 LISTED_RUNS_MAX = 5_000
 MAX_LINE_CHARS = 64 * 1024  # a longer log line is kept cut, with a marker
@@ -46,11 +47,12 @@ CREATE TABLE IF NOT EXISTS runs (
     trigger_time TIMESTAMP, started TIMESTAMP, finished TIMESTAMP, exit_code INTEGER,
     message VARCHAR, updated TIMESTAMP, reached VARCHAR[], own_grp BOOLEAN);
 CREATE TABLE IF NOT EXISTS log_streams (log_id INTEGER, run_id VARCHAR, stream VARCHAR, lines BIGINT);
-CREATE TABLE IF NOT EXISTS log_text (log_id INTEGER, line_no BIGINT, text VARCHAR USING COMPRESSION uncompressed);
+CREATE TABLE IF NOT EXISTS log_text (log_id INTEGER, line_no BIGINT, text VARCHAR USING COMPRESSION uncompressed,
+    visible VARCHAR USING COMPRESSION uncompressed);  -- what a terminal shows, if not the text itself
 CREATE VIEW IF NOT EXISTS log_lines AS
     SELECT s.run_id, s.stream, t.line_no, t.text FROM log_text t JOIN log_streams s USING (log_id);
 CREATE TABLE IF NOT EXISTS ingest_offsets (
-    path VARCHAR, "offset" BIGINT, lines BIGINT, in_long_line BOOLEAN);
+    path VARCHAR, "offset" BIGINT, lines BIGINT, in_long_line BOOLEAN, tail BIGINT);
 CREATE TABLE IF NOT EXISTS ingest_errors (
     file VARCHAR, "offset" BIGINT, reason VARCHAR, excerpt VARCHAR, recorded TIMESTAMP);
 """
@@ -169,12 +171,15 @@ class Batch:
     transitions: list[dict] = field(default_factory=list)
     transition_tables: list[pa.Table] = field(default_factory=list)
     event_lines_read: int = 0  # the position of the next event line read into the batch
-    #: (run_id, stream, first line number, the lines), in the order read
-    log_chunks: list[tuple[str, str, int, pa.LargeStringArray]] = field(default_factory=list)
+    #: (run_id, stream, first line number, the lines, their visible text or null), in the order read
+    log_chunks: list[tuple[str, str, int, pa.LargeStringArray, pa.Array]] = field(default_factory=list)
     #: (run_id, stream) -> the last line number this batch adds
     log_last_lines: dict[tuple[str, str], int] = field(default_factory=dict)
     log_line_count: int = 0
-    offsets: dict[str, tuple[int, int, bool]] = field(default_factory=dict)
+    #: (run_id, stream) -> the first line number to delete before this batch's lines go in (an
+    #: unterminated last line read again now that its file grew)
+    replaced: dict[tuple[str, str], int] = field(default_factory=dict)
+    offsets: dict[str, tuple[int, int, bool, int]] = field(default_factory=dict)
     errors: list[tuple[str, int, str, str]] = field(default_factory=list)
 
     def add_log_lines(self, run_id: str, stream: str, first_line_no: int, data: bytes) -> int:
@@ -182,10 +187,14 @@ class Batch:
         texts, count = split_lines(data)
         if not count:
             return 0
-        self.log_chunks.append((run_id, stream, first_line_no, texts))
+        self.log_chunks.append((run_id, stream, first_line_no, texts, visible_array(texts)))
         self.log_last_lines[(run_id, stream)] = first_line_no + count - 1
         self.log_line_count += count
         return count
+
+    def replace_lines_from(self, run_id: str, stream: str, line_no: int) -> None:
+        key = (run_id, stream)
+        self.replaced[key] = min(line_no, self.replaced.get(key, line_no))
 
     @property
     def transition_count(self) -> int:
@@ -199,7 +208,8 @@ class Batch:
         return pa.concat_tables([parsed, *self.transition_tables])
 
     def __bool__(self) -> bool:
-        return bool(self.tasks or self.transition_count or self.log_line_count or self.offsets or self.errors)
+        return bool(self.tasks or self.transition_count or self.log_line_count or self.offsets or self.errors
+                    or self.replaced)
 
 
 def _utcnow() -> dt.datetime:
@@ -327,11 +337,11 @@ class Index:
             self.version += 1
             cur.execute("CHECKPOINT")
 
-    def load_offsets(self) -> dict[str, tuple[int, int, bool]]:
-        """Where the ingestor stopped in each spool file: path -> (offset, lines, in_long_line)."""
+    def load_offsets(self) -> dict[str, tuple[int, int, bool, int]]:
+        """Where the ingestor stopped in each spool file: path -> (offset, lines, in_long_line, tail)."""
         with self.cursor() as cur:
-            rows = cur.execute('SELECT path, "offset", lines, in_long_line FROM ingest_offsets').fetchall()
-        return {path: (offset, lines, long) for path, offset, lines, long in rows}
+            rows = cur.execute('SELECT path, "offset", lines, in_long_line, tail FROM ingest_offsets').fetchall()
+        return {path: (offset, lines, long, tail) for path, offset, lines, long, tail in rows}
 
     def apply(self, batch: Batch) -> dict[str, RunSummary] | None:
         """Commit a batch and the offsets it came from in one transaction; return the runs touched,
@@ -383,13 +393,17 @@ class Index:
             rows = cur.execute("SELECT run_id, task, grp, status, trigger_time FROM runs "
                                "WHERE run_id IN (SELECT run_id FROM touched) LIMIT ?", [LISTED_RUNS_MAX + 1]).fetchall()
             touched = {run_id: RunSummary(*rest) for run_id, *rest in rows} if len(rows) <= LISTED_RUNS_MAX else None
+        if batch.replaced:
+            for (run_id, stream), first in batch.replaced.items():
+                cur.execute("DELETE FROM log_text WHERE log_id = (SELECT log_id FROM log_streams "
+                            "WHERE run_id = ? AND stream = ?) AND line_no >= ?", [run_id, stream, first])
         if batch.log_line_count:
             log_ids = self._log_streams(cur, batch.log_last_lines)
             cur.register("new_lines", pa.Table.from_batches([pa.record_batch({
                 "log_id": pa.array(np.full(len(texts), log_ids[(run_id, stream)], np.int32)),
                 "line_no": pa.array(np.arange(first, first + len(texts), dtype=np.int64)),
-                "text": texts}) for run_id, stream, first, texts in batch.log_chunks]))
-            cur.execute("INSERT INTO log_text SELECT log_id, line_no, text FROM new_lines")
+                "text": texts, "visible": visible}) for run_id, stream, first, texts, visible in batch.log_chunks]))
+            cur.execute("INSERT INTO log_text SELECT log_id, line_no, text, visible FROM new_lines")
             cur.unregister("new_lines")
         if batch.errors:
             frame = pd.DataFrame(batch.errors, columns=["file", "offset", "reason", "excerpt"])
@@ -399,7 +413,7 @@ class Index:
         if batch.offsets:
             frame = pd.DataFrame(
                 [(path, *state) for path, state in batch.offsets.items()],
-                columns=["path", "offset", "lines", "in_long_line"])
+                columns=["path", "offset", "lines", "in_long_line", "tail"])
             cur.register("new_offsets", frame)
             cur.execute("DELETE FROM ingest_offsets WHERE path IN (SELECT path FROM new_offsets)")
             cur.execute("INSERT INTO ingest_offsets SELECT * FROM new_offsets")

@@ -24,7 +24,9 @@ import watchfiles
 from . import event_lines
 from .hub import Change, Hub
 from .index import MAX_LINE_CHARS, Batch, Index, cut_line, line_array, newline_positions
-from .spool import STREAMS, SpoolError, decode_event_line, events_dir, logs_dir, validate_run_id
+from .spool import (STREAMS, SpoolError, decode_event_line, events_dir, folder_id, logs_dir, open_spool_file,
+                    validate_run_id)
+from .statuses import is_terminal
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,13 @@ RETRY_SECONDS = 2.0
 #: A catch-up that read this many events rewrites the runs table in trigger order.
 CLUSTER_AFTER_EVENTS = 200_000
 IGNORED = -1  # the offset of a file that breaks the contract: reported once, then left alone
+#: A log's last line without its newline becomes a line once its run is terminal or its file
+#: has been quiet this long (many real logs end so: `Done in 96.34s.`, curl's last progress line).
+QUIET_SECONDS = 2.0
 
-Offset = tuple[int, int, bool]  # (byte offset, lines read, inside a cut over-long line)
+#: (byte offset, lines read, inside a cut over-long line, bytes of an unterminated last line
+#: indexed as line `lines + 1`, which starts at the offset and is read again when the file grows)
+Offset = tuple[int, int, bool, int]
 
 
 @dataclass
@@ -74,12 +81,13 @@ class Ingestor:
         #: rotated by renaming a new file into place has a new one, whatever its size.
         self._inodes: dict[str, int] = {}
         self._read_inodes: dict[str, int] = {}  # read in this step, not committed yet
+        #: Log files whose last line waits for its newline: path -> run_id.
+        self._pending_tails: dict[str, str] = {}
         self._reopen_index = False  # DuckDB gave up on the database: the next step opens it again
         events_dir(self.spool).mkdir(parents=True, exist_ok=True)
         logs_dir(self.spool).mkdir(parents=True, exist_ok=True)
-        #: Where events/ and logs/ really are: either may be a link (logs on a bigger disk, say).
-        self._real_folders = {"events": os.path.realpath(events_dir(self.spool)),
-                              "logs": os.path.realpath(logs_dir(self.spool))}
+        #: Which folders events/ and logs/ are: either may be a link (logs on a bigger disk, say).
+        self._folders = {"events": folder_id(events_dir(self.spool)), "logs": folder_id(logs_dir(self.spool))}
 
     # ---- one step ---------------------------------------------------------------------
 
@@ -90,25 +98,49 @@ class Ingestor:
         with self._step_lock:
             self._read_inodes.clear()
             files = self.spool_files() if paths is None else sorted(set(paths))
-            batch, batch_bytes = Batch(), 0
-            for rel in files:
-                while True:
-                    read, more = self._read(rel, batch)
-                    batch_bytes += read
-                    if progress and read:
-                        progress(read)
-                    if (batch.log_line_count + batch.transition_count >= BATCH_LINES
-                            or batch_bytes >= BATCH_BYTES):
-                        self._commit(batch, added)
-                        batch, batch_bytes = Batch(), 0
-                    if not more:
-                        break
-            self._commit(batch, added)
+            self._read_files(files, added, progress)
+            # A run that became terminal in this step ends its logs' unterminated last lines.
+            if due := self.due_tails():
+                self._read_files(due, added, progress)
             if added["events"] >= CLUSTER_AFTER_EVENTS:
                 self.index.cluster_runs()
             self.health.last_step = time.time()
             self.health.failure = None
         return added
+
+    def _read_files(self, files: list[str], added: dict[str, int],
+                    progress: Callable[[int], None] | None) -> None:
+        batch, batch_bytes = Batch(), 0
+        for rel in files:
+            while True:
+                read, more = self._read(rel, batch)
+                batch_bytes += read
+                if progress and read:
+                    progress(read)
+                if (batch.log_line_count + batch.transition_count >= BATCH_LINES
+                        or batch_bytes >= BATCH_BYTES):
+                    self._commit(batch, added)
+                    batch, batch_bytes = Batch(), 0
+                if not more:
+                    break
+        self._commit(batch, added)
+
+    def due_tails(self) -> list[str]:
+        """Log files whose unterminated last line should now be a line (see QUIET_SECONDS)."""
+        due = [rel for rel, run_id in self._pending_tails.items() if self._tail_due(rel, run_id)]
+        return sorted(due)
+
+    def _tail_due(self, rel: str, run_id: str) -> bool:
+        try:
+            quiet = time.time() - os.stat(self.spool / rel).st_mtime >= QUIET_SECONDS
+        except FileNotFoundError:
+            self._pending_tails.pop(rel, None)
+            return False
+        if quiet:
+            return True
+        with self.index.cursor() as cur:
+            row = cur.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        return row is not None and is_terminal(row[0])
 
     def _commit(self, batch: Batch, added: dict[str, int]) -> None:
         if not batch:
@@ -133,54 +165,58 @@ class Ingestor:
         with os.scandir(logs_dir(self.spool)) as run_dirs:
             for run_dir in run_dirs:
                 if run_dir.is_dir():
-                    with os.scandir(run_dir.path) as logs:
-                        files += [f"logs/{run_dir.name}/{e.name}" for e in logs if e.is_file()]
+                    try:
+                        with os.scandir(run_dir.path) as logs:
+                            files += [f"logs/{run_dir.name}/{e.name}" for e in logs if e.is_file()]
+                    except (FileNotFoundError, NotADirectoryError):  # removed or replaced while listed
+                        continue
         return files
 
     def _read(self, rel: str, batch: Batch) -> tuple[int, bool]:
         """Read one chunk of a file into the batch; return (bytes consumed, whether more is left)."""
-        offset, lines, in_long_line = batch.offsets.get(rel) or self._offsets.get(rel, (0, 0, False))
+        offset, lines, in_long_line, tail = batch.offsets.get(rel) or self._offsets.get(rel, (0, 0, False, 0))
         if offset == IGNORED:
             return 0, False
         kind, run_id, stream = self._classify(rel)
-        if kind is not None and not self._inside_spool(rel):
-            kind, run_id = None, f"a symbolic link to outside the spool's {kind}/ folder: not read"
+        if kind is not None:
+            try:  # the check is the open: a link swapped in after the listing is refused
+                fd = open_spool_file(self.spool, rel, self._folders)
+            except FileNotFoundError:
+                return 0, False
+            except SpoolError as exc:
+                kind, run_id = None, str(exc)
         if kind is None:
             batch.errors.append((rel, 0, run_id, ""))  # run_id holds the reason here
-            batch.offsets[rel] = (IGNORED, 0, False)
+            batch.offsets[rel] = (IGNORED, 0, False, 0)
             return 0, False
-        try:
-            stat = os.stat(self.spool / rel)
-        except FileNotFoundError:
-            return 0, False
+        stat = os.fstat(fd)
         size, known_inode = stat.st_size, self._read_inodes.get(rel, self._inodes.get(rel))
         self._read_inodes[rel] = stat.st_ino
         if offset and known_inode not in (None, stat.st_ino):
             batch.errors.append((rel, offset, "file replaced by a new file (rotated): reading the new one "
                                  "from its start", ""))
-            offset, in_long_line = 0, False
-        elif size < offset:
-            batch.errors.append((rel, offset, f"file shrank from {offset:,} to {size:,} bytes "
+            offset, lines, in_long_line, tail = 0, lines + bool(tail), False, 0  # the old last line stays
+        elif size < offset + tail:
+            batch.errors.append((rel, offset + tail, f"file shrank from {offset + tail:,} to {size:,} bytes "
                                  "(truncated or replaced): reading it again from its start", ""))
-            offset, in_long_line = 0, False
-        if size == offset:
-            return 0, False
-        with open(self.spool / rel, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read(min(size - offset, READ_CHUNK))
+            offset, lines, in_long_line, tail = 0, lines + bool(tail), False, 0
+        try:
+            if size == offset + tail:
+                return 0, False
+            if tail:  # the unterminated last line grew: it is read again, as line lines + 1
+                batch.replace_lines_from(run_id, stream, lines + 1)
+            data = os.pread(fd, min(size - offset, READ_CHUNK), offset)
+        finally:
+            os.close(fd)
         start = 0
         if in_long_line:  # the rest of a line already cut: skip to its end
             newline = data.find(b"\n")
             if newline < 0:
-                batch.offsets[rel] = (offset + len(data), lines, True)
+                batch.offsets[rel] = (offset + len(data), lines, True, 0)
                 return len(data), offset + len(data) < size
             start, in_long_line = newline + 1, False
         end = data.rfind(b"\n") + 1
-        if end <= start:
-            if len(data) < READ_CHUNK:  # a torn last line: wait for its newline
-                if start:
-                    batch.offsets[rel] = (offset + start, lines, False)
-                return start, False
+        if end <= start and len(data) >= READ_CHUNK:
             # A line longer than a whole chunk: keep a log line's head, skip the rest.
             if kind == "logs":
                 # Short enough that head and marker together are not cut a second time.
@@ -191,22 +227,30 @@ class Ingestor:
             else:
                 batch.errors.append((rel, offset + start, f"event line longer than {READ_CHUNK:,} bytes",
                                      data[start:start + 200].decode("utf-8", "replace")))
-            batch.offsets[rel] = (offset + len(data), lines, True)
+            batch.offsets[rel] = (offset + len(data), lines, True, 0)
             return len(data), True
-        chunk = data[start:end]
-        if kind == "events":
-            count = self._add_events(rel, offset + start, chunk, batch)
+        end = max(end, start)
+        count = 0
+        if end > start:
+            chunk = data[start:end]
+            if kind == "events":
+                count = self._add_events(rel, offset + start, chunk, batch)
+            else:
+                count = batch.add_log_lines(run_id, stream, lines + 1, chunk)
+        # What follows the last newline of the file waits for its newline, except a log's
+        # last line once due (an event line always waits: the contract says so).
+        rest = data[end:] if offset + len(data) == size else b""
+        new_tail = 0
+        if rest and kind == "logs" and (tail or self._tail_due(rel, run_id)):
+            batch.add_log_lines(run_id, stream, lines + count + 1, rest + b"\n")
+            new_tail = len(rest)
+        if rest and kind == "logs" and not new_tail:
+            self._pending_tails[rel] = run_id
         else:
-            count = batch.add_log_lines(run_id, stream, lines + 1, chunk)
-        batch.offsets[rel] = (offset + end, lines + count, False)
-        return end, offset + end < size
-
-    def _inside_spool(self, rel: str) -> bool:
-        """Whether the file is really in the spool's events/ or logs/ folder: a symbolic link (of a
-        file or a run's folder) may point anywhere, and the pages must not show any file the
-        server can read."""
-        folder = self._real_folders[rel.split("/", 1)[0]]
-        return os.path.realpath(self.spool / rel).startswith(folder + os.sep)
+            self._pending_tails.pop(rel, None)
+        if end or new_tail or tail:
+            batch.offsets[rel] = (offset + end, lines + count, False, new_tail)
+        return end + new_tail, offset + len(data) < size
 
     @staticmethod
     def _classify(rel: str) -> tuple[str | None, str, str]:
@@ -232,10 +276,14 @@ class Ingestor:
         if len(newlines) >= event_lines.MIN_LINES and is_utf8(chunk):
             if self._event_parser is None:
                 self._event_parser = event_lines.EventLineParser()
-            parsed, by_python = self._event_parser.parse(line_array(chunk, newlines))
-            position = parsed.schema.get_field_index("position")
-            batch.transition_tables.append(parsed.set_column(
-                position, "position", pc.add(parsed.column(position), first)))
+            try:
+                parsed, by_python = self._event_parser.parse(line_array(chunk, newlines))
+            except duckdb.Error:  # never seen; a line DuckDB cannot take must not stop the ingest
+                log.exception("bulk parse of %s at %d failed: reading its lines one by one", rel, offset)
+            else:
+                position = parsed.schema.get_field_index("position")
+                batch.transition_tables.append(parsed.set_column(
+                    position, "position", pc.add(parsed.column(position), first)))
         batch.event_lines_read += len(newlines)
         for n in by_python:
             raw, line_offset = chunk[starts[n]:newlines[n]], offset + int(starts[n])
@@ -245,6 +293,11 @@ class Ingestor:
                 event = decode_event_line(raw)
             except SpoolError as exc:
                 batch.errors.append((rel, line_offset, str(exc), raw[:200].decode("utf-8", "replace")))
+                continue
+            except Exception as exc:  # a line no rule foresaw: one error, never a stuck ingest
+                log.exception("event line %s at %d could not be read", rel, line_offset)
+                batch.errors.append((rel, line_offset, f"could not be read ({type(exc).__name__})",
+                                     raw[:200].decode("utf-8", "replace")))
                 continue
             if event["kind"] == "task":
                 batch.tasks.append(event)
@@ -311,6 +364,9 @@ class Ingestor:
                     paths = {Path(p).relative_to(spool).as_posix() for _, p in changes
                              if os.path.isfile(p)}
                     if not self._step(self._relevant(paths)):
+                        retry_in = retry_in or RETRY_SECONDS
+                elif self._pending_tails and (due := self.due_tails()):  # quiet files end their last line
+                    if not self._step(due):
                         retry_in = retry_in or RETRY_SECONDS
         except Exception as exc:  # e.g. out of inotify watches: fall back to rescans alone
             if self._stop.is_set():

@@ -168,7 +168,34 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
     sql = (f"{_RUN_SELECT}, epoch({_DURATION}) AS duration {_RUNS_FROM} {where} "
            f"ORDER BY {order}, r.run_id {direction} LIMIT ? OFFSET ?")
     runs = index.query(sql, [now] + params + order_params + [int(limit), int(offset)])
-    return runs.iloc[::-1].reset_index(drop=True) if from_end else runs
+    runs = runs.iloc[::-1].reset_index(drop=True) if from_end else runs
+    runs["blocked"] = blocked_reasons(index, runs["run_id"])
+    return runs
+
+
+def blocked_reasons(index: Index, run_ids) -> pd.Series:
+    """Why each run can no longer start ("upstream Extract failed"), or None; aligned with `run_ids`.
+
+    A run is blocked when it has not started, has not ended on its own (SUCCESS or FAILED),
+    and a run of one of its upstreams in the same cycle (the same trigger time) ended FAILED
+    or TERMINATED. Derived here rather than written to the spool, so any scheduler's runs
+    that were left waiting show it too. Asked only for the runs of one page.
+    """
+    run_ids = pd.Series(run_ids, dtype=object).reset_index(drop=True)
+    if run_ids.empty:
+        return pd.Series([], dtype=object)
+    frame = index.query(f"""
+        SELECT d.run_id,
+               'upstream ' || min(u.task || CASE u.status WHEN 'FAILED' THEN ' failed' ELSE ' was terminated' END)
+                   AS reason
+        FROM runs d JOIN tasks t ON t.task = d.task
+             JOIN runs u ON u.trigger_time = d.trigger_time AND list_contains(t.depends_on, u.task)
+        WHERE d.run_id IN ({', '.join('?' * len(run_ids))}) AND d.started IS NULL
+          AND d.status NOT IN ('SUCCESS', 'FAILED') AND NOT coalesce(d.adhoc, false)
+          AND u.status IN ('FAILED', 'TERMINATED') AND NOT coalesce(u.adhoc, false)
+        GROUP BY d.run_id""", run_ids.tolist())
+    reasons = dict(zip(frame["run_id"], frame["reason"]))
+    return pd.Series([reasons.get(run_id) for run_id in run_ids], dtype=object)
 
 
 def runs_view(index: Index, run_filter: RunFilter = RunFilter(), page: int = 1, page_size: int = 50,
@@ -209,7 +236,9 @@ def groups(index: Index) -> list[str]:
 def run(index: Index, run_id: str) -> dict | None:
     """One run as a dict, or None if the index has no such run."""
     frame = index.query(f"{_RUN_SELECT} {_RUNS_FROM} WHERE r.run_id = ?", [run_id])
-    return None if frame.empty else frame.iloc[0].to_dict()
+    if frame.empty:
+        return None
+    return frame.iloc[0].to_dict() | {"blocked": blocked_reasons(index, [run_id]).iloc[0]}
 
 
 def transitions(index: Index, run_id: str) -> pd.DataFrame:
@@ -234,27 +263,54 @@ def _log_id(cur, run_id: str, stream: str) -> int | None:
 LOG_PAGE_LINES = 500
 
 
-def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int = LOG_PAGE_LINES) -> pd.DataFrame:
-    """Lines first_line .. first_line+count-1 (1-based) of a run's stream."""
+def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int = LOG_PAGE_LINES,
+             emphasis: tuple[str, str | None] | None = None) -> pd.DataFrame:
+    """Lines first_line .. first_line+count-1 (1-based) of a run's stream; given (error, warning)
+    regular expressions, with whether each line's visible text matches them (`error`, `warn`)."""
+    levels, params = "", []
+    if emphasis is not None:
+        levels = (", coalesce(regexp_matches(coalesce(visible, text), ?), false) AS error"
+                  ", coalesce(regexp_matches(coalesce(visible, text), ?), false) AS warn")
+        params = list(emphasis)
     with index.cursor() as cur:
-        return cur.execute("SELECT line_no, text FROM log_text WHERE log_id = ? AND line_no >= ? AND line_no < ? "
-                           "ORDER BY line_no",
-                           [_log_id(cur, run_id, stream), int(first_line), int(first_line) + int(count)]).df()
+        return cur.execute(f"SELECT line_no, text{levels} FROM log_text WHERE log_id = ? AND line_no >= ? "
+                           "AND line_no < ? ORDER BY line_no",
+                           [*params, _log_id(cur, run_id, stream), int(first_line),
+                            int(first_line) + int(count)]).df()
 
 
 def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndarray:
-    """Every line number of a run's stream containing `text` (literal, any case), in order."""
+    """Every line number of a run's stream whose visible text (see dashboard.terminal) contains
+    `text` (literal, any case), in order."""
     # ILIKE: any case without lower()'s copy of every line. Its fast path has no ESCAPE
     # clause, so that is added only when the text holds a wildcard to take literally.
     if any(c in text for c in "%_\\"):
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        match, params = "text ILIKE ? ESCAPE '\\'", [f"%{escaped}%"]
+        match, params = "coalesce(visible, text) ILIKE ? ESCAPE '\\'", [f"%{escaped}%"]
     else:
-        match, params = "text ILIKE ?", [f"%{text}%"]
+        match, params = "coalesce(visible, text) ILIKE ?", [f"%{text}%"]
     with index.cursor() as cur:
         result = cur.execute(f"SELECT line_no FROM log_text WHERE log_id = ? AND {match} ORDER BY line_no",
                              [_log_id(cur, run_id, stream), *params]).fetchnumpy()
     return np.asarray(result["line_no"], dtype=np.int64)
+
+
+def next_line_matching(index: Index, run_id: str, stream: str, pattern: str, after: int,
+                       direction: int = 1) -> int | None:
+    """The first line after (or, direction -1, before) line `after` whose visible text matches the
+    regular expression `pattern`, wrapping around the stream; None if no line does."""
+    forward = direction >= 0
+    where, order = (">", "ASC") if forward else ("<", "DESC")
+    with index.cursor() as cur:
+        log_id = _log_id(cur, run_id, stream)
+        for start in (int(after), 0 if forward else 2**62):  # then wrap around
+            row = cur.execute(
+                f"SELECT line_no FROM log_text WHERE log_id = ? AND line_no {where} ? "
+                f"AND regexp_matches(coalesce(visible, text), ?) ORDER BY line_no {order} LIMIT 1",
+                [log_id, start, pattern]).fetchone()
+            if row is not None:
+                return int(row[0])
+    return None
 
 
 def log_text_chunks(index: Index, run_id: str, stream: str, lines_per_chunk: int = 100_000) -> Iterator[str]:
@@ -278,23 +334,26 @@ def ingest_errors(index: Index, limit: int = 1000) -> pd.DataFrame:
 
 
 def task_stats(index: Index, since: dt.timedelta | None = None, now: dt.datetime | None = None) -> pd.DataFrame:
-    """Per task with runs triggered in the range: its latest run (status, message, times),
-    how many runs, the share of finished runs that succeeded and the median duration."""
+    """Per task with runs triggered in the range: its latest run (id, status, message, times,
+    why it is blocked if it is), how many runs, the share of finished runs that succeeded and the median duration."""
     where, params = RunFilter(since=since).where(now)
     # The latest run as one struct (arg_max would skip a NULL `started` and take an older run's),
     # by LATEST_RUN_ORDER.
-    return index.query(f"""
-        SELECT task, latest.status AS last_status, latest.message AS last_message,
+    stats = index.query(f"""
+        SELECT task, latest.run_id AS last_run_id, latest.status AS last_status, latest.message AS last_message,
                latest.trigger_time AS last_trigger, latest.started AS last_started,
                latest.finished AS last_finished, runs, success_rate, median_seconds
         FROM (SELECT r.task,
-                     arg_max({{'status': r.status, 'message': r.message, 'trigger_time': r.trigger_time,
-                               'started': r.started, 'finished': r.finished}}, {_LATEST_RUN_KEY}) AS latest,
+                     arg_max({{'run_id': r.run_id, 'status': r.status, 'message': r.message,
+                               'trigger_time': r.trigger_time, 'started': r.started, 'finished': r.finished}},
+                             {_LATEST_RUN_KEY}) AS latest,
                      count(*) AS runs,
                      count(*) FILTER (WHERE r.status = 'SUCCESS')
                          / nullif(count(*) FILTER (WHERE r.finished IS NOT NULL), 0) AS success_rate,
                      median(epoch(r.finished - r.started)) FILTER (WHERE r.finished IS NOT NULL) AS median_seconds
               {_RUNS_FROM} {where} GROUP BY r.task)""", params)
+    stats["last_blocked"] = blocked_reasons(index, stats["last_run_id"])
+    return stats
 
 
 def tasks(index: Index) -> pd.DataFrame:

@@ -3,7 +3,8 @@
 Every cycle creates one run per task, each IDLE then ACTIVE. A run whose upstreams of the same
 cycle all succeeded goes TRIGGER, waits for a free agent slot, then runs (STARTED, RUNNING, and
 SUCCESS, FAILED or TERMINATED). If an upstream ends FAILED or TERMINATED, its downstreams of
-that cycle stay ACTIVE, blocked, with a message saying why. A task never has two runs in flight:
+that cycle can no longer start: they end TERMINATED at once, with a message naming the upstream
+that failed ("upstream Fetch_Orders failed"). A task never has two runs in flight:
 while one is unfinished, later cycles skip the task and its downstreams, so a slow task or
 too few agents cannot pile up an ever-growing queue.
 """
@@ -34,7 +35,7 @@ class _ScheduledRun:
     identity: RunIdentity
     upstreams: tuple[_ScheduledRun, ...]
     state: str = WAITING  # waiting, queued, running, blocked, or the terminal status
-    cause: str = ""  # for a blocked run: the failure behind it, such as "'Fetch_Orders' FAILED"
+    cause: str = ""  # for a blocked run: the failure behind it, such as "Fetch_Orders failed"
 
 
 class Scheduler:
@@ -189,13 +190,14 @@ class Scheduler:
         task = upstream.identity.task
         if upstream.state == BLOCKED:
             run.cause = upstream.cause
-            message = f"blocked: upstream '{task}' is blocked by {run.cause}"
+            message = f"upstream {run.cause} (via {task})"
         else:
-            run.cause = f"'{task}' {upstream.state}"
-            message = f"blocked: upstream {run.cause}"
+            run.cause = f"{task} {'failed' if upstream.state == 'FAILED' else 'was terminated'}"
+            message = f"upstream {run.cause}"
         self._pending.remove(run)
         self._finish(run, BLOCKED)
-        run.identity.emit(self._writer, "ACTIVE", message=message)
+        # It can never start: end it now, or the ACTIVE runs of dead cycles pile up for ever.
+        run.identity.emit(self._writer, "TERMINATED", message=message)
 
     def _finish(self, run: _ScheduledRun, state: str) -> None:
         run.state = state

@@ -7,13 +7,17 @@ reads them into the index. Nothing in this module touches DuckDB or Panel.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 import re
 import secrets
 import socket
+import stat
 import threading
 from pathlib import Path
+
+import numpy as np
 
 from .statuses import STATUSES
 
@@ -45,6 +49,51 @@ def validate_run_id(run_id: object) -> str:
             f"bad run_id {str(run_id)[:80]!r}: use 1-128 letters, digits, '.', '_' or '-'"
         )
     return run_id
+
+
+#: The identity of a folder: (device, inode).
+FolderId = tuple[int, int]
+
+
+def folder_id(folder: Path | int) -> FolderId:
+    """The device and inode of a folder, by path (following a link to it) or open descriptor."""
+    found = os.stat(folder)
+    return found.st_dev, found.st_ino
+
+
+def open_spool_file(spool: Path, rel: str, folders: dict[str, FolderId] | None = None) -> int:
+    """Open a spool file for reading, its check and its open one step; return its descriptor.
+
+    `rel` is events/<name> or logs/<run_id>/<name>. The events/ or logs/ folder may itself be
+    a link (to a bigger disk, say), but if `folders` is given it must still be the folder of
+    that identity. Below it nothing is followed: each part is opened with O_NOFOLLOW relative
+    to the folder opened before it, so a link swapped in at any moment is refused, never read.
+    Only a regular file is opened (a FIFO would block the reader). Raises SpoolError for a link
+    or anything else not readable under the contract, FileNotFoundError if it is gone.
+    """
+    top, *middle, name = rel.split("/")
+    nofollow = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    opened = [os.open(Path(spool) / top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)]
+    try:
+        if folders is not None and folder_id(opened[0]) != folders[top]:
+            raise SpoolError(f"the spool's {top}/ folder was replaced since the ingestor started: not read")
+        for part in middle:
+            opened.append(os.open(part, nofollow | os.O_DIRECTORY, dir_fd=opened[-1]))
+        fd = os.open(name, nofollow, dir_fd=opened[-1])
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise SpoolError(f"a symbolic link in the spool's {top}/ folder: not read "
+                             "(no link below events/ or logs/ is followed)") from None
+        if exc.errno == errno.EACCES:
+            raise SpoolError(f"cannot be read: {exc.strerror}") from None
+        raise
+    finally:
+        for folder in opened:
+            os.close(folder)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SpoolError("not a regular file: not read")
+    return fd
 
 
 def log_path(spool: Path, run_id: str, stream: str) -> Path:
@@ -151,22 +200,56 @@ def parse_event(event: object) -> dict:
     raise SpoolError(f"unknown kind {str(kind)[:40]!r}: use one of {', '.join(EVENT_KINDS)}")
 
 
+#: Arrays and objects nested deeper than this make a line an error (an event is flat; its
+#: depends_on is two levels): a bound that holds whatever the stack depth of the caller.
+MAX_NESTING = 64
+#: An integer with more digits than this is read as a float (inf when huge): Python refuses to
+#: convert over 4,300 digits, and no field of the contract holds such a number anyway.
+MAX_INT_DIGITS = 40
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_OPENING, _CLOSING = np.frombuffer(b"[{", np.uint8), np.frombuffer(b"]}", np.uint8)
+
+
 def _first_field_wins(pairs: list[tuple[str, object]]) -> dict:
     return dict(reversed(pairs))
+
+
+def _refuse_constant(name: str) -> None:
+    raise SpoolError(f"not JSON: {name} is not a JSON number")
+
+
+def _bounded_int(digits: str) -> int | float:
+    return int(digits) if len(digits) <= MAX_INT_DIGITS else float(digits)
+
+
+def _nesting(text: str) -> int:
+    """How deep arrays and objects nest in a JSON text (strings left out)."""
+    structure = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8"), np.uint8)
+    steps = np.isin(structure, _OPENING).astype(np.int64) - np.isin(structure, _CLOSING)
+    return int(np.cumsum(steps).max(initial=0))
 
 
 def decode_event_line(raw: bytes) -> dict:
     """One event line of an events file, validated and normalised, or raise SpoolError.
 
-    A field given twice counts the first time (as DuckDB's JSON reader has it).
+    The line must be UTF-8 (a byte order mark before it is allowed) and strict JSON: no NaN or
+    Infinity, nested at most MAX_NESTING deep. A field given twice counts the first time (as
+    DuckDB's JSON reader has it).
     """
     try:
-        event = parse_event(json.loads(raw, object_pairs_hook=_first_field_wins))
+        text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:
         raise SpoolError("not valid UTF-8") from None
+    if text.count("[") + text.count("{") > MAX_NESTING and _nesting(text) > MAX_NESTING:
+        raise SpoolError(f"not an event: arrays or objects nested over {MAX_NESTING} deep")
+    try:
+        decoded = json.loads(text, object_pairs_hook=_first_field_wins, parse_constant=_refuse_constant,
+                             parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         raise SpoolError(f"not JSON: {exc.msg} at column {exc.colno}") from None
-    return event
+    except RecursionError:  # not reached under MAX_NESTING; kept so no line can stop the ingest
+        raise SpoolError(f"not an event: arrays or objects nested over {MAX_NESTING} deep") from None
+    return parse_event(decoded)
 
 
 def new_run_id(prefix: str = "r") -> str:

@@ -7,16 +7,32 @@ STATUSES = LIFECYCLE + TERMINAL
 #: Position of each status in the lifecycle; the three terminal ones share the last step.
 ORDER = {status: i for i, status in enumerate(LIFECYCLE)} | {s: len(LIFECYCLE) for s in TERMINAL}
 
-#: One colour per status, used by badges, chains, timelines and graph nodes alike.
+#: One colour per status, used by badges, chains, timelines and graph nodes alike; every two
+#: differ by at least 20 in CIE76 (tests/test_statuses.py). FAILED and TERMINATED were two
+#: reds 12 apart (#dc2626, #b91c1c) that merged side by side, STARTED and RUNNING two blues
+#: 9 apart: TERMINATED is now dark grey and STARTED navy.
 COLORS = {
     "IDLE": "#9ca3af",
     "ACTIVE": "#f59e0b",
     "TRIGGER": "#06b6d4",
-    "STARTED": "#6366f1",
+    "STARTED": "#1e3a8a",
     "RUNNING": "#2563eb",
     "SUCCESS": "#16a34a",
     "FAILED": "#dc2626",
-    "TERMINATED": "#b91c1c",
+    "TERMINATED": "#3f3f46",
+}
+
+#: One shape per status, shown before its name on badges and chips, so no status is told
+#: from another by colour alone (colour-blind users, greyscale prints).
+SYMBOLS = {
+    "IDLE": "○",
+    "ACTIVE": "◌",
+    "TRIGGER": "◇",
+    "STARTED": "▷",
+    "RUNNING": "▶",
+    "SUCCESS": "✓",
+    "FAILED": "✕",
+    "TERMINATED": "■",
 }
 
 ADHOC_COLOR = "#7c3aed"

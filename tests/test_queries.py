@@ -741,3 +741,32 @@ def test_a_shared_query_is_asked_once_per_index_version_and_arguments(tmp_path):
         assert asked == ["RUNNING", "FAILED", "RUNNING"]
     finally:
         index.close()
+
+
+def test_a_run_whose_upstream_of_the_same_cycle_failed_is_blocked_not_waiting(tmp_path):
+    """Another scheduler's spool may leave such runs ACTIVE: the queries flag them as blocked."""
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    writer.define_task("Extract", "etl")
+    writer.define_task("Load", "etl", depends_on=["Extract"])
+    writer.define_task("Report", "etl", depends_on=["Load"])
+    cycle, earlier = dt.datetime(2026, 11, 28, 12, 0), dt.datetime(2026, 11, 28, 11, 0)
+    for run_id, task, status, trigger in [
+            ("x-1", "Extract", "FAILED", cycle), ("l-1", "Load", "ACTIVE", cycle),
+            ("x-0", "Extract", "RUNNING", earlier), ("l-0", "Load", "ACTIVE", earlier),  # waiting
+            ("l-2", "Load", "ACTIVE", dt.datetime(2026, 11, 28, 11, 30)),  # another cycle: waiting
+            ("r-1", "Report", "ACTIVE", cycle)]:  # its upstream Load is itself only blocked
+        writer.status(run_id, task, status, trigger_time=trigger, ts=trigger)
+    index = Index(tmp_path / "index.duckdb")
+    Ingestor(index, tmp_path / "spool").catch_up()
+
+    page = queries.runs_page(index, limit=100).set_index("run_id")
+    assert page.loc["l-1", "blocked"] == "upstream Extract failed"
+    assert pd.isna(page.loc["l-0", "blocked"]) and pd.isna(page.loc["l-2", "blocked"])
+    assert pd.isna(page.loc["x-1", "blocked"]), "a failed run is not blocked, it failed"
+    assert pd.isna(page.loc["r-1", "blocked"]), "Load may still be run by its scheduler"
+    assert queries.run(index, "l-1")["blocked"] == "upstream Extract failed"
+    assert queries.run(index, "l-0")["blocked"] is None
+    stats = queries.task_stats(index).set_index("task")
+    assert stats.loc["Load", "last_blocked"] == "upstream Extract failed"
+    assert pd.isna(stats.loc["Extract", "last_blocked"])
+    index.close()

@@ -68,11 +68,12 @@ def test_failed_upstream_blocks_its_downstreams(make_scheduler, spool, tmp_path)
     failed = last_event(spool, runs["A"], "FAILED")
     assert failed["exit_code"] == 3
     assert "about to fail" in read_log(spool, runs["A"], "stderr")
+    # A run that can no longer start ends at once, instead of staying ACTIVE for ever.
     for task in ("B", "C"):
-        assert statuses(spool, runs[task]) == ["IDLE", "ACTIVE", "ACTIVE"]
+        assert statuses(spool, runs[task]) == ["IDLE", "ACTIVE", "TERMINATED"]
         assert not (tmp_path / "work" / f"ran-{task}").exists()
-    assert run_events(spool, runs["B"])[-1]["message"] == "blocked: upstream 'A' FAILED"
-    assert run_events(spool, runs["C"])[-1]["message"] == "blocked: upstream 'B' is blocked by 'A' FAILED"
+    assert run_events(spool, runs["B"])[-1]["message"] == "upstream A failed"
+    assert run_events(spool, runs["C"])[-1]["message"] == "upstream A failed (via B)"
 
 
 def test_successful_chain_runs_in_order(make_scheduler, spool):

@@ -26,6 +26,11 @@ from dashboard.graph import (Hold, TaskGraph, blocked_tasks, cascade_edges, crit
                              neighbourhood, root_causes, status_color, waiting_text)
 from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, Overview, group_path, overview, top_group
 
+# Register HoloViews' Bokeh backend whatever page a process serves first: under plain
+# `panel serve`, a /tasks opened after another page drew before any pn.extension had seen
+# holoviews, and failed with "No entry for 'Overlay' registered".
+hv.extension("bokeh", logo=False)
+
 EDGE = {"plain": ("#94a3b8", 1.2), "critical": ("#7c3aed", 4.0), "cascade": ("#dc2626", 2.6)}
 
 
@@ -99,15 +104,18 @@ def graph_frames(view: Overview, positions: dict[str, tuple[float, float]], stat
         row = by_task.get(node)
         status = state.status.get(node)
         role = ""
+        blocked_by = plain(row.get("last_blocked")) if row is not None else None
         if node in state.causes:
             role = f"ROOT CAUSE · blocks {state.causes[node]}"
+        elif blocked_by:  # its latest run can no longer start: not to be read as waiting
+            role = f"⊘ BLOCKED · {blocked_by}"
         elif node in state.blocked:
             role = waiting_text(state.blocked[node])
         defined = graph.nodes[node].get("defined", True)
         group = graph.nodes[node].get("group")
-        held = node in state.causes or node in state.blocked
+        held = node in state.causes or node in state.blocked or bool(blocked_by)
         label = short_label(node)
-        if node in state.causes:
+        if node in state.causes or blocked_by:
             label += f"\n{role}"
         elif node in state.blocked:
             holds = state.blocked[node]

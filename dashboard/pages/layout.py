@@ -5,9 +5,25 @@ from __future__ import annotations
 import html
 
 import panel as pn
+from panel.theme import Fast
 
 from dashboard.app import Services
 from dashboard.pages.connection import connection_indicator
+
+
+class OfflineFast(Fast):
+    """Panel's Fast design without its web font: Fast asks fonts.googleapis.com for Open Sans
+    on every page (two console errors a page offline). The pages load nothing from other hosts."""
+
+    _resources = {**Fast._resources, "font": {}}
+
+
+# Panel finds a design's own files by its class name in lower case ("fast/js/fast_design.js").
+OfflineFast.__name__ = "Fast"
+
+
+#: The system's own interface font, as the pages' inline styles already use.
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
 
 def navigation(services: Services, current: str) -> pn.pane.HTML:
@@ -35,6 +51,8 @@ def page_template(services: Services, title: str, current: str, *main) -> pn.tem
         # empty before it can end: with many sessions the server never catches up.
         busy_indicator=None,
         accent="#2563eb",
+        design=OfflineFast,
+        font=FONT,
         main_layout=None,
     )
     if services.index.rebuilt_reason:  # notifications show HTML: the reason (paths, DuckDB's words) is escaped

@@ -14,21 +14,27 @@ from __future__ import annotations
 
 import html
 import io
+from pathlib import Path
 
 import numpy as np
 import panel as pn
 import param
 from panel.reactive import ReactiveHTML
 
-from dashboard import queries
-from dashboard.downloads import download_url
+from dashboard import queries, terminal
+from dashboard.downloads import download_url, log_file_chunks
+from dashboard.emphasis import Emphasis
 from dashboard.hub import Change
 from dashboard.index import Index
+from dashboard.pages.url_state import MAX_NUMBER
 from dashboard.spool import STREAMS
 
 PAGE_LINES = queries.LOG_PAGE_LINES
 #: Lines the browser keeps while following; older ones leave the top.
 FOLLOW_KEEP = 5000
+#: A longer line is sent folded, with a control that asks for it whole: 500 such lines are
+#: 1 M characters (a page of 60,000-character lines was 30 MB and took 24 s to first paint).
+FOLD_CHARS = 2_000
 
 _STYLE = """
 :host { display: block; }
@@ -49,6 +55,9 @@ _STYLE = """
 .td-line.td-match { box-shadow: inset 3px 0 #facc15; }
 .td-line.td-current { background: #854d0e; box-shadow: inset 3px 0 #fde047; }
 .td-line.td-addressed { background: #1e3a8a; box-shadow: inset 3px 0 #60a5fa; }
+.td-text a { color: inherit; text-decoration: underline dotted; }
+.td-unfold { margin-left: 8px; padding: 0 6px; border: 1px solid #475569; border-radius: 4px; background: #1e293b;
+             color: #93c5fd; font: 12px system-ui, sans-serif; cursor: pointer; }
 mark { background: #facc15; color: #111827; border-radius: 2px; }
 .td-line.td-current mark { background: #fb923c; }
 .td-empty { color: #94a3b8; padding: 12px 20px; font-family: system-ui, sans-serif; }
@@ -66,14 +75,20 @@ mark { background: #facc15; color: #111827; border-radius: 2px; }
 class LogLines(ReactiveHTML):
     """The browser side of the viewer: lines as text, colours, highlights, follow, search keys."""
 
-    lines = param.List(default=[], doc="[line number, text] pairs replacing what is shown.")
-    appended = param.List(default=[], doc="[line number, text] pairs to add at the end.")
+    lines = param.List(default=[], doc=(
+        "Rows replacing what is shown: [line number, visible text, styled runs [start, end, classes, colour, "
+        "link], 'error' | 'warn' | '', full length of a folded line or 0] (see dashboard.terminal)."))
+    appended = param.List(default=[], doc="Rows to add at the end (a row of the last shown line replaces it).")
+    replaced = param.List(default=[], doc="Rows to draw again in place (a line unfolded).")
+    unfold_request = param.Dict(default={}, doc="From the browser: {line, n}: show that folded line whole.")
     find = param.Dict(default={}, doc="text: what to highlight; current: the current match's line; "
                                       "index and total: for the counter; addressed: a line to mark.")
     follow = param.Boolean(default=False, doc="Keep the newest line in view; the browser turns it off on scroll up.")
     search_request = param.Dict(default={}, doc=(
         "From the browser: {text, moves}; moves counts +1 per Enter or Next and -1 per Shift+Enter or "
         "Prev since the page opened, so presses quicker than the server still all count."))
+    error_request = param.Dict(default={}, doc=(
+        "From the browser: {moves}, counted as search_request's: +1 per Next error, -1 per Previous error."))
     empty_text = param.List(default=["No output yet."], doc="What an empty view says (a one-item list).")
     resync = param.Integer(default=0, doc=(
         "From the browser: raised when appended lines do not follow the last one it shows (it missed "
@@ -86,6 +101,8 @@ class LogLines(ReactiveHTML):
   <button id="previous" title="Previous match (Shift+Enter)">▲ Prev</button>
   <button id="next" title="Next match (Enter)">▼ Next</button>
   <span id="counter" class="td-counter" aria-live="polite"></span>
+  <button id="previous_error" title="Previous error line, across pages">▲ Error</button>
+  <button id="next_error" title="Next error line, across pages">▼ Error</button>
 </div>
 <div id="scroller" class="td-log" role="log" tabindex="0"></div>
 """
@@ -104,6 +121,13 @@ query.addEventListener("keydown", (event) => {
   if (event.key === "Enter") { event.preventDefault(); state.ask(event.shiftKey ? -1 : 1) }
 })
 previous.addEventListener("click", () => state.ask(-1))
+state.errorMoves = 0
+const askError = (direction) => {
+  state.errorMoves += direction
+  data.error_request = {moves: state.errorMoves}
+}
+previous_error.addEventListener("click", () => askError(-1))
+next_error.addEventListener("click", () => askError(1))
 next.addEventListener("click", () => state.ask(1))
 scroller.addEventListener("scroll", () => {
   const fromBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight
@@ -114,54 +138,32 @@ state.pin = () => {
   scroller.scrollTop = scroller.scrollHeight
   setTimeout(() => { state.pinning = false }, 50)
 }
-const PALETTE = [30, 31, 32, 33, 34, 35, 36, 37]
-state.styleOf = (codes, style) => {
-  for (let i = 0; i < codes.length; i++) {
-    const c = codes[i]
-    if (c === 0) { style = {} }
-    else if (c === 1) { style.b = true } else if (c === 3) { style.i = true } else if (c === 4) { style.u = true }
-    else if (c === 22) { delete style.b } else if (c === 23) { delete style.i } else if (c === 24) { delete style.u }
-    else if (c >= 30 && c <= 37) { style.fg = "td-fg-" + (c - 30); delete style.fgc }
-    else if (c >= 90 && c <= 97) { style.fg = "td-fg-" + (c - 82); delete style.fgc }
-    else if (c === 39) { delete style.fg; delete style.fgc }
-    else if (c >= 40 && c <= 47) { style.bg = "td-bg-" + (c - 40) }
-    else if (c >= 100 && c <= 107) { style.bg = "td-bg-" + (c - 100) }
-    else if (c === 49) { delete style.bg }
-    else if ((c === 38 || c === 48) && codes[i + 1] === 5) {
-      const n = codes[i + 2]; i += 2
-      if (c === 38 && n < 16) { style.fg = "td-fg-" + n; delete style.fgc }
-      else if (c === 38 && n >= 0 && n < 256) { delete style.fg; style.fgc = state.xterm(n) }
-    } else if ((c === 38 || c === 48) && codes[i + 1] === 2) {
-      const [r, g, b] = codes.slice(i + 2, i + 5).map(v => Math.max(0, Math.min(255, v | 0))); i += 4
-      if (c === 38) { delete style.fg; style.fgc = `rgb(${r}, ${g}, ${b})` }
+state.segments = (text, spans, needle) => {
+  // [start, end, span or null, whether inside a search match] pieces of the visible text
+  const cuts = new Set([0, text.length])
+  for (const span of spans) { cuts.add(span[0]); cuts.add(span[1]) }
+  const matches = []
+  const lower = text.toLowerCase()
+  if (needle && lower.length === text.length) {
+    let at = 0
+    while ((at = lower.indexOf(needle, at)) !== -1) {
+      matches.push([at, at + needle.length]); cuts.add(at); cuts.add(at + needle.length); at += needle.length
     }
   }
-  return {...style}
-}
-state.xterm = (n) => {
-  if (n >= 232) { const v = 8 + (n - 232) * 10; return `rgb(${v}, ${v}, ${v})` }
-  n -= 16
-  const level = (v) => v ? 55 + v * 40 : 0
-  return `rgb(${level(Math.floor(n / 36))}, ${level(Math.floor(n / 6) % 6)}, ${level(n % 6)})`
-}
-state.marked = (text, needle) => {
-  // text with every case-insensitive occurrence of needle in a <mark>, all as text nodes
-  const out = document.createDocumentFragment()
-  const lower = text.toLowerCase()
-  if (!needle || lower.length !== text.length) { out.append(text); return out }
-  let from = 0, at
-  while ((at = lower.indexOf(needle, from)) !== -1) {
-    out.append(text.slice(from, at))
-    const mark = document.createElement("mark")
-    mark.textContent = text.slice(at, at + needle.length)
-    out.append(mark)
-    from = at + needle.length
+  const points = [...cuts].sort((a, b) => a - b)
+  const pieces = []
+  let s = 0, m = 0
+  for (let i = 0; i + 1 < points.length; i++) {
+    const [a, b] = [points[i], points[i + 1]]
+    while (s < spans.length && spans[s][1] <= a) { s++ }
+    while (m < matches.length && matches[m][1] <= a) { m++ }
+    const span = s < spans.length && spans[s][0] <= a ? spans[s] : null
+    pieces.push([a, b, span, m < matches.length && matches[m][0] <= a])
   }
-  out.append(text.slice(from))
-  return out
+  return pieces
 }
 state.line = (row, needle) => {
-  const [number, text] = row
+  const [number, text, spans, level, full] = row
   const line = document.createElement("div")
   line.className = "td-line"
   line.dataset.line = number
@@ -170,31 +172,62 @@ state.line = (row, needle) => {
   no.textContent = number
   const body = document.createElement("span")
   body.className = "td-text"
-  let style = {}, plain = ""
-  for (const part of text.split(/(\\x1b\\[[0-9;]*m)/)) {
-    const sgr = part.match(/^\\x1b\\[([0-9;]*)m$/)
-    if (sgr) { style = state.styleOf(sgr[1] === "" ? [0] : sgr[1].split(";").map(Number), style); continue }
-    const clean = part.replace(/\\x1b\\[[0-9;?]*[ -\\/]*[@-~]|\\x1b[@-_]/g, "")
-    if (!clean) { continue }
-    plain += clean
-    const span = document.createElement("span")
-    span.className = [style.fg, style.bg, style.b && "td-b", style.i && "td-i", style.u && "td-u"]
-      .filter(Boolean).join(" ")
-    if (style.fgc) { span.style.color = style.fgc }
-    span.append(state.marked(clean, needle))
-    body.append(span)
+  for (const [a, b, span, matched] of state.segments(text, spans, needle)) {
+    const href = span && span[4]
+    const piece = document.createElement(href ? "a" : "span")
+    if (href) { piece.href = href; piece.target = "_blank"; piece.rel = "noopener noreferrer" }
+    if (span && span[2]) { piece.className = span[2] }
+    if (span && span[3]) { piece.style.color = span[3] }
+    if (matched) {
+      const mark = document.createElement("mark")
+      mark.textContent = text.slice(a, b)
+      piece.append(mark)
+    } else { piece.textContent = text.slice(a, b) }
+    body.append(piece)
   }
-  if (/\\b(ERROR|FATAL|CRITICAL|Traceback)\\b/.test(plain)) { line.classList.add("td-error") }
-  else if (/\\bWARN(ING)?\\b/.test(plain)) { line.classList.add("td-warn") }
-  if (needle && plain.toLowerCase().includes(needle)) { line.classList.add("td-match") }
+  if (full) {
+    const unfold = document.createElement("button")
+    unfold.className = "td-unfold"
+    unfold.textContent = `… show all ${full.toLocaleString()} characters`
+    unfold.addEventListener("click", () => {
+      state.unfolds = (state.unfolds || 0) + 1
+      data.unfold_request = {line: number, n: state.unfolds}
+    })
+    body.append(unfold)
+  }
+  if (level === "error") { line.classList.add("td-error") }
+  else if (level === "warn") { line.classList.add("td-warn") }
+  if (needle && text.toLowerCase().includes(needle)) { line.classList.add("td-match") }
   if (number === data.find.current) { line.classList.add("td-current") }
   if (number === data.find.addressed) { line.classList.add("td-addressed") }
   line.append(no, body)
   return line
 }
+state.center = (target, tries) => {
+  // Once the box is laid out, bring the line to its middle (and the box into the window).
+  if (!target.isConnected || !scroller.clientHeight) {
+    if (tries < 120) { requestAnimationFrame(() => state.center(target, tries + 1)) }
+    return
+  }
+  const box = scroller.getBoundingClientRect(), at = target.getBoundingClientRect()
+  scroller.scrollTop += at.top - box.top - (scroller.clientHeight - at.height) / 2
+  const shown = target.getBoundingClientRect()
+  if (shown.top < 0 || shown.bottom > window.innerHeight) { target.scrollIntoView({block: "center"}) }
+}
+state.replace = (rows) => {
+  const needle = (data.find.text || "").toLowerCase()
+  for (const row of rows) {
+    const i = state.rows.findIndex(r => r[0] === row[0])
+    if (i < 0) { continue }
+    state.rows[i] = row
+    const old = scroller.querySelector(`.td-line[data-line="${row[0]}"]`)
+    if (old) { old.replaceWith(state.line(row, needle)) }
+  }
+}
 state.take = (rows) => {
   // Add the appended rows newer than the last shown; a gap means some were missed: ask again.
   const last = state.rows.length ? state.rows[state.rows.length - 1][0] : 0
+  state.replace(rows.filter(row => row[0] === last))  // a last line that had no newline yet
   const fresh = rows.filter(row => row[0] > last)
   if (!fresh.length) { return }
   if (fresh[0][0] !== last + 1) { data.resync = data.resync + 1; return }
@@ -217,12 +250,12 @@ state.draw = () => {
     empty.textContent = data.empty_text[0] || ""
     scroller.append(empty)
   }
-  const counter_text = data.find.total == null ? "" :
+  const counter_text = data.find.note ? data.find.note : data.find.total == null ? "" :
     (data.find.total ? `${data.find.index} / ${data.find.total.toLocaleString()}` : "no matches")
   counter.textContent = counter_text
   const target = scroller.querySelector(".td-current, .td-addressed")
   if (data.follow) { state.pin() }
-  else if (target) { target.scrollIntoView({block: "center"}) }
+  else if (target) { state.center(target, 0) }
 }
 state.rows = data.lines.slice()
 state.draw()
@@ -234,6 +267,7 @@ state.rows = data.lines.slice()
 state.draw()
 if (!data.follow && !data.find.current && !data.find.addressed) { scroller.scrollTop = 0 }""",
         "appended": "state.take(data.appended)",
+        "replaced": "state.replace(data.replaced)",
         "find": """
 state.draw()
 if (data.find.text != null && query.value !== data.find.text) { query.value = data.find.text }""",
@@ -242,18 +276,34 @@ if (data.find.text != null && query.value !== data.find.text) { query.value = da
 
 
 @queries.shared_per_version
-def _line_rows(index: Index, run_id: str, stream: str, first: int, count: int) -> list[list]:
-    """Lines of a stream as [line number, text] pairs (shared by the sessions following it)."""
-    lines = queries.log_page(index, run_id, stream, first, count)
-    return [[int(number), text] for number, text in zip(lines["line_no"], lines["text"])]
+def _line_rows(index: Index, run_id: str, stream: str, first: int, count: int, emphasis: Emphasis,
+               whole: tuple[int, ...] = ()) -> list[list]:
+    """Lines of a stream as the browser's rows (shared by the sessions following it); the lines
+    numbered in `whole` are not folded."""
+    lines = queries.log_page(index, run_id, stream, first, count, (emphasis.error_pattern, emphasis.warning_pattern))
+    return [log_row(int(number), text, "error" if error else "warn" if warn else "", int(number) in whole)
+            for number, text, error, warn in zip(lines["line_no"], lines["text"], lines["error"], lines["warn"])]
+
+
+def log_row(number: int, raw: str, level: str = "", whole: bool = False) -> list:
+    """One line as the browser draws it: what a terminal shows, its styled runs and links, its
+    emphasis ('error', 'warn' or ''), folded to FOLD_CHARS unless `whole` (so a page of 500
+    lines stays under ~1 MB)."""
+    text, runs = terminal.shown(raw)
+    full = 0
+    if len(text) > FOLD_CHARS and not whole:
+        full, text = len(text), text[:FOLD_CHARS]
+        runs = [(start, min(end, FOLD_CHARS), style) for start, end, style in runs if start < FOLD_CHARS]
+    return [number, text, [[start, end, style.classes, style.color, style.href] for start, end, style in runs],
+            level, full]
 
 
 class LogPosition(param.Parameterized):
     """Where the viewer is, as the page's URL keeps it: the stream, and a page or a marked line."""
 
     stream = param.Selector(default="stdout", objects=list(STREAMS))
-    page = param.Integer(default=None, allow_None=True, bounds=(1, None))
-    line = param.Integer(default=None, allow_None=True, bounds=(1, None))
+    page = param.Integer(default=None, allow_None=True, bounds=(1, MAX_NUMBER))
+    line = param.Integer(default=None, allow_None=True, bounds=(1, MAX_NUMBER))
 
     def to_url(self) -> dict[str, str]:
         values = {} if self.stream == "stdout" else {"stream": self.stream}
@@ -277,12 +327,25 @@ class LogPosition(param.Parameterized):
         return problems
 
 
+# Tabler's icons as inline SVG: by name, Bokeh fetches their font from cdn.jsdelivr.net.
+_FOLLOW_ICON = '<path d="M4 20h16"/><path d="M12 14V4"/><path d="M12 14l4-4"/><path d="M12 14l-4-4"/>'
+_RELOAD_ICON = '<path d="M20 11a8.1 8.1 0 0 0-15.5-2m-.5-4v4h4"/><path d="M4 13a8.1 8.1 0 0 0 15.5 2m.5 4v-4h-4"/>'
+
+
+def _icon(paths: str) -> str:
+    return ('<svg xmlns="http://www.w3.org/2000/svg" width="18" height="18" viewBox="0 0 24 24" fill="none" '
+            f'stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">{paths}</svg>')
+
+
 class LogViewer:
     """One run's logs for one session: tabs per stream, pages, follow, search, download."""
 
     def __init__(self, index: Index, run_id: str, running: bool, detail_url: str | None,
-                 position: LogPosition | None = None):
+                 position: LogPosition | None = None, spool: Path | None = None,
+                 emphasis: Emphasis = Emphasis()):
         self.index = index
+        self.emphasis = emphasis
+        self.spool = spool  # where downloads read the bytes the process wrote
         self.run_id = run_id
         self.position = position or LogPosition()
         self.stream = self.position.stream
@@ -295,6 +358,7 @@ class LogViewer:
         self.matches_upto = 0  # lines the match list covers
         self.match_index = -1
         self._moves_seen = 0
+        self._error_moves_seen = 0
         self.view = LogLines(sizing_mode="stretch_width")
         self.streams = pn.widgets.RadioButtonGroup(options=self._stream_options(), value=self.stream,
                                                    color="primary", variant="outline", margin=(5, 10))
@@ -306,8 +370,8 @@ class LogViewer:
         self.page_input = pn.widgets.IntInput(value=1, start=1, width=90, margin=(5, 5),
                                               description="Go to page")
         self.pages_label = pn.pane.HTML("", margin=(12, 5))
-        self.follow = pn.widgets.Toggle(label="Follow", icon="arrow-bar-to-down", width=100, **look)
-        self.reload_button = pn.widgets.Button(label="Reload", icon="refresh", width=100, **look)
+        self.follow = pn.widgets.Toggle(label="Follow", icon=_icon(_FOLLOW_ICON), width=100, **look)
+        self.reload_button = pn.widgets.Button(label="Reload", icon=_icon(_RELOAD_ICON), width=100, **look)
         self.lines_label = pn.pane.HTML("", margin=(8, 10), sizing_mode="stretch_width")
         self.download = self._download()
         self._wire()
@@ -344,7 +408,7 @@ class LogViewer:
                 f'font:14px system-ui,sans-serif">Download {html.escape(self.stream)}</a>')
 
     def _download_file(self) -> io.BytesIO:
-        return io.BytesIO("".join(queries.log_text_chunks(self.index, self.run_id, self.stream)).encode("utf-8"))
+        return io.BytesIO(b"".join(log_file_chunks(self.spool, self.run_id, self.stream)))
 
     # ---- user actions ----------------------------------------------------------------
 
@@ -358,6 +422,8 @@ class LogViewer:
         self.follow.param.watch(self._follow_toggled, "value")
         self.view.param.watch(lambda e: self.follow.param.update(value=e.new), "follow")
         self.view.param.watch(self._search_requested, "search_request")
+        self.view.param.watch(self._unfold_requested, "unfold_request")
+        self.view.param.watch(self._error_requested, "error_request")
         self.view.param.watch(lambda _e: self.view.follow and self.start_following(), "resync")
         self.reload_button.on_click(lambda _: self.reload())
 
@@ -385,7 +451,7 @@ class LogViewer:
         """Fetch one page by line range and show it (follow mode ends)."""
         self.page = min(max(1, int(page)), self.pages)
         first = (self.page - 1) * PAGE_LINES + 1
-        rows = self._rows(first, PAGE_LINES)
+        rows = self._rows(first, PAGE_LINES, tuple(n for n in (current, addressed) if n is not None))
         self.last_sent = first + len(rows) - 1
         with param.parameterized.batch_call_watchers(self.view):
             self.view.follow = False
@@ -444,6 +510,29 @@ class LogViewer:
         else:
             self.view.find = self._find(line, None)
 
+    def _unfold_requested(self, event) -> None:
+        line = int(event.new.get("line", 0))
+        if line >= 1:
+            self.view.replaced = self._rows(line, 1, (line,))
+
+    def _error_requested(self, event) -> None:
+        moves = int(event.new.get("moves", 0))
+        steps, self._error_moves_seen = moves - self._error_moves_seen, moves
+        self.next_error(1 if steps >= 0 else -1)
+
+    def next_error(self, direction: int = 1) -> int | None:
+        """Show the next (or previous) line emphasised as an error, across pages; wraps around."""
+        here = self.view.find.get("addressed") or self.view.find.get("current")
+        if here is None:
+            here = (self.page - 1) * PAGE_LINES + (0 if direction > 0 else 1)
+        line = queries.next_line_matching(self.index, self.run_id, self.stream, self.emphasis.error_pattern,
+                                          here, direction)
+        if line is None:
+            self.view.find = self._find(None, None) | {"note": "no error lines"}
+            return None
+        self.show_page((line - 1) // PAGE_LINES + 1, addressed=line)
+        return line
+
     def reload(self) -> None:
         """Read the counts and the shown lines again from the index."""
         self.counts = queries.log_line_counts(self.index, self.run_id)
@@ -468,7 +557,8 @@ class LogViewer:
             if self.total - self.last_sent > FOLLOW_KEEP:
                 self.start_following()
             else:
-                rows = self._rows(self.last_sent + 1, self.total - self.last_sent)
+                # From the last line shown: it may have been a last line without newline, since grown.
+                rows = self._rows(max(1, self.last_sent), self.total - self.last_sent + 1)
                 if rows:
                     self.last_sent = rows[-1][0]
                     self.view.appended = rows
@@ -477,8 +567,8 @@ class LogViewer:
 
     # ---- helpers ---------------------------------------------------------------------
 
-    def _rows(self, first: int, count: int) -> list[list]:
-        return _line_rows(self.index, self.run_id, self.stream, first, count)
+    def _rows(self, first: int, count: int, whole: tuple[int, ...] = ()) -> list[list]:
+        return _line_rows(self.index, self.run_id, self.stream, first, count, self.emphasis, whole)
 
     def _find(self, current: int | None, addressed: int | None) -> dict:
         find = {"text": self.match_text} if self.match_text else {}

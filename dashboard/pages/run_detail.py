@@ -18,7 +18,7 @@ from dashboard.pages.badges import STYLESHEET, adhoc_badge, status_badge
 from dashboard.pages.layout import page_template
 from dashboard.pages.log_viewer import LogPosition, LogViewer
 from dashboard.pages.timers import every
-from dashboard.pages.url_state import keep_in_url, report_url_problems, url_args
+from dashboard.pages.url_state import keep_in_url, page_args, report_url_problems, url_args
 from dashboard.spool import SpoolError, validate_run_id
 from dashboard.statuses import COLORS, LIFECYCLE, TERMINAL, is_terminal
 
@@ -26,6 +26,7 @@ _CARD_STYLE = STYLESHEET + """
 .td-card { display: grid; grid-template-columns: max-content 1fr; gap: 8px 18px; font: 14px system-ui, sans-serif;
            padding: 16px 18px; border: 1px solid #e2e8f0; border-radius: 10px; background: white; }
 .td-card dt { color: #64748b; }
+.td-card .td-blocked { max-width: none; margin-left: 0; }
 .td-card dd { margin: 0; color: #0f172a; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
 .td-card .td-title { grid-column: 1 / -1; font-size: 18px; font-weight: 700; overflow-wrap: anywhere; }
 .td-timeline { list-style: none; margin: 0; padding: 16px 18px; border: 1px solid #e2e8f0; border-radius: 10px;
@@ -87,6 +88,9 @@ def details_html(run: dict) -> str:
         ("Started", _when(run["started"])),
         ("Finished", _when(run["finished"])),
     ]
+    if plain(run.get("blocked")):
+        rows.append(("Blocked", f'<span class="td-blocked">BLOCKED: {html.escape(run["blocked"])}</span>'
+                                " (it can no longer start)"))
     if plain(run["message"]):
         rows.append(("Message", html.escape(run["message"])))
     rows.append(("Run id", html.escape(run["run_id"])))
@@ -101,10 +105,11 @@ def timeline_html(run: dict, transitions: pd.DataFrame) -> str:
         seen.setdefault(status, (ts, plain(message)))
     steps, previous = [], None
     current = run["status"]
+    blocked = plain(run.get("blocked"))
     for status, (ts, message) in seen.items():
         if status == current and is_terminal(status):
             kind = "done" if status == "SUCCESS" else "bad"
-        elif status == current:
+        elif status == current and not blocked:
             kind = "now"
         else:
             kind = "done"
@@ -113,7 +118,10 @@ def timeline_html(run: dict, transitions: pd.DataFrame) -> str:
         steps.append((kind, status, f'<div class="td-step-time">{_when(ts)}<span class="td-step-gap">{gap}</span>'
                                     f"</div>{note}"))
         previous = ts
-    if not is_terminal(current):
+    if blocked and not is_terminal(current):
+        steps.append(("bad", "BLOCKED", f'<div class="td-step-note">{html.escape(blocked)}: '
+                                        "this run can no longer start</div>"))
+    elif not is_terminal(current):
         ahead = [s for s in LIFECYCLE if s not in seen and LIFECYCLE.index(s) > LIFECYCLE.index(current)]
         steps += [("future", status, "") for status in ahead]
         steps.append(("future", " | ".join(TERMINAL), ""))
@@ -145,9 +153,9 @@ class RunDetailView:
         self.details = pn.pane.HTML(details_html(run), stylesheets=[_CARD_STYLE], width=420)
         self.timeline = pn.pane.HTML(timeline_html(run, queries.transitions(svc.index, self.run_id)),
                                      stylesheets=[_CARD_STYLE], sizing_mode="stretch_width")
-        self.logs = LogViewer(svc.index, self.run_id, running=not is_terminal(run["status"]),
+        self.logs = LogViewer(svc.index, self.run_id, running=not (is_terminal(run["status"]) or run["blocked"]),
                               detail_url=svc.url("run_detail", self.run_id) if svc.routed else None,
-                              position=position)
+                              position=position, spool=svc.config.spool, emphasis=svc.config.log_emphasis)
         self.logs.reload_button.on_click(lambda _: self.refresh_run())
 
     def panel(self) -> pn.Column:
@@ -177,6 +185,7 @@ class RunDetailView:
             self.details.object = details_html(self.run)
 
 
+@page_args(LogPosition, "run_id")
 def page():
     svc = services()
     run_id = requested_run_id()

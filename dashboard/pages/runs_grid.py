@@ -28,7 +28,7 @@ SORT_COLUMNS = {"task": "task", "grp": "grp", "trigger": "trigger_time", "status
 TITLES = {"task": "Task name", "grp": "Group", "trigger": "Trigger Time", "lifecycle": "Lifecycle",
           "status": "Status", "agent": "Agent", "started": "Started", "finished": "Finished",
           "duration": "Duration", "logs": "Logs"}
-HIDDEN = ["run_id", "adhoc", "running"]
+HIDDEN = ["run_id", "adhoc", "running", "blocked"]
 
 # A long name is cut in its middle: dbt's `model.project.int_orders` differ at their end.
 # The end (after the last `.` or `/`, else the last 12 characters) keeps its place while the
@@ -65,6 +65,17 @@ STATUS_FORMATTER = JSCode("""function(cell) {
   return badge
 }""")
 
+# A run that can no longer start (an upstream of its cycle failed) says so after its chain,
+# so a blocked ACTIVE run never reads as one still waiting.
+_BLOCKED_TAG = """
+    if (row.blocked) {
+      const tag = document.createElement("span")
+      tag.className = "td-blocked"
+      tag.title = "Blocked: " + row.blocked
+      tag.textContent = "BLOCKED: " + row.blocked
+      chain.append(tag)
+    }"""
+
 _LIFECYCLE_FORMATTER = JSCode(f"""(() => {{
   const lifecycle = {json.dumps(list(LIFECYCLE))}
   const terminal = {json.dumps(list(TERMINAL))}
@@ -75,7 +86,9 @@ _LIFECYCLE_FORMATTER = JSCode(f"""(() => {{
     const chain = document.createElement("span")
     chain.className = "td-chain"
     chain.title = "Lifecycle: " + [...lifecycle, end].filter(s => reached.has(s)).join(" → ")
-    for (const [i, step] of [...lifecycle, end].entries()) {{
+    // A blocked run will never reach the steps ahead: show only those it went through.
+    const steps = [...lifecycle, end].filter(s => !row.blocked || reached.has(s) || s === row.status)
+    for (const [i, step] of steps.entries()) {{
       if (i) {{
         const sep = document.createElement("span")
         sep.className = "td-sep"
@@ -93,7 +106,7 @@ _LIFECYCLE_FORMATTER = JSCode(f"""(() => {{
         dot.title = "running"
         chain.append(dot)
       }}
-    }}
+    }}{_BLOCKED_TAG}
     return chain
   }}
 }})()""")
@@ -197,6 +210,7 @@ def grid_rows(runs: pd.DataFrame) -> pd.DataFrame:
         "finished": texts(_clock(f, t) for f, t in zip(runs["finished"], runs["trigger_time"])),
         "duration": runs["duration"].astype(float).to_numpy(),
         "running": running.astype(bool).to_numpy(),
+        "blocked": texts(runs["blocked"].fillna("") if "blocked" in runs else [""] * len(runs)),
         "logs": texts(runs["run_id"]),
     })
 
@@ -238,9 +252,12 @@ def runs_table(detail_prefix: str, sort_field: str, descending: bool) -> QuerySo
                     "duration": _DURATION_FORMATTER, "logs": _logs_formatter(detail_prefix)},
         sortable={"lifecycle": False, "logs": False},
         sorters=[{"field": sort_field, "dir": "desc" if descending else "asc"}],
-        # Sized to their content at 1280 px: the chain needs about 250 px, a dotted task name's end more.
-        widths={"task": "19.5%", "grp": "9%", "trigger": "11%", "lifecycle": "20%", "status": "7.5%", "agent": "6.5%",
-                "started": "7%", "finished": "7%", "duration": "8%", "logs": "4.5%"},
+        # Fixed widths that fit each header and value, the lifecycle chain takes the rest: with
+        # percentages Tabulator left a 27 px empty header column at 1280 px and cut "Finished"
+        # and "Duration" to "Finis…" and "Durat…". The task column is the widest: a long
+        # dotted name shows its distinguishing end.
+        widths={"task": 210, "grp": 86, "trigger": 146, "status": 110, "agent": 80, "started": 88,
+                "finished": 94, "duration": 94, "logs": 56},
         header_align={"logs": "center"},
         text_align={"logs": "center", "duration": "right"},
         # Tabulator keeps the query's order (a sort that finds every pair equal); the header

@@ -20,8 +20,8 @@ from dashboard.pages.badges import STYLESHEET
 from dashboard.pages.layout import page_template
 from dashboard.pages.runs_grid import SORT_COLUMNS, grid_rows, runs_table, same_rows
 from dashboard.pages.timers import every
-from dashboard.pages.url_state import keep_in_url, report_url_problems, url_args
-from dashboard.statuses import COLORS, STATUSES
+from dashboard.pages.url_state import MAX_NUMBER, keep_in_url, page_args, report_url_problems, url_args
+from dashboard.statuses import COLORS, STATUSES, SYMBOLS
 
 PAGE_SIZES = (25, 50, 100)
 #: How often the page looks again with nothing published: runs leave the time range as it slides.
@@ -37,7 +37,7 @@ class RunsQuery(param.Parameterized):
     group = param.String(default="", doc="Only this group; empty for all.")
     sort = param.Selector(default="trigger_time", objects=list(queries.SORTABLE))
     descending = param.Boolean(default=True)
-    page = param.Integer(default=1, bounds=(1, None))
+    page = param.Integer(default=1, bounds=(1, MAX_NUMBER))
     page_size = param.Selector(default=50, objects=list(PAGE_SIZES))
 
     def run_filter(self) -> queries.RunFilter:
@@ -278,6 +278,8 @@ def _chip_style() -> str:
     for i, status in enumerate(STATUSES, start=1):
         color = COLORS[status]
         rules.append(f".bk-btn-group > .bk-btn:nth-child({i}) {{ border-left: 4px solid {color}; }}")
+        rules.append(f".bk-btn-group > .bk-btn:nth-child({i})::before {{ content: '{SYMBOLS[status]}'; "
+                     "margin-right: 4px; }")
         rules.append(f".bk-btn-group > .bk-btn:nth-child({i}).bk-active {{ background: {color}; color: white; "
                      f"border-color: {color}; }}")
     return "\n".join(rules) + "\n.bk-btn { font-size: 12px; font-weight: 600; padding: 4px 10px; }"
@@ -287,6 +289,7 @@ def _nothing() -> None:
     pass
 
 
+@page_args(RunsQuery)
 def page():
     svc = services()
     query = RunsQuery()

@@ -26,7 +26,7 @@ from dashboard.pages.dependency_graph import (GraphPlot, analyse, focus, graph_f
                                               view_of)
 from dashboard.pages.layout import page_template
 from dashboard.pages.runs_grid import STATUS_FORMATTER
-from dashboard.pages.url_state import keep_in_url, report_url_problems, url_args
+from dashboard.pages.url_state import keep_in_url, page_args, report_url_problems, url_args
 
 #: Tabulator puts a group's header ("group: <name>", made by Panel) in as HTML: draw it as text.
 GROUP_HEADER_AS_TEXT = pn.io.JSCode("""(value, count) => {
@@ -230,9 +230,13 @@ class TasksView:
         graph = self.task_graph.graph
         status = self.state.status.get(task)
         runs_url = self.svc.url("task_runs") + "?" + urlencode({"search": task, "since": self.query.since})
+        latest = self._stats_of(task)
+        blocked_by = plain(latest.get("last_blocked")) if latest else None
         role = ""
         if task in self.state.causes:
             role = "<p style='color:#b91c1c'><b>Root cause</b> of the failures downstream</p>"
+        elif blocked_by:
+            role = f"<p style='color:#b91c1c'><b>Blocked</b>: {html.escape(blocked_by)}</p>"
         elif task in self.state.blocked:
             role = f"<p style='color:#b45309'>{html.escape('W' + waiting_text(self.state.blocked[task])[1:])}</p>"
         return (f"<div style='font:14px system-ui;padding:12px;border:1px solid #e2e8f0;border-radius:10px'>"
@@ -243,6 +247,11 @@ class TasksView:
                 f"{f' · {self.state.causes[task]:,} blocked' if task in self.state.causes else ''}</p>"
                 f"<p><a class='td-task-runs' href='{html.escape(runs_url)}'>View runs of {html.escape(task)} →</a></p>"
                 "</div>")
+
+    def _stats_of(self, task: str) -> dict | None:
+        """The task's row of the stats (its latest run), or None when it has no runs in range."""
+        rows = self.stats[self.stats["task"] == task]
+        return None if rows.empty else rows.iloc[0].to_dict()
 
     def _table(self) -> pd.DataFrame:
         graph = self.task_graph.graph
@@ -264,6 +273,7 @@ class TasksView:
                                            "runs", "success rate", "median duration"])
 
 
+@page_args(TasksQuery)
 def page():
     svc = services()
     query = TasksQuery()

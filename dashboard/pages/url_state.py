@@ -6,12 +6,24 @@ which rebuilds the view from the URL it lands on.
 
 from __future__ import annotations
 
+import functools
 import html
+import logging
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 import panel as pn
 import param
 from panel.reactive import ReactiveHTML
+
+log = logging.getLogger(__name__)
+
+#: A query value longer than this is refused before anything reads it: no value of ours needs
+#: more (a task name or group is at most 256 characters).
+MAX_VALUE_CHARS = 300
+#: The largest page or line number a URL may give: the browser holds numbers exactly up to 2**53,
+#: and Bokeh cannot send a Python int past 64 bits at all (an OverflowError, a blank page).
+MAX_NUMBER = 10**15
 
 
 class BrowserUrl(ReactiveHTML):
@@ -63,3 +75,54 @@ def report_url_problems(problems: list[str]) -> None:
     if problems:
         pn.state.onload(lambda: [pn.state.notifications.warning(html.escape(problem), duration=10_000)
                                  for problem in problems])
+
+
+def page_args(owned: Callable[[], object] | type, *more: str) -> Callable:
+    """Decorate a page factory: only its own query arguments, bounded, reach Panel and the page.
+
+    Panel reads some arguments of every page itself, before and after our code runs, and
+    trusts them: `?theme=<unknown>` makes FastListTemplate raise a KeyError that Panel's
+    server renders, traceback and all, as HTML (the value runs as script); a number of over
+    4,300 digits in any argument makes Panel's Location raise ValueError (HTTP 500). So every
+    argument but the page's own (the parameters of `owned`, a Parameterized class, and `more`)
+    is removed from the session's request, and so is a value over MAX_VALUE_CHARS (with a
+    notice), in both what Panel reads as arguments and the URI its Location parses. A page that
+    still fails to build shows a plain message; the traceback goes to the server's log only.
+    """
+    names = {name for name in owned.param if name != "name"} | set(more)
+
+    def decorate(factory: Callable) -> Callable:
+        @functools.wraps(factory)
+        def page():
+            problems = _keep_only(names)
+            try:
+                built = factory()
+            except Exception:
+                log.exception("the page %s could not be built", factory.__module__)
+                return pn.pane.HTML("<h2>This page could not be shown</h2><p>The server's log says why.</p>",
+                                    margin=32)
+            report_url_problems(problems)
+            return built
+        return page
+    return decorate
+
+
+def _keep_only(names: set[str]) -> list[str]:
+    """Remove every query argument not in `names`, and every over-long value; say what was refused."""
+    context = pn.state.curdoc.session_context if pn.state.curdoc else None
+    request = getattr(context, "request", None)
+    if request is None:
+        return []
+    arguments, problems = request.arguments, []  # the dict Panel's session_args is
+    for name in list(arguments):
+        values = arguments[name]
+        if name not in names:
+            del arguments[name]
+        elif values and len(values[0]) > MAX_VALUE_CHARS:
+            del arguments[name]
+            problems.append(f"ignored {name[:40]}=… from the URL: longer than {MAX_VALUE_CHARS} characters")
+    http_request = getattr(request, "_request", None)  # what Panel's Location parses: request.uri
+    if http_request is not None:
+        kept = urlencode([(name, values[0]) for name, values in arguments.items() if values])
+        http_request.uri = http_request.path + (f"?{kept}" if kept else "")
+    return problems

@@ -250,7 +250,7 @@ LOG_FOLDERS = Case("log_folders", logs={
     "ok-folder/stdin.log": "not a log file of the contract",
 }, lines={"ok-folder/stdout.log": ["kept 1"], ".../stderr.log": ["kept 2"]})
 
-OUTSIDE = "a symbolic link to outside the spool's"
+OUTSIDE = "a symbolic link in the spool's"
 SYMLINKS = Case("symlinks", links={
     "events/linked.jsonl": OUTSIDE,
     "logs/ok-link/stdout.log": OUTSIDE,
@@ -773,3 +773,63 @@ def test_download_urls_cannot_leave_the_spool(served):
     code, body = get(url, "/task-runs/html-0/logs/stdout.log")
     assert code == 200 and body.decode() == "".join(f"{line}\n" for line in written.lines[("html-0", "stdout")])
     print("the run '...' downloads its own folder's lines; html-0's log downloads byte for byte")
+
+
+# ---- hostile query parameters: ours and Panel's/Bokeh's own (issue 13) ------------------------
+
+HOSTILE_VALUES = [
+    "<img src=x onerror=alert(11)>",
+    '"><svg onload=alert(12)>',
+    '{"a": "<img src=x onerror=alert(13)>"}',  # Panel's parse_query reads values starting with { or [ as JSON
+    '["<script>alert(14)</script>"]',
+    "javascript:alert(15)",
+    "'-alert(16)-'",
+]
+#: Arguments Panel or Bokeh read from any page's query string by themselves.
+PANEL_ARGUMENTS = ["theme", "template", "autoreload", "bokeh-absolute-url", "reset", "editable", "location"]
+PAGE_ARGUMENTS = {
+    "/task-runs": ["search", "status", "since", "group", "sort", "descending", "page", "page_size"],
+    "/task-runs/html-0": ["stream", "page", "line"],
+    "/tasks": ["group", "search", "since", "task", "hops"],
+}
+
+
+def open_checked(page: Page, url: str) -> Page:
+    """Open a page: HTTP 200, the page built and live, no markup, no dialog, no traceback."""
+    response = page.goto(url)
+    assert response.status == 200, f"{url[:200]}: HTTP {response.status}"
+    expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live", timeout=30_000)
+    assert_no_markup(page)
+    assert "Traceback" not in page.content()
+    return page
+
+
+def test_hostile_values_in_every_query_argument_run_no_script_and_show_no_traceback(served, watched_page):
+    url, _, _ = served
+    for path, own in PAGE_ARGUMENTS.items():
+        for value in HOSTILE_VALUES:
+            query = "&".join(f"{name}={quote(value)}" for name in own + PANEL_ARGUMENTS)
+            open_checked(watched_page, f"{url}{path}?{query}")
+        print(f"\n{path}: {len(HOSTILE_VALUES)} hostile values in all of {', '.join(own + PANEL_ARGUMENTS)}: "
+              "HTTP 200, the page live, no dialog, no markup, no traceback")
+
+
+HUGE = "9" * 40_000
+
+
+@pytest.mark.parametrize("path, name, value", [
+    ("/task-runs", "page", HUGE), ("/task-runs", "page", "9" * 400), ("/task-runs", "page_size", HUGE),
+    ("/task-runs", "search", HUGE), ("/task-runs/html-0", "line", "9" * 400), ("/task-runs/html-0", "line", HUGE),
+    ("/task-runs/html-0", "page", "9" * 400), ("/tasks", "hops", HUGE), ("/tasks", "hops", "9" * 400),
+    ("/tasks", "task", HUGE), ("/task-runs", "theme", HUGE), ("/tasks", "anything", HUGE),
+], ids=lambda v: v if len(v) < 40 else f"{len(v)}-digits")
+def test_a_huge_url_value_gets_the_page_s_notice_never_a_500_or_a_blank_page(served, watched_page, path, name, value):
+    url, _, _ = served
+    page = open_checked(watched_page, f"{url}{path}?{name}={value}")
+    if name in PAGE_ARGUMENTS[path]:
+        expect(page.locator(".notyf__message")).to_contain_text(f"ignored {name}=")
+    if path == "/task-runs/html-0":
+        expect(page.locator(".td-card .td-title")).to_have_text(nasty(0))
+        expect(page.locator(".td-line .td-text").first).to_be_visible()
+    print(f"\n{path}?{name}=<{len(value):,} characters>: HTTP 200, the page live"
+          + (", a notice names the value refused" if name in PAGE_ARGUMENTS[path] else ", the argument dropped"))

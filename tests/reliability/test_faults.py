@@ -169,11 +169,12 @@ def test_sigkill_the_server_at_20_moments_of_its_ingest_loses_and_doubles_nothin
 
 # ---- helpers of the tests below ------------------------------------------------------------
 
-def downloaded(server: DashboardServer, run_id: str, stream: str = "stdout") -> str | None:
-    """A run's stream as the running server's index has it (its log download), or None if it has no such run."""
+def indexed_lines(server: DashboardServer, run_id: str, stream: str = "stdout") -> int | None:
+    """How many lines of a run's stream the running server's index holds (its log download says so),
+    or None if it has no such run."""
     try:
         with urllib.request.urlopen(f"{server.url}/task-runs/{run_id}/logs/{stream}.log", timeout=10) as response:
-            return response.read().decode("utf-8")
+            return int(response.headers["X-Indexed-Lines"])
     except urllib.error.HTTPError:
         return None
 
@@ -219,7 +220,7 @@ def run_writer(spool, event_text: str, log_text: str, wait: bool) -> subprocess.
         stdout=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def test_a_writer_killed_mid_line_leaves_lines_that_wait_for_their_newline(tmp_path):
+def test_a_writer_killed_mid_line_leaves_an_event_that_waits_and_a_log_line_read_again(tmp_path):
     running = json.dumps({"kind": "status", "run_id": "r-torn", "task": "Torn", "status": "RUNNING",
                           "ts": format_timestamp(), "agent": "agent-1"})
     success = json.dumps({"kind": "status", "run_id": "r-torn", "task": "Torn", "status": "SUCCESS",
@@ -230,8 +231,8 @@ def test_a_writer_killed_mid_line_leaves_lines_that_wait_for_their_newline(tmp_p
         assert writer.stdout.readline().strip() == "written"
         os.killpg(writer.pid, signal.SIGKILL)
         writer.wait(10)
-        wait_until(lambda: downloaded(server, "r-torn") == "line 1\nline 2\n", timeout=60,
-                   message="the two whole log lines indexed")
+        wait_until(lambda: indexed_lines(server, "r-torn") == 3, timeout=60,
+                   message="the two whole log lines indexed, and the half line once its file is quiet")
     except BaseException:
         server.stop()
         raise
@@ -250,7 +251,8 @@ def test_a_writer_killed_mid_line_leaves_lines_that_wait_for_their_newline(tmp_p
         assert writer.returncode == -signal.SIGKILL
         assert transitions == ["RUNNING"] and index.counts()["ingest_errors"] == 0
         assert offsets["events/torn.jsonl"][0] == len(running) + 1, "the half event is left for later"
-        assert offsets["logs/r-torn/stdout.log"][:2] == (len("line 1\nline 2\n"), 2), "so is the half line"
+        assert offsets["logs/r-torn/stdout.log"] == (len("line 1\nline 2\n"), 2, False, len("line 3 is cu")), \
+            "the half log line is a line (its file went quiet) that is read again when the file grows"
     finally:
         index.close()
 
@@ -259,7 +261,7 @@ def test_a_writer_killed_mid_line_leaves_lines_that_wait_for_their_newline(tmp_p
     try:
         assert finisher.wait(30) == 0
         finisher.stdout.close()
-        wait_until(lambda: downloaded(server, "r-torn") == "line 1\nline 2\nline 3 is cut here\nline 4\n", timeout=60,
+        wait_until(lambda: indexed_lines(server, "r-torn") == 4, timeout=60,
                    message="the completed line and the next one indexed")
     except BaseException:
         server.stop()
@@ -271,6 +273,8 @@ def test_a_writer_killed_mid_line_leaves_lines_that_wait_for_their_newline(tmp_p
         print(f"once a second writer appended the rest and a newline: run {run['status']} (exit {run['exit_code']}), "
               f"log {queries.log_line_counts(index, 'r-torn')['stdout']} lines, {errors} ingest errors")
         assert (run["status"], run["exit_code"], errors) == ("SUCCESS", 0, 0)
+        assert queries.log_page(index, "r-torn", "stdout", 1, 10)["text"].tolist() == \
+            ["line 1", "line 2", "line 3 is cut here", "line 4"], "the half line read again whole, not doubled"
         assert index.query("SELECT count(*) AS n FROM transitions")["n"][0] == 2
     finally:
         index.close()
@@ -287,7 +291,7 @@ def test_a_log_truncated_or_replaced_while_tailed_is_an_ingest_error_and_its_new
     writer.append_log("r-rot", "stdout", old)
     server = DashboardServer(tmp_path)
     try:
-        wait_until(lambda: downloaded(server, "r-rot") == old, timeout=60, message="the log indexed")
+        wait_until(lambda: indexed_lines(server, "r-rot") == 20, timeout=60, message="the log indexed")
         page.goto(f"{server.url}/task-runs/r-rot")
         indicator = page.locator(".td-conn")
         expect(indicator).to_have_attribute("data-state", "Live", timeout=30_000)
@@ -295,7 +299,8 @@ def test_a_log_truncated_or_replaced_while_tailed_is_an_ingest_error_and_its_new
         os.truncate(log, 0)  # copytruncate-style rotation: same file, cut to nothing, written on
         writer.append_log("r-rot", "stdout", "after truncation 1\n")
         expected = old + "after truncation 1\n"
-        wait_until(lambda: downloaded(server, "r-rot") == expected, timeout=60, message="the new line indexed")
+        wait_until(lambda: indexed_lines(server, "r-rot") == expected.count("\n"), timeout=60,
+                   message="the new line indexed")
         expect(indicator).to_have_text("Error · 1", timeout=30_000)
         print(f"\ntruncated to 0 and written on: the index reads it again from its start; the page says "
               f"{indicator.inner_text()!r} ({indicator.get_attribute('title')})")
@@ -305,7 +310,7 @@ def test_a_log_truncated_or_replaced_while_tailed_is_an_ingest_error_and_its_new
         replacement.write_text("".join(f"replaced line {n}\n" for n in range(1, 41)), encoding="utf-8")
         expected += replacement.read_text(encoding="utf-8")
         os.replace(replacement, log)
-        wait_until(lambda: downloaded(server, "r-rot") == expected, timeout=60,
+        wait_until(lambda: indexed_lines(server, "r-rot") == expected.count("\n"), timeout=60,
                    message="the whole replacement indexed, from its first line")
         expect(indicator).to_have_text("Error · 2", timeout=30_000)
         print(f"replaced by a longer file: all of it indexed after the old lines; "
@@ -354,10 +359,10 @@ def test_a_full_spool_disk_fails_the_writer_clearly_and_leaves_only_whole_lines(
         full = adhoc(spool, "echo", "hello", file_size_limit=sum(sizes[:3]) + sizes[3] // 2)
         written = adhoc_events_file(spool, full).read_bytes()
         first = adhoc_run_id(full)
-        wait_until(lambda: downloaded(server, first) == "hello\n", timeout=60, message="what was written indexed")
+        wait_until(lambda: indexed_lines(server, first) == 1, timeout=60, message="what was written indexed")
         again = adhoc(spool, "echo", "space is back")  # a new writer, once there is room again
         second = adhoc_run_id(again)
-        wait_until(lambda: downloaded(server, second) == "space is back\n", timeout=60,
+        wait_until(lambda: indexed_lines(server, second) == 1, timeout=60,
                    message="the next writer's run indexed")
     except BaseException:
         server.stop()
@@ -449,20 +454,20 @@ def test_a_full_index_disk_turns_the_indicator_to_error_and_it_recovers_when_spa
             chunk = "".join(f"chunk {chunks} line {n}: written while the index disk is full\n" for n in range(CHUNK))
             writer.append_log("r-1", "stdout", chunk)
             lines, chunks = lines + chunk, chunks + 1
-            wait_until(lambda: FAILED_STEP in "".join(server.output) or downloaded(server, "r-1") == lines,
+            wait_until(lambda: FAILED_STEP in "".join(server.output) or indexed_lines(server, "r-1") == lines.count("\n"),
                        timeout=60, message="the chunk indexed or a failed ingest step")
         expect(indicator).to_have_attribute("data-state", "Error", timeout=30_000)
         failure = indicator.get_attribute("title")
-        shown = downloaded(server, "r-1")
+        shown = indexed_lines(server, "r-1")
         expect(page.locator(".tabulator-row")).to_have_count(1)
 
         resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
         space_back = time.monotonic()
-        wait_until(lambda: downloaded(server, "r-1") == lines, timeout=20,  # not the next 30 s rescan
+        wait_until(lambda: indexed_lines(server, "r-1") == lines.count("\n"), timeout=20,  # not the next 30 s rescan
                    message="the lines indexed soon after there is room again")
         indexed = time.monotonic() - space_back
         expect(indicator).to_have_attribute("data-state", "Live", timeout=30_000)
-        served = "nothing (the index could not be read)" if shown is None else f"{shown.count(chr(10)):,} lines"
+        served = "nothing (the index could not be read)" if shown is None else f"{shown:,} lines"
         print(f"\nindex files limited to {limit:,} bytes: chunk {chunks} of {CHUNK:,} lines failed; the indicator "
               f"said {failure!r}; the run's log served {served}; {indexed:.1f} s after space came back all "
               f"{lines.count(chr(10)):,} lines were indexed, Live again {time.monotonic() - space_back:.1f} s after")

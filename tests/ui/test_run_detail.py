@@ -191,8 +191,8 @@ def test_a_running_run_s_duration_counts_up(open_run):
 
 
 @pytest.mark.parametrize("appended, shown, resyncs", [
-    ([[3, "three"]], [1, 2, 3], 0),  # appended before the page first drew: drawn after the lines
-    ([[5, "five"]], [1, 2], 1),  # lines 3 and 4 never reached the page: it asks for the newest again
+    ([[3, "three", [], "", 0]], [1, 2, 3], 0),  # appended before the page first drew: drawn after the lines
+    ([[5, "five", [], "", 0]], [1, 2], 1),  # lines 3 and 4 never reached the page: it asks for the newest again
 ])
 def test_lines_appended_before_the_page_draws_are_shown_or_asked_for_again(page: Page, appended, shown, resyncs):
     # A delivery can land between a session's creation and its first drawing: the page's first
@@ -205,7 +205,7 @@ def test_lines_appended_before_the_page_draws_are_shown_or_asked_for_again(page:
     views = []
 
     def app():
-        views.append(LogLines(lines=[[1, "one"], [2, "two"]], appended=appended, follow=True))
+        views.append(LogLines(lines=[[1, "one", [], "", 0], [2, "two", [], "", 0]], appended=appended, follow=True))
         return views[-1]
 
     port = free_port()

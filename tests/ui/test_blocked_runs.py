@@ -1,0 +1,74 @@
+"""Blocked is not waiting, in Chromium: a run whose upstream of the same cycle failed says
+it is blocked in the grid, on its page and in the graph; a run still waiting does not.
+
+The spool is another scheduler's: it leaves the blocked run ACTIVE (the built-in runner
+ends such runs TERMINATED itself, see tests/test_runner.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from helpers import wait_until
+from playwright.sync_api import Page, expect
+from serving import served_in_process
+
+from dashboard import queries
+from dashboard.spool import SpoolWriter
+from test_tasks_page import NODE_DATA
+
+BLOCKED = "BLOCKED: upstream Extract failed"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("blocked")
+    writer = SpoolWriter(folder / "spool", "test")
+    writer.define_task("Extract", "etl")
+    writer.define_task("Load", "etl", depends_on=["Extract"])
+    now = queries.utcnow()
+    earlier, cycle = now - dt.timedelta(minutes=20), now - dt.timedelta(minutes=5)
+    for run_id, task, statuses, trigger in [
+            ("x-0", "Extract", ("IDLE", "ACTIVE", "TRIGGER", "STARTED", "RUNNING"), earlier),
+            ("l-0", "Load", ("IDLE", "ACTIVE"), earlier),  # waiting for x-0
+            ("x-1", "Extract", ("IDLE", "ACTIVE", "TRIGGER", "STARTED", "RUNNING", "FAILED"), cycle),
+            ("l-1", "Load", ("IDLE", "ACTIVE"), cycle)]:  # blocked: x-1 failed
+        for step, status in enumerate(statuses):
+            writer.status(run_id, task, status, ts=trigger + dt.timedelta(seconds=step), trigger_time=trigger,
+                          agent="agent-1")
+    with served_in_process(folder / "spool", folder / "index.duckdb") as (url, services):
+        wait_until(lambda: services.index.counts()["runs"] == 4, timeout=30, message="the spool indexed")
+        yield url
+
+
+def row(page: Page, run_id: str):
+    return page.locator(".tabulator-row", has=page.locator(f'a[href$="/{run_id}"]'))
+
+
+def test_the_grid_tells_a_blocked_run_from_a_waiting_one(served, page: Page):
+    page.goto(f"{served}/task-runs")
+    expect(row(page, "l-1").locator(".td-blocked")).to_have_text(BLOCKED, timeout=30_000)
+    expect(row(page, "l-1").locator('[tabulator-field="status"]')).to_have_text("ACTIVE")
+    expect(row(page, "l-0").locator(".td-step.td-current")).to_have_text("ACTIVE")
+    expect(row(page, "l-0").locator(".td-blocked")).to_have_count(0)
+
+
+def test_a_blocked_run_page_says_so_and_does_not_wait_for_logs(served, page: Page):
+    page.goto(f"{served}/task-runs/l-1")
+    expect(page.locator(".td-card .td-blocked")).to_have_text(BLOCKED, timeout=30_000)
+    expect(page.locator('.td-timeline li[data-status="BLOCKED"]')).to_contain_text("can no longer start")
+    expect(page.locator(".td-timeline li.td-now")).to_have_count(0)
+    expect(page.locator('.td-timeline li[data-status="ACTIVE"]')).to_have_class(re.compile("td-done"))
+    expect(page.get_by_text("Following the newest")).to_have_count(0)
+
+    page.goto(f"{served}/task-runs/l-0")
+    expect(page.locator(".td-timeline li.td-now")).to_have_attribute("data-status", "ACTIVE", timeout=30_000)
+    expect(page.locator(".td-blocked")).to_have_count(0)
+
+
+def test_the_graph_marks_the_blocked_task(served, page: Page):
+    page.goto(f"{served}/tasks")
+    wait_until(lambda: {n["task"]: n["role"] for n in page.evaluate(NODE_DATA)}.get("Load") ==
+               "⊘ BLOCKED · upstream Extract failed", timeout=30, message="Load marked blocked")

@@ -1,0 +1,97 @@
+"""The pages at a laptop's 1280x800 and a desktop's 1920x1080, in Chromium: headers whole,
+lifecycle chains whole and readable, no stray header column, no page wider than the window,
+and every status told apart by more than colour."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from helpers import wait_until
+from playwright.sync_api import Page, expect
+from serving import served_in_process
+
+from dashboard import queries
+from dashboard.spool import SpoolWriter
+from dashboard.statuses import LIFECYCLE, STATUSES
+
+SIZES = [(1280, 800), (1920, 1080)]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("layout")
+    writer = SpoolWriter(folder / "spool", "test")
+    writer.define_task("Extract_Customer_Records", "etl")
+    writer.define_task("Load_Warehouse", "etl", depends_on=["Extract_Customer_Records"])
+    now = queries.utcnow()
+    for i, status in enumerate(STATUSES):  # one run ending in each status, plus one blocked
+        trigger = now - dt.timedelta(minutes=10 * i + 1)
+        steps = list(LIFECYCLE[:LIFECYCLE.index(status) + 1]) if status in LIFECYCLE else [*LIFECYCLE, status]
+        for step, each in enumerate(steps):
+            writer.status(f"r-{status.lower()}", "Extract_Customer_Records", each, agent="agent-12",
+                          ts=trigger + dt.timedelta(seconds=step), trigger_time=trigger)
+        if status == "TERMINATED":
+            writer.status("r-blocked", "Load_Warehouse", "ACTIVE", ts=trigger, trigger_time=trigger)
+    with served_in_process(folder / "spool", folder / "index.duckdb") as (url, services):
+        wait_until(lambda: services.index.counts()["runs"] == len(STATUSES) + 1, timeout=30,
+                   message="the spool indexed")
+        yield url
+
+
+def cut(page: Page, selector: str) -> list[str]:
+    """The texts of the visible elements matching `selector` that do not fit their box.
+
+    (Panel's Tabulator ends with a 1 px column of its own, titled with a space: not ours to fit.)
+    """
+    return page.locator(selector).evaluate_all(
+        "els => els.filter(e => e.offsetParent !== null && e.textContent.trim() && e.scrollWidth > e.clientWidth + 1)"
+        ".map(e => e.textContent)")
+
+
+@pytest.mark.parametrize("width,height", SIZES)
+def test_the_runs_grid_fits_the_window(served, page: Page, width, height):
+    page.set_viewport_size({"width": width, "height": height})
+    page.goto(f"{served}/task-runs")
+    expect(page.locator(".tabulator-row")).to_have_count(len(STATUSES) + 1, timeout=30_000)
+    assert cut(page, ".tabulator-col-title") == [], "headers cut"
+    assert cut(page, ".tabulator-cell[tabulator-field=lifecycle]") == [], "lifecycle chains cut"
+    header = page.locator(".tabulator-headers").bounding_box()
+    row = page.locator(".tabulator-row").first.bounding_box()
+    assert abs(header["width"] - row["width"]) <= 2, "an empty header column sticks out past the rows"
+    step = page.locator(".tabulator-row .td-step:not(.td-reached)").first
+    assert float(step.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 11
+    grey = step.evaluate("e => getComputedStyle(e).color")
+    assert contrast(grey) >= 3, f"an unreached step {grey} is too pale to read"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+@pytest.mark.parametrize("width,height", SIZES)
+@pytest.mark.parametrize("path", ["/task-runs/r-running", "/tasks"])
+def test_other_pages_fit_the_window(served, page: Page, path, width, height):
+    page.set_viewport_size({"width": width, "height": height})
+    page.goto(f"{served}{path}")
+    expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live", timeout=30_000)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_failed_and_terminated_differ_in_colour_and_shape(served, page: Page):
+    page.goto(f"{served}/task-runs?status=FAILED,TERMINATED")
+    failed = page.locator(".bk-btn.bk-active", has_text=re.compile("^FAILED"))
+    terminated = page.locator(".bk-btn.bk-active", has_text=re.compile("^TERMINATED"))
+    expect(failed).to_be_visible(timeout=30_000)
+    background = "e => getComputedStyle(e).backgroundColor"
+    assert failed.evaluate(background) != terminated.evaluate(background)
+    shape = "e => getComputedStyle(e, '::before').content"
+    badges = {status: page.locator(f".tabulator-row .td-badge.td-s-{status}").first.evaluate(shape)
+              for status in ("FAILED", "TERMINATED")}
+    assert badges["FAILED"] != badges["TERMINATED"] and "none" not in badges.values(), badges
+    assert failed.evaluate(shape) != terminated.evaluate(shape)
+
+
+def contrast(css_rgb: str) -> float:
+    """Contrast ratio of an 'rgb(r, g, b)' colour against white (WCAG)."""
+    channels = [int(c) / 255 for c in re.findall(r"\d+", css_rgb)[:3]]
+    r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 1.05 / (0.2126 * r + 0.7152 * g + 0.0722 * b + 0.05)

@@ -1,0 +1,51 @@
+"""No page asks anything of another host (fonts, scripts, styles): the dashboard works offline.
+
+Chromium blocks every request that is not for the dashboard's own server and records it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+from helpers import wait_until
+from playwright.sync_api import Page, expect
+from serving import served_in_process
+
+from dashboard.spool import SpoolWriter
+from test_tasks_page import NODE_DATA
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("offline")
+    writer = SpoolWriter(folder / "spool", "test")
+    writer.define_task("Extract", "etl")
+    writer.status("r-1", "Extract", "RUNNING", agent="agent-1")
+    writer.append_log("r-1", "stdout", "one line\n")
+    with served_in_process(folder / "spool", folder / "index.duckdb") as (url, services):
+        wait_until(lambda: services.index.counts()["log_lines"] == 1, timeout=30, message="the spool indexed")
+        yield url
+
+
+def test_no_page_loads_anything_from_another_host(served, page: Page):
+    own = urlsplit(served).netloc
+    elsewhere: list[str] = []
+
+    def only_own(route):
+        if urlsplit(route.request.url).netloc == own or route.request.url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_own)
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    for path in ("/task-runs", "/task-runs/r-1", "/tasks"):
+        page.goto(served + path)
+        expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live", timeout=30_000)
+    wait_until(lambda: page.evaluate(NODE_DATA), timeout=30, message="the graph drawn")
+    page.wait_for_load_state("networkidle")
+    assert elsewhere == [], "requests for other hosts"
+    assert errors == [], "console errors"
