@@ -367,6 +367,8 @@ class LogViewer:
         self.detail_url = detail_url
         self.counts = queries.log_line_counts(index, run_id)
         self.page = 1
+        self.first_sent = 1  # the first line number the browser holds
+        self.showed_the_end = False  # whether the lines held were the stream's newest when sent
         self.last_sent = 0  # the last line number the browser holds
         self.matches = np.empty(0, np.int64)
         self.match_text = ""
@@ -467,7 +469,8 @@ class LogViewer:
         self.page = min(max(1, int(page)), self.pages)
         first = (self.page - 1) * PAGE_LINES + 1
         rows = self._rows(first, PAGE_LINES, tuple(n for n in (current, addressed) if n is not None))
-        self.last_sent = first + len(rows) - 1
+        self.first_sent, self.last_sent = first, first + len(rows) - 1
+        self.showed_the_end = self.last_sent >= self.total
         with param.parameterized.batch_call_watchers(self.view):
             self.view.follow = False
             self.view.find = self._find(current, addressed)
@@ -479,6 +482,7 @@ class LogViewer:
         """Show the newest lines and keep adding them as they arrive."""
         first = max(1, self.total - PAGE_LINES + 1)
         rows = self._rows(first, PAGE_LINES)
+        self.first_sent, self.showed_the_end = first, True
         self.last_sent = first + len(rows) - 1 if rows else self.total
         self.page = self.pages
         with param.parameterized.batch_call_watchers(self.view):
@@ -578,6 +582,7 @@ class LogViewer:
                 rows = self._rows(max(1, self.last_sent), self.total - self.last_sent + 1)
                 if rows:
                     self.last_sent = rows[-1][0]
+                    self.first_sent = max(self.first_sent, self.last_sent - FOLLOW_KEEP + 1)  # the browser's window
                     self.view.appended = rows
         self.page = self.pages if self.view.follow else self.page
         self._show_position()
@@ -604,11 +609,19 @@ class LogViewer:
         self.pages_label.object = f"of {self.pages:,}"
         self.first.disabled = self.previous.disabled = self.page <= 1 and not follow
         self.next.disabled = self.last.disabled = self.page >= self.pages and not follow
+        for control in (self.first, self.previous, self.page_input, self.pages_label, self.next, self.last):
+            control.visible = not follow  # following shows the newest lines: there is no page to pick
         if follow:
             text = f"Following the newest of <b>{total:,}</b> lines"
+        elif total and self.last_sent >= self.first_sent:
+            # What the browser really shows, which lines arriving meanwhile do not change.
+            text = f"Lines <b>{self.first_sent:,}–{self.last_sent:,}</b> of <b>{total:,}</b>"
+            if total > self.last_sent and self.showed_the_end:
+                new = total - self.last_sent
+                text += (f" · <span class='td-new-lines'>{new:,} new line{'s' if new > 1 else ''}: "
+                         "Follow or Reload to see them</span>")
         elif total:
-            first = (self.page - 1) * PAGE_LINES + 1
-            text = f"Lines <b>{first:,}–{min(total, first + PAGE_LINES - 1):,}</b> of <b>{total:,}</b>"
+            text = f"<b>{total:,}</b> lines: Reload to see them"
         else:
             text = "No lines yet"
         self.lines_label.object = text

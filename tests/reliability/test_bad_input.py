@@ -821,6 +821,7 @@ HUGE = "9" * 40_000
     ("/task-runs", "page", HUGE), ("/task-runs", "page", "9" * 400), ("/task-runs", "page_size", HUGE),
     ("/task-runs", "search", HUGE), ("/task-runs/html-0", "line", "9" * 400), ("/task-runs/html-0", "line", HUGE),
     ("/task-runs/html-0", "page", "9" * 400), ("/tasks", "hops", HUGE), ("/tasks", "hops", "9" * 400),
+    ("/task-runs/html-0", "line", "9" * 30), ("/task-runs", "page", "9" * 30),  # past 64 bits, under 300 characters
     ("/tasks", "task", HUGE), ("/task-runs", "theme", HUGE), ("/tasks", "anything", HUGE),
 ], ids=lambda v: v if len(v) < 40 else f"{len(v)}-digits")
 def test_a_huge_url_value_gets_the_page_s_notice_never_a_500_or_a_blank_page(served, watched_page, path, name, value):
