@@ -10,10 +10,14 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import ConfigError, load_config
 from .spool import STREAMS, SpoolError, SpoolWriteError, validate_run_id
 from .statuses import STATUSES
+
+if TYPE_CHECKING:
+    from .ingest import Ingestor
 
 # The index, its queries (DuckDB, pandas) and the server are imported by the commands that
 # use them: `taskdash adhoc` and `taskdash run` start in a fraction of the time.
@@ -61,7 +65,7 @@ def _catch_up_with_progress(ingestor: Ingestor) -> dict[str, int]:
             size = (ingestor.spool / rel).stat().st_size
         except FileNotFoundError:
             continue
-        pending += max(0, size - offsets.get(rel, (0, 0, False))[0])
+        pending += max(0, size - offsets.get(rel, (0,))[0])
     with tqdm(total=pending, unit="B", unit_scale=True, desc="indexing spool", file=sys.stderr,
               disable=pending < 16 * 1024 * 1024 or None, leave=False) as bar:
         return ingestor.catch_up(progress=bar.update)
