@@ -6,12 +6,14 @@ from what was written, not from the code under test."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 
 import networkx as nx
 import pytest
 
 from dashboard import queries
-from dashboard.graph import HOLDING, PASSING, dependency_graph
+from dashboard.graph import HOLDING, PASSING, dependency_graph, layered_layout, wrap_rows
+from dashboard.graph_groups import GROUP_MARK, group_path, overview
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
 from dashboard.pages.dependency_graph import analyse
@@ -77,3 +79,40 @@ def test_waiting_names_the_running_or_failed_heads_of_each_chain(dbt):
     for task, hold in chained:
         assert graph.has_edge(hold.via, task) and status[hold.via] in PASSING
         assert nx.has_path(graph, hold.upstream, hold.via)
+
+
+def test_the_layout_puts_every_task_in_a_cell_of_its_own_upstream_left(dbt):
+    project, _, graph = dbt
+    task_graph = dependency_graph(project.definitions)
+    position = layered_layout(task_graph)
+    assert len(set(position.values())) == len(position) == 1000, "no two tasks share a spot"
+    assert all(position[a][0] < position[b][0] for a, b in graph.edges)
+    column_heights = Counter(x for x, _ in position.values())
+    assert max(column_heights.values()) <= wrap_rows(1000) < 280, "the 300 sources wrap into several columns"
+
+
+def test_the_overview_is_the_graph_of_groups(dbt):
+    project, _, graph = dbt
+    task_graph = dependency_graph(project.definitions)
+    group = {task: g for task, g, _ in project.definitions}
+    top = {task: g.split("/")[0] for task, g in group.items()}
+    expected = nx.quotient_graph(graph, [{t for t in graph if top[t] == g} for g in set(top.values())])
+    named = {frozenset(block): GROUP_MARK + top[next(iter(block))] for block in expected}
+    expected_edges = {(named[a], named[b]) for a, b in expected.edges if a != b}
+
+    view = overview(task_graph, set(graph), set())
+    assert set(view.task_graph.graph) == set(named.values())
+    assert set(view.task_graph.graph.edges) == expected_edges
+    assert sum(len(m) for m in view.members.values()) == 1000
+
+    opened = overview(task_graph, set(graph), {"marts"})
+    marts = {GROUP_MARK + "/".join(group[t].split("/")[:2]) for t in graph if top[t] == "marts"}
+    assert set(opened.task_graph.graph) == (set(named.values()) - {GROUP_MARK + "marts"}) | marts
+    position = layered_layout(opened.task_graph)
+    assert len(set(position.values())) == len(position)
+
+
+def test_group_names_form_a_hierarchy_on_slashes_and_dots():
+    assert group_path("marts/finance/core") == ["marts", "marts/finance", "marts/finance/core"]
+    assert group_path("billing.v2") == ["billing", "billing.v2"]
+    assert group_path("etl") == ["etl"] and group_path(None) == []

@@ -115,8 +115,10 @@ def graph_frames(view: Overview, positions: dict[str, tuple[float, float]], stat
         group = graph.nodes[node].get("group")
         held = node in state.causes or node in state.blocked or bool(blocked_by)
         label = short_label(node)
-        if node in state.causes or blocked_by:
+        if node in state.causes:
             label += f"\n{role}"
+        elif blocked_by:
+            label += "\n⊘ BLOCKED"  # why: on hover (a label as long as the reason ran into the next)
         elif node in state.blocked:
             holds = state.blocked[node]
             label += "\nwaiting on " + short_label(holds[0].upstream, 18) + (" …" if len(holds) > 1 else "")
@@ -225,7 +227,8 @@ def draw(data: tuple[pd.DataFrame, pd.DataFrame]) -> hv.Overlay:
     """Group tiles, edges, arrowheads, the nodes, and their labels (level of detail)."""
     nodes, edges = data
     lines, heads = edge_frames(nodes, edges)
-    tiles = hv.Rectangles((nodes["x"] - 0.48, nodes["y"] - 0.48, nodes["x"] + 0.48, nodes["y"] + 0.48, nodes["tile"]),
+    tiled = nodes if nodes["tile"].nunique() > 1 else nodes.iloc[:0]  # one group shown: nothing to tell apart
+    tiles = hv.Rectangles((tiled["x"] - 0.48, tiled["y"] - 0.48, tiled["x"] + 0.48, tiled["y"] + 0.48, tiled["tile"]),
                           vdims=["tile"]).opts(color="tile", line_alpha=0, tools=[])
     segments = hv.Segments(lines, ["x0", "y0", "x1", "y1"], ["color", "width", "edge_alpha"]).opts(
         line_width="width", color="color", alpha="edge_alpha")

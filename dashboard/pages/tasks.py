@@ -21,7 +21,7 @@ from dashboard.formatting import human_duration, plain
 from dashboard.graph import dependency_graph, waiting_text
 from dashboard.hub import Change
 from dashboard.pages.badges import STYLESHEET, status_badge
-from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, is_group_node, top_group
+from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, group_path, is_group_node, top_group
 from dashboard.pages.dependency_graph import (GraphPlot, analyse, focus, graph_frames, short_label, tile_color,
                                               view_of)
 from dashboard.pages.layout import page_template
@@ -99,7 +99,7 @@ class TasksView:
             pd.DataFrame(), show_index=False, disabled=True, selectable=False, sizing_mode="stretch_width",
             theme="simple", formatters={"last status": STATUS_FORMATTER}, stylesheets=[STYLESHEET],
             groupby=["group"], configuration={"groupHeader": GROUP_HEADER_AS_TEXT}, layout="fit_columns",
-            pagination="local", page_size=100)  # the page grows with its rows
+            pagination="remote", page_size=100)  # grows with its rows; the browser gets one page
         self.load()
         self.plot = GraphPlot(self._frames(), on_select=self._clicked)
         self._wire()
@@ -121,7 +121,8 @@ class TasksView:
         """Read definitions and run statistics; lay out what is shown."""
         tasks = queries.tasks(self.svc.index)
         self.task_graph = dependency_graph(zip(tasks["task"], tasks["grp"], tasks["depends_on"]))
-        self.group.options = {"All groups": ""} | {g: g for g in sorted({str(g) for g in tasks["grp"] if plain(g)})}
+        levels = {level for g in tasks["grp"] if plain(g) for level in group_path(str(g))}  # "marts" for marts/*
+        self.group.options = {"All groups": ""} | {g: g for g in sorted(levels)}
         self.group.value = self.query.group if self.query.group in self.group.options.values() else ""
         self.read_stats()
         self.shown = focus(self.task_graph, self.query.task or None, self.query.hops, self.query.group,
