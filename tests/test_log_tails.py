@@ -144,3 +144,20 @@ def test_a_following_ingestor_ends_a_quiet_tail_while_other_files_keep_changing(
     finally:
         ingestor.stop()
         index.close()
+
+
+def test_the_viewers_own_download_under_plain_panel_serve_gives_the_bytes_written(tmp_path):
+    from dashboard.pages.log_viewer import LogViewer
+
+    writer = SpoolWriter(tmp_path / "spool", name="w")
+    writer.status("r-1", "Build", "RUNNING", agent="a")
+    raw = b"caf\xe9\r\nDone in 96.34s."
+    writer.log_path("r-1", "stdout").write_bytes(raw)
+    writer.status("r-1", "Build", "SUCCESS", agent="a", exit_code=0)
+    index = rebuilt(tmp_path, "index.duckdb")
+    try:
+        viewer = LogViewer(index, "r-1", running=False, detail_url=None, spool=tmp_path / "spool")
+        assert viewer._download_file().getvalue() == raw
+        assert [row[1] for row in viewer.view.lines] == ["caf\ufffd", "Done in 96.34s."]
+    finally:
+        index.close()

@@ -640,6 +640,8 @@ def test_html_and_javascript_show_as_text_on_every_page(served, watched_page):
     for value in (nasty(1), nasty(2), nasty(3)):  # group, agent, message
         expect(page.locator(".td-card dd", has_text=value).first).to_have_text(value)
     expect(page.locator(".td-timeline .td-step-note")).to_have_text(nasty(3))
+    # A failed run opens on the stream that holds its error lines: pick each stream.
+    page.get_by_role("button", name=re.compile(r"^stdout")).click()
     expect(page.locator(".td-line .td-text")).to_have_text(written.lines[("html-0", "stdout")])
     page.get_by_role("button", name=re.compile(r"^stderr")).click()
     expect(page.locator(".td-line .td-text")).to_have_text(written.lines[("html-0", "stderr")])
