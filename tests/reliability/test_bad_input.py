@@ -634,8 +634,7 @@ def test_html_and_javascript_show_as_text_on_every_page(served, watched_page):
     assert_no_markup(page)
     print(f"\n/task-runs: {len(NASTY_TEXT)} runs show their task, agent and group as the text written")
 
-    # A failed run opens on the stream holding its error lines (stderr here): ask for stdout first.
-    page = open_page(watched_page, f"{url}/task-runs/html-0?stream=stdout")
+    page = open_page(watched_page, f"{url}/task-runs/html-0")
     expect(page.locator(".td-card .td-title")).to_have_text(nasty(0))
     for value in (nasty(1), nasty(2), nasty(3)):  # group, agent, message
         expect(page.locator(".td-card dd", has_text=value).first).to_have_text(value)
