@@ -9,7 +9,7 @@ INFO/DEBUG/WARN/ERROR, ERROR about 1 line in 1,000, "deadlock detected" once in 
    whole file and slicing the lines out (how many schedulers serve a log page).
 3. count search matches: `queries.search_matches` for a frequent, a rare and an absent
    text, against Python reading the file and testing each line (any case, like ours).
-4. download the whole stream: iterating `queries.log_text_chunks`; and the memory a first
+4. download the whole stream: iterating `downloads.log_file_chunks`; and the memory a first
    download takes in a process that just opened the index (RSS growth, tracemalloc peak).
 5. line written by a running command → visible in Chromium: a real `taskdash serve` on the
    spool, a running run's detail page open in Chromium (following by default), a
@@ -33,6 +33,7 @@ from pathlib import Path
 import psutil
 
 from dashboard import queries
+from dashboard.downloads import log_file_chunks
 from dashboard.index import Index
 from dashboard.spool import SpoolWriter, new_run_id
 
@@ -149,44 +150,41 @@ class PeakRSS:
         self.peak = max(self.peak, self.process.memory_info().rss)
 
 
-def download(index: Index) -> tuple[int, int]:
-    """Iterate the big run's whole stdout as the download route does: (characters, lines)."""
-    characters = newlines = 0
-    for chunk in queries.log_text_chunks(index, BIG_RUN, "stdout"):
-        characters += len(chunk)
-        newlines += chunk.count("\n")
-    return characters, newlines
+def download(spool: Path) -> tuple[int, int]:
+    """Iterate the big run's whole stdout as the download route does (the spool file's bytes): (bytes, lines)."""
+    size = newlines = 0
+    for chunk in log_file_chunks(spool, BIG_RUN, "stdout"):
+        size += len(chunk)
+        newlines += chunk.count(b"\n")
+    return size, newlines
 
 
-def download_memory(index_path: str) -> None:
-    """In a fresh process (the index closed elsewhere): print RSS growth and Python's peak of one download."""
-    index = Index(Path(index_path), fallback_to_private=False)
-    queries.log_line_counts(index, BIG_RUN)
+def download_memory(spool: str) -> None:
+    """In a fresh process: print RSS growth and Python's peak of one download."""
     tracemalloc.start()
     with PeakRSS() as rss:
-        download(index)
+        download(Path(spool))
     print(rss.peak - rss.start, tracemalloc.get_traced_memory()[1])
-    index.close()
 
 
-def measure_download_memory(index_path: Path) -> tuple[int, int]:
-    """(RSS growth, Python peak) in bytes of a first download by a process that just opened the index."""
+def measure_download_memory(spool: Path) -> tuple[int, int]:
+    """(RSS growth, Python peak) in bytes of a first download by a fresh process."""
     result = subprocess.run(
-        [sys.executable, "-c", f"from benchmarks.logs import download_memory; download_memory({str(index_path)!r})"],
+        [sys.executable, "-c", f"from benchmarks.logs import download_memory; download_memory({str(spool)!r})"],
         capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
     rss, python_peak = result.stdout.split()
     return int(rss), int(python_peak)
 
 
-def download_figures(index: Index, total: int, heavy: int, memory: tuple[int, int]) -> list[tuple]:
-    times, (characters, newlines) = timed(lambda: download(index), heavy)
+def download_figures(spool: Path, total: int, heavy: int, memory: tuple[int, int]) -> list[tuple]:
+    times, (characters, newlines) = timed(lambda: download(spool), heavy)
     if newlines != total:
         say(f"warning: the download held {newlines:,} lines, not {total:,}")
     mb = 2**20
     median = statistics.median(times)
     return [
-        (*timing_row(f"download the whole stream ({newlines:,} lines, {characters / mb:,.0f} M characters): "
-                     f"log_text_chunks, {characters / mb / median:,.0f} M chars/s", times, None, "", None, None,
+        (*timing_row(f"download the whole stream ({newlines:,} lines, {characters / mb:,.0f} MB): "
+                     f"the spool file's bytes, {characters / mb / median:,.0f} MB/s", times, None, "", None, None,
                      None)[:5], "report only"),
         ("  memory of a first download in a fresh process: RSS growth / Python peak",
          f"+{memory[0] / mb:,.0f} MB", "", f"{memory[1] / mb:,.0f} MB (Python)", "", "report only"),
@@ -342,7 +340,7 @@ def browser_figures(spool: Path, index_path: Path, probes: int, background: int)
 def figures(data: Dataset, sizes: Sizes) -> list[Row]:
     heavy = sizes.heavy_repeat
     say("logs: measuring a download's memory in a fresh process...")
-    memory = measure_download_memory(data.index_path)
+    memory = measure_download_memory(data.spool)
     index = Index(data.index_path, fallback_to_private=False)
     try:
         total = queries.log_line_counts(index, BIG_RUN)["stdout"]
@@ -353,7 +351,7 @@ def figures(data: Dataset, sizes: Sizes) -> list[Row]:
         say("logs: measuring searches...")
         rows += search_figures(index, data.big_log, sizes.repeat, heavy)
         say("logs: measuring the download...")
-        rows += download_figures(index, total, heavy, memory)
+        rows += download_figures(data.spool, total, heavy, memory)
     finally:
         index.close()
     return rows + browser_figures(data.spool, data.index_path, sizes.probes, sizes.background_lines)

@@ -88,7 +88,7 @@ def first_paints(url: str, paths: list[str], samples: int) -> list[float]:
 
 
 def figures(sizes: Sizes) -> list[Row]:
-    lines = sizes.big_run_lines * 2 if sizes.name == "quick" else sizes.big_run_lines
+    lines = sizes.big_run_lines
     wide_lines = 300 if sizes.name == "quick" else 1024 ** 3 // WIDE  # 17,895 lines: 1 GB
     rows = []
     with ExitStack() as stack:

@@ -17,6 +17,7 @@ from .config import Config, load_config
 from .hub import Hub
 from .index import Index
 from .ingest import Ingestor
+from .server_log import quiet_closed_connections
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Services:
 
     @classmethod
     def start(cls, config: Config) -> Services:
+        quiet_closed_connections()
         index = Index(config.index)
         hub = Hub()
         ingestor = Ingestor(index, config.spool, hub, rescan_seconds=config.rescan_seconds)

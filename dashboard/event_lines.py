@@ -79,8 +79,11 @@ _PROVEN_VALID = f"""
 # surrogate from a character). A field given twice counts the first time, in both parsers.
 # DuckDB's json_valid also takes NaN, Infinity (any case) and trailing commas, which are not
 # JSON, and any depth: a line that might hold those (or more brackets than MAX_NESTING) is
-# left to Python, which says why it is rejected.
-_LAX_JSON = r"[:,\[]\s*-?(?i:nan|inf)|,\s*[\]}]"
+# left to Python, which says why it is rejected. One pattern for each character a lax value
+# can follow, each led by that literal character: 78 ms for 300,000 lines where one pattern
+# led by a class of the three took 150-225 ms (json_valid itself: 29-64 ms).
+_LAX_JSON = (r":\s*-?[NnIi][AaNn]", r",\s*(?:[\]}]|-?[NnIi][AaNn])", r"\[\s*-?[NnIi][AaNn]")
+_STRICT_JSON = " AND ".join(f"NOT regexp_matches(line, '{pattern}')" for pattern in _LAX_JSON)
 _TEXT_FIELDS = ("kind", "run_id", "task", "status", "ts", "agent", "group", "trigger_time", "message")
 PARSE_SQL = f"""
 SELECT position, ok,
@@ -94,9 +97,9 @@ FROM (SELECT position, j, v, coalesce({_PROVEN_VALID}, false) AS ok
             FROM (SELECT position, json_transform(line, '{_AS_JSON}') AS j,
                          strpos(line, '"adhoc"') > 0 AS has_adhoc
                   FROM (SELECT position, CASE WHEN starts_with(line, '{{') AND strpos(line, '\\u') = 0
-                                                   AND strlen(line) - strlen(translate(line, '[{{', ''))
+                                                   AND strlen(line) - strlen(replace(replace(line, '[', ''), '{{', ''))
                                                        <= {MAX_NESTING}
-                                                   AND NOT regexp_matches(line, '{_LAX_JSON}')
+                                                   AND {_STRICT_JSON}
                                                    AND json_valid(line) THEN line END AS line
                         FROM event_lines))))
 """

@@ -238,7 +238,8 @@ class Index:
             self._private_dir = tempfile.mkdtemp(prefix="taskdash-index-")
             self.path = Path(self._private_dir) / "taskruns.duckdb"
             self.private_reason = str(exc)
-            log.warning("%s; indexing into a private index at %s instead", exc, self.path)
+            # Info, not a warning: the CLI and the server each say so once in their own words.
+            log.info("%s; indexing into a private index at %s instead", exc, self.path)
             self._open()
         except duckdb.Error as exc:
             if self.path is None or not self.path.exists():

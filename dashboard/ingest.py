@@ -127,20 +127,27 @@ class Ingestor:
 
     def due_tails(self) -> list[str]:
         """Log files whose unterminated last line should now be a line (see QUIET_SECONDS)."""
-        due = [rel for rel, run_id in self._pending_tails.items() if self._tail_due(rel, run_id)]
-        return sorted(due)
+        if not self._pending_tails:
+            return []
+        ended = self._terminal_runs(set(self._pending_tails.values()))
+        return sorted(rel for rel, run_id in list(self._pending_tails.items())
+                      if run_id in ended or self._quiet(rel))
 
     def _tail_due(self, rel: str, run_id: str) -> bool:
+        return self._quiet(rel) or bool(self._terminal_runs({run_id}))
+
+    def _quiet(self, rel: str) -> bool:
         try:
-            quiet = time.time() - os.stat(self.spool / rel).st_mtime >= QUIET_SECONDS
+            return time.time() - os.stat(self.spool / rel).st_mtime >= QUIET_SECONDS
         except FileNotFoundError:
             self._pending_tails.pop(rel, None)
             return False
-        if quiet:
-            return True
+
+    def _terminal_runs(self, run_ids: set[str]) -> set[str]:
         with self.index.cursor() as cur:
-            row = cur.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()
-        return row is not None and is_terminal(row[0])
+            rows = cur.execute("SELECT run_id, status FROM runs WHERE list_contains(?, run_id)",
+                               [sorted(run_ids)]).fetchall()
+        return {run_id for run_id, status in rows if is_terminal(status)}
 
     def _commit(self, batch: Batch, added: dict[str, int]) -> None:
         if not batch:
@@ -365,9 +372,9 @@ class Ingestor:
                              if os.path.isfile(p)}
                     if not self._step(self._relevant(paths)):
                         retry_in = retry_in or RETRY_SECONDS
-                elif self._pending_tails and (due := self.due_tails()):  # quiet files end their last line
-                    if not self._step(due):
-                        retry_in = retry_in or RETRY_SECONDS
+                # Quiet files end their last line, even while other files keep changing.
+                if self._pending_tails and (due := self.due_tails()) and not self._step(due):
+                    retry_in = retry_in or RETRY_SECONDS
         except Exception as exc:  # e.g. out of inotify watches: fall back to rescans alone
             if self._stop.is_set():
                 return

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -264,16 +264,20 @@ LOG_PAGE_LINES = 500
 
 
 def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int = LOG_PAGE_LINES,
-             emphasis: tuple[str, str | None] | None = None) -> pd.DataFrame:
-    """Lines first_line .. first_line+count-1 (1-based) of a run's stream; given (error, warning)
-    regular expressions, with whether each line's visible text matches them (`error`, `warn`)."""
-    levels, params = "", []
+             emphasis: tuple[str, str | None] | None = None, head: int | None = None) -> pd.DataFrame:
+    """Lines first_line .. first_line+count-1 (1-based) of a run's stream. Given (error, warning)
+    regular expressions: whether each line's visible text matches them (`error`, `warn`). Given
+    `head`: only a line's first `head` characters, and its visible length (`shown_length`)."""
+    columns, params = ["line_no", "text"], []
+    if head is not None:
+        columns = ["line_no", "left(text, ?) AS text", "length(coalesce(visible, text)) AS shown_length"]
+        params.append(int(head))
     if emphasis is not None:
-        levels = (", coalesce(regexp_matches(coalesce(visible, text), ?), false) AS error"
-                  ", coalesce(regexp_matches(coalesce(visible, text), ?), false) AS warn")
-        params = list(emphasis)
+        columns += ["coalesce(regexp_matches(coalesce(visible, text), ?), false) AS error",
+                    "coalesce(regexp_matches(coalesce(visible, text), ?), false) AS warn"]
+        params += list(emphasis)
     with index.cursor() as cur:
-        return cur.execute(f"SELECT line_no, text{levels} FROM log_text WHERE log_id = ? AND line_no >= ? "
+        return cur.execute(f"SELECT {', '.join(columns)} FROM log_text WHERE log_id = ? AND line_no >= ? "
                            "AND line_no < ? ORDER BY line_no",
                            [*params, _log_id(cur, run_id, stream), int(first_line),
                             int(first_line) + int(count)]).df()
@@ -311,20 +315,6 @@ def next_line_matching(index: Index, run_id: str, stream: str, pattern: str, aft
             if row is not None:
                 return int(row[0])
     return None
-
-
-def log_text_chunks(index: Index, run_id: str, stream: str, lines_per_chunk: int = 100_000) -> Iterator[str]:
-    """A run's whole stream as text, a bounded range of lines at a time (for downloads)."""
-    last = log_line_counts(index, run_id)[stream]
-    with index.cursor() as cur:
-        log_id = _log_id(cur, run_id, stream)
-    for first in range(1, last + 1, lines_per_chunk):
-        with index.cursor() as cur:
-            rows = cur.execute("SELECT string_agg(text, chr(10) ORDER BY line_no) FROM log_text "
-                               "WHERE log_id = ? AND line_no >= ? AND line_no < ?",
-                               [log_id, first, first + lines_per_chunk]).fetchone()
-        if rows[0] is not None:
-            yield rows[0] + "\n"
 
 
 def ingest_errors(index: Index, limit: int = 1000) -> pd.DataFrame:

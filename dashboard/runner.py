@@ -237,13 +237,51 @@ class Scheduler:
                     pass
 
 
-def run_adhoc(spool: str | Path, argv: Sequence[str], agent: str = "adhoc", task: str | None = None) -> int:
-    """Run one command now, outside any workflow, as an ADHOC run of this process; return its exit code."""
+def run_adhoc(spool: str | Path, argv: Sequence[str], agent: str = "adhoc", task: str | None = None,
+              echo: bool = False) -> int:
+    """Run one command now, outside any workflow, as an ADHOC run of this process; return its exit code.
+
+    With `echo`, its output also goes to this process's stdout and stderr as it is written.
+    """
     if not argv:
         raise RunnerError("no command given")
     run = RunIdentity(new_run_id(), task or f"Adhoc_{os.path.basename(argv[0])}", adhoc=True,
                       trigger_time=dt.datetime.now(dt.timezone.utc))
     with SpoolWriter(spool, "adhoc") as writer:
-        print(f"adhoc run {run.run_id} ({run.task})", file=sys.stderr)
+        print(f"adhoc run {run.run_id} ({run.task})", file=sys.stderr, flush=True)
         run.emit(writer, "TRIGGER")
-        return execute_run(writer, run, list(argv), agent=agent).exit_code
+        ended = threading.Event()
+        echoing = threading.Thread(target=_echo, args=(writer, run.run_id, ended), daemon=True)
+        if echo:
+            echoing.start()
+        try:
+            return execute_run(writer, run, list(argv), agent=agent).exit_code
+        finally:
+            ended.set()
+            if echo:
+                echoing.join()
+
+
+def _echo(writer: SpoolWriter, run_id: str, ended: threading.Event) -> None:
+    """Copy what a run appends to its log files onto stdout and stderr, until it has ended."""
+    targets = [(writer.log_path(run_id, "stdout"), sys.stdout), (writer.log_path(run_id, "stderr"), sys.stderr)]
+    handles = {}
+    try:
+        while True:
+            last = ended.is_set()  # read once more after the end: nothing written is left out
+            for path, out in targets:
+                if path not in handles:
+                    try:
+                        handles[path] = open(path, "rb")
+                    except FileNotFoundError:
+                        continue
+                data = handles[path].read()
+                if data:
+                    out.buffer.write(data)
+                    out.flush()
+            if last:
+                return
+            ended.wait(0.05)
+    finally:
+        for handle in handles.values():
+            handle.close()

@@ -26,6 +26,9 @@ FIGURES = (
     "line written → visible in Chromium, 5,000 other lines/s flowing",
     "layout and render, server side",
     "reload → graph drawn in Chromium",
+    "ingest of an escape-heavy log",
+    "search of the escape-heavy log's visible text for 'error'",
+    "first paint of a page of 60,000-character lines",
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 
@@ -95,12 +96,16 @@ def test_logs_of_an_unknown_or_invalid_run_say_so(tmp_path, spool):
     assert "Traceback" not in unknown.stderr + invalid.stderr
 
 
-def test_errors_lists_the_bad_line_with_file_and_offset(tmp_path, spool):
+def test_errors_lists_the_bad_line_with_file_byte_offset_and_line_number(tmp_path, spool):
     result = taskdash(tmp_path, "errors")
     assert "events/" in result.stdout and "bad run_id" in result.stdout
-    offset = int(result.stdout.split(".jsonl:")[1].split()[0])
-    event_file = next((spool / "events").glob("*.jsonl"))
-    assert event_file.read_bytes()[offset:].startswith(b'{"kind": "status", "run_id": "../../etc"')
+    # "byte 17" could not be read as a line number; the line number is given too.
+    match = re.search(r"\.jsonl byte (\d+), line (\d+)", result.stdout)
+    assert match, result.stdout
+    offset, line = int(match[1]), int(match[2])
+    data = next((spool / "events").glob("*.jsonl")).read_bytes()
+    assert data[offset:].startswith(b'{"kind": "status", "run_id": "../../etc"')
+    assert data.split(b"\n")[line - 1].startswith(b'{"kind": "status", "run_id": "../../etc"')
 
 
 def test_adhoc_runs_a_command_and_the_index_shows_it(tmp_path, spool):
@@ -108,6 +113,7 @@ def test_adhoc_runs_a_command_and_the_index_shows_it(tmp_path, spool):
                              "--agent", "ops-laptop", "--", "sh", "-c", "echo hello from adhoc; exit 3"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 3, result.stderr
+    assert result.stdout == "hello from adhoc\n", "the command's output is echoed"
     runs = json.loads(taskdash(tmp_path, "runs", "--json", "--task", "Adhoc_sh").stdout)
     assert len(runs) == 1
     assert runs[0]["adhoc"] is True and runs[0]["status"] == "FAILED" and runs[0]["exit_code"] == 3
@@ -126,3 +132,27 @@ def test_a_bad_workflow_is_a_clear_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "dashboard.cli", "run", str(workflow), "--spool",
                              str(tmp_path / "spool")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "unknown task 'B'" in result.stderr
+
+
+def test_adhoc_echoes_both_streams_without_loading_the_index_or_panel(tmp_path):
+    script = ("import sys; from dashboard import cli; code = cli.main(['adhoc', '--spool', sys.argv[1], '--', "
+              "'sh', '-c', 'echo to out; echo to err >&2']); "
+              "print(sorted(m for m in ('panel', 'bokeh', 'duckdb', 'pandas') if m in sys.modules), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "spool")], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "to out\n"
+    assert "to err\n" in result.stderr
+    assert result.stderr.rstrip().endswith("[]"), "adhoc imported what it does not need: " + result.stderr
+
+
+def test_a_read_command_says_once_that_the_index_is_in_use(tmp_path, spool):
+    import duckdb
+
+    holder = duckdb.connect(str(tmp_path / "index.duckdb"))  # as a running server holds it
+    try:
+        result = taskdash(tmp_path, "runs")
+    finally:
+        holder.close()
+    assert result.stderr.count("in use") == 1, result.stderr
+    assert "r-bad" in result.stdout

@@ -84,7 +84,9 @@ def test_a_view_followed_from_before_it_is_built_hears_what_was_published_meanwh
 
 def test_a_failing_subscriber_does_not_stop_the_others(tmp_path, monkeypatch):
     hub, heard, reported = Hub(), [], []
-    monkeypatch.setattr("dashboard.hub.state._handle_exception", reported.append)
+    from panel.io.state import state
+
+    monkeypatch.setattr(state, "_handle_exception", reported.append)
 
     def broken(change):
         raise RuntimeError("page bug")

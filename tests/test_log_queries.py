@@ -65,9 +65,3 @@ def test_search_covers_the_whole_stream_over_three_pages(index):
 ])
 def test_search_text_is_literal(index, text, expected):
     assert queries.search_matches(index, "r-1", "stdout", text).tolist() == expected
-
-
-def test_download_chunks_join_to_the_whole_stream(index):
-    text = "".join(queries.log_text_chunks(index, "r-1", "stdout", lines_per_chunk=400))
-    assert text == "".join(line(n) + "\n" for n in range(1, LINES + 1))
-    assert list(queries.log_text_chunks(index, "no-run", "stdout")) == []

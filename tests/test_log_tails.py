@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from dashboard import queries
 from dashboard.index import Index
 from dashboard.ingest import QUIET_SECONDS, Ingestor
@@ -98,5 +100,64 @@ def test_event_lines_keep_waiting_for_their_newline(tmp_path):
     try:
         assert index.counts()["ingest_errors"] == 0
         assert index.load_offsets()[f"events/{events.name}"][3] == 0
+    finally:
+        index.close()
+
+
+def test_a_download_is_the_bytes_written_and_never_a_file_outside_the_spool(tmp_path):
+    from dashboard.downloads import log_file_chunks
+    from dashboard.spool import SpoolError
+
+    writer = SpoolWriter(tmp_path / "spool", name="w")
+    raw = b"caf\xe9\r\nline two\r\n" + b"x" * 3_000_000 + b"\nno newline"
+    writer.log_path("r-1", "stdout").write_bytes(raw)
+    assert b"".join(log_file_chunks(tmp_path / "spool", "r-1", "stdout")) == raw
+    assert list(log_file_chunks(tmp_path / "spool", "r-1", "stderr")) == []
+    (tmp_path / "secret.txt").write_text("secret")
+    writer.log_path("r-2", "stdout").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(SpoolError, match="symbolic link"):
+        list(log_file_chunks(tmp_path / "spool", "r-2", "stdout"))
+
+
+def test_a_following_ingestor_ends_a_quiet_tail_while_other_files_keep_changing(tmp_path):
+    from helpers import wait_until
+
+    writer = SpoolWriter(tmp_path / "spool", name="w")
+    writer.status("r-1", "Build", "RUNNING", agent="a")
+    writer.status("r-busy", "Build", "RUNNING", agent="a")
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, tmp_path / "spool")
+    ingestor.start()
+    try:
+        writer.append_log("r-1", "stdout", "one\nlast words")
+        written = 0
+
+        def tail_shown() -> bool:
+            nonlocal written
+            written += 1
+            writer.append_log("r-busy", "stdout", f"busy {written}\n")  # the spool never goes quiet
+            return lines_of(index) == ["one", "last words"]
+
+        wait_until(tail_shown, timeout=QUIET_SECONDS + 15, interval=0.1,
+                   message="the quiet file's last line indexed")
+        assert queries.log_line_counts(index, "r-busy")["stdout"] >= 1
+    finally:
+        ingestor.stop()
+        index.close()
+
+
+def test_the_viewers_own_download_under_plain_panel_serve_gives_the_bytes_written(tmp_path):
+    from dashboard.pages.log_viewer import LogViewer
+
+    writer = SpoolWriter(tmp_path / "spool", name="w")
+    writer.status("r-1", "Build", "RUNNING", agent="a")
+    raw = b"caf\xe9\r\nDone in 96.34s."
+    writer.log_path("r-1", "stdout").write_bytes(raw)
+    writer.status("r-1", "Build", "SUCCESS", agent="a", exit_code=0)
+    index = rebuilt(tmp_path, "index.duckdb")
+    try:
+        viewer = LogViewer(index, "r-1", running=False, detail_url=None, spool=tmp_path / "spool")
+        assert viewer._download_file().getvalue() == raw
+        assert [row[1] for row in viewer.view.lines] == ["caf\ufffd", "Done in 96.34s."]
     finally:
         index.close()

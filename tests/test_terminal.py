@@ -153,3 +153,16 @@ def test_taskdash_logs_search_counts_what_is_seen(tmp_path):
 def test_an_emphasis_pattern_that_is_not_a_regular_expression_is_named():
     with pytest.raises(ValueError, match=r"log_emphasis.error: '\(unclosed' is not a regular expression"):
         Emphasis(error=("(unclosed",))
+
+
+def test_log_emphasis_is_a_setting_of_panel_serve_yaml(tmp_path):
+    from dashboard.config import ConfigError, load_config
+
+    settings = tmp_path / "panel_serve.yaml"
+    settings.write_text("log_emphasis:\n  error: ['^boom']\n", encoding="utf-8")
+    emphasis = load_config(settings).log_emphasis
+    assert emphasis.error == ("^boom",) and emphasis.warning == Emphasis().warning
+    settings.write_text("log_emphasis:\n  error: ['(unclosed']\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"log_emphasis.error: '\(unclosed' is not a regular expression"):
+        load_config(settings)
+    assert load_config(Path(__file__).parents[1] / "panel_serve.yaml").log_emphasis == Emphasis()

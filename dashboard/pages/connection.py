@@ -67,21 +67,31 @@ state.show = () => {
     look = "error"; text = "Error · " + data.new_errors
     title = data.new_errors + " new ingest error(s) since this page opened: see `taskdash errors`"
   }
+  // What the page shows while the link is down may be stale: dim it until it is live again.
+  const main = document.getElementById("main")
+  if (main) {
+    main.style.transition = "opacity .3s"
+    main.style.opacity = state.link === "live" ? "" : "0.45"
+    main.dataset.stale = state.link === "live" ? "" : "stale"
+  }
   pill.className = "td-conn td-conn-" + look
   pill.dataset.state = text.split(" ")[0].replace("…", "")
   pill.title = title
   label.textContent = text
 }
 // Bokeh reconnects its websocket by itself, but a restarted server does not know the old
-// session and the reconnect can fail. So while the link is down, ask the server (a HEAD
-// request creates no session) whether it is back; if it is and the link still is not,
-// reload: the URL holds the page's view, so the view comes back with it.
+// session and the reconnect can fail. So while the link is down, ask the server whether it
+// is back; if it is and the link still is not, reload: the URL holds the page's view, so the
+// view comes back with it. It asks with a HEAD of the page's own Bokeh script, a static file
+// (a page answers HEAD with 405, which the server logged as a warning every second).
+state.probe = (document.querySelector('script[src*="static/js/bokeh"]') || {}).src || window.location.href
 state.watch = () => {
   if (state.watching) { return }
   state.watching = setInterval(async () => {
     if (state.link === "live") { clearInterval(state.watching); state.watching = null; return }
     try {
-      await fetch(window.location.href, {method: "HEAD", cache: "no-store"})
+      const answer = await fetch(state.probe, {method: "HEAD", cache: "no-store"})
+      if (!answer.ok) { throw new Error(answer.status) }
       state.back_since = state.back_since || Date.now()
       if (Date.now() - state.back_since > 3000) { window.location.reload() }
     } catch (error) {

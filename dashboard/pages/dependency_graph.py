@@ -211,8 +211,10 @@ def draw(data: tuple[pd.DataFrame, pd.DataFrame]) -> hv.Overlay:
         color="fill", marker="marker", line_color="outline", line_width="outline_width", alpha="alpha",
         size=MARK_MAX, tools=["hover", "tap"], hover_tooltips=HOVER, nonselection_alpha=0.35)
     label_style = {"text_font_size": "8.5pt", "text_color": "#1f2937", "text_baseline": "top"}
-    always = hv.Labels(nodes[nodes["always"]], ["x", "y"], "label", group="Always").opts(**label_style)
-    detail = hv.Labels(nodes[~nodes["always"]], ["x", "y"], "label", group="Detail").opts(**label_style)
+    # As booleans: the column of an empty frame is of objects, which pandas takes as column names.
+    shown_always = nodes["always"].astype(bool)
+    always = hv.Labels(nodes[shown_always], ["x", "y"], "label", group="Always").opts(**label_style)
+    detail = hv.Labels(nodes[~shown_always], ["x", "y"], "label", group="Detail").opts(**label_style)
     xs, ys = nodes["x"], nodes["y"]
     limits = ({"xlim": (xs.min() - 0.6, xs.max() + 0.6), "ylim": (ys.min() - 0.95, ys.max() + 0.6)}
               if len(nodes) else {})

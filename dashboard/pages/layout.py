@@ -26,6 +26,15 @@ OfflineFast.__name__ = "Fast"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
 
+# One line a notice, wide enough for a URL problem's message (three of them then end above
+# the grid at 1280x800; Notyf's default 300 px wrapped each to 154 px high).
+_NOTICE_CSS = """
+.notyf__toast { max-width: min(760px, 90vw) !important; padding: 0 12px !important; }
+.notyf__wrapper { padding: 6px 0 !important; }
+.notyf__message { font-size: 13px; line-height: 1.35; }
+"""
+
+
 def navigation(services: Services, current: str) -> pn.pane.HTML:
     links = [("Task Runs", services.url("task_runs")), ("Tasks & Groups", services.url("tasks"))]
     items = " ".join(
@@ -55,6 +64,11 @@ def page_template(services: Services, title: str, current: str, *main) -> pn.tem
         font=FONT,
         main_layout=None,
     )
+    if pn.state.notifications is not None:
+        # Notices stack from the top, over the title bar and filters, never over the rows
+        # (at the bottom right they covered the Finished, Duration and eye columns).
+        pn.state.notifications.position = "top-center"
+    template.config.raw_css.append(_NOTICE_CSS)
     if services.index.rebuilt_reason:  # notifications show HTML: the reason (paths, DuckDB's words) is escaped
         notice = f"The index was rebuilt when the server started: {services.index.rebuilt_reason}"
         pn.state.onload(lambda: pn.state.notifications.warning(html.escape(notice), duration=15_000))

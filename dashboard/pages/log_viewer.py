@@ -1,13 +1,16 @@
 """The unified log viewer: a run's stdout and stderr, paged from the index, streamed live,
 searched whole, followed and downloaded.
 
-The server sends lines as plain [line number, text] pairs; the browser draws them with
-`textContent` (ANSI colour codes become coloured spans, never HTML), highlights search
+The server sends each line as what a terminal shows of it (dashboard.terminal: visible
+text, styled runs, http(s) links, its error/warn emphasis, folded past FOLD_CHARS); the
+browser draws them with `textContent` and element properties, never HTML, highlights search
 matches, and says when the user scrolls away from the bottom so follow mode can stop.
 
 - A finished run opens at page 1; pages of 500 lines are fetched by line range.
-- A running run opens following its tail: only new lines are sent as they are ingested.
-- Search runs over the whole stream in DuckDB; next and previous move across pages.
+- A running run opens following its tail: only new lines are sent as they are ingested (and
+  the last one again, in case it had no newline yet).
+- Search runs over the whole stream's visible text in DuckDB; next and previous move across
+  pages, and so do next / previous error.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ FOLLOW_KEEP = 5000
 #: A longer line is sent folded, with a control that asks for it whole: 500 such lines are
 #: 1 M characters (a page of 60,000-character lines was 30 MB and took 24 s to first paint).
 FOLD_CHARS = 2_000
+#: Characters of a line read for its folded form: escape sequences may take several per visible one.
+FOLD_HEAD = 4 * FOLD_CHARS
 
 _STYLE = """
 :host { display: block; }
@@ -280,19 +285,29 @@ def _line_rows(index: Index, run_id: str, stream: str, first: int, count: int, e
                whole: tuple[int, ...] = ()) -> list[list]:
     """Lines of a stream as the browser's rows (shared by the sessions following it); the lines
     numbered in `whole` are not folded."""
-    lines = queries.log_page(index, run_id, stream, first, count, (emphasis.error_pattern, emphasis.warning_pattern))
-    return [log_row(int(number), text, "error" if error else "warn" if warn else "", int(number) in whole)
-            for number, text, error, warn in zip(lines["line_no"], lines["text"], lines["error"], lines["warn"])]
+    levels = (emphasis.error_pattern, emphasis.warning_pattern)
+    # Only the head of a long line is read: a page of 60,000-character lines was 18 MB to fetch.
+    lines = queries.log_page(index, run_id, stream, first, count, levels, head=FOLD_HEAD)
+    rows = [log_row(int(number), text, "error" if error else "warn" if warn else "", shown_length=int(length))
+            for number, text, length, error, warn in zip(lines["line_no"], lines["text"], lines["shown_length"],
+                                                          lines["error"], lines["warn"])]
+    for number in whole:
+        if first <= number < first + len(rows) and rows[number - first][4]:  # folded: read it whole
+            line = queries.log_page(index, run_id, stream, number, 1)
+            rows[number - first] = log_row(number, line["text"].iloc[0], rows[number - first][3], whole=True)
+    return rows
 
 
-def log_row(number: int, raw: str, level: str = "", whole: bool = False) -> list:
+def log_row(number: int, raw: str, level: str = "", whole: bool = False, shown_length: int | None = None) -> list:
     """One line as the browser draws it: what a terminal shows, its styled runs and links, its
     emphasis ('error', 'warn' or ''), folded to FOLD_CHARS unless `whole` (so a page of 500
-    lines stays under ~1 MB)."""
+    lines stays under ~1 MB). `raw` may be the head of a line whose visible text is
+    `shown_length` characters long."""
     text, runs = terminal.shown(raw)
     full = 0
-    if len(text) > FOLD_CHARS and not whole:
-        full, text = len(text), text[:FOLD_CHARS]
+    length = max(len(text), shown_length or 0)
+    if length > FOLD_CHARS and not whole:
+        full, text = length, text[:FOLD_CHARS]
         runs = [(start, min(end, FOLD_CHARS), style) for start, end, style in runs if start < FOLD_CHARS]
     return [number, text, [[start, end, style.classes, style.color, style.href] for start, end, style in runs],
             level, full]
@@ -352,6 +367,8 @@ class LogViewer:
         self.detail_url = detail_url
         self.counts = queries.log_line_counts(index, run_id)
         self.page = 1
+        self.first_sent = 1  # the first line number the browser holds
+        self.showed_the_end = False  # whether the lines held were the stream's newest when sent
         self.last_sent = 0  # the last line number the browser holds
         self.matches = np.empty(0, np.int64)
         self.match_text = ""
@@ -452,7 +469,8 @@ class LogViewer:
         self.page = min(max(1, int(page)), self.pages)
         first = (self.page - 1) * PAGE_LINES + 1
         rows = self._rows(first, PAGE_LINES, tuple(n for n in (current, addressed) if n is not None))
-        self.last_sent = first + len(rows) - 1
+        self.first_sent, self.last_sent = first, first + len(rows) - 1
+        self.showed_the_end = self.last_sent >= self.total
         with param.parameterized.batch_call_watchers(self.view):
             self.view.follow = False
             self.view.find = self._find(current, addressed)
@@ -464,6 +482,7 @@ class LogViewer:
         """Show the newest lines and keep adding them as they arrive."""
         first = max(1, self.total - PAGE_LINES + 1)
         rows = self._rows(first, PAGE_LINES)
+        self.first_sent, self.showed_the_end = first, True
         self.last_sent = first + len(rows) - 1 if rows else self.total
         self.page = self.pages
         with param.parameterized.batch_call_watchers(self.view):
@@ -508,7 +527,9 @@ class LogViewer:
         if page != self.page or self.view.follow:
             self.show_page(page, current=line)
         else:
-            self.view.find = self._find(line, None)
+            with param.parameterized.batch_call_watchers(self.view):
+                self.view.find = self._find(line, None)
+                self.view.replaced = self._rows(line, 1, (line,))  # whole, if it was folded
 
     def _unfold_requested(self, event) -> None:
         line = int(event.new.get("line", 0))
@@ -561,6 +582,7 @@ class LogViewer:
                 rows = self._rows(max(1, self.last_sent), self.total - self.last_sent + 1)
                 if rows:
                     self.last_sent = rows[-1][0]
+                    self.first_sent = max(self.first_sent, self.last_sent - FOLLOW_KEEP + 1)  # the browser's window
                     self.view.appended = rows
         self.page = self.pages if self.view.follow else self.page
         self._show_position()
@@ -587,11 +609,19 @@ class LogViewer:
         self.pages_label.object = f"of {self.pages:,}"
         self.first.disabled = self.previous.disabled = self.page <= 1 and not follow
         self.next.disabled = self.last.disabled = self.page >= self.pages and not follow
+        for control in (self.first, self.previous, self.page_input, self.pages_label, self.next, self.last):
+            control.visible = not follow  # following shows the newest lines: there is no page to pick
         if follow:
             text = f"Following the newest of <b>{total:,}</b> lines"
+        elif total and self.last_sent >= self.first_sent:
+            # What the browser really shows, which lines arriving meanwhile do not change.
+            text = f"Lines <b>{self.first_sent:,}–{self.last_sent:,}</b> of <b>{total:,}</b>"
+            if total > self.last_sent and self.showed_the_end:
+                new = total - self.last_sent
+                text += (f" · <span class='td-new-lines'>{new:,} new line{'s' if new > 1 else ''}: "
+                         "Follow or Reload to see them</span>")
         elif total:
-            first = (self.page - 1) * PAGE_LINES + 1
-            text = f"Lines <b>{first:,}–{min(total, first + PAGE_LINES - 1):,}</b> of <b>{total:,}</b>"
+            text = f"<b>{total:,}</b> lines: Reload to see them"
         else:
             text = "No lines yet"
         self.lines_label.object = text

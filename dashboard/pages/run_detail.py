@@ -25,6 +25,7 @@ from dashboard.statuses import COLORS, LIFECYCLE, TERMINAL, is_terminal
 _CARD_STYLE = STYLESHEET + """
 .td-card { display: grid; grid-template-columns: max-content 1fr; gap: 8px 18px; font: 14px system-ui, sans-serif;
            padding: 16px 18px; border: 1px solid #e2e8f0; border-radius: 10px; background: white; }
+.td-card { margin: 0; }  /* a <dl>'s own 14 px top margin set it below the timeline card */
 .td-card dt { color: #64748b; }
 .td-card .td-blocked { max-width: none; margin-left: 0; }
 .td-card dd { margin: 0; color: #0f172a; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
@@ -133,6 +134,18 @@ def timeline_html(run: dict, transitions: pd.DataFrame) -> str:
     return f'<ol class="td-timeline" aria-label="Lifecycle timeline">{items}</ol>'
 
 
+def opening_stream(svc: Services, run: dict) -> str:
+    """The stream a run's page opens on: for a failed run, the one holding its error lines
+    (stdout first, where both do), so a failure written to stderr is what the user sees first."""
+    if run["status"] != "FAILED":
+        return "stdout"
+    pattern = svc.config.log_emphasis.error_pattern
+    for stream in ("stdout", "stderr"):
+        if queries.next_line_matching(svc.index, run["run_id"], stream, pattern, 0) is not None:
+            return stream
+    return "stdout"
+
+
 def not_found(svc: Services, run_id: str, reason: str):
     back = html.escape(svc.url("task_runs"))
     message = pn.pane.HTML(
@@ -198,7 +211,10 @@ def page():
         return not_found(svc, run_id, f"The index has no run {run_id!r}. It may not have been ingested yet, "
                                       "or the id is mistyped.")
     position = LogPosition()
-    problems = position.from_url(url_args())
+    args = url_args()
+    problems = position.from_url(args)
+    if "stream" not in args:
+        position.stream = opening_stream(svc, run)
     view, _ = svc.hub.follow(lambda: RunDetailView(svc, run, position),
                              min_interval=svc.config.push_min_interval_seconds)
     every(1, view.tick)

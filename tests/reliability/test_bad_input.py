@@ -639,6 +639,8 @@ def test_html_and_javascript_show_as_text_on_every_page(served, watched_page):
     for value in (nasty(1), nasty(2), nasty(3)):  # group, agent, message
         expect(page.locator(".td-card dd", has_text=value).first).to_have_text(value)
     expect(page.locator(".td-timeline .td-step-note")).to_have_text(nasty(3))
+    # A failed run opens on the stream that holds its error lines: pick each stream.
+    page.get_by_role("button", name=re.compile(r"^stdout")).click()
     expect(page.locator(".td-line .td-text")).to_have_text(written.lines[("html-0", "stdout")])
     page.get_by_role("button", name=re.compile(r"^stderr")).click()
     expect(page.locator(".td-line .td-text")).to_have_text(written.lines[("html-0", "stderr")])
@@ -821,6 +823,7 @@ HUGE = "9" * 40_000
     ("/task-runs", "page", HUGE), ("/task-runs", "page", "9" * 400), ("/task-runs", "page_size", HUGE),
     ("/task-runs", "search", HUGE), ("/task-runs/html-0", "line", "9" * 400), ("/task-runs/html-0", "line", HUGE),
     ("/task-runs/html-0", "page", "9" * 400), ("/tasks", "hops", HUGE), ("/tasks", "hops", "9" * 400),
+    ("/task-runs/html-0", "line", "9" * 30), ("/task-runs", "page", "9" * 30),  # past 64 bits, under 300 characters
     ("/tasks", "task", HUGE), ("/task-runs", "theme", HUGE), ("/tasks", "anything", HUGE),
 ], ids=lambda v: v if len(v) < 40 else f"{len(v)}-digits")
 def test_a_huge_url_value_gets_the_page_s_notice_never_a_500_or_a_blank_page(served, watched_page, path, name, value):

@@ -11,6 +11,7 @@ from helpers import wait_until
 from playwright.sync_api import Page, expect
 from serving import served_in_process
 
+from dashboard import queries
 from dashboard.spool import SpoolWriter
 
 E = "\x1b"
@@ -48,12 +49,12 @@ def served(tmp_path_factory):
     with served_in_process(folder / "spool", folder / "index.duckdb") as (url, services):
         wait_until(lambda: services.index.counts()["log_lines"] == 6 + LONG_LINES + 3 + 3, timeout=30,
                    message="the logs indexed, last lines without newline included")
-        yield url, folder / "spool"
+        yield url, folder / "spool", services
 
 
 @pytest.fixture
 def open_run(served, page: Page):
-    url, _ = served
+    url, _, _ = served
     page.set_viewport_size({"width": 1280, "height": 800})
 
     def open_(path: str) -> Page:
@@ -146,8 +147,28 @@ def test_wide_lines_fold_and_expand(open_run, tmp_path):
     print(f"\nscreenshot of folded lines: {tmp_path / 'folded.png'}")
 
 
+def test_a_followed_runs_last_line_shows_before_its_newline_and_is_completed_in_place(open_run, served):
+    _, spool, services = served
+    writer = SpoolWriter(spool, "test-tail")
+    writer.status("r-tail", "Real", "RUNNING", agent="agent-1")
+    writer.append_log("r-tail", "stdout", "compiling\nDownloading 40%")
+    wait_until(lambda: queries.log_line_counts(services.index, "r-tail")["stdout"] >= 1, timeout=30,
+               message="the run and its first line indexed")
+    page = open_run("r-tail")
+    # once the file has been quiet for 2 s
+    expect(page.locator(".td-line .td-text")).to_have_text(["compiling", "Downloading 40%"], timeout=20_000)
+    writer.append_log("r-tail", "stdout", " 100%\ndone\n")
+    expect(page.locator(".td-line .td-text")).to_have_text(["compiling", "Downloading 40% 100%", "done"],
+                                                           timeout=20_000)
+    assert shown_numbers(page) == [1, 2, 3]
+
+
+def shown_numbers(page: Page) -> list[int]:
+    return [int(n) for n in page.locator(".td-line").evaluate_all("lines => lines.map(l => l.dataset.line)")]
+
+
 def test_download_gives_back_the_bytes_written(open_run, served):
-    _, spool = served
+    _, spool, _ = served
     page = open_run("r-bytes")
     expect(page.locator(".td-line").last).to_have_text(re.compile("no newline at the end"))
     with page.expect_download() as download:
