@@ -81,10 +81,12 @@ class Store:
 
     def runs(self, statuses=(), task: str = "", since: str | None = None, group: str | None = None,
              limit: int = 10_000, sort: str = "trigger_time", descending: bool = True) -> pd.DataFrame:
-        """Runs matching the filters, newest first; `duration` in seconds."""
+        """Runs matching the filters, newest first; `duration` in seconds; the group as `group`,
+        as the CLI's JSON calls it (the index's column is `grp`, GROUP being SQL's word)."""
         run_filter = queries.RunFilter(statuses=tuple(statuses), task_text=task, group=group,
                                        since=queries.parse_duration(since) if since else None)
-        return queries.runs_page(self.index, run_filter, limit=limit, sort=sort, descending=descending)
+        runs = queries.runs_page(self.index, run_filter, limit=limit, sort=sort, descending=descending)
+        return runs.rename(columns={"grp": "group"})
 
     def transitions(self, run_id: str) -> pd.DataFrame:
         """A run's status changes in time order."""

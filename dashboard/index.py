@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -119,6 +120,33 @@ class RunSummary(NamedTuple):
     grp: str | None
     status: str
     trigger_time: dt.datetime | None
+
+
+#: A private index lives in <temp>/taskdash-index-<pid>-<random>/: a killed process cannot
+#: remove its own, so the next process that needs one removes those of processes gone.
+PRIVATE_PREFIX = "taskdash-index-"
+
+
+def remove_stale_private_indexes(folder: str | Path | None = None) -> list[Path]:
+    """Remove the private indexes left by processes that no longer run; return what was removed."""
+    removed = []
+    for path in Path(folder or tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*-*"):
+        pid = path.name[len(PRIVATE_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or not path.is_dir() or _running(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 class IndexLockedError(RuntimeError):
@@ -235,7 +263,8 @@ class Index:
         except IndexLockedError as exc:
             if not fallback_to_private:
                 raise
-            self._private_dir = tempfile.mkdtemp(prefix="taskdash-index-")
+            remove_stale_private_indexes()
+            self._private_dir = tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-")
             self.path = Path(self._private_dir) / "taskruns.duckdb"
             self.private_reason = str(exc)
             # Info, not a warning: the CLI and the server each say so once in their own words.

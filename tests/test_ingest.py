@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -336,3 +337,44 @@ def test_the_spool_s_logs_and_events_folders_may_be_links_to_another_disk(tmp_pa
         assert queries.log_page(index, "r-1", "stdout", 1)["text"].tolist() == ["one", "two"]
     finally:
         index.close()
+
+
+def test_a_private_index_left_by_a_killed_process_is_removed_by_the_next(tmp_path, monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    env = os.environ | {"TMPDIR": str(temp)}
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); sys.stdin.read()"),
+        str(tmp_path / "index.duckdb")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    killed = subprocess.Popen([sys.executable, "-c", (
+        "import sys; from dashboard.index import Index; i = Index(sys.argv[1]); print(i.path, flush=True); "
+        "sys.stdin.read()"), str(tmp_path / "index.duckdb")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        left = Path(killed.stdout.readline().strip()).parent
+        assert left.parent == temp and left.exists()
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(10)
+        assert left.exists(), "a killed process cannot clean up after itself"
+
+        index = Index(tmp_path / "index.duckdb")  # the next process that needs a private index
+        assert index.is_private
+        assert not left.exists(), "the dead process's private index is still there"
+        assert Path(index.path).parent.exists()
+        index.close()
+        assert list(temp.iterdir()) == []
+    finally:
+        for process in (holder, killed):
+            if process.poll() is None:
+                process.kill()
+            process.wait(10)
+            process.stdin.close()
+            process.stdout.close()

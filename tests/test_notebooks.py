@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -43,6 +44,9 @@ def test_the_quick_start_shows_live_components():
     table = outputs_of(cell_with(notebook, 'store.runs()[["task"'))
     demo_tasks = load_workflow(NOTEBOOKS.parent / "data" / "demo_workflow.yaml").tasks
     assert sum(task in table for task in demo_tasks) >= 3, "demo runs appear in the table"
+    assert "NaN" not in table and "grp" not in table and "group" in table
+    removed = re.search(r"removed (\S+?)(\\n|\")", outputs_of(cell_with(notebook, "shutil.rmtree(spool.parent)")))
+    assert removed and not Path(removed[1]).exists(), "the quick start leaves its temporary spool behind"
 
 
 @pytest.mark.timeout(600)

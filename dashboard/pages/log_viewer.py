@@ -48,7 +48,7 @@ _STYLE = """
 .td-find button { padding: 4px 10px; border: 1px solid #cbd5e1; background: white; border-radius: 6px; cursor: pointer; }
 .td-find button:hover { background: #f1f5f9; }
 .td-counter { min-width: 90px; color: #334155; font-variant-numeric: tabular-nums; }
-.td-log { height: 60vh; min-height: 240px; overflow: auto; background: #0f172a; color: #e2e8f0;
+.td-log { max-height: 60vh; min-height: 120px; overflow: auto;  /* as tall as its lines, up to 60vh */ background: #0f172a; color: #e2e8f0;
           border-radius: 8px; padding: 6px 0; font: 12.5px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 .td-line { display: grid; grid-template-columns: 7ch 1fr; gap: 12px; padding: 0 12px; }
 .td-line:hover { background: #1e293b; }
@@ -376,7 +376,7 @@ class LogViewer:
         self.match_index = -1
         self._moves_seen = 0
         self._error_moves_seen = 0
-        self.view = LogLines(sizing_mode="stretch_width")
+        self.view = LogLines(sizing_mode="stretch_width", margin=(5, 10))  # in line with the controls above
         self.streams = pn.widgets.RadioButtonGroup(options=self._stream_options(), value=self.stream,
                                                    color="primary", variant="outline", margin=(5, 10))
         look = {"color": "primary", "variant": "outline"}
@@ -420,7 +420,9 @@ class LogViewer:
 
     def _download_link(self) -> str:
         url = html.escape(download_url(self.detail_url, self.stream))
-        return (f'<a href="{url}" download class="td-download" style="display:inline-block;padding:6px 14px;'
+        # 34 px high, as the Follow and Reload buttons beside it.
+        return (f'<a href="{url}" download class="td-download" style="display:inline-block;padding:0 14px;'
+                f'box-sizing:border-box;height:34px;line-height:32px;'
                 f'border:1px solid #2563eb;border-radius:6px;color:#2563eb;text-decoration:none;'
                 f'font:14px system-ui,sans-serif">Download {html.escape(self.stream)}</a>')
 

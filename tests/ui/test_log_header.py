@@ -45,6 +45,8 @@ def test_a_failed_run_opens_on_the_stream_with_its_error(served, page: Page):
     open_run(page, url, "r-fail")
     expect(page.get_by_role("button", name="stderr · 2")).to_have_class(re.compile("bk-active"))
     expect(page.get_by_text("ValueError: part 9 is empty")).to_be_visible()
+    log_box = page.locator(".td-log").bounding_box()
+    assert log_box["height"] < 200, f"a 2-line log sits in a {log_box['height']} px box"
 
 
 def test_the_details_card_lines_up_with_the_timeline_card(served, page: Page):
@@ -66,3 +68,19 @@ def test_the_header_says_what_is_shown_while_follow_is_off(served, page: Page):
     writer.append_log("r-live", "stdout", "".join(f"later {n}\n" for n in range(1, 6)))
     expect(page.get_by_text(re.compile(rf"Lines 1–{LIVE_LINES} of {LIVE_LINES + 5} · 5 new lines"))).to_be_visible(
         timeout=15_000)
+
+
+def test_the_log_controls_line_up(served, page: Page):
+    url, _ = served
+    open_run(page, url, "r-fail")
+    follow = page.get_by_role("button", name="Follow").bounding_box()
+    download = page.get_by_role("link", name=re.compile("^Download")).bounding_box()
+    assert abs(download["y"] - follow["y"]) <= 1 and abs(download["height"] - follow["height"]) <= 1, \
+        (download, follow)
+    streams = page.get_by_role("button", name=re.compile("^stdout")).bounding_box()
+    search = page.get_by_placeholder(re.compile("Search the whole log")).bounding_box()
+    assert abs(search["x"] - streams["x"]) <= 1, "the search row sticks out past the controls above it"
+    reload = page.get_by_role("button", name="Reload").bounding_box()
+    box = page.locator(".td-line").first.bounding_box()
+    assert box["x"] + box["width"] <= download["x"] + download["width"] + 1, "the log box sticks out on the right"
+    assert reload["x"] < download["x"]
