@@ -425,9 +425,9 @@ class LogViewer:
         url = html.escape(download_url(self.detail_url, self.stream))
         # 34 px high, as the Follow and Reload buttons beside it.
         return (f'<a href="{url}" download class="td-download" style="display:inline-block;padding:0 14px;'
-                f'box-sizing:border-box;height:34px;line-height:32px;'
+                f'box-sizing:border-box;height:34px;white-space:nowrap;'
                 f'border:1px solid #2563eb;border-radius:6px;color:#2563eb;text-decoration:none;'
-                f'font:14px system-ui,sans-serif">Download {html.escape(self.stream)}</a>')
+                f'font:14px/32px system-ui,sans-serif">Download {html.escape(self.stream)}</a>')
 
     def _download_file(self) -> io.BytesIO:
         return io.BytesIO(b"".join(log_file_chunks(self.spool, self.run_id, self.stream)))

@@ -77,6 +77,10 @@ def test_the_log_controls_line_up(served, page: Page):
     download = page.get_by_role("link", name=re.compile("^Download")).bounding_box()
     assert abs(download["y"] - follow["y"]) <= 1 and abs(download["height"] - follow["height"]) <= 1, \
         (download, follow)
+    label = page.get_by_role("link", name=re.compile("^Download")).evaluate(
+        "a => { const r = document.createRange(); r.selectNodeContents(a); const b = r.getBoundingClientRect();"
+        " return b.top + b.height / 2 }")
+    assert abs(label - (download["y"] + download["height"] / 2)) <= 2, "the Download label is not centred"
     streams = page.get_by_role("button", name=re.compile("^stdout")).bounding_box()
     search = page.get_by_placeholder(re.compile("Search the whole log")).bounding_box()
     assert abs(search["x"] - streams["x"]) <= 1, "the search row sticks out past the controls above it"

@@ -32,7 +32,8 @@ class PanelServe:
             [sys.executable, "-m", "panel", "serve", *PAGES, "--port", str(self.port)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=folder,
             env=os.environ | {"TASKDASH_CONFIG": str(config)})
-        threading.Thread(target=lambda: self.output.extend(self.process.stdout), daemon=True).start()
+        self._reader = threading.Thread(target=lambda: self.output.extend(self.process.stdout), daemon=True)
+        self._reader.start()
         wait_until(lambda: any("running at" in line for line in self.output) or self.process.poll() is not None,
                    timeout=60, message="panel serve to listen")
         self.url = f"http://localhost:{self.port}"
@@ -40,7 +41,13 @@ class PanelServe:
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(30)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(10)  # it reads to the end of the output, then the pipe is closed
+        self.process.stdout.close()
 
 
 @pytest.fixture
