@@ -18,13 +18,12 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import panel as pn
-from bokeh.core.property.descriptors import UnsetValueError
-from bokeh.models import CustomJS
 
 from dashboard.formatting import human_duration, plain
 from dashboard.graph import (Hold, TaskGraph, blocked_tasks, cascade_edges, critical_path, layered_layout,
                              neighbourhood, root_causes, status_color, waiting_text)
 from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, Overview, group_path, overview, top_group
+from dashboard.pages.graph_marks import MARK_MAX, fit_marks
 
 # Register HoloViews' Bokeh backend whatever page a process serves first: under plain
 # `panel serve`, a /tasks opened after another page drew before any pn.extension had seen
@@ -179,32 +178,6 @@ HOVER = [("Task", "@name"), ("Group", "@group"), ("Status", "@status"), ("", "@r
          ("Last trigger", "@last_trigger"), ("Started", "@last_started"), ("Finished", "@last_finished"),
          ("Median duration", "@median"), ("Upstream", "@upstream"), ("Downstream", "@downstream")]
 
-#: Node marks in screen pixels: this share of a grid cell, between these bounds; labels
-#: below them from this many pixels per column and row (the same in `FIT_MARKS_JS`).
-MARK_SHARE, MARK_MIN, MARK_MAX = 0.6, 3.0, 22.0
-DETAIL_LABELS_FROM = (130.0, 34.0)
-LABEL_GAP = 13  # pixels from a node's centre to the top of its label
-
-FIT_MARKS_JS = f"""
-const w = fig.inner_width, h = fig.inner_height
-if (!(w > 0 && h > 0)) {{ return }}
-const col = w / Math.abs(xr.end - xr.start), row = h / Math.abs(yr.end - yr.start)
-const size = Math.max({MARK_MIN}, Math.min({MARK_MAX}, {MARK_SHARE} * Math.min(col, row)))
-for (const [renderer, share] of [[nodes, 1], [arrows, 0.5]]) {{
-  for (const glyph of [renderer.glyph, renderer.selection_glyph, renderer.nonselection_glyph,
-                       renderer.hover_glyph, renderer.muted_glyph]) {{
-    if (glyph != null && glyph.size !== size * share) {{ glyph.size = size * share }}
-  }}
-}}
-const show = col >= {DETAIL_LABELS_FROM[0]} && row >= {DETAIL_LABELS_FROM[1]}
-if (detail.visible !== show) {{ detail.visible = show }}
-"""
-
-
-def mark_size(column_px: float, row_px: float) -> float:
-    """A node's diameter in pixels for grid cells of this size (as FIT_MARKS_JS computes it)."""
-    return max(MARK_MIN, min(MARK_MAX, MARK_SHARE * min(column_px, row_px)))
-
 
 def edge_frames(nodes: pd.DataFrame, edges: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each edge as a line between node centres, and an arrowhead (a triangle mark, sized in
@@ -249,47 +222,6 @@ def draw(data: tuple[pd.DataFrame, pd.DataFrame]) -> hv.Overlay:
         hv.opts.Overlay(responsive=True, height=620, xaxis=None, yaxis=None, show_frame=False, toolbar="above",
                         active_tools=["wheel_zoom", "pan"], hooks=[fit_marks], **limits,
                         default_tools=["pan", "wheel_zoom", "box_zoom", "reset", "save"]))
-
-
-def _renderer(plot, element_type: str, group: str | None = None):
-    for subplot in plot.subplots.values():
-        element = subplot.current_frame
-        if type(element).__name__ == element_type and (group is None or element.group == group):
-            return subplot.handles["glyph_renderer"]
-    raise LookupError(element_type)
-
-
-def fit_marks(plot, _element) -> None:
-    """Marks in screen units at every zoom: node and arrowhead sizes follow the grid cell's
-    size in pixels, labels sit a fixed number of pixels below their node, and the labels of
-    ordinary tasks show only once a column is wide enough to hold them (level of detail)."""
-    figure = plot.state
-    nodes, arrows = _renderer(plot, "Points", "Points"), _renderer(plot, "Points", "Arrows")
-    always, detail = _renderer(plot, "Labels", "Always"), _renderer(plot, "Labels", "Detail")
-    for labels in (always, detail):
-        labels.glyph.y_offset = LABEL_GAP
-    try:
-        width, height = figure.inner_width, figure.inner_height
-    except UnsetValueError:  # not drawn by a browser yet
-        width = height = None
-    x_range, y_range = plot.handles["x_range"], plot.handles["y_range"]
-    if width and height and x_range.end != x_range.start and y_range.end != y_range.start:
-        # Python's copy of the same rule, so an update drawn by the server keeps the sizes.
-        column, row = width / abs(x_range.end - x_range.start), height / abs(y_range.end - y_range.start)
-        for renderer, share in ((nodes, 1.0), (arrows, 0.5)):
-            for glyph in (renderer.glyph, renderer.selection_glyph, renderer.nonselection_glyph,
-                          renderer.hover_glyph, renderer.muted_glyph):
-                if glyph is not None:
-                    glyph.size = mark_size(column, row) * share
-        detail.visible = column >= DETAIL_LABELS_FROM[0] and row >= DETAIL_LABELS_FROM[1]
-    if not getattr(figure, "_taskdash_fitting", False):
-        callback = CustomJS(args={"fig": figure, "xr": x_range, "yr": y_range, "nodes": nodes, "arrows": arrows,
-                                  "detail": detail}, code=FIT_MARKS_JS)
-        for model, attributes in ((x_range, ("start", "end")), (y_range, ("start", "end")),
-                                  (figure, ("inner_width", "inner_height"))):
-            for attribute in attributes:
-                model.js_on_change(attribute, callback)
-        figure._taskdash_fitting = True
 
 
 class GraphPlot:

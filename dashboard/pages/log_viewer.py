@@ -120,6 +120,7 @@ state.rows = []
 state.moves = 0
 state.ask = (direction) => {
   state.moves += direction
+  state.asked = query.value  // its answer must not put it back: the user may have typed on
   data.search_request = {text: query.value, moves: state.moves}
 }
 query.addEventListener("keydown", (event) => {
@@ -275,7 +276,9 @@ if (!data.follow && !data.find.current && !data.find.addressed) { scroller.scrol
         "replaced": "state.replace(data.replaced)",
         "find": """
 state.draw()
-if (data.find.text != null && query.value !== data.find.text) { query.value = data.find.text }""",
+if (data.find.text != null && data.find.text !== state.asked && query.value !== data.find.text) {
+  query.value = data.find.text
+}""",
         "follow": "if (data.follow) { state.pin() }",
     }
 

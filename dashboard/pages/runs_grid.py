@@ -33,7 +33,7 @@ HIDDEN = ["run_id", "adhoc", "running", "blocked"]
 # A long name is cut in its middle: dbt's `model.project.int_orders` differ at their end.
 # The end (after the last `.` or `/`, else the last 12 characters) keeps its place while the
 # start gives way; the whole name is the tooltip.
-_TASK_FORMATTER = JSCode("""function(cell) {
+TASK_FORMATTER = JSCode("""function(cell) {
   const row = cell.getRow().getData()
   const name = document.createElement("span")
   name.className = "td-task"
@@ -161,15 +161,19 @@ def _logs_formatter(detail_prefix: str) -> JSCode:
 }}""")
 
 
-_GRID_STYLE = STYLESHEET + """
-.td-eye { color: #2563eb; display: inline-flex; padding: 2px; border-radius: 4px; }
-.td-eye:hover { background: #dbeafe; }
-.tabulator .tabulator-cell { padding: 6px 8px; }
+#: The look of TASK_FORMATTER's cells (the tasks table uses both too).
+TASK_NAME_STYLE = """
 .td-task { display: inline-flex; max-width: 100%; vertical-align: bottom; white-space: nowrap; }
 .td-task-head { overflow: hidden; text-overflow: ellipsis; min-width: 1.2em; flex: 0 1 auto; }
 .td-task-tail { overflow: hidden; text-overflow: ellipsis; flex: 0 0 auto; max-width: calc(100% - 1.2em); }
 .td-task-both { display: inline-flex; max-width: 100%; align-items: baseline; }
 .td-task-both .td-badge { flex: none; }
+"""
+
+_GRID_STYLE = STYLESHEET + TASK_NAME_STYLE + """
+.td-eye { color: #2563eb; display: inline-flex; padding: 2px; border-radius: 4px; }
+.td-eye:hover { background: #dbeafe; }
+.tabulator .tabulator-cell { padding: 6px 8px; }
 .tabulator-row.tabulator-row-even { background-color: #f9fafb; }
 """
 
@@ -248,7 +252,7 @@ def runs_table(detail_prefix: str, sort_field: str, descending: bool) -> QuerySo
         layout="fit_columns",
         titles=TITLES,
         hidden_columns=HIDDEN,
-        formatters={"task": _TASK_FORMATTER, "lifecycle": _LIFECYCLE_FORMATTER, "status": STATUS_FORMATTER,
+        formatters={"task": TASK_FORMATTER, "lifecycle": _LIFECYCLE_FORMATTER, "status": STATUS_FORMATTER,
                     "duration": _DURATION_FORMATTER, "logs": _logs_formatter(detail_prefix)},
         sortable={"lifecycle": False, "logs": False},
         sorters=[{"field": sort_field, "dir": "desc" if descending else "asc"}],

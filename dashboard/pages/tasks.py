@@ -25,7 +25,7 @@ from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, group_path, is_grou
 from dashboard.pages.dependency_graph import (GraphPlot, analyse, focus, graph_frames, short_label, tile_color,
                                               view_of)
 from dashboard.pages.layout import page_template
-from dashboard.pages.runs_grid import STATUS_FORMATTER
+from dashboard.pages.runs_grid import STATUS_FORMATTER, TASK_FORMATTER, TASK_NAME_STYLE
 from dashboard.pages.url_state import keep_in_url, page_args, report_url_problems, url_args
 
 #: Tabulator puts a group's header ("group: <name>", made by Panel) in as HTML: draw it as text.
@@ -97,8 +97,10 @@ class TasksView:
         self.card = pn.pane.HTML("", stylesheets=[STYLESHEET], width=300)
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(), show_index=False, disabled=True, selectable=False, sizing_mode="stretch_width",
-            theme="simple", formatters={"last status": STATUS_FORMATTER}, stylesheets=[STYLESHEET],
+            theme="simple", formatters={"task": TASK_FORMATTER, "last status": STATUS_FORMATTER},
+            stylesheets=[STYLESHEET, TASK_NAME_STYLE],
             groupby=["group"], configuration={"groupHeader": GROUP_HEADER_AS_TEXT}, layout="fit_columns",
+            widths={"task": "28%", "group": "13%", "last run": "14%"},  # dbt's names and folder groups are long
             pagination="remote", page_size=100)  # grows with its rows; the browser gets one page
         self.load()
         self.plot = GraphPlot(self._frames(), on_select=self._clicked)

@@ -721,7 +721,9 @@ def test_sql_and_wildcards_typed_in_the_three_search_boxes_match_literally(serve
         box.fill(text)
         box.press("Enter")
         matching = [name for name in graph_tasks(BROWSER_CASES) if text.lower() in name.lower()]
-        wait_until(lambda: sorted(cells.all_inner_texts()) == matching, timeout=15, message=f"tasks of {text!r}")
+        # textContent: a long name is drawn as two spans (its start cut, its end whole)
+        wait_until(lambda: sorted(cells.all_text_contents()) == matching, timeout=15,
+                   message=f"tasks of {text!r}")
         print(f"tasks search {text!r}: {len(matching)} tasks")
 
     tables = set(services.index.query("SELECT table_name FROM information_schema.tables")["table_name"])

@@ -100,6 +100,9 @@ def test_the_graph_opens_on_its_groups_and_a_click_opens_one(served, page: Page)
     wait_until(lambda: inside <= {n["task"] for n in screen(page)["nodes"]}, timeout=30,
                message=f"{folder} opened into its tasks and subfolder")
     assert_no_marks_overlap(screen(page))
+    node = screen(page)["nodes"][0]
+    page.mouse.move(node["x"], node["y"])
+    expect(page.locator(".bk-Tooltip").filter(visible=True)).to_have_count(1, timeout=10_000)  # one at a time
     page.get_by_role("button", name="Collapse groups").click()
     wait_until(lambda: {n["task"] for n in screen(page)["nodes"]} == {GROUP_MARK + t for t in tops}, timeout=30,
                message="every group collapsed again")

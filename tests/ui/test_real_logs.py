@@ -94,6 +94,20 @@ def test_escape_sequences_show_as_a_terminal_shows_them(open_run, tmp_path):
     print(f"\nscreenshot: {tmp_path / 'escapes.png'}")
 
 
+def test_a_late_search_answer_leaves_what_the_user_typed_since(open_run):
+    page = open_run("r-long")
+    box = page.get_by_label("Search the whole log")
+    box.fill("Traceback")
+    # Enter, then more typed in the same task: the answer to "Traceback" surely comes after it.
+    box.evaluate("""(box) => {
+      box.dispatchEvent(new KeyboardEvent("keydown", {key: "Enter", bubbles: true}))
+      box.value += " (most"
+    }""")
+    expect(page.locator(".td-counter")).to_have_text("1 / 2")
+    expect(page.locator(".td-line.td-current")).to_have_attribute("data-line", "700")
+    expect(box).to_have_value("Traceback (most")
+
+
 @pytest.mark.parametrize("line", [2750, 3000])
 def test_a_linked_line_is_in_view_near_the_middle(open_run, tmp_path, line):
     page = open_run(f"r-long?line={line}")
