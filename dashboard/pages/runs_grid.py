@@ -164,7 +164,7 @@ def _logs_formatter(detail_prefix: str) -> JSCode:
 #: The look of TASK_FORMATTER's cells (the tasks table uses both too).
 TASK_NAME_STYLE = """
 .td-task { display: inline-flex; max-width: 100%; vertical-align: bottom; white-space: nowrap; }
-.td-task-head { overflow: hidden; text-overflow: ellipsis; min-width: 1.2em; flex: 0 1 auto; }
+.td-task-head { overflow: hidden; text-overflow: ellipsis; min-width: 0; flex: 0 1 auto; }
 .td-task-tail { overflow: hidden; text-overflow: ellipsis; flex: 0 0 auto; max-width: calc(100% - 1.2em); }
 .td-task-both { display: inline-flex; max-width: 100%; align-items: baseline; }
 .td-task-both .td-badge { flex: none; }

@@ -1,0 +1,43 @@
+"""Task names in the runs grid, in Chromium: a name that fits is drawn as one word, whatever
+the two parts the middle ellipsis splits it into; a long dotted name keeps its end."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import wait_until
+from playwright.sync_api import Page, expect
+from serving import served_in_process
+
+from dashboard.spool import SpoolWriter
+
+NAMES = ["Extract_Users", "Lo", "reporting/Daily_Report", "model.analytics.int_orders"]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("names")
+    writer = SpoolWriter(folder / "spool", "test")
+    for i, name in enumerate(NAMES):
+        writer.status(f"r-{i}", name, "SUCCESS", agent="agent-1")
+    with served_in_process(folder / "spool", folder / "index.duckdb") as (url, services):
+        wait_until(lambda: services.index.counts()["runs"] == len(NAMES), timeout=30, message="the spool indexed")
+        yield url
+
+
+def test_a_name_that_fits_is_drawn_without_a_gap(served, page: Page):
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{served}/task-runs")
+    names = page.locator(".td-task")
+    expect(names).to_have_count(len(NAMES), timeout=30_000)
+    # The two parts touch, and the name is as wide as its text (the head once kept 1.2em for
+    # its ellipsis even when whole: "E  xtract_Users").
+    gaps = names.evaluate_all("""els => els.map(el => {
+      const [head, tail] = el.children
+      const text = document.createRange(); text.selectNodeContents(head.firstChild || head)
+      return [el.title, Math.round(tail.getBoundingClientRect().left - head.getBoundingClientRect().right),
+              Math.round(head.getBoundingClientRect().width - text.getBoundingClientRect().width)]
+    })""")
+    assert sorted(title for title, _, _ in gaps) == sorted(NAMES)
+    # (A head narrower than its text is a cut name: its ellipsis shows.)
+    assert [(title, gap, extra) for title, gap, extra in gaps if gap or extra > 1] == [], "a gap inside a name"
+    assert sorted(names.all_text_contents()) == sorted(NAMES)
