@@ -162,11 +162,14 @@ def _logs_formatter(detail_prefix: str) -> JSCode:
 
 
 #: The look of TASK_FORMATTER's cells (the tasks table uses both too).
+# The name is a block-level flex box as wide as its cell, so the tail's max width is a share of
+# the cell: as an inline box sized by its own content, that share was circular, and a short
+# name lost its last letters ("Extract_U…") or was pushed right by an empty head.
 TASK_NAME_STYLE = """
-.td-task { display: inline-flex; max-width: 100%; vertical-align: bottom; white-space: nowrap; }
+.td-task { display: flex; min-width: 0; white-space: nowrap; }
 .td-task-head { overflow: hidden; text-overflow: ellipsis; min-width: 0; flex: 0 1 auto; }
 .td-task-tail { overflow: hidden; text-overflow: ellipsis; flex: 0 0 auto; max-width: calc(100% - 1.2em); }
-.td-task-both { display: inline-flex; max-width: 100%; align-items: baseline; }
+.td-task-both { display: flex; align-items: baseline; }
 .td-task-both .td-badge { flex: none; }
 """
 

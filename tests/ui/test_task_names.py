@@ -1,5 +1,5 @@
 """Task names in the runs grid, in Chromium: a name that fits is drawn as one word, whatever
-the two parts the middle ellipsis splits it into; a long dotted name keeps its end."""
+the two parts the middle ellipsis splits it into, and whole; a long dotted name keeps its end."""
 
 from __future__ import annotations
 
@@ -41,3 +41,11 @@ def test_a_name_that_fits_is_drawn_without_a_gap(served, page: Page):
     # (A head narrower than its text is a cut name: its ellipsis shows.)
     assert [(title, gap, extra) for title, gap, extra in gaps if gap or extra > 1] == [], "a gap inside a name"
     assert sorted(names.all_text_contents()) == sorted(NAMES)
+    # The short names fit the column whole (at 1280 px it is ~150 px wide): nothing cut.
+    cut = names.evaluate_all("""els => els.filter(el => [...el.children].some(
+      part => part.scrollWidth > part.clientWidth + 1)).map(el => el.title)""")
+    assert not set(cut) & {"Extract_Users", "Lo"}, f"short names cut: {cut}"
+    assert "model.analytics.int_orders" in cut, "a long name is cut (in its start)"
+    long = page.locator('.td-task[title="model.analytics.int_orders"] .td-task-tail')
+    expect(long).to_have_text("int_orders")
+    assert long.evaluate("el => el.scrollWidth <= el.clientWidth + 1"), "its end whole"
