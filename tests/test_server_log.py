@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 
 import pytest
 from tornado.websocket import WebSocketClosedError
@@ -40,7 +41,11 @@ def test_an_unawaited_write_to_a_closed_websocket_is_not_logged(records):
         await asyncio.sleep(0)
         del task
 
-    asyncio.run(leave_it_unawaited())
+    # On a thread of its own: earlier tests in the same process (Playwright's sync API) may
+    # have left an event loop running on this one, where asyncio.run refuses to start.
+    runner = threading.Thread(target=asyncio.run, args=(leave_it_unawaited(),))
+    runner.start()
+    runner.join()
     gc.collect()  # asyncio reports "Task exception was never retrieved" when the task is freed
     assert [r for r in records if r.levelno > logging.INFO] == []
 
