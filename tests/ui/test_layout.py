@@ -60,9 +60,10 @@ def test_the_runs_grid_fits_the_window(served, page: Page, width, height):
     header = page.locator(".tabulator-headers").bounding_box()
     row = page.locator(".tabulator-row").first.bounding_box()
     assert abs(header["width"] - row["width"]) <= 2, "an empty header column sticks out past the rows"
-    step = page.locator(".tabulator-row .td-step:not(.td-reached)").first
-    assert float(step.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 11
-    grey = step.evaluate("e => getComputedStyle(e).color")
+    # Size and colour read in one call: the grid redraws its rows as the running run's
+    # duration ticks, and a step read between two calls could be detached (no style at all).
+    size, grey = wait_until(lambda: unreached_step_style(page), timeout=10, message="an unreached step drawn")
+    assert size >= 11
     assert contrast(grey) >= 3, f"an unreached step {grey} is too pale to read"
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
@@ -88,6 +89,14 @@ def test_failed_and_terminated_differ_in_colour_and_shape(served, page: Page):
               for status in ("FAILED", "TERMINATED")}
     assert badges["FAILED"] != badges["TERMINATED"] and "none" not in badges.values(), badges
     assert failed.evaluate(shape) != terminated.evaluate(shape)
+
+
+def unreached_step_style(page: Page) -> tuple[float, str] | None:
+    """Font size and colour of the grid's first lifecycle step not reached, or None."""
+    styles = page.locator(".tabulator-row .td-step:not(.td-reached)").evaluate_all(
+        "els => els.filter(e => e.isConnected)"
+        ".map(e => [parseFloat(getComputedStyle(e).fontSize), getComputedStyle(e).color])")
+    return tuple(styles[0]) if styles and styles[0][1] else None
 
 
 def contrast(css_rgb: str) -> float:
