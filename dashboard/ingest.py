@@ -24,8 +24,8 @@ import watchfiles
 from . import event_lines
 from .hub import Change, Hub
 from .index import MAX_LINE_CHARS, Batch, Index, cut_line, line_array, newline_positions
-from .spool import (STREAMS, SpoolError, decode_event_line, events_dir, folder_id, logs_dir, open_spool_file,
-                    validate_run_id)
+from .spool import (STREAMS, SpoolError, SpoolUnreadableError, decode_event_line, events_dir, folder_id, logs_dir,
+                    open_spool_file, validate_run_id)
 from .statuses import is_terminal
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,9 @@ class Ingestor:
         self._batch_listed: dict[str, int] = {}
         #: The batch's bad lines beyond ERROR_SAMPLES: file -> [count, first offset, last offset, first reason].
         self._omitted: dict[str, list] = {}
+        #: Files and folders that cannot be read now, each said once while it lasts: rel -> why,
+        #: until an ingest error says so, then None.
+        self._unreadable: dict[str, str | None] = {}
         self._reopen_index = False  # DuckDB gave up on the database: the next step opens it again
         events_dir(self.spool).mkdir(parents=True, exist_ok=True)
         logs_dir(self.spool).mkdir(parents=True, exist_ok=True)
@@ -146,6 +149,9 @@ class Ingestor:
         self._batch_listed, self._omitted = {}, {}
         return Batch()
 
+    def _unreadable_now(self, rel: str, reason: str) -> None:
+        self._unreadable.setdefault(rel, reason)  # recorded by the next commit
+
     def _bad_line(self, batch: Batch, rel: str, offset: int, reason: str, raw: bytes) -> None:
         """Record a bad event line: one by one up to ERROR_SAMPLES a file, then only counted."""
         if self._listed.get(rel, 0) + self._batch_listed.get(rel, 0) < ERROR_SAMPLES:
@@ -180,7 +186,7 @@ class Ingestor:
     def _quiet(self, rel: str) -> bool:
         try:
             return time.time() - os.stat(self.spool / rel).st_mtime >= QUIET_SECONDS
-        except FileNotFoundError:
+        except OSError:  # gone, or replaced by a link to itself
             self._pending_tails.pop(rel, None)
             return False
 
@@ -192,9 +198,12 @@ class Ingestor:
 
     def _commit(self, batch: Batch, added: dict[str, int]) -> None:
         self._add_omitted(batch)
+        unreadable = [rel for rel, reason in self._unreadable.items() if reason is not None]
+        batch.errors += [(rel, self._offsets.get(rel, (0,))[0], self._unreadable[rel], "") for rel in unreadable]
         if not batch:
             return
         touched = self.index.apply(batch)
+        self._unreadable.update(dict.fromkeys(unreadable))
         self._offsets.update(batch.offsets)
         self._inodes.update(self._read_inodes)
         for rel, count in self._batch_listed.items():
@@ -210,18 +219,27 @@ class Ingestor:
                                     errors=len(batch.errors)))
 
     def spool_files(self) -> list[str]:
-        """Every file of the spool the contract knows of, as paths relative to the spool."""
+        """Every file of the spool the contract knows of, as paths relative to the spool.
+
+        Anything but a folder is listed (a link, FIFO or socket too): reading it says why it is
+        not read. A run folder that cannot be listed is an ingest error (once while it lasts).
+        """
         files = []
         with os.scandir(events_dir(self.spool)) as entries:
-            files += sorted(f"events/{e.name}" for e in entries if e.name.endswith(".jsonl") and e.is_file())
+            files += sorted(f"events/{e.name}" for e in entries if e.name.endswith(".jsonl") and not _is_dir(e))
         with os.scandir(logs_dir(self.spool)) as run_dirs:
             for run_dir in run_dirs:
-                if run_dir.is_dir():
+                if _is_dir(run_dir, follow_symlinks=True):
+                    rel = f"logs/{run_dir.name}/"
                     try:
                         with os.scandir(run_dir.path) as logs:
-                            files += [f"logs/{run_dir.name}/{e.name}" for e in logs if e.is_file()]
+                            files += [rel + e.name for e in logs if not _is_dir(e)]
                     except (FileNotFoundError, NotADirectoryError):  # removed or replaced while listed
                         continue
+                    except OSError as exc:  # no permission, say: the other runs flow on
+                        self._unreadable_now(rel, f"run folder cannot be listed: {exc.strerror}")
+                        continue
+                    self._unreadable.pop(rel, None)
         return files
 
     def _read(self, rel: str, batch: Batch) -> tuple[int, bool]:
@@ -233,10 +251,15 @@ class Ingestor:
         if kind is not None:
             try:  # the check is the open: a link swapped in after the listing is refused
                 fd = open_spool_file(self.spool, rel, self._folders)
-            except FileNotFoundError:
+            except FileNotFoundError:  # vanished since it was listed
+                return 0, False
+            except SpoolUnreadableError as exc:  # tried again at each step; said once while it lasts
+                self._unreadable_now(rel, str(exc))
                 return 0, False
             except SpoolError as exc:
                 kind, run_id = None, str(exc)
+            else:
+                self._unreadable.pop(rel, None)
         if kind is None:
             batch.errors.append((rel, 0, run_id, ""))  # run_id holds the reason here
             batch.offsets[rel] = (IGNORED, 0, False, 0)
@@ -473,6 +496,13 @@ class Ingestor:
     def _relevant(paths: Iterable[str]) -> list[str]:
         return [p for p in paths if p.startswith(("events/", "logs/")) and
                 (p.endswith(".jsonl") if p.startswith("events/") else p.count("/") == 2)]
+
+
+def _is_dir(entry: os.DirEntry, follow_symlinks: bool = False) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=follow_symlinks)
+    except OSError:  # a link to itself, say: not a folder
+        return False
 
 
 def is_utf8(data: bytes) -> bool:
