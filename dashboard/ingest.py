@@ -7,6 +7,7 @@ come from watchfiles; a slow full rescan catches anything a push missed.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import os
@@ -38,6 +39,10 @@ WAKE_MS = 500
 #: After a failed step (the index's disk full, say) a full scan retries after this many seconds,
 #: doubling while it fails, up to the rescan period.
 RETRY_SECONDS = 2.0
+#: Event times must lie in this window around the ingest's clock: a status dated 9999 would
+#: stay the newest run for ever. The future allows for skewed clocks; the past for imports.
+MAX_FUTURE = dt.timedelta(days=1)
+MAX_PAST = dt.timedelta(days=3653)
 #: The whole index is read this often, so a damaged block is found even where no page looks
 #: (DuckDB checks a block's checksum as it reads it).
 CHECK_SECONDS = 600.0
@@ -376,9 +381,10 @@ class Ingestor:
             except duckdb.Error:  # never seen; a line DuckDB cannot take must not stop the ingest
                 log.exception("bulk parse of %s at %d failed: reading its lines one by one", rel, offset)
             else:
+                lines_of = candidates[parsed.column("position").to_numpy()]
+                parsed, lines_of = self._within_window(rel, offset, chunk, starts, newlines, parsed, lines_of, batch)
                 position = parsed.schema.get_field_index("position")
-                batch.transition_tables.append(parsed.set_column(
-                    position, "position", pa.array(candidates[parsed.column(position).to_numpy()] + first)))
+                batch.transition_tables.append(parsed.set_column(position, "position", pa.array(lines_of + first)))
                 by_python = candidates[rejected]
         batch.event_lines_read += len(newlines)
         junk = np.flatnonzero(~possible)
@@ -397,6 +403,8 @@ class Ingestor:
                 continue
             if event["kind"] == "task":
                 batch.tasks.append(event)
+            elif problem := self._out_of_window(event["ts"], event["trigger_time"]):
+                self._bad_line(batch, rel, line_offset, problem, raw)
             else:
                 batch.transitions.append(event | {"position": first + int(n)})
         # Lines that cannot be events: the first few are decoded for their reason, the rest only counted.
@@ -409,6 +417,37 @@ class Ingestor:
             self._count_omitted(rel, len(rest), offset + int(starts[rest[0]]), offset + int(starts[rest[-1]]),
                                 self._reason(chunk[starts[rest[0]]:newlines[rest[0]]]))
         return len(newlines)
+
+    @staticmethod
+    def _window() -> tuple[dt.datetime, dt.datetime]:
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        return now - MAX_PAST, now + MAX_FUTURE
+
+    def _out_of_window(self, *times: dt.datetime | None) -> str | None:
+        """Why an event's times are not believable, or None."""
+        earliest, latest = self._window()
+        for name, moment in zip(("ts", "trigger_time"), times):
+            if moment is not None and not earliest <= moment <= latest:
+                how = "over a day ahead of" if moment > latest else "over ten years before"
+                return f"{name!r} {moment.isoformat()} is {how} the ingest's clock: the event is skipped"
+        return None
+
+    def _within_window(self, rel: str, offset: int, chunk: bytes, starts: np.ndarray, newlines: np.ndarray,
+                       parsed: pa.Table, lines_of: np.ndarray, batch: Batch) -> tuple[pa.Table, np.ndarray]:
+        """The bulk-parsed events whose times are believable; the others are ingest errors."""
+        earliest, latest = self._window()
+        ts, trigger = parsed.column("ts").to_numpy(), parsed.column("trigger_time").to_numpy()
+        low, high = np.datetime64(earliest, "us"), np.datetime64(latest, "us")
+        bad = (ts < low) | (ts > high) | (~np.isnat(trigger) & ((trigger < low) | (trigger > high)))
+        if not bad.any():
+            return parsed, lines_of
+        for n in np.flatnonzero(bad):
+            line = lines_of[n]
+            moments = [None if np.isnat(x) else x.astype("datetime64[us]").astype(dt.datetime)
+                       for x in (ts[n], trigger[n])]
+            self._bad_line(batch, rel, offset + int(starts[line]), self._out_of_window(*moments),
+                           chunk[starts[line]:newlines[line]])
+        return parsed.filter(pa.array(~bad)), lines_of[~bad]
 
     @staticmethod
     def _possible_events(chunk: bytes, starts: np.ndarray, newlines: np.ndarray) -> np.ndarray:

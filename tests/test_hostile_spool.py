@@ -20,7 +20,7 @@ import duckdb
 import pytest
 from helpers import wait_until
 
-from dashboard import ingest
+from dashboard import event_lines, ingest, queries
 from dashboard.index import Index
 from dashboard.ingest import ERROR_SAMPLES, EVENT_LINES_MAX, Ingestor
 from dashboard.spool import SpoolWriter, format_timestamp
@@ -29,7 +29,8 @@ from dashboard.synthetic import write_event_spool, write_log_spool
 T0 = dt.datetime(2026, 11, 28, 12, 0, 0)
 
 
-def event(run_id: str, status: str = "RUNNING", ts: dt.datetime = T0) -> bytes:
+def event(run_id: str, status: str = "RUNNING", ts: dt.datetime | None = None) -> bytes:
+    ts = ts or T0
     return json.dumps({"kind": "status", "run_id": run_id, "task": "Generate_Invoice", "status": status,
                        "ts": format_timestamp(ts), "agent": "agent-1"}).encode() + b"\n"
 
@@ -262,3 +263,53 @@ def test_a_damaged_block_no_page_reads_is_found_by_the_periodic_check(tmp_path):
     finally:
         ingestor.stop()
         index.close()
+
+
+# ---- times far from now ---------------------------------------------------------------------------
+
+def test_events_dated_far_ahead_or_long_ago_are_ingest_errors_in_either_parser(tmp_path, monkeypatch):
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    far = {"r-9999": dt.datetime(9999, 12, 31, 23, 59), "r-tomorrow-plus": now + dt.timedelta(days=2),
+           "r-year-1": dt.datetime(1, 1, 1), "r-1990": dt.datetime(1990, 1, 1)}
+    near = {"r-now": now, "r-skewed": now + dt.timedelta(hours=2), "r-last-year": now - dt.timedelta(days=365)}
+    fillers = event_lines.MIN_LINES  # enough lines for the bulk parser
+    for min_lines in (event_lines.MIN_LINES, 10**9):  # bulk, then Python alone
+        monkeypatch.setattr(event_lines, "MIN_LINES", min_lines)
+        spool = tmp_path / f"spool-{min_lines}"
+        (spool / "events").mkdir(parents=True)
+        with open(spool / "events" / "times.jsonl", "wb") as out:
+            for n in range(fillers):
+                out.write(event(f"r-filler-{n}", ts=now))
+            for run_id, moment in {**far, **near}.items():
+                out.write(event(run_id, ts=moment))
+            out.write(event("r-far-trigger", ts=now)[:-2] + b', "trigger_time": "9999-01-01T00:00:00Z"}\n')
+        index = Index(tmp_path / f"index-{min_lines}.duckdb")
+        try:
+            Ingestor(index, spool).catch_up()
+            runs = set(index.query("SELECT run_id FROM runs")["run_id"])
+            errors = index.query("SELECT reason FROM ingest_errors")["reason"].tolist()
+        finally:
+            index.close()
+        print(f"\nMIN_LINES={min_lines}: {errors}")
+        assert set(near) <= runs and not (set(far) | {"r-far-trigger"}) & runs
+        assert len(errors) == len(far) + 1 and all("the event is skipped" in reason for reason in errors)
+        assert sum("over a day ahead" in reason for reason in errors) == 3
+
+
+def test_a_run_ended_before_it_started_shows_no_negative_duration(tmp_path):
+    spool = tmp_path / "spool"
+    (spool / "events").mkdir(parents=True)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    (spool / "events" / "skewed.jsonl").write_bytes(
+        event("r-skewed", "RUNNING", now - dt.timedelta(minutes=1))
+        + event("r-skewed", "FAILED", now - dt.timedelta(minutes=5))  # the terminal status wins, dated earlier
+        + event("r-ahead", "RUNNING", now + dt.timedelta(hours=2)))  # started "in two hours"
+    index = Index(tmp_path / "index.duckdb")
+    try:
+        Ingestor(index, spool).catch_up()
+        page = queries.runs_page(index, sort="duration")
+        durations = dict(zip(page["run_id"], page["duration"]))
+    finally:
+        index.close()
+    print(f"\n{durations}")
+    assert durations == {"r-skewed": 0, "r-ahead": 0}
