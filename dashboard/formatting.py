@@ -1,10 +1,15 @@
-"""How times and durations read, the same in the CLI and on the pages."""
+"""Times: the index's "now", and how times and durations read, the same in the CLI and on the pages."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import pandas as pd
+
+
+def utcnow() -> dt.datetime:
+    """The time now as the index keeps times: UTC without a zone."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 def plain(value):
@@ -23,8 +28,7 @@ def duration_seconds(started, finished, now: dt.datetime | None = None) -> float
     """Seconds from start to finish, or to now while still going; None if it never started."""
     if plain(started) is None:
         return None
-    end = finished if plain(finished) is not None else (
-        now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+    end = finished if plain(finished) is not None else (now or utcnow())
     return max(0.0, (pd.Timestamp(end) - pd.Timestamp(started)).total_seconds())
 
 

@@ -15,8 +15,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from .index import LIFECYCLE_STEP_SQL, Index, RunSummary
-from .statuses import STATUSES
+from .formatting import utcnow
+from .index import Index
+from .index_schema import RunSummary
+from .statuses import ORDER, STATUSES
 
 RUN_COLUMNS = ("run_id", "task", "grp", "status", "agent", "adhoc", "trigger_time", "started",
                "finished", "exit_code", "message", "updated")
@@ -32,6 +34,7 @@ SELECT r.run_id, r.task, r.grp, r.status, r.agent, r.adhoc, r.trigger_time, r.st
        r.exit_code, r.message, r.updated, array_to_string(r.reached, ',') AS reached
 """
 _DURATION = "coalesce(r.finished, ?) - r.started"
+LIFECYCLE_STEP_SQL = "CASE status " + " ".join(f"WHEN '{s}' THEN {n}" for s, n in ORDER.items()) + " END"
 #: A task's latest run is the latest by trigger time, then start (a retry not started yet is
 #: later than the try it replaces), then last event, then run id. A retry often has its first
 #: try's trigger time (Airflow's logical date): by trigger time alone the failed try could win.
@@ -46,10 +49,6 @@ def parse_duration(text: str) -> dt.timedelta:
     if not match:
         raise ValueError(f"not a time range: {text!r} (use for example 30m, 6h, 3d, 1w)")
     return dt.timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 def shared_per_version(function: Callable) -> Callable:

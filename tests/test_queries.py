@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 
 from dashboard import queries
-from dashboard.index import SCHEMA_VERSION, Index, RunSummary
+from dashboard.index import Index
+from dashboard.index_schema import SCHEMA_VERSION, RunSummary
 from dashboard.ingest import Ingestor
 from dashboard.queries import RunFilter
 from dashboard.spool import SpoolWriter
