@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from .index_schema import POSITIONED_SCHEMA
 from .spool import MAX_NESTING
-from .statuses import STATUSES
+from .statuses import STATUSES, sql_list
 
 #: Below this many lines a chunk is parsed in Python: a DuckDB query costs milliseconds.
 MIN_LINES = 256
@@ -53,7 +53,7 @@ def _timestamp(name: str) -> str:
             f"AND try_cast(rtrim(v.{name}, 'Z') AS TIMESTAMP) IS NOT NULL)")
 
 
-_STATUS_LIST = ", ".join(f"'{status}'" for status in STATUSES)
+_STATUS_LIST = sql_list(STATUSES)
 _PROVEN_VALID = f"""
     v.kind = 'status' AND {_is_text('kind')}
     AND {_is_text('status')} AND v.status IN ({_STATUS_LIST})

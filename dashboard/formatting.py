@@ -24,6 +24,18 @@ def iso_utc(value) -> str | None:
     return pd.Timestamp(value).to_pydatetime().isoformat(timespec="milliseconds") + "Z"
 
 
+def clock(value, day_of=None, missing: str = "") -> str:
+    """A naive-UTC timestamp as 'YYYY-MM-DD HH:MM:SS' (only 'HH:MM:SS' when on the day of `day_of`),
+    or `missing` when unknown."""
+    value = plain(value)
+    if value is None:
+        return missing
+    value = pd.Timestamp(value)
+    if day_of is not None and plain(day_of) is not None and pd.Timestamp(day_of).date() == value.date():
+        return value.strftime("%H:%M:%S")
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def duration_seconds(started, finished, now: dt.datetime | None = None) -> float | None:
     """Seconds from start to finish, or to now while still going; None if it never started."""
     if plain(started) is None:

@@ -15,13 +15,13 @@ import pyarrow as pa
 
 from .index_schema import POSITIONED_SCHEMA, TRANSITION_COLUMNS, RunSummary
 from .log_lines import split_lines
-from .statuses import ORDER, TERMINAL
+from .statuses import ORDER, TERMINAL, UNDER_WAY, sql_list
 from .terminal import visible_array
 
 #: A batch touching more runs than this reports them as "many" instead of one by one.
 LISTED_RUNS_MAX = 5_000
 
-_TERMINAL_SQL = ", ".join(f"'{s}'" for s in TERMINAL)
+_TERMINAL_SQL = sql_list(TERMINAL)
 # An event's rank as one number (arg_max on a number is several times faster than on a
 # struct): terminal first, then time, then lifecycle step, then status name.
 _BY_STEP = sorted(ORDER, key=lambda status: (ORDER[status], status))
@@ -29,7 +29,7 @@ _BY_NAME = sorted(ORDER)
 _NAME_CODE_SQL = "CASE status " + " ".join(f"WHEN '{s}' THEN {n}" for n, s in enumerate(_BY_NAME)) + " END"
 _RANK_SQL = ("(status IN ({terminal}))::HUGEINT * 18446744073709551616 + epoch_us(ts)::HUGEINT * 8 + "
              "CASE status {codes} END").format(
-    terminal=", ".join(f"'{s}'" for s in TERMINAL),
+    terminal=_TERMINAL_SQL,
     codes=" ".join(f"WHEN '{s}' THEN {n}" for n, s in enumerate(_BY_STEP)))
 
 # A run's current status is its latest event by time, except that a terminal status
@@ -53,7 +53,7 @@ FROM (
            arg_max(agent, ts) FILTER (WHERE agent IS NOT NULL) AS agent,
            bool_or(adhoc) AS adhoc,
            coalesce(min(trigger_time), min(ts) FILTER (WHERE status = 'TRIGGER'), min(ts)) AS trigger_time,
-           min(ts) FILTER (WHERE status IN ('STARTED', 'RUNNING')) AS started,
+           min(ts) FILTER (WHERE status IN ({sql_list(UNDER_WAY)})) AS started,
            arg_max(exit_code, rank) FILTER (WHERE exit_code IS NOT NULL) AS exit_code,
            max(ts) AS updated,
            bit_or(1 << {_NAME_CODE_SQL}) AS reached  -- one bit a status, in name order
