@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-CHROMIUM = "/usr/bin/chromium"
+from serving import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": [
-        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]}
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}

@@ -1,4 +1,4 @@
-"""Generates large synthetic spools in the real layout, for benchmarks and kill tests."""
+"""Test data builders: synthetic spools in the real layout, for the tests and the benchmarks alike."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from .spool import events_dir, format_timestamp, log_path
+from dashboard.formatting import utcnow
+from dashboard.spool import SpoolWriter, events_dir, format_timestamp, log_path
 
 STATUS_PATH = ("IDLE", "ACTIVE", "TRIGGER", "STARTED", "RUNNING")
 LEVELS = ("INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR")
@@ -134,11 +135,9 @@ def write_dbt_spool(spool: Path, tasks: int = 1000, seed: int = 15, now: dt.date
     whose upstream failed or still runs stays ACTIVE. In earlier cycles some failed tasks are
     retried with the same trigger time and succeed; the last cycle is in progress.
     """
-    from .spool import SpoolWriter
-
     rng = random.Random(seed)
     definitions = dbt_project(tasks, seed)
-    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    now = now or utcnow().replace(microsecond=0)
     runs, ids = [], iter(rng.sample(range(10 ** 6), tasks * cycles * 2))
     with SpoolWriter(spool, "dbt") as writer:
         for task, group, upstream in definitions:
