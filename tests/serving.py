@@ -22,6 +22,24 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
+#: Evaluated on the log box (`.td-log`): notes when each probe line is added to the log viewer,
+#: window.__probes["probe <time> <n>"] = ms since the epoch. For the load test and the benchmark.
+LOG_LINE_PROBE = """log => {
+  window.__probes = {}
+  const seen = window.__probes
+  window.__observer = new MutationObserver(records => {
+    const now = performance.timeOrigin + performance.now()
+    for (const record of records) {
+      for (const node of record.addedNodes) {
+        if (node.nodeType !== 1 || !node.classList.contains("td-line")) continue
+        const text = (node.querySelector(".td-text") || node).textContent
+        if (text.startsWith("probe ") && !(text in seen)) seen[text] = now
+      }
+    }
+  })
+  window.__observer.observe(log, {childList: true})
+}"""
+
 
 class DashboardServer:
     """A `taskdash serve` subprocess on a free port; its output is kept for failure reports.
