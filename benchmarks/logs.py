@@ -9,7 +9,7 @@ INFO/DEBUG/WARN/ERROR, ERROR about 1 line in 1,000, "deadlock detected" once in 
    whole file and slicing the lines out (how many schedulers serve a log page).
 3. count search matches: `queries.search_matches` for a frequent, a rare and an absent
    text, against Python reading the file and testing each line (any case, like ours).
-4. download the whole stream: iterating `downloads.log_file_chunks`; and the memory a first
+4. download the whole stream: iterating `store.log_file_chunks`; and the memory a first
    download takes in a process that just opened the index (RSS growth, tracemalloc peak).
 5. line written by a running command → visible in Chromium: a real `taskdash serve` on the
    spool, a running run's detail page open in Chromium (following by default), a
@@ -34,7 +34,7 @@ import psutil
 from serving import CHROMIUM, CHROMIUM_ARGS, LOG_LINE_PROBE
 
 from dashboard import queries
-from dashboard.downloads import log_file_chunks
+from dashboard.store import log_file_chunks
 from dashboard.index import Index
 from dashboard.spool import SpoolWriter, new_run_id
 
@@ -53,14 +53,17 @@ SEARCHES = (  # (label, text): frequent, rare, absent; any case, as the viewer's
 
 
 def open_figures(index: Index, total: int, repeat: int) -> list[tuple]:
+    from dashboard.config import Config
+    from dashboard.hub import Hub
     from dashboard.pages.log_viewer import LogPosition, LogViewer
+    from dashboard.store import Links, Store
 
+    store = Store(index, Hub(), Config(), Links(Config().routes))  # served: the download is a link
     last_page = -(-total // PAGE)
     first_line = (last_page - 1) * PAGE + 1
 
     def open_viewer() -> LogViewer:
-        return LogViewer(index, BIG_RUN, running=False, detail_url="/task-runs/x",
-                         position=LogPosition(page=last_page))
+        return LogViewer(store, BIG_RUN, running=False, position=LogPosition(page=last_page))
 
     times, viewer = timed(open_viewer, repeat)
     shown = viewer.view.lines

@@ -132,7 +132,7 @@ def responds(url: str) -> bool:
 @contextmanager
 def served_in_process(spool: Path, index: Path, **server_options):
     """The dashboard served from this process (its services inspectable), stopped on exit."""
-    from dashboard import app
+    from dashboard import app, services
     from dashboard.config import Config
 
     config = Config(spool=spool, index=index, port=free_port())
@@ -140,8 +140,8 @@ def served_in_process(spool: Path, index: Path, **server_options):
     url = f"http://127.0.0.1:{config.port}"
     try:
         wait_until(lambda: responds(url + "/liveness"), timeout=30, message="the server to listen")
-        yield url, app.services()
+        yield url, services.services()
     finally:
         server.stop()
         server.join(10)
-        app.stop_services()
+        services.stop_services()
