@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,6 +114,16 @@ def dashboard_server(tmp_path: Path, *extra: str):
         raise
     finally:
         server.stop()
+
+
+def indexed_lines(server: DashboardServer, run_id: str, stream: str = "stdout") -> int | None:
+    """How many lines of a run's stream the running server's index holds (its log download says so),
+    or None if it has no such run."""
+    try:
+        with urllib.request.urlopen(f"{server.url}/task-runs/{run_id}/logs/{stream}.log", timeout=10) as response:
+            return int(response.headers["X-Indexed-Lines"])
+    except urllib.error.HTTPError:
+        return None
 
 
 def free_port() -> int:
