@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol, TypeVar
 
-from .index import RunSummary
+from .index_schema import RunSummary
 
 #: A browser that has not said it drew the last delivery within this long gets the next anyway
 #: (a client without the receipt's script, or a receipt lost in a reconnect).

@@ -24,7 +24,9 @@ import watchfiles
 
 from . import event_lines
 from .hub import Change, Hub
-from .index import MAX_LINE_CHARS, Batch, Index, cut_line, is_corruption, line_array, newline_positions
+from .index import Index, is_corruption
+from .index_writes import Batch
+from .log_lines import MAX_LINE_CHARS, cut_line, line_array, newline_positions
 from .spool import (STREAMS, SpoolError, SpoolUnreadableError, decode_event_line, events_dir, folder_id, logs_dir,
                     open_spool_file, validate_run_id)
 from .statuses import is_terminal

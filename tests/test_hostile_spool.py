@@ -18,13 +18,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from builders import write_event_spool, write_log_spool
 from helpers import wait_until
 
 from dashboard import event_lines, ingest, queries
 from dashboard.index import Index
 from dashboard.ingest import ERROR_SAMPLES, EVENT_LINES_MAX, Ingestor
 from dashboard.spool import SpoolWriter, format_timestamp
-from dashboard.synthetic import write_event_spool, write_log_spool
 
 T0 = dt.datetime(2026, 11, 28, 12, 0, 0)
 

@@ -6,9 +6,10 @@ import param
 import pytest
 from bokeh.document import Document
 
-from dashboard import index as index_module
+from dashboard import index_writes
 from dashboard.hub import Change, Hub, Pace, Subscription
-from dashboard.index import Index, RunSummary
+from dashboard.index import Index
+from dashboard.index_schema import RunSummary
 from dashboard.ingest import Ingestor
 from dashboard.spool import SpoolWriter
 
@@ -99,7 +100,7 @@ def test_a_failing_subscriber_does_not_stop_the_others(tmp_path, monkeypatch):
 
 
 def test_a_batch_touching_more_runs_than_listed_says_many(tmp_path, monkeypatch):
-    monkeypatch.setattr(index_module, "LISTED_RUNS_MAX", 3)
+    monkeypatch.setattr(index_writes, "LISTED_RUNS_MAX", 3)
     spool = tmp_path / "spool"
     writer = SpoolWriter(spool, name="many")
     for n in range(4):

@@ -16,9 +16,8 @@ import panel as pn
 import param
 from panel.reactive import ReactiveHTML
 
-from dashboard.hub import Hub
-from dashboard.ingest import Ingestor
 from dashboard.pages.timers import every
+from dashboard.store import Store
 
 _STYLE = """
 .td-conn { display: inline-flex; align-items: center; gap: 6px; padding: 3px 10px; border-radius: 999px;
@@ -126,17 +125,18 @@ if (data.drawn < data.delivered) { state.answer() }
     }
 
 
-def connection_indicator(ingestor: Ingestor, hub: Hub, check_seconds: float = 5.0) -> ConnectionIndicator:
-    """An indicator for this session, kept current with the ingestor's health.
+def connection_indicator(store: Store, check_seconds: float = 5.0) -> ConnectionIndicator:
+    """An indicator for this session, kept current with the ingest's health (from the store).
 
     Failures and new errors are published on the hub; a recovery is not, so the health is
     also looked at every few seconds (no query: it is a field of the ingestor).
     """
     indicator = ConnectionIndicator()
-    baseline = ingestor.health.errors_recorded
+    baseline = store.health.errors_recorded
+    hub = store.hub
 
     def update(_change=None) -> None:
-        health = ingestor.health
+        health = store.health
         indicator.param.update(ingest_failure=health.failure or "",
                                new_errors=max(0, health.errors_recorded - baseline))
 

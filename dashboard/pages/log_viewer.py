@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import io
-from pathlib import Path
 
 import numpy as np
 import panel as pn
@@ -25,12 +24,11 @@ import param
 from panel.reactive import ReactiveHTML
 
 from dashboard import queries, terminal
-from dashboard.downloads import download_url, log_file_chunks
 from dashboard.emphasis import Emphasis
 from dashboard.hub import Change
-from dashboard.index import Index
 from dashboard.pages.url_state import MAX_NUMBER
 from dashboard.spool import STREAMS
+from dashboard.store import Store
 
 PAGE_LINES = queries.LOG_PAGE_LINES
 #: Lines the browser keeps while following; older ones leave the top.
@@ -284,7 +282,7 @@ if (data.find.text != null && data.find.text !== state.asked && query.value !== 
 
 
 @queries.shared_per_version
-def _line_rows(index: Index, run_id: str, stream: str, first: int, count: int, emphasis: Emphasis,
+def _line_rows(index: Store, run_id: str, stream: str, first: int, count: int, emphasis: Emphasis,
                whole: tuple[int, ...] = ()) -> list[list]:
     """Lines of a stream as the browser's rows (shared by the sessions following it); the lines
     numbered in `whole` are not folded."""
@@ -358,17 +356,14 @@ def _icon(paths: str) -> str:
 class LogViewer:
     """One run's logs for one session: tabs per stream, pages, follow, search, download."""
 
-    def __init__(self, index: Index, run_id: str, running: bool, detail_url: str | None,
-                 position: LogPosition | None = None, spool: Path | None = None,
-                 emphasis: Emphasis = Emphasis()):
-        self.index = index
-        self.emphasis = emphasis
-        self.spool = spool  # where downloads read the bytes the process wrote
+    def __init__(self, store: Store, run_id: str, running: bool, position: LogPosition | None = None):
+        self.store = store
+        self.index = store  # what queries read
+        self.emphasis: Emphasis = store.config.log_emphasis
         self.run_id = run_id
         self.position = position or LogPosition()
         self.stream = self.position.stream
-        self.detail_url = detail_url
-        self.counts = queries.log_line_counts(index, run_id)
+        self.counts = queries.log_line_counts(store, run_id)
         self.page = 1
         self.first_sent = 1  # the first line number the browser holds
         self.showed_the_end = False  # whether the lines held were the stream's newest when sent
@@ -415,14 +410,14 @@ class LogViewer:
         return pn.Column(toolbar, pager, self.view, sizing_mode="stretch_width")
 
     def _download(self):
-        if self.detail_url is not None:  # served by taskdash: a streamed download route
+        if self.store.links.download(self.run_id, self.stream) is not None:  # served by taskdash: a streamed route
             return pn.pane.HTML(self._download_link(), margin=(5, 10))
         # Under plain `panel serve` there is no route: the file is built in the session.
         return pn.widgets.FileDownload(callback=self._download_file, filename=f"{self.run_id}-{self.stream}.log",
                                        label="Download", width=120, margin=(5, 10))
 
     def _download_link(self) -> str:
-        url = html.escape(download_url(self.detail_url, self.stream))
+        url = html.escape(self.store.links.download(self.run_id, self.stream))
         # 34 px high, as the Follow and Reload buttons beside it.
         return (f'<a href="{url}" download class="td-download" style="display:inline-block;padding:0 14px;'
                 f'box-sizing:border-box;height:34px;white-space:nowrap;'
@@ -430,7 +425,7 @@ class LogViewer:
                 f'font:14px/32px system-ui,sans-serif">Download {html.escape(self.stream)}</a>')
 
     def _download_file(self) -> io.BytesIO:
-        return io.BytesIO(b"".join(log_file_chunks(self.spool, self.run_id, self.stream)))
+        return io.BytesIO(b"".join(self.store.log_chunks(self.run_id, self.stream)))
 
     # ---- user actions ----------------------------------------------------------------
 

@@ -93,10 +93,10 @@ def page_args(owned: Callable[[], object] | type, *more: str) -> Callable:
 
     def decorate(factory: Callable) -> Callable:
         @functools.wraps(factory)
-        def page():
+        def page(*args):
             problems = _keep_only(names)
             try:
-                built = factory()
+                built = factory(*args)
             except Exception:
                 log.exception("the page %s could not be built", factory.__module__)
                 return pn.pane.HTML("<h2>This page could not be shown</h2><p>The server's log says why.</p>",

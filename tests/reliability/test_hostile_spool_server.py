@@ -13,23 +13,14 @@ import urllib.request
 import duckdb
 import psutil
 from playwright.sync_api import Page, expect
-from serving import DashboardServer
+from serving import DashboardServer, indexed_lines
 
 from dashboard.index import Index
 from dashboard.spool import SpoolWriter
-from dashboard.synthetic import write_event_spool, write_log_spool
+from builders import write_event_spool, write_log_spool
 
 MB = 1024 * 1024
 CAUGHT_UP = "index caught up with the spool"
-
-
-def indexed_lines(server: DashboardServer, run_id: str, stream: str = "stdout") -> int | None:
-    """How many lines of a run's stream the running server's index holds (its log download says so)."""
-    try:
-        with urllib.request.urlopen(f"{server.url}/task-runs/{run_id}/logs/{stream}.log", timeout=10) as response:
-            return int(response.headers["X-Indexed-Lines"])
-    except urllib.error.HTTPError:
-        return None
 
 
 def peak_rss(pid: int) -> int:
