@@ -11,6 +11,8 @@ import datetime as dt
 import logging
 import math
 import os
+import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -45,6 +47,8 @@ RETRY_SECONDS = 2.0
 #: stay the newest run for ever. The future allows for skewed clocks; the past for imports.
 MAX_FUTURE = dt.timedelta(days=1)
 MAX_PAST = dt.timedelta(days=3653)
+#: A run folder changed this recently is listed again, even if its time looks the same.
+FOLDER_SETTLED_NS = 2_000_000_000
 #: The whole index is read this often, so a damaged block is found even where no page looks
 #: (DuckDB checks a block's checksum as it reads it).
 CHECK_SECONDS = 600.0
@@ -119,6 +123,9 @@ class Ingestor:
         self._reopen_index = False  # DuckDB gave up on the database: the next step opens it again
         events_dir(self.spool).mkdir(parents=True, exist_ok=True)
         logs_dir(self.spool).mkdir(parents=True, exist_ok=True)
+        self._spool_path = str(self.spool)
+        #: Each run folder's files as last listed, and its modification time then: name -> (ns, names).
+        self._run_folders: dict[str, tuple[int, tuple[str, ...]]] = {}
         #: Which folders events/ and logs/ are: either may be a link (logs on a bigger disk, say).
         self._folders = {"events": folder_id(events_dir(self.spool)), "logs": folder_id(logs_dir(self.spool))}
 
@@ -217,7 +224,8 @@ class Ingestor:
         self._add_omitted(batch)
         unreadable = [rel for rel, reason in self._unreadable.items() if reason is not None]
         batch.errors += [(rel, self._offsets.get(rel, (0,))[0], self._unreadable[rel], "") for rel in unreadable]
-        if not batch:
+        if not batch:  # the files looked at had nothing new: as committed
+            self._inodes.update(self._read_inodes)
             return
         touched = self.index.apply(batch)
         self._unreadable.update(dict.fromkeys(unreadable))
@@ -244,25 +252,41 @@ class Ingestor:
         files = []
         with os.scandir(events_dir(self.spool)) as entries:
             files += sorted(f"events/{e.name}" for e in entries if e.name.endswith(".jsonl") and not _is_dir(e))
+        now = time.time_ns()
         with os.scandir(logs_dir(self.spool)) as run_dirs:
             for run_dir in run_dirs:
-                if _is_dir(run_dir, follow_symlinks=True):
-                    rel = f"logs/{run_dir.name}/"
-                    try:
-                        with os.scandir(run_dir.path) as logs:
-                            files += [rel + e.name for e in logs if not _is_dir(e)]
-                    except (FileNotFoundError, NotADirectoryError):  # removed or replaced while listed
-                        continue
-                    except OSError as exc:  # no permission, say: the other runs flow on
-                        self._unreadable_now(rel, f"run folder cannot be listed: {exc.strerror}")
-                        continue
-                    self._unreadable.pop(rel, None)
+                if not _is_dir(run_dir, follow_symlinks=True):
+                    continue
+                rel = f"logs/{run_dir.name}/"
+                try:
+                    changed = run_dir.stat().st_mtime_ns
+                except OSError:
+                    continue
+                # A folder unchanged since it was listed (and not just now: a file created in the
+                # same clock tick) has the same files: a stat instead of listing it again.
+                listed = self._run_folders.get(run_dir.name)
+                if listed is not None and listed[0] == changed and now - changed > FOLDER_SETTLED_NS:
+                    files += [rel + name for name in listed[1]]
+                    continue
+                try:
+                    with os.scandir(run_dir.path) as logs:
+                        names = tuple(sys.intern(e.name) for e in logs if not _is_dir(e))
+                except (FileNotFoundError, NotADirectoryError):  # removed or replaced while listed
+                    continue
+                except OSError as exc:  # no permission, say: the other runs flow on
+                    self._unreadable_now(rel, f"run folder cannot be listed: {exc.strerror}")
+                    continue
+                self._unreadable.pop(rel, None)
+                self._run_folders[run_dir.name] = (changed, names)
+                files += [rel + name for name in names]
         return files
 
     def _read(self, rel: str, batch: Batch) -> tuple[int, bool]:
         """Read one chunk of a file into the batch; return (bytes consumed, whether more is left)."""
         offset, lines, in_long_line, tail = batch.offsets.get(rel) or self._offsets.get(rel, (0, 0, False, 0))
         if offset == IGNORED:
+            return 0, False
+        if self._unchanged(rel, offset + tail):
             return 0, False
         kind, run_id, stream = self._classify(rel)
         if kind is not None:
@@ -281,10 +305,10 @@ class Ingestor:
             batch.errors.append((rel, 0, run_id, ""))  # run_id holds the reason here
             batch.offsets[rel] = (IGNORED, 0, False, 0)
             return 0, False
-        stat = os.fstat(fd)
-        size, known_inode = stat.st_size, self._read_inodes.get(rel, self._inodes.get(rel))
-        self._read_inodes[rel] = stat.st_ino
-        if offset and known_inode not in (None, stat.st_ino):
+        info = os.fstat(fd)
+        size, known_inode = info.st_size, self._read_inodes.get(rel, self._inodes.get(rel))
+        self._read_inodes[rel] = info.st_ino
+        if offset and known_inode not in (None, info.st_ino):
             batch.errors.append((rel, offset, "file replaced by a new file (rotated): reading the new one "
                                  "from its start", ""))
             offset, lines, in_long_line, tail = 0, lines + bool(tail), False, 0  # the old last line stays
@@ -349,6 +373,18 @@ class Ingestor:
         if end or new_tail or tail:
             batch.offsets[rel] = (offset + end, lines + count, False, new_tail)
         return end + new_tail, offset + len(data) < size
+
+    def _unchanged(self, rel: str, size: int) -> bool:
+        """Whether a file read to its end is as it was then: one lstat instead of the safe open
+        (the periodic rescan of 100,000 run folders costs this much less)."""
+        known = self._read_inodes.get(rel, self._inodes.get(rel))
+        if known is None or rel in self._pending_tails:
+            return False
+        try:
+            info = os.lstat(f"{self._spool_path}/{rel}")
+        except OSError:
+            return False
+        return stat.S_ISREG(info.st_mode) and info.st_ino == known and info.st_size == size
 
     @staticmethod
     def _classify(rel: str) -> tuple[str | None, str, str]:

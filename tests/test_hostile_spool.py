@@ -313,3 +313,46 @@ def test_a_run_ended_before_it_started_shows_no_negative_duration(tmp_path):
         index.close()
     print(f"\n{durations}")
     assert durations == {"r-skewed": 0, "r-ahead": 0}
+
+
+# ---- the periodic rescan of a big spool ------------------------------------------------------------
+
+def test_a_rescan_opens_only_the_files_that_changed_and_still_finds_every_change(tmp_path, monkeypatch):
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, "test")
+    for n in range(200):
+        writer.status(f"r-{n}", "Task", "SUCCESS", ts=T0)
+        writer.append_log(f"r-{n}", "stdout", f"line 1 of r-{n}\n")
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, spool)
+    opened = []
+    real_open = ingest.open_spool_file
+
+    def counted(spool, rel, *args):
+        opened.append(rel)
+        return real_open(spool, rel, *args)
+    monkeypatch.setattr(ingest, "open_spool_file", counted)
+    try:
+        ingestor.catch_up()
+        first = len(opened)
+        opened.clear()
+        ingestor.catch_up()  # nothing changed
+        unchanged = len(opened)
+        writer.append_log("r-7", "stdout", "line 2 of r-7\n")
+        writer.append_log("r-new", "stdout", "line 1 of r-new\n")
+        rotated = spool / "logs" / "r-9" / "stdout.log"  # replaced by a new file of the same size
+        replacement = rotated.with_name("new.tmp")
+        replacement.write_text("line 1 of r-X\n")
+        replacement.replace(rotated)
+        opened.clear()
+        ingestor.catch_up()
+        print(f"\nfirst scan opened {first} files, a rescan of the unchanged spool {unchanged}, "
+              f"after three changes {sorted(opened)}")
+        assert first == 201 and unchanged == 0
+        assert sorted(opened) == ["logs/r-7/stdout.log", "logs/r-9/stdout.log", "logs/r-new/stdout.log"]
+        lines = index.query("SELECT run_id, text FROM log_lines WHERE run_id IN ('r-7', 'r-9', 'r-new') "
+                            "ORDER BY run_id, line_no").values.tolist()
+        assert lines == [["r-7", "line 1 of r-7"], ["r-7", "line 2 of r-7"], ["r-9", "line 1 of r-9"],
+                         ["r-9", "line 1 of r-X"], ["r-new", "line 1 of r-new"]]
+    finally:
+        index.close()
