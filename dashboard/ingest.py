@@ -41,8 +41,10 @@ BATCH_BYTES = 64 * 1024 * 1024
 #: The watch loop wakes at least this often, so full scans start on time.
 WAKE_MS = 500
 #: After a failed step (the index's disk full, say) a full scan retries after this many seconds,
-#: doubling while it fails, up to the rescan period.
+#: doubling while it fails, up to RETRY_MAX_SECONDS (it was the 30 s rescan period: a disk full
+#: for a minute then took 34 s to recover).
 RETRY_SECONDS = 2.0
+RETRY_MAX_SECONDS = 5.0
 #: Event times must lie in this window around the ingest's clock: a status dated 9999 would
 #: stay the newest run for ever. The future allows for skewed clocks; the past for imports.
 MAX_FUTURE = dt.timedelta(days=1)
@@ -592,7 +594,7 @@ class Ingestor:
                     if self._step(None):
                         retry_in = None
                     else:
-                        retry_in = min(2 * retry_in, self.rescan_seconds) if retry_in else RETRY_SECONDS
+                        retry_in = next_retry(retry_in, self.rescan_seconds)
                     last_full_scan = time.monotonic()
                 elif changes:
                     paths = {Path(p).relative_to(spool).as_posix() for _, p in changes
@@ -613,6 +615,13 @@ class Ingestor:
     def _relevant(paths: Iterable[str]) -> list[str]:
         return [p for p in paths if p.startswith(("events/", "logs/")) and
                 (p.endswith(".jsonl") if p.startswith("events/") else p.count("/") == 2)]
+
+
+def next_retry(retry_in: float | None, rescan_seconds: float) -> float:
+    """How long after a failed full scan the next one comes: RETRY_SECONDS, doubling while they
+    fail, up to RETRY_MAX_SECONDS (a disk full for minutes is retried as often as one full for
+    seconds, so the ingest recovers within seconds of space coming back)."""
+    return min(2 * retry_in, RETRY_MAX_SECONDS, rescan_seconds) if retry_in else min(RETRY_SECONDS, rescan_seconds)
 
 
 def _is_dir(entry: os.DirEntry, follow_symlinks: bool = False) -> bool:
