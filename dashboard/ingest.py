@@ -7,7 +7,6 @@ come from watchfiles; a slow full rescan catches anything a push missed.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
 import os
@@ -24,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import watchfiles
 
-from . import event_lines
+from . import bad_lines, event_lines
 from .hub import Change, Hub
 from .index import Index, is_corruption
 from .index_writes import Batch
@@ -48,10 +47,6 @@ WAKE_MS = 500
 #: for a minute then took 34 s to recover).
 RETRY_SECONDS = 2.0
 RETRY_MAX_SECONDS = 5.0
-#: Event times must lie in this window around the ingest's clock: a status dated 9999 would
-#: stay the newest run for ever. The future allows for skewed clocks; the past for imports.
-MAX_FUTURE = dt.timedelta(days=1)
-MAX_PAST = dt.timedelta(days=3653)
 #: A run folder changed this recently is listed again, even if its time looks the same.
 FOLDER_SETTLED_NS = 2_000_000_000
 #: The whole index is read this often, so a damaged block is found even where no page looks
@@ -59,14 +54,9 @@ FOLDER_SETTLED_NS = 2_000_000_000
 CHECK_SECONDS = 600.0
 #: A catch-up that read this many events rewrites the runs table in trigger order.
 CLUSTER_AFTER_EVENTS = 200_000
-#: Of each file's bad event lines this many are recorded one by one, with an excerpt of
-#: EXCERPT_BYTES; the rest of a commit's are one ingest error, "N more like this". One row a bad
-#: line cost 8.7 GB for 48 MB of `x` lines (24M rows); a count costs nothing.
-ERROR_SAMPLES = 20
 #: Event lines handled in one read: a chunk of 8 MiB of `x` lines is 4M lines, and each costs
 #: about 50 bytes of arrays while it is parsed (646 MB peak for 48 MB of them at 4M).
 EVENT_LINES_MAX = 262_144
-EXCERPT_BYTES = 200
 IGNORED = -1  # the offset of a file that breaks the contract: reported once, then left alone
 #: A log's last line without its newline becomes a line once its run is terminal or its file
 #: has been quiet this long (many real logs end so: `Done in 96.34s.`, curl's last progress line).
@@ -117,11 +107,7 @@ class Ingestor:
         self._read_inodes: dict[str, int] = {}  # read in this step, not committed yet
         #: Log files whose last line waits for its newline: path -> run_id.
         self._pending_tails: dict[str, str] = {}
-        #: Bad event lines recorded one by one, per file (committed; and in the batch being read).
-        self._listed: dict[str, int] = {}
-        self._batch_listed: dict[str, int] = {}
-        #: The batch's bad lines beyond ERROR_SAMPLES: file -> [count, first offset, last offset, first reason].
-        self._omitted: dict[str, list] = {}
+        self._bad_lines = bad_lines.BadLineLog()
         #: Files and folders that cannot be read now, each said once while it lasts: rel -> why,
         #: until an ingest error says so, then None.
         self._unreadable: dict[str, str | None] = {}
@@ -175,31 +161,14 @@ class Ingestor:
         self._commit(batch, added)
 
     def _new_batch(self) -> Batch:
-        self._batch_listed, self._omitted = {}, {}
+        self._bad_lines.new_batch()
         return Batch()
+
+    def _bad_line(self, batch: Batch, rel: str, offset: int, reason: str, raw: bytes) -> None:
+        self._bad_lines.add(batch.errors, rel, offset, reason, raw)
 
     def _unreadable_now(self, rel: str, reason: str) -> None:
         self._unreadable.setdefault(rel, reason)  # recorded by the next commit
-
-    def _bad_line(self, batch: Batch, rel: str, offset: int, reason: str, raw: bytes) -> None:
-        """Record a bad event line: one by one up to ERROR_SAMPLES a file, then only counted."""
-        if self._listed.get(rel, 0) + self._batch_listed.get(rel, 0) < ERROR_SAMPLES:
-            self._batch_listed[rel] = self._batch_listed.get(rel, 0) + 1
-            batch.errors.append((rel, offset, reason, raw[:EXCERPT_BYTES].decode("utf-8", "replace")))
-        else:
-            self._count_omitted(rel, 1, offset, offset, reason)
-
-    def _count_omitted(self, rel: str, count: int, first: int, last: int, reason: str) -> None:
-        omitted = self._omitted.setdefault(rel, [0, first, last, reason])
-        omitted[0] += count
-        omitted[1], omitted[2] = min(omitted[1], first), max(omitted[2], last)
-
-    def _add_omitted(self, batch: Batch) -> None:
-        """The batch's bad lines beyond the samples, as one ingest error a file."""
-        for rel, (count, first, last, reason) in self._omitted.items():
-            batch.errors.append((rel, first, f"{count:,} more bad lines like this, from byte {first:,} to "
-                                 f"{last:,} (only the first {ERROR_SAMPLES} of a file are listed one by one; "
-                                 f"the first of these: {reason})", ""))
 
     def due_tails(self) -> list[str]:
         """Log files whose unterminated last line should now be a line (see QUIET_SECONDS)."""
@@ -226,7 +195,7 @@ class Ingestor:
         return {run_id for run_id, status in rows if is_terminal(status)}
 
     def _commit(self, batch: Batch, added: dict[str, int]) -> None:
-        self._add_omitted(batch)
+        batch.errors += self._bad_lines.summaries()
         unreadable = [rel for rel, reason in self._unreadable.items() if reason is not None]
         batch.errors += [(rel, self._offsets.get(rel, (0,))[0], self._unreadable[rel], "") for rel in unreadable]
         if not batch:  # the files looked at had nothing new: as committed
@@ -236,9 +205,7 @@ class Ingestor:
         self._unreadable.update(dict.fromkeys(unreadable))
         self._offsets.update(batch.offsets)
         self._inodes.update(self._read_inodes)
-        for rel, count in self._batch_listed.items():
-            self._listed[rel] = self._listed.get(rel, 0) + count
-        self._batch_listed, self._omitted = {}, {}
+        self._bad_lines.committed()
         added["events"] += len(batch.tasks) + batch.transition_count
         added["log_lines"] += batch.log_line_count
         added["errors"] += len(batch.errors)
@@ -347,7 +314,7 @@ class Ingestor:
                 lines += 1
             else:
                 self._bad_line(batch, rel, offset + start, f"event line longer than {READ_CHUNK:,} bytes",
-                               data[start:start + EXCERPT_BYTES])
+                               data[start:start + bad_lines.EXCERPT_BYTES])
             batch.offsets[rel] = (offset + len(data), lines, True, 0)
             return len(data), True
         end = max(end, start)
@@ -410,7 +377,7 @@ class Ingestor:
         """Add the complete event lines of `chunk` (read at `offset`); return how many there were."""
         newlines = newline_positions(chunk)
         starts = np.concatenate([[0], newlines[:-1] + 1])
-        possible = self._possible_events(chunk, starts, newlines)
+        possible = bad_lines.possible_events(chunk, starts, newlines)
         candidates = np.flatnonzero(possible)
         by_python = candidates
         first = batch.event_lines_read  # the batch's events keep the order of their lines
@@ -446,73 +413,33 @@ class Ingestor:
                 continue
             if event["kind"] == "task":
                 batch.tasks.append(event)
-            elif problem := self._out_of_window(event["ts"], event["trigger_time"]):
+            elif problem := bad_lines.out_of_window(event["ts"], event["trigger_time"]):
                 self._bad_line(batch, rel, line_offset, problem, raw)
             else:
                 batch.transitions.append(event | {"position": first + int(n)})
         # Lines that cannot be events: the first few are decoded for their reason, the rest only counted.
-        listed = self._listed.get(rel, 0) + self._batch_listed.get(rel, 0)
-        sampled, rest = np.split(junk, [max(0, ERROR_SAMPLES - listed)])
+        sampled, rest = np.split(junk, [self._bad_lines.room(rel)])
         for n in sampled:
             raw = chunk[starts[n]:newlines[n]]
-            self._bad_line(batch, rel, offset + int(starts[n]), self._reason(raw), raw)
+            self._bad_line(batch, rel, offset + int(starts[n]), bad_lines.reason(raw), raw)
         if len(rest):
-            self._count_omitted(rel, len(rest), offset + int(starts[rest[0]]), offset + int(starts[rest[-1]]),
-                                self._reason(chunk[starts[rest[0]]:newlines[rest[0]]]))
+            self._bad_lines.count(rel, len(rest), offset + int(starts[rest[0]]), offset + int(starts[rest[-1]]),
+                                  bad_lines.reason(chunk[starts[rest[0]]:newlines[rest[0]]]))
         return len(newlines)
-
-    @staticmethod
-    def _window() -> tuple[dt.datetime, dt.datetime]:
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        return now - MAX_PAST, now + MAX_FUTURE
-
-    def _out_of_window(self, *times: dt.datetime | None) -> str | None:
-        """Why an event's times are not believable, or None."""
-        earliest, latest = self._window()
-        for name, moment in zip(("ts", "trigger_time"), times):
-            if moment is not None and not earliest <= moment <= latest:
-                how = "over a day ahead of" if moment > latest else "over ten years before"
-                return f"{name!r} {moment.isoformat()} is {how} the ingest's clock: the event is skipped"
-        return None
 
     def _within_window(self, rel: str, offset: int, chunk: bytes, starts: np.ndarray, newlines: np.ndarray,
                        parsed: pa.Table, lines_of: np.ndarray, batch: Batch) -> tuple[pa.Table, np.ndarray]:
         """The bulk-parsed events whose times are believable; the others are ingest errors."""
-        earliest, latest = self._window()
         ts, trigger = parsed.column("ts").to_numpy(), parsed.column("trigger_time").to_numpy()
-        low, high = np.datetime64(earliest, "us"), np.datetime64(latest, "us")
-        bad = (ts < low) | (ts > high) | (~np.isnat(trigger) & ((trigger < low) | (trigger > high)))
+        bad = bad_lines.outside_window(ts, trigger)
         if not bad.any():
             return parsed, lines_of
         for n in np.flatnonzero(bad):
             line = lines_of[n]
-            moments = [None if np.isnat(x) else x.astype("datetime64[us]").astype(dt.datetime)
-                       for x in (ts[n], trigger[n])]
-            self._bad_line(batch, rel, offset + int(starts[line]), self._out_of_window(*moments),
+            self._bad_line(batch, rel, offset + int(starts[line]),
+                           bad_lines.out_of_window(bad_lines.as_datetime(ts[n]), bad_lines.as_datetime(trigger[n])),
                            chunk[starts[line]:newlines[line]])
         return parsed.filter(pa.array(~bad)), lines_of[~bad]
-
-    @staticmethod
-    def _possible_events(chunk: bytes, starts: np.ndarray, newlines: np.ndarray) -> np.ndarray:
-        """Which lines may be events (or are blank): the others are not JSON objects, their first
-        or last byte being other than a brace or whitespace (a byte order mark allowed first).
-        Told in bulk, so a line of junk costs no Python call and no query."""
-        data = np.frombuffer(chunk, np.uint8)
-        nonempty = newlines > starts
-        first = np.where(nonempty, data[np.minimum(starts, len(data) - 1)], ord("{"))
-        last = np.where(nonempty, data[np.maximum(newlines - 1, 0)], ord("}"))
-        return (np.isin(first, np.frombuffer(b"{ \t\r\x0b\x0c\xef", np.uint8))
-                & np.isin(last, np.frombuffer(b"} \t\r\x0b\x0c", np.uint8)))
-
-    @staticmethod
-    def _reason(raw: bytes) -> str:
-        try:
-            decode_event_line(raw)
-        except SpoolError as exc:
-            return str(exc)
-        except Exception as exc:
-            return f"could not be read ({type(exc).__name__})"
-        return "not an event"  # never: a line sorted out as junk cannot decode
 
     # ---- the background thread ----------------------------------------------------------
 
@@ -565,7 +492,7 @@ class Ingestor:
         self.index.rebuild()
         self._offsets, self._inodes, self._read_inodes = {}, {}, {}
         self._pending_tails.clear()
-        self._listed.clear()
+        self._bad_lines.clear()
         self._unreadable.clear()
 
     def _check_index(self) -> None:

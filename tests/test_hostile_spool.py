@@ -21,9 +21,10 @@ import pytest
 from builders import write_event_spool, write_log_spool
 from helpers import wait_until
 
-from dashboard import event_lines, ingest, queries
+from dashboard import bad_lines, event_lines, ingest, queries
+from dashboard.bad_lines import ERROR_SAMPLES
 from dashboard.index import Index
-from dashboard.ingest import ERROR_SAMPLES, EVENT_LINES_MAX, Ingestor
+from dashboard.ingest import EVENT_LINES_MAX, Ingestor
 from dashboard.spool import SpoolWriter, format_timestamp
 
 T0 = dt.datetime(2026, 11, 28, 12, 0, 0)
@@ -67,7 +68,7 @@ def test_a_flood_of_bad_lines_costs_a_few_errors_and_keeps_every_good_line_betwe
         assert index.counts()["runs"] == good, "every good line between the bad ones"
         assert len(rows) == added["errors"] == ERROR_SAMPLES + 1, "20 listed, the rest one count"
         assert bad_lines_listed(index) == bad
-        assert all(len(excerpt) <= ingest.EXCERPT_BYTES for excerpt in rows["excerpt"])
+        assert all(len(excerpt) <= bad_lines.EXCERPT_BYTES for excerpt in rows["excerpt"])
         content = (spool / "events" / "flood.jsonl").read_bytes()
         assert all(content[offset - 1:offset] in (b"", b"\n") for offset in rows["offset"]), "offsets of lines"
     finally:
