@@ -7,7 +7,7 @@ its URL once the server answers again.
 The server side says whether the ingestor is healthy: Error when an ingest step failed or
 new ingest errors were recorded since the page opened.
 It is also the page's receipt for live updates: the browser says when it has drawn each one,
-and the hub sends the next only then (see `dashboard.hub.Pace`).
+and the hub sends the next only then (see `dashboard.components.live.Pace`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import panel as pn
 import param
 from panel.reactive import ReactiveHTML
 
+from dashboard.components import live
 from dashboard.pages.timers import every
 from dashboard.store import Store
 
@@ -133,16 +134,15 @@ def connection_indicator(store: Store, check_seconds: float = 5.0) -> Connection
     """
     indicator = ConnectionIndicator()
     baseline = store.health.errors_recorded
-    hub = store.hub
 
     def update(_change=None) -> None:
         health = store.health
         indicator.param.update(ingest_failure=health.failure or "",
                                new_errors=max(0, health.errors_recorded - baseline))
 
-    hub.subscribe(update)  # then look: a failure published in between is not missed
+    live.subscribe(store, update)  # then look: a failure published in between is not missed
     update()
-    hub.pace_session(indicator)
+    live.pace_session(indicator)
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         every(check_seconds, update)
     return indicator

@@ -12,7 +12,8 @@ import panel as pn
 
 from dashboard import queries
 from dashboard.formatting import duration_seconds, human_duration, plain
-from dashboard.hub import Change
+from dashboard.changes import Change
+from dashboard.components import live
 from dashboard.pages.badges import STYLESHEET, adhoc_badge, status_badge
 from dashboard.pages.layout import page_template
 from dashboard.pages.log_viewer import LogPosition, LogViewer
@@ -213,8 +214,8 @@ def page(store: Store):
     problems = position.from_url(args)
     if "stream" not in args:
         position.stream = opening_stream(store, run)
-    view, _ = store.hub.follow(lambda: RunDetailView(store, run, position),
-                             min_interval=store.push_min_interval)
+    view, _ = live.follow(store, lambda: RunDetailView(store, run, position),
+                          min_interval=store.push_min_interval)
     every(1, view.tick)
     back = html.escape(store.links.page("task_runs"))
     header = pn.pane.HTML(f'<a href="{back}" style="font:14px system-ui,sans-serif">← Task Runs</a>')

@@ -18,7 +18,8 @@ import param
 from dashboard import queries
 from dashboard.formatting import human_duration, plain
 from dashboard.graph import dependency_graph, waiting_text
-from dashboard.hub import Change
+from dashboard.changes import Change
+from dashboard.components import live
 from dashboard.pages.badges import STYLESHEET, status_badge
 from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, group_path, is_group_node, top_group
 from dashboard.pages.dependency_graph import (GraphPlot, analyse, focus, graph_frames, short_label, tile_color,
@@ -280,7 +281,7 @@ class TasksView:
 def page(store: Store):
     query = TasksQuery()
     problems = query.from_url(url_args())
-    view, _ = store.hub.follow(lambda: TasksView(store, query), min_interval=max(1.0, store.push_min_interval))
+    view, _ = live.follow(store, lambda: TasksView(store, query), min_interval=max(1.0, store.push_min_interval))
     template = page_template(store, "Tasks & Groups", "Tasks & Groups", pn.Column(
         "## Tasks & Groups", view.panel(), keep_in_url(query, query.to_url), sizing_mode="stretch_width"))
     report_url_problems(problems)

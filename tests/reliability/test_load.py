@@ -34,6 +34,7 @@ from playwright.sync_api import expect
 from serving import dashboard_server, served_in_process
 from tornado.ioloop import IOLoop
 
+from dashboard.components import live
 from dashboard.spool import SpoolWriter
 from dashboard.statuses import LIFECYCLE, STATUSES
 
@@ -444,7 +445,7 @@ def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
         routes = [f"{url}/task-runs", f"{url}/task-runs/{TAIL_RUN}"]
 
         def counts() -> tuple[int, int, int, int]:
-            return (services.hub.subscriber_count, services.hub.paced_session_count, periodic_callbacks(),
+            return (services.hub.subscriber_count, live.paced_session_count(), periodic_callbacks(),
                     bokeh_sessions())
 
         def cycle(pool, route: str, count: int) -> tuple[tuple[int, int, int, int], int]:
