@@ -31,13 +31,14 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import psutil
+from serving import CHROMIUM, CHROMIUM_ARGS
 
 from dashboard import queries
 from dashboard.store import log_file_chunks
 from dashboard.index import Index
 from dashboard.spool import SpoolWriter, new_run_id
 
-from .common import CHROMIUM, CHROMIUM_ARGS, Row, Sizes, ms, percentile, say, server, settle, timed, timing_row
+from .common import Row, Sizes, ms, percentile, say, server, settle, timed, timing_row
 from .data import BIG_RUN, Dataset
 
 PAGE = queries.LOG_PAGE_LINES

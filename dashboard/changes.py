@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .index import RunSummary
+    from .index_schema import RunSummary
 
 
 @dataclass

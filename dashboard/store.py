@@ -149,8 +149,7 @@ class Store:
              limit: int = 10_000, sort: str = "trigger_time", descending: bool = True) -> pd.DataFrame:
         """Runs matching the filters, newest first; `duration` in seconds; the group as `group`,
         as the CLI's JSON calls it (the index's column is `grp`, GROUP being SQL's word)."""
-        run_filter = queries.RunFilter(statuses=tuple(statuses), task_text=task, group=group,
-                                       since=queries.parse_duration(since) if since else None)
+        run_filter = queries.RunFilter.from_user(statuses, task, since, group)
         runs = queries.runs_page(self, run_filter, limit=limit, sort=sort, descending=descending)
         return runs.rename(columns={"grp": "group"})
 

@@ -1,5 +1,5 @@
-"""Real dashboard servers for browser tests (a `taskdash serve` subprocess, or in this process),
-stopped by the test that started them."""
+"""Real dashboard servers for browser tests and benchmarks (a `taskdash serve` subprocess, or in
+this process), stopped by whoever started them; and how Chromium is started for them."""
 
 from __future__ import annotations
 
@@ -18,18 +18,25 @@ from pathlib import Path
 from helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 class DashboardServer:
-    """A `taskdash serve` subprocess on a free port; its output is kept for failure reports."""
+    """A `taskdash serve` subprocess on a free port; its output is kept for failure reports.
 
-    def __init__(self, tmp_path: Path, *extra: str, wait: bool = True):
-        self.spool = tmp_path / "spool"
+    It runs in `tmp_path`, on the spool and index there unless `spool` and `index` say otherwise.
+    """
+
+    def __init__(self, tmp_path: Path, *extra: str, wait: bool = True, spool: Path | None = None,
+                 index: Path | None = None):
+        self.spool = spool or tmp_path / "spool"
         self.output: list[str] = []
         self._lines: queue.Queue[str] = queue.Queue()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dashboard.cli", "--config", str(REPO / "panel_serve.yaml"), "serve",
-             "--port", "0", "--spool", str(self.spool), "--index", str(tmp_path / "index.duckdb"), *extra],
+             "--port", "0", "--spool", str(self.spool), "--index", str(index or tmp_path / "index.duckdb"), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, cwd=tmp_path)
         threading.Thread(target=self._read, daemon=True).start()
         self.url = self.wait_for_url() if wait else None

@@ -10,6 +10,7 @@ from collections import Counter
 
 import networkx as nx
 import pytest
+from builders import write_dbt_spool
 
 from dashboard import queries
 from dashboard.graph import HOLDING, PASSING, dependency_graph, layered_layout, wrap_rows
@@ -17,7 +18,6 @@ from dashboard.graph_groups import GROUP_MARK, group_path, overview
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
 from dashboard.pages.dependency_graph import analyse
-from dashboard.synthetic import write_dbt_spool
 
 NOW = queries.utcnow().replace(microsecond=0)
 

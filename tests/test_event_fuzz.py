@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from dashboard import event_lines
+from dashboard import event_lines, ingest
 from dashboard.index import Index
 from dashboard.ingest import READ_CHUNK, Ingestor
 
@@ -292,7 +292,9 @@ def bulk_parses(monkeypatch):
     return seen
 
 
-def test_every_poisoned_line_is_indexed_or_one_error_and_matches_a_reference_reader(tmp_path, bulk_parses):
+def test_every_poisoned_line_is_indexed_or_one_error_and_matches_a_reference_reader(tmp_path, bulk_parses,
+                                                                                  monkeypatch):
+    monkeypatch.setattr(ingest, "ERROR_SAMPLES", 10**6)  # every bad line listed, to check each one
     lines = fuzz_lines(SEED, CASES)
     spool = tmp_path / "spool"
     (spool / "events").mkdir(parents=True)

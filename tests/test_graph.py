@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from dashboard.graph import (NO_RUNS_COLOR, Hold, blocked_tasks, waiting_text, cascade_edges, critical_path, dependency_graph,
+from dashboard.graph import (LISTED_CYCLES, NO_RUNS_COLOR, Hold, blocked_tasks, waiting_text, cascade_edges, critical_path, dependency_graph,
                              layered_layout, layers, neighbourhood, root_causes, status_color)
 from dashboard.statuses import COLORS
 
@@ -42,6 +42,29 @@ def test_unknown_upstreams_and_cycles_are_named_not_raised():
     assert any(set(p.removeprefix("cycle: ").split(" → ")) == {"A", "B", "C"} for p in cycles)
     assert task_graph.graph.nodes["Ghost"]["defined"] is False
     assert set(layers(task_graph)) == set(task_graph.graph), "every task still gets a column"
+
+
+def test_many_cycles_are_counted_past_the_first_ten_and_leave_a_dag():
+    # 1,500 tasks that each depend on themselves (issue 23: 30 s, one graph copy per cycle,
+    # and 1,500 lines above the graph), and one cycle through 3,000 tasks.
+    task_graph = dependency_graph([(f"t{i:04}", "g", [f"t{i:04}"]) for i in range(1500)])
+    assert task_graph.problems == [f"cycle: t{i:04} → t{i:04}" for i in range(LISTED_CYCLES)] + [
+        "… and 1,490 more cycles"]
+    assert sorted(task_graph.cycle_edges) == [(f"t{i:04}", f"t{i:04}") for i in range(1500)]
+    assert set(layers(task_graph)) == set(task_graph.graph)
+
+    ring = dependency_graph([(f"r{i}", "g", [f"r{(i + 1) % 3000}"]) for i in range(3000)])
+    assert ring.problems == ["cycle: r0 → r2999 → r2998 → r2997 → … 2,992 more … → r4 → r3 → r2 → r1 → r0"]
+    assert len(ring.cycle_edges) == 1
+
+    tangled = nx.gnm_random_graph(400, 2000, seed=7, directed=True)
+    rows = [(str(n), "g", [str(up) for up in tangled.predecessors(n)]) for n in tangled]
+    task_graph = dependency_graph(rows)
+    dag = task_graph.graph.copy()
+    dag.remove_edges_from(task_graph.cycle_edges)
+    assert nx.is_directed_acyclic_graph(dag) and task_graph.cycle_edges
+    assert all(nx.has_path(task_graph.graph, b, a) for a, b in task_graph.cycle_edges), "each closes a cycle"
+    assert len([p for p in task_graph.problems if p.startswith("cycle: ")]) == LISTED_CYCLES
 
 
 def test_a_task_waiting_on_a_running_or_failed_upstream_is_blocked():

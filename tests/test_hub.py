@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 
-from dashboard import index as index_module
+from dashboard import index_writes
 from dashboard.changes import Change
 from dashboard.hub import Hub
-from dashboard.index import Index, RunSummary
+from dashboard.index import Index
+from dashboard.index_schema import RunSummary
 from dashboard.ingest import Ingestor
 from dashboard.spool import SpoolWriter
 
@@ -87,7 +88,7 @@ def test_the_hub_knows_no_screen():
 
 
 def test_a_batch_touching_more_runs_than_listed_says_many(tmp_path, monkeypatch):
-    monkeypatch.setattr(index_module, "LISTED_RUNS_MAX", 3)
+    monkeypatch.setattr(index_writes, "LISTED_RUNS_MAX", 3)
     spool = tmp_path / "spool"
     writer = SpoolWriter(spool, name="many")
     for n in range(4):

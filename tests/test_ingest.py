@@ -11,7 +11,8 @@ import pytest
 
 from dashboard import queries
 from dashboard.index import Index
-from dashboard.ingest import MAX_LINE_CHARS, Ingestor
+from dashboard.ingest import Ingestor
+from dashboard.log_lines import MAX_LINE_CHARS
 from dashboard.spool import SpoolWriter, format_timestamp
 
 T0 = dt.datetime(2026, 11, 28, 12, 0, 0)

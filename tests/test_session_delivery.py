@@ -10,7 +10,7 @@ from bokeh.document import Document
 from dashboard.changes import Change
 from dashboard.components.live import Delivery, Pace, follow, subscribe
 from dashboard.hub import Hub
-from dashboard.index import RunSummary
+from dashboard.index_schema import RunSummary
 
 
 def summary(status: str) -> RunSummary:

@@ -10,7 +10,8 @@ import pytest
 from dashboard import queries
 from dashboard.config import Config
 from dashboard.hub import Change, Hub
-from dashboard.index import Index, RunSummary
+from dashboard.index import Index
+from dashboard.index_schema import RunSummary
 from dashboard.ingest import Ingestor
 from dashboard.pages.task_runs import RunsQuery, TaskRunsView
 from dashboard.spool import SpoolWriter

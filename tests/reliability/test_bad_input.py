@@ -33,7 +33,8 @@ from serving import served_in_process
 from dashboard import queries
 from dashboard.config import Config
 from dashboard.hub import Hub
-from dashboard.index import TABLES, Index
+from dashboard.index import Index
+from dashboard.index_schema import TABLES
 from dashboard.ingest import Ingestor
 from dashboard.pages.tasks import TasksQuery, TasksView
 from dashboard.spool import format_timestamp

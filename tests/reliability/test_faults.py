@@ -26,6 +26,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from builders import write_event_spool, write_log_spool
 from helpers import read_events, wait_until
 from playwright.sync_api import Page, expect
 from serving import DashboardServer, free_port
@@ -33,7 +34,6 @@ from serving import DashboardServer, free_port
 from dashboard import queries
 from dashboard.index import Index
 from dashboard.spool import SpoolWriter, format_timestamp
-from dashboard.synthetic import write_event_spool, write_log_spool
 
 MB = 1024 * 1024
 CAUGHT_UP = "index caught up with the spool"
