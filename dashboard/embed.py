@@ -44,7 +44,7 @@ class NotebookStore(Store):
 
     def run_detail(self, run_id: str, stream: str = "stdout") -> pn.viewable.Viewable:
         """One run's details card, lifecycle timeline and log viewer."""
-        from .pages.log_viewer import LogPosition
+        from .components.log_viewer import LogPosition
         from .pages.run_detail import RunDetailView
 
         run = queries.run(self, run_id)

@@ -7,8 +7,8 @@ import html
 import panel as pn
 from panel.theme import Fast
 
+from dashboard.components.connection import connection_indicator
 from dashboard.store import Store
-from dashboard.pages.connection import connection_indicator
 
 
 class OfflineFast(Fast):

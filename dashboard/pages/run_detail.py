@@ -11,13 +11,13 @@ import pandas as pd
 import panel as pn
 
 from dashboard import queries
-from dashboard.formatting import duration_seconds, human_duration, plain
 from dashboard.changes import Change
 from dashboard.components import live
-from dashboard.pages.badges import STYLESHEET, adhoc_badge, status_badge
+from dashboard.components.badges import STYLESHEET, adhoc_badge, status_badge
+from dashboard.components.log_viewer import LogPosition, LogViewer
+from dashboard.components.timers import every
+from dashboard.formatting import duration_seconds, human_duration, plain
 from dashboard.pages.layout import page_template
-from dashboard.pages.log_viewer import LogPosition, LogViewer
-from dashboard.pages.timers import every
 from dashboard.pages.url_state import keep_in_url, page_args, report_url_problems, url_args
 from dashboard.spool import SpoolError, validate_run_id
 from dashboard.statuses import COLORS, LIFECYCLE, TERMINAL, is_terminal

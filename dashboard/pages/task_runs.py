@@ -15,12 +15,12 @@ import param
 
 from dashboard import queries
 from dashboard.changes import Change
-from dashboard.components import live
-from dashboard.pages.badges import STYLESHEET
+from dashboard.components import MAX_NUMBER, live
+from dashboard.components.badges import STYLESHEET
+from dashboard.components.runs_grid import SORT_COLUMNS, grid_rows, runs_table, same_rows
+from dashboard.components.timers import every
 from dashboard.pages.layout import page_template
-from dashboard.pages.runs_grid import SORT_COLUMNS, grid_rows, runs_table, same_rows
-from dashboard.pages.timers import every
-from dashboard.pages.url_state import MAX_NUMBER, keep_in_url, page_args, report_url_problems, url_args
+from dashboard.pages.url_state import keep_in_url, page_args, report_url_problems, url_args
 from dashboard.statuses import COLORS, STATUSES, SYMBOLS
 from dashboard.store import Store
 

@@ -16,16 +16,16 @@ import panel as pn
 import param
 
 from dashboard import queries
-from dashboard.formatting import human_duration, plain
-from dashboard.graph import dependency_graph, waiting_text
 from dashboard.changes import Change
 from dashboard.components import live
-from dashboard.pages.badges import STYLESHEET, status_badge
+from dashboard.components.badges import STYLESHEET, status_badge
+from dashboard.components.dependency_graph import (GraphPlot, analyse, focus, graph_frames, short_label, tile_color,
+                                                   view_of)
+from dashboard.components.runs_grid import STATUS_FORMATTER, TASK_FORMATTER, TASK_NAME_STYLE
+from dashboard.formatting import human_duration, plain
+from dashboard.graph import dependency_graph, waiting_text
 from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, group_path, is_group_node, top_group
-from dashboard.pages.dependency_graph import (GraphPlot, analyse, focus, graph_frames, short_label, tile_color,
-                                              view_of)
 from dashboard.pages.layout import page_template
-from dashboard.pages.runs_grid import STATUS_FORMATTER, TASK_FORMATTER, TASK_NAME_STYLE
 from dashboard.pages.url_state import keep_in_url, page_args, report_url_problems, url_args
 from dashboard.store import Store
 

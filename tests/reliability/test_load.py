@@ -419,7 +419,7 @@ def bokeh_sessions() -> int:
 
 def live_page_views() -> dict[str, int]:
     """The pages' view objects still alive (each belongs to one session), by class."""
-    from dashboard.pages.log_viewer import LogViewer
+    from dashboard.components.log_viewer import LogViewer
     from dashboard.pages.run_detail import RunDetailView
     from dashboard.pages.task_runs import TaskRunsView
 

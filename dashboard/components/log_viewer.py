@@ -26,7 +26,7 @@ from panel.reactive import ReactiveHTML
 from dashboard import queries, terminal
 from dashboard.emphasis import Emphasis
 from dashboard.changes import Change
-from dashboard.pages.url_state import MAX_NUMBER
+from dashboard.components import MAX_NUMBER
 from dashboard.spool import STREAMS
 from dashboard.store import Store
 

@@ -17,7 +17,7 @@ import param
 from panel.reactive import ReactiveHTML
 
 from dashboard.components import live
-from dashboard.pages.timers import every
+from dashboard.components.timers import every
 from dashboard.store import Store
 
 _STYLE = """

@@ -19,7 +19,7 @@ import panel as pn
 from panel.io.model import JSCode
 
 from dashboard.formatting import plain
-from dashboard.pages.badges import STYLESHEET
+from dashboard.components.badges import STYLESHEET
 from dashboard.statuses import LIFECYCLE, TERMINAL
 
 #: Grid field -> the query's sort column, for the sortable columns.
