@@ -21,6 +21,7 @@ from dashboard.components import live
 from dashboard.components.badges import STYLESHEET, status_badge
 from dashboard.components.dependency_graph import (GraphPlot, analyse, focus, graph_frames, short_label, tile_color,
                                                    view_of)
+from dashboard.components.resources import resource
 from dashboard.components.runs_grid import STATUS_FORMATTER, TASK_FORMATTER, TASK_NAME_STYLE
 from dashboard.formatting import human_duration, plain
 from dashboard.graph import dependency_graph, waiting_text
@@ -30,14 +31,7 @@ from dashboard.pages.url_state import keep_in_url, page_args, report_url_problem
 from dashboard.store import Store
 
 #: Tabulator puts a group's header ("group: <name>", made by Panel) in as HTML: draw it as text.
-GROUP_HEADER_AS_TEXT = pn.io.JSCode("""(value, count) => {
-  const header = document.createElement("span")
-  header.textContent = value
-  const items = document.createElement("span")
-  items.textContent = `(${count} item${count === 1 ? "" : "s"})`
-  header.append(items)
-  return header
-}""")
+GROUP_HEADER_AS_TEXT = pn.io.JSCode(resource("group_header.js").strip())
 
 
 def markdown_text(text: str) -> str:
