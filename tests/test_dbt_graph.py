@@ -17,7 +17,7 @@ from dashboard.graph import HOLDING, PASSING, dependency_graph, layered_layout, 
 from dashboard.graph_groups import GROUP_MARK, group_path, overview
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
-from dashboard.pages.dependency_graph import analyse
+from dashboard.components.dependency_graph import analyse
 
 NOW = queries.utcnow().replace(microsecond=0)
 

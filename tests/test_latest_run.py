@@ -20,7 +20,7 @@ from dashboard import queries
 from dashboard.graph import dependency_graph
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
-from dashboard.pages.dependency_graph import analyse
+from dashboard.components.dependency_graph import analyse
 from dashboard.spool import SpoolWriter
 
 NOW = queries.utcnow().replace(microsecond=0)

@@ -16,7 +16,7 @@ from dashboard import queries, terminal
 from dashboard.emphasis import Emphasis
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
-from dashboard.pages.log_viewer import FOLD_CHARS, _line_rows, log_row
+from dashboard.components.log_viewer import FOLD_CHARS, _line_rows, log_row
 from dashboard.spool import SpoolWriter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "real_logs"
