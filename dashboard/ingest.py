@@ -108,6 +108,7 @@ class Ingestor:
         #: Log files whose last line waits for its newline: path -> run_id.
         self._pending_tails: dict[str, str] = {}
         self._bad_lines = bad_lines.BadLineLog()
+        self._short_lines: dict[str, int] = {}  # file -> bytes to read next (see EVENT_LINES_MAX)
         #: Files and folders that cannot be read now, each said once while it lasts: rel -> why,
         #: until an ingest error says so, then None.
         self._unreadable: dict[str, str | None] = {}
@@ -293,7 +294,8 @@ class Ingestor:
                 return 0, False
             if tail:  # the unterminated last line grew: it is read again, as line lines + 1
                 batch.replace_lines_from(run_id, stream, lines + 1)
-            data = os.pread(fd, min(size - offset, READ_CHUNK), offset)
+            # After a read cut at EVENT_LINES_MAX, read about that much again, not a whole chunk.
+            data = os.pread(fd, min(size - offset, READ_CHUNK, self._short_lines.pop(rel, READ_CHUNK)), offset)
         finally:
             os.close(fd)
         start = 0
@@ -325,6 +327,7 @@ class Ingestor:
                 end = start + int(newline_positions(data[start:end])[EVENT_LINES_MAX - 1]) + 1
                 self._add_events(rel, offset + start, data[start:end], batch)
                 batch.offsets[rel] = (offset + end, 0, False, 0)
+                self._short_lines[rel] = 2 * end
                 return end, True
             chunk = data[start:end]
             if kind == "events":
