@@ -40,6 +40,9 @@ BATCH_BYTES = 64 * 1024 * 1024
 #: Files' worth of log lines gathered before a commit: a catch-up of 20,000 run folders of one
 #: line each in one batch took 61 s and 856 MB (each chunk an Arrow array, the insert superlinear).
 BATCH_LOG_CHUNKS = 2_000
+#: A followed step reads at most about this much of one file; the rest is read at the next
+#: wake, with the other files' changes (48 MB of junk in one file held them up for 3-7 s).
+STEP_FILE_BYTES = 8 * 1024 * 1024
 #: The watch loop wakes at least this often, so full scans start on time.
 WAKE_MS = 500
 #: After a failed step (the index's disk full, say) a full scan retries after this many seconds,
@@ -108,6 +111,8 @@ class Ingestor:
         #: Log files whose last line waits for its newline: path -> run_id.
         self._pending_tails: dict[str, str] = {}
         self._bad_lines = bad_lines.BadLineLog()
+        #: Files a followed step left unfinished (STEP_FILE_BYTES): read on at the next wake.
+        self._backlog: set[str] = set()
         self._short_lines: dict[str, int] = {}  # file -> bytes to read next (see EVENT_LINES_MAX)
         #: Files and folders that cannot be read now, each said once while it lasts: rel -> why,
         #: until an ingest error says so, then None.
@@ -124,13 +129,16 @@ class Ingestor:
     # ---- one step ---------------------------------------------------------------------
 
     def catch_up(self, paths: Iterable[str] | None = None,
-                 progress: Callable[[int], None] | None = None) -> dict[str, int]:
-        """Ingest everything appended (to `paths`, or the whole spool); return what was added."""
+                 progress: Callable[[int], None] | None = None, limit: int | None = None) -> dict[str, int]:
+        """Ingest everything appended (to `paths`, or the whole spool); return what was added.
+
+        With a `limit`, at most about that many bytes of each file: the rest waits in the backlog."""
         added = {"events": 0, "log_lines": 0, "errors": 0}
         with self._step_lock:
             self._read_inodes.clear()
             files = self.spool_files() if paths is None else sorted(set(paths))
-            self._read_files(files, added, progress)
+            self._backlog.difference_update(files)
+            self._read_files(files, added, progress, limit)
             # A run that became terminal in this step ends its logs' unterminated last lines.
             if due := self.due_tails():
                 self._read_files(due, added, progress)
@@ -141,15 +149,19 @@ class Ingestor:
         return added
 
     def _read_files(self, files: list[str], added: dict[str, int],
-                    progress: Callable[[int], None] | None) -> None:
+                    progress: Callable[[int], None] | None, limit: int | None = None) -> None:
         # One chunk of each file in turn: a huge file (or megabytes of junk) does not hold up
         # the other files of the step until it is read to its end.
-        batch, batch_bytes = self._new_batch(), 0
+        batch, batch_bytes, taken = self._new_batch(), 0, dict.fromkeys(files, 0)
         while files:
             unfinished = []
             for rel in files:
                 read, more = self._read(rel, batch)
                 batch_bytes += read
+                taken[rel] += read
+                if more and limit is not None and taken[rel] >= limit:
+                    self._backlog.add(rel)
+                    more = False
                 if progress and read:
                     progress(read)
                 if (batch.log_line_count + batch.event_lines_read >= BATCH_LINES
@@ -472,7 +484,9 @@ class Ingestor:
                 # What the failed step committed (to the WAL, before its checkpoint failed) is there.
                 self._offsets, self._inodes = self.index.load_offsets(), {}
                 self._reopen_index = False
-            self.catch_up(paths)
+            # Past the first catch-up, a step reads a bounded part of each file, so the changes of
+            # other files wait at most that long.
+            self.catch_up(paths, limit=STEP_FILE_BYTES if self.caught_up.is_set() else None)
             if paths is None:
                 self.caught_up.set()
             return True
@@ -529,10 +543,10 @@ class Ingestor:
                     else:
                         retry_in = next_retry(retry_in, self.rescan_seconds)
                     last_full_scan = time.monotonic()
-                elif changes:
+                elif changes or self._backlog:
                     paths = {Path(p).relative_to(spool).as_posix() for _, p in changes
-                             if os.path.isfile(p)}
-                    if not self._step(self._relevant(paths)):
+                             if os.path.isfile(p)} | self._new_run_folders(spool, changes)
+                    if not self._step(self._relevant(paths) + sorted(self._backlog)):
                         retry_in = retry_in or RETRY_SECONDS
                 # Quiet files end their last line, even while other files keep changing.
                 if self._pending_tails and (due := self.due_tails()) and not self._step(due):
@@ -543,6 +557,22 @@ class Ingestor:
             log.warning("watching %s failed (%s); rescanning every %.0f s instead", spool, exc, 2.0)
             while not self._stop.wait(2.0):
                 self._step(None)
+
+    @staticmethod
+    def _new_run_folders(spool: Path, changes: set[tuple[watchfiles.Change, str]]) -> set[str]:
+        """The files of run folders just created. The watcher watches a new folder only once it
+        has seen it, so a file written into it at once can go unseen until the next rescan (a
+        new run's first log line waited 30 s while the ingest was busy)."""
+        files = set()
+        for change, path in changes:
+            rel = Path(path).relative_to(spool).as_posix()
+            if change == watchfiles.Change.added and rel.startswith("logs/") and rel.count("/") == 1:
+                try:
+                    with os.scandir(path) as entries:
+                        files.update(f"{rel}/{e.name}" for e in entries if not _is_dir(e))
+                except OSError:  # gone again, or not a folder: the rescan will tell
+                    pass
+        return files
 
     @staticmethod
     def _relevant(paths: Iterable[str]) -> list[str]:

@@ -357,3 +357,23 @@ def test_a_rescan_opens_only_the_files_that_changed_and_still_finds_every_change
                          ["r-9", "line 1 of r-X"], ["r-new", "line 1 of r-new"]]
     finally:
         index.close()
+
+
+def test_a_followed_spool_indexes_new_run_folders_and_a_flood_without_waiting_for_the_rescan(tmp_path):
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, "test")
+    writer.status("r-before", "Task", "RUNNING", ts=T0)
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, spool, rescan_seconds=3600)  # only pushes: no rescan to catch a miss
+    try:
+        ingestor.start()
+        assert ingestor.caught_up.wait(30)
+        (spool / "events" / "junk.jsonl").write_bytes(b"x\n" * (8 * 1024 * 1024))  # 16 MB: two steps' worth
+        for n in range(100):  # a run folder and its first line at once: the watcher sees the folder late
+            writer.append_log(f"r-{n}", "stdout", f"line of r-{n}\n")
+        wait_until(lambda: index.query("SELECT count(*) AS n FROM log_lines")["n"][0] == 100, timeout=20,
+                   message="every new run's line, pushed")
+        wait_until(lambda: bad_lines_listed(index) == 8 * 1024 * 1024, timeout=20, message="the junk, read on")
+    finally:
+        ingestor.stop()
+        index.close()
