@@ -41,8 +41,8 @@ BATCH_BYTES = 64 * 1024 * 1024
 #: line each in one batch took 61 s and 856 MB (each chunk an Arrow array, the insert superlinear).
 BATCH_LOG_CHUNKS = 2_000
 #: A followed step reads at most about this much of one file; the rest is read at the next
-#: wake, with the other files' changes (48 MB of junk in one file held them up for 3-7 s).
-STEP_FILE_BYTES = 8 * 1024 * 1024
+#: wake, with the other files' changes (48 MB of junk in one file held them up for 3-7 s, 30 s at worst).
+STEP_FILE_BYTES = 32 * 1024 * 1024
 #: The watch loop wakes at least this often, so full scans start on time.
 WAKE_MS = 500
 #: After a failed step (the index's disk full, say) a full scan retries after this many seconds,

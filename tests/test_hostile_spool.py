@@ -368,7 +368,7 @@ def test_a_followed_spool_indexes_new_run_folders_and_a_flood_without_waiting_fo
     try:
         ingestor.start()
         assert ingestor.caught_up.wait(30)
-        (spool / "events" / "junk.jsonl").write_bytes(b"x\n" * (8 * 1024 * 1024))  # 16 MB: two steps' worth
+        (spool / "events" / "junk.jsonl").write_bytes(b"x\n" * (8 * 1024 * 1024))  # 16 MB of junk being read
         for n in range(100):  # a run folder and its first line at once: the watcher sees the folder late
             writer.append_log(f"r-{n}", "stdout", f"line of r-{n}\n")
         wait_until(lambda: index.query("SELECT count(*) AS n FROM log_lines")["n"][0] == 100, timeout=20,
