@@ -55,7 +55,7 @@ SEARCHES = (  # (label, text): frequent, rare, absent; any case, as the viewer's
 def open_figures(index: Index, total: int, repeat: int) -> list[tuple]:
     from dashboard.config import Config
     from dashboard.hub import Hub
-    from dashboard.pages.log_viewer import LogPosition, LogViewer
+    from dashboard.components.log_viewer import LogPosition, LogViewer
     from dashboard.store import Links, Store
 
     store = Store(index, Hub(), Config(), Links(Config().routes))  # served: the download is a link

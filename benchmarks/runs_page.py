@@ -143,7 +143,7 @@ def session_figures(index: Index, spool: Path, index_path: Path, repeat: int) ->
     hub = Hub()
     ingestor = Ingestor(index, spool, hub)  # never started: the benchmark steps it
     heard: list[Change] = []
-    hub.subscribe(heard.append, min_interval=0)
+    hub.subscribe(heard.append)
     svc = Store(index, hub, Config(spool=spool, index=index_path))
     view = TaskRunsView(svc, RunsQuery())
     doc = Document()

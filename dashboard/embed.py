@@ -23,7 +23,7 @@ import panel as pn
 
 from . import queries
 from .config import load_config
-from .hub import Subscription
+from .components import live
 from .services import Services
 from .store import Links, Store
 
@@ -32,7 +32,7 @@ from .store import Links, Store
 class NotebookStore(Store):
     """The process's Store (queries, live feed, links, health) with the components ready to display."""
 
-    _subscriptions: list[Subscription] = field(default_factory=list)
+    _subscriptions: list[live.Delivery] = field(default_factory=list)
 
     # ---- components (each displays in a notebook cell and updates live) --------------
 
@@ -44,7 +44,7 @@ class NotebookStore(Store):
 
     def run_detail(self, run_id: str, stream: str = "stdout") -> pn.viewable.Viewable:
         """One run's details card, lifecycle timeline and log viewer."""
-        from .pages.log_viewer import LogPosition
+        from .components.log_viewer import LogPosition
         from .pages.run_detail import RunDetailView
 
         run = queries.run(self, run_id)
@@ -60,7 +60,7 @@ class NotebookStore(Store):
 
     def _follow(self, build_view, min_interval: float | None = None) -> pn.viewable.Viewable:
         interval = self.push_min_interval if min_interval is None else min_interval
-        view, subscription = self.hub.follow(build_view, min_interval=interval)
+        view, subscription = live.follow(self, build_view, min_interval=interval)
         self._subscriptions.append(subscription)
         return view.panel()
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from . import queries
 from .config import Config
+from .changes import Change
 from .hub import Hub, Subscription
 from .spool import log_path, open_spool_file
 
@@ -129,9 +130,9 @@ class Store:
 
     # ---- the live feed and health ------------------------------------------------------
 
-    def subscribe(self, callback: Callable | None = None) -> Subscription:
-        """Hear what each ingest step changed (on the ingest thread; see dashboard.components.live
-        for delivery onto a browser session)."""
+    def subscribe(self, callback: Callable[[Change], None]) -> Subscription:
+        """Hear what each ingest step changed, on the ingest thread (dashboard.components.live
+        delivers onto a browser session)."""
         return self.hub.subscribe(callback)
 
     @property

@@ -156,3 +156,24 @@ def served_in_process(spool: Path, index: Path, **server_options):
         server.stop()
         server.join(10)
         services.stop_services()
+
+
+@contextmanager
+def served_component(build):
+    """One component alone, as Panel's own tests serve one (`serve_component`): `build()` makes
+    it for each session, on a free port of this process; stopped on exit."""
+    import panel as pn
+
+    def app():
+        pn.extension("tabulator")
+        return build()
+
+    port = free_port()
+    server = pn.serve({"/": app}, port=port, threaded=True, show=False, liveness=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: responds(url + "/liveness"), timeout=30, message="the component's server to listen")
+        yield url
+    finally:
+        server.stop()
+        server.join(10)

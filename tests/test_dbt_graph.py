@@ -13,9 +13,9 @@ import pytest
 from builders import ingest, write_dbt_spool
 
 from dashboard import queries
+from dashboard.components.dependency_graph import analyse
 from dashboard.graph import HOLDING, PASSING, dependency_graph, layered_layout, wrap_rows
 from dashboard.graph_groups import GROUP_MARK, group_path, overview
-from dashboard.pages.dependency_graph import analyse
 
 NOW = queries.utcnow().replace(microsecond=0)
 

@@ -18,8 +18,8 @@ import pytest
 from builders import ingest
 
 from dashboard import queries
+from dashboard.components.dependency_graph import analyse
 from dashboard.graph import dependency_graph
-from dashboard.pages.dependency_graph import analyse
 from dashboard.spool import SpoolWriter
 
 NOW = queries.utcnow().replace(microsecond=0)

@@ -149,7 +149,7 @@ def test_a_following_ingestor_ends_a_quiet_tail_while_other_files_keep_changing(
 def test_the_viewers_own_download_under_plain_panel_serve_gives_the_bytes_written(tmp_path):
     from dashboard.config import Config
     from dashboard.hub import Hub
-    from dashboard.pages.log_viewer import LogViewer
+    from dashboard.components.log_viewer import LogViewer
     from dashboard.store import Store
 
     writer = SpoolWriter(tmp_path / "spool", name="w")

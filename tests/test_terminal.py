@@ -14,9 +14,9 @@ import pytest
 from builders import ingest
 
 from dashboard import queries, terminal
+from dashboard.components.log_viewer import FOLD_CHARS, _line_rows, log_row
 from dashboard.emphasis import Emphasis
 from dashboard.index import Index
-from dashboard.pages.log_viewer import FOLD_CHARS, _line_rows, log_row
 from dashboard.spool import SpoolWriter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "real_logs"

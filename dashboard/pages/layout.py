@@ -7,8 +7,9 @@ import html
 import panel as pn
 from panel.theme import Fast
 
+from dashboard.components.connection import connection_indicator
+from dashboard.components.resources import resource
 from dashboard.store import Store
-from dashboard.pages.connection import connection_indicator
 
 
 class OfflineFast(Fast):
@@ -28,11 +29,7 @@ FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
 # One line a notice, wide enough for a URL problem's message (three of them then end above
 # the grid at 1280x800; Notyf's default 300 px wrapped each to 154 px high).
-_NOTICE_CSS = """
-.notyf__toast { max-width: min(760px, 90vw) !important; padding: 0 12px !important; }
-.notyf__wrapper { padding: 6px 0 !important; }
-.notyf__message { font-size: 13px; line-height: 1.35; }
-"""
+_NOTICE_CSS = resource("notices.css")
 
 
 def navigation(store: Store, current: str) -> pn.pane.HTML:

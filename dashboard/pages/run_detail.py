@@ -11,45 +11,20 @@ import pandas as pd
 import panel as pn
 
 from dashboard import queries
+from dashboard.changes import Change
+from dashboard.components import live
+from dashboard.components.badges import STYLESHEET, adhoc_badge, status_badge
+from dashboard.components.resources import resource
+from dashboard.components.log_viewer import LogPosition, LogViewer
+from dashboard.components.timers import every
 from dashboard.formatting import duration_seconds, human_duration, plain
-from dashboard.hub import Change
-from dashboard.pages.badges import STYLESHEET, adhoc_badge, status_badge
 from dashboard.pages.layout import page_template
-from dashboard.pages.log_viewer import LogPosition, LogViewer
-from dashboard.pages.timers import every
 from dashboard.pages.url_state import keep_in_url, page_args, report_url_problems, url_args
 from dashboard.spool import SpoolError, validate_run_id
 from dashboard.statuses import COLORS, LIFECYCLE, TERMINAL, is_terminal
 from dashboard.store import Store
 
-_CARD_STYLE = STYLESHEET + """
-.td-card { display: grid; grid-template-columns: max-content 1fr; gap: 8px 18px; font: 14px system-ui, sans-serif;
-           padding: 16px 18px; border: 1px solid #e2e8f0; border-radius: 10px; background: white; }
-.td-card { margin: 0; }  /* a <dl>'s own 14 px top margin set it below the timeline card */
-.td-card dt { color: #64748b; }
-.td-card .td-blocked { max-width: none; margin-left: 0; }
-.td-card dd { margin: 0; color: #0f172a; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
-.td-card .td-title { grid-column: 1 / -1; font-size: 18px; font-weight: 700; overflow-wrap: anywhere; }
-.td-timeline { list-style: none; margin: 0; padding: 16px 18px; border: 1px solid #e2e8f0; border-radius: 10px;
-               background: white; font: 14px system-ui, sans-serif; }
-.td-timeline li { position: relative; display: grid; grid-template-columns: 28px 1fr; gap: 12px; padding-bottom: 16px; }
-.td-timeline li:last-child { padding-bottom: 0; }
-.td-timeline li:not(:last-child)::before { content: ""; position: absolute; left: 13px; top: 28px; bottom: 0;
-                                             width: 2px; background: #cbd5e1; }
-.td-timeline li.td-done:not(:last-child)::before { background: #16a34a; }
-.td-icon { width: 28px; height: 28px; border-radius: 50%; display: grid; place-items: center; color: white;
-           background: #cbd5e1; }
-.td-done .td-icon { background: #16a34a; }
-.td-now .td-icon { background: #2563eb; animation: td-ring 1.4s ease-out infinite; }
-.td-bad .td-icon { background: #dc2626; }
-.td-future { color: #94a3b8; }
-.td-step-name { font-weight: 600; }
-.td-step-time { color: #475569; font-size: 12.5px; font-variant-numeric: tabular-nums; }
-.td-step-gap { color: #94a3b8; font-size: 12px; }
-.td-step-note { color: #334155; font-size: 12.5px; overflow-wrap: anywhere; }
-@keyframes td-ring { 0% { box-shadow: 0 0 0 0 #2563ebaa; } 100% { box-shadow: 0 0 0 9px #2563eb00; } }
-@media (prefers-reduced-motion: reduce) { .td-now .td-icon { animation: none; } }
-"""
+_CARD_STYLE = STYLESHEET + resource("run_card.css")
 
 _ICONS = {
     "done": '<path d="M5 12l5 5L20 7"/>',
@@ -213,8 +188,8 @@ def page(store: Store):
     problems = position.from_url(args)
     if "stream" not in args:
         position.stream = opening_stream(store, run)
-    view, _ = store.hub.follow(lambda: RunDetailView(store, run, position),
-                             min_interval=store.push_min_interval)
+    view, _ = live.follow(store, lambda: RunDetailView(store, run, position),
+                          min_interval=store.push_min_interval)
     every(1, view.tick)
     back = html.escape(store.links.page("task_runs"))
     header = pn.pane.HTML(f'<a href="{back}" style="font:14px system-ui,sans-serif">← Task Runs</a>')

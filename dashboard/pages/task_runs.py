@@ -14,12 +14,13 @@ import panel as pn
 import param
 
 from dashboard import queries
-from dashboard.hub import Change
-from dashboard.pages.badges import STYLESHEET
+from dashboard.changes import Change
+from dashboard.components import MAX_NUMBER, live
+from dashboard.components.badges import STYLESHEET
+from dashboard.components.runs_grid import SORT_COLUMNS, grid_rows, runs_table, same_rows
+from dashboard.components.timers import every
 from dashboard.pages.layout import page_template
-from dashboard.pages.runs_grid import SORT_COLUMNS, grid_rows, runs_table, same_rows
-from dashboard.pages.timers import every
-from dashboard.pages.url_state import MAX_NUMBER, keep_in_url, page_args, report_url_problems, url_args
+from dashboard.pages.url_state import keep_in_url, page_args, report_url_problems, url_args
 from dashboard.statuses import COLORS, STATUSES, SYMBOLS
 from dashboard.store import Store
 
@@ -293,7 +294,7 @@ def _nothing() -> None:
 def page(store: Store):
     query = RunsQuery()
     problems = query.from_url(url_args())
-    view, _ = store.hub.follow(lambda: TaskRunsView(store, query), min_interval=store.push_min_interval)
+    view, _ = live.follow(store, lambda: TaskRunsView(store, query), min_interval=store.push_min_interval)
     slide = every(SLIDE_SECONDS, view.refresh)
     # Bokeh holds a stopped periodic callback until its current period ends: let go of the view
     # when the session ends, or a closed session's page stays in memory for up to a minute.

@@ -16,27 +16,22 @@ import panel as pn
 import param
 
 from dashboard import queries
+from dashboard.changes import Change
+from dashboard.components import live
+from dashboard.components.badges import STYLESHEET, status_badge
+from dashboard.components.dependency_graph import (GraphPlot, analyse, focus, graph_frames, short_label, tile_color,
+                                                   view_of)
+from dashboard.components.resources import resource
+from dashboard.components.runs_grid import STATUS_FORMATTER, TASK_FORMATTER, TASK_NAME_STYLE
 from dashboard.formatting import human_duration, plain
 from dashboard.graph import dependency_graph, waiting_text
-from dashboard.hub import Change
-from dashboard.pages.badges import STYLESHEET, status_badge
 from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, group_path, is_group_node, top_group
-from dashboard.pages.dependency_graph import (GraphPlot, analyse, focus, graph_frames, short_label, tile_color,
-                                              view_of)
 from dashboard.pages.layout import page_template
-from dashboard.pages.runs_grid import STATUS_FORMATTER, TASK_FORMATTER, TASK_NAME_STYLE
 from dashboard.pages.url_state import keep_in_url, page_args, report_url_problems, url_args
 from dashboard.store import Store
 
 #: Tabulator puts a group's header ("group: <name>", made by Panel) in as HTML: draw it as text.
-GROUP_HEADER_AS_TEXT = pn.io.JSCode("""(value, count) => {
-  const header = document.createElement("span")
-  header.textContent = value
-  const items = document.createElement("span")
-  items.textContent = `(${count} item${count === 1 ? "" : "s"})`
-  header.append(items)
-  return header
-}""")
+GROUP_HEADER_AS_TEXT = pn.io.JSCode(resource("group_header.js").strip())
 
 
 def markdown_text(text: str) -> str:
@@ -280,7 +275,7 @@ class TasksView:
 def page(store: Store):
     query = TasksQuery()
     problems = query.from_url(url_args())
-    view, _ = store.hub.follow(lambda: TasksView(store, query), min_interval=max(1.0, store.push_min_interval))
+    view, _ = live.follow(store, lambda: TasksView(store, query), min_interval=max(1.0, store.push_min_interval))
     template = page_template(store, "Tasks & Groups", "Tasks & Groups", pn.Column(
         "## Tasks & Groups", view.panel(), keep_in_url(query, query.to_url), sizing_mode="stretch_width"))
     report_url_problems(problems)

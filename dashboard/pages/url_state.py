@@ -21,9 +21,6 @@ log = logging.getLogger(__name__)
 #: A query value longer than this is refused before anything reads it: no value of ours needs
 #: more (a task name or group is at most 256 characters).
 MAX_VALUE_CHARS = 300
-#: The largest page or line number a URL may give: the browser holds numbers exactly up to 2**53,
-#: and Bokeh cannot send a Python int past 64 bits at all (an OverflowError, a blank page).
-MAX_NUMBER = 10**15
 
 
 class BrowserUrl(ReactiveHTML):

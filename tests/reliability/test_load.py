@@ -34,6 +34,7 @@ from playwright.sync_api import expect
 from serving import LOG_LINE_PROBE, dashboard_server, served_in_process
 from tornado.ioloop import IOLoop
 
+from dashboard.components import live
 from dashboard.spool import SpoolWriter
 from dashboard.statuses import LIFECYCLE, STATUSES
 
@@ -403,7 +404,7 @@ def bokeh_sessions() -> int:
 
 def live_page_views() -> dict[str, int]:
     """The pages' view objects still alive (each belongs to one session), by class."""
-    from dashboard.pages.log_viewer import LogViewer
+    from dashboard.components.log_viewer import LogViewer
     from dashboard.pages.run_detail import RunDetailView
     from dashboard.pages.task_runs import TaskRunsView
 
@@ -429,7 +430,7 @@ def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
         routes = [f"{url}/task-runs", f"{url}/task-runs/{TAIL_RUN}"]
 
         def counts() -> tuple[int, int, int, int]:
-            return (services.hub.subscriber_count, services.hub.paced_session_count, periodic_callbacks(),
+            return (services.hub.subscriber_count, live.paced_session_count(), periodic_callbacks(),
                     bokeh_sessions())
 
         def cycle(pool, route: str, count: int) -> tuple[tuple[int, int, int, int], int]:
