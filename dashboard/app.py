@@ -40,7 +40,7 @@ class Services:
         """The link to a page ('task_runs', 'run_detail' or 'tasks') as this server serves it."""
         if self.routed:
             route = self.config.routes[page]
-            return self.link_base + (route.replace("{run_id}", quote(run_id, safe="")) if run_id is not None
+            return self.link_base + (route.replace("{run_id}", run_segment(run_id)) if run_id is not None
                                      else route)
         return f"./{page}" + (f"?run_id={quote(run_id, safe='')}" if run_id is not None else "")
 
@@ -56,6 +56,20 @@ class Services:
     def stop(self) -> None:
         self.ingestor.stop()
         self.index.close()
+
+
+#: Path segments after a page's route that Panel answers itself (/task-runs/ws, /task-runs/metadata,
+#: /task-runs/autoload.js) or that lead to the login page (/task-runs/login).
+RESERVED_RUN_IDS = ("ws", "metadata", "autoload.js", "login")
+
+
+def run_segment(run_id: str) -> str:
+    """A run id as the path segment of its page. A reserved one has its first letter percent-encoded
+    (/task-runs/%77s): Tornado matches routes on the path as sent, so that is the run's page, and
+    it hands the page the decoded id."""
+    if run_id in RESERVED_RUN_IDS:
+        return f"%{ord(run_id[0]):02X}{run_id[1:]}"
+    return quote(run_id, safe="")
 
 
 _services: Services | None = None

@@ -18,6 +18,7 @@ import pandas as pd
 import panel as pn
 from panel.io.model import JSCode
 
+from dashboard.app import RESERVED_RUN_IDS
 from dashboard.formatting import plain
 from dashboard.pages.badges import STYLESHEET
 from dashboard.statuses import LIFECYCLE, TERMINAL
@@ -150,7 +151,9 @@ _DURATION_FORMATTER = JSCode("""(() => {
 def _logs_formatter(detail_prefix: str) -> JSCode:
     return JSCode(f"""function(cell) {{
   const link = document.createElement("a")
-  link.href = {json.dumps(detail_prefix)} + encodeURIComponent(cell.getValue())
+  const id = cell.getValue()  // a reserved id as dashboard.app.run_segment links it
+  link.href = {json.dumps(detail_prefix)} + ({json.dumps(list(RESERVED_RUN_IDS))}.includes(id)
+    ? "%" + id.charCodeAt(0).toString(16).toUpperCase() + id.slice(1) : encodeURIComponent(id))
   link.className = "td-eye"
   link.title = "Open the run's details and logs"
   link.setAttribute("aria-label", "Open the run's details and logs")
