@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import math
-import os
-import queue
-import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+from serving import DashboardServer
 from tqdm import tqdm
 
 from dashboard.ingest import Ingestor
-
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 Row = tuple[str, str, str, str, str, str]  # figure, ours (median), ours (p95), baseline, ratio, target
 
@@ -154,43 +144,14 @@ def settle(process: psutil.Process, quiet_percent: float = 3.0, timeout: float =
 @contextmanager
 def server(spool: Path, index_path: Path):
     """A real `taskdash serve` on a free port: (its base URL, its psutil.Process, its output); stopped on exit."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dashboard.cli", "--config", str(REPO / "panel_serve.yaml"), "serve",
-         "--port", "0", "--spool", str(spool), "--index", str(index_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines: queue.Queue[str] = queue.Queue()
-    output: list[str] = []
-
-    def read() -> None:
-        for line in process.stdout:
-            output.append(line)
-            lines.put(line)
-
-    threading.Thread(target=read, daemon=True).start()
+    running = DashboardServer(index_path.parent, spool=spool, index=index_path, wait=False)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                raise RuntimeError("the server did not start:\n" + "".join(output)) from None
-            if line.startswith("note:"):
-                raise RuntimeError(f"the server could not use the index: {line.strip()}")
-            match = re.search(r"Task Runs Dashboard: (http://\S+?)/task-runs", line)
-            if match:
-                break
-        yield match[1], psutil.Process(process.pid), output
+        url = running.wait_for_url(timeout=120)
+        note = next((line for line in running.output if line.startswith("note:")), None)
+        if note:
+            raise RuntimeError(f"the server could not use the index: {note.strip()}")
+        yield url, psutil.Process(running.process.pid), running.output
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
-        if "Traceback" in "".join(output):
-            say("---- server output ----\n" + "".join(output))
+        running.stop()
+        if "Traceback" in "".join(running.output):
+            say("---- server output ----\n" + "".join(running.output))

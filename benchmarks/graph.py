@@ -16,16 +16,17 @@ import time
 from pathlib import Path
 
 import holoviews as hv
+from builders import write_dbt_spool
+from serving import CHROMIUM, CHROMIUM_ARGS
 
 from dashboard import queries
 from dashboard.graph import dependency_graph
 from dashboard.graph_groups import group_path
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
-from dashboard.pages.dependency_graph import analyse, draw, focus, graph_frames, view_of
-from dashboard.synthetic import write_dbt_spool
+from dashboard.components.dependency_graph import analyse, draw, focus, graph_frames, view_of
 
-from .common import CHROMIUM, CHROMIUM_ARGS, Row, Sizes, say, server, timing_row
+from .common import Row, Sizes, say, server, timing_row
 
 #: The renderer of the task points (its data has the task names and fills).
 NODES_JS = "Bokeh.index.query_one(v => v.model.data_source != null && v.model.data_source.data.fill != null)"

@@ -9,7 +9,7 @@ INFO/DEBUG/WARN/ERROR, ERROR about 1 line in 1,000, "deadlock detected" once in 
    whole file and slicing the lines out (how many schedulers serve a log page).
 3. count search matches: `queries.search_matches` for a frequent, a rare and an absent
    text, against Python reading the file and testing each line (any case, like ours).
-4. download the whole stream: iterating `downloads.log_file_chunks`; and the memory a first
+4. download the whole stream: iterating `store.log_file_chunks`; and the memory a first
    download takes in a process that just opened the index (RSS growth, tracemalloc peak).
 5. line written by a running command → visible in Chromium: a real `taskdash serve` on the
    spool, a running run's detail page open in Chromium (following by default), a
@@ -31,13 +31,14 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import psutil
+from serving import CHROMIUM, CHROMIUM_ARGS, LOG_LINE_PROBE
 
 from dashboard import queries
-from dashboard.downloads import log_file_chunks
+from dashboard.store import log_file_chunks
 from dashboard.index import Index
 from dashboard.spool import SpoolWriter, new_run_id
 
-from .common import CHROMIUM, CHROMIUM_ARGS, Row, Sizes, ms, percentile, say, server, settle, timed, timing_row
+from .common import Row, Sizes, ms, percentile, say, server, settle, timed, timing_row
 from .data import BIG_RUN, Dataset
 
 PAGE = queries.LOG_PAGE_LINES
@@ -52,14 +53,17 @@ SEARCHES = (  # (label, text): frequent, rare, absent; any case, as the viewer's
 
 
 def open_figures(index: Index, total: int, repeat: int) -> list[tuple]:
-    from dashboard.pages.log_viewer import LogPosition, LogViewer
+    from dashboard.config import Config
+    from dashboard.hub import Hub
+    from dashboard.components.log_viewer import LogPosition, LogViewer
+    from dashboard.store import Links, Store
 
+    store = Store(index, Hub(), Config(), Links(Config().routes))  # served: the download is a link
     last_page = -(-total // PAGE)
     first_line = (last_page - 1) * PAGE + 1
 
     def open_viewer() -> LogViewer:
-        return LogViewer(index, BIG_RUN, running=False, detail_url="/task-runs/x",
-                         position=LogPosition(page=last_page))
+        return LogViewer(store, BIG_RUN, running=False, position=LogPosition(page=last_page))
 
     times, viewer = timed(open_viewer, repeat)
     shown = viewer.view.lines
@@ -207,22 +211,6 @@ with open(path, "ab", buffering=0) as log:
         time.sleep(0.01)
 """
 
-OBSERVE = """log => {
-  window.__probes = {}
-  const seen = window.__probes
-  window.__observer = new MutationObserver(records => {
-    const now = performance.timeOrigin + performance.now()
-    for (const record of records) {
-      for (const node of record.addedNodes) {
-        if (node.nodeType !== 1 || !node.classList.contains("td-line")) continue
-        const text = (node.querySelector(".td-text") || node).textContent
-        if (text.startsWith("probe ") && !(text in seen)) seen[text] = now
-      }
-    }
-  })
-  window.__observer.observe(log, {childList: true})
-}"""
-
 
 def probe_phase(page, writer: SpoolWriter, run_id: str, phase: str, probes: int) -> tuple[list[float], int]:
     """Append a timestamped probe line every 100 ms; return the latencies (s) and how many never arrived."""
@@ -290,7 +278,7 @@ def browser_figures(spool: Path, index_path: Path, probes: int, background: int)
                 time.sleep(1)
             say(f"logs: page open after {time.monotonic() - start:.1f} s; waiting for the server to go quiet...")
             settle(process)
-            page.locator(".td-log").evaluate(OBSERVE)
+            page.locator(".td-log").evaluate(LOG_LINE_PROBE)
             phases = [("idle", 0), ("load", background)] if background else [("idle", 0)]
             for phase, rate in phases:
                 if rate:

@@ -136,15 +136,15 @@ def session_figures(index: Index, spool: Path, index_path: Path, repeat: int) ->
     from bokeh.document import Document
     from panel.io.state import set_curdoc
 
-    from dashboard.app import Services
     from dashboard.config import Config
     from dashboard.pages.task_runs import RunsQuery, TaskRunsView
+    from dashboard.store import Store
 
     hub = Hub()
     ingestor = Ingestor(index, spool, hub)  # never started: the benchmark steps it
     heard: list[Change] = []
-    hub.subscribe(heard.append, min_interval=0)
-    svc = Services(Config(spool=spool, index=index_path), index, hub, ingestor)
+    hub.subscribe(heard.append)
+    svc = Store(index, hub, Config(spool=spool, index=index_path))
     view = TaskRunsView(svc, RunsQuery())
     doc = Document()
     root = view.panel().get_root(doc)

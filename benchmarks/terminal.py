@@ -16,12 +16,14 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from serving import CHROMIUM, CHROMIUM_ARGS
+
 from dashboard import queries
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
 from dashboard.spool import SpoolWriter
 
-from .common import CHROMIUM, CHROMIUM_ARGS, Row, Sizes, rate_row, say, server, timed, timing_row
+from .common import Row, Sizes, rate_row, say, server, timed, timing_row
 
 E = "\x1b"
 WIDE = 60_000

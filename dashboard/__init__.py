@@ -9,8 +9,12 @@ __all__ = ["Store", "open_store"]
 
 def __getattr__(name: str):
     # Lazily, so the CLI and the spool writer do not import Panel to start.
-    if name in __all__:
-        from . import embed
+    if name == "Store":
+        from .store import Store
 
-        return getattr(embed, name)
+        return Store
+    if name == "open_store":
+        from .embed import open_store
+
+        return open_store
     raise AttributeError(f"module 'dashboard' has no attribute {name!r}")

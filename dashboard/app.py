@@ -1,96 +1,21 @@
-"""The running dashboard: the per-process services (index, ingestor, hub), routes and server start."""
+"""The running dashboard: its routes and the server start (the services are `dashboard.services`)."""
 
 from __future__ import annotations
 
 import logging
 import re
-import threading
-from dataclasses import dataclass
-from urllib.parse import quote
 
 import panel as pn
 from bokeh.server.views.auth_request_handler import AuthRequestHandler
 from tornado.web import RedirectHandler, authenticated
 
 from . import downloads, login
-from .config import Config, load_config
-from .hub import Hub
-from .index import Index
-from .ingest import Ingestor
-from .server_log import quiet_closed_connections
+from .config import Config
+from .pages import run_detail, task_runs, tasks
+from .services import Services, services, stop_services  # noqa: F401  (the CLI starts and stops them here)
+from .store import Links, Store
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Services:
-    """What every page of one process shares: the settings, the index, its ingestor and the hub."""
-
-    config: Config
-    index: Index
-    hub: Hub
-    ingestor: Ingestor
-    #: True under `taskdash serve` (pages at the configured routes); False under plain
-    #: `panel serve` of the page modules, where each page is at /<module> and takes ?run_id=.
-    routed: bool = False
-    #: Put before routed links: empty on the server; the server's address in a notebook.
-    link_base: str = ""
-
-    def url(self, page: str, run_id: str | None = None) -> str:
-        """The link to a page ('task_runs', 'run_detail' or 'tasks') as this server serves it."""
-        if self.routed:
-            route = self.config.routes[page]
-            return self.link_base + (route.replace("{run_id}", run_segment(run_id)) if run_id is not None
-                                     else route)
-        return f"./{page}" + (f"?run_id={quote(run_id, safe='')}" if run_id is not None else "")
-
-    @classmethod
-    def start(cls, config: Config) -> Services:
-        quiet_closed_connections()
-        index = Index(config.index)
-        hub = Hub()
-        ingestor = Ingestor(index, config.spool, hub, rescan_seconds=config.rescan_seconds)
-        ingestor.start()
-        return cls(config, index, hub, ingestor)
-
-    def stop(self) -> None:
-        self.ingestor.stop()
-        self.index.close()
-
-
-#: Path segments after a page's route that Panel answers itself (/task-runs/ws, /task-runs/metadata,
-#: /task-runs/autoload.js) or that lead to the login page (/task-runs/login).
-RESERVED_RUN_IDS = ("ws", "metadata", "autoload.js", "login")
-
-
-def run_segment(run_id: str) -> str:
-    """A run id as the path segment of its page. A reserved one has its first letter percent-encoded
-    (/task-runs/%77s): Tornado matches routes on the path as sent, so that is the run's page, and
-    it hands the page the decoded id."""
-    if run_id in RESERVED_RUN_IDS:
-        return f"%{ord(run_id[0]):02X}{run_id[1:]}"
-    return quote(run_id, safe="")
-
-
-_services: Services | None = None
-_services_lock = threading.Lock()
-
-
-def services(config: Config | None = None) -> Services:
-    """This process's services, started on first use (from panel_serve.yaml unless given)."""
-    global _services
-    with _services_lock:
-        if _services is None:
-            _services = Services.start(config or load_config())
-        return _services
-
-
-def stop_services() -> None:
-    global _services
-    with _services_lock:
-        if _services is not None:
-            _services.stop()
-            _services = None
 
 
 #: Panel's login page, where access control sends a visitor who has not logged in.
@@ -106,14 +31,15 @@ def route_pattern(template: str, reserved: tuple[str, ...] = ()) -> str:
                    for i, part in enumerate(parts))
 
 
-def routes(config: Config, reserved: tuple[str, ...] = ()) -> dict:
-    """Page factories by URL pattern."""
-    from .pages import run_detail, task_runs, tasks
+def routes(config: Config, store: Store, reserved: tuple[str, ...] = ()) -> dict:
+    """Page factories by URL pattern, each handed the process's store."""
+    def handed(page):  # a plain function: Panel shows a functools.partial as its repr instead of calling it
+        return lambda: page(store)
 
     return {
-        config.routes["task_runs"]: task_runs.page,
-        route_pattern(config.routes["run_detail"], reserved): run_detail.page,
-        config.routes["tasks"]: tasks.page,
+        config.routes["task_runs"]: handed(task_runs.page),
+        route_pattern(config.routes["run_detail"], reserved): handed(run_detail.page),
+        config.routes["tasks"]: handed(tasks.page),
     }
 
 
@@ -140,11 +66,11 @@ def serve(config: Config, show: bool = False, start: bool = True, **kwargs):
         del access["basic_auth"]
     if access:
         login.install_next_url_check()
-    services(config).routed = True
+    store = services(config, Links(config.routes)).store
     pn.config.nthreads = config.threads or None
     extra_patterns = [(r"/", HomeRedirectHandler, {"url": config.routes["task_runs"]}),
                       (route_pattern(config.routes["run_detail"]) + downloads.ROUTE_SUFFIX,
-                       downloads.LogDownloadHandler, {"services": services})]
+                       downloads.LogDownloadHandler, {"store": store})]
     reserved = ()
     if access:
         # Panel sends a visitor who has not logged in from a page to "./login", relative to the
@@ -153,7 +79,7 @@ def serve(config: Config, show: bool = False, start: bool = True, **kwargs):
         reserved = (LOGIN.strip("/"),)
         extra_patterns.append((r"/.+" + LOGIN, RedirectHandler, {"url": LOGIN, "permanent": False}))
     return pn.serve(
-        routes(config, reserved),
+        routes(config, store, reserved),
         address=config.address,
         port=config.port,
         websocket_origin=config.websocket_origins,

@@ -99,14 +99,10 @@ def cmd_ingest(args) -> int:
 
 def cmd_runs(args) -> int:
     from . import queries
-    from .formatting import human_duration, iso_utc, plain
+    from .formatting import clock, human_duration, iso_utc, plain
 
     try:
-        run_filter = queries.RunFilter(statuses=tuple(s.upper() for s in args.status or ()),
-                                       task_text=args.task or "",
-                                       since=queries.parse_duration(args.since) if args.since else None,
-                                       group=args.group)
-        run_filter.where()
+        run_filter = queries.RunFilter.from_user(args.status or (), args.task or "", args.since, args.group)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     index, _ = _open_index(args)
@@ -125,8 +121,8 @@ def cmd_runs(args) -> int:
         return 0
     header = ("RUN_ID", "TASK", "GROUP", "STATUS", "AGENT", "TRIGGERED", "DURATION")
     rows = [tuple(map(escaped, (r["run_id"], r["task"] + (" [ADHOC]" if r["adhoc"] else ""), r["group"] or "",
-                              r["status"], r["agent"] or "", (r["trigger_time"] or "")[:19].replace("T", " "),
-                              human_duration(r["duration_seconds"])))) for r in records]
+                              r["status"], r["agent"] or "", clock(trigger), human_duration(r["duration_seconds"]))))
+            for r, trigger in zip(records, runs["trigger_time"])]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -157,7 +153,7 @@ def cmd_logs(args) -> int:
                     print(f"{number:>7}  {escaped(visible(text))}")
         print(f"{len(line_numbers):,} matching lines of {total:,} in {args.stream}", file=sys.stderr)
     else:
-        pages = max(1, -(-total // queries.LOG_PAGE_LINES))
+        pages = queries.page_count(total, queries.LOG_PAGE_LINES)
         page = pages if args.page == -1 else args.page
         if not 1 <= page <= pages:
             raise CommandError(f"page {args.page} does not exist: {args.stream} has {pages} page(s)")

@@ -8,37 +8,16 @@ worker thread, so a log of gigabytes never sits in memory whole and the event lo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 from bokeh.server.views.auth_request_handler import AuthRequestHandler
 from tornado.web import HTTPError, authenticated
 
 from . import queries
-from .spool import STREAMS, SpoolError, log_path, open_spool_file, validate_run_id
+from .spool import STREAMS, SpoolError, validate_run_id
+from .store import Store
 
-CHUNK_BYTES = 1024 * 1024
-
-#: Appended to the run detail route: /task-runs/<run_id>/logs/<stream>.log
+#: Appended to the run detail route: /task-runs/<run_id>/logs/<stream>.log (see store.Links.download)
 ROUTE_SUFFIX = r"/logs/(?P<stream>[a-z]+)\.log"
-
-
-def download_url(detail_url: str, stream: str) -> str:
-    """The download link of a stream, next to the run's detail page URL."""
-    return f"{detail_url}/logs/{stream}.log"
-
-
-def log_file_chunks(spool: str | Path, run_id: str, stream: str) -> Iterator[bytes]:
-    """The bytes of a run's stream as written to the spool, a chunk at a time (none if there is no
-    file). As ingest does, it is opened without following any link below the spool's logs/ folder
-    (check and open one step: spool.open_spool_file) and read through that one descriptor."""
-    try:
-        fd = open_spool_file(Path(spool), log_path(Path(), run_id, stream).as_posix())
-    except FileNotFoundError:
-        return
-    with open(fd, "rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            yield chunk
 
 
 class LogDownloadHandler(AuthRequestHandler):
@@ -48,8 +27,8 @@ class LogDownloadHandler(AuthRequestHandler):
     pages do: without a valid login cookie a GET is sent to the login page, anything else is refused.
     """
 
-    def initialize(self, services) -> None:
-        self.services = services
+    def initialize(self, store: Store) -> None:
+        self.store = store
 
     @authenticated
     async def get(self, run_id: str, stream: str) -> None:
@@ -59,15 +38,15 @@ class LogDownloadHandler(AuthRequestHandler):
             raise HTTPError(404, reason=str(exc)[:200]) from None
         if stream not in STREAMS:
             raise HTTPError(404, reason=f"unknown stream {stream!r}")
-        services = self.services()
-        if queries.run(services.index, run_id) is None:
+        store = self.store
+        if queries.run(store, run_id) is None:
             raise HTTPError(404, reason=f"no run {run_id!r}")
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("Content-Disposition", f'attachment; filename="{run_id}-{stream}.log"')
         self.set_header("Cache-Control", "no-store")
         # How many lines of this stream the index held when the download began (what the pages show).
-        self.set_header("X-Indexed-Lines", str(queries.log_line_counts(services.index, run_id)[stream]))
-        chunks = log_file_chunks(services.config.spool, run_id, stream)
+        self.set_header("X-Indexed-Lines", str(queries.log_line_counts(store, run_id)[stream]))
+        chunks = store.log_chunks(run_id, stream)
         loop = asyncio.get_running_loop()
         try:
             while (chunk := await loop.run_in_executor(None, next, chunks, None)) is not None:

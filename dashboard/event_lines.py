@@ -15,20 +15,12 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from .index_schema import POSITIONED_SCHEMA
 from .spool import MAX_NESTING
-from .statuses import STATUSES
+from .statuses import STATUSES, sql_list
 
 #: Below this many lines a chunk is parsed in Python: a DuckDB query costs milliseconds.
 MIN_LINES = 256
-
-#: The transitions table's columns, in the order of both parsers' output.
-TRANSITION_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("task", pa.string()), ("status", pa.string()), ("ts", pa.timestamp("us")),
-    ("agent", pa.string()), ("adhoc", pa.bool_()), ("grp", pa.string()), ("trigger_time", pa.timestamp("us")),
-    ("exit_code", pa.int32()), ("message", pa.string())])
-#: A transition and where its line is: the first of two events of the same run, status and
-#: time wins, so which one that is must not depend on how the lines were parsed.
-POSITIONED_SCHEMA = TRANSITION_SCHEMA.append(pa.field("position", pa.int64()))
 
 _FIELDS = ("kind", "run_id", "task", "status", "ts", "agent", "adhoc", "group", "trigger_time", "exit_code",
            "message")
@@ -61,7 +53,7 @@ def _timestamp(name: str) -> str:
             f"AND try_cast(rtrim(v.{name}, 'Z') AS TIMESTAMP) IS NOT NULL)")
 
 
-_STATUS_LIST = ", ".join(f"'{status}'" for status in STATUSES)
+_STATUS_LIST = sql_list(STATUSES)
 _PROVEN_VALID = f"""
     v.kind = 'status' AND {_is_text('kind')}
     AND {_is_text('status')} AND v.status IN ({_STATUS_LIST})

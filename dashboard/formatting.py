@@ -1,10 +1,15 @@
-"""How times and durations read, the same in the CLI and on the pages."""
+"""Times: the index's "now", and how times and durations read, the same in the CLI and on the pages."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import pandas as pd
+
+
+def utcnow() -> dt.datetime:
+    """The time now as the index keeps times: UTC without a zone."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 def plain(value):
@@ -19,12 +24,23 @@ def iso_utc(value) -> str | None:
     return pd.Timestamp(value).to_pydatetime().isoformat(timespec="milliseconds") + "Z"
 
 
+def clock(value, day_of=None, missing: str = "") -> str:
+    """A naive-UTC timestamp as 'YYYY-MM-DD HH:MM:SS' (only 'HH:MM:SS' when on the day of `day_of`),
+    or `missing` when unknown."""
+    value = plain(value)
+    if value is None:
+        return missing
+    value = pd.Timestamp(value)
+    if day_of is not None and plain(day_of) is not None and pd.Timestamp(day_of).date() == value.date():
+        return value.strftime("%H:%M:%S")
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def duration_seconds(started, finished, now: dt.datetime | None = None) -> float | None:
     """Seconds from start to finish, or to now while still going; None if it never started."""
     if plain(started) is None:
         return None
-    end = finished if plain(finished) is not None else (
-        now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+    end = finished if plain(finished) is not None else (now or utcnow())
     return max(0.0, (pd.Timestamp(end) - pd.Timestamp(started)).total_seconds())
 
 

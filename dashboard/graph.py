@@ -17,16 +17,15 @@ from typing import NamedTuple
 
 import networkx as nx
 
-from .statuses import COLORS
+from .statuses import COLORS, NOT_STARTED, UNDER_WAY, UNSUCCESSFUL
 
 NO_RUNS_COLOR = "#e5e7eb"
 #: Cycles named above the graph; more are counted (1,500 listed made a wall of text).
 LISTED_CYCLES = 10
-FAILED = ("FAILED", "TERMINATED")
 #: An upstream in one of these holds its downstream waiting ("waiting on" names it).
-HOLDING = ("STARTED", "RUNNING") + FAILED
+HOLDING = UNDER_WAY + UNSUCCESSFUL
 #: An upstream in one of these is itself only waiting or queued: look past it to what holds it.
-PASSING = ("IDLE", "ACTIVE", "TRIGGER")
+PASSING = NOT_STARTED
 
 
 @dataclass
@@ -204,7 +203,7 @@ def waiting_text(holds: Iterable[Hold]) -> str:
 def root_causes(graph: nx.DiGraph, status: Mapping[str, str]) -> dict[str, int]:
     """Failed tasks with no failed ancestor, each with how many of its descendants are not
     done (they cannot run until it succeeds)."""
-    failed = {node for node in graph if status.get(node) in FAILED}
+    failed = {node for node in graph if status.get(node) in UNSUCCESSFUL}
     # A failed ancestor other than itself: another failed task of its cycle (strongly connected
     # component), or a failed task in a component upstream. One pass over the components in
     # topological order; an ancestors search per failed task was quadratic (0.5 s for 1,500

@@ -18,14 +18,16 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import pyarrow.compute as pc
+import pyarrow as pa
 import watchfiles
 
 from . import event_lines
 from .hub import Change, Hub
-from .index import MAX_LINE_CHARS, Batch, Index, cut_line, line_array, newline_positions
-from .spool import (STREAMS, SpoolError, decode_event_line, events_dir, folder_id, logs_dir, open_spool_file,
-                    validate_run_id)
+from .index import Index, is_corruption
+from .index_writes import Batch
+from .log_lines import MAX_LINE_CHARS, cut_line, line_array, newline_positions
+from .spool import (STREAMS, SpoolError, SpoolUnreadableError, decode_event_line, events_dir, folder_id, logs_dir,
+                    open_spool_file, validate_run_id)
 from .statuses import is_terminal
 
 log = logging.getLogger(__name__)
@@ -38,8 +40,19 @@ WAKE_MS = 500
 #: After a failed step (the index's disk full, say) a full scan retries after this many seconds,
 #: doubling while it fails, up to the rescan period.
 RETRY_SECONDS = 2.0
+#: The whole index is read this often, so a damaged block is found even where no page looks
+#: (DuckDB checks a block's checksum as it reads it).
+CHECK_SECONDS = 600.0
 #: A catch-up that read this many events rewrites the runs table in trigger order.
 CLUSTER_AFTER_EVENTS = 200_000
+#: Of each file's bad event lines this many are recorded one by one, with an excerpt of
+#: EXCERPT_BYTES; the rest of a commit's are one ingest error, "N more like this". One row a bad
+#: line cost 8.7 GB for 48 MB of `x` lines (24M rows); a count costs nothing.
+ERROR_SAMPLES = 20
+#: Event lines handled in one read: a chunk of 8 MiB of `x` lines is 4M lines, and each costs
+#: about 50 bytes of arrays while it is parsed (646 MB peak for 48 MB of them at 4M).
+EVENT_LINES_MAX = 262_144
+EXCERPT_BYTES = 200
 IGNORED = -1  # the offset of a file that breaks the contract: reported once, then left alone
 #: A log's last line without its newline becomes a line once its run is terminal or its file
 #: has been quiet this long (many real logs end so: `Done in 96.34s.`, curl's last progress line).
@@ -63,14 +76,21 @@ class Ingestor:
     """Reads a spool folder into an Index and tells the hub what changed."""
 
     def __init__(self, index: Index, spool: str | Path, hub: Hub | None = None,
-                 rescan_seconds: float = 30.0, debounce_ms: int = 50):
+                 rescan_seconds: float = 30.0, debounce_ms: int = 50, check_seconds: float = CHECK_SECONDS):
         self.index = index
         self.spool = Path(spool)
         self.hub = hub
         self.rescan_seconds = rescan_seconds
         self.debounce_ms = debounce_ms
         self.health = IngestHealth()
-        self._offsets: dict[str, Offset] = index.load_offsets()
+        self.check_seconds = check_seconds
+        try:
+            self._offsets: dict[str, Offset] = index.load_offsets()
+        except duckdb.Error as exc:
+            if not is_corruption(exc):
+                raise
+            index.rebuild()
+            self._offsets = {}
         self._event_parser: event_lines.EventLineParser | None = None  # made on first big chunk
         self._step_lock = threading.Lock()
         self._stop = threading.Event()
@@ -83,6 +103,14 @@ class Ingestor:
         self._read_inodes: dict[str, int] = {}  # read in this step, not committed yet
         #: Log files whose last line waits for its newline: path -> run_id.
         self._pending_tails: dict[str, str] = {}
+        #: Bad event lines recorded one by one, per file (committed; and in the batch being read).
+        self._listed: dict[str, int] = {}
+        self._batch_listed: dict[str, int] = {}
+        #: The batch's bad lines beyond ERROR_SAMPLES: file -> [count, first offset, last offset, first reason].
+        self._omitted: dict[str, list] = {}
+        #: Files and folders that cannot be read now, each said once while it lasts: rel -> why,
+        #: until an ingest error says so, then None.
+        self._unreadable: dict[str, str | None] = {}
         self._reopen_index = False  # DuckDB gave up on the database: the next step opens it again
         events_dir(self.spool).mkdir(parents=True, exist_ok=True)
         logs_dir(self.spool).mkdir(parents=True, exist_ok=True)
@@ -110,20 +138,51 @@ class Ingestor:
 
     def _read_files(self, files: list[str], added: dict[str, int],
                     progress: Callable[[int], None] | None) -> None:
-        batch, batch_bytes = Batch(), 0
-        for rel in files:
-            while True:
+        # One chunk of each file in turn: a huge file (or megabytes of junk) does not hold up
+        # the other files of the step until it is read to its end.
+        batch, batch_bytes = self._new_batch(), 0
+        while files:
+            unfinished = []
+            for rel in files:
                 read, more = self._read(rel, batch)
                 batch_bytes += read
                 if progress and read:
                     progress(read)
-                if (batch.log_line_count + batch.transition_count >= BATCH_LINES
+                if (batch.log_line_count + batch.event_lines_read >= BATCH_LINES
                         or batch_bytes >= BATCH_BYTES):
                     self._commit(batch, added)
-                    batch, batch_bytes = Batch(), 0
-                if not more:
-                    break
+                    batch, batch_bytes = self._new_batch(), 0
+                if more:
+                    unfinished.append(rel)
+            files = unfinished
         self._commit(batch, added)
+
+    def _new_batch(self) -> Batch:
+        self._batch_listed, self._omitted = {}, {}
+        return Batch()
+
+    def _unreadable_now(self, rel: str, reason: str) -> None:
+        self._unreadable.setdefault(rel, reason)  # recorded by the next commit
+
+    def _bad_line(self, batch: Batch, rel: str, offset: int, reason: str, raw: bytes) -> None:
+        """Record a bad event line: one by one up to ERROR_SAMPLES a file, then only counted."""
+        if self._listed.get(rel, 0) + self._batch_listed.get(rel, 0) < ERROR_SAMPLES:
+            self._batch_listed[rel] = self._batch_listed.get(rel, 0) + 1
+            batch.errors.append((rel, offset, reason, raw[:EXCERPT_BYTES].decode("utf-8", "replace")))
+        else:
+            self._count_omitted(rel, 1, offset, offset, reason)
+
+    def _count_omitted(self, rel: str, count: int, first: int, last: int, reason: str) -> None:
+        omitted = self._omitted.setdefault(rel, [0, first, last, reason])
+        omitted[0] += count
+        omitted[1], omitted[2] = min(omitted[1], first), max(omitted[2], last)
+
+    def _add_omitted(self, batch: Batch) -> None:
+        """The batch's bad lines beyond the samples, as one ingest error a file."""
+        for rel, (count, first, last, reason) in self._omitted.items():
+            batch.errors.append((rel, first, f"{count:,} more bad lines like this, from byte {first:,} to "
+                                 f"{last:,} (only the first {ERROR_SAMPLES} of a file are listed one by one; "
+                                 f"the first of these: {reason})", ""))
 
     def due_tails(self) -> list[str]:
         """Log files whose unterminated last line should now be a line (see QUIET_SECONDS)."""
@@ -139,7 +198,7 @@ class Ingestor:
     def _quiet(self, rel: str) -> bool:
         try:
             return time.time() - os.stat(self.spool / rel).st_mtime >= QUIET_SECONDS
-        except FileNotFoundError:
+        except OSError:  # gone, or replaced by a link to itself
             self._pending_tails.pop(rel, None)
             return False
 
@@ -150,11 +209,18 @@ class Ingestor:
         return {run_id for run_id, status in rows if is_terminal(status)}
 
     def _commit(self, batch: Batch, added: dict[str, int]) -> None:
+        self._add_omitted(batch)
+        unreadable = [rel for rel, reason in self._unreadable.items() if reason is not None]
+        batch.errors += [(rel, self._offsets.get(rel, (0,))[0], self._unreadable[rel], "") for rel in unreadable]
         if not batch:
             return
         touched = self.index.apply(batch)
+        self._unreadable.update(dict.fromkeys(unreadable))
         self._offsets.update(batch.offsets)
         self._inodes.update(self._read_inodes)
+        for rel, count in self._batch_listed.items():
+            self._listed[rel] = self._listed.get(rel, 0) + count
+        self._batch_listed, self._omitted = {}, {}
         added["events"] += len(batch.tasks) + batch.transition_count
         added["log_lines"] += batch.log_line_count
         added["errors"] += len(batch.errors)
@@ -165,18 +231,27 @@ class Ingestor:
                                     errors=len(batch.errors)))
 
     def spool_files(self) -> list[str]:
-        """Every file of the spool the contract knows of, as paths relative to the spool."""
+        """Every file of the spool the contract knows of, as paths relative to the spool.
+
+        Anything but a folder is listed (a link, FIFO or socket too): reading it says why it is
+        not read. A run folder that cannot be listed is an ingest error (once while it lasts).
+        """
         files = []
         with os.scandir(events_dir(self.spool)) as entries:
-            files += sorted(f"events/{e.name}" for e in entries if e.name.endswith(".jsonl") and e.is_file())
+            files += sorted(f"events/{e.name}" for e in entries if e.name.endswith(".jsonl") and not _is_dir(e))
         with os.scandir(logs_dir(self.spool)) as run_dirs:
             for run_dir in run_dirs:
-                if run_dir.is_dir():
+                if _is_dir(run_dir, follow_symlinks=True):
+                    rel = f"logs/{run_dir.name}/"
                     try:
                         with os.scandir(run_dir.path) as logs:
-                            files += [f"logs/{run_dir.name}/{e.name}" for e in logs if e.is_file()]
+                            files += [rel + e.name for e in logs if not _is_dir(e)]
                     except (FileNotFoundError, NotADirectoryError):  # removed or replaced while listed
                         continue
+                    except OSError as exc:  # no permission, say: the other runs flow on
+                        self._unreadable_now(rel, f"run folder cannot be listed: {exc.strerror}")
+                        continue
+                    self._unreadable.pop(rel, None)
         return files
 
     def _read(self, rel: str, batch: Batch) -> tuple[int, bool]:
@@ -188,10 +263,15 @@ class Ingestor:
         if kind is not None:
             try:  # the check is the open: a link swapped in after the listing is refused
                 fd = open_spool_file(self.spool, rel, self._folders)
-            except FileNotFoundError:
+            except FileNotFoundError:  # vanished since it was listed
+                return 0, False
+            except SpoolUnreadableError as exc:  # tried again at each step; said once while it lasts
+                self._unreadable_now(rel, str(exc))
                 return 0, False
             except SpoolError as exc:
                 kind, run_id = None, str(exc)
+            else:
+                self._unreadable.pop(rel, None)
         if kind is None:
             batch.errors.append((rel, 0, run_id, ""))  # run_id holds the reason here
             batch.offsets[rel] = (IGNORED, 0, False, 0)
@@ -232,13 +312,19 @@ class Ingestor:
                 batch.add_log_lines(run_id, stream, lines + 1, (cut + "\n").encode())
                 lines += 1
             else:
-                batch.errors.append((rel, offset + start, f"event line longer than {READ_CHUNK:,} bytes",
-                                     data[start:start + 200].decode("utf-8", "replace")))
+                self._bad_line(batch, rel, offset + start, f"event line longer than {READ_CHUNK:,} bytes",
+                               data[start:start + EXCERPT_BYTES])
             batch.offsets[rel] = (offset + len(data), lines, True, 0)
             return len(data), True
         end = max(end, start)
         count = 0
         if end > start:
+            if kind == "events" and data.count(b"\n", start, end) > EVENT_LINES_MAX:
+                # A chunk of short lines: the rest is read next (memory goes by lines, not bytes).
+                end = start + int(newline_positions(data[start:end])[EVENT_LINES_MAX - 1]) + 1
+                self._add_events(rel, offset + start, data[start:end], batch)
+                batch.offsets[rel] = (offset + end, 0, False, 0)
+                return end, True
             chunk = data[start:end]
             if kind == "events":
                 count = self._add_events(rel, offset + start, chunk, batch)
@@ -278,20 +364,26 @@ class Ingestor:
         """Add the complete event lines of `chunk` (read at `offset`); return how many there were."""
         newlines = newline_positions(chunk)
         starts = np.concatenate([[0], newlines[:-1] + 1])
-        by_python: Iterable[int] = range(len(newlines))
+        possible = self._possible_events(chunk, starts, newlines)
+        candidates = np.flatnonzero(possible)
+        by_python = candidates
         first = batch.event_lines_read  # the batch's events keep the order of their lines
-        if len(newlines) >= event_lines.MIN_LINES and is_utf8(chunk):
+        if len(candidates) >= event_lines.MIN_LINES and is_utf8(chunk):
             if self._event_parser is None:
                 self._event_parser = event_lines.EventLineParser()
-            try:
-                parsed, by_python = self._event_parser.parse(line_array(chunk, newlines))
+            lines = line_array(chunk, newlines)
+            try:  # only lines that may be events: junk never costs a query
+                parsed, rejected = self._event_parser.parse(
+                    lines if len(candidates) == len(newlines) else lines.filter(pa.array(possible)))
             except duckdb.Error:  # never seen; a line DuckDB cannot take must not stop the ingest
                 log.exception("bulk parse of %s at %d failed: reading its lines one by one", rel, offset)
             else:
                 position = parsed.schema.get_field_index("position")
                 batch.transition_tables.append(parsed.set_column(
-                    position, "position", pc.add(parsed.column(position), first)))
+                    position, "position", pa.array(candidates[parsed.column(position).to_numpy()] + first)))
+                by_python = candidates[rejected]
         batch.event_lines_read += len(newlines)
+        junk = np.flatnonzero(~possible)
         for n in by_python:
             raw, line_offset = chunk[starts[n]:newlines[n]], offset + int(starts[n])
             if not raw.strip():
@@ -299,18 +391,48 @@ class Ingestor:
             try:
                 event = decode_event_line(raw)
             except SpoolError as exc:
-                batch.errors.append((rel, line_offset, str(exc), raw[:200].decode("utf-8", "replace")))
+                self._bad_line(batch, rel, line_offset, str(exc), raw)
                 continue
             except Exception as exc:  # a line no rule foresaw: one error, never a stuck ingest
                 log.exception("event line %s at %d could not be read", rel, line_offset)
-                batch.errors.append((rel, line_offset, f"could not be read ({type(exc).__name__})",
-                                     raw[:200].decode("utf-8", "replace")))
+                self._bad_line(batch, rel, line_offset, f"could not be read ({type(exc).__name__})", raw)
                 continue
             if event["kind"] == "task":
                 batch.tasks.append(event)
             else:
-                batch.transitions.append(event | {"position": first + n})
+                batch.transitions.append(event | {"position": first + int(n)})
+        # Lines that cannot be events: the first few are decoded for their reason, the rest only counted.
+        listed = self._listed.get(rel, 0) + self._batch_listed.get(rel, 0)
+        sampled, rest = np.split(junk, [max(0, ERROR_SAMPLES - listed)])
+        for n in sampled:
+            raw = chunk[starts[n]:newlines[n]]
+            self._bad_line(batch, rel, offset + int(starts[n]), self._reason(raw), raw)
+        if len(rest):
+            self._count_omitted(rel, len(rest), offset + int(starts[rest[0]]), offset + int(starts[rest[-1]]),
+                                self._reason(chunk[starts[rest[0]]:newlines[rest[0]]]))
         return len(newlines)
+
+    @staticmethod
+    def _possible_events(chunk: bytes, starts: np.ndarray, newlines: np.ndarray) -> np.ndarray:
+        """Which lines may be events (or are blank): the others are not JSON objects, their first
+        or last byte being other than a brace or whitespace (a byte order mark allowed first).
+        Told in bulk, so a line of junk costs no Python call and no query."""
+        data = np.frombuffer(chunk, np.uint8)
+        nonempty = newlines > starts
+        first = np.where(nonempty, data[np.minimum(starts, len(data) - 1)], ord("{"))
+        last = np.where(nonempty, data[np.maximum(newlines - 1, 0)], ord("}"))
+        return (np.isin(first, np.frombuffer(b"{ \t\r\x0b\x0c\xef", np.uint8))
+                & np.isin(last, np.frombuffer(b"} \t\r\x0b\x0c", np.uint8)))
+
+    @staticmethod
+    def _reason(raw: bytes) -> str:
+        try:
+            decode_event_line(raw)
+        except SpoolError as exc:
+            return str(exc)
+        except Exception as exc:
+            return f"could not be read ({type(exc).__name__})"
+        return "not an event"  # never: a line sorted out as junk cannot decode
 
     # ---- the background thread ----------------------------------------------------------
 
@@ -332,6 +454,9 @@ class Ingestor:
     def _step(self, paths: Iterable[str] | None) -> bool:
         """One catch-up; False if it failed (the failure is in the health)."""
         try:
+            if self.index.corruption is not None:
+                self._rebuild()
+                paths = None
             if self._reopen_index:
                 self.index.reopen()
                 # What the failed step committed (to the WAL, before its checkpoint failed) is there.
@@ -345,9 +470,32 @@ class Ingestor:
             log.exception("ingest step failed")
             self.health.failure = f"{type(exc).__name__}: {exc}"
             self._reopen_index = self._reopen_index or isinstance(exc, duckdb.FatalException)
+            if is_corruption(exc):  # rebuilt at the next wake
+                self.index.noticed_corruption(exc)
             if self.hub is not None:
                 self.hub.publish(Change(errors=1))
             return False
+
+    def _rebuild(self) -> None:
+        """The index has a damaged block: move it aside and read the whole spool into a new one.
+        Pages say so (the indicator's Error) until the new index has caught up."""
+        self.health.failure = f"the index is damaged ({self.index.corruption}): rebuilding it from the spool"
+        if self.hub is not None:
+            self.hub.publish(Change(errors=1))
+        self.index.rebuild()
+        self._offsets, self._inodes, self._read_inodes = {}, {}, {}
+        self._pending_tails.clear()
+        self._listed.clear()
+        self._unreadable.clear()
+
+    def _check_index(self) -> None:
+        try:
+            self.index.check()
+        except duckdb.Error as exc:
+            if is_corruption(exc):
+                self.index.noticed_corruption(exc)
+            else:
+                log.warning("the periodic check of the index failed: %s", exc)
 
     def _follow(self) -> None:
         # The first full scan runs once the watcher is up (at its first yield, within
@@ -355,13 +503,17 @@ class Ingestor:
         # wait for the next rescan.
         # The files of a failed step are read again only by a full scan: after a failure it
         # comes within RETRY_SECONDS, not the whole rescan period.
-        last_full_scan, retry_in = -math.inf, None
+        last_full_scan, retry_in, last_check = -math.inf, None, time.monotonic()
         spool = self.spool.resolve()
         try:
             for changes in watchfiles.watch(
                     spool, stop_event=self._stop, debounce=self.debounce_ms, step=10,
                     rust_timeout=WAKE_MS, yield_on_timeout=True):
-                if time.monotonic() - last_full_scan >= (retry_in or self.rescan_seconds):
+                if time.monotonic() - last_check >= self.check_seconds:
+                    self._check_index()
+                    last_check = time.monotonic()
+                if (self.index.corruption is not None  # a page or the check met a damaged block
+                        or time.monotonic() - last_full_scan >= (retry_in or self.rescan_seconds)):
                     if self._step(None):
                         retry_in = None
                     else:
@@ -386,6 +538,13 @@ class Ingestor:
     def _relevant(paths: Iterable[str]) -> list[str]:
         return [p for p in paths if p.startswith(("events/", "logs/")) and
                 (p.endswith(".jsonl") if p.startswith("events/") else p.count("/") == 2)]
+
+
+def _is_dir(entry: os.DirEntry, follow_symlinks: bool = False) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=follow_symlinks)
+    except OSError:  # a link to itself, say: not a folder
+        return False
 
 
 def is_utf8(data: bytes) -> bool:

@@ -15,8 +15,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from .index import LIFECYCLE_STEP_SQL, Index, RunSummary
-from .statuses import STATUSES
+from .formatting import utcnow
+from .index import Index
+from .index_schema import RunSummary
+from .statuses import ORDER, STATUSES, UNSUCCESSFUL, sql_list
 
 RUN_COLUMNS = ("run_id", "task", "grp", "status", "agent", "adhoc", "trigger_time", "started",
                "finished", "exit_code", "message", "updated")
@@ -32,6 +34,7 @@ SELECT r.run_id, r.task, r.grp, r.status, r.agent, r.adhoc, r.trigger_time, r.st
        r.exit_code, r.message, r.updated, array_to_string(r.reached, ',') AS reached
 """
 _DURATION = "coalesce(r.finished, ?) - r.started"
+LIFECYCLE_STEP_SQL = "CASE status " + " ".join(f"WHEN '{s}' THEN {n}" for s, n in ORDER.items()) + " END"
 #: A task's latest run is the latest by trigger time, then start (a retry not started yet is
 #: later than the try it replaces), then last event, then run id. A retry often has its first
 #: try's trigger time (Airflow's logical date): by trigger time alone the failed try could win.
@@ -40,16 +43,17 @@ LATEST_RUN_ORDER = ("r.trigger_time", "coalesce(r.started, 'infinity'::TIMESTAMP
 _LATEST_RUN_KEY = "{" + ", ".join(f"'k{i}': {column}" for i, column in enumerate(LATEST_RUN_ORDER)) + "}"
 
 
+def page_count(total: int, page_size: int) -> int:
+    """How many pages of `page_size` hold `total` items: at least one, an empty one when there are none."""
+    return max(1, -(-total // page_size))
+
+
 def parse_duration(text: str) -> dt.timedelta:
     """A time range such as '6h', '3d' or '90m' as a timedelta; ValueError if it is not one."""
     match = _RANGE.fullmatch(text.strip().lower())
     if not match:
         raise ValueError(f"not a time range: {text!r} (use for example 30m, 6h, 3d, 1w)")
     return dt.timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 def shared_per_version(function: Callable) -> Callable:
@@ -80,6 +84,15 @@ class RunFilter:
     task_text: str = ""
     since: dt.timedelta | None = None
     group: str | None = None
+
+    @classmethod
+    def from_user(cls, statuses=(), task: str = "", since: str | None = None, group: str | None = None) -> RunFilter:
+        """The filter for what a user asked: statuses in any case, part of a task name, a time range
+        such as '24h' (none: all time), a group (none or '': any). ValueError says what is wrong."""
+        run_filter = cls(statuses=tuple(status.upper() for status in statuses), task_text=task,
+                         since=parse_duration(since) if since else None, group=group or None)
+        run_filter.check()
+        return run_filter
 
     def check(self) -> None:
         """Raise ValueError, naming the known statuses, if the filter asks for an unknown one."""
@@ -135,7 +148,7 @@ class RunsPage:
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
+        return page_count(self.total, self.page_size)
 
     @property
     def first_row(self) -> int:
@@ -192,7 +205,7 @@ def blocked_reasons(index: Index, run_ids) -> pd.Series:
              JOIN runs u ON u.trigger_time = d.trigger_time AND list_contains(t.depends_on, u.task)
         WHERE d.run_id IN ({', '.join('?' * len(run_ids))}) AND d.started IS NULL
           AND d.status NOT IN ('SUCCESS', 'FAILED') AND NOT coalesce(d.adhoc, false)
-          AND u.status IN ('FAILED', 'TERMINATED') AND NOT coalesce(u.adhoc, false)
+          AND u.status IN ({sql_list(UNSUCCESSFUL)}) AND NOT coalesce(u.adhoc, false)
         GROUP BY d.run_id""", run_ids.tolist())
     reasons = dict(zip(frame["run_id"], frame["reason"]))
     return pd.Series([reasons.get(run_id) for run_id in run_ids], dtype=object)
@@ -205,7 +218,7 @@ def runs_view(index: Index, run_filter: RunFilter = RunFilter(), page: int = 1, 
     now = now or utcnow()
     counts = status_counts(index, run_filter, now)
     total = sum(counts[status] for status in (run_filter.statuses or STATUSES))
-    last_page = max(1, -(-total // page_size))
+    last_page = page_count(total, page_size)
     page = min(max(1, int(page)), last_page)
     runs = runs_page(index, run_filter, page_size, (page - 1) * page_size, sort, descending, now, total)
     return RunsPage(runs, total, page, page_size, counts)

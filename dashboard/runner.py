@@ -22,12 +22,13 @@ from pathlib import Path
 
 from .execution import RunIdentity, RunnerError, execute_run, terminate, terminate_marker
 from .spool import SpoolWriter, new_run_id
+from .statuses import UNSUCCESSFUL
 from .workflow import Workflow, topological_order
 
 __all__ = ["RunnerError", "Scheduler", "run_adhoc", "terminate"]
 
 WAITING, QUEUED, RUNNING, BLOCKED = "waiting", "queued", "running", "blocked"
-NOT_SUCCEEDED = ("FAILED", "TERMINATED", BLOCKED)
+NOT_SUCCEEDED = UNSUCCESSFUL + (BLOCKED,)
 
 
 @dataclass(eq=False)

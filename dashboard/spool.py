@@ -30,6 +30,10 @@ class SpoolError(ValueError):
     """An event that breaks the contract; its message says why, for the ingest error list."""
 
 
+class SpoolUnreadableError(SpoolError):
+    """A spool file that cannot be read now (its permissions, say) but may be later."""
+
+
 class SpoolWriteError(OSError):
     """The spool could not take a write (a full disk, say); nothing of the event was left in it."""
 
@@ -68,32 +72,49 @@ def open_spool_file(spool: Path, rel: str, folders: dict[str, FolderId] | None =
     a link (to a bigger disk, say), but if `folders` is given it must still be the folder of
     that identity. Below it nothing is followed: each part is opened with O_NOFOLLOW relative
     to the folder opened before it, so a link swapped in at any moment is refused, never read.
-    Only a regular file is opened (a FIFO would block the reader). Raises SpoolError for a link
-    or anything else not readable under the contract, FileNotFoundError if it is gone.
+    Only a regular file with one name is opened (a FIFO would block the reader; a hard link is
+    refused like a symbolic one). Raises SpoolError for a link or anything else not readable
+    under the contract, SpoolUnreadableError if it cannot be read now (no permission, say),
+    FileNotFoundError if it is gone.
     """
     top, *middle, name = rel.split("/")
-    nofollow = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    nofollow = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
     opened = [os.open(Path(spool) / top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)]
     try:
         if folders is not None and folder_id(opened[0]) != folders[top]:
             raise SpoolError(f"the spool's {top}/ folder was replaced since the ingestor started: not read")
         for part in middle:
             opened.append(os.open(part, nofollow | os.O_DIRECTORY, dir_fd=opened[-1]))
+        # A device, FIFO or socket is not even opened (opening some has effects); one swapped in
+        # after this look is refused below, once open.
+        mode = os.stat(name, dir_fd=opened[-1], follow_symlinks=False).st_mode
+        if stat.S_ISLNK(mode):
+            raise OSError(errno.ELOOP, "a symbolic link")
+        if not stat.S_ISREG(mode):
+            raise SpoolError(_NOT_REGULAR)
         fd = os.open(name, nofollow, dir_fd=opened[-1])
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             raise SpoolError(f"a symbolic link in the spool's {top}/ folder: not read "
                              "(no link below events/ or logs/ is followed)") from None
-        if exc.errno == errno.EACCES:
-            raise SpoolError(f"cannot be read: {exc.strerror}") from None
+        if exc.errno == errno.ENXIO:  # a socket swapped in
+            raise SpoolError(_NOT_REGULAR) from None
+        if exc.errno != errno.ENOENT:  # no permission, an I/O error: maybe not for ever
+            raise SpoolUnreadableError(f"cannot be read: {exc.strerror}") from None
         raise
     finally:
         for folder in opened:
             os.close(folder)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
         os.close(fd)
-        raise SpoolError("not a regular file: not read")
+        raise SpoolError(_NOT_REGULAR if not stat.S_ISREG(info.st_mode) else
+                         f"a hard link (the file has {info.st_nlink} names): not read, as a symbolic link "
+                         "would not be (a file of the spool has one name)")
     return fd
+
+
+_NOT_REGULAR = "not a regular file (a device, FIFO, socket or folder): not read"
 
 
 def log_path(spool: Path, run_id: str, stream: str) -> Path:

@@ -4,6 +4,13 @@ LIFECYCLE = ("IDLE", "ACTIVE", "TRIGGER", "STARTED", "RUNNING")
 TERMINAL = ("SUCCESS", "FAILED", "TERMINATED")
 STATUSES = LIFECYCLE + TERMINAL
 
+#: Not started yet: the run is only waiting or queued.
+NOT_STARTED = ("IDLE", "ACTIVE", "TRIGGER")
+#: Started and not ended: its command is going.
+UNDER_WAY = ("STARTED", "RUNNING")
+#: Ended without success: the downstream runs of the same cycle can no longer start (blocked).
+UNSUCCESSFUL = ("FAILED", "TERMINATED")
+
 #: Position of each status in the lifecycle; the three terminal ones share the last step.
 ORDER = {status: i for i, status in enumerate(LIFECYCLE)} | {s: len(LIFECYCLE) for s in TERMINAL}
 
@@ -36,6 +43,11 @@ SYMBOLS = {
 }
 
 ADHOC_COLOR = "#7c3aed"
+
+
+def sql_list(statuses) -> str:
+    """Statuses as a list of SQL literals, for an IN (...): they are these constants, never user input."""
+    return ", ".join(f"'{status}'" for status in statuses)
 
 
 def is_terminal(status: str) -> bool:

@@ -1,14 +1,23 @@
-"""Shared by every test folder: the browser tests drive Debian's Chromium through Playwright."""
+"""Shared by every test folder: the browser tests drive Debian's Chromium through Playwright; the
+query tests share one index of the planned runs."""
 
 from __future__ import annotations
 
 import pytest
-
-CHROMIUM = "/usr/bin/chromium"
+from serving import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": [
-        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]}
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    """The planned runs of tests/builders.py ingested into a real index: the index, the plan of its
+    runs, the spool, and the "now" every query is asked at."""
+    from builders import planned_world
+
+    world = planned_world(tmp_path_factory.mktemp("queries"))
+    yield world
+    world.index.close()

@@ -1,5 +1,5 @@
-"""Real dashboard servers for browser tests (a `taskdash serve` subprocess, or in this process),
-stopped by the test that started them."""
+"""Real dashboard servers for browser tests and benchmarks (a `taskdash serve` subprocess, or in
+this process), stopped by whoever started them; and how Chromium is started for them."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,18 +19,43 @@ from pathlib import Path
 from helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+#: Evaluated on the log box (`.td-log`): notes when each probe line is added to the log viewer,
+#: window.__probes["probe <time> <n>"] = ms since the epoch. For the load test and the benchmark.
+LOG_LINE_PROBE = """log => {
+  window.__probes = {}
+  const seen = window.__probes
+  window.__observer = new MutationObserver(records => {
+    const now = performance.timeOrigin + performance.now()
+    for (const record of records) {
+      for (const node of record.addedNodes) {
+        if (node.nodeType !== 1 || !node.classList.contains("td-line")) continue
+        const text = (node.querySelector(".td-text") || node).textContent
+        if (text.startsWith("probe ") && !(text in seen)) seen[text] = now
+      }
+    }
+  })
+  window.__observer.observe(log, {childList: true})
+}"""
 
 
 class DashboardServer:
-    """A `taskdash serve` subprocess on a free port; its output is kept for failure reports."""
+    """A `taskdash serve` subprocess on a free port; its output is kept for failure reports.
 
-    def __init__(self, tmp_path: Path, *extra: str, wait: bool = True):
-        self.spool = tmp_path / "spool"
+    It runs in `tmp_path`, on the spool and index there unless `spool` and `index` say otherwise.
+    """
+
+    def __init__(self, tmp_path: Path, *extra: str, wait: bool = True, spool: Path | None = None,
+                 index: Path | None = None):
+        self.spool = spool or tmp_path / "spool"
         self.output: list[str] = []
         self._lines: queue.Queue[str] = queue.Queue()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dashboard.cli", "--config", str(REPO / "panel_serve.yaml"), "serve",
-             "--port", "0", "--spool", str(self.spool), "--index", str(tmp_path / "index.duckdb"), *extra],
+             "--port", "0", "--spool", str(self.spool), "--index", str(index or tmp_path / "index.duckdb"), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, cwd=tmp_path)
         threading.Thread(target=self._read, daemon=True).start()
         self.url = self.wait_for_url() if wait else None
@@ -90,6 +116,16 @@ def dashboard_server(tmp_path: Path, *extra: str):
         server.stop()
 
 
+def indexed_lines(server: DashboardServer, run_id: str, stream: str = "stdout") -> int | None:
+    """How many lines of a run's stream the running server's index holds (its log download says so),
+    or None if it has no such run."""
+    try:
+        with urllib.request.urlopen(f"{server.url}/task-runs/{run_id}/logs/{stream}.log", timeout=10) as response:
+            return int(response.headers["X-Indexed-Lines"])
+    except urllib.error.HTTPError:
+        return None
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -107,7 +143,7 @@ def responds(url: str) -> bool:
 @contextmanager
 def served_in_process(spool: Path, index: Path, **server_options):
     """The dashboard served from this process (its services inspectable), stopped on exit."""
-    from dashboard import app
+    from dashboard import app, services
     from dashboard.config import Config
 
     config = Config(spool=spool, index=index, port=free_port())
@@ -115,8 +151,29 @@ def served_in_process(spool: Path, index: Path, **server_options):
     url = f"http://127.0.0.1:{config.port}"
     try:
         wait_until(lambda: responds(url + "/liveness"), timeout=30, message="the server to listen")
-        yield url, app.services()
+        yield url, services.services()
     finally:
         server.stop()
         server.join(10)
-        app.stop_services()
+        services.stop_services()
+
+
+@contextmanager
+def served_component(build):
+    """One component alone, as Panel's own tests serve one (`serve_component`): `build()` makes
+    it for each session, on a free port of this process; stopped on exit."""
+    import panel as pn
+
+    def app():
+        pn.extension("tabulator")
+        return build()
+
+    port = free_port()
+    server = pn.serve({"/": app}, port=port, threaded=True, show=False, liveness=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: responds(url + "/liveness"), timeout=30, message="the component's server to listen")
+        yield url
+    finally:
+        server.stop()
+        server.join(10)

@@ -1,14 +1,15 @@
-"""The hub: what the ingestor publishes, coalescing, and leaving it."""
+"""The hub: what the ingestor publishes, merging changes, and leaving it (plain publish/subscribe,
+no session: delivery onto a browser session is tests/test_session_delivery.py)."""
 
 from __future__ import annotations
 
-import param
-import pytest
-from bokeh.document import Document
+import logging
 
-from dashboard import index as index_module
-from dashboard.hub import Change, Hub, Pace, Subscription
-from dashboard.index import Index, RunSummary
+from dashboard import index_writes
+from dashboard.changes import Change
+from dashboard.hub import Hub
+from dashboard.index import Index
+from dashboard.index_schema import RunSummary
 from dashboard.ingest import Ingestor
 from dashboard.spool import SpoolWriter
 
@@ -56,50 +57,38 @@ def test_changes_merge_and_a_closed_subscription_hears_nothing(tmp_path):
     assert hub.subscriber_count == 0
 
 
-def test_a_view_followed_from_before_it_is_built_hears_what_was_published_meanwhile():
+def test_a_failing_subscriber_does_not_stop_the_others(caplog):
     hub, heard = Hub(), []
-
-    class View:
-        def __init__(self):
-            hub.publish(Change(runs={"a": summary("RUNNING")}))  # after its first query, say
-            hub.publish(Change(runs={"a": summary("FAILED")}, errors=1))
-            assert heard == [], "nothing is delivered before the view exists"
-
-        def changed(self, change):
-            heard.append(change)
-
-    view, subscription = hub.follow(View)
-    assert [(change.runs, change.errors) for change in heard] == [({"a": summary("FAILED")}, 1)], "merged"
-    hub.publish(Change(log_lines={("a", "stdout"): 2}))
-    assert heard[-1].log_lines == {("a", "stdout"): 2}
-    subscription.close()
-
-    def broken():
-        raise ValueError("bad query")
-
-    with pytest.raises(ValueError, match="bad query"):
-        hub.follow(broken)
-    assert hub.subscriber_count == 0, "a view that could not be built leaves no subscription"
-
-
-def test_a_failing_subscriber_does_not_stop_the_others(tmp_path, monkeypatch):
-    hub, heard, reported = Hub(), [], []
-    from panel.io.state import state
-
-    monkeypatch.setattr(state, "_handle_exception", reported.append)
 
     def broken(change):
         raise RuntimeError("page bug")
 
     hub.subscribe(broken)
     hub.subscribe(heard.append)
-    hub.publish(Change(runs={"r": summary("IDLE")}))
+    with caplog.at_level(logging.ERROR, logger="dashboard.hub"):
+        hub.publish(Change(runs={"r": summary("IDLE")}))
     assert [set(c.runs) for c in heard] == [{"r"}]
-    assert "page bug" in str(reported[0])
+    assert "page bug" in caplog.text
+
+
+def test_the_hub_knows_no_screen():
+    """Publish/subscribe is plain Python: delivering onto a Panel session is the UI's job."""
+    import ast
+    from pathlib import Path
+
+    import dashboard.changes
+    import dashboard.hub
+
+    for module in (dashboard.hub, dashboard.changes):
+        tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not imported & {"panel", "bokeh", "param", "tornado"}, module.__name__
 
 
 def test_a_batch_touching_more_runs_than_listed_says_many(tmp_path, monkeypatch):
-    monkeypatch.setattr(index_module, "LISTED_RUNS_MAX", 3)
+    monkeypatch.setattr(index_writes, "LISTED_RUNS_MAX", 3)
     spool = tmp_path / "spool"
     writer = SpoolWriter(spool, name="many")
     for n in range(4):
@@ -107,7 +96,7 @@ def test_a_batch_touching_more_runs_than_listed_says_many(tmp_path, monkeypatch)
     writer.close()
     index = Index(tmp_path / "index.duckdb")
     hub, heard = Hub(), []
-    hub.subscribe(heard.append, min_interval=0)
+    hub.subscribe(heard.append)
     Ingestor(index, spool, hub).catch_up()
     assert [(change.runs, change.many_runs) for change in heard] == [({}, True)]
     assert heard[0].run_changed("anything")
@@ -115,54 +104,3 @@ def test_a_batch_touching_more_runs_than_listed_says_many(tmp_path, monkeypatch)
     merged.merge(heard[0])
     assert merged.many_runs and merged.runs == {}
     index.close()
-
-
-def test_a_session_whose_document_was_destroyed_leaves_the_hub_without_troubling_the_ingest():
-    hub, heard = Hub(), []
-    hub.subscribe(heard.append)
-    document = Document()
-    document.callbacks.destroy()  # as Document.destroy does when a session ends, maybe before telling the hub
-    with hub._lock:
-        hub._subscriptions.append(Subscription(hub, heard.append, document))
-    hub.publish(Change(runs={"r": summary("IDLE")}))  # raised AttributeError in the ingest thread
-    assert [set(c.runs) for c in heard] == [{"r"}]
-    assert hub.subscriber_count == 1
-
-
-
-class Receipt(param.Parameterized):
-    """What a page's connection indicator is to the hub: two counters."""
-
-    delivered = param.Integer(default=0)
-    drawn = param.Integer(default=0)
-
-
-def test_a_paced_session_waits_for_the_receipt_of_its_last_delivery():
-    hub, receipt = Hub(), Receipt()
-    pace = Pace(receipt)
-    subscription = Subscription(hub, lambda change: None, Document())
-    assert pace.hold_back(subscription) <= 0, "nothing sent yet: deliver now"
-    pace.sent()
-    pace.sent()  # a second delivery after the first's receipt timed out
-    assert receipt.delivered == 2
-    assert pace.hold_back(subscription) > 0
-    wakeups = subscription._latest_wakeup
-    receipt.drawn = 1  # the receipt of the earlier delivery: still waiting
-    assert pace.hold_back(subscription) > 0 and subscription._latest_wakeup == wakeups
-    receipt.drawn = 2
-    assert subscription._latest_wakeup == wakeups + 1, "woken once the browser drew the last delivery"
-    assert pace.hold_back(subscription) <= 0
-
-
-def test_a_receipt_arriving_after_the_session_ended_closes_what_it_held_back():
-    hub, receipt = Hub(), Receipt()
-    pace = Pace(receipt)
-    document = Document()
-    subscription = Subscription(hub, lambda change: None, document)
-    with hub._lock:
-        hub._subscriptions.append(subscription)
-    pace.sent()
-    assert pace.hold_back(subscription) > 0
-    document.callbacks.destroy()  # the session ended while the browser's receipt was on its way
-    receipt.drawn = 1  # raised AttributeError on a Panel worker thread
-    assert subscription.closed and hub.subscriber_count == 0

@@ -105,7 +105,7 @@ def test_event_lines_keep_waiting_for_their_newline(tmp_path):
 
 
 def test_a_download_is_the_bytes_written_and_never_a_file_outside_the_spool(tmp_path):
-    from dashboard.downloads import log_file_chunks
+    from dashboard.store import log_file_chunks
     from dashboard.spool import SpoolError
 
     writer = SpoolWriter(tmp_path / "spool", name="w")
@@ -147,7 +147,10 @@ def test_a_following_ingestor_ends_a_quiet_tail_while_other_files_keep_changing(
 
 
 def test_the_viewers_own_download_under_plain_panel_serve_gives_the_bytes_written(tmp_path):
-    from dashboard.pages.log_viewer import LogViewer
+    from dashboard.config import Config
+    from dashboard.hub import Hub
+    from dashboard.components.log_viewer import LogViewer
+    from dashboard.store import Store
 
     writer = SpoolWriter(tmp_path / "spool", name="w")
     writer.status("r-1", "Build", "RUNNING", agent="a")
@@ -156,7 +159,7 @@ def test_the_viewers_own_download_under_plain_panel_serve_gives_the_bytes_writte
     writer.status("r-1", "Build", "SUCCESS", agent="a", exit_code=0)
     index = rebuilt(tmp_path, "index.duckdb")
     try:
-        viewer = LogViewer(index, "r-1", running=False, detail_url=None, spool=tmp_path / "spool")
+        viewer = LogViewer(Store(index, Hub(), Config(spool=tmp_path / "spool")), "r-1", running=False)
         assert viewer._download_file().getvalue() == raw
         assert [row[1] for row in viewer.view.lines] == ["caf\ufffd", "Done in 96.34s."]
     finally:

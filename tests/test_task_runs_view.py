@@ -8,13 +8,14 @@ import datetime as dt
 import pytest
 
 from dashboard import queries
-from dashboard.app import Services
 from dashboard.config import Config
 from dashboard.hub import Change, Hub
-from dashboard.index import Index, RunSummary
+from dashboard.index import Index
+from dashboard.index_schema import RunSummary
 from dashboard.ingest import Ingestor
 from dashboard.pages.task_runs import RunsQuery, TaskRunsView
 from dashboard.spool import SpoolWriter
+from dashboard.store import Store
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def world(tmp_path):
     hub = Hub()
     ingestor = Ingestor(index, tmp_path / "spool", hub)
     ingestor.catch_up()
-    svc = Services(Config(spool=tmp_path / "spool", index=tmp_path / "index.duckdb"), index, hub, ingestor)
+    svc = Store(index, hub, Config(spool=tmp_path / "spool", index=tmp_path / "index.duckdb"))
     yield svc, writer, ingestor
     index.close()
 
@@ -49,7 +50,7 @@ class QueryCounter:
         monkeypatch.setattr(index, "query", counted)
 
 
-def summary_of(svc: Services, run_id: str) -> dict[str, RunSummary]:
+def summary_of(svc: Store, run_id: str) -> dict[str, RunSummary]:
     run = queries.run(svc.index, run_id)
     return {run_id: RunSummary(run["task"], run["grp"], run["status"], run["trigger_time"])}
 

@@ -7,8 +7,9 @@ import html
 import panel as pn
 from panel.theme import Fast
 
-from dashboard.app import Services
-from dashboard.pages.connection import connection_indicator
+from dashboard.components.connection import connection_indicator
+from dashboard.components.resources import resource
+from dashboard.store import Store
 
 
 class OfflineFast(Fast):
@@ -28,15 +29,11 @@ FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
 # One line a notice, wide enough for a URL problem's message (three of them then end above
 # the grid at 1280x800; Notyf's default 300 px wrapped each to 154 px high).
-_NOTICE_CSS = """
-.notyf__toast { max-width: min(760px, 90vw) !important; padding: 0 12px !important; }
-.notyf__wrapper { padding: 6px 0 !important; }
-.notyf__message { font-size: 13px; line-height: 1.35; }
-"""
+_NOTICE_CSS = resource("notices.css")
 
 
-def navigation(services: Services, current: str) -> pn.pane.HTML:
-    links = [("Task Runs", services.url("task_runs")), ("Tasks & Groups", services.url("tasks"))]
+def navigation(store: Store, current: str) -> pn.pane.HTML:
+    links = [("Task Runs", store.links.page("task_runs")), ("Tasks & Groups", store.links.page("tasks"))]
     items = " ".join(
         f'<a href="{html.escape(url)}" style="color:white;margin-right:1.2em;'
         f'{"font-weight:bold;text-decoration:underline" if name == current else "text-decoration:none"}">'
@@ -44,13 +41,13 @@ def navigation(services: Services, current: str) -> pn.pane.HTML:
     return pn.pane.HTML(items, margin=(12, 10))
 
 
-def page_template(services: Services, title: str, current: str, *main) -> pn.template.FastListTemplate:
+def page_template(store: Store, title: str, current: str, *main) -> pn.template.FastListTemplate:
     """A FastListTemplate with the navigation in its header and `main` as its body."""
     pn.extension("tabulator", reconnect=True, notifications=True)
     template = pn.template.FastListTemplate(
         title="Task Runs Dashboard",
-        header=[pn.Row(navigation(services, current), pn.HSpacer(),
-                       connection_indicator(services.ingestor, services.hub),
+        header=[pn.Row(navigation(store, current), pn.HSpacer(),
+                       connection_indicator(store),
                        sizing_mode="stretch_width", align="center")],
         main=list(main),
         theme_toggle=False,
@@ -69,7 +66,8 @@ def page_template(services: Services, title: str, current: str, *main) -> pn.tem
         # (at the bottom right they covered the Finished, Duration and eye columns).
         pn.state.notifications.position = "top-center"
     template.config.raw_css.append(_NOTICE_CSS)
-    if services.index.rebuilt_reason:  # notifications show HTML: the reason (paths, DuckDB's words) is escaped
-        notice = f"The index was rebuilt when the server started: {services.index.rebuilt_reason}"
+    if store.rebuilt_reason:  # notifications show HTML: the reason (paths, DuckDB's words) is escaped
+        when = "while the server ran" if store.rebuilt_while_running else "when the server started"
+        notice = f"The index was rebuilt {when}: {store.rebuilt_reason}"
         pn.state.onload(lambda: pn.state.notifications.warning(html.escape(notice), duration=15_000))
     return template

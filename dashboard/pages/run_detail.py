@@ -11,45 +11,20 @@ import pandas as pd
 import panel as pn
 
 from dashboard import queries
-from dashboard.app import Services, services
+from dashboard.changes import Change
+from dashboard.components import live
+from dashboard.components.badges import STYLESHEET, adhoc_badge, status_badge
+from dashboard.components.resources import resource
+from dashboard.components.log_viewer import LogPosition, LogViewer
+from dashboard.components.timers import every
 from dashboard.formatting import duration_seconds, human_duration, plain
-from dashboard.hub import Change
-from dashboard.pages.badges import STYLESHEET, adhoc_badge, status_badge
 from dashboard.pages.layout import page_template
-from dashboard.pages.log_viewer import LogPosition, LogViewer
-from dashboard.pages.timers import every
 from dashboard.pages.url_state import keep_in_url, page_args, report_url_problems, url_args
 from dashboard.spool import SpoolError, validate_run_id
 from dashboard.statuses import COLORS, LIFECYCLE, TERMINAL, is_terminal
+from dashboard.store import Store
 
-_CARD_STYLE = STYLESHEET + """
-.td-card { display: grid; grid-template-columns: max-content 1fr; gap: 8px 18px; font: 14px system-ui, sans-serif;
-           padding: 16px 18px; border: 1px solid #e2e8f0; border-radius: 10px; background: white; }
-.td-card { margin: 0; }  /* a <dl>'s own 14 px top margin set it below the timeline card */
-.td-card dt { color: #64748b; }
-.td-card .td-blocked { max-width: none; margin-left: 0; }
-.td-card dd { margin: 0; color: #0f172a; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
-.td-card .td-title { grid-column: 1 / -1; font-size: 18px; font-weight: 700; overflow-wrap: anywhere; }
-.td-timeline { list-style: none; margin: 0; padding: 16px 18px; border: 1px solid #e2e8f0; border-radius: 10px;
-               background: white; font: 14px system-ui, sans-serif; }
-.td-timeline li { position: relative; display: grid; grid-template-columns: 28px 1fr; gap: 12px; padding-bottom: 16px; }
-.td-timeline li:last-child { padding-bottom: 0; }
-.td-timeline li:not(:last-child)::before { content: ""; position: absolute; left: 13px; top: 28px; bottom: 0;
-                                             width: 2px; background: #cbd5e1; }
-.td-timeline li.td-done:not(:last-child)::before { background: #16a34a; }
-.td-icon { width: 28px; height: 28px; border-radius: 50%; display: grid; place-items: center; color: white;
-           background: #cbd5e1; }
-.td-done .td-icon { background: #16a34a; }
-.td-now .td-icon { background: #2563eb; animation: td-ring 1.4s ease-out infinite; }
-.td-bad .td-icon { background: #dc2626; }
-.td-future { color: #94a3b8; }
-.td-step-name { font-weight: 600; }
-.td-step-time { color: #475569; font-size: 12.5px; font-variant-numeric: tabular-nums; }
-.td-step-gap { color: #94a3b8; font-size: 12px; }
-.td-step-note { color: #334155; font-size: 12.5px; overflow-wrap: anywhere; }
-@keyframes td-ring { 0% { box-shadow: 0 0 0 0 #2563ebaa; } 100% { box-shadow: 0 0 0 9px #2563eb00; } }
-@media (prefers-reduced-motion: reduce) { .td-now .td-icon { animation: none; } }
-"""
+_CARD_STYLE = STYLESHEET + resource("run_card.css")
 
 _ICONS = {
     "done": '<path d="M5 12l5 5L20 7"/>',
@@ -134,41 +109,40 @@ def timeline_html(run: dict, transitions: pd.DataFrame) -> str:
     return f'<ol class="td-timeline" aria-label="Lifecycle timeline">{items}</ol>'
 
 
-def opening_stream(svc: Services, run: dict) -> str:
+def opening_stream(store: Store, run: dict) -> str:
     """The stream a run's page opens on: for a failed run, the one holding its error lines
     (stdout first, where both do), so a failure written to stderr is what the user sees first."""
     if run["status"] != "FAILED":
         return "stdout"
-    pattern = svc.config.log_emphasis.error_pattern
+    pattern = store.config.log_emphasis.error_pattern
     for stream in ("stdout", "stderr"):
-        if queries.next_line_matching(svc.index, run["run_id"], stream, pattern, 0) is not None:
+        if queries.next_line_matching(store, run["run_id"], stream, pattern, 0) is not None:
             return stream
     return "stdout"
 
 
-def not_found(svc: Services, run_id: str, reason: str):
-    back = html.escape(svc.url("task_runs"))
+def not_found(store: Store, run_id: str, reason: str):
+    back = html.escape(store.links.page("task_runs"))
     message = pn.pane.HTML(
         f'<div style="padding:32px;border:1px dashed #cbd5e1;border-radius:10px;background:#f8fafc;'
         f'font:15px system-ui,sans-serif"><h2 style="margin-top:0">Run not found</h2>'
         f"<p>{html.escape(reason)}</p><p><a href='{back}'>← Back to Task Runs</a></p></div>",
         sizing_mode="stretch_width")
-    return page_template(svc, "Run not found", "", message)
+    return page_template(store, "Run not found", "", message)
 
 
 class RunDetailView:
     """The body of the page for one run in one session."""
 
-    def __init__(self, svc: Services, run: dict, position: LogPosition):
-        self.svc = svc
+    def __init__(self, store: Store, run: dict, position: LogPosition):
+        self.store = store
         self.run_id = run["run_id"]
         self.run = run
         self.details = pn.pane.HTML(details_html(run), stylesheets=[_CARD_STYLE], width=420)
-        self.timeline = pn.pane.HTML(timeline_html(run, queries.transitions(svc.index, self.run_id)),
+        self.timeline = pn.pane.HTML(timeline_html(run, queries.transitions(store, self.run_id)),
                                      stylesheets=[_CARD_STYLE], sizing_mode="stretch_width")
-        self.logs = LogViewer(svc.index, self.run_id, running=not (is_terminal(run["status"]) or run["blocked"]),
-                              detail_url=svc.url("run_detail", self.run_id) if svc.routed else None,
-                              position=position, spool=svc.config.spool, emphasis=svc.config.log_emphasis)
+        self.logs = LogViewer(store, self.run_id, running=not (is_terminal(run["status"]) or run["blocked"]),
+                              position=position)
         self.logs.reload_button.on_click(lambda _: self.refresh_run())
 
     def panel(self) -> pn.Column:
@@ -180,12 +154,12 @@ class RunDetailView:
                          sizing_mode="stretch_width")
 
     def refresh_run(self) -> None:
-        run = queries.run(self.svc.index, self.run_id)
+        run = queries.run(self.store, self.run_id)
         if run is None:
             return
         self.run = run
         self.details.object = details_html(run)
-        self.timeline.object = timeline_html(run, queries.transitions(self.svc.index, self.run_id))
+        self.timeline.object = timeline_html(run, queries.transitions(self.store, self.run_id))
 
     def changed(self, change: Change) -> None:
         if change.run_changed(self.run_id):
@@ -199,32 +173,33 @@ class RunDetailView:
 
 
 @page_args(LogPosition, "run_id")
-def page():
-    svc = services()
+def page(store: Store):
     run_id = requested_run_id()
     try:
         validate_run_id(run_id)
     except SpoolError as exc:
-        return not_found(svc, run_id, str(exc))
-    run = queries.run(svc.index, run_id)
+        return not_found(store, run_id, str(exc))
+    run = queries.run(store, run_id)
     if run is None:
-        return not_found(svc, run_id, f"The index has no run {run_id!r}. It may not have been ingested yet, "
+        return not_found(store, run_id, f"The index has no run {run_id!r}. It may not have been ingested yet, "
                                       "or the id is mistyped.")
     position = LogPosition()
     args = url_args()
     problems = position.from_url(args)
     if "stream" not in args:
-        position.stream = opening_stream(svc, run)
-    view, _ = svc.hub.follow(lambda: RunDetailView(svc, run, position),
-                             min_interval=svc.config.push_min_interval_seconds)
+        position.stream = opening_stream(store, run)
+    view, _ = live.follow(store, lambda: RunDetailView(store, run, position),
+                          min_interval=store.push_min_interval)
     every(1, view.tick)
-    back = html.escape(svc.url("task_runs"))
+    back = html.escape(store.links.page("task_runs"))
     header = pn.pane.HTML(f'<a href="{back}" style="font:14px system-ui,sans-serif">← Task Runs</a>')
-    template = page_template(svc, f"Run {run_id}", "", pn.Column(
+    template = page_template(store, f"Run {run_id}", "", pn.Column(
         header, view.panel(), keep_in_url(position, position.to_url), sizing_mode="stretch_width"))
     report_url_problems(problems)
     return template
 
 
-if __name__.startswith("bokeh"):
-    page().servable()
+if __name__.startswith("bokeh"):  # plain `panel serve` of this module: the process's own store
+    from dashboard.services import process_store
+
+    page(process_store()).servable()

@@ -14,14 +14,15 @@ import panel as pn
 import param
 
 from dashboard import queries
-from dashboard.app import Services, services
-from dashboard.hub import Change
-from dashboard.pages.badges import STYLESHEET
+from dashboard.changes import Change
+from dashboard.components import MAX_NUMBER, live
+from dashboard.components.badges import STYLESHEET
+from dashboard.components.runs_grid import SORT_COLUMNS, grid_rows, runs_table, same_rows
+from dashboard.components.timers import every
 from dashboard.pages.layout import page_template
-from dashboard.pages.runs_grid import SORT_COLUMNS, grid_rows, runs_table, same_rows
-from dashboard.pages.timers import every
-from dashboard.pages.url_state import MAX_NUMBER, keep_in_url, page_args, report_url_problems, url_args
+from dashboard.pages.url_state import keep_in_url, page_args, report_url_problems, url_args
 from dashboard.statuses import COLORS, STATUSES, SYMBOLS
+from dashboard.store import Store
 
 PAGE_SIZES = (25, 50, 100)
 #: How often the page looks again with nothing published: runs leave the time range as it slides.
@@ -83,11 +84,11 @@ class RunsQuery(param.Parameterized):
 class TaskRunsView:
     """The body of /task-runs for one session (also usable on its own in a notebook)."""
 
-    def __init__(self, svc: Services, query: RunsQuery | None = None):
-        self.svc = svc
+    def __init__(self, store: Store, query: RunsQuery | None = None):
+        self.store = store
         self.query = query or RunsQuery()
         sort_field = next(field for field, column in SORT_COLUMNS.items() if column == self.query.sort)
-        self.grid = runs_table(svc.url("run_detail", ""), sort_field, self.query.descending)
+        self.grid = runs_table(store.links.page("run_detail", ""), sort_field, self.query.descending)
         self._rows = self.grid.value  # empty until the first refresh
         self.search = pn.widgets.TextInput(
             label="Task name", value=self.query.search, placeholder="Search task name…", width=240)
@@ -205,7 +206,7 @@ class TaskRunsView:
 
     def refresh(self) -> None:
         """Query the page and the counts per status, and send only what differs."""
-        query, index = self.query, self.svc.index
+        query, index = self.query, self.store
         # To the next whole second, so sessions refreshing together share one answer and a run that
         # started a moment ago never shows a negative duration.
         now = queries.utcnow().replace(microsecond=0) + dt.timedelta(seconds=1)
@@ -244,7 +245,7 @@ class TaskRunsView:
         if self.query.filtered:
             title = f"No runs match these filters in the last {since}."
             hint = "Change the search, status or group, choose a longer time range, or use <b>Clear filters</b>."
-        elif self.svc.index.counts()["runs"]:
+        elif self.store.counts()["runs"]:
             title = f"No runs in the last {since}."
             hint = "Choose a longer time range above: older runs are kept."
         else:
@@ -262,7 +263,7 @@ class TaskRunsView:
         return {f"{status} {counts[status]:,}": status for status in STATUSES}
 
     def _group_options(self) -> dict[str, str]:
-        return {"All groups": ""} | {group: group for group in queries.groups(self.svc.index)}
+        return {"All groups": ""} | {group: group for group in queries.groups(self.store)}
 
 
 @queries.shared_per_version
@@ -290,20 +291,21 @@ def _nothing() -> None:
 
 
 @page_args(RunsQuery)
-def page():
-    svc = services()
+def page(store: Store):
     query = RunsQuery()
     problems = query.from_url(url_args())
-    view, _ = svc.hub.follow(lambda: TaskRunsView(svc, query), min_interval=svc.config.push_min_interval_seconds)
+    view, _ = live.follow(store, lambda: TaskRunsView(store, query), min_interval=store.push_min_interval)
     slide = every(SLIDE_SECONDS, view.refresh)
     # Bokeh holds a stopped periodic callback until its current period ends: let go of the view
     # when the session ends, or a closed session's page stays in memory for up to a minute.
     pn.state.on_session_destroyed(lambda _context: slide.param.update(callback=_nothing))
-    template = page_template(svc, "Task Runs", "Task Runs", pn.Column(
+    template = page_template(store, "Task Runs", "Task Runs", pn.Column(
         "## Task Runs", view.panel(), keep_in_url(query, query.to_url), sizing_mode="stretch_width"))
     report_url_problems(problems)
     return template
 
 
-if __name__.startswith("bokeh"):
-    page().servable()
+if __name__.startswith("bokeh"):  # plain `panel serve` of this module: the process's own store
+    from dashboard.services import process_store
+
+    page(process_store()).servable()

@@ -16,27 +16,22 @@ import panel as pn
 import param
 
 from dashboard import queries
-from dashboard.app import Services, services
+from dashboard.changes import Change
+from dashboard.components import live
+from dashboard.components.badges import STYLESHEET, status_badge
+from dashboard.components.dependency_graph import (GraphPlot, analyse, focus, graph_frames, short_label, tile_color,
+                                                   view_of)
+from dashboard.components.resources import resource
+from dashboard.components.runs_grid import STATUS_FORMATTER, TASK_FORMATTER, TASK_NAME_STYLE
 from dashboard.formatting import human_duration, plain
 from dashboard.graph import dependency_graph, waiting_text
-from dashboard.hub import Change
-from dashboard.pages.badges import STYLESHEET, status_badge
 from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, group_path, is_group_node, top_group
-from dashboard.pages.dependency_graph import (GraphPlot, analyse, focus, graph_frames, short_label, tile_color,
-                                              view_of)
 from dashboard.pages.layout import page_template
-from dashboard.pages.runs_grid import STATUS_FORMATTER, TASK_FORMATTER, TASK_NAME_STYLE
 from dashboard.pages.url_state import keep_in_url, page_args, report_url_problems, url_args
+from dashboard.store import Store
 
 #: Tabulator puts a group's header ("group: <name>", made by Panel) in as HTML: draw it as text.
-GROUP_HEADER_AS_TEXT = pn.io.JSCode("""(value, count) => {
-  const header = document.createElement("span")
-  header.textContent = value
-  const items = document.createElement("span")
-  items.textContent = `(${count} item${count === 1 ? "" : "s"})`
-  header.append(items)
-  return header
-}""")
+GROUP_HEADER_AS_TEXT = pn.io.JSCode(resource("group_header.js").strip())
 
 
 def markdown_text(text: str) -> str:
@@ -76,8 +71,8 @@ class TasksQuery(param.Parameterized):
 class TasksView:
     """The body of /tasks for one session."""
 
-    def __init__(self, svc: Services, query: TasksQuery):
-        self.svc = svc
+    def __init__(self, store: Store, query: TasksQuery):
+        self.store = store
         self.query = query
         self.search = pn.widgets.TextInput(label="Task name", value=query.search, placeholder="Search task name, Enter",
                                            width=220)
@@ -121,7 +116,7 @@ class TasksView:
 
     def load(self) -> None:
         """Read definitions and run statistics; lay out what is shown."""
-        tasks = queries.tasks(self.svc.index)
+        tasks = queries.tasks(self.store)
         self.task_graph = dependency_graph(zip(tasks["task"], tasks["grp"], tasks["depends_on"]))
         levels = {level for g in tasks["grp"] if plain(g) for level in group_path(str(g))}  # "marts" for marts/*
         self.group.options = {"All groups": ""} | {g: g for g in sorted(levels)}
@@ -133,7 +128,7 @@ class TasksView:
         self.collapse_button.visible = self.view.collapsed or bool(self.expanded and len(self.shown) > GROUPS_ABOVE)
 
     def read_stats(self) -> None:
-        self.stats = queries.task_stats(self.svc.index, queries.parse_duration(self.query.since))
+        self.stats = queries.task_stats(self.store, queries.parse_duration(self.query.since))
         self.state = analyse(self.task_graph, self.stats)
 
     def _frames(self):
@@ -232,7 +227,7 @@ class TasksView:
                     "and downstream, and to open its runs. Wheel to zoom, drag to pan.</div>")
         graph = self.task_graph.graph
         status = self.state.status.get(task)
-        runs_url = self.svc.url("task_runs") + "?" + urlencode({"search": task, "since": self.query.since})
+        runs_url = self.store.links.page("task_runs") + "?" + urlencode({"search": task, "since": self.query.since})
         latest = self._stats_of(task)
         blocked_by = plain(latest.get("last_blocked")) if latest else None
         role = ""
@@ -277,16 +272,17 @@ class TasksView:
 
 
 @page_args(TasksQuery)
-def page():
-    svc = services()
+def page(store: Store):
     query = TasksQuery()
     problems = query.from_url(url_args())
-    view, _ = svc.hub.follow(lambda: TasksView(svc, query), min_interval=max(1.0, svc.config.push_min_interval_seconds))
-    template = page_template(svc, "Tasks & Groups", "Tasks & Groups", pn.Column(
+    view, _ = live.follow(store, lambda: TasksView(store, query), min_interval=max(1.0, store.push_min_interval))
+    template = page_template(store, "Tasks & Groups", "Tasks & Groups", pn.Column(
         "## Tasks & Groups", view.panel(), keep_in_url(query, query.to_url), sizing_mode="stretch_width"))
     report_url_problems(problems)
     return template
 
 
-if __name__.startswith("bokeh"):
-    page().servable()
+if __name__.startswith("bokeh"):  # plain `panel serve` of this module: the process's own store
+    from dashboard.services import process_store
+
+    page(process_store()).servable()

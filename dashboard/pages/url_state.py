@@ -21,9 +21,6 @@ log = logging.getLogger(__name__)
 #: A query value longer than this is refused before anything reads it: no value of ours needs
 #: more (a task name or group is at most 256 characters).
 MAX_VALUE_CHARS = 300
-#: The largest page or line number a URL may give: the browser holds numbers exactly up to 2**53,
-#: and Bokeh cannot send a Python int past 64 bits at all (an OverflowError, a blank page).
-MAX_NUMBER = 10**15
 
 
 class BrowserUrl(ReactiveHTML):
@@ -93,10 +90,10 @@ def page_args(owned: Callable[[], object] | type, *more: str) -> Callable:
 
     def decorate(factory: Callable) -> Callable:
         @functools.wraps(factory)
-        def page():
+        def page(*args):
             problems = _keep_only(names)
             try:
-                built = factory()
+                built = factory(*args)
             except Exception:
                 log.exception("the page %s could not be built", factory.__module__)
                 return pn.pane.HTML("<h2>This page could not be shown</h2><p>The server's log says why.</p>",

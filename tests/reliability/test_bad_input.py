@@ -31,13 +31,14 @@ from playwright.sync_api import Page, expect
 from serving import served_in_process
 
 from dashboard import queries
-from dashboard.app import Services
 from dashboard.config import Config
 from dashboard.hub import Hub
-from dashboard.index import TABLES, Index
+from dashboard.index import Index
+from dashboard.index_schema import TABLES
 from dashboard.ingest import Ingestor
 from dashboard.pages.tasks import TasksQuery, TasksView
 from dashboard.spool import format_timestamp
+from dashboard.store import Store
 
 NOW = queries.utcnow().replace(microsecond=0)
 #: Valid events happen an hour ago: inside every page's default time range.
@@ -375,8 +376,7 @@ def timed(call):
 
 def tasks_view(index: Index, spool: Path, **query) -> TasksView:
     """The /tasks page's own view on this index (no browser, no server)."""
-    services = Services(Config(spool=spool, index=index.path), index, Hub(), Ingestor(index, spool))
-    return TasksView(services, TasksQuery(**query))
+    return TasksView(Store(index, Hub(), Config(spool=spool, index=index.path)), TasksQuery(**query))
 
 
 def check_bulk_runs(index: Index, spool: Path, written: Written) -> str:

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from serving import dashboard_server
 from test_access import page_token, pull_document, request
 
-from dashboard.app import RESERVED_RUN_IDS, run_segment
+from dashboard.store import RESERVED_RUN_IDS, run_segment
 from dashboard.spool import SpoolWriter
 
 

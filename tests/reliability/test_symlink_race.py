@@ -19,7 +19,7 @@ import time
 import pytest
 
 from dashboard import queries
-from dashboard.downloads import log_file_chunks
+from dashboard.store import log_file_chunks
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
 from dashboard.spool import SpoolError, folder_id, open_spool_file

@@ -10,12 +10,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from builders import write_dbt_spool
 from helpers import wait_until
 from playwright.sync_api import Page, expect
 from serving import served_in_process
 
 from dashboard.graph_groups import GROUP_MARK, top_group
-from dashboard.synthetic import write_dbt_spool
 
 NODES = "Bokeh.index.query_one(v => v.model.data_source != null && v.model.data_source.data.fill != null)"
 #: Every node as the screen shows it: its name, centre in pixels, mark size, and the frame.

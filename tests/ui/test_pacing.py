@@ -11,6 +11,7 @@ from helpers import wait_until
 from playwright.sync_api import Page, expect
 from serving import served_in_process
 
+from dashboard.components import live
 from dashboard.spool import SpoolWriter
 
 #: Longer than the test can take on a slow machine, so every update sent is one the browser asked for.
@@ -18,7 +19,7 @@ RECEIPT_TIMEOUT = 120.0
 
 
 def test_a_frozen_tab_gets_one_update_and_the_newest_state_once_it_draws(tmp_path, page: Page, monkeypatch):
-    monkeypatch.setattr("dashboard.hub.RECEIPT_TIMEOUT", RECEIPT_TIMEOUT)
+    monkeypatch.setattr("dashboard.components.live.RECEIPT_TIMEOUT", RECEIPT_TIMEOUT)
     writer = SpoolWriter(tmp_path / "spool", "test")
     writer.status("r-0", "Fetch_Orders", "SUCCESS", agent="agent-1", exit_code=0)
     with served_in_process(tmp_path / "spool", tmp_path / "index.duckdb") as (url, services):
@@ -26,7 +27,7 @@ def test_a_frozen_tab_gets_one_update_and_the_newest_state_once_it_draws(tmp_pat
         expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live", timeout=30_000)
         task_cells = page.locator('.tabulator-row .tabulator-cell[tabulator-field="task"]')
         expect(task_cells).to_have_text(["Fetch_Orders"], timeout=30_000)
-        [pace] = wait_until(lambda: list(services.hub._paces.values()), message="the page's pace")
+        pace = wait_until(live.session_paces, message="the page's pace")[-1]  # the newest session's
         wait_until(lambda: pace._sent_at is None, message="the browser's receipt of what it shows")
 
         debugger = page.context.new_cdp_session(page)

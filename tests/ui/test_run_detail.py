@@ -200,7 +200,7 @@ def test_lines_appended_before_the_page_draws_are_shown_or_asked_for_again(page:
     import panel as pn
     from serving import free_port, responds
 
-    from dashboard.pages.log_viewer import LogLines
+    from dashboard.components.log_viewer import LogLines
 
     views = []
 

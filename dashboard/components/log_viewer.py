@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import io
-from pathlib import Path
 
 import numpy as np
 import panel as pn
@@ -25,12 +24,12 @@ import param
 from panel.reactive import ReactiveHTML
 
 from dashboard import queries, terminal
-from dashboard.downloads import download_url, log_file_chunks
 from dashboard.emphasis import Emphasis
-from dashboard.hub import Change
-from dashboard.index import Index
-from dashboard.pages.url_state import MAX_NUMBER
+from dashboard.changes import Change
+from dashboard.components import MAX_NUMBER
+from dashboard.components.resources import resource
 from dashboard.spool import STREAMS
+from dashboard.store import Store
 
 PAGE_LINES = queries.LOG_PAGE_LINES
 #: Lines the browser keeps while following; older ones leave the top.
@@ -41,40 +40,6 @@ FOLD_CHARS = 2_000
 #: Characters of a line read for its folded form: escape sequences may take several per visible one.
 FOLD_HEAD = 4 * FOLD_CHARS
 
-_STYLE = """
-:host { display: block; }
-.td-find { display: flex; gap: 6px; align-items: center; margin: 0 0 6px 0; font: 13px system-ui, sans-serif; }
-.td-find input { flex: 1; max-width: 420px; padding: 5px 8px; border: 1px solid #cbd5e1; border-radius: 6px; }
-.td-find button { padding: 4px 10px; border: 1px solid #cbd5e1; background: white; border-radius: 6px; cursor: pointer; }
-.td-find button:hover { background: #f1f5f9; }
-.td-counter { min-width: 90px; color: #334155; font-variant-numeric: tabular-nums; }
-.td-log { max-height: 60vh; min-height: 120px; overflow: auto;  /* as tall as its lines, up to 60vh */ background: #0f172a; color: #e2e8f0;
-          border-radius: 8px; padding: 6px 0; font: 12.5px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
-.td-line { display: grid; grid-template-columns: 7ch 1fr; gap: 12px; padding: 0 12px; }
-.td-line:hover { background: #1e293b; }
-.td-no { color: #64748b; text-align: right; user-select: none; }
-.td-text { white-space: pre-wrap; overflow-wrap: anywhere; }
-.td-line.td-warn { background: #422006; }
-.td-line.td-error { background: #450a0a; }
-.td-line.td-error .td-text { color: #fecaca; }
-.td-line.td-match { box-shadow: inset 3px 0 #facc15; }
-.td-line.td-current { background: #854d0e; box-shadow: inset 3px 0 #fde047; }
-.td-line.td-addressed { background: #1e3a8a; box-shadow: inset 3px 0 #60a5fa; }
-.td-text a { color: inherit; text-decoration: underline dotted; }
-.td-unfold { margin-left: 8px; padding: 0 6px; border: 1px solid #475569; border-radius: 4px; background: #1e293b;
-             color: #93c5fd; font: 12px system-ui, sans-serif; cursor: pointer; }
-mark { background: #facc15; color: #111827; border-radius: 2px; }
-.td-line.td-current mark { background: #fb923c; }
-.td-empty { color: #94a3b8; padding: 12px 20px; font-family: system-ui, sans-serif; }
-.td-b { font-weight: 700; } .td-i { font-style: italic; } .td-u { text-decoration: underline; }
-.td-fg-0 { color: #64748b; } .td-fg-1 { color: #f87171; } .td-fg-2 { color: #4ade80; } .td-fg-3 { color: #facc15; }
-.td-fg-4 { color: #60a5fa; } .td-fg-5 { color: #e879f9; } .td-fg-6 { color: #22d3ee; } .td-fg-7 { color: #e2e8f0; }
-.td-fg-8 { color: #94a3b8; } .td-fg-9 { color: #fca5a5; } .td-fg-10 { color: #86efac; } .td-fg-11 { color: #fde68a; }
-.td-fg-12 { color: #93c5fd; } .td-fg-13 { color: #f0abfc; } .td-fg-14 { color: #67e8f9; } .td-fg-15 { color: #ffffff; }
-.td-bg-0 { background: #1e293b; } .td-bg-1 { background: #7f1d1d; } .td-bg-2 { background: #14532d; }
-.td-bg-3 { background: #713f12; } .td-bg-4 { background: #1e3a8a; } .td-bg-5 { background: #701a75; }
-.td-bg-6 { background: #164e63; } .td-bg-7 { background: #cbd5e1; color: #0f172a; }
-"""
 
 
 class LogLines(ReactiveHTML):
@@ -112,162 +77,10 @@ class LogLines(ReactiveHTML):
 <div id="scroller" class="td-log" role="log" tabindex="0"></div>
 """
 
-    _stylesheets = [_STYLE]
+    _stylesheets = [resource("log_viewer.css")]
 
     _scripts = {
-        "render": """
-state.rows = []
-state.moves = 0
-state.ask = (direction) => {
-  state.moves += direction
-  state.asked = query.value  // its answer must not put it back: the user may have typed on
-  data.search_request = {text: query.value, moves: state.moves}
-}
-query.addEventListener("keydown", (event) => {
-  if (event.key === "Enter") { event.preventDefault(); state.ask(event.shiftKey ? -1 : 1) }
-})
-previous.addEventListener("click", () => state.ask(-1))
-state.errorMoves = 0
-const askError = (direction) => {
-  state.errorMoves += direction
-  data.error_request = {moves: state.errorMoves}
-}
-previous_error.addEventListener("click", () => askError(-1))
-next_error.addEventListener("click", () => askError(1))
-next.addEventListener("click", () => state.ask(1))
-scroller.addEventListener("scroll", () => {
-  const fromBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight
-  if (data.follow && fromBottom > 40 && !state.pinning) { data.follow = false }
-})
-state.pin = () => {
-  state.pinning = true
-  scroller.scrollTop = scroller.scrollHeight
-  setTimeout(() => { state.pinning = false }, 50)
-}
-state.segments = (text, spans, needle) => {
-  // [start, end, span or null, whether inside a search match] pieces of the visible text
-  const cuts = new Set([0, text.length])
-  for (const span of spans) { cuts.add(span[0]); cuts.add(span[1]) }
-  const matches = []
-  const lower = text.toLowerCase()
-  if (needle && lower.length === text.length) {
-    let at = 0
-    while ((at = lower.indexOf(needle, at)) !== -1) {
-      matches.push([at, at + needle.length]); cuts.add(at); cuts.add(at + needle.length); at += needle.length
-    }
-  }
-  const points = [...cuts].sort((a, b) => a - b)
-  const pieces = []
-  let s = 0, m = 0
-  for (let i = 0; i + 1 < points.length; i++) {
-    const [a, b] = [points[i], points[i + 1]]
-    while (s < spans.length && spans[s][1] <= a) { s++ }
-    while (m < matches.length && matches[m][1] <= a) { m++ }
-    const span = s < spans.length && spans[s][0] <= a ? spans[s] : null
-    pieces.push([a, b, span, m < matches.length && matches[m][0] <= a])
-  }
-  return pieces
-}
-state.line = (row, needle) => {
-  const [number, text, spans, level, full] = row
-  const line = document.createElement("div")
-  line.className = "td-line"
-  line.dataset.line = number
-  const no = document.createElement("span")
-  no.className = "td-no"
-  no.textContent = number
-  const body = document.createElement("span")
-  body.className = "td-text"
-  for (const [a, b, span, matched] of state.segments(text, spans, needle)) {
-    const href = span && span[4]
-    const piece = document.createElement(href ? "a" : "span")
-    if (href) { piece.href = href; piece.target = "_blank"; piece.rel = "noopener noreferrer" }
-    if (span && span[2]) { piece.className = span[2] }
-    if (span && span[3]) { piece.style.color = span[3] }
-    if (matched) {
-      const mark = document.createElement("mark")
-      mark.textContent = text.slice(a, b)
-      piece.append(mark)
-    } else { piece.textContent = text.slice(a, b) }
-    body.append(piece)
-  }
-  if (full) {
-    const unfold = document.createElement("button")
-    unfold.className = "td-unfold"
-    unfold.textContent = `… show all ${full.toLocaleString()} characters`
-    unfold.addEventListener("click", () => {
-      state.unfolds = (state.unfolds || 0) + 1
-      data.unfold_request = {line: number, n: state.unfolds}
-    })
-    body.append(unfold)
-  }
-  if (level === "error") { line.classList.add("td-error") }
-  else if (level === "warn") { line.classList.add("td-warn") }
-  if (needle && text.toLowerCase().includes(needle)) { line.classList.add("td-match") }
-  if (number === data.find.current) { line.classList.add("td-current") }
-  if (number === data.find.addressed) { line.classList.add("td-addressed") }
-  line.append(no, body)
-  return line
-}
-state.center = (target, tries) => {
-  // Once the box is laid out, bring the line to its middle (and the box into the window).
-  if (!target.isConnected || !scroller.clientHeight) {
-    if (tries < 120) { requestAnimationFrame(() => state.center(target, tries + 1)) }
-    return
-  }
-  const box = scroller.getBoundingClientRect(), at = target.getBoundingClientRect()
-  scroller.scrollTop += at.top - box.top - (scroller.clientHeight - at.height) / 2
-  const shown = target.getBoundingClientRect()
-  if (shown.top < 0 || shown.bottom > window.innerHeight) { target.scrollIntoView({block: "center"}) }
-}
-state.replace = (rows) => {
-  const needle = (data.find.text || "").toLowerCase()
-  for (const row of rows) {
-    const i = state.rows.findIndex(r => r[0] === row[0])
-    if (i < 0) { continue }
-    state.rows[i] = row
-    const old = scroller.querySelector(`.td-line[data-line="${row[0]}"]`)
-    if (old) { old.replaceWith(state.line(row, needle)) }
-  }
-}
-state.take = (rows) => {
-  // Add the appended rows newer than the last shown; a gap means some were missed: ask again.
-  const last = state.rows.length ? state.rows[state.rows.length - 1][0] : 0
-  state.replace(rows.filter(row => row[0] === last))  // a last line that had no newline yet
-  const fresh = rows.filter(row => row[0] > last)
-  if (!fresh.length) { return }
-  if (fresh[0][0] !== last + 1) { data.resync = data.resync + 1; return }
-  const needle = (data.find.text || "").toLowerCase()
-  if (!state.rows.length) { scroller.replaceChildren() }
-  for (const row of fresh) { state.rows.push(row); scroller.append(state.line(row, needle)) }
-  const extra = state.rows.length - __FOLLOW_KEEP__
-  if (extra > 0) {
-    state.rows.splice(0, extra)
-    for (let i = 0; i < extra; i++) { scroller.firstElementChild.remove() }
-  }
-  if (data.follow) { state.pin() }
-}
-state.draw = () => {
-  const needle = (data.find.text || "").toLowerCase()
-  scroller.replaceChildren(...state.rows.map(row => state.line(row, needle)))
-  if (!state.rows.length) {
-    const empty = document.createElement("div")
-    empty.className = "td-empty"
-    empty.textContent = data.empty_text[0] || ""
-    scroller.append(empty)
-  }
-  const counter_text = data.find.note ? data.find.note : data.find.total == null ? "" :
-    (data.find.total ? `${data.find.index} / ${data.find.total.toLocaleString()}` : "no matches")
-  counter.textContent = counter_text
-  const target = scroller.querySelector(".td-current, .td-addressed")
-  if (data.follow) { state.pin() }
-  else if (target) { state.center(target, 0) }
-}
-state.rows = data.lines.slice()
-state.draw()
-if (data.follow) { state.take(data.appended) }  // lines appended before the page first drew
-if (data.find.text) { query.value = data.find.text }
-""".replace("__FOLLOW_KEEP__", str(FOLLOW_KEEP)),
+        "render": resource("log_viewer.js", FOLLOW_KEEP=FOLLOW_KEEP),
         "lines": """
 state.rows = data.lines.slice()
 state.draw()
@@ -284,7 +97,7 @@ if (data.find.text != null && data.find.text !== state.asked && query.value !== 
 
 
 @queries.shared_per_version
-def _line_rows(index: Index, run_id: str, stream: str, first: int, count: int, emphasis: Emphasis,
+def _line_rows(index: Store, run_id: str, stream: str, first: int, count: int, emphasis: Emphasis,
                whole: tuple[int, ...] = ()) -> list[list]:
     """Lines of a stream as the browser's rows (shared by the sessions following it); the lines
     numbered in `whole` are not folded."""
@@ -358,17 +171,14 @@ def _icon(paths: str) -> str:
 class LogViewer:
     """One run's logs for one session: tabs per stream, pages, follow, search, download."""
 
-    def __init__(self, index: Index, run_id: str, running: bool, detail_url: str | None,
-                 position: LogPosition | None = None, spool: Path | None = None,
-                 emphasis: Emphasis = Emphasis()):
-        self.index = index
-        self.emphasis = emphasis
-        self.spool = spool  # where downloads read the bytes the process wrote
+    def __init__(self, store: Store, run_id: str, running: bool, position: LogPosition | None = None):
+        self.store = store
+        self.index = store  # what queries read
+        self.emphasis: Emphasis = store.config.log_emphasis
         self.run_id = run_id
         self.position = position or LogPosition()
         self.stream = self.position.stream
-        self.detail_url = detail_url
-        self.counts = queries.log_line_counts(index, run_id)
+        self.counts = queries.log_line_counts(store, run_id)
         self.page = 1
         self.first_sent = 1  # the first line number the browser holds
         self.showed_the_end = False  # whether the lines held were the stream's newest when sent
@@ -415,14 +225,14 @@ class LogViewer:
         return pn.Column(toolbar, pager, self.view, sizing_mode="stretch_width")
 
     def _download(self):
-        if self.detail_url is not None:  # served by taskdash: a streamed download route
+        if self.store.links.download(self.run_id, self.stream) is not None:  # served by taskdash: a streamed route
             return pn.pane.HTML(self._download_link(), margin=(5, 10))
         # Under plain `panel serve` there is no route: the file is built in the session.
         return pn.widgets.FileDownload(callback=self._download_file, filename=f"{self.run_id}-{self.stream}.log",
                                        label="Download", width=120, margin=(5, 10))
 
     def _download_link(self) -> str:
-        url = html.escape(download_url(self.detail_url, self.stream))
+        url = html.escape(self.store.links.download(self.run_id, self.stream))
         # 34 px high, as the Follow and Reload buttons beside it.
         return (f'<a href="{url}" download class="td-download" style="display:inline-block;padding:0 14px;'
                 f'box-sizing:border-box;height:34px;white-space:nowrap;'
@@ -430,7 +240,7 @@ class LogViewer:
                 f'font:14px/32px system-ui,sans-serif">Download {html.escape(self.stream)}</a>')
 
     def _download_file(self) -> io.BytesIO:
-        return io.BytesIO(b"".join(log_file_chunks(self.spool, self.run_id, self.stream)))
+        return io.BytesIO(b"".join(self.store.log_chunks(self.run_id, self.stream)))
 
     # ---- user actions ----------------------------------------------------------------
 

@@ -12,26 +12,16 @@ from __future__ import annotations
 from bokeh.core.property.descriptors import UnsetValueError
 from bokeh.models import CustomJS
 
+from dashboard.components.resources import resource
+
 #: Node marks in screen pixels: this share of a grid cell, between these bounds; labels
 #: below them from this many pixels per column and row (the same in `FIT_MARKS_JS`).
 MARK_SHARE, MARK_MIN, MARK_MAX = 0.6, 3.0, 22.0
 DETAIL_LABELS_FROM = (130.0, 34.0)
 LABEL_GAP = 13  # pixels from a node's centre to the top of its label
 
-FIT_MARKS_JS = f"""
-const w = fig.inner_width, h = fig.inner_height
-if (!(w > 0 && h > 0)) {{ return }}
-const col = w / Math.abs(xr.end - xr.start), row = h / Math.abs(yr.end - yr.start)
-const size = Math.max({MARK_MIN}, Math.min({MARK_MAX}, {MARK_SHARE} * Math.min(col, row)))
-for (const [renderer, share] of [[nodes, 1], [arrows, 0.5]]) {{
-  for (const glyph of [renderer.glyph, renderer.selection_glyph, renderer.nonselection_glyph,
-                       renderer.hover_glyph, renderer.muted_glyph]) {{
-    if (glyph != null && glyph.size !== size * share) {{ glyph.size = size * share }}
-  }}
-}}
-const show = col >= {DETAIL_LABELS_FROM[0]} && row >= {DETAIL_LABELS_FROM[1]}
-if (detail.visible !== show) {{ detail.visible = show }}
-"""
+FIT_MARKS_JS = resource("fit_marks.js", MARK_MIN=MARK_MIN, MARK_MAX=MARK_MAX, MARK_SHARE=MARK_SHARE,
+                        COLUMN_PX=DETAIL_LABELS_FROM[0], ROW_PX=DETAIL_LABELS_FROM[1])
 
 
 def mark_size(column_px: float, row_px: float) -> float:

@@ -18,9 +18,10 @@ import pandas as pd
 import panel as pn
 from panel.io.model import JSCode
 
-from dashboard.app import RESERVED_RUN_IDS
+from dashboard.components.badges import STYLESHEET
+from dashboard.components.resources import resource
 from dashboard.formatting import plain
-from dashboard.pages.badges import STYLESHEET
+from dashboard.store import RESERVED_RUN_IDS
 from dashboard.statuses import LIFECYCLE, TERMINAL
 
 #: Grid field -> the query's sort column, for the sortable columns.
@@ -34,154 +35,31 @@ HIDDEN = ["run_id", "adhoc", "running", "blocked"]
 # A long name is cut in its middle: dbt's `model.project.int_orders` differ at their end.
 # The end (after the last `.` or `/`, else the last 12 characters) keeps its place while the
 # start gives way; the whole name is the tooltip.
-TASK_FORMATTER = JSCode("""function(cell) {
-  const row = cell.getRow().getData()
-  const name = document.createElement("span")
-  name.className = "td-task"
-  name.title = row.task
-  const cut = Math.max(row.task.lastIndexOf("."), row.task.lastIndexOf("/")) + 1
-  const at = cut > 0 && cut < row.task.length ? cut : Math.max(0, row.task.length - 12)
-  const head = document.createElement("span")
-  head.className = "td-task-head"
-  head.textContent = row.task.slice(0, at)
-  const tail = document.createElement("span")
-  tail.className = "td-task-tail"
-  tail.textContent = row.task.slice(at)
-  name.append(head, tail)
-  if (!row.adhoc) { return name }
-  const badge = document.createElement("span")
-  badge.className = "td-badge td-adhoc"
-  badge.title = "Run from the Adhoc Tasks console"
-  badge.textContent = "ADHOC"
-  const both = document.createElement("span")
-  both.className = "td-task-both"
-  both.append(name, badge)
-  return both
-}""")
+TASK_FORMATTER = JSCode(resource("task_name.js").strip())
 
-STATUS_FORMATTER = JSCode("""function(cell) {
-  const badge = document.createElement("span")
-  badge.className = "td-badge td-s-" + cell.getValue()
-  badge.textContent = cell.getValue()
-  return badge
-}""")
+STATUS_FORMATTER = JSCode(resource("status_badge.js").strip())
 
 # A run that can no longer start (an upstream of its cycle failed) says so after its chain,
 # so a blocked ACTIVE run never reads as one still waiting.
-_BLOCKED_TAG = """
-    if (row.blocked) {
-      const tag = document.createElement("span")
-      tag.className = "td-blocked"
-      tag.title = "Blocked: " + row.blocked
-      tag.textContent = "BLOCKED: " + row.blocked
-      chain.append(tag)
-    }"""
-
-_LIFECYCLE_FORMATTER = JSCode(f"""(() => {{
-  const lifecycle = {json.dumps(list(LIFECYCLE))}
-  const terminal = {json.dumps(list(TERMINAL))}
-  return function(cell) {{
-    const row = cell.getRow().getData()
-    const reached = new Set((cell.getValue() || "").split(",").filter(Boolean))
-    const end = terminal.includes(row.status) ? row.status : "…"
-    const chain = document.createElement("span")
-    chain.className = "td-chain"
-    chain.title = "Lifecycle: " + [...lifecycle, end].filter(s => reached.has(s)).join(" → ")
-    // A blocked run will never reach the steps ahead: show only those it went through.
-    const steps = [...lifecycle, end].filter(s => !row.blocked || reached.has(s) || s === row.status)
-    for (const [i, step] of steps.entries()) {{
-      if (i) {{
-        const sep = document.createElement("span")
-        sep.className = "td-sep"
-        sep.textContent = "›"
-        chain.append(sep)
-      }}
-      const item = document.createElement("span")
-      item.className = "td-step td-s-" + step + (reached.has(step) ? " td-reached" : "") +
-                       (step === row.status ? " td-current" : "")
-      item.textContent = step
-      chain.append(item)
-      if (step === row.status && step === "RUNNING") {{
-        const dot = document.createElement("span")
-        dot.className = "td-pulse"
-        dot.title = "running"
-        chain.append(dot)
-      }}
-    }}{_BLOCKED_TAG}
-    return chain
-  }}
-}})()""")
+_LIFECYCLE_FORMATTER = JSCode(resource("lifecycle.js", LIFECYCLE=json.dumps(list(LIFECYCLE)),
+                                       TERMINAL=json.dumps(list(TERMINAL))).strip())
 
 # Same wording as dashboard.formatting.human_duration, which the CLI uses.
-_DURATION_FORMATTER = JSCode("""(() => {
-  const human = (s) => {
-    if (s == null || Number.isNaN(s)) { return "" }
-    if (s < 10) { return s.toFixed(1) + "s" }
-    s = Math.floor(s)
-    const pad = (n) => String(n).padStart(2, "0")
-    if (s < 60) { return s + "s" }
-    if (s < 3600) { return Math.floor(s / 60) + "m " + pad(s % 60) + "s" }
-    return Math.floor(s / 3600) + "h " + pad(Math.floor(s % 3600 / 60)) + "m"
-  }
-  const ticking = window.__taskdashTicking || (window.__taskdashTicking = new Set())
-  if (!window.__taskdashTicker) {
-    window.__taskdashTicker = setInterval(() => {
-      for (const item of ticking) {
-        if (!item.el.isConnected) { ticking.delete(item); continue }
-        item.el.textContent = human(item.seconds + (Date.now() - item.since) / 1000)
-      }
-    }, 1000)
-  }
-  return function(cell, params, onRendered) {
-    const row = cell.getRow().getData()
-    const el = document.createElement("span")
-    el.textContent = human(cell.getValue())
-    if (row.running && cell.getValue() != null) {
-      // The server measured `duration` when it sent the row; count on from then.
-      row.__received = row.__received || Date.now()
-      const item = {el, seconds: cell.getValue(), since: row.__received}
-      el.textContent = human(item.seconds + (Date.now() - item.since) / 1000)
-      onRendered(() => ticking.add(item))
-    }
-    return el
-  }
-})()""")
+_DURATION_FORMATTER = JSCode(resource("duration.js").strip())
 
 
 def _logs_formatter(detail_prefix: str) -> JSCode:
-    return JSCode(f"""function(cell) {{
-  const link = document.createElement("a")
-  const id = cell.getValue()  // a reserved id as dashboard.app.run_segment links it
-  link.href = {json.dumps(detail_prefix)} + ({json.dumps(list(RESERVED_RUN_IDS))}.includes(id)
-    ? "%" + id.charCodeAt(0).toString(16).toUpperCase() + id.slice(1) : encodeURIComponent(id))
-  link.className = "td-eye"
-  link.title = "Open the run's details and logs"
-  link.setAttribute("aria-label", "Open the run's details and logs")
-  link.innerHTML = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true" fill="none" ' +
-    'stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">' +
-    '<path d="M1 12s4-8 11-8 11 8 11 8-4 8-11 8-11-8-11-8z"/><circle cx="12" cy="12" r="3"/></svg>'
-  return link
-}}""")
+    return JSCode(resource("eye_link.js", DETAIL_PREFIX=json.dumps(detail_prefix),
+                           RESERVED_RUN_IDS=json.dumps(list(RESERVED_RUN_IDS))).strip())
 
 
 #: The look of TASK_FORMATTER's cells (the tasks table uses both too).
 # The name is a block-level flex box as wide as its cell, so the tail's max width is a share of
 # the cell: as an inline box sized by its own content, that share was circular, and a short
 # name lost its last letters ("Extract_U…") or was pushed right by an empty head.
-TASK_NAME_STYLE = """
-.td-task { display: flex; min-width: 0; white-space: nowrap; }
-.td-task-head { overflow: hidden; text-overflow: ellipsis; min-width: 0; flex: 0 1 auto; }
-.td-task-tail { overflow: hidden; text-overflow: ellipsis; flex: 0 0 auto; max-width: calc(100% - 1.2em); }
-.td-task-both { display: flex; align-items: baseline; }
-.td-task-both .td-badge { flex: none; }
-"""
+TASK_NAME_STYLE = resource("task_name.css")
 
-_GRID_STYLE = STYLESHEET + TASK_NAME_STYLE + """
-.td-eye { color: #2563eb; display: inline-flex; padding: 2px; border-radius: 4px; }
-.td-eye:hover { background: #dbeafe; }
-.tabulator .tabulator-cell { padding: 6px 8px; }
-.tabulator-row.tabulator-row-even { background-color: #f9fafb; }
-"""
+_GRID_STYLE = STYLESHEET + TASK_NAME_STYLE + resource("runs_grid.css")
 
 
 def _clock(value, day_of=None) -> str:

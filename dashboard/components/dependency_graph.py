@@ -25,7 +25,7 @@ from dashboard.formatting import human_duration, plain
 from dashboard.graph import (Hold, TaskGraph, blocked_tasks, cascade_edges, critical_path, layered_layout,
                              neighbourhood, root_causes, status_color, waiting_text)
 from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, Overview, group_path, overview, top_group
-from dashboard.pages.graph_marks import MARK_MAX, fit_marks
+from dashboard.components.graph_marks import MARK_MAX, fit_marks
 
 # Register HoloViews' Bokeh backend whatever page a process serves first: under plain
 # `panel serve`, a /tasks opened after another page drew before any pn.extension had seen

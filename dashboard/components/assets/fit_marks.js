@@ -1,0 +1,12 @@
+const w = fig.inner_width, h = fig.inner_height
+if (!(w > 0 && h > 0)) { return }
+const col = w / Math.abs(xr.end - xr.start), row = h / Math.abs(yr.end - yr.start)
+const size = Math.max(__MARK_MIN__, Math.min(__MARK_MAX__, __MARK_SHARE__ * Math.min(col, row)))
+for (const [renderer, share] of [[nodes, 1], [arrows, 0.5]]) {
+  for (const glyph of [renderer.glyph, renderer.selection_glyph, renderer.nonselection_glyph,
+                       renderer.hover_glyph, renderer.muted_glyph]) {
+    if (glyph != null && glyph.size !== size * share) { glyph.size = size * share }
+  }
+}
+const show = col >= __COLUMN_PX__ && row >= __ROW_PX__
+if (detail.visible !== show) { detail.visible = show }

@@ -1,0 +1,41 @@
+(() => {
+  const lifecycle = __LIFECYCLE__
+  const terminal = __TERMINAL__
+  return function(cell) {
+    const row = cell.getRow().getData()
+    const reached = new Set((cell.getValue() || "").split(",").filter(Boolean))
+    const end = terminal.includes(row.status) ? row.status : "…"
+    const chain = document.createElement("span")
+    chain.className = "td-chain"
+    chain.title = "Lifecycle: " + [...lifecycle, end].filter(s => reached.has(s)).join(" → ")
+    // A blocked run will never reach the steps ahead: show only those it went through.
+    const steps = [...lifecycle, end].filter(s => !row.blocked || reached.has(s) || s === row.status)
+    for (const [i, step] of steps.entries()) {
+      if (i) {
+        const sep = document.createElement("span")
+        sep.className = "td-sep"
+        sep.textContent = "›"
+        chain.append(sep)
+      }
+      const item = document.createElement("span")
+      item.className = "td-step td-s-" + step + (reached.has(step) ? " td-reached" : "") +
+                       (step === row.status ? " td-current" : "")
+      item.textContent = step
+      chain.append(item)
+      if (step === row.status && step === "RUNNING") {
+        const dot = document.createElement("span")
+        dot.className = "td-pulse"
+        dot.title = "running"
+        chain.append(dot)
+      }
+    }
+    if (row.blocked) {
+      const tag = document.createElement("span")
+      tag.className = "td-blocked"
+      tag.title = "Blocked: " + row.blocked
+      tag.textContent = "BLOCKED: " + row.blocked
+      chain.append(tag)
+    }
+    return chain
+  }
+})()

@@ -1,0 +1,71 @@
+"""The connection indicator: Live, Connecting, Error or Disconnected.
+
+The browser side listens to Bokeh's own connection events (the websocket Panel reconnects
+when `reconnect=True`), so the indicator tells the truth even when the server cannot talk.
+When a restarted server cannot take the old session back, the page reloads itself from
+its URL once the server answers again.
+The server side says whether the ingestor is healthy: Error when an ingest step failed or
+new ingest errors were recorded since the page opened.
+It is also the page's receipt for live updates: the browser says when it has drawn each one,
+and the hub sends the next only then (see `dashboard.components.live.Pace`).
+"""
+
+from __future__ import annotations
+
+import panel as pn
+import param
+from panel.reactive import ReactiveHTML
+
+from dashboard.components import live
+from dashboard.components.resources import resource
+from dashboard.components.timers import every
+from dashboard.store import Store
+
+
+
+class ConnectionIndicator(ReactiveHTML):
+    """A pill in the page header showing the real state of the link to the server."""
+
+    ingest_failure = param.String(default="", doc="Why the last ingest step failed; empty when it did not.")
+    new_errors = param.Integer(default=0, doc="Ingest errors recorded since the page opened.")
+    delivered = param.Integer(default=0, doc="Live updates the server sent this page.")
+    drawn = param.Integer(default=0, doc="From the browser: the live updates it has drawn.")
+
+    _template = """
+<span id="pill" class="td-conn td-conn-live" role="status" aria-live="polite" title="Connected to the server">
+  <span class="td-dot"></span><span id="label">Live</span>
+</span>"""
+
+    _stylesheets = [resource("connection.css")]
+
+    # A receipt is bookkeeping, not work the user waits for.
+    _busy__ignore = ["drawn"]
+
+    _scripts = {
+        "render": resource("connection.js"),
+        "ingest_failure": "state.show()",
+        "new_errors": "state.show()",
+        "delivered": "state.answer()",
+    }
+
+
+def connection_indicator(store: Store, check_seconds: float = 5.0) -> ConnectionIndicator:
+    """An indicator for this session, kept current with the ingest's health (from the store).
+
+    Failures and new errors are published on the hub; a recovery is not, so the health is
+    also looked at every few seconds (no query: it is a field of the ingestor).
+    """
+    indicator = ConnectionIndicator()
+    baseline = store.health.errors_recorded
+
+    def update(_change=None) -> None:
+        health = store.health
+        indicator.param.update(ingest_failure=health.failure or "",
+                               new_errors=max(0, health.errors_recorded - baseline))
+
+    live.subscribe(store, update)  # then look: a failure published in between is not missed
+    update()
+    live.pace_session(indicator)
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        every(check_seconds, update)
+    return indicator

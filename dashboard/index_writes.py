@@ -1,0 +1,200 @@
+"""The ingestor's batched writes: what one ingest step adds to the index, and the SQL that adds it.
+
+`Index.apply` runs `write_batch` inside one transaction with the spool offsets the batch
+came from, so a restart neither loses nor doubles anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .index_schema import POSITIONED_SCHEMA, TRANSITION_COLUMNS, RunSummary
+from .log_lines import split_lines
+from .statuses import ORDER, TERMINAL, UNDER_WAY, sql_list
+from .terminal import visible_array
+
+#: A batch touching more runs than this reports them as "many" instead of one by one.
+LISTED_RUNS_MAX = 5_000
+
+_TERMINAL_SQL = sql_list(TERMINAL)
+# An event's rank as one number (arg_max on a number is several times faster than on a
+# struct): terminal first, then time, then lifecycle step, then status name.
+_BY_STEP = sorted(ORDER, key=lambda status: (ORDER[status], status))
+_BY_NAME = sorted(ORDER)
+_NAME_CODE_SQL = "CASE status " + " ".join(f"WHEN '{s}' THEN {n}" for n, s in enumerate(_BY_NAME)) + " END"
+_RANK_SQL = ("(status IN ({terminal}))::HUGEINT * 18446744073709551616 + epoch_us(ts)::HUGEINT * 8 + "
+             "CASE status {codes} END").format(
+    terminal=_TERMINAL_SQL,
+    codes=" ".join(f"WHEN '{s}' THEN {n}" for n, s in enumerate(_BY_STEP)))
+
+# A run's current status is its latest event by time, except that a terminal status
+# outranks any non-terminal one: an older (or skewed) RUNNING never reopens a finished run.
+# Events of one millisecond (IDLE then ACTIVE, say) are told apart by lifecycle order.
+# A run's group is the one its events report, else its task's (kept current by
+# GROUPS_FROM_TASKS), so reads never join. Rows go in trigger order: time filters skip
+# row groups.
+RECOMPUTE_RUNS = f"""
+DELETE FROM runs WHERE run_id IN (SELECT run_id FROM touched);
+INSERT INTO runs
+SELECT a.run_id, a.latest.task, coalesce(a.own_grp, t.grp), a.latest.status, a.agent, a.adhoc, a.trigger_time,
+       a.started, CASE WHEN a.latest.status IN ({_TERMINAL_SQL}) THEN a.latest.ts END, a.exit_code,
+       a.latest.message,  -- what the current status says, if anything
+       a.updated, list_filter({list(_BY_NAME)}, lambda status, i: (a.reached >> (i - 1)) & 1 = 1),
+       a.own_grp IS NOT NULL
+FROM (
+    SELECT run_id,
+           arg_max({{'task': task, 'status': status, 'ts': ts, 'message': message}}, rank) AS latest,
+           arg_max(grp, ts) FILTER (WHERE grp IS NOT NULL) AS own_grp,
+           arg_max(agent, ts) FILTER (WHERE agent IS NOT NULL) AS agent,
+           bool_or(adhoc) AS adhoc,
+           coalesce(min(trigger_time), min(ts) FILTER (WHERE status = 'TRIGGER'), min(ts)) AS trigger_time,
+           min(ts) FILTER (WHERE status IN ({sql_list(UNDER_WAY)})) AS started,
+           arg_max(exit_code, rank) FILTER (WHERE exit_code IS NOT NULL) AS exit_code,
+           max(ts) AS updated,
+           bit_or(1 << {_NAME_CODE_SQL}) AS reached  -- one bit a status, in name order
+    FROM (SELECT *, {_RANK_SQL} AS rank
+          FROM transitions WHERE run_id IN (SELECT run_id FROM touched))
+    GROUP BY run_id) a
+LEFT JOIN tasks t ON t.task = a.latest.task
+ORDER BY a.trigger_time;
+"""
+
+# A task (re)defined in another group moves the runs that report no group of their own.
+GROUPS_FROM_TASKS = """
+UPDATE runs SET grp = n.grp FROM new_tasks n
+WHERE runs.task = n.task AND NOT runs.own_grp AND runs.grp IS DISTINCT FROM n.grp
+"""
+
+
+@dataclass
+class Batch:
+    """What one ingest step adds to the index, committed together with the offsets it read."""
+
+    tasks: list[dict] = field(default_factory=list)
+    #: status events parsed one by one (spool.parse_event), and in bulk (event_lines)
+    transitions: list[dict] = field(default_factory=list)
+    transition_tables: list[pa.Table] = field(default_factory=list)
+    event_lines_read: int = 0  # the position of the next event line read into the batch
+    #: (run_id, stream, first line number, the lines, their visible text or null), in the order read
+    log_chunks: list[tuple[str, str, int, pa.LargeStringArray, pa.Array]] = field(default_factory=list)
+    #: (run_id, stream) -> the last line number this batch adds
+    log_last_lines: dict[tuple[str, str], int] = field(default_factory=dict)
+    log_line_count: int = 0
+    #: (run_id, stream) -> the first line number to delete before this batch's lines go in (an
+    #: unterminated last line read again now that its file grew)
+    replaced: dict[tuple[str, str], int] = field(default_factory=dict)
+    offsets: dict[str, tuple[int, int, bool, int]] = field(default_factory=dict)
+    errors: list[tuple[str, int, str, str]] = field(default_factory=list)
+
+    def add_log_lines(self, run_id: str, stream: str, first_line_no: int, data: bytes) -> int:
+        """Add complete lines of raw output; return how many there were."""
+        texts, count = split_lines(data)
+        if not count:
+            return 0
+        self.log_chunks.append((run_id, stream, first_line_no, texts, visible_array(texts)))
+        self.log_last_lines[(run_id, stream)] = first_line_no + count - 1
+        self.log_line_count += count
+        return count
+
+    def replace_lines_from(self, run_id: str, stream: str, line_no: int) -> None:
+        key = (run_id, stream)
+        self.replaced[key] = min(line_no, self.replaced.get(key, line_no))
+
+    @property
+    def transition_count(self) -> int:
+        return len(self.transitions) + sum(table.num_rows for table in self.transition_tables)
+
+    def transitions_table(self) -> pa.Table:
+        """Every status event of the batch as one table of POSITIONED_SCHEMA."""
+        columns = {name: [t["group" if name == "grp" else name] for t in self.transitions]
+                   for name in POSITIONED_SCHEMA.names}
+        parsed = pa.table(columns, schema=POSITIONED_SCHEMA)
+        return pa.concat_tables([parsed, *self.transition_tables])
+
+    def __bool__(self) -> bool:
+        return bool(self.tasks or self.transition_count or self.log_line_count or self.offsets or self.errors
+                    or self.replaced)
+
+
+def write_batch(cur, batch: Batch, now: dt.datetime) -> dict[str, RunSummary] | None:
+    """Add a batch through `cur`, inside the caller's transaction; return the runs touched, or None
+    when they are more than LISTED_RUNS_MAX."""
+    if batch.tasks:
+        latest = {task["task"]: task for task in batch.tasks}  # a later definition wins
+        frame = pd.DataFrame({
+            "task": list(latest), "grp": [t["group"] for t in latest.values()],
+            "depends_on": [t["depends_on"] for t in latest.values()],
+            "description": [t["description"] for t in latest.values()]})
+        cur.register("new_tasks", frame)
+        cur.execute("DELETE FROM tasks WHERE task IN (SELECT task FROM new_tasks)")
+        cur.execute("INSERT INTO tasks SELECT task, grp, depends_on, description, ? FROM new_tasks", [now])
+        cur.execute(GROUPS_FROM_TASKS)
+        cur.unregister("new_tasks")
+    touched: dict[str, RunSummary] | None = {}
+    if batch.transition_count:
+        table = batch.transitions_table()
+        cur.register("new_transitions", table)
+        # The same event read twice (a duplicate line, a second writer) counts once: the
+        # first one read (an earlier batch's, or the earliest line of this one).
+        cur.execute(f"""
+            INSERT INTO transitions
+            SELECT DISTINCT ON (n.run_id, n.status, n.ts) {', '.join('n.' + c for c in TRANSITION_COLUMNS)}
+            FROM new_transitions n
+            ANTI JOIN (SELECT run_id, status, ts FROM transitions
+                       WHERE run_id IN (SELECT run_id FROM new_transitions)) t
+              ON n.run_id = t.run_id AND n.status = t.status AND n.ts = t.ts
+            ORDER BY n.position""")
+        cur.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT run_id FROM new_transitions")
+        cur.unregister("new_transitions")
+        cur.execute(RECOMPUTE_RUNS)
+        rows = cur.execute("SELECT run_id, task, grp, status, trigger_time FROM runs "
+                           "WHERE run_id IN (SELECT run_id FROM touched) LIMIT ?", [LISTED_RUNS_MAX + 1]).fetchall()
+        touched = {run_id: RunSummary(*rest) for run_id, *rest in rows} if len(rows) <= LISTED_RUNS_MAX else None
+    if batch.replaced:
+        for (run_id, stream), first in batch.replaced.items():
+            cur.execute("DELETE FROM log_text WHERE log_id = (SELECT log_id FROM log_streams "
+                        "WHERE run_id = ? AND stream = ?) AND line_no >= ?", [run_id, stream, first])
+    if batch.log_line_count:
+        log_ids = _log_streams(cur, batch.log_last_lines)
+        cur.register("new_lines", pa.Table.from_batches([pa.record_batch({
+            "log_id": pa.array(np.full(len(texts), log_ids[(run_id, stream)], np.int32)),
+            "line_no": pa.array(np.arange(first, first + len(texts), dtype=np.int64)),
+            "text": texts, "visible": visible}) for run_id, stream, first, texts, visible in batch.log_chunks]))
+        cur.execute("INSERT INTO log_text SELECT log_id, line_no, text, visible FROM new_lines")
+        cur.unregister("new_lines")
+    if batch.errors:
+        frame = pd.DataFrame(batch.errors, columns=["file", "offset", "reason", "excerpt"])
+        cur.register("new_errors", frame)
+        cur.execute('INSERT INTO ingest_errors SELECT file, "offset", reason, excerpt, ? FROM new_errors', [now])
+        cur.unregister("new_errors")
+    if batch.offsets:
+        frame = pd.DataFrame(
+            [(path, *state) for path, state in batch.offsets.items()],
+            columns=["path", "offset", "lines", "in_long_line", "tail"])
+        cur.register("new_offsets", frame)
+        cur.execute("DELETE FROM ingest_offsets WHERE path IN (SELECT path FROM new_offsets)")
+        cur.execute("INSERT INTO ingest_offsets SELECT * FROM new_offsets")
+        cur.unregister("new_offsets")
+    return touched
+
+
+def _log_streams(cur, last_lines: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+    """The log_id of each (run_id, stream), numbered on for new ones, with its line count raised."""
+    frame = pd.DataFrame([(*key, last) for key, last in last_lines.items()], columns=["run_id", "stream", "last"])
+    cur.register("new_streams", frame)
+    cur.execute("""
+        INSERT INTO log_streams
+        SELECT (SELECT coalesce(max(log_id), 0) FROM log_streams) + row_number() OVER (), n.run_id, n.stream, 0
+        FROM new_streams n ANTI JOIN log_streams s ON s.run_id = n.run_id AND s.stream = n.stream""")
+    cur.execute("""
+        UPDATE log_streams SET lines = greatest(lines, n.last) FROM new_streams n
+        WHERE log_streams.run_id = n.run_id AND log_streams.stream = n.stream""")
+    rows = cur.execute("SELECT s.run_id, s.stream, s.log_id FROM log_streams s "
+                       "JOIN new_streams n ON s.run_id = n.run_id AND s.stream = n.stream").fetchall()
+    cur.unregister("new_streams")
+    return {(run_id, stream): log_id for run_id, stream, log_id in rows}

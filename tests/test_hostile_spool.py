@@ -1,0 +1,264 @@
+"""Hostile spool content (issue 23, ingest side): floods of bad lines, files that cannot be read,
+events dated far away. Real spool files in temporary folders, a real DuckDB index."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import pwd
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import duckdb
+import pytest
+from helpers import wait_until
+
+from dashboard import ingest
+from dashboard.index import Index
+from dashboard.ingest import ERROR_SAMPLES, EVENT_LINES_MAX, Ingestor
+from dashboard.spool import SpoolWriter, format_timestamp
+from builders import write_event_spool, write_log_spool
+
+T0 = dt.datetime(2026, 11, 28, 12, 0, 0)
+
+
+def event(run_id: str, status: str = "RUNNING", ts: dt.datetime = T0) -> bytes:
+    return json.dumps({"kind": "status", "run_id": run_id, "task": "Generate_Invoice", "status": status,
+                       "ts": format_timestamp(ts), "agent": "agent-1"}).encode() + b"\n"
+
+
+def bad_lines_listed(index: Index) -> int:
+    """How many bad lines the ingest errors account for: one a row, or N of a 'N more like this' row."""
+    total = 0
+    for reason in index.query("SELECT reason FROM ingest_errors")["reason"]:
+        more = re.match(r"([\d,]+) more bad lines like this", reason)
+        total += int(more[1].replace(",", "")) if more else 1
+    return total
+
+
+JUNK = [b"x", b"{", b"[1, 2]", b"\xff\xfe not utf-8", b'"text"', b"{}", b"12"]
+
+
+def test_a_flood_of_bad_lines_costs_a_few_errors_and_keeps_every_good_line_between(tmp_path):
+    spool = tmp_path / "spool"
+    (spool / "events").mkdir(parents=True)
+    good, bad = 0, 0
+    with open(spool / "events" / "flood.jsonl", "wb") as out:
+        for n in range(60_000):
+            if n % 1_000 == 0:
+                out.write(event(f"r-{n}"))
+                good += 1
+            else:
+                out.write(JUNK[n % len(JUNK)] + b"\n")
+                bad += 1
+    index = Index(tmp_path / "index.duckdb")
+    try:
+        added = Ingestor(index, spool).catch_up()
+        rows = index.query('SELECT "offset", reason, excerpt FROM ingest_errors ORDER BY "offset"')
+        print(f"\n{bad:,} bad lines, {good} good: {len(rows)} ingest errors; the last: {rows['reason'].iloc[-1]!r}")
+        assert index.counts()["runs"] == good, "every good line between the bad ones"
+        assert len(rows) == added["errors"] == ERROR_SAMPLES + 1, "20 listed, the rest one count"
+        assert bad_lines_listed(index) == bad
+        assert all(len(excerpt) <= ingest.EXCERPT_BYTES for excerpt in rows["excerpt"])
+        content = (spool / "events" / "flood.jsonl").read_bytes()
+        assert all(content[offset - 1:offset] in (b"", b"\n") for offset in rows["offset"]), "offsets of lines"
+    finally:
+        index.close()
+
+
+def test_one_file_of_junk_does_not_hold_up_the_runs_of_another(tmp_path, monkeypatch):
+    spool = tmp_path / "spool"
+    (spool / "events").mkdir(parents=True)
+    (spool / "events" / "a-junk.jsonl").write_bytes(b"x\n" * (3 * EVENT_LINES_MAX))
+    (spool / "events" / "b-good.jsonl").write_bytes(event("r-good"))
+    index = Index(tmp_path / "index.duckdb")
+    commits = []
+    apply = index.apply
+
+    def recorded(batch):
+        touched = apply(batch)
+        commits.append((dict(batch.offsets), set(touched or ())))
+        return touched
+    monkeypatch.setattr(index, "apply", recorded)
+    try:
+        Ingestor(index, spool).catch_up()
+        junk_size = (spool / "events" / "a-junk.jsonl").stat().st_size
+        first_with_good = next(n for n, (_, runs) in enumerate(commits) if "r-good" in runs)
+        junk_read = commits[first_with_good][0].get("events/a-junk.jsonl", (0,))[0]
+        print(f"\n{len(commits)} commits; r-good went in commit {first_with_good + 1}, with "
+              f"{junk_read:,} of the junk file's {junk_size:,} bytes read")
+        assert junk_read < junk_size, "the good file waited for the whole junk file"
+        assert bad_lines_listed(index) == 3 * EVENT_LINES_MAX
+    finally:
+        index.close()
+
+
+# ---- files that cannot be read ----------------------------------------------------------------
+
+# Runs as another user when the tests run as root (root reads a mode-000 file): the ingest of one
+# spool, twice, with the permissions fixed in between; what it indexed and recorded, as JSON.
+UNREADABLE_INGEST = """
+import json, os, sys
+from dashboard.index import Index
+from dashboard.ingest import Ingestor
+spool, user = sys.argv[1], int(sys.argv[2])
+if user >= 0:  # as that user from here on (its imports done: the interpreter may be in root's home)
+    os.setgroups([])
+    os.setgid(user)
+    os.setuid(user)
+index = Index(None)
+ingestor = Ingestor(index, spool)
+steps = [ingestor.catch_up()]
+print(json.dumps({"fix": True}), flush=True)
+sys.stdin.readline()  # the permissions are fixed
+steps.append(ingestor.catch_up())
+steps.append(ingestor.catch_up())
+print(json.dumps({
+    "steps": steps,
+    "errors": index.query("SELECT file, reason FROM ingest_errors ORDER BY file").values.tolist(),
+    "lines": dict(index.query("SELECT run_id, count(*) FROM log_lines GROUP BY run_id").values.tolist()),
+    "runs": sorted(index.query("SELECT run_id FROM runs")["run_id"]),
+}), flush=True)
+"""
+
+SPECIAL = ["r-mode0", "r-dir0", "r-fifo", "r-sock", "r-loop", "r-hard", "r-dev", "r-gone"]
+
+
+def test_unreadable_vanished_and_special_files_are_one_error_each_and_the_rest_flows():
+    # A folder any user can reach (pytest's tmp_path is root's own when run as root), with a
+    # path short enough for a socket.
+    base = Path(tempfile.mkdtemp(prefix="td-"))
+    base.chmod(0o755)
+    try:
+        special_files_ingested(base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def special_files_ingested(base: Path) -> None:
+    spool = base / "spool"
+    writer = SpoolWriter(spool, "test")
+    for run_id in ["r-ok", *SPECIAL]:
+        writer.status(run_id, "Task", "RUNNING", ts=T0)
+        writer.append_log(run_id, "stdout", f"line of {run_id}\n")
+    logs = spool / "logs"
+    (logs / "r-fifo" / "stdout.log").unlink()
+    os.mkfifo(logs / "r-fifo" / "stdout.log")
+    (logs / "r-sock" / "stdout.log").unlink()
+    listening = socket.socket(socket.AF_UNIX)
+    listening.bind(str(logs / "r-sock" / "stdout.log"))
+    (logs / "r-loop" / "stdout.log").unlink()
+    (logs / "r-loop" / "stdout.log").symlink_to("stdout.log")
+    (base / "secret.txt").write_text("not for the dashboard\n")
+    (logs / "r-hard" / "stdout.log").unlink()
+    os.link(base / "secret.txt", logs / "r-hard" / "stdout.log")
+    (logs / "r-dev" / "stdout.log").unlink()
+    try:
+        os.mknod(logs / "r-dev" / "stdout.log", 0o600 | 0o020000, os.makedev(1, 3))  # like /dev/null
+    except PermissionError:  # not root: a FIFO stands in
+        os.mkfifo(logs / "r-dev" / "stdout.log")
+    (logs / "r-gone" / "stdout.log").unlink()  # vanished
+    user = -1
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("nobody").pw_uid
+        for path in [base, *base.rglob("*")]:
+            os.lchown(path, user, user)
+    (logs / "r-mode0" / "stdout.log").chmod(0)
+    (logs / "r-dir0").chmod(0)
+    try:
+        with subprocess.Popen([sys.executable, "-c", UNREADABLE_INGEST, str(spool), str(user)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as process:
+            fix = process.stdout.readline()
+            assert fix and json.loads(fix) == {"fix": True}, "the ingest as another user"
+            (logs / "r-mode0" / "stdout.log").chmod(0o644)
+            (logs / "r-dir0").chmod(0o755)
+            output = process.communicate("\n", timeout=60)[0]
+        result = json.loads(output)
+    finally:
+        listening.close()
+    print(f"\n{result['steps']}")
+    for file, reason in result["errors"]:
+        print(f"{file}: {reason}")
+    reasons = dict(result["errors"])
+    assert len(result["errors"]) == len(reasons) == 7, "one error naming each, said once"
+    assert "Permission denied" in reasons["logs/r-mode0/stdout.log"]
+    assert "Permission denied" in reasons["logs/r-dir0/"]
+    for run_id in ("r-fifo", "r-sock", "r-dev"):
+        assert "not a regular file" in reasons[f"logs/{run_id}/stdout.log"]
+    assert "symbolic link" in reasons["logs/r-loop/stdout.log"]
+    assert "hard link" in reasons["logs/r-hard/stdout.log"]
+    assert result["runs"] == sorted(["r-ok", *SPECIAL]), "every run's events"
+    assert result["lines"] == {"r-ok": 1, "r-mode0": 1, "r-dir0": 1}, "once readable, read; the others never"
+    assert result["steps"][1]["errors"] == result["steps"][2]["errors"] == 0
+
+
+# ---- an index damaged where DuckDB can still open it -------------------------------------------
+
+HEADERS, BLOCK = 3 * 4096, 256 * 1024  # DuckDB's file: three 4 KiB headers, then 256 KiB blocks
+
+
+def damage_a_block(path: Path, table: str, column: str) -> int:
+    """Overwrite part of the first block holding `table`.`column` with random bytes; return its offset."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        block = con.execute("SELECT min(block_id) FROM pragma_storage_info(?) WHERE column_name = ? "
+                            "AND block_id >= 0", [table, column]).fetchone()[0]
+    offset = HEADERS + block * BLOCK + 4096
+    with open(path, "r+b") as index_file:
+        index_file.seek(offset)
+        index_file.write(random.Random(23).randbytes(64 * 1024))
+    return offset
+
+
+def indexed_spool(tmp_path: Path) -> tuple[Path, dict]:
+    spool = tmp_path / "spool"
+    write_log_spool(spool, 6, 2_000)
+    write_event_spool(spool, 300)
+    index = Index(tmp_path / "index.duckdb")
+    Ingestor(index, spool).catch_up()
+    counts = index.counts()
+    index.close()
+    return spool, counts
+
+
+def test_a_damaged_block_met_by_a_query_has_the_index_moved_aside_and_rebuilt(tmp_path):
+    spool, counts = indexed_spool(tmp_path)
+    damage_a_block(tmp_path / "index.duckdb", "log_text", "text")
+    index = Index(tmp_path / "index.duckdb")  # it opens: the damage is in a table's block
+    ingestor = Ingestor(index, spool, rescan_seconds=3600, check_seconds=3600)
+    try:
+        assert index.rebuilt_reason is None
+        with pytest.raises(duckdb.Error, match="Corrupt database file"):
+            index.query("SELECT max(text) FROM log_lines")
+        assert "Corrupt database file" in index.corruption
+        ingestor.start()
+        wait_until(lambda: index.rebuilt_reason and ingestor.health.failure is None
+                   and index.counts() == counts, timeout=60, message="the index rebuilt from the spool")
+        print(f"\n{index.rebuilt_reason}")
+        assert index.query("SELECT count(*) AS n FROM log_lines WHERE text IS NOT NULL")["n"][0] == 12_000
+        assert len(list(tmp_path.glob("index.duckdb.corrupt-*"))) == 1
+    finally:
+        ingestor.stop()
+        index.close()
+
+
+def test_a_damaged_block_no_page_reads_is_found_by_the_periodic_check(tmp_path):
+    spool, counts = indexed_spool(tmp_path)
+    damage_a_block(tmp_path / "index.duckdb", "transitions", "message")
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, spool, rescan_seconds=3600, check_seconds=0.5)
+    try:
+        ingestor.start()
+        wait_until(lambda: index.rebuilt_reason and ingestor.health.failure is None
+                   and index.counts() == counts, timeout=60, message="the index checked and rebuilt")
+        print(f"\n{index.rebuilt_reason}")
+        assert "damaged" in index.rebuilt_reason and len(list(tmp_path.glob("index.duckdb.corrupt-*"))) == 1
+    finally:
+        ingestor.stop()
+        index.close()

@@ -1,0 +1,91 @@
+"""Each component served alone over a small store (no pages, no server module): what it shows,
+and that it follows the spool live."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import wait_until
+from playwright.sync_api import Page, expect
+from serving import served_component
+from test_tasks_page import NODE_DATA
+
+from dashboard import queries
+from dashboard.components import live
+from dashboard.components.connection import connection_indicator
+from dashboard.components.log_viewer import LogPosition, LogViewer
+from dashboard.config import Config
+from dashboard.pages.run_detail import RunDetailView
+from dashboard.pages.task_runs import RunsQuery, TaskRunsView
+from dashboard.pages.tasks import TasksQuery, TasksView
+from dashboard.services import Services
+from dashboard.spool import SpoolWriter
+from dashboard.store import Links
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A store over three runs of two tasks, with its own ingestor following the spool."""
+    folder = tmp_path_factory.mktemp("components")
+    writer = SpoolWriter(folder / "spool", "test")
+    writer.define_task("Extract", "etl")
+    writer.define_task("Load", "etl", depends_on=["Extract"])
+    writer.status("r-1", "Extract", "RUNNING", agent="agent-1")
+    writer.status("r-1", "Extract", "SUCCESS", agent="agent-1", exit_code=0)
+    writer.status("r-2", "Load", "RUNNING", agent="agent-2")
+    writer.append_log("r-2", "stdout", "loading <b>rows</b>\n")
+    config = Config(spool=folder / "spool", index=folder / "index.duckdb")
+    services = Services.start(config, Links(config.routes), catch_up=True)
+    try:
+        yield services.store, writer
+    finally:
+        services.stop()
+
+
+def follow(store, build, min_interval=0.25):
+    return lambda: live.follow(store, build, min_interval=min_interval)[0].panel()
+
+
+def test_the_runs_grid_alone_shows_its_runs_and_links_them(small, page: Page):
+    store, _ = small
+    with served_component(follow(store, lambda: TaskRunsView(store, RunsQuery()))) as url:
+        page.goto(url)
+        cells = page.locator('.tabulator-row .tabulator-cell[tabulator-field="task"]')
+        expect(cells).to_have_text(["Load", "Extract"], timeout=30_000)
+        expect(page.locator("a.td-eye").first).to_have_attribute("href", "/task-runs/r-2")
+
+
+def test_the_run_card_and_logs_alone_show_a_run_and_follow_its_log(small, page: Page):
+    store, writer = small
+    run = queries.run(store, "r-2")
+    with served_component(follow(store, lambda: RunDetailView(store, run, LogPosition()))) as url:
+        page.goto(url)
+        expect(page.locator(".td-card .td-title")).to_have_text("Load", timeout=30_000)
+        expect(page.locator(".td-timeline li.td-now")).to_have_attribute("data-status", "RUNNING")
+        expect(page.locator(".td-log")).to_contain_text("loading <b>rows</b>", timeout=30_000)  # text, not HTML
+        writer.append_log("r-2", "stdout", "second line\n")
+        expect(page.locator(".td-log")).to_contain_text("second line", timeout=30_000)
+
+
+def test_the_log_viewer_alone_pages_a_finished_run(small, page: Page):
+    store, writer = small
+    writer.append_log("r-1", "stdout", "".join(f"line {n}\n" for n in range(1, 11)))
+    wait_until(lambda: queries.log_line_counts(store, "r-1")["stdout"] == 10, timeout=30)
+    with served_component(lambda: LogViewer(store, "r-1", running=False).panel()) as url:
+        page.goto(url)
+        expect(page.locator(".td-log")).to_contain_text("line 10", timeout=30_000)
+        expect(page.locator("a.td-download")).to_have_attribute("href", "/task-runs/r-1/logs/stdout.log")
+
+
+def test_the_dependency_graph_and_tasks_table_alone(small, page: Page):
+    store, _ = small
+    with served_component(follow(store, lambda: TasksView(store, TasksQuery()), min_interval=1.0)) as url:
+        page.goto(url)
+        wait_until(lambda: len(page.evaluate(NODE_DATA)) == 2, timeout=30, message="the graph drawn")
+        expect(page.locator('.tabulator-cell[tabulator-field="task"]')).to_have_text(["Extract", "Load"])
+
+
+def test_the_connection_indicator_alone_is_live_and_reads_the_store_s_health(small, page: Page):
+    store, _ = small
+    with served_component(lambda: connection_indicator(store)) as url:
+        page.goto(url)
+        expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live", timeout=30_000)
