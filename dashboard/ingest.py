@@ -27,7 +27,7 @@ from .index import Index, is_corruption
 from .index_writes import Batch
 from .log_lines import MAX_LINE_CHARS, cut_line, line_array, newline_positions
 from .spool import (STREAMS, SpoolError, SpoolUnreadableError, decode_event_line, events_dir, folder_id, logs_dir,
-                    open_spool_file, validate_run_id)
+                    decode_event_lines, open_spool_file, validate_run_id)
 from .statuses import is_terminal
 
 log = logging.getLogger(__name__)
@@ -389,7 +389,7 @@ class Ingestor:
             if not raw.strip():
                 continue
             try:
-                event = decode_event_line(raw)
+                events = decode_event_lines(raw)  # an OpenLineage line may stand for several
             except SpoolError as exc:
                 self._bad_line(batch, rel, line_offset, str(exc), raw)
                 continue
@@ -397,10 +397,11 @@ class Ingestor:
                 log.exception("event line %s at %d could not be read", rel, line_offset)
                 self._bad_line(batch, rel, line_offset, f"could not be read ({type(exc).__name__})", raw)
                 continue
-            if event["kind"] == "task":
-                batch.tasks.append(event)
-            else:
-                batch.transitions.append(event | {"position": first + int(n)})
+            for event in events:
+                if event["kind"] == "task":
+                    batch.tasks.append(event)
+                else:
+                    batch.transitions.append(event | {"position": first + int(n)})
         # Lines that cannot be events: the first few are decoded for their reason, the rest only counted.
         listed = self._listed.get(rel, 0) + self._batch_listed.get(rel, 0)
         sampled, rest = np.split(junk, [max(0, ERROR_SAMPLES - listed)])
