@@ -14,8 +14,7 @@ The mapping (the README's spool contract has it as a table):
 - run.runId (a UUID) -> run_id; job.namespace -> group; job.name -> task; eventTime -> ts.
 - the nominalTime run facet (which Airflow and dbt-ol give every run of a cycle, from the
   parent run's logical date) -> trigger_time, so the runs of one parent run form one cycle.
-- agent: the host a task ran on where a facet says it (Airflow's taskInstance hostname), else
-  the processingEngine facet's name and version.
+- agent: the processing_engine facet's name and version (e.g. "Airflow 3.1.0", "dbt 1.10.0").
 - dependencies: Airflow's job facet `airflow` on a DAG run's events holds the DAG's tasks
   with their `downstream_task_ids`: each becomes a task definition `<dag>.<task_id>` (the job
   name Airflow gives a task's runs) depending on its upstream tasks.
@@ -23,7 +22,10 @@ The mapping (the README's spool contract has it as a table):
 
 from __future__ import annotations
 
-from .spool import SpoolError
+
+
+class OpenLineageError(ValueError):
+    """A line that is OpenLineage's but cannot be mapped; spool makes it an ingest error."""
 
 #: OpenLineage eventType -> our statuses, in order (START is both: the run started and runs).
 STATUSES_OF = {
@@ -51,18 +53,18 @@ def is_openlineage(event: object) -> bool:
 
 def to_events(event: dict) -> list[dict]:
     """The spool events an OpenLineage RunEvent stands for (unvalidated: give each to
-    spool.parse_event); raise SpoolError if it is not a RunEvent we can map."""
+    spool.parse_event); raise OpenLineageError if it is not a RunEvent we can map."""
     schema = event.get("schemaURL")
     if schema is not None and not isinstance(schema, str):
-        raise SpoolError("OpenLineage: field 'schemaURL' must be text")
+        raise OpenLineageError("OpenLineage: field 'schemaURL' must be text")
     for other in _OTHER_EVENTS:
         if schema and schema.endswith(f"/{other}"):
-            raise SpoolError(f"OpenLineage {other}: only RunEvents are read (they carry runs)")
+            raise OpenLineageError(f"OpenLineage {other}: only RunEvents are read (they carry runs)")
     kind = event.get("eventType")
     if kind is None:
-        raise SpoolError("OpenLineage: missing field 'eventType' (a RunEvent without one has no status)")
+        raise OpenLineageError("OpenLineage: missing field 'eventType' (a RunEvent without one has no status)")
     if kind not in STATUSES_OF:
-        raise SpoolError(f"OpenLineage: unknown eventType {str(kind)[:40]!r}: use one of {', '.join(STATUSES_OF)}")
+        raise OpenLineageError(f"OpenLineage: unknown eventType {str(kind)[:40]!r}: use one of {', '.join(STATUSES_OF)}")
     run, job = _object(event, "run"), _object(event, "job")
     facets = _facets(run, "run")
     group, task = _field(job, "namespace", "job"), _field(job, "name", "job")
@@ -81,7 +83,7 @@ def to_events(event: dict) -> list[dict]:
 def _object(event: dict, name: str) -> dict:
     value = event.get(name)
     if not isinstance(value, dict):
-        raise SpoolError(f"OpenLineage: missing or non-object {name!r}")
+        raise OpenLineageError(f"OpenLineage: missing or non-object {name!r}")
     return value
 
 
@@ -90,30 +92,27 @@ def _facets(part: dict, name: str) -> dict:
     if facets is None:
         return {}
     if not isinstance(facets, dict):
-        raise SpoolError(f"OpenLineage: {name}.facets must be an object")
+        raise OpenLineageError(f"OpenLineage: {name}.facets must be an object")
     return facets
 
 
 def _facet(value: object, name: str) -> dict:
     if not isinstance(value, dict):
-        raise SpoolError(f"OpenLineage: the {name} facet must be an object")
+        raise OpenLineageError(f"OpenLineage: the {name} facet must be an object")
     return value
 
 
 def _field(part: dict, name: str, where: str) -> str:
     value = part.get(name)
     if not isinstance(value, str) or not value.strip():
-        raise SpoolError(f"OpenLineage: missing or non-text {name!r} in {where}")
+        raise OpenLineageError(f"OpenLineage: missing or non-text {name!r} in {where}")
     return value
 
 
 def _agent(facets: dict) -> str | None:
-    """The host that ran it, else the processing engine, else unknown."""
-    airflow = facets.get("airflow")
-    if isinstance(airflow, dict) and isinstance(airflow.get("taskInstance"), dict):
-        host = airflow["taskInstance"].get("hostname")
-        if isinstance(host, str) and host.strip():
-            return host[:256]
+    """The processing engine (name and version), else unknown: OpenLineage has no standard
+    facet for the host, and Airflow's run facet carries none (its taskInstance has duration,
+    try_number, pool, queued_dttm, log_url, map_index)."""
     engine = facets.get("processing_engine")
     if engine is None:
         return None
@@ -133,12 +132,12 @@ def _task_definitions(group: str, dag: str, job_facets: dict) -> list[dict]:
     if tasks is None:
         return []
     if not isinstance(tasks, dict):
-        raise SpoolError("OpenLineage: the airflow job facet's 'tasks' must be an object")
+        raise OpenLineageError("OpenLineage: the airflow job facet's 'tasks' must be an object")
     upstreams: dict[str, list[str]] = {task_id: [] for task_id in tasks}
     for task_id, details in tasks.items():
         downstream = _facet(details, f"airflow job facet's task {task_id[:40]!r}").get("downstream_task_ids") or []
         if not isinstance(downstream, list) or not all(isinstance(d, str) for d in downstream):
-            raise SpoolError("OpenLineage: 'downstream_task_ids' must be a list of task ids")
+            raise OpenLineageError("OpenLineage: 'downstream_task_ids' must be a list of task ids")
         for child in downstream:
             upstreams.setdefault(child, []).append(task_id)
     return [{"kind": "task", "task": f"{dag}.{task_id}", "group": group,

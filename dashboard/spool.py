@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import openlineage
 from .statuses import STATUSES
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -259,12 +260,14 @@ def decode_event_lines(raw: bytes) -> list[dict]:
     """The events one line of an events file stands for, validated and normalised, or raise
     SpoolError: our own line is one event; an OpenLineage RunEvent is mapped by
     dashboard.openlineage (a START is two status events; a DAG's tree is task definitions)."""
-    from . import openlineage  # it builds on this module's errors
-
     decoded = _decode_json(raw)
-    if openlineage.is_openlineage(decoded):
-        return [parse_event(event) for event in openlineage.to_events(decoded)]
-    return [parse_event(decoded)]
+    if not openlineage.is_openlineage(decoded):
+        return [parse_event(decoded)]
+    try:
+        events = openlineage.to_events(decoded)
+    except openlineage.OpenLineageError as exc:
+        raise SpoolError(str(exc)) from None
+    return [parse_event(event) for event in events]
 
 
 def _decode_json(raw: bytes) -> object:

@@ -221,4 +221,6 @@ def test_openlineage_lines_among_many_take_the_bulk_path_and_come_out_the_same(t
     assert index.counts()["ingest_errors"] == 0
     counts = index.query("SELECT task, count(*) AS n FROM runs GROUP BY task").set_index("task").n
     assert (counts["t"], counts["ok"]) == (300, 300)
+    without_nominal_time = index.query("SELECT DISTINCT trigger_time FROM runs WHERE task = 'ok'").trigger_time
+    assert list(without_nominal_time) == [T0.replace(tzinfo=None)], "no nominalTime: triggered at its first event"
     index.close()
