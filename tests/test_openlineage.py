@@ -49,53 +49,58 @@ def client_writing_to(path):
     return OpenLineageClient(config={"transport": {"type": "file", "log_file_path": str(path), "append": True}})
 
 
-def dag_run_event(state, run_id, seconds):
+def dag_run_event(state, run_id, seconds, logical_date):
     tasks = {"extract": {"downstream_task_ids": ["load"]}, "load": {"downstream_task_ids": ["report"]},
              "report": {"downstream_task_ids": []}}
     return RunEvent(eventType=state, eventTime=at(seconds), producer=PRODUCER,
                     run=Run(runId=run_id, facets={"nominalTime": nominal_time_run.NominalTimeRunFacet(
-                        nominalStartTime=LOGICAL_DATE.isoformat())}),
+                        nominalStartTime=logical_date.isoformat())}),
                     job=Job(namespace=NAMESPACE, name=DAG, facets={"airflow": AirflowJobFacet(
                         taskTree={}, taskGroups={}, tasks=tasks)}))
 
 
-def task_event(state, run_id, task, seconds, dag_run_id, **facets):
+def task_event(state, run_id, task, seconds, dag_run_id, logical_date, **facets):
     run_facets = {
         "parent": parent_run.ParentRunFacet(run=parent_run.Run(runId=dag_run_id),
                                             job=parent_run.Job(namespace=NAMESPACE, name=DAG)),
-        "nominalTime": nominal_time_run.NominalTimeRunFacet(nominalStartTime=LOGICAL_DATE.isoformat()),
+        "nominalTime": nominal_time_run.NominalTimeRunFacet(nominalStartTime=logical_date.isoformat()),
         "processing_engine": processing_engine_run.ProcessingEngineRunFacet(version="3.1.0", name="Airflow"),
         **facets}
     return RunEvent(eventType=state, eventTime=at(seconds), producer=PRODUCER,
                     run=Run(runId=run_id, facets=run_facets), job=Job(namespace=NAMESPACE, name=f"{DAG}.{task}"))
 
 
-@pytest.fixture(scope="module")
-def airflow_like_spool(tmp_path_factory):
+def write_airflow_like_spool(spool, logical_date=LOGICAL_DATE) -> dict[str, str]:
     """A DAG run of extract -> load -> report where load fails (report never starts), a
-    cleanup run that is aborted, and one of our own runs beside them in the same spool."""
-    folder = tmp_path_factory.mktemp("openlineage")
-    spool = folder / "spool"
+    cleanup run that is aborted, and one of our own runs beside them; returns the run ids."""
     ids = {name: str(uuid.uuid4()) for name in ("dag", "extract", "load", "cleanup")}
-    client = client_writing_to(spool / "events" / "openlineage.jsonl")
     (spool / "events").mkdir(parents=True)
+    client = client_writing_to(spool / "events" / "openlineage.jsonl")
     dag = ids["dag"]
     for event in (
-        dag_run_event(RunState.START, dag, 0),
-        task_event(RunState.START, ids["extract"], "extract", 1, dag),
-        task_event(RunState.COMPLETE, ids["extract"], "extract", 5, dag),
-        task_event(RunState.START, ids["load"], "load", 6, dag),
-        task_event(RunState.RUNNING, ids["load"], "load", 7, dag),
-        task_event(RunState.FAIL, ids["load"], "load", 9, dag, errorMessage=error_message_run.ErrorMessageRunFacet(
-            message="ZeroDivisionError: division by zero", programmingLanguage="python",
-            stackTrace='Traceback (most recent call last):\n  File "load.py", line 3\nZeroDivisionError')),
-        task_event(RunState.START, ids["cleanup"], "cleanup", 10, dag),
-        task_event(RunState.ABORT, ids["cleanup"], "cleanup", 12, dag),
-        dag_run_event(RunState.FAIL, dag, 13),
+        dag_run_event(RunState.START, dag, 0, logical_date),
+        task_event(RunState.START, ids["extract"], "extract", 1, dag, logical_date),
+        task_event(RunState.COMPLETE, ids["extract"], "extract", 5, dag, logical_date),
+        task_event(RunState.START, ids["load"], "load", 6, dag, logical_date),
+        task_event(RunState.RUNNING, ids["load"], "load", 7, dag, logical_date),
+        task_event(RunState.FAIL, ids["load"], "load", 9, dag, logical_date,
+                   errorMessage=error_message_run.ErrorMessageRunFacet(
+                       message="ZeroDivisionError: division by zero", programmingLanguage="python",
+                       stackTrace='Traceback (most recent call last):\n  File "load.py", line 3\nZeroDivisionError')),
+        task_event(RunState.START, ids["cleanup"], "cleanup", 10, dag, logical_date),
+        task_event(RunState.ABORT, ids["cleanup"], "cleanup", 12, dag, logical_date),
+        dag_run_event(RunState.FAIL, dag, 13, logical_date),
     ):
         client.emit(event)
     with SpoolWriter(spool, name="ours") as writer:
         writer.status("r-ours-1", "Send_Email", "SUCCESS", agent="agent-1", ts=T0, group="billing")
+    return ids
+
+
+@pytest.fixture(scope="module")
+def airflow_like_spool(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("openlineage")
+    ids = write_airflow_like_spool(folder / "spool")
     index = ingest(folder)
     yield folder, ids, index
     index.close()
