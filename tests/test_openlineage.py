@@ -229,3 +229,29 @@ def test_openlineage_lines_among_many_take_the_bulk_path_and_come_out_the_same(t
     without_nominal_time = index.query("SELECT DISTINCT trigger_time FROM runs WHERE task = 'ok'").trigger_time
     assert list(without_nominal_time) == [T0.replace(tzinfo=None)], "no nominalTime: triggered at its first event"
     index.close()
+
+
+def test_an_other_event_is_read_and_changes_no_run(tmp_path):
+    path = tmp_path / "spool" / "events" / "w.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(openlineage_line(eventType="OTHER") + b"\n")
+
+    index = ingest(tmp_path)
+
+    counts = index.counts()
+    assert (counts["runs"], counts["ingest_errors"]) == (0, 0)
+    index.close()
+
+
+def test_a_long_error_message_is_cut_not_refused(tmp_path):
+    path = tmp_path / "spool" / "events" / "w.jsonl"
+    path.parent.mkdir(parents=True)
+    facets = {"errorMessage": {"message": "x" * 5000, "programmingLanguage": "python"}}
+    path.write_bytes(openlineage_line(eventType="FAIL", run={"runId": str(uuid.uuid4()), "facets": facets}) + b"\n")
+
+    index = ingest(tmp_path)
+
+    (status, message), = index.query("SELECT status, message FROM runs").itertuples(index=False)
+    assert status == "FAILED"
+    assert len(message) == 4096 and message.endswith("…")
+    index.close()
