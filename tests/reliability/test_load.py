@@ -420,11 +420,11 @@ def bokeh_sessions() -> int:
 def live_page_views() -> dict[str, int]:
     """The pages' view objects still alive (each belongs to one session), by class."""
     from dashboard.components.log_viewer import LogViewer
+    from dashboard.components.runs_grid import RunsGrid
     from dashboard.pages.run_detail import RunDetailView
-    from dashboard.pages.task_runs import TaskRunsView
 
     gc.collect()
-    alive = Counter(type(o).__name__ for o in gc.get_objects() if isinstance(o, (TaskRunsView, RunDetailView, LogViewer)))
+    alive = Counter(type(o).__name__ for o in gc.get_objects() if isinstance(o, (RunsGrid, RunDetailView, LogViewer)))
     return dict(alive)
 
 
