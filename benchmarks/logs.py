@@ -31,7 +31,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import psutil
-from serving import CHROMIUM, CHROMIUM_ARGS
+from serving import CHROMIUM, CHROMIUM_ARGS, LOG_LINE_PROBE
 
 from dashboard import queries
 from dashboard.store import log_file_chunks
@@ -211,22 +211,6 @@ with open(path, "ab", buffering=0) as log:
         time.sleep(0.01)
 """
 
-OBSERVE = """log => {
-  window.__probes = {}
-  const seen = window.__probes
-  window.__observer = new MutationObserver(records => {
-    const now = performance.timeOrigin + performance.now()
-    for (const record of records) {
-      for (const node of record.addedNodes) {
-        if (node.nodeType !== 1 || !node.classList.contains("td-line")) continue
-        const text = (node.querySelector(".td-text") || node).textContent
-        if (text.startsWith("probe ") && !(text in seen)) seen[text] = now
-      }
-    }
-  })
-  window.__observer.observe(log, {childList: true})
-}"""
-
 
 def probe_phase(page, writer: SpoolWriter, run_id: str, phase: str, probes: int) -> tuple[list[float], int]:
     """Append a timestamped probe line every 100 ms; return the latencies (s) and how many never arrived."""
@@ -294,7 +278,7 @@ def browser_figures(spool: Path, index_path: Path, probes: int, background: int)
                 time.sleep(1)
             say(f"logs: page open after {time.monotonic() - start:.1f} s; waiting for the server to go quiet...")
             settle(process)
-            page.locator(".td-log").evaluate(OBSERVE)
+            page.locator(".td-log").evaluate(LOG_LINE_PROBE)
             phases = [("idle", 0), ("load", background)] if background else [("idle", 0)]
             for phase, rate in phases:
                 if rate:

@@ -9,7 +9,7 @@ import panel as pn
 from bokeh.server.views.auth_request_handler import AuthRequestHandler
 from tornado.web import RedirectHandler, authenticated
 
-from . import downloads
+from . import downloads, login
 from .config import Config
 from .pages import run_detail, task_runs, tasks
 from .services import Services, services, stop_services  # noqa: F401  (the CLI starts and stops them here)
@@ -60,6 +60,12 @@ def serve(config: Config, show: bool = False, start: bool = True, **kwargs):
     A bad access control setting raises ConfigError before anything starts.
     """
     access = config.access.server_options()
+    if "basic_auth" in access:  # Panel's basic auth, with our login handler (see dashboard.login)
+        access["auth_provider"] = login.LoginProvider(
+            password=config.access.password, users_file=config.access.users_file, login_endpoint=LOGIN)
+        del access["basic_auth"]
+    if access:
+        login.install_next_url_check()
     store = services(config, Links(config.routes)).store
     pn.config.nthreads = config.threads or None
     extra_patterns = [(r"/", HomeRedirectHandler, {"url": config.routes["task_runs"]}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,17 @@ if TYPE_CHECKING:
 
 # The index, its queries (DuckDB, pandas) and the server are imported by the commands that
 # use them: `taskdash adhoc` and `taskdash run` start in a fraction of the time.
+
+
+#: Characters a terminal acts on instead of showing: C0 controls but tab, DEL, C1 controls.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def escaped(text) -> str:
+    """Text from the spool (task names, groups, agents, log lines) as a terminal should print it:
+    each control character escaped (ESC as \\x1b), so a name cannot clear the screen or set the
+    window title. `--json` keeps the data exact (JSON escapes them itself)."""
+    return _CONTROL.sub(lambda m: repr(m[0])[1:-1], str(text))
 
 
 class CommandError(Exception):
@@ -108,18 +120,19 @@ def cmd_runs(args) -> int:
         print(json.dumps(records, indent=1))
         return 0
     header = ("RUN_ID", "TASK", "GROUP", "STATUS", "AGENT", "TRIGGERED", "DURATION")
-    rows = [(r["run_id"], r["task"] + (" [ADHOC]" if r["adhoc"] else ""), r["group"] or "", r["status"],
-             r["agent"] or "", clock(trigger), human_duration(r["duration_seconds"]))
+    rows = [tuple(map(escaped, (r["run_id"], r["task"] + (" [ADHOC]" if r["adhoc"] else ""), r["group"] or "",
+                              r["status"], r["agent"] or "", clock(trigger), human_duration(r["duration_seconds"]))))
             for r, trigger in zip(records, runs["trigger_time"])]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     print(f"{len(rows):,} of {total:,} matching runs", file=sys.stderr)
     return 0
 
 
 def cmd_logs(args) -> int:
     from . import queries
+    from .terminal import visible  # a line as the log viewer shows it: colours and other escapes removed
 
     try:
         validate_run_id(args.run_id)
@@ -137,7 +150,7 @@ def cmd_logs(args) -> int:
             wanted = set(chunk.tolist())
             for number, text in zip(lines["line_no"], lines["text"]):
                 if number in wanted:
-                    print(f"{number:>7}  {text}")
+                    print(f"{number:>7}  {escaped(visible(text))}")
         print(f"{len(line_numbers):,} matching lines of {total:,} in {args.stream}", file=sys.stderr)
     else:
         pages = queries.page_count(total, queries.LOG_PAGE_LINES)
@@ -147,7 +160,7 @@ def cmd_logs(args) -> int:
         size = queries.LOG_PAGE_LINES
         lines = queries.log_page(index, args.run_id, args.stream, (page - 1) * size + 1, size)
         for number, text in zip(lines["line_no"], lines["text"]):
-            print(f"{number:>7}  {text}")
+            print(f"{number:>7}  {escaped(visible(text))}")
         print(f"{args.stream}: page {page} of {pages}, {total:,} lines", file=sys.stderr)
     index.close()
     return 0
@@ -163,8 +176,8 @@ def cmd_errors(args) -> int:
     lines = _line_numbers(ingestor.spool, zip(errors["file"], errors["offset"]))
     for e in errors.itertuples():
         line = lines.get((e.file, e.offset))
-        print(f"{iso_utc(e.recorded)}  {e.file} byte {e.offset}" + (f", line {line}" if line else "")
-              + f"  {e.reason}" + (f"\n    {e.excerpt[:160]!r}" if e.excerpt else ""))
+        print(f"{iso_utc(e.recorded)}  {escaped(e.file)} byte {e.offset}" + (f", line {line}" if line else "")
+              + f"  {escaped(e.reason)}" + (f"\n    {e.excerpt[:160]!r}" if e.excerpt else ""))
     print(f"{len(errors):,} ingest errors", file=sys.stderr)
     return 0
 

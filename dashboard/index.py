@@ -57,6 +57,34 @@ class IndexLockedError(RuntimeError):
     """The index file is held by another process."""
 
 
+# ---- corruption DuckDB can still open (issue 23, item 5) ----------------------------------------
+
+#: What DuckDB says of a block whose checksum does not match: bytes of the file were damaged.
+CORRUPTION_MARKERS = ("Corrupt database file", "does not match stored checksum")
+
+
+def is_corruption(exc: BaseException | None) -> bool:
+    return isinstance(exc, duckdb.Error) and any(marker in str(exc) for marker in CORRUPTION_MARKERS)
+
+
+class _Cursor:
+    """A cursor of the index that tells it when a statement met a damaged block (use with `with`)."""
+
+    def __init__(self, index: Index, cursor: duckdb.DuckDBPyConnection):
+        self._index, self._cursor = index, cursor
+
+    def __getattr__(self, name):
+        return getattr(self._cursor, name)
+
+    def __enter__(self) -> duckdb.DuckDBPyConnection:
+        return self._cursor
+
+    def __exit__(self, kind, exc, traceback) -> None:
+        if is_corruption(exc):
+            self._index.noticed_corruption(exc)
+        self._cursor.close()
+
+
 class Index:
     """A DuckDB index file (or a private one when the file is locked by another process)."""
 
@@ -64,6 +92,9 @@ class Index:
         self.requested_path = Path(path) if path else None
         self.private_reason: str | None = None
         self.rebuilt_reason: str | None = None
+        #: A statement met a damaged block: what DuckDB said, until the index is rebuilt.
+        self.corruption: str | None = None
+        self.rebuilt_while_running = False
         self._private_dir: str | None = None
         self.path = self.requested_path
         #: The index file did not exist: everything in the spool is read into a new one.
@@ -104,6 +135,36 @@ class Index:
             except duckdb.Error:
                 pass
             self._open()
+
+    def noticed_corruption(self, exc: BaseException) -> None:
+        if self.corruption is None:
+            self.corruption = str(exc).strip().splitlines()[0][:300]
+            log.warning("the index %s is damaged: %s", self.path, self.corruption)
+
+    def check(self) -> None:
+        """Read every block of every table (DuckDB checks each block's checksum as it reads it)."""
+        with self.cursor() as cur:
+            for table in TABLES:
+                cur.execute(f"SELECT count(*), max(hash({table})) FROM {table}").fetchall()
+
+    def rebuild(self) -> None:
+        """Move a damaged index file aside (as one that does not open) and start an empty one;
+        the ingestor then reads the spool into it."""
+        with self._write_lock:
+            try:
+                self._conn.close()
+            except duckdb.Error:
+                pass
+            if self.path is not None and self.path.exists():
+                aside = self._move_aside()
+                self.rebuilt_reason = (f"the index {self.path} was found damaged ({self.corruption}); it was "
+                                       f"moved to {aside.name} and a new index is built from the spool")
+            else:
+                self.rebuilt_reason = f"the index was found damaged ({self.corruption}): built anew from the spool"
+            log.warning(self.rebuilt_reason)
+            self.rebuilt_while_running, self.corruption = True, None
+            self._open()
+            self.version += 1
 
     def _open(self) -> None:
         self._conn = self._connect(self.path)
@@ -160,7 +221,7 @@ class Index:
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of the shared connection, for use in one thread (use with `with`)."""
-        return self._conn.cursor()
+        return _Cursor(self, self._conn.cursor())
 
     def close(self) -> None:
         self._conn.close()

@@ -23,7 +23,7 @@ import watchfiles
 
 from . import event_lines
 from .hub import Change, Hub
-from .index import Index
+from .index import Index, is_corruption
 from .index_writes import Batch
 from .log_lines import MAX_LINE_CHARS, cut_line, line_array, newline_positions
 from .spool import (STREAMS, SpoolError, SpoolUnreadableError, decode_event_line, events_dir, folder_id, logs_dir,
@@ -40,6 +40,9 @@ WAKE_MS = 500
 #: After a failed step (the index's disk full, say) a full scan retries after this many seconds,
 #: doubling while it fails, up to the rescan period.
 RETRY_SECONDS = 2.0
+#: The whole index is read this often, so a damaged block is found even where no page looks
+#: (DuckDB checks a block's checksum as it reads it).
+CHECK_SECONDS = 600.0
 #: A catch-up that read this many events rewrites the runs table in trigger order.
 CLUSTER_AFTER_EVENTS = 200_000
 #: Of each file's bad event lines this many are recorded one by one, with an excerpt of
@@ -73,14 +76,21 @@ class Ingestor:
     """Reads a spool folder into an Index and tells the hub what changed."""
 
     def __init__(self, index: Index, spool: str | Path, hub: Hub | None = None,
-                 rescan_seconds: float = 30.0, debounce_ms: int = 50):
+                 rescan_seconds: float = 30.0, debounce_ms: int = 50, check_seconds: float = CHECK_SECONDS):
         self.index = index
         self.spool = Path(spool)
         self.hub = hub
         self.rescan_seconds = rescan_seconds
         self.debounce_ms = debounce_ms
         self.health = IngestHealth()
-        self._offsets: dict[str, Offset] = index.load_offsets()
+        self.check_seconds = check_seconds
+        try:
+            self._offsets: dict[str, Offset] = index.load_offsets()
+        except duckdb.Error as exc:
+            if not is_corruption(exc):
+                raise
+            index.rebuild()
+            self._offsets = {}
         self._event_parser: event_lines.EventLineParser | None = None  # made on first big chunk
         self._step_lock = threading.Lock()
         self._stop = threading.Event()
@@ -444,6 +454,9 @@ class Ingestor:
     def _step(self, paths: Iterable[str] | None) -> bool:
         """One catch-up; False if it failed (the failure is in the health)."""
         try:
+            if self.index.corruption is not None:
+                self._rebuild()
+                paths = None
             if self._reopen_index:
                 self.index.reopen()
                 # What the failed step committed (to the WAL, before its checkpoint failed) is there.
@@ -457,9 +470,32 @@ class Ingestor:
             log.exception("ingest step failed")
             self.health.failure = f"{type(exc).__name__}: {exc}"
             self._reopen_index = self._reopen_index or isinstance(exc, duckdb.FatalException)
+            if is_corruption(exc):  # rebuilt at the next wake
+                self.index.noticed_corruption(exc)
             if self.hub is not None:
                 self.hub.publish(Change(errors=1))
             return False
+
+    def _rebuild(self) -> None:
+        """The index has a damaged block: move it aside and read the whole spool into a new one.
+        Pages say so (the indicator's Error) until the new index has caught up."""
+        self.health.failure = f"the index is damaged ({self.index.corruption}): rebuilding it from the spool"
+        if self.hub is not None:
+            self.hub.publish(Change(errors=1))
+        self.index.rebuild()
+        self._offsets, self._inodes, self._read_inodes = {}, {}, {}
+        self._pending_tails.clear()
+        self._listed.clear()
+        self._unreadable.clear()
+
+    def _check_index(self) -> None:
+        try:
+            self.index.check()
+        except duckdb.Error as exc:
+            if is_corruption(exc):
+                self.index.noticed_corruption(exc)
+            else:
+                log.warning("the periodic check of the index failed: %s", exc)
 
     def _follow(self) -> None:
         # The first full scan runs once the watcher is up (at its first yield, within
@@ -467,13 +503,17 @@ class Ingestor:
         # wait for the next rescan.
         # The files of a failed step are read again only by a full scan: after a failure it
         # comes within RETRY_SECONDS, not the whole rescan period.
-        last_full_scan, retry_in = -math.inf, None
+        last_full_scan, retry_in, last_check = -math.inf, None, time.monotonic()
         spool = self.spool.resolve()
         try:
             for changes in watchfiles.watch(
                     spool, stop_event=self._stop, debounce=self.debounce_ms, step=10,
                     rust_timeout=WAKE_MS, yield_on_timeout=True):
-                if time.monotonic() - last_full_scan >= (retry_in or self.rescan_seconds):
+                if time.monotonic() - last_check >= self.check_seconds:
+                    self._check_index()
+                    last_check = time.monotonic()
+                if (self.index.corruption is not None  # a page or the check met a damaged block
+                        or time.monotonic() - last_full_scan >= (retry_in or self.rescan_seconds)):
                     if self._step(None):
                         retry_in = None
                     else:

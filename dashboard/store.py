@@ -115,8 +115,13 @@ class Store:
 
     @property
     def rebuilt_reason(self) -> str | None:
-        """Why the index was rebuilt when the process started (None if it was not)."""
+        """Why the index was rebuilt (None if it was not): when the process started, or since."""
         return self.index.rebuilt_reason
+
+    @property
+    def rebuilt_while_running(self) -> bool:
+        """The index was found damaged while the server ran and built anew from the spool."""
+        return self.index.rebuilt_while_running
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:

@@ -28,6 +28,13 @@ STATUS_PATH = ("IDLE", "ACTIVE", "TRIGGER", "STARTED", "RUNNING")
 LEVELS = ("INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR")
 
 
+def ingest(folder: Path, name: str = "index.duckdb") -> Index:
+    """The spool at folder/spool ingested into a new index file in `folder`; the caller closes it."""
+    index = Index(folder / name)
+    Ingestor(index, folder / "spool").catch_up()
+    return index
+
+
 def write_log_spool(spool: Path, runs: int, lines_per_run: int, seed: int = 1) -> int:
     """Write `runs` stdout logs of `lines_per_run` realistic lines each; return the line count."""
     rng = random.Random(seed)

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,24 @@ REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+#: Evaluated on the log box (`.td-log`): notes when each probe line is added to the log viewer,
+#: window.__probes["probe <time> <n>"] = ms since the epoch. For the load test and the benchmark.
+LOG_LINE_PROBE = """log => {
+  window.__probes = {}
+  const seen = window.__probes
+  window.__observer = new MutationObserver(records => {
+    const now = performance.timeOrigin + performance.now()
+    for (const record of records) {
+      for (const node of record.addedNodes) {
+        if (node.nodeType !== 1 || !node.classList.contains("td-line")) continue
+        const text = (node.querySelector(".td-text") || node).textContent
+        if (text.startsWith("probe ") && !(text in seen)) seen[text] = now
+      }
+    }
+  })
+  window.__observer.observe(log, {childList: true})
+}"""
 
 
 class DashboardServer:
@@ -95,6 +114,16 @@ def dashboard_server(tmp_path: Path, *extra: str):
         raise
     finally:
         server.stop()
+
+
+def indexed_lines(server: DashboardServer, run_id: str, stream: str = "stdout") -> int | None:
+    """How many lines of a run's stream the running server's index holds (its log download says so),
+    or None if it has no such run."""
+    try:
+        with urllib.request.urlopen(f"{server.url}/task-runs/{run_id}/logs/{stream}.log", timeout=10) as response:
+            return int(response.headers["X-Indexed-Lines"])
+    except urllib.error.HTTPError:
+        return None
 
 
 def free_port() -> int:

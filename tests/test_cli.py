@@ -156,3 +156,20 @@ def test_a_read_command_says_once_that_the_index_is_in_use(tmp_path, spool):
         holder.close()
     assert result.stderr.count("in use") == 1, result.stderr
     assert "r-bad" in result.stdout
+
+
+def test_control_characters_from_the_spool_are_escaped_on_the_terminal_and_exact_in_json(tmp_path):
+    # Issue 23: this task name cleared the operator's screen and set the terminal's title.
+    hostile = "Evil\x1b[2J\x1b]0;PWNED\x07\x9b6n"
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    writer.define_task(hostile, "g\x1b[31m")
+    writer.status("r-evil", hostile, "RUNNING", agent="agent\r\x08")
+    writer.append_log("r-evil", "stdout", "\x1b[31mred\x1b[0m then \x1b]0;TITLE\x07 and \x1b[2J\n")
+    table = taskdash(tmp_path, "runs").stdout
+    row = table.splitlines()[1]
+    assert "Evil\\x1b[2J\\x1b]0;PWNED\\x07\\x9b6n" in row and "g\\x1b[31m" in row and "agent\\r\\x08" in row
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", table), "no control character reaches the terminal"
+    runs = json.loads(taskdash(tmp_path, "runs", "--json").stdout)
+    assert (runs[0]["task"], runs[0]["group"], runs[0]["agent"]) == (hostile, "g\x1b[31m", "agent\r\x08")
+    log = taskdash(tmp_path, "logs", "r-evil").stdout
+    assert log.split(None, 1)[1] == "red then  and \n"

@@ -292,6 +292,33 @@ def bulk_parses(monkeypatch):
     return seen
 
 
+def what_the_reference_reads(placed: dict[str, list[tuple[int, bytes]]]):
+    """(the (file, offset) of every line it rejects, the status events it keeps as (run_id, status, ts),
+    the runs they are of, the tasks defined)."""
+    errors, transitions, runs, tasks = set(), set(), set(), set()
+    for rel, file_lines in placed.items():
+        for offset, line in file_lines:
+            result = reference(line)
+            if result[0] == "error":
+                errors.add((rel, offset))
+            elif result[0] == "task":
+                tasks.add(result[1])
+            elif result[0] == "status":
+                transitions.add(result[1:])
+                runs.add(result[1])
+    return errors, transitions, runs, tasks
+
+
+def assert_never_stuck(ingestor: Ingestor, events_file) -> None:
+    """Nothing is read twice, and a line written after the poison is indexed."""
+    assert ingestor.catch_up() == {"events": 0, "log_lines": 0, "errors": 0}
+    with open(events_file, "ab") as out:
+        out.write(b'{"kind":"status","run_id":"after-the-poison","task":"T","status":"RUNNING",'
+                  b'"ts":"2026-11-28T12:00:00Z"}\n')
+    assert ingestor.catch_up()["events"] == 1
+    assert ingestor.index.query("SELECT count(*) AS n FROM runs WHERE run_id = 'after-the-poison'")["n"][0] == 1
+
+
 def test_every_poisoned_line_is_indexed_or_one_error_and_matches_a_reference_reader(tmp_path, bulk_parses,
                                                                                   monkeypatch):
     monkeypatch.setattr(ingest, "ERROR_SAMPLES", 10**6)  # every bad line listed, to check each one
@@ -307,17 +334,7 @@ def test_every_poisoned_line_is_indexed_or_one_error_and_matches_a_reference_rea
     ingestor = Ingestor(index, spool)
     added = ingestor.catch_up()
 
-    expected_errors, transitions, runs, tasks = set(), set(), set(), set()
-    for rel, file_lines in placed.items():
-        for offset, line in file_lines:
-            result = reference(line)
-            if result[0] == "error":
-                expected_errors.add((rel, offset))
-            elif result[0] == "task":
-                tasks.add(result[1])
-            elif result[0] == "status":
-                transitions.add(result[1:])
-                runs.add(result[1])
+    expected_errors, transitions, runs, tasks = what_the_reference_reads(placed)
     errors = index.query('SELECT file, "offset", reason FROM ingest_errors')
     actual_errors = set(zip(errors["file"], errors["offset"]))
     print(f"\n{len(lines):,} lines (seed {SEED}) twice: {len(expected_errors):,} errors expected, "
@@ -337,14 +354,7 @@ def test_every_poisoned_line_is_indexed_or_one_error_and_matches_a_reference_rea
     assert (counts["runs"], counts["tasks"]) == (len(runs), len(tasks))
     kept = index.query("SELECT run_id, status, ts FROM transitions")
     assert set(zip(kept["run_id"], kept["status"], kept["ts"].dt.to_pydatetime())) == transitions
-
-    # Never stuck: nothing is read twice, and a line written after the poison is indexed.
-    assert ingestor.catch_up() == {"events": 0, "log_lines": 0, "errors": 0}
-    with open(spool / "events/fallback.jsonl", "ab") as out:
-        out.write(b'{"kind":"status","run_id":"after-the-poison","task":"T","status":"RUNNING",'
-                  b'"ts":"2026-11-28T12:00:00Z"}\n')
-    assert ingestor.catch_up()["events"] == 1
-    assert index.query("SELECT count(*) AS n FROM runs WHERE run_id = 'after-the-poison'")["n"][0] == 1
+    assert_never_stuck(ingestor, spool / "events/fallback.jsonl")
     index.close()
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import pwd
+import random
 import re
 import shutil
 import socket
@@ -15,10 +16,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+import duckdb
+import pytest
+from helpers import wait_until
+
 from dashboard import ingest
 from dashboard.index import Index
 from dashboard.ingest import ERROR_SAMPLES, EVENT_LINES_MAX, Ingestor
 from dashboard.spool import SpoolWriter, format_timestamp
+from builders import write_event_spool, write_log_spool
 
 T0 = dt.datetime(2026, 11, 28, 12, 0, 0)
 
@@ -191,3 +197,68 @@ def special_files_ingested(base: Path) -> None:
     assert result["runs"] == sorted(["r-ok", *SPECIAL]), "every run's events"
     assert result["lines"] == {"r-ok": 1, "r-mode0": 1, "r-dir0": 1}, "once readable, read; the others never"
     assert result["steps"][1]["errors"] == result["steps"][2]["errors"] == 0
+
+
+# ---- an index damaged where DuckDB can still open it -------------------------------------------
+
+HEADERS, BLOCK = 3 * 4096, 256 * 1024  # DuckDB's file: three 4 KiB headers, then 256 KiB blocks
+
+
+def damage_a_block(path: Path, table: str, column: str) -> int:
+    """Overwrite part of the first block holding `table`.`column` with random bytes; return its offset."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        block = con.execute("SELECT min(block_id) FROM pragma_storage_info(?) WHERE column_name = ? "
+                            "AND block_id >= 0", [table, column]).fetchone()[0]
+    offset = HEADERS + block * BLOCK + 4096
+    with open(path, "r+b") as index_file:
+        index_file.seek(offset)
+        index_file.write(random.Random(23).randbytes(64 * 1024))
+    return offset
+
+
+def indexed_spool(tmp_path: Path) -> tuple[Path, dict]:
+    spool = tmp_path / "spool"
+    write_log_spool(spool, 6, 2_000)
+    write_event_spool(spool, 300)
+    index = Index(tmp_path / "index.duckdb")
+    Ingestor(index, spool).catch_up()
+    counts = index.counts()
+    index.close()
+    return spool, counts
+
+
+def test_a_damaged_block_met_by_a_query_has_the_index_moved_aside_and_rebuilt(tmp_path):
+    spool, counts = indexed_spool(tmp_path)
+    damage_a_block(tmp_path / "index.duckdb", "log_text", "text")
+    index = Index(tmp_path / "index.duckdb")  # it opens: the damage is in a table's block
+    ingestor = Ingestor(index, spool, rescan_seconds=3600, check_seconds=3600)
+    try:
+        assert index.rebuilt_reason is None
+        with pytest.raises(duckdb.Error, match="Corrupt database file"):
+            index.query("SELECT max(text) FROM log_lines")
+        assert "Corrupt database file" in index.corruption
+        ingestor.start()
+        wait_until(lambda: index.rebuilt_reason and ingestor.health.failure is None
+                   and index.counts() == counts, timeout=60, message="the index rebuilt from the spool")
+        print(f"\n{index.rebuilt_reason}")
+        assert index.query("SELECT count(*) AS n FROM log_lines WHERE text IS NOT NULL")["n"][0] == 12_000
+        assert len(list(tmp_path.glob("index.duckdb.corrupt-*"))) == 1
+    finally:
+        ingestor.stop()
+        index.close()
+
+
+def test_a_damaged_block_no_page_reads_is_found_by_the_periodic_check(tmp_path):
+    spool, counts = indexed_spool(tmp_path)
+    damage_a_block(tmp_path / "index.duckdb", "transitions", "message")
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, spool, rescan_seconds=3600, check_seconds=0.5)
+    try:
+        ingestor.start()
+        wait_until(lambda: index.rebuilt_reason and ingestor.health.failure is None
+                   and index.counts() == counts, timeout=60, message="the index checked and rebuilt")
+        print(f"\n{index.rebuilt_reason}")
+        assert "damaged" in index.rebuilt_reason and len(list(tmp_path.glob("index.duckdb.corrupt-*"))) == 1
+    finally:
+        ingestor.stop()
+        index.close()

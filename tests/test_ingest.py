@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-from pathlib import Path
 
 import pytest
+from builders import ingest
 
 from dashboard import queries
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
-from dashboard.log_lines import MAX_LINE_CHARS
 from dashboard.spool import SpoolWriter, format_timestamp
 
 T0 = dt.datetime(2026, 11, 28, 12, 0, 0)
@@ -46,12 +45,6 @@ def write_lines(path, lines):
     with open(path, "ab") as handle:
         for line in lines:
             handle.write((line if isinstance(line, bytes) else json.dumps(line).encode()) + b"\n")
-
-
-def ingest(tmp_path, name="index.duckdb"):
-    index = Index(tmp_path / name)
-    Ingestor(index, tmp_path / "spool").catch_up()
-    return index
 
 
 def runs_table(index):
@@ -169,55 +162,6 @@ def test_every_bad_line_is_recorded_and_skipped_and_the_good_lines_around_it_kep
         assert expected_reason in error["reason"]
 
 
-def test_log_lines_keep_invalid_utf8_replaced_and_cut_an_over_long_line(tmp_path):
-    log = tmp_path / "spool" / "logs" / "r-1" / "stdout.log"
-    log.parent.mkdir(parents=True)
-    huge = b"x" * (5 * 1024 * 1024)
-    log.write_bytes(b"caf\xc3\xa9 ok\nbad \xff\xfe bytes\r\n" + huge + b"\nafter\n")
-
-    index = ingest(tmp_path)
-
-    lines = queries.log_page(index, "r-1", "stdout", 1)["text"].tolist()
-    assert lines[0] == "café ok"
-    assert lines[1] == "bad \ufffd\ufffd bytes"
-    assert lines[2].startswith("x" * MAX_LINE_CHARS) and "cut at" in lines[2]
-    assert len(lines[2]) < MAX_LINE_CHARS + 100
-    assert lines[3] == "after"
-    assert queries.log_line_counts(index, "r-1") == {"stdout": 4, "stderr": 0}
-
-
-def test_a_line_longer_than_a_read_chunk_is_cut_and_the_rest_skipped(tmp_path, monkeypatch):
-    monkeypatch.setattr("dashboard.ingest.READ_CHUNK", 64 * 1024 + 10)
-    log = tmp_path / "spool" / "logs" / "r-1" / "stderr.log"
-    log.parent.mkdir(parents=True)
-    log.write_bytes(b"before\n" + b"y" * 300_000 + b"\nafter\n")
-
-    index = ingest(tmp_path)
-
-    lines = queries.log_page(index, "r-1", "stderr", 1)["text"].tolist()
-    assert lines[0] == "before"
-    assert lines[1].startswith("y" * 1000) and "cut at" in lines[1]
-    assert lines[2:] == ["after"]
-
-
-def test_log_folders_that_are_not_run_ids_are_reported_once(tmp_path):
-    bad = tmp_path / "spool" / "logs" / "bad name" / "stdout.log"
-    bad.parent.mkdir(parents=True)
-    bad.write_text("secret\n")
-    stray = tmp_path / "spool" / "logs" / "r-1" / "notes.txt"
-    stray.parent.mkdir(parents=True)
-    stray.write_text("hello\n")
-    index = Index(tmp_path / "index.duckdb")
-    ingestor = Ingestor(index, tmp_path / "spool")
-    ingestor.catch_up()
-    ingestor.catch_up()
-
-    errors = index.query("SELECT file, reason FROM ingest_errors ORDER BY file")
-    assert errors["file"].tolist() == ["logs/bad name/stdout.log", "logs/r-1/notes.txt"]
-    assert "bad run_id" in errors["reason"][0]
-    assert index.counts()["log_lines"] == 0
-
-
 def test_a_restart_after_a_partial_ingest_neither_loses_nor_doubles(tmp_path):
     writer = SpoolWriter(tmp_path / "spool", "test")
     writer.define_task("A", "g")
@@ -255,41 +199,6 @@ def test_a_later_task_definition_replaces_the_earlier(tmp_path):
     assert tasks["description"][0] == "mail the invoice"
 
 
-def test_a_truncated_log_is_reported_and_its_new_lines_numbered_on(tmp_path):
-    log = tmp_path / "spool" / "logs" / "r-1" / "stdout.log"
-    log.parent.mkdir(parents=True)
-    log.write_text("one\ntwo\nthree\n")
-    index = Index(tmp_path / "index.duckdb")
-    ingestor = Ingestor(index, tmp_path / "spool")
-    ingestor.catch_up()
-    log.write_text("four\n")  # rotated: replaced by a shorter file
-    ingestor.catch_up()
-    assert queries.log_page(index, "r-1", "stdout", 1)["text"].tolist() == ["one", "two", "three", "four"]
-    assert "shrank" in queries.ingest_errors(index)["reason"][0]
-
-
-def test_a_locked_index_falls_back_to_a_private_one(tmp_path):
-    import subprocess
-    import sys
-
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); sys.stdin.read()"),
-        str(tmp_path / "index.duckdb")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        index = Index(tmp_path / "index.duckdb")
-        assert index.is_private and "in use by another process" in index.private_reason
-        assert index.path != tmp_path / "index.duckdb"
-        SpoolWriter(tmp_path / "spool").status("r-1", "A", "RUNNING")
-        Ingestor(index, tmp_path / "spool").catch_up()
-        assert index.counts()["runs"] == 1
-        index.close()
-    finally:
-        holder.stdin.close()
-        holder.wait(10)
-        holder.stdout.close()
-
-
 @pytest.mark.parametrize("text", ["%", "_", "'", ".*", "'; DROP TABLE runs; --"])
 def test_task_search_treats_text_literally(tmp_path, text):
     writer = SpoolWriter(tmp_path / "spool")
@@ -319,63 +228,3 @@ def test_events_of_the_same_millisecond_follow_the_lifecycle_order(tmp_path):
     index = ingest(tmp_path)
     assert queries.run(index, "r-1")["status"] == "ACTIVE"
     assert queries.run(index, "r-2")["status"] == "STARTED"
-
-
-def test_the_spool_s_logs_and_events_folders_may_be_links_to_another_disk(tmp_path):
-    elsewhere = tmp_path / "bigger-disk"
-    writer = SpoolWriter(elsewhere, "test")
-    writer.status("r-1", "Fetch_Orders", "RUNNING")
-    writer.append_log("r-1", "stdout", "one\ntwo\n")
-    writer.close()
-    spool = tmp_path / "spool"
-    spool.mkdir()
-    (spool / "events").symlink_to(elsewhere / "events")
-    (spool / "logs").symlink_to(elsewhere / "logs")
-    index = Index(tmp_path / "index.duckdb")
-    try:
-        added = Ingestor(index, spool).catch_up()
-        assert added == {"events": 1, "log_lines": 2, "errors": 0}
-        assert queries.log_page(index, "r-1", "stdout", 1)["text"].tolist() == ["one", "two"]
-    finally:
-        index.close()
-
-
-def test_a_private_index_left_by_a_killed_process_is_removed_by_the_next(tmp_path, monkeypatch):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import tempfile
-
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    env = os.environ | {"TMPDIR": str(temp)}
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); sys.stdin.read()"),
-        str(tmp_path / "index.duckdb")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-    killed = subprocess.Popen([sys.executable, "-c", (
-        "import sys; from dashboard.index import Index; i = Index(sys.argv[1]); print(i.path, flush=True); "
-        "sys.stdin.read()"), str(tmp_path / "index.duckdb")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True, env=env)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        left = Path(killed.stdout.readline().strip()).parent
-        assert left.parent == temp and left.exists()
-        killed.send_signal(signal.SIGKILL)
-        killed.wait(10)
-        assert left.exists(), "a killed process cannot clean up after itself"
-
-        index = Index(tmp_path / "index.duckdb")  # the next process that needs a private index
-        assert index.is_private
-        assert not left.exists(), "the dead process's private index is still there"
-        assert Path(index.path).parent.exists()
-        index.close()
-        assert list(temp.iterdir()) == []
-    finally:
-        for process in (holder, killed):
-            if process.poll() is None:
-                process.kill()
-            process.wait(10)
-            process.stdin.close()
-            process.stdout.close()

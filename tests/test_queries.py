@@ -1,6 +1,6 @@
 """The query layer (`dashboard.queries`) over a real spool ingested into a real DuckDB file:
-each run as written, the statuses it reached, groups, an index of an older schema, the runs
-table rewritten in trigger order, shared answers per index version, blocked runs.
+each run as written, the statuses it reached, groups, the runs table rewritten in trigger
+order, shared answers per index version, blocked runs.
 
 The `world` fixture (tests/conftest.py) is the planned runs of tests/builders.py: 130 runs
 written through the real SpoolWriter and ingested by the real Ingestor, beside a plain-Python
@@ -11,15 +11,13 @@ pages and status counts: test_run_pages.py.
 from __future__ import annotations
 
 import datetime as dt
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from builders import AGES, DEFINED_TASKS, RUN_COUNT, all_ids, value
+from builders import AGES, DEFINED_TASKS, RUN_COUNT, value
 
 from dashboard import queries
 from dashboard.index import Index
-from dashboard.index_schema import SCHEMA_VERSION
 from dashboard.ingest import Ingestor
 from dashboard.queries import RunFilter
 from dashboard.spool import SpoolWriter
@@ -96,39 +94,6 @@ def test_groups_of_an_empty_index_are_none(tmp_path):
         assert queries.groups(index) == []
     finally:
         index.close()
-
-
-# ---- an index of an older schema is rebuilt -----------------------------------------
-
-def test_an_index_of_an_older_schema_is_dropped_and_rebuilt_from_the_spool(world, tmp_path):
-    path = tmp_path / "old.duckdb"
-    index = Index(path)
-    Ingestor(index, world.spool).catch_up()
-    assert index.counts()["runs"] == RUN_COUNT and index.rebuilt_reason is None
-    with index.cursor() as cur:
-        cur.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
-    index.close()
-
-    rebuilt = Index(path)
-    try:
-        assert rebuilt.rebuilt_reason and "schema 1" in rebuilt.rebuilt_reason
-        assert f"not {SCHEMA_VERSION}" in rebuilt.rebuilt_reason
-        assert rebuilt.counts() == {"tasks": 0, "runs": 0, "log_lines": 0, "ingest_errors": 0}
-        assert rebuilt.load_offsets() == {}
-        assert rebuilt.query("SELECT value FROM meta WHERE key = 'schema'")["value"].tolist() == [SCHEMA_VERSION]
-        Ingestor(rebuilt, world.spool).catch_up()
-        assert rebuilt.counts()["runs"] == RUN_COUNT
-        assert rebuilt.counts()["tasks"] == len(DEFINED_TASKS)
-        assert set(all_ids(SimpleNamespace(index=rebuilt, now=world.now))) == {run.run_id for run in world.runs}
-    finally:
-        rebuilt.close()
-
-    again = Index(path)
-    try:
-        assert again.rebuilt_reason is None, "a current index is kept"
-        assert again.counts()["runs"] == RUN_COUNT
-    finally:
-        again.close()
 
 
 # ---- the group kept on each run, and the runs table rewritten in trigger order -------

@@ -67,6 +67,7 @@ def page_template(store: Store, title: str, current: str, *main) -> pn.template.
         pn.state.notifications.position = "top-center"
     template.config.raw_css.append(_NOTICE_CSS)
     if store.rebuilt_reason:  # notifications show HTML: the reason (paths, DuckDB's words) is escaped
-        notice = f"The index was rebuilt when the server started: {store.rebuilt_reason}"
+        when = "while the server ran" if store.rebuilt_while_running else "when the server started"
+        notice = f"The index was rebuilt {when}: {store.rebuilt_reason}"
         pn.state.onload(lambda: pn.state.notifications.warning(html.escape(notice), duration=15_000))
     return template

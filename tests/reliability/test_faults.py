@@ -20,8 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import duckdb
@@ -29,7 +27,7 @@ import pytest
 from builders import write_event_spool, write_log_spool
 from helpers import read_events, wait_until
 from playwright.sync_api import Page, expect
-from serving import DashboardServer, free_port
+from serving import DashboardServer, free_port, indexed_lines
 
 from dashboard import queries
 from dashboard.index import Index
@@ -168,16 +166,6 @@ def test_sigkill_the_server_at_20_moments_of_its_ingest_loses_and_doubles_nothin
 
 
 # ---- helpers of the tests below ------------------------------------------------------------
-
-def indexed_lines(server: DashboardServer, run_id: str, stream: str = "stdout") -> int | None:
-    """How many lines of a run's stream the running server's index holds (its log download says so),
-    or None if it has no such run."""
-    try:
-        with urllib.request.urlopen(f"{server.url}/task-runs/{run_id}/logs/{stream}.log", timeout=10) as response:
-            return int(response.headers["X-Indexed-Lines"])
-    except urllib.error.HTTPError:
-        return None
-
 
 def caught_up_counts(server: DashboardServer) -> str:
     """What the server says its index holds once it has caught up with the spool."""

@@ -31,7 +31,7 @@ from bokeh.client.states import DISCONNECTED, ErrorReason
 from bokeh.models import CheckboxButtonGroup, RadioButtonGroup
 from helpers import read_events, wait_until
 from playwright.sync_api import expect
-from serving import dashboard_server, served_in_process
+from serving import LOG_LINE_PROBE, dashboard_server, served_in_process
 from tornado.ioloop import IOLoop
 
 from dashboard.components import live
@@ -201,21 +201,6 @@ GRID_OBSERVER = f"""grid => {{
   look()
 }}"""
 
-# Notes when each probe line is added to the log viewer: window.__probes["probe <time> <n>"] = ms.
-LOG_OBSERVER = """log => {
-  const seen = window.__probes = {}
-  new MutationObserver(records => {
-    const now = performance.timeOrigin + performance.now()
-    for (const record of records) {
-      for (const node of record.addedNodes) {
-        if (node.nodeType !== 1 || !node.classList.contains("td-line")) continue
-        const text = node.querySelector(".td-text").textContent
-        if (text.startsWith("probe ") && !(text in seen)) seen[text] = now
-      }
-    }
-  }).observe(log, {childList: true})
-}"""
-
 
 def chip_labels(labels: list[str]) -> list[str]:
     return [label for label in labels if label.split(" ")[0] in STATUSES]
@@ -288,7 +273,7 @@ def test_twenty_sessions_follow_a_busy_spool(tmp_path, context):
         for page in grid_pages:
             page.locator(".tabulator").evaluate(GRID_OBSERVER)
         for page in detail_pages:
-            page.locator(".td-log").evaluate(LOG_OBSERVER)
+            page.locator(".td-log").evaluate(LOG_LINE_PROBE)
         try:
             # Opened on other threads: pull_session runs its own event loop until connected,
             # which it cannot do on this thread, where Playwright's loop runs.
