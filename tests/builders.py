@@ -342,8 +342,7 @@ def planned_world(folder: Path) -> SimpleNamespace:
     now = utcnow()
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the spool keeps milliseconds
     plan = write_planned_spool(folder / "spool", now)
-    index = Index(folder / "index.duckdb")
-    Ingestor(index, folder / "spool").catch_up()
+    index = ingest(folder)
     return SimpleNamespace(index=index, runs=plan, now=now, spool=folder / "spool", folder=folder)
 
 

@@ -10,14 +10,12 @@ from collections import Counter
 
 import networkx as nx
 import pytest
-from builders import write_dbt_spool
+from builders import ingest, write_dbt_spool
 
 from dashboard import queries
+from dashboard.components.dependency_graph import analyse
 from dashboard.graph import HOLDING, PASSING, dependency_graph, layered_layout, wrap_rows
 from dashboard.graph_groups import GROUP_MARK, group_path, overview
-from dashboard.index import Index
-from dashboard.ingest import Ingestor
-from dashboard.components.dependency_graph import analyse
 
 NOW = queries.utcnow().replace(microsecond=0)
 
@@ -26,8 +24,7 @@ NOW = queries.utcnow().replace(microsecond=0)
 def dbt(tmp_path_factory):
     folder = tmp_path_factory.mktemp("dbt")
     project = write_dbt_spool(folder / "spool", now=NOW)
-    index = Index(folder / "index.duckdb")
-    Ingestor(index, folder / "spool").catch_up()
+    index = ingest(folder)
     tasks = queries.tasks(index)
     task_graph = dependency_graph(zip(tasks["task"], tasks["grp"], tasks["depends_on"]))
     state = analyse(task_graph, queries.task_stats(index, dt.timedelta(hours=24), now=NOW))

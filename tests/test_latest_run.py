@@ -15,12 +15,11 @@ import subprocess
 import sys
 
 import pytest
+from builders import ingest
 
 from dashboard import queries
-from dashboard.graph import dependency_graph
-from dashboard.index import Index
-from dashboard.ingest import Ingestor
 from dashboard.components.dependency_graph import analyse
+from dashboard.graph import dependency_graph
 from dashboard.spool import SpoolWriter
 
 NOW = queries.utcnow().replace(microsecond=0)
@@ -60,8 +59,7 @@ def world(tmp_path_factory):
                 writer.status(run_id, task, event, ts=ts, trigger_time=at)
             plan.setdefault(task, []).append((at, started or dt.datetime.max, events[-1][1], run_id, status))
     writer.close()
-    index = Index(folder / "index.duckdb")
-    Ingestor(index, folder / "spool").catch_up()
+    index = ingest(folder)
     expected = {task: max(runs)[4] for task, runs in plan.items()}
     yield index, expected, folder
     index.close()

@@ -4,10 +4,9 @@ match positions, search text taken literally, and the download chunks."""
 from __future__ import annotations
 
 import pytest
+from builders import ingest
 
 from dashboard import queries
-from dashboard.index import Index
-from dashboard.ingest import Ingestor
 from dashboard.spool import SpoolWriter
 
 LINES = 1500
@@ -28,8 +27,7 @@ def index(tmp_path_factory):
     writer.append_log("r-1", "stderr", "Error: one\nwarning\n")
     writer.status("r-2", "Task", "RUNNING")
     writer.append_log("r-2", "stdout", "ERROR elsewhere\n")
-    index = Index(folder / "index.duckdb")
-    Ingestor(index, folder / "spool").catch_up()
+    index = ingest(folder)
     yield index
     index.close()
 

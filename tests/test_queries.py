@@ -14,7 +14,7 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from builders import AGES, DEFINED_TASKS, RUN_COUNT, value
+from builders import AGES, DEFINED_TASKS, RUN_COUNT, ingest, value
 
 from dashboard import queries
 from dashboard.index import Index
@@ -175,8 +175,7 @@ def test_a_run_whose_upstream_of_the_same_cycle_failed_is_blocked_not_waiting(tm
             ("l-2", "Load", "ACTIVE", dt.datetime(2026, 11, 28, 11, 30)),  # another cycle: waiting
             ("r-1", "Report", "ACTIVE", cycle)]:  # its upstream Load is itself only blocked
         writer.status(run_id, task, status, trigger_time=trigger, ts=trigger)
-    index = Index(tmp_path / "index.duckdb")
-    Ingestor(index, tmp_path / "spool").catch_up()
+    index = ingest(tmp_path)
 
     page = queries.runs_page(index, limit=100).set_index("run_id")
     assert page.loc["l-1", "blocked"] == "upstream Extract failed"

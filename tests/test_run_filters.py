@@ -7,7 +7,7 @@ import datetime as dt
 from collections import Counter
 
 import pytest
-from builders import AGES, RUN_COUNT, all_ids, expected_ids, summaries, value
+from builders import AGES, RUN_COUNT, all_ids, expected_ids, summaries
 
 from dashboard import queries
 from dashboard.queries import RunFilter

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import replace
 
 import pytest
-from builders import RUN_COUNT, all_ids, expected_order, plan_matches, value
+from builders import RUN_COUNT, all_ids, expected_order, plan_matches
 
 from dashboard import queries
 from dashboard.queries import RunFilter

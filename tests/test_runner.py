@@ -242,7 +242,7 @@ def test_schedule_skips_tasks_still_in_flight_and_stop_terminates_everything(mak
     }, schedule="0.1", cycles=3)
     scheduler.start()
     quick_done = lambda: [e for e in read_events(spool) if e.get("task") == "Quick" and e.get("status") == "SUCCESS"]
-    wait_until(lambda: len(quick_done()) == 3, message="three cycles of Quick")
+    wait_until(lambda: len(quick_done()) == 3, timeout=30, message="three cycles of Quick")
     assert not scheduler.wait(timeout=0.2)  # Slow is still running
     scheduler.request_stop()
     assert scheduler.wait(timeout=1)

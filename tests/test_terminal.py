@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from builders import ingest
 
 from dashboard import queries, terminal
+from dashboard.components.log_viewer import FOLD_CHARS, _line_rows, log_row
 from dashboard.emphasis import Emphasis
 from dashboard.index import Index
-from dashboard.ingest import Ingestor
-from dashboard.components.log_viewer import FOLD_CHARS, _line_rows, log_row
 from dashboard.spool import SpoolWriter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "real_logs"
@@ -37,8 +37,7 @@ def ingested(tmp_path, logs: dict[str, bytes]) -> Index:
         path = writer.log_path(run_id, "stdout")
         path.write_bytes(raw)
         writer.status(run_id, "Fixture", "FAILED", agent="a", exit_code=1)
-    index = Index(tmp_path / "index.duckdb")
-    Ingestor(index, tmp_path / "spool").catch_up()
+    index = ingest(tmp_path)
     return index
 
 
