@@ -410,12 +410,12 @@ def live_page_views() -> dict[str, int]:
     """The pages' view objects still alive (each belongs to one session), by class."""
     from dashboard.components.dependency_graph import GraphPlot
     from dashboard.components.log_viewer import LogViewer
+    from dashboard.components.runs_grid import RunsGrid
     from dashboard.pages.run_detail import RunDetailView
-    from dashboard.pages.task_runs import TaskRunsView
     from dashboard.pages.tasks import TasksView
 
     gc.collect()
-    kinds = (TaskRunsView, RunDetailView, LogViewer, TasksView, GraphPlot)
+    kinds = (RunsGrid, RunDetailView, LogViewer, TasksView, GraphPlot)
     alive = Counter(type(o).__name__ for o in gc.get_objects() if isinstance(o, kinds))
     return dict(alive)
 
