@@ -28,8 +28,8 @@ from .hub import Change, Hub
 from .index import Index, is_corruption
 from .index_writes import Batch
 from .log_lines import MAX_LINE_CHARS, cut_line, line_array, newline_positions
-from .spool import (STREAMS, SpoolError, SpoolUnreadableError, decode_event_line, events_dir, folder_id, logs_dir,
-                    decode_event_lines, open_spool_file, validate_run_id)
+from .spool import (STREAMS, SpoolError, SpoolUnreadableError, decode_event_lines, events_dir, folder_id, logs_dir,
+                    open_spool_file, validate_run_id)
 from .statuses import is_terminal
 
 log = logging.getLogger(__name__)
