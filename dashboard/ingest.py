@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -21,12 +23,12 @@ import numpy as np
 import pyarrow as pa
 import watchfiles
 
-from . import event_lines
+from . import bad_lines, event_lines
 from .hub import Change, Hub
 from .index import Index, is_corruption
 from .index_writes import Batch
 from .log_lines import MAX_LINE_CHARS, cut_line, line_array, newline_positions
-from .spool import (STREAMS, SpoolError, SpoolUnreadableError, decode_event_line, events_dir, folder_id, logs_dir,
+from .spool import (STREAMS, SpoolError, SpoolUnreadableError, decode_event_lines, events_dir, folder_id, logs_dir,
                     open_spool_file, validate_run_id)
 from .statuses import is_terminal
 
@@ -35,24 +37,29 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 8 * 1024 * 1024  # bytes read from one file in one step
 BATCH_LINES = 400_000  # log lines (or events) gathered before a commit
 BATCH_BYTES = 64 * 1024 * 1024
+#: Files' worth of log lines gathered before a commit: a catch-up of 20,000 run folders of one
+#: line each in one batch took 61 s and 856 MB (each chunk an Arrow array, the insert superlinear).
+BATCH_LOG_CHUNKS = 2_000
+#: A followed step reads at most about this much of one file; the rest is read at the next
+#: wake, with the other files' changes (48 MB of junk in one file held them up for 3-7 s, 30 s at worst).
+STEP_FILE_BYTES = 32 * 1024 * 1024
 #: The watch loop wakes at least this often, so full scans start on time.
 WAKE_MS = 500
 #: After a failed step (the index's disk full, say) a full scan retries after this many seconds,
-#: doubling while it fails, up to the rescan period.
+#: doubling while it fails, up to RETRY_MAX_SECONDS (it was the 30 s rescan period: a disk full
+#: for a minute then took 34 s to recover).
 RETRY_SECONDS = 2.0
+RETRY_MAX_SECONDS = 5.0
+#: A run folder changed this recently is listed again, even if its time looks the same.
+FOLDER_SETTLED_NS = 2_000_000_000
 #: The whole index is read this often, so a damaged block is found even where no page looks
 #: (DuckDB checks a block's checksum as it reads it).
 CHECK_SECONDS = 600.0
 #: A catch-up that read this many events rewrites the runs table in trigger order.
 CLUSTER_AFTER_EVENTS = 200_000
-#: Of each file's bad event lines this many are recorded one by one, with an excerpt of
-#: EXCERPT_BYTES; the rest of a commit's are one ingest error, "N more like this". One row a bad
-#: line cost 8.7 GB for 48 MB of `x` lines (24M rows); a count costs nothing.
-ERROR_SAMPLES = 20
 #: Event lines handled in one read: a chunk of 8 MiB of `x` lines is 4M lines, and each costs
 #: about 50 bytes of arrays while it is parsed (646 MB peak for 48 MB of them at 4M).
 EVENT_LINES_MAX = 262_144
-EXCERPT_BYTES = 200
 IGNORED = -1  # the offset of a file that breaks the contract: reported once, then left alone
 #: A log's last line without its newline becomes a line once its run is terminal or its file
 #: has been quiet this long (many real logs end so: `Done in 96.34s.`, curl's last progress line).
@@ -103,30 +110,35 @@ class Ingestor:
         self._read_inodes: dict[str, int] = {}  # read in this step, not committed yet
         #: Log files whose last line waits for its newline: path -> run_id.
         self._pending_tails: dict[str, str] = {}
-        #: Bad event lines recorded one by one, per file (committed; and in the batch being read).
-        self._listed: dict[str, int] = {}
-        self._batch_listed: dict[str, int] = {}
-        #: The batch's bad lines beyond ERROR_SAMPLES: file -> [count, first offset, last offset, first reason].
-        self._omitted: dict[str, list] = {}
+        self._bad_lines = bad_lines.BadLineLog()
+        #: Files a followed step left unfinished (STEP_FILE_BYTES): read on at the next wake.
+        self._backlog: set[str] = set()
+        self._short_lines: dict[str, int] = {}  # file -> bytes to read next (see EVENT_LINES_MAX)
         #: Files and folders that cannot be read now, each said once while it lasts: rel -> why,
         #: until an ingest error says so, then None.
         self._unreadable: dict[str, str | None] = {}
         self._reopen_index = False  # DuckDB gave up on the database: the next step opens it again
         events_dir(self.spool).mkdir(parents=True, exist_ok=True)
         logs_dir(self.spool).mkdir(parents=True, exist_ok=True)
+        self._spool_path = str(self.spool)
+        #: Each run folder's files as last listed, and its modification time then: name -> (ns, names).
+        self._run_folders: dict[str, tuple[int, tuple[str, ...]]] = {}
         #: Which folders events/ and logs/ are: either may be a link (logs on a bigger disk, say).
         self._folders = {"events": folder_id(events_dir(self.spool)), "logs": folder_id(logs_dir(self.spool))}
 
     # ---- one step ---------------------------------------------------------------------
 
     def catch_up(self, paths: Iterable[str] | None = None,
-                 progress: Callable[[int], None] | None = None) -> dict[str, int]:
-        """Ingest everything appended (to `paths`, or the whole spool); return what was added."""
+                 progress: Callable[[int], None] | None = None, limit: int | None = None) -> dict[str, int]:
+        """Ingest everything appended (to `paths`, or the whole spool); return what was added.
+
+        With a `limit`, at most about that many bytes of each file: the rest waits in the backlog."""
         added = {"events": 0, "log_lines": 0, "errors": 0}
         with self._step_lock:
             self._read_inodes.clear()
             files = self.spool_files() if paths is None else sorted(set(paths))
-            self._read_files(files, added, progress)
+            self._backlog.difference_update(files)
+            self._read_files(files, added, progress, limit)
             # A run that became terminal in this step ends its logs' unterminated last lines.
             if due := self.due_tails():
                 self._read_files(due, added, progress)
@@ -137,19 +149,23 @@ class Ingestor:
         return added
 
     def _read_files(self, files: list[str], added: dict[str, int],
-                    progress: Callable[[int], None] | None) -> None:
+                    progress: Callable[[int], None] | None, limit: int | None = None) -> None:
         # One chunk of each file in turn: a huge file (or megabytes of junk) does not hold up
         # the other files of the step until it is read to its end.
-        batch, batch_bytes = self._new_batch(), 0
+        batch, batch_bytes, taken = self._new_batch(), 0, dict.fromkeys(files, 0)
         while files:
             unfinished = []
             for rel in files:
                 read, more = self._read(rel, batch)
                 batch_bytes += read
+                taken[rel] += read
+                if more and limit is not None and taken[rel] >= limit:
+                    self._backlog.add(rel)
+                    more = False
                 if progress and read:
                     progress(read)
                 if (batch.log_line_count + batch.event_lines_read >= BATCH_LINES
-                        or batch_bytes >= BATCH_BYTES):
+                        or batch_bytes >= BATCH_BYTES or len(batch.log_chunks) >= BATCH_LOG_CHUNKS):
                     self._commit(batch, added)
                     batch, batch_bytes = self._new_batch(), 0
                 if more:
@@ -158,31 +174,14 @@ class Ingestor:
         self._commit(batch, added)
 
     def _new_batch(self) -> Batch:
-        self._batch_listed, self._omitted = {}, {}
+        self._bad_lines.new_batch()
         return Batch()
+
+    def _bad_line(self, batch: Batch, rel: str, offset: int, reason: str, raw: bytes) -> None:
+        self._bad_lines.add(batch.errors, rel, offset, reason, raw)
 
     def _unreadable_now(self, rel: str, reason: str) -> None:
         self._unreadable.setdefault(rel, reason)  # recorded by the next commit
-
-    def _bad_line(self, batch: Batch, rel: str, offset: int, reason: str, raw: bytes) -> None:
-        """Record a bad event line: one by one up to ERROR_SAMPLES a file, then only counted."""
-        if self._listed.get(rel, 0) + self._batch_listed.get(rel, 0) < ERROR_SAMPLES:
-            self._batch_listed[rel] = self._batch_listed.get(rel, 0) + 1
-            batch.errors.append((rel, offset, reason, raw[:EXCERPT_BYTES].decode("utf-8", "replace")))
-        else:
-            self._count_omitted(rel, 1, offset, offset, reason)
-
-    def _count_omitted(self, rel: str, count: int, first: int, last: int, reason: str) -> None:
-        omitted = self._omitted.setdefault(rel, [0, first, last, reason])
-        omitted[0] += count
-        omitted[1], omitted[2] = min(omitted[1], first), max(omitted[2], last)
-
-    def _add_omitted(self, batch: Batch) -> None:
-        """The batch's bad lines beyond the samples, as one ingest error a file."""
-        for rel, (count, first, last, reason) in self._omitted.items():
-            batch.errors.append((rel, first, f"{count:,} more bad lines like this, from byte {first:,} to "
-                                 f"{last:,} (only the first {ERROR_SAMPLES} of a file are listed one by one; "
-                                 f"the first of these: {reason})", ""))
 
     def due_tails(self) -> list[str]:
         """Log files whose unterminated last line should now be a line (see QUIET_SECONDS)."""
@@ -209,18 +208,17 @@ class Ingestor:
         return {run_id for run_id, status in rows if is_terminal(status)}
 
     def _commit(self, batch: Batch, added: dict[str, int]) -> None:
-        self._add_omitted(batch)
+        batch.errors += self._bad_lines.summaries()
         unreadable = [rel for rel, reason in self._unreadable.items() if reason is not None]
         batch.errors += [(rel, self._offsets.get(rel, (0,))[0], self._unreadable[rel], "") for rel in unreadable]
-        if not batch:
+        if not batch:  # the files looked at had nothing new: as committed
+            self._inodes.update(self._read_inodes)
             return
         touched = self.index.apply(batch)
         self._unreadable.update(dict.fromkeys(unreadable))
         self._offsets.update(batch.offsets)
         self._inodes.update(self._read_inodes)
-        for rel, count in self._batch_listed.items():
-            self._listed[rel] = self._listed.get(rel, 0) + count
-        self._batch_listed, self._omitted = {}, {}
+        self._bad_lines.committed()
         added["events"] += len(batch.tasks) + batch.transition_count
         added["log_lines"] += batch.log_line_count
         added["errors"] += len(batch.errors)
@@ -239,25 +237,41 @@ class Ingestor:
         files = []
         with os.scandir(events_dir(self.spool)) as entries:
             files += sorted(f"events/{e.name}" for e in entries if e.name.endswith(".jsonl") and not _is_dir(e))
+        now = time.time_ns()
         with os.scandir(logs_dir(self.spool)) as run_dirs:
             for run_dir in run_dirs:
-                if _is_dir(run_dir, follow_symlinks=True):
-                    rel = f"logs/{run_dir.name}/"
-                    try:
-                        with os.scandir(run_dir.path) as logs:
-                            files += [rel + e.name for e in logs if not _is_dir(e)]
-                    except (FileNotFoundError, NotADirectoryError):  # removed or replaced while listed
-                        continue
-                    except OSError as exc:  # no permission, say: the other runs flow on
-                        self._unreadable_now(rel, f"run folder cannot be listed: {exc.strerror}")
-                        continue
-                    self._unreadable.pop(rel, None)
+                if not _is_dir(run_dir, follow_symlinks=True):
+                    continue
+                rel = f"logs/{run_dir.name}/"
+                try:
+                    changed = run_dir.stat().st_mtime_ns
+                except OSError:
+                    continue
+                # A folder unchanged since it was listed (and not just now: a file created in the
+                # same clock tick) has the same files: a stat instead of listing it again.
+                listed = self._run_folders.get(run_dir.name)
+                if listed is not None and listed[0] == changed and now - changed > FOLDER_SETTLED_NS:
+                    files += [rel + name for name in listed[1]]
+                    continue
+                try:
+                    with os.scandir(run_dir.path) as logs:
+                        names = tuple(sys.intern(e.name) for e in logs if not _is_dir(e))
+                except (FileNotFoundError, NotADirectoryError):  # removed or replaced while listed
+                    continue
+                except OSError as exc:  # no permission, say: the other runs flow on
+                    self._unreadable_now(rel, f"run folder cannot be listed: {exc.strerror}")
+                    continue
+                self._unreadable.pop(rel, None)
+                self._run_folders[run_dir.name] = (changed, names)
+                files += [rel + name for name in names]
         return files
 
     def _read(self, rel: str, batch: Batch) -> tuple[int, bool]:
         """Read one chunk of a file into the batch; return (bytes consumed, whether more is left)."""
         offset, lines, in_long_line, tail = batch.offsets.get(rel) or self._offsets.get(rel, (0, 0, False, 0))
         if offset == IGNORED:
+            return 0, False
+        if self._unchanged(rel, offset + tail):
             return 0, False
         kind, run_id, stream = self._classify(rel)
         if kind is not None:
@@ -276,10 +290,10 @@ class Ingestor:
             batch.errors.append((rel, 0, run_id, ""))  # run_id holds the reason here
             batch.offsets[rel] = (IGNORED, 0, False, 0)
             return 0, False
-        stat = os.fstat(fd)
-        size, known_inode = stat.st_size, self._read_inodes.get(rel, self._inodes.get(rel))
-        self._read_inodes[rel] = stat.st_ino
-        if offset and known_inode not in (None, stat.st_ino):
+        info = os.fstat(fd)
+        size, known_inode = info.st_size, self._read_inodes.get(rel, self._inodes.get(rel))
+        self._read_inodes[rel] = info.st_ino
+        if offset and known_inode not in (None, info.st_ino):
             batch.errors.append((rel, offset, "file replaced by a new file (rotated): reading the new one "
                                  "from its start", ""))
             offset, lines, in_long_line, tail = 0, lines + bool(tail), False, 0  # the old last line stays
@@ -292,7 +306,8 @@ class Ingestor:
                 return 0, False
             if tail:  # the unterminated last line grew: it is read again, as line lines + 1
                 batch.replace_lines_from(run_id, stream, lines + 1)
-            data = os.pread(fd, min(size - offset, READ_CHUNK), offset)
+            # After a read cut at EVENT_LINES_MAX, read about that much again, not a whole chunk.
+            data = os.pread(fd, min(size - offset, READ_CHUNK, self._short_lines.pop(rel, READ_CHUNK)), offset)
         finally:
             os.close(fd)
         start = 0
@@ -313,7 +328,7 @@ class Ingestor:
                 lines += 1
             else:
                 self._bad_line(batch, rel, offset + start, f"event line longer than {READ_CHUNK:,} bytes",
-                               data[start:start + EXCERPT_BYTES])
+                               data[start:start + bad_lines.EXCERPT_BYTES])
             batch.offsets[rel] = (offset + len(data), lines, True, 0)
             return len(data), True
         end = max(end, start)
@@ -324,6 +339,7 @@ class Ingestor:
                 end = start + int(newline_positions(data[start:end])[EVENT_LINES_MAX - 1]) + 1
                 self._add_events(rel, offset + start, data[start:end], batch)
                 batch.offsets[rel] = (offset + end, 0, False, 0)
+                self._short_lines[rel] = 2 * end
                 return end, True
             chunk = data[start:end]
             if kind == "events":
@@ -345,6 +361,18 @@ class Ingestor:
             batch.offsets[rel] = (offset + end, lines + count, False, new_tail)
         return end + new_tail, offset + len(data) < size
 
+    def _unchanged(self, rel: str, size: int) -> bool:
+        """Whether a file read to its end is as it was then: one lstat instead of the safe open
+        (the periodic rescan of 100,000 run folders costs this much less)."""
+        known = self._read_inodes.get(rel, self._inodes.get(rel))
+        if known is None or rel in self._pending_tails:
+            return False
+        try:
+            info = os.lstat(f"{self._spool_path}/{rel}")
+        except OSError:
+            return False
+        return stat.S_ISREG(info.st_mode) and info.st_ino == known and info.st_size == size
+
     @staticmethod
     def _classify(rel: str) -> tuple[str | None, str, str]:
         """('events', '', '') or ('logs', run_id, stream), or (None, reason, '') for a stray file."""
@@ -364,7 +392,7 @@ class Ingestor:
         """Add the complete event lines of `chunk` (read at `offset`); return how many there were."""
         newlines = newline_positions(chunk)
         starts = np.concatenate([[0], newlines[:-1] + 1])
-        possible = self._possible_events(chunk, starts, newlines)
+        possible = bad_lines.possible_events(chunk, starts, newlines)
         candidates = np.flatnonzero(possible)
         by_python = candidates
         first = batch.event_lines_read  # the batch's events keep the order of their lines
@@ -378,9 +406,10 @@ class Ingestor:
             except duckdb.Error:  # never seen; a line DuckDB cannot take must not stop the ingest
                 log.exception("bulk parse of %s at %d failed: reading its lines one by one", rel, offset)
             else:
+                lines_of = candidates[parsed.column("position").to_numpy()]
+                parsed, lines_of = self._within_window(rel, offset, chunk, starts, newlines, parsed, lines_of, batch)
                 position = parsed.schema.get_field_index("position")
-                batch.transition_tables.append(parsed.set_column(
-                    position, "position", pa.array(candidates[parsed.column(position).to_numpy()] + first)))
+                batch.transition_tables.append(parsed.set_column(position, "position", pa.array(lines_of + first)))
                 by_python = candidates[rejected]
         batch.event_lines_read += len(newlines)
         junk = np.flatnonzero(~possible)
@@ -389,7 +418,7 @@ class Ingestor:
             if not raw.strip():
                 continue
             try:
-                event = decode_event_line(raw)
+                events = decode_event_lines(raw)  # an OpenLineage line may stand for several
             except SpoolError as exc:
                 self._bad_line(batch, rel, line_offset, str(exc), raw)
                 continue
@@ -397,42 +426,39 @@ class Ingestor:
                 log.exception("event line %s at %d could not be read", rel, line_offset)
                 self._bad_line(batch, rel, line_offset, f"could not be read ({type(exc).__name__})", raw)
                 continue
-            if event["kind"] == "task":
-                batch.tasks.append(event)
-            else:
-                batch.transitions.append(event | {"position": first + int(n)})
+            problem = next((problem for event in events if event["kind"] != "task"
+                            and (problem := bad_lines.out_of_window(event["ts"], event["trigger_time"]))), None)
+            if problem:  # one line, one error: an OpenLineage line's events stand or fall together
+                self._bad_line(batch, rel, line_offset, problem, raw)
+                continue
+            for event in events:
+                if event["kind"] == "task":
+                    batch.tasks.append(event)
+                else:
+                    batch.transitions.append(event | {"position": first + int(n)})
         # Lines that cannot be events: the first few are decoded for their reason, the rest only counted.
-        listed = self._listed.get(rel, 0) + self._batch_listed.get(rel, 0)
-        sampled, rest = np.split(junk, [max(0, ERROR_SAMPLES - listed)])
+        sampled, rest = np.split(junk, [self._bad_lines.room(rel)])
         for n in sampled:
             raw = chunk[starts[n]:newlines[n]]
-            self._bad_line(batch, rel, offset + int(starts[n]), self._reason(raw), raw)
+            self._bad_line(batch, rel, offset + int(starts[n]), bad_lines.reason(raw), raw)
         if len(rest):
-            self._count_omitted(rel, len(rest), offset + int(starts[rest[0]]), offset + int(starts[rest[-1]]),
-                                self._reason(chunk[starts[rest[0]]:newlines[rest[0]]]))
+            self._bad_lines.count(rel, len(rest), offset + int(starts[rest[0]]), offset + int(starts[rest[-1]]),
+                                  bad_lines.reason(chunk[starts[rest[0]]:newlines[rest[0]]]))
         return len(newlines)
 
-    @staticmethod
-    def _possible_events(chunk: bytes, starts: np.ndarray, newlines: np.ndarray) -> np.ndarray:
-        """Which lines may be events (or are blank): the others are not JSON objects, their first
-        or last byte being other than a brace or whitespace (a byte order mark allowed first).
-        Told in bulk, so a line of junk costs no Python call and no query."""
-        data = np.frombuffer(chunk, np.uint8)
-        nonempty = newlines > starts
-        first = np.where(nonempty, data[np.minimum(starts, len(data) - 1)], ord("{"))
-        last = np.where(nonempty, data[np.maximum(newlines - 1, 0)], ord("}"))
-        return (np.isin(first, np.frombuffer(b"{ \t\r\x0b\x0c\xef", np.uint8))
-                & np.isin(last, np.frombuffer(b"} \t\r\x0b\x0c", np.uint8)))
-
-    @staticmethod
-    def _reason(raw: bytes) -> str:
-        try:
-            decode_event_line(raw)
-        except SpoolError as exc:
-            return str(exc)
-        except Exception as exc:
-            return f"could not be read ({type(exc).__name__})"
-        return "not an event"  # never: a line sorted out as junk cannot decode
+    def _within_window(self, rel: str, offset: int, chunk: bytes, starts: np.ndarray, newlines: np.ndarray,
+                       parsed: pa.Table, lines_of: np.ndarray, batch: Batch) -> tuple[pa.Table, np.ndarray]:
+        """The bulk-parsed events whose times are believable; the others are ingest errors."""
+        ts, trigger = parsed.column("ts").to_numpy(), parsed.column("trigger_time").to_numpy()
+        bad = bad_lines.outside_window(ts, trigger)
+        if not bad.any():
+            return parsed, lines_of
+        for n in np.flatnonzero(bad):
+            line = lines_of[n]
+            self._bad_line(batch, rel, offset + int(starts[line]),
+                           bad_lines.out_of_window(bad_lines.as_datetime(ts[n]), bad_lines.as_datetime(trigger[n])),
+                           chunk[starts[line]:newlines[line]])
+        return parsed.filter(pa.array(~bad)), lines_of[~bad]
 
     # ---- the background thread ----------------------------------------------------------
 
@@ -462,7 +488,9 @@ class Ingestor:
                 # What the failed step committed (to the WAL, before its checkpoint failed) is there.
                 self._offsets, self._inodes = self.index.load_offsets(), {}
                 self._reopen_index = False
-            self.catch_up(paths)
+            # Past the first catch-up, a step reads a bounded part of each file, so the changes of
+            # other files wait at most that long.
+            self.catch_up(paths, limit=STEP_FILE_BYTES if self.caught_up.is_set() else None)
             if paths is None:
                 self.caught_up.set()
             return True
@@ -485,7 +513,7 @@ class Ingestor:
         self.index.rebuild()
         self._offsets, self._inodes, self._read_inodes = {}, {}, {}
         self._pending_tails.clear()
-        self._listed.clear()
+        self._bad_lines.clear()
         self._unreadable.clear()
 
     def _check_index(self) -> None:
@@ -517,12 +545,12 @@ class Ingestor:
                     if self._step(None):
                         retry_in = None
                     else:
-                        retry_in = min(2 * retry_in, self.rescan_seconds) if retry_in else RETRY_SECONDS
+                        retry_in = next_retry(retry_in, self.rescan_seconds)
                     last_full_scan = time.monotonic()
-                elif changes:
+                elif changes or self._backlog:
                     paths = {Path(p).relative_to(spool).as_posix() for _, p in changes
-                             if os.path.isfile(p)}
-                    if not self._step(self._relevant(paths)):
+                             if os.path.isfile(p)} | self._new_run_folders(spool, changes)
+                    if not self._step(self._relevant(paths) + sorted(self._backlog)):
                         retry_in = retry_in or RETRY_SECONDS
                 # Quiet files end their last line, even while other files keep changing.
                 if self._pending_tails and (due := self.due_tails()) and not self._step(due):
@@ -535,9 +563,32 @@ class Ingestor:
                 self._step(None)
 
     @staticmethod
+    def _new_run_folders(spool: Path, changes: set[tuple[watchfiles.Change, str]]) -> set[str]:
+        """The files of run folders just created. The watcher watches a new folder only once it
+        has seen it, so a file written into it at once can go unseen until the next rescan (a
+        new run's first log line waited 30 s while the ingest was busy)."""
+        files = set()
+        for change, path in changes:
+            rel = Path(path).relative_to(spool).as_posix()
+            if change == watchfiles.Change.added and rel.startswith("logs/") and rel.count("/") == 1:
+                try:
+                    with os.scandir(path) as entries:
+                        files.update(f"{rel}/{e.name}" for e in entries if not _is_dir(e))
+                except OSError:  # gone again, or not a folder: the rescan will tell
+                    pass
+        return files
+
+    @staticmethod
     def _relevant(paths: Iterable[str]) -> list[str]:
         return [p for p in paths if p.startswith(("events/", "logs/")) and
                 (p.endswith(".jsonl") if p.startswith("events/") else p.count("/") == 2)]
+
+
+def next_retry(retry_in: float | None, rescan_seconds: float) -> float:
+    """How long after a failed full scan the next one comes: RETRY_SECONDS, doubling while they
+    fail, up to RETRY_MAX_SECONDS (a disk full for minutes is retried as often as one full for
+    seconds, so the ingest recovers within seconds of space coming back)."""
+    return min(2 * retry_in, RETRY_MAX_SECONDS, rescan_seconds) if retry_in else min(RETRY_SECONDS, rescan_seconds)
 
 
 def _is_dir(entry: os.DirEntry, follow_symlinks: bool = False) -> bool:

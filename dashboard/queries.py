@@ -33,7 +33,10 @@ _RUN_SELECT = """
 SELECT r.run_id, r.task, r.grp, r.status, r.agent, r.adhoc, r.trigger_time, r.started, r.finished,
        r.exit_code, r.message, r.updated, array_to_string(r.reached, ',') AS reached
 """
-_DURATION = "coalesce(r.finished, ?) - r.started"
+# Never negative: a run whose end (or a clock) is dated before its start shows 0 s, as the
+# detail page does (formatting.duration_seconds).
+_DURATION = ("CASE WHEN r.started IS NOT NULL "  # (greatest skips a null: not started stays null)
+             "THEN greatest(coalesce(r.finished, ?) - r.started, INTERVAL 0 SECOND) END")
 LIFECYCLE_STEP_SQL = "CASE status " + " ".join(f"WHEN '{s}' THEN {n}" for s, n in ORDER.items()) + " END"
 #: A task's latest run is the latest by trigger time, then start (a retry not started yet is
 #: later than the try it replaces), then last event, then run id. A retry often has its first

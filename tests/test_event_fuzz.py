@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from dashboard import event_lines, ingest
+from dashboard import bad_lines, event_lines
 from dashboard.index import Index
 from dashboard.ingest import READ_CHUNK, Ingestor
 
@@ -321,7 +321,7 @@ def assert_never_stuck(ingestor: Ingestor, events_file) -> None:
 
 def test_every_poisoned_line_is_indexed_or_one_error_and_matches_a_reference_reader(tmp_path, bulk_parses,
                                                                                   monkeypatch):
-    monkeypatch.setattr(ingest, "ERROR_SAMPLES", 10**6)  # every bad line listed, to check each one
+    monkeypatch.setattr(bad_lines, "ERROR_SAMPLES", 10**6)  # every bad line listed, to check each one
     lines = fuzz_lines(SEED, CASES)
     spool = tmp_path / "spool"
     (spool / "events").mkdir(parents=True)

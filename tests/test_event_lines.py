@@ -13,7 +13,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from dashboard import event_lines, ingest
+from dashboard import bad_lines, event_lines
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
 from dashboard.spool import SpoolError, SpoolWriter, decode_event_line
@@ -137,7 +137,7 @@ def test_a_spool_ingested_in_bulk_gives_the_same_index_as_one_parsed_line_by_lin
     lines = (variant_lines() + ODD_LINES) * 3  # duplicates count once, in either parser
     (spool / "events" / "mixed.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert len(lines) >= event_lines.MIN_LINES
-    monkeypatch.setattr(ingest, "ERROR_SAMPLES", 10**6)  # every bad line listed, to compare them all
+    monkeypatch.setattr(bad_lines, "ERROR_SAMPLES", 10**6)  # every bad line listed, to compare them all
     states = []
     for min_lines in (event_lines.MIN_LINES, 10**9):  # bulk, then Python alone
         monkeypatch.setattr(event_lines, "MIN_LINES", min_lines)

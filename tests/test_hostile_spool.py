@@ -18,18 +18,20 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from builders import write_event_spool, write_log_spool
 from helpers import wait_until
 
-from dashboard import ingest
+from dashboard import bad_lines, event_lines, ingest, queries
+from dashboard.bad_lines import ERROR_SAMPLES
 from dashboard.index import Index
-from dashboard.ingest import ERROR_SAMPLES, EVENT_LINES_MAX, Ingestor
+from dashboard.ingest import EVENT_LINES_MAX, Ingestor
 from dashboard.spool import SpoolWriter, format_timestamp
-from builders import write_event_spool, write_log_spool
 
 T0 = dt.datetime(2026, 11, 28, 12, 0, 0)
 
 
-def event(run_id: str, status: str = "RUNNING", ts: dt.datetime = T0) -> bytes:
+def event(run_id: str, status: str = "RUNNING", ts: dt.datetime | None = None) -> bytes:
+    ts = ts or T0
     return json.dumps({"kind": "status", "run_id": run_id, "task": "Generate_Invoice", "status": status,
                        "ts": format_timestamp(ts), "agent": "agent-1"}).encode() + b"\n"
 
@@ -66,7 +68,7 @@ def test_a_flood_of_bad_lines_costs_a_few_errors_and_keeps_every_good_line_betwe
         assert index.counts()["runs"] == good, "every good line between the bad ones"
         assert len(rows) == added["errors"] == ERROR_SAMPLES + 1, "20 listed, the rest one count"
         assert bad_lines_listed(index) == bad
-        assert all(len(excerpt) <= ingest.EXCERPT_BYTES for excerpt in rows["excerpt"])
+        assert all(len(excerpt) <= bad_lines.EXCERPT_BYTES for excerpt in rows["excerpt"])
         content = (spool / "events" / "flood.jsonl").read_bytes()
         assert all(content[offset - 1:offset] in (b"", b"\n") for offset in rows["offset"]), "offsets of lines"
     finally:
@@ -259,6 +261,119 @@ def test_a_damaged_block_no_page_reads_is_found_by_the_periodic_check(tmp_path):
                    and index.counts() == counts, timeout=60, message="the index checked and rebuilt")
         print(f"\n{index.rebuilt_reason}")
         assert "damaged" in index.rebuilt_reason and len(list(tmp_path.glob("index.duckdb.corrupt-*"))) == 1
+    finally:
+        ingestor.stop()
+        index.close()
+
+
+# ---- times far from now ---------------------------------------------------------------------------
+
+def test_events_dated_far_ahead_or_long_ago_are_ingest_errors_in_either_parser(tmp_path, monkeypatch):
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    far = {"r-9999": dt.datetime(9999, 12, 31, 23, 59), "r-tomorrow-plus": now + dt.timedelta(days=2),
+           "r-year-1": dt.datetime(1, 1, 1), "r-1990": dt.datetime(1990, 1, 1)}
+    near = {"r-now": now, "r-skewed": now + dt.timedelta(hours=2), "r-last-year": now - dt.timedelta(days=365)}
+    fillers = event_lines.MIN_LINES  # enough lines for the bulk parser
+    for min_lines in (event_lines.MIN_LINES, 10**9):  # bulk, then Python alone
+        monkeypatch.setattr(event_lines, "MIN_LINES", min_lines)
+        spool = tmp_path / f"spool-{min_lines}"
+        (spool / "events").mkdir(parents=True)
+        with open(spool / "events" / "times.jsonl", "wb") as out:
+            for n in range(fillers):
+                out.write(event(f"r-filler-{n}", ts=now))
+            for run_id, moment in {**far, **near}.items():
+                out.write(event(run_id, ts=moment))
+            out.write(event("r-far-trigger", ts=now)[:-2] + b', "trigger_time": "9999-01-01T00:00:00Z"}\n')
+        index = Index(tmp_path / f"index-{min_lines}.duckdb")
+        try:
+            Ingestor(index, spool).catch_up()
+            runs = set(index.query("SELECT run_id FROM runs")["run_id"])
+            errors = index.query("SELECT reason FROM ingest_errors")["reason"].tolist()
+        finally:
+            index.close()
+        print(f"\nMIN_LINES={min_lines}: {errors}")
+        assert set(near) <= runs and not (set(far) | {"r-far-trigger"}) & runs
+        assert len(errors) == len(far) + 1 and all("the event is skipped" in reason for reason in errors)
+        assert sum("over a day ahead" in reason for reason in errors) == 3
+
+
+def test_a_run_ended_before_it_started_shows_no_negative_duration(tmp_path):
+    spool = tmp_path / "spool"
+    (spool / "events").mkdir(parents=True)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    (spool / "events" / "skewed.jsonl").write_bytes(
+        event("r-skewed", "RUNNING", now - dt.timedelta(minutes=1))
+        + event("r-skewed", "FAILED", now - dt.timedelta(minutes=5))  # the terminal status wins, dated earlier
+        + event("r-ahead", "RUNNING", now + dt.timedelta(hours=2)))  # started "in two hours"
+    index = Index(tmp_path / "index.duckdb")
+    try:
+        Ingestor(index, spool).catch_up()
+        page = queries.runs_page(index, sort="duration")
+        durations = dict(zip(page["run_id"], page["duration"]))
+    finally:
+        index.close()
+    print(f"\n{durations}")
+    assert durations == {"r-skewed": 0, "r-ahead": 0}
+
+
+# ---- the periodic rescan of a big spool ------------------------------------------------------------
+
+def test_a_rescan_opens_only_the_files_that_changed_and_still_finds_every_change(tmp_path, monkeypatch):
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, "test")
+    for n in range(200):
+        writer.status(f"r-{n}", "Task", "SUCCESS", ts=T0)
+        writer.append_log(f"r-{n}", "stdout", f"line 1 of r-{n}\n")
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, spool)
+    opened = []
+    real_open = ingest.open_spool_file
+
+    def counted(spool, rel, *args):
+        opened.append(rel)
+        return real_open(spool, rel, *args)
+    monkeypatch.setattr(ingest, "open_spool_file", counted)
+    try:
+        ingestor.catch_up()
+        first = len(opened)
+        opened.clear()
+        ingestor.catch_up()  # nothing changed
+        unchanged = len(opened)
+        writer.append_log("r-7", "stdout", "line 2 of r-7\n")
+        writer.append_log("r-new", "stdout", "line 1 of r-new\n")
+        rotated = spool / "logs" / "r-9" / "stdout.log"  # replaced by a new file of the same size
+        replacement = rotated.with_name("new.tmp")
+        replacement.write_text("line 1 of r-X\n")
+        replacement.replace(rotated)
+        opened.clear()
+        ingestor.catch_up()
+        print(f"\nfirst scan opened {first} files, a rescan of the unchanged spool {unchanged}, "
+              f"after three changes {sorted(opened)}")
+        assert first == 201 and unchanged == 0
+        assert sorted(opened) == ["logs/r-7/stdout.log", "logs/r-9/stdout.log", "logs/r-new/stdout.log"]
+        lines = index.query("SELECT run_id, text FROM log_lines WHERE run_id IN ('r-7', 'r-9', 'r-new') "
+                            "ORDER BY run_id, line_no").values.tolist()
+        assert lines == [["r-7", "line 1 of r-7"], ["r-7", "line 2 of r-7"], ["r-9", "line 1 of r-9"],
+                         ["r-9", "line 1 of r-X"], ["r-new", "line 1 of r-new"]]
+    finally:
+        index.close()
+
+
+def test_a_followed_spool_indexes_new_run_folders_and_a_flood_without_waiting_for_the_rescan(tmp_path):
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, "test")
+    writer.status("r-before", "Task", "RUNNING", ts=T0)
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, spool, rescan_seconds=3600)  # only pushes: no rescan to catch a miss
+    try:
+        ingestor.start()
+        assert ingestor.caught_up.wait(30)
+        (spool / "events" / "junk.jsonl").write_bytes(b"x\n" * (8 * 1024 * 1024))  # 16 MB of junk being read
+        for n in range(100):  # a run folder and its first line at once: the watcher sees the folder late
+            writer.append_log(f"r-{n}", "stdout", f"line of r-{n}\n")
+        wait_until(lambda: index.query("SELECT count(*) AS n FROM log_lines")["n"][0] == 100, timeout=20,
+                   message="every new run's line, pushed")
+        wait_until(lambda: bad_lines_listed(index) == 8 * 1024 * 1024, timeout=20, message="the junk, read on")
     finally:
         ingestor.stop()
         index.close()

@@ -22,6 +22,7 @@ from dashboard.components.badges import STYLESHEET
 from dashboard.components.resources import resource
 from dashboard.formatting import clock, plain
 from dashboard.statuses import LIFECYCLE, TERMINAL
+from dashboard.store import RESERVED_RUN_IDS
 
 #: Grid field -> the query's sort column, for the sortable columns.
 SORT_COLUMNS = {"task": "task", "grp": "grp", "trigger": "trigger_time", "status": "status",
@@ -48,7 +49,8 @@ _DURATION_FORMATTER = JSCode(resource("duration.js").strip())
 
 
 def _logs_formatter(detail_prefix: str) -> JSCode:
-    return JSCode(resource("eye_link.js", DETAIL_PREFIX=json.dumps(detail_prefix)).strip())
+    return JSCode(resource("eye_link.js", DETAIL_PREFIX=json.dumps(detail_prefix),
+                           RESERVED_RUN_IDS=json.dumps(list(RESERVED_RUN_IDS))).strip())
 
 
 #: The look of TASK_FORMATTER's cells (the tasks table uses both too).

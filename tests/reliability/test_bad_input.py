@@ -270,8 +270,6 @@ ODD_TIMES = {  # ts as written -> the naive UTC time kept
     "2026-11-28T12:00:00.123456789Z": dt.datetime(2026, 11, 28, 12, 0, 0, 123_456),
     "2026-11-28": dt.datetime(2026, 11, 28),
     "2026-W48-6": dt.datetime(2026, 11, 28),
-    "0001-01-01T00:00:00": dt.datetime(1, 1, 1),
-    "9999-12-31T23:59:59Z": dt.datetime(9999, 12, 31, 23, 59, 59),
 }
 TIMESTAMPS = Case("timestamps", events=[
     *[(status(f"ts-{n}", ts=ts), None) for n, ts in enumerate(ODD_TIMES)],
@@ -286,6 +284,10 @@ TIMESTAMPS = Case("timestamps", events=[
     (status("ts-bad-9", ts="0001-01-01T00:00:00+01:00"), "'ts' is out of range in UTC"),
     (status("ts-bad-10", ts="9999-12-31T23:30:00-05:00"), "'ts' is out of range in UTC"),
     (status("ts-bad-11", trigger_time="soon"), "'trigger_time' is not an ISO 8601 timestamp: 'soon'"),
+    # Valid but not believable (issue 23): a run dated 9999 stayed on top of the grid for ever.
+    (status("ts-far-1", ts="0001-01-01T00:00:00"), "over ten years before the ingest's clock"),
+    (status("ts-far-2", ts="9999-12-31T23:59:59Z"), "over a day ahead of the ingest's clock"),
+    (status("ts-far-3", trigger_time="9999-12-31T23:59:59Z"), "'trigger_time' 9999-12-31T23:59:59 is over a day"),
 ], runs={f"ts-{n}": {"started": kept, "trigger_time": kept} for n, kept in enumerate(ODD_TIMES.values())})
 
 # -- a terminal status followed by an older (or a skewed newer) event --

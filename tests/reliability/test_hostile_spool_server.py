@@ -5,6 +5,7 @@ show."""
 from __future__ import annotations
 
 import random
+import resource
 import re
 import time
 import urllib.error
@@ -148,3 +149,42 @@ def test_an_index_damaged_where_duckdb_still_opens_it_is_noticed_rebuilt_and_sai
     finally:
         server.stop()
     assert len(list(tmp_path.glob("index.duckdb.corrupt-*"))) == 1
+
+
+def test_an_index_disk_full_for_long_recovers_within_seconds_of_space_coming_back(tmp_path):
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    writer.status("r-1", "Fetch_Orders", "RUNNING", agent="agent-1")
+    writer.append_log("r-1", "stdout", "first line\n")
+    server = DashboardServer(tmp_path)
+    try:
+        server.wait_for_output(CAUGHT_UP, timeout=120)
+        wait_for(lambda: indexed_lines(server, "r-1") == 1, timeout=30, message="the first line")
+        files = [tmp_path / "index.duckdb", tmp_path / "index.duckdb.wal"]
+        limit = max(path.stat().st_size for path in files if path.exists()) + 64 * 1024
+        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        lines = 1
+        while "ingest step failed" not in "".join(server.output):  # until a write fails
+            assert lines < 2_000_000, "no write failed"
+            writer.append_log("r-1", "stdout", "".join(f"line {lines + n}: the index disk is full\n"
+                                                        for n in range(50_000)))
+            lines += 50_000
+            wait_for(lambda: "ingest step failed" in "".join(server.output) or indexed_lines(server, "r-1") == lines,
+                     timeout=60, message="the chunk indexed or a failed step")
+        full_since = time.monotonic()
+        # The disk stays full while the retries back off: 2, 4, 8, 16 s took them to the 30 s
+        # rescan period before, so space coming back then waited up to 30 s more.
+        wait_for(lambda: "".join(server.output).count("ingest step failed") >= 6, timeout=120,
+                 message="six failed steps")
+        full_for = time.monotonic() - full_since
+        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        space_back = time.monotonic()
+        wait_for(lambda: indexed_lines(server, "r-1") == lines, timeout=60, message="every line indexed")
+        recovered = time.monotonic() - space_back
+        print(f"\nthe index disk full for {full_for:.0f} s (6 failed steps): all {lines:,} lines indexed "
+              f"{recovered:.1f} s after space came back")
+    except BaseException:
+        print("".join(server.output))
+        raise
+    finally:
+        server.stop()
+    assert recovered < 10, "within seconds"
