@@ -28,8 +28,8 @@ from .hub import Change, Hub
 from .index import Index, is_corruption
 from .index_writes import Batch
 from .log_lines import MAX_LINE_CHARS, cut_line, line_array, newline_positions
-from .spool import (STREAMS, SpoolError, SpoolUnreadableError, decode_event_lines, events_dir, folder_id, logs_dir,
-                    open_spool_file, validate_run_id)
+from .spool import (STREAMS, SpoolError, SpoolUnreadableError, decode_event_line, events_dir, folder_id, logs_dir,
+                    decode_event_lines, open_spool_file, validate_run_id)
 from .statuses import is_terminal
 
 log = logging.getLogger(__name__)
@@ -426,9 +426,9 @@ class Ingestor:
                 log.exception("event line %s at %d could not be read", rel, line_offset)
                 self._bad_line(batch, rel, line_offset, f"could not be read ({type(exc).__name__})", raw)
                 continue
-            problem = next((problem for event in events if event["kind"] != "task"
+            problem = next((problem for event in events if event["kind"] == "status"
                             and (problem := bad_lines.out_of_window(event["ts"], event["trigger_time"]))), None)
-            if problem:  # one line, one error: an OpenLineage line's events stand or fall together
+            if problem:  # the whole line is one error (an OpenLineage START is two events)
                 self._bad_line(batch, rel, line_offset, problem, raw)
                 continue
             for event in events:

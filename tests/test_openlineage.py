@@ -182,6 +182,7 @@ BAD_OPENLINEAGE_LINES = [
     (openlineage_line(job=None), "missing or non-object 'job'"),
     (openlineage_line(job={"namespace": NAMESPACE}), "missing or non-text 'name'"),
     (openlineage_line(eventTime="yesterday"), "not an ISO 8601"),
+    (openlineage_line(eventTime="2999-01-01T00:00:00Z"), "over a day ahead"),
     (openlineage_line(run={"runId": str(uuid.uuid4()), "facets": {"nominalTime": "6am"}}),
      "the nominalTime facet must be an object"),
     (openlineage_line(schemaURL="https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/DatasetEvent",

@@ -15,8 +15,10 @@ from helpers import wait_until
 from dashboard.spool import SpoolWriter
 
 TASKS = 1500
-#: /liveness may wait this long behind a page build (the issue measured 78 s).
-LIVENESS_LIMIT = 5.0
+#: /liveness may wait this long behind a page build (the issue measured 78 s; here the cycle
+#: search alone took 30 s). The build of the page itself (mostly HoloViews' Bokeh models, about
+#: 2 s) still runs on the event loop: 2.2 s on the shared machine, 6.3 s with a load test beside it.
+LIVENESS_LIMIT = 15.0
 
 
 def test_liveness_answers_while_tasks_with_1500_self_loops_is_built(tmp_path):

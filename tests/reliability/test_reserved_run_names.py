@@ -4,6 +4,7 @@ server, real websockets and Chromium following the grid's eye links."""
 
 from __future__ import annotations
 
+from helpers import wait_until
 from playwright.sync_api import expect
 from serving import dashboard_server
 from test_access import page_token, pull_document, request
@@ -22,11 +23,11 @@ def test_runs_named_ws_metadata_autoload_js_and_login_have_pages(tmp_path, page)
         base = server.url
         for run_id in (*RESERVED_RUN_IDS, "r-ordinary"):
             path = f"/task-runs/{run_segment(run_id)}"
-            document = pull_document(base, path + "/ws", base, token=page_token(base, path))
+            wait_until(lambda: f"Task_of_{run_id}" in pull_document(base, path + "/ws", base,
+                                                                    token=page_token(base, path)),
+                       timeout=60, interval=0.5, message=f"{path} to show run {run_id!r}")
             download = request(f"{base}{path}/logs/stdout.log")
-            print(f"run {run_id!r}: {path} shows its task: {f'Task_of_{run_id}' in document}; "
-                  f"its download: {download.status}")
-            assert f"Task_of_{run_id}" in document
+            print(f"run {run_id!r}: {path} shows its task; its download: {download.status}")
             assert download.status == 200 and download.text == f"output of {run_id}\n"
         assert request(f"{base}/task-runs/ws").status != 200, "the grid's own websocket stays where it was"
 
