@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
-from dashboard.formatting import human_duration, plain
+from dashboard.formatting import clock, human_duration, plain
 from dashboard.graph import (Hold, TaskGraph, blocked_tasks, cascade_edges, critical_path, layered_layout,
                              neighbourhood, root_causes, status_color, waiting_text)
 from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, Overview, group_path, overview, top_group
@@ -131,9 +131,9 @@ def graph_frames(view: Overview, positions: dict[str, tuple[float, float]], stat
             "alpha": 1.0 if related is None or node in related else 0.2, "tile": tile_color(group),
             "label": label, "always": node == selected or node in state.causes or node in critical_tasks,
             "role": role or "—",
-            "last_trigger": _clock(row["last_trigger"]) if row is not None else "—",
-            "last_started": _clock(row["last_started"]) if row is not None else "—",
-            "last_finished": _clock(row["last_finished"]) if row is not None else "—",
+            "last_trigger": clock(row["last_trigger"], missing="—") if row is not None else "—",
+            "last_started": clock(row["last_started"], missing="—") if row is not None else "—",
+            "last_finished": clock(row["last_finished"], missing="—") if row is not None else "—",
             "median": human_duration(plain(row["median_seconds"])) or "—" if row is not None else "—",
             "upstream": full.in_degree(node) if node in full else 0,
             "downstream": full.out_degree(node) if node in full else 0,
@@ -169,11 +169,6 @@ def _group_row(node: str, members: list[str], x: float, y: float, state: GraphSt
         "last_trigger": "—", "last_started": "—", "last_finished": "—", "median": "—",
         "upstream": graph.in_degree(node), "downstream": graph.out_degree(node),
     }
-
-
-def _clock(value) -> str:
-    value = plain(value)
-    return "—" if value is None else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S")
 
 
 HOVER = [("Task", "@name"), ("Group", "@group"), ("Status", "@status"), ("", "@role"),

@@ -265,7 +265,7 @@ class LogViewer:
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // PAGE_LINES))
+        return queries.page_count(self.total, PAGE_LINES)
 
     def switch_stream(self, stream: str) -> None:
         self.stream = stream

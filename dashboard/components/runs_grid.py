@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from dataclasses import replace
 
 import panel as pn
 import param
@@ -199,8 +200,7 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
             return
         else:
             shown = set(self._rows["run_id"])
-            run_filter = queries.RunFilter(task_text=self.search.strip(), group=self.group or None,
-                                           since=queries.parse_duration(self.since))
+            run_filter = replace(self.run_filter(), statuses=())  # a status change may bring a run in
             if shown.isdisjoint(change.runs) and not any(
                     run_filter.may_admit(run) for run in change.runs.values()):
                 return

@@ -20,7 +20,7 @@ from panel.io.model import JSCode
 
 from dashboard.components.badges import STYLESHEET
 from dashboard.components.resources import resource
-from dashboard.formatting import plain
+from dashboard.formatting import clock, plain
 from dashboard.statuses import LIFECYCLE, TERMINAL
 from dashboard.store import RESERVED_RUN_IDS
 
@@ -62,17 +62,6 @@ TASK_NAME_STYLE = resource("task_name.css")
 _GRID_STYLE = STYLESHEET + TASK_NAME_STYLE + resource("runs_grid.css")
 
 
-def _clock(value, day_of=None) -> str:
-    """A UTC timestamp as 'YYYY-MM-DD HH:MM:SS', or only the time when on the day of `day_of`."""
-    value = plain(value)
-    if value is None:
-        return ""
-    value = pd.Timestamp(value)
-    if day_of is not None and plain(day_of) is not None and pd.Timestamp(day_of).date() == value.date():
-        return value.strftime("%H:%M:%S")
-    return value.strftime("%Y-%m-%d %H:%M:%S")
-
-
 def grid_rows(runs: pd.DataFrame) -> pd.DataFrame:
     """A page of runs from `queries.runs_page` as the plain fields the grid draws.
 
@@ -90,12 +79,12 @@ def grid_rows(runs: pd.DataFrame) -> pd.DataFrame:
         "task": texts(runs["task"]),
         "adhoc": runs["adhoc"].fillna(False).astype(bool).to_numpy(),
         "grp": texts(runs["grp"].fillna("")),
-        "trigger": texts(_clock(t) for t in runs["trigger_time"]),
+        "trigger": texts(clock(t) for t in runs["trigger_time"]),
         "lifecycle": texts(runs["reached"].fillna("")),
         "status": texts(runs["status"]),
         "agent": texts(runs["agent"].fillna("")),
-        "started": texts(_clock(s, t) for s, t in zip(runs["started"], runs["trigger_time"])),
-        "finished": texts(_clock(f, t) for f, t in zip(runs["finished"], runs["trigger_time"])),
+        "started": texts(clock(s, t) for s, t in zip(runs["started"], runs["trigger_time"])),
+        "finished": texts(clock(f, t) for f, t in zip(runs["finished"], runs["trigger_time"])),
         "duration": runs["duration"].astype(float).to_numpy(),
         "running": running.astype(bool).to_numpy(),
         "blocked": texts(runs["blocked"].fillna("") if "blocked" in runs else [""] * len(runs)),

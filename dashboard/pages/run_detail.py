@@ -17,7 +17,7 @@ from dashboard.components.badges import STYLESHEET, adhoc_badge, status_badge
 from dashboard.components.resources import resource
 from dashboard.components.log_viewer import LogPosition, LogViewer
 from dashboard.components.timers import every
-from dashboard.formatting import duration_seconds, human_duration, plain
+from dashboard.formatting import clock, duration_seconds, human_duration, plain
 from dashboard.pages.layout import page_template
 from dashboard.pages.url_state import keep_in_url, page_args, report_url_problems, url_args
 from dashboard.spool import SpoolError, validate_run_id
@@ -40,8 +40,7 @@ def _icon(kind: str) -> str:
 
 
 def _when(value) -> str:
-    value = plain(value)
-    return "—" if value is None else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "—" if plain(value) is None else clock(value) + " UTC"
 
 
 def requested_run_id() -> str:

@@ -23,7 +23,7 @@ from dashboard.components.dependency_graph import (GraphPlot, analyse, focus, gr
                                                    view_of)
 from dashboard.components.resources import resource
 from dashboard.components.runs_table import STATUS_FORMATTER, TASK_FORMATTER, TASK_NAME_STYLE
-from dashboard.formatting import human_duration, plain
+from dashboard.formatting import clock, human_duration, plain
 from dashboard.graph import dependency_graph, waiting_text
 from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, group_path, is_group_node, top_group
 from dashboard.pages.layout import page_template
@@ -261,7 +261,7 @@ class TasksView:
                 "task": task, "group": graph.nodes[task].get("group") or "—",
                 "upstream": graph.in_degree(task), "downstream": graph.out_degree(task),
                 "last status": row["last_status"] if row is not None else "",
-                "last run": pd.Timestamp(row["last_trigger"]).strftime("%Y-%m-%d %H:%M:%S") if row is not None else "",
+                "last run": clock(row["last_trigger"]) if row is not None else "",
                 "runs": int(row["runs"]) if row is not None else 0,
                 "success rate": f"{row['success_rate']:.0%}" if row is not None and plain(row["success_rate"]) is not None
                 else "",
