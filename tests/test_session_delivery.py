@@ -79,7 +79,7 @@ class Receipt(param.Parameterized):
 
 
 def test_a_paced_session_waits_for_the_receipt_of_its_last_delivery():
-    hub, receipt = Hub(), Receipt()
+    receipt = Receipt()
     pace = Pace(receipt)
     subscription = Delivery(lambda change: None, Document())
     assert pace.hold_back(subscription) <= 0, "nothing sent yet: deliver now"

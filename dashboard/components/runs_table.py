@@ -20,7 +20,7 @@ from panel.io.model import JSCode
 
 from dashboard.components.badges import STYLESHEET
 from dashboard.components.resources import resource
-from dashboard.formatting import clock, plain
+from dashboard.formatting import clock
 from dashboard.statuses import LIFECYCLE, TERMINAL
 from dashboard.store import RESERVED_RUN_IDS
 
