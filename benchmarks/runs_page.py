@@ -6,7 +6,7 @@ filtered, counted, sorted and sliced in pandas) on the same data:
 1. runs page query + count: `queries.runs_view` (one page, the total and the counts per
    status, as one page refresh asks them) for a set of views (default 24h, FAILED over 7d,
    a task-name search, a group, sort by duration, the last page of 7d).
-2. session update cycle: `TaskRunsView.changed` for a real status change of a run shown
+2. session update cycle: `RunsGrid.changed` for a real status change of a run shown
    on page 1 (the page's Bokeh models attached to a document, each model change
    serialised as a PATCH-DOC message), and for a change the session cannot show.
 3. server memory: RSS of a real `taskdash serve` with 0, 1 and N sessions opened with
@@ -133,11 +133,12 @@ class PatchSerialiser:
 
 
 def session_figures(index: Index, spool: Path, index_path: Path, repeat: int) -> list[tuple]:
+    import panel as pn
     from bokeh.document import Document
     from panel.io.state import set_curdoc
 
+    from dashboard.components.runs_grid import RunsGrid
     from dashboard.config import Config
-    from dashboard.pages.task_runs import RunsQuery, TaskRunsView
     from dashboard.store import Store
 
     hub = Hub()
@@ -145,9 +146,9 @@ def session_figures(index: Index, spool: Path, index_path: Path, repeat: int) ->
     heard: list[Change] = []
     hub.subscribe(heard.append)
     svc = Store(index, hub, Config(spool=spool, index=index_path))
-    view = TaskRunsView(svc, RunsQuery())
+    view = RunsGrid(store=svc)
     doc = Document()
-    root = view.panel().get_root(doc)
+    root = pn.panel(view).get_root(doc)
     doc.add_root(root)
     serialiser = PatchSerialiser()
     doc.on_change(serialiser)
@@ -212,6 +213,8 @@ def session_figures(index: Index, spool: Path, index_path: Path, repeat: int) ->
 
 def memory_figures(spool: Path, index_path: Path, sessions: int, frame_bytes: int) -> list[tuple]:
     from bokeh.client import pull_session
+
+    import dashboard.pages.task_runs  # noqa: F401  (the client decodes the page's models by name)
 
     mb = 2**20
     with server(spool, index_path) as (url, process, output), ExitStack() as opened:

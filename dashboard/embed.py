@@ -38,9 +38,9 @@ class NotebookStore(Store):
 
     def runs_grid(self, **query) -> pn.viewable.Viewable:
         """The runs grid with its filters; `query` presets them (search, status, since, group...)."""
-        from .pages.task_runs import RunsQuery, TaskRunsView
+        from .components.runs_grid import RunsGrid
 
-        return self._follow(lambda: TaskRunsView(self, RunsQuery(**query)))
+        return self._follow(lambda: RunsGrid(store=self, **query))
 
     def run_detail(self, run_id: str, stream: str = "stdout") -> pn.viewable.Viewable:
         """One run's details card, lifecycle timeline and log viewer."""
@@ -62,7 +62,7 @@ class NotebookStore(Store):
         interval = self.push_min_interval if min_interval is None else min_interval
         view, subscription = live.follow(self, build_view, min_interval=interval)
         self._subscriptions.append(subscription)
-        return view.panel()
+        return view if isinstance(view, pn.viewable.Viewer) else view.panel()
 
     def close(self) -> None:
         """Stop the components' live updates, stop following the spool and close the index."""

@@ -204,12 +204,18 @@ def root_causes(graph: nx.DiGraph, status: Mapping[str, str]) -> dict[str, int]:
     """Failed tasks with no failed ancestor, each with how many of its descendants are not
     done (they cannot run until it succeeds)."""
     failed = {node for node in graph if status.get(node) in UNSUCCESSFUL}
-    causes = {}
-    for node in failed:
-        if failed & nx.ancestors(graph, node):
-            continue
-        causes[node] = sum(1 for d in nx.descendants(graph, node) if status.get(d) != "SUCCESS")
-    return causes
+    # A failed ancestor other than itself: another failed task of its cycle (strongly connected
+    # component), or a failed task in a component upstream. One pass over the components in
+    # topological order; an ancestors search per failed task was quadratic (0.5 s for 1,500
+    # failed self-looping tasks).
+    components = nx.condensation(graph)
+    failed_in = {c: sum(1 for node in components.nodes[c]["members"] if node in failed) for c in components}
+    failed_upstream: dict[int, bool] = {}
+    for c in nx.topological_sort(components):
+        failed_upstream[c] = any(failed_in[up] or failed_upstream[up] for up in components.predecessors(c))
+    of = components.graph["mapping"]
+    return {node: sum(1 for d in nx.descendants(graph, node) if status.get(d) != "SUCCESS")
+            for node in failed if failed_in[of[node]] == 1 and not failed_upstream[of[node]]}
 
 
 def cascade_edges(graph: nx.DiGraph, status: Mapping[str, str]) -> list[tuple[str, str]]:

@@ -28,7 +28,7 @@ from .hub import Change, Hub
 from .index import Index, is_corruption
 from .index_writes import Batch
 from .log_lines import MAX_LINE_CHARS, cut_line, line_array, newline_positions
-from .spool import (STREAMS, SpoolError, SpoolUnreadableError, decode_event_line, events_dir, folder_id, logs_dir,
+from .spool import (STREAMS, SpoolError, SpoolUnreadableError, decode_event_lines, events_dir, folder_id, logs_dir,
                     open_spool_file, validate_run_id)
 from .statuses import is_terminal
 
@@ -418,7 +418,7 @@ class Ingestor:
             if not raw.strip():
                 continue
             try:
-                event = decode_event_line(raw)
+                events = decode_event_lines(raw)  # an OpenLineage line may stand for several
             except SpoolError as exc:
                 self._bad_line(batch, rel, line_offset, str(exc), raw)
                 continue
@@ -426,12 +426,16 @@ class Ingestor:
                 log.exception("event line %s at %d could not be read", rel, line_offset)
                 self._bad_line(batch, rel, line_offset, f"could not be read ({type(exc).__name__})", raw)
                 continue
-            if event["kind"] == "task":
-                batch.tasks.append(event)
-            elif problem := bad_lines.out_of_window(event["ts"], event["trigger_time"]):
+            problem = next((problem for event in events if event["kind"] == "status"
+                            and (problem := bad_lines.out_of_window(event["ts"], event["trigger_time"]))), None)
+            if problem:  # the whole line is one error (an OpenLineage START is two events)
                 self._bad_line(batch, rel, line_offset, problem, raw)
-            else:
-                batch.transitions.append(event | {"position": first + int(n)})
+                continue
+            for event in events:
+                if event["kind"] == "task":
+                    batch.tasks.append(event)
+                else:
+                    batch.transitions.append(event | {"position": first + int(n)})
         # Lines that cannot be events: the first few are decoded for their reason, the rest only counted.
         sampled, rest = np.split(junk, [self._bad_lines.room(rel)])
         for n in sampled:

@@ -10,6 +10,8 @@ be guessed, and who may still come in.
   passed (before, 50 tries took 0.2 s).
 - With a users file, a user removed from it loses access on the next page or session they
   open (the file is read again for each), not only when their login cookie expires.
+- The login and logout pages take Panel's logo and favicon from this server, not from
+  cdn.holoviz.org: the dashboard asks nothing of another host.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from pathlib import Path
 
 import panel.auth
 import tornado.escape
-from panel.auth import BasicAuthProvider, BasicLoginHandler
+from panel.auth import STATE_COOKIE_NAME, BasicAuthProvider, BasicLoginHandler, LogoutHandler
 from panel.config import config
+from panel.io.resources import LOCAL_DIST
 from panel.io.state import state
 from tornado.web import HTTPError
 
@@ -105,12 +108,25 @@ def read_users(path: Path) -> dict[str, str]:
     return users if isinstance(users, dict) else {}
 
 
+def _local_assets() -> str:
+    """Where this server serves Panel's images (the templates' PANEL_CDN)."""
+    return state.base_url + LOCAL_DIST
+
+
 class LoginHandler(BasicLoginHandler):
     """Panel's login form, with wrong passwords throttled and the users file read at each login."""
 
     password: str | None = None
     users_file: Path | None = None
     throttle = Throttle()
+
+    def get(self):
+        next_url = same_site_path(self.get_argument("next", state.base_url))
+        if next_url:
+            self.set_cookie("next_url", next_url)
+        self.write(self._login_template.render(login_endpoint=self._login_endpoint,
+                                               errormessage=self.get_argument("error", ""),
+                                               PANEL_CDN=_local_assets()))
 
     def _validate(self, username: str, password: str) -> bool:
         if self.users_file is not None:
@@ -138,6 +154,15 @@ class LoginHandler(BasicLoginHandler):
         self.redirect(self.request.path + "?error=" + tornado.escape.url_escape(message))
 
 
+class LocalLogoutHandler(LogoutHandler):
+    """Panel's logout page with its images from this server."""
+
+    def get(self):
+        for name in ("user", "id_token", "access_token", "refresh_token", "oauth_expiry", STATE_COOKIE_NAME):
+            self.clear_cookie(name)
+        self.write(self._logout_template.render(PANEL_CDN=_local_assets(), LOGIN_ENDPOINT=self._login_endpoint))
+
+
 def _equal(given: str, expected: str) -> bool:
     """Compared in a time that does not tell how much of the password was right."""
     return hmac.compare_digest(given.encode("utf-8"), str(expected).encode("utf-8"))
@@ -158,6 +183,11 @@ class LoginProvider(BasicAuthProvider):
                 "password": self._password, "users_file": self._users_file, "throttle": Throttle(),
                 "_login_endpoint": self._login_endpoint, "_login_template": self._login_template})
         return self._handler
+
+    @property
+    def logout_handler(self):
+        return type("DashboardLogoutHandler", (LocalLogoutHandler,), {
+            "_logout_template": self._logout_template, "_login_endpoint": self._login_endpoint})
 
     @property
     def get_user(self):

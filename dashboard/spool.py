@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import openlineage
 from .statuses import STATUSES
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -251,7 +252,26 @@ def _nesting(text: str) -> int:
 
 
 def decode_event_line(raw: bytes) -> dict:
-    """One event line of an events file, validated and normalised, or raise SpoolError.
+    """One event line of our own, validated and normalised, or raise SpoolError."""
+    return parse_event(_decode_json(raw))
+
+
+def decode_event_lines(raw: bytes) -> list[dict]:
+    """The events one line of an events file stands for, validated and normalised, or raise
+    SpoolError: our own line is one event; an OpenLineage RunEvent is mapped by
+    dashboard.openlineage (a START is two status events; a DAG's tree is task definitions)."""
+    decoded = _decode_json(raw)
+    if not openlineage.is_openlineage(decoded):
+        return [parse_event(decoded)]
+    try:
+        events = openlineage.to_events(decoded)
+    except openlineage.OpenLineageError as exc:
+        raise SpoolError(str(exc)) from None
+    return [parse_event(event) for event in events]
+
+
+def _decode_json(raw: bytes) -> object:
+    """The JSON value of an event line, or raise SpoolError.
 
     The line must be UTF-8 (a byte order mark before it is allowed) and strict JSON: no NaN or
     Infinity, nested at most MAX_NESTING deep. A field given twice counts the first time (as
@@ -270,7 +290,7 @@ def decode_event_line(raw: bytes) -> dict:
         raise SpoolError(f"not JSON: {exc.msg} at column {exc.colno}") from None
     except RecursionError:  # not reached under MAX_NESTING; kept so no line can stop the ingest
         raise SpoolError(f"not an event: arrays or objects nested over {MAX_NESTING} deep") from None
-    return parse_event(decoded)
+    return decoded
 
 
 def new_run_id(prefix: str = "r") -> str:

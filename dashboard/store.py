@@ -53,6 +53,20 @@ def log_file_chunks(spool: str | Path, run_id: str, stream: str) -> Iterator[byt
             yield chunk
 
 
+#: Path segments after a page's route that Panel answers itself (/task-runs/ws, /task-runs/metadata,
+#: /task-runs/autoload.js) or that lead to the login page (/task-runs/login).
+RESERVED_RUN_IDS = ("ws", "metadata", "autoload.js", "login")
+
+
+def run_segment(run_id: str) -> str:
+    """A run id as the path segment of its page. A reserved one has its first letter percent-encoded
+    (/task-runs/%77s): Tornado matches routes on the path as sent, so that is the run's page, and
+    it hands the page the decoded id."""
+    if run_id in RESERVED_RUN_IDS:
+        return f"%{ord(run_id[0]):02X}{run_id[1:]}"
+    return quote(run_id, safe="")
+
+
 @dataclass(frozen=True)
 class Links:
     """Where the pages are, as this process serves them (or a notebook links to them)."""
@@ -66,7 +80,7 @@ class Links:
         """The link to a page ('task_runs', 'run_detail' or 'tasks')."""
         if self.routes is not None:
             route = self.routes[name]
-            return self.base + (route.replace("{run_id}", quote(run_id, safe="")) if run_id is not None else route)
+            return self.base + (route.replace("{run_id}", run_segment(run_id)) if run_id is not None else route)
         return f"./{name}" + (f"?run_id={quote(run_id, safe='')}" if run_id is not None else "")
 
     def download(self, run_id: str, stream: str) -> str | None:

@@ -112,3 +112,18 @@ def test_a_neighbourhood_follows_dependencies_both_ways():
 def test_nodes_take_the_status_colours():
     assert status_color("FAILED") == COLORS["FAILED"] and status_color("RUNNING") == COLORS["RUNNING"]
     assert status_color(None) == NO_RUNS_COLOR == status_color("")
+
+
+def test_root_causes_are_the_failed_tasks_without_a_failed_ancestor_on_random_graphs_with_cycles():
+    # Found in one pass over the strongly connected components; checked against the definition.
+    import random
+
+    for seed in range(300):
+        pick = random.Random(seed)
+        graph = nx.gnm_random_graph(pick.randint(1, 60), pick.randint(0, 150), seed=seed, directed=True)
+        graph.add_edges_from((n, n) for n in graph if pick.random() < 0.1)
+        status = {n: pick.choice(["FAILED", "SUCCESS", "ACTIVE", "TERMINATED", "RUNNING"]) for n in graph}
+        failed = {n for n in graph if status[n] in ("FAILED", "TERMINATED")}
+        expected = {n: sum(1 for d in nx.descendants(graph, n) if status[d] != "SUCCESS")
+                    for n in failed if not failed & nx.ancestors(graph, n)}
+        assert root_causes(graph, status) == expected, f"seed {seed}"

@@ -25,7 +25,7 @@ def test_what_panel_gets_has_no_placeholder_left():
     import dashboard.components.connection as connection
     import dashboard.components.graph_marks as graph_marks
     import dashboard.components.log_viewer as log_viewer
-    import dashboard.components.runs_grid as runs_grid
+    import dashboard.components.runs_table as runs_grid
 
     texts = [badges.STYLESHEET, graph_marks.FIT_MARKS_JS, runs_grid._GRID_STYLE,
              runs_grid._LIFECYCLE_FORMATTER.js_code, runs_grid._logs_formatter("/task-runs/").js_code,

@@ -13,7 +13,7 @@ from dashboard.hub import Change, Hub
 from dashboard.index import Index
 from dashboard.index_schema import RunSummary
 from dashboard.ingest import Ingestor
-from dashboard.pages.task_runs import RunsQuery, TaskRunsView
+from dashboard.components.runs_grid import RunsGrid, RunsQuery
 from dashboard.spool import SpoolWriter
 from dashboard.store import Store
 
@@ -57,7 +57,7 @@ def summary_of(svc: Store, run_id: str) -> dict[str, RunSummary]:
 
 def test_a_change_the_session_cannot_show_costs_no_query(world, monkeypatch):
     svc, writer, ingestor = world
-    view = TaskRunsView(svc, RunsQuery(group="billing"))
+    view = RunsGrid(store=svc, group="billing")
     shown = set(view.grid.value["run_id"])
     assert shown == {f"r-{i:02d}" for i in range(1, 30, 2)}, "only billing runs"
     writer.status("r-00", "Extract_Users", "SUCCESS", exit_code=0)  # an etl run
@@ -73,7 +73,7 @@ def test_a_change_the_session_cannot_show_costs_no_query(world, monkeypatch):
 
 def test_a_change_to_a_shown_run_updates_its_row(world, monkeypatch):
     svc, writer, ingestor = world
-    view = TaskRunsView(svc, RunsQuery(group="billing"))
+    view = RunsGrid(store=svc, group="billing")
     writer.status("r-03", "Fetch_Orders", "FAILED", exit_code=2)
     ingestor.catch_up()
     change = Change(runs=summary_of(svc, "r-03"))
@@ -88,7 +88,7 @@ def test_a_change_to_a_shown_run_updates_its_row(world, monkeypatch):
 
 def test_a_query_that_finds_the_same_rows_sends_nothing(world):
     svc, _, _ = world
-    view = TaskRunsView(svc, RunsQuery())
+    view = RunsGrid(store=svc)
     shown = view.grid.value
     view.refresh()  # running durations differ, but they tick in the browser
     assert view.grid.value is shown
@@ -96,7 +96,7 @@ def test_a_query_that_finds_the_same_rows_sends_nothing(world):
 
 def test_a_new_run_appears_at_the_top_of_page_1(world):
     svc, writer, ingestor = world
-    view = TaskRunsView(svc, RunsQuery(page_size=25))
+    view = RunsGrid(store=svc, page_size=25)
     writer.status("r-new", "Fetch_Orders", "TRIGGER")
     ingestor.catch_up()
     view.changed(Change(runs=summary_of(svc, "r-new")))

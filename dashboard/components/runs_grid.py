@@ -1,155 +1,286 @@
-"""The runs grid: a Tabulator of one page of runs, drawn in the browser from plain values.
+"""The runs grid: the live runs of a time range with its filters, status chips and pager.
 
-The server sends each row as plain fields (task, status, the statuses it reached, seconds
-run so far...). Small JavaScript formatters draw the badges, the lifecycle chain and the
-eye link with `textContent`, so a task name is always text, never HTML. Durations of
-running runs tick in the browser, so a second passing costs the server nothing.
-
-Rows arrive sorted by the query; a header click only tells the server which sort to ask
-DuckDB for.
+What the user looks at is the component's own parameters (search text, statuses, time range,
+group, sort, page, page size). DuckDB answers them with one page and the totals; the hub says
+when runs change, and the grid queries again only when a changed run is shown or could be.
 """
 
 from __future__ import annotations
 
-import json
+import datetime as dt
+import html
 
-import numpy as np
-import pandas as pd
 import panel as pn
-from panel.io.model import JSCode
+import param
 
+from dashboard import queries
+from dashboard.changes import Change
+from dashboard.components import MAX_NUMBER
 from dashboard.components.badges import STYLESHEET
-from dashboard.components.resources import resource
-from dashboard.formatting import plain
-from dashboard.statuses import LIFECYCLE, TERMINAL
+from dashboard.components.runs_table import SORT_COLUMNS, grid_rows, runs_table, same_rows
+from dashboard.statuses import COLORS, STATUSES, SYMBOLS
+from dashboard.store import Store
 
-#: Grid field -> the query's sort column, for the sortable columns.
-SORT_COLUMNS = {"task": "task", "grp": "grp", "trigger": "trigger_time", "status": "status",
-                "agent": "agent", "started": "started", "finished": "finished", "duration": "duration"}
-TITLES = {"task": "Task name", "grp": "Group", "trigger": "Trigger Time", "lifecycle": "Lifecycle",
-          "status": "Status", "agent": "Agent", "started": "Started", "finished": "Finished",
-          "duration": "Duration", "logs": "Logs"}
-HIDDEN = ["run_id", "adhoc", "running", "blocked"]
-
-# A long name is cut in its middle: dbt's `model.project.int_orders` differ at their end.
-# The end (after the last `.` or `/`, else the last 12 characters) keeps its place while the
-# start gives way; the whole name is the tooltip.
-TASK_FORMATTER = JSCode(resource("task_name.js").strip())
-
-STATUS_FORMATTER = JSCode(resource("status_badge.js").strip())
-
-# A run that can no longer start (an upstream of its cycle failed) says so after its chain,
-# so a blocked ACTIVE run never reads as one still waiting.
-_LIFECYCLE_FORMATTER = JSCode(resource("lifecycle.js", LIFECYCLE=json.dumps(list(LIFECYCLE)),
-                                       TERMINAL=json.dumps(list(TERMINAL))).strip())
-
-# Same wording as dashboard.formatting.human_duration, which the CLI uses.
-_DURATION_FORMATTER = JSCode(resource("duration.js").strip())
+PAGE_SIZES = (25, 50, 100)
 
 
-def _logs_formatter(detail_prefix: str) -> JSCode:
-    return JSCode(resource("eye_link.js", DETAIL_PREFIX=json.dumps(detail_prefix)).strip())
+class RunsQuery(param.Parameterized):
+    """Which runs the grid shows: its view state, every parameter also in the page's URL."""
+
+    search = param.String(default="", doc="Part of a task name, any case.")
+    status = param.ListSelector(default=[], objects=list(STATUSES), doc="Only runs in these statuses.")
+    since = param.Selector(default="24h", objects=list(queries.TIME_RANGES), doc="Runs triggered this recently.")
+    group = param.String(default="", doc="Only this group; empty for all.")
+    sort = param.Selector(default="trigger_time", objects=list(queries.SORTABLE), doc="The column runs are sorted by.")
+    descending = param.Boolean(default=True, doc="Largest (newest) first.")
+    page = param.Integer(default=1, bounds=(1, MAX_NUMBER), doc="The page shown, from 1 (past the last: the last).")
+    page_size = param.Selector(default=50, objects=list(PAGE_SIZES), doc="Runs a page.")
+
+    def run_filter(self) -> queries.RunFilter:
+        return queries.RunFilter(statuses=tuple(self.status), task_text=self.search.strip(),
+                                 since=queries.parse_duration(self.since), group=self.group or None)
+
+    @property
+    def filtered(self) -> bool:
+        """Whether anything but the time range narrows the runs."""
+        return bool(self.search.strip() or self.status or self.group)
+
+    def to_url(self) -> dict[str, str]:
+        """The parameters that differ from their defaults, as query-string values."""
+        values = {}
+        for name in ("search", "status", "since", "group", "sort", "descending", "page", "page_size"):
+            value = getattr(self, name)
+            if value != self.param[name].default:
+                values[name] = ",".join(value) if name == "status" else (
+                    ("desc" if value else "asc") if name == "descending" else str(value))
+        return values
+
+    def from_url(self, args: dict[str, str]) -> list[str]:
+        """Take what a URL says; return a message for each value it could not use."""
+        problems, values, probe = [], {}, RunsQuery()  # the probe says whether a value is allowed
+        converters = {"page": int, "page_size": int, "descending": lambda v: {"desc": True, "asc": False}[v],
+                      "status": lambda v: [s.strip().upper() for s in v.split(",") if s.strip()]}
+        for name, text in args.items():
+            if name not in self.param or name == "name":
+                continue
+            try:
+                value = converters.get(name, str)(text)
+                probe.param.update({name: value})
+            except (ValueError, KeyError, TypeError):
+                allowed = getattr(self.param[name], "objects", None) or (["asc", "desc"] if name == "descending" else [])
+                hint = f"use one of {', '.join(map(str, allowed))}" if allowed else "use a whole number"
+                problems.append(f"ignored {name}={text!r} from the URL: {hint}")
+                continue
+            values[name] = value
+        self.param.update(values)
+        return problems
 
 
-#: The look of TASK_FORMATTER's cells (the tasks table uses both too).
-# The name is a block-level flex box as wide as its cell, so the tail's max width is a share of
-# the cell: as an inline box sized by its own content, that share was circular, and a short
-# name lost its last letters ("Extract_U…") or was pushed right by an empty head.
-TASK_NAME_STYLE = resource("task_name.css")
+class RunsGrid(RunsQuery, pn.viewable.Viewer):
+    """The live runs grid with its filters, status chips and pager (the body of /task-runs, and a
+    notebook's `store.runs_grid()`). Its view state is its own parameters (RunsQuery's); widgets
+    follow them both ways, and one watcher turns a change of them into one query."""
 
-_GRID_STYLE = STYLESHEET + TASK_NAME_STYLE + resource("runs_grid.css")
+    store = param.ClassSelector(class_=Store, doc="What the runs are read from.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        sort_field = next(field for field, column in SORT_COLUMNS.items() if column == self.sort)
+        self.grid = runs_table(self.store.links.page("run_detail", ""), sort_field, self.descending)
+        self._rows = self.grid.value  # empty until the first refresh
+        # Widgets made from the parameters follow them both ways.
+        self.search_input = pn.widgets.TextInput.from_param(
+            self.param.search, label="Task name", placeholder="Search task name…", width=240)
+        self.chips = pn.widgets.CheckButtonGroup(
+            label="Status", options=self._chip_options(dict.fromkeys(STATUSES, 0)), value=list(self.status),
+            color="light", stylesheets=[_chip_style()], margin=(5, 10))  # options carry counts: linked below
+        self.chips.link(self, value="status", bidirectional=True)
+        self.since_buttons = pn.widgets.RadioButtonGroup.from_param(
+            self.param.since, label="Time range", color="light", variant="outline", margin=(5, 10))
+        self.group_select = pn.widgets.Select(label="Group", options=self._group_options(), width=170)
+        self.group_select.value = self.group if self.group in self.group_select.options.values() else ""
+        self.group_select.param.watch(lambda e: self.param.update(group=e.new), "value")
+        self.clear = pn.widgets.Button(label="Clear filters", color="primary", variant="outline", margin=(5, 10))
+        self.summary = pn.pane.HTML("", margin=(0, 10), stylesheets=[STYLESHEET])
+        self.empty = pn.pane.HTML("", visible=False, margin=(10, 10), sizing_mode="stretch_width")
+        pager_look = {"color": "primary", "variant": "outline"}
+        self.first = pn.widgets.Button(label="«", width=42, description="First page", **pager_look)
+        self.previous = pn.widgets.Button(label="‹ Previous", width=100, **pager_look)
+        self.next = pn.widgets.Button(label="Next ›", width=100, **pager_look)
+        self.last = pn.widgets.Button(label="»", width=42, description="Last page", **pager_look)
+        self.page_label = pn.pane.HTML("", margin=(12, 10))
+        self.page_size_select = pn.widgets.Select.from_param(self.param.page_size, label="", width=80,
+                                                             margin=(5, 5))
+        self._wire()
+        self._layout = self._compose()
+        self.refresh()
+
+    # ---- layout ----------------------------------------------------------------------
+
+    def __panel__(self) -> pn.Column:
+        return self._layout
+
+    def _compose(self) -> pn.Column:
+        time_range = pn.Column(pn.pane.HTML("Time range", margin=(5, 10, 0, 10)), self.since_buttons, margin=0)
+        filters = pn.Row(self.search_input, time_range,
+                         self.group_select, self.clear, align="end", sizing_mode="stretch_width")
+        pager = pn.Row(self.first, self.previous, self.page_label, self.next, self.last, pn.HSpacer(),
+                       pn.pane.HTML("Rows per page", margin=(12, 0)), self.page_size_select,
+                       sizing_mode="stretch_width")
+        return pn.Column(filters, self.chips, self.summary, self.empty, self.grid, pager,
+                         sizing_mode="stretch_width")
+
+    # ---- user actions ----------------------------------------------------------------
+
+    def _wire(self) -> None:
+        self.search_input.param.watch(self._search_typed, "value_input")
+        self.grid.param.watch(self._sorted, "sorters")
+        self.clear.on_click(lambda _: self.param.update(search="", status=[], group="", page=1))
+        self.first.on_click(lambda _: self.param.update(page=1))
+        self.previous.on_click(lambda _: self.param.update(page=max(1, self.page - 1)))
+        self.next.on_click(lambda _: self.param.update(page=self.page + 1))
+        self.last.on_click(lambda _: self.param.update(page=10**9))  # the query clamps to the last
+        self.param.watch(self._view_changed, list(RunsQuery.param))
+
+    def _search_typed(self, event) -> None:
+        """Search as the user types, once they pause (debounced on the server)."""
+        typed = event.new
+        if pn.state.curdoc is None or pn.state.curdoc.session_context is None:
+            self.param.update(search=typed)
+            return
+
+        def settle() -> None:
+            if self.search_input.value_input == typed and self.search != typed:
+                self.param.update(search=typed)
+
+        pn.state.curdoc.add_timeout_callback(settle, 300)
+
+    def _sorted(self, event) -> None:
+        if not event.new:
+            return
+        sorter = event.new[0]
+        column = SORT_COLUMNS.get(sorter["field"])
+        if column is not None and (column, sorter["dir"] == "desc") != (self.sort, self.descending):
+            self.param.update(sort=column, descending=sorter["dir"] == "desc", page=1)
+
+    def _view_changed(self, *events) -> None:
+        """The one watcher: a change of the view state becomes one query."""
+        changed = {event.name: event for event in events}
+        if "page" not in changed:
+            if "page_size" in changed:  # keep the first visible run on screen
+                first = (self.page - 1) * changed["page_size"].old
+                if first // self.page_size + 1 != self.page:
+                    self.page = first // self.page_size + 1  # which comes back here
+                    return
+            elif changed.keys() & {"search", "status", "since", "group"} and self.page != 1:
+                self.page = 1  # a new filter starts on page 1 (which comes back here)
+                return
+        # Widgets not made from a parameter follow it here (a URL or Clear filters can change it too).
+        if self.search_input.value_input != self.search:
+            self.search_input.value_input = self.search
+        group = self.group if self.group in self.group_select.options.values() else ""
+        if self.group_select.value != group:
+            self.group_select.value = group
+        sort_field = next(field for field, column in SORT_COLUMNS.items() if column == self.sort)
+        sorters = [{"field": sort_field, "dir": "desc" if self.descending else "asc"}]
+        if self.grid.sorters != sorters:
+            self.grid.sorters = sorters
+        self.refresh()
+
+    # ---- live updates ----------------------------------------------------------------
+
+    def changed(self, change: Change) -> None:
+        """Hub delivery: query again only if a changed run is shown or could now be."""
+        if change.tasks:
+            self.group_select.options = self._group_options()
+        elif change.many_runs:
+            pass
+        elif not change.runs:
+            return
+        else:
+            shown = set(self._rows["run_id"])
+            run_filter = queries.RunFilter(task_text=self.search.strip(), group=self.group or None,
+                                           since=queries.parse_duration(self.since))
+            if shown.isdisjoint(change.runs) and not any(
+                    run_filter.may_admit(run) for run in change.runs.values()):
+                return
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Query the page and the counts per status, and send only what differs."""
+        # To the next whole second, so sessions refreshing together share one answer and a run that
+        # started a moment ago never shows a negative duration.
+        now = queries.utcnow().replace(microsecond=0) + dt.timedelta(seconds=1)
+        view, rows = _page_and_rows(self.store, self.run_filter(), self.page, self.page_size, self.sort,
+                                    self.descending, now)
+        if view.page != self.page:  # past the end (a filter shrank the set): show the last page
+            self.page = view.page  # which refreshes again
+            return
+        if not same_rows(self._rows, rows):
+            self.grid.value = rows
+        self._rows = rows
+        options = self._chip_options(view.status_counts)
+        if options != self.chips.options:
+            self.chips.options = options
+        self._show_totals(view)
+
+    def _show_totals(self, view: queries.RunsPage) -> None:
+        last = view.first_row + len(view.runs) - 1
+        summary = (f"Showing <b>{view.first_row:,}–{last:,}</b> of <b>{view.total:,}</b> runs"
+                   if view.total else "No runs")
+        summary += f" triggered in the last {html.escape(self.since)} · times in UTC"
+        if summary != self.summary.object:
+            self.summary.object = summary
+        self.page_label.object = f"Page <b>{view.page:,}</b> of {view.pages:,}"
+        self.first.disabled = self.previous.disabled = view.page <= 1
+        self.next.disabled = self.last.disabled = view.page >= view.pages
+        self.clear.visible = self.filtered
+        self.grid.visible = bool(view.total)
+        self.empty.visible = not view.total
+        if not view.total:
+            self.empty.object = self._empty_message()
+
+    def _empty_message(self) -> str:
+        since = html.escape(self.since)
+        if self.filtered:
+            title = f"No runs match these filters in the last {since}."
+            hint = "Change the search, status or group, choose a longer time range, or use <b>Clear filters</b>."
+        elif self.store.counts()["runs"]:
+            title = f"No runs in the last {since}."
+            hint = "Choose a longer time range above: older runs are kept."
+        else:
+            title = f"No runs in the last {since}."
+            hint = ("Start the demo with <code>taskdash serve --demo</code>, or point <code>spool:</code> in "
+                    "<code>panel_serve.yaml</code> at your scheduler's spool folder.")
+        return (f'<div style="padding:28px;border:1px dashed #cbd5e1;border-radius:8px;text-align:center;'
+                f'color:#334155;background:#f8fafc"><div style="font-size:17px;font-weight:600">{title}</div>'
+                f'<div style="margin-top:6px">{hint}</div></div>')
+
+    # ---- widget options --------------------------------------------------------------
+
+    @staticmethod
+    def _chip_options(counts: dict[str, int]) -> dict[str, str]:
+        return {f"{status} {counts[status]:,}": status for status in STATUSES}
+
+    def _group_options(self) -> dict[str, str]:
+        return {"All groups": ""} | {group: group for group in queries.groups(self.store)}
 
 
-def _clock(value, day_of=None) -> str:
-    """A UTC timestamp as 'YYYY-MM-DD HH:MM:SS', or only the time when on the day of `day_of`."""
-    value = plain(value)
-    if value is None:
-        return ""
-    value = pd.Timestamp(value)
-    if day_of is not None and plain(day_of) is not None and pd.Timestamp(day_of).date() == value.date():
-        return value.strftime("%H:%M:%S")
-    return value.strftime("%Y-%m-%d %H:%M:%S")
+@queries.shared_per_version
+def _page_and_rows(index, run_filter, page, page_size, sort, descending, now):
+    """One page of runs and the grid's rows for it (shared by the sessions showing that view)."""
+    view = queries.runs_view(index, run_filter, page, page_size, sort, descending, now)
+    return view, grid_rows(view.runs)
 
 
-def grid_rows(runs: pd.DataFrame) -> pd.DataFrame:
-    """A page of runs from `queries.runs_page` as the plain fields the grid draws.
-
-    Text columns stay text even when the page is empty: the grid picks each column's
-    formatter from its first value's types, and an empty page of floats would show every
-    later time as NaN (a fresh demo opened before its first run).
-    """
-    running = runs["started"].notna() & runs["finished"].isna()
-
-    def texts(values) -> np.ndarray:
-        return np.array(list(values), dtype=object)
-
-    return pd.DataFrame({
-        "run_id": texts(runs["run_id"]),
-        "task": texts(runs["task"]),
-        "adhoc": runs["adhoc"].fillna(False).astype(bool).to_numpy(),
-        "grp": texts(runs["grp"].fillna("")),
-        "trigger": texts(_clock(t) for t in runs["trigger_time"]),
-        "lifecycle": texts(runs["reached"].fillna("")),
-        "status": texts(runs["status"]),
-        "agent": texts(runs["agent"].fillna("")),
-        "started": texts(_clock(s, t) for s, t in zip(runs["started"], runs["trigger_time"])),
-        "finished": texts(_clock(f, t) for f, t in zip(runs["finished"], runs["trigger_time"])),
-        "duration": runs["duration"].astype(float).to_numpy(),
-        "running": running.astype(bool).to_numpy(),
-        "blocked": texts(runs["blocked"].fillna("") if "blocked" in runs else [""] * len(runs)),
-        "logs": texts(runs["run_id"]),
-    })
-
-
-def same_rows(shown: pd.DataFrame, new: pd.DataFrame) -> bool:
-    """Whether a page would look the same: durations of running runs tick on their own."""
-    if len(shown) != len(new) or not shown["run_id"].equals(new["run_id"]):
-        return False
-    fixed = [column for column in new.columns if column != "duration"]
-    if not shown[fixed].equals(new[fixed]):
-        return False
-    finished = ~new["running"].to_numpy()
-    return np.array_equal(shown["duration"].to_numpy()[finished], new["duration"].to_numpy()[finished],
-                          equal_nan=True)
-
-
-class QuerySortedTabulator(pn.widgets.Tabulator):
-    """A Tabulator whose rows come sorted by the query: the header only picks the sort."""
-
-    def _sort_df(self, df: pd.DataFrame) -> pd.DataFrame:
-        return df
-
-
-def runs_table(detail_prefix: str, sort_field: str, descending: bool) -> QuerySortedTabulator:
-    """An empty grid with the runs columns; `detail_prefix` + run id is a run's detail URL."""
-    empty = grid_rows(pd.DataFrame({column: pd.Series(dtype=object) for column in (
-        "run_id", "task", "adhoc", "grp", "trigger_time", "reached", "status", "agent", "started",
-        "finished", "duration")}))
-    return QuerySortedTabulator(
-        empty,
-        show_index=False,
-        disabled=True,
-        selectable=False,
-        sizing_mode="stretch_width",
-        layout="fit_columns",
-        titles=TITLES,
-        hidden_columns=HIDDEN,
-        formatters={"task": TASK_FORMATTER, "lifecycle": _LIFECYCLE_FORMATTER, "status": STATUS_FORMATTER,
-                    "duration": _DURATION_FORMATTER, "logs": _logs_formatter(detail_prefix)},
-        sortable={"lifecycle": False, "logs": False},
-        sorters=[{"field": sort_field, "dir": "desc" if descending else "asc"}],
-        # Fixed widths that fit each header and value (the chain's longest, TERMINATED reached
-        # through every step, is 305 px), and the task name takes the rest: with percentages
-        # Tabulator left a 27 px empty header column at 1280 px and cut "Finished" and "Duration"
-        # to "Finis…" and "Durat…". A long dotted name keeps its distinguishing end, cut in its
-        # middle; at 1280 px about 150 px are left for it, at 1920 px about 800.
-        widths={"grp": 86, "trigger": 146, "lifecycle": 320, "status": 110, "agent": 80, "started": 88,
-                "finished": 94, "duration": 94, "logs": 56},
-        header_align={"logs": "center"},
-        text_align={"logs": "center", "duration": "right"},
-        # Tabulator keeps the query's order (a sort that finds every pair equal); the header
-        # click still reaches the server as `sorters`, which asks DuckDB for that order.
-        configuration={"columnDefaults": {"sorter": JSCode("() => 0")}},
-        stylesheets=[_GRID_STYLE],
-        theme="simple",
-    )
+def _chip_style() -> str:
+    """Each status chip in its colour: a coloured edge, filled when chosen."""
+    rules = []
+    for i, status in enumerate(STATUSES, start=1):
+        color = COLORS[status]
+        rules.append(f".bk-btn-group > .bk-btn:nth-child({i}) {{ border-left: 4px solid {color}; }}")
+        rules.append(f".bk-btn-group > .bk-btn:nth-child({i})::before {{ content: '{SYMBOLS[status]}'; "
+                     "margin-right: 4px; }")
+        rules.append(f".bk-btn-group > .bk-btn:nth-child({i}).bk-active {{ background: {color}; color: white; "
+                     f"border-color: {color}; }}")
+    return "\n".join(rules) + "\n.bk-btn { font-size: 12px; font-weight: 600; padding: 4px 10px; }"

@@ -1,289 +1,18 @@
-"""/task-runs: the live runs grid with its filters, status chips, pages and URL state.
-
-What the user looks at is a `RunsQuery` (search text, statuses, time range, group, sort,
-page, page size). DuckDB answers it with one page and the totals; the hub says when runs
-change, and the page queries again only when a changed run is shown or could be.
-"""
+"""/task-runs: the live runs grid (components.runs_grid) in the page's frame, its view in the URL."""
 
 from __future__ import annotations
 
-import datetime as dt
-import html
-
 import panel as pn
-import param
 
-from dashboard import queries
-from dashboard.changes import Change
-from dashboard.components import MAX_NUMBER, live
-from dashboard.components.badges import STYLESHEET
-from dashboard.components.runs_grid import SORT_COLUMNS, grid_rows, runs_table, same_rows
+from dashboard.components import live
+from dashboard.components.runs_grid import RunsGrid, RunsQuery
 from dashboard.components.timers import every
 from dashboard.pages.layout import page_template
 from dashboard.pages.url_state import keep_in_url, page_args, report_url_problems, url_args
-from dashboard.statuses import COLORS, STATUSES, SYMBOLS
 from dashboard.store import Store
 
-PAGE_SIZES = (25, 50, 100)
 #: How often the page looks again with nothing published: runs leave the time range as it slides.
 SLIDE_SECONDS = 60
-
-
-class RunsQuery(param.Parameterized):
-    """Which runs the grid shows; every parameter also lives in the page's URL."""
-
-    search = param.String(default="", doc="Part of a task name, any case.")
-    status = param.ListSelector(default=[], objects=list(STATUSES), doc="Only runs in these statuses.")
-    since = param.Selector(default="24h", objects=list(queries.TIME_RANGES), doc="Runs triggered this recently.")
-    group = param.String(default="", doc="Only this group; empty for all.")
-    sort = param.Selector(default="trigger_time", objects=list(queries.SORTABLE))
-    descending = param.Boolean(default=True)
-    page = param.Integer(default=1, bounds=(1, MAX_NUMBER))
-    page_size = param.Selector(default=50, objects=list(PAGE_SIZES))
-
-    def run_filter(self) -> queries.RunFilter:
-        return queries.RunFilter(statuses=tuple(self.status), task_text=self.search.strip(),
-                                 since=queries.parse_duration(self.since), group=self.group or None)
-
-    @property
-    def filtered(self) -> bool:
-        """Whether anything but the time range narrows the runs."""
-        return bool(self.search.strip() or self.status or self.group)
-
-    def to_url(self) -> dict[str, str]:
-        """The parameters that differ from their defaults, as query-string values."""
-        values = {}
-        for name in ("search", "status", "since", "group", "sort", "descending", "page", "page_size"):
-            value = getattr(self, name)
-            if value != self.param[name].default:
-                values[name] = ",".join(value) if name == "status" else (
-                    ("desc" if value else "asc") if name == "descending" else str(value))
-        return values
-
-    def from_url(self, args: dict[str, str]) -> list[str]:
-        """Take what a URL says; return a message for each value it could not use."""
-        problems, values = [], {}
-        converters = {"page": int, "page_size": int, "descending": lambda v: {"desc": True, "asc": False}[v],
-                      "status": lambda v: [s.strip().upper() for s in v.split(",") if s.strip()]}
-        for name, text in args.items():
-            if name not in self.param or name == "name":
-                continue
-            try:
-                value = converters.get(name, str)(text)
-                self.param[name]._validate(value)
-            except (ValueError, KeyError, TypeError):
-                allowed = getattr(self.param[name], "objects", None) or (["asc", "desc"] if name == "descending" else [])
-                hint = f"use one of {', '.join(map(str, allowed))}" if allowed else "use a whole number"
-                problems.append(f"ignored {name}={text!r} from the URL: {hint}")
-                continue
-            values[name] = value
-        self.param.update(values)
-        return problems
-
-
-class TaskRunsView:
-    """The body of /task-runs for one session (also usable on its own in a notebook)."""
-
-    def __init__(self, store: Store, query: RunsQuery | None = None):
-        self.store = store
-        self.query = query or RunsQuery()
-        sort_field = next(field for field, column in SORT_COLUMNS.items() if column == self.query.sort)
-        self.grid = runs_table(store.links.page("run_detail", ""), sort_field, self.query.descending)
-        self._rows = self.grid.value  # empty until the first refresh
-        self.search = pn.widgets.TextInput(
-            label="Task name", value=self.query.search, placeholder="Search task name…", width=240)
-        self.chips = pn.widgets.CheckButtonGroup(
-            label="Status", options=self._chip_options(dict.fromkeys(STATUSES, 0)), value=list(self.query.status),
-            color="light", stylesheets=[_chip_style()], margin=(5, 10))
-        self.since = pn.widgets.RadioButtonGroup(
-            label="Time range", options=list(queries.TIME_RANGES), value=self.query.since, color="light",
-            variant="outline", margin=(5, 10))
-        self.group = pn.widgets.Select(label="Group", options=self._group_options(), value=self.query.group, width=170)
-        self.clear = pn.widgets.Button(label="Clear filters", color="primary", variant="outline", margin=(5, 10))
-        self.summary = pn.pane.HTML("", margin=(0, 10), stylesheets=[STYLESHEET])
-        self.empty = pn.pane.HTML("", visible=False, margin=(10, 10), sizing_mode="stretch_width")
-        pager_look = {"color": "primary", "variant": "outline"}
-        self.first = pn.widgets.Button(label="«", width=42, description="First page", **pager_look)
-        self.previous = pn.widgets.Button(label="‹ Previous", width=100, **pager_look)
-        self.next = pn.widgets.Button(label="Next ›", width=100, **pager_look)
-        self.last = pn.widgets.Button(label="»", width=42, description="Last page", **pager_look)
-        self.page_label = pn.pane.HTML("", margin=(12, 10))
-        self.page_size = pn.widgets.Select(options=list(PAGE_SIZES), value=self.query.page_size, width=80,
-                                           margin=(5, 5))
-        self._wire()
-        self._last_page = self.query.page
-        self.refresh()
-
-    # ---- layout ----------------------------------------------------------------------
-
-    def panel(self) -> pn.Column:
-        time_range = pn.Column(pn.pane.HTML("Time range", margin=(5, 10, 0, 10)), self.since, margin=0)
-        filters = pn.Row(self.search, time_range,
-                         self.group, self.clear, align="end", sizing_mode="stretch_width")
-        pager = pn.Row(self.first, self.previous, self.page_label, self.next, self.last, pn.HSpacer(),
-                       pn.pane.HTML("Rows per page", margin=(12, 0)), self.page_size,
-                       sizing_mode="stretch_width")
-        return pn.Column(filters, self.chips, self.summary, self.empty, self.grid, pager,
-                         sizing_mode="stretch_width")
-
-    # ---- user actions ----------------------------------------------------------------
-
-    def _wire(self) -> None:
-        query = self.query
-        self.search.param.watch(self._search_typed, "value_input")
-        self.search.param.watch(lambda e: query.param.update(search=e.new, page=1), "value")
-        self.chips.param.watch(lambda e: query.param.update(status=list(e.new), page=1), "value")
-        self.since.param.watch(lambda e: query.param.update(since=e.new, page=1), "value")
-        self.group.param.watch(lambda e: query.param.update(group=e.new, page=1), "value")
-        self.page_size.param.watch(self._page_size_chosen, "value")
-        self.grid.param.watch(self._sorted, "sorters")
-        self.clear.on_click(lambda _: query.param.update(search="", status=[], group="", page=1))
-        self.first.on_click(lambda _: query.param.update(page=1))
-        self.previous.on_click(lambda _: query.param.update(page=max(1, query.page - 1)))
-        self.next.on_click(lambda _: query.param.update(page=query.page + 1))
-        self.last.on_click(lambda _: query.param.update(page=10**9))  # the query clamps to the last
-        query.param.watch(self._query_changed, list(query.param))
-
-    def _search_typed(self, event) -> None:
-        """Search as the user types, once they pause (debounced on the server)."""
-        typed = event.new
-        if pn.state.curdoc is None or pn.state.curdoc.session_context is None:
-            self.query.param.update(search=typed, page=1)
-            return
-
-        def settle() -> None:
-            if self.search.value_input == typed and self.query.search != typed:
-                self.query.param.update(search=typed, page=1)
-
-        pn.state.curdoc.add_timeout_callback(settle, 300)
-
-    def _page_size_chosen(self, event) -> None:
-        # Keep the first visible run on screen when the page size changes.
-        first = (self.query.page - 1) * event.old
-        self.query.param.update(page_size=event.new, page=first // event.new + 1)
-
-    def _sorted(self, event) -> None:
-        if not event.new:
-            return
-        sorter = event.new[0]
-        column = SORT_COLUMNS.get(sorter["field"])
-        if column is not None:
-            self.query.param.update(sort=column, descending=sorter["dir"] == "desc", page=1)
-
-    def _query_changed(self, *_events) -> None:
-        # Widgets follow the query (a URL or Clear filters can change it too).
-        query = self.query
-        if self.search.value_input != query.search:
-            self.search.param.update(value=query.search, value_input=query.search)
-        self.chips.value = list(query.status)
-        self.since.value = query.since
-        self.group.value = query.group if query.group in self.group.options.values() else ""
-        self.page_size.value = query.page_size
-        sort_field = next(field for field, column in SORT_COLUMNS.items() if column == query.sort)
-        sorters = [{"field": sort_field, "dir": "desc" if query.descending else "asc"}]
-        if self.grid.sorters != sorters:
-            self.grid.sorters = sorters
-        self.refresh()
-
-    # ---- live updates ----------------------------------------------------------------
-
-    def changed(self, change: Change) -> None:
-        """Hub delivery: query again only if a changed run is shown or could now be."""
-        if change.tasks:
-            self.group.options = self._group_options()
-        elif change.many_runs:
-            pass
-        elif not change.runs:
-            return
-        else:
-            shown = set(self._rows["run_id"])
-            run_filter = queries.RunFilter(task_text=self.query.search.strip(), group=self.query.group or None,
-                                           since=queries.parse_duration(self.query.since))
-            if shown.isdisjoint(change.runs) and not any(
-                    run_filter.may_admit(run) for run in change.runs.values()):
-                return
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Query the page and the counts per status, and send only what differs."""
-        query, index = self.query, self.store
-        # To the next whole second, so sessions refreshing together share one answer and a run that
-        # started a moment ago never shows a negative duration.
-        now = queries.utcnow().replace(microsecond=0) + dt.timedelta(seconds=1)
-        view, rows = _page_and_rows(index, query.run_filter(), query.page, query.page_size, query.sort,
-                                    query.descending, now)
-        if view.page != query.page:  # past the end (a filter shrank the set): show the last page
-            query.page = view.page  # which refreshes again
-            return
-        if not same_rows(self._rows, rows):
-            self.grid.value = rows
-        self._rows = rows
-        options = self._chip_options(view.status_counts)
-        if options != self.chips.options:
-            self.chips.options = options
-        self._show_totals(view)
-
-    def _show_totals(self, view: queries.RunsPage) -> None:
-        query = self.query
-        last = view.first_row + len(view.runs) - 1
-        summary = (f"Showing <b>{view.first_row:,}–{last:,}</b> of <b>{view.total:,}</b> runs"
-                   if view.total else "No runs")
-        summary += f" triggered in the last {html.escape(query.since)} · times in UTC"
-        if summary != self.summary.object:
-            self.summary.object = summary
-        self.page_label.object = f"Page <b>{view.page:,}</b> of {view.pages:,}"
-        self.first.disabled = self.previous.disabled = view.page <= 1
-        self.next.disabled = self.last.disabled = view.page >= view.pages
-        self.clear.visible = query.filtered
-        self.grid.visible = bool(view.total)
-        self.empty.visible = not view.total
-        if not view.total:
-            self.empty.object = self._empty_message()
-
-    def _empty_message(self) -> str:
-        since = html.escape(self.query.since)
-        if self.query.filtered:
-            title = f"No runs match these filters in the last {since}."
-            hint = "Change the search, status or group, choose a longer time range, or use <b>Clear filters</b>."
-        elif self.store.counts()["runs"]:
-            title = f"No runs in the last {since}."
-            hint = "Choose a longer time range above: older runs are kept."
-        else:
-            title = f"No runs in the last {since}."
-            hint = ("Start the demo with <code>taskdash serve --demo</code>, or point <code>spool:</code> in "
-                    "<code>panel_serve.yaml</code> at your scheduler's spool folder.")
-        return (f'<div style="padding:28px;border:1px dashed #cbd5e1;border-radius:8px;text-align:center;'
-                f'color:#334155;background:#f8fafc"><div style="font-size:17px;font-weight:600">{title}</div>'
-                f'<div style="margin-top:6px">{hint}</div></div>')
-
-    # ---- widget options --------------------------------------------------------------
-
-    @staticmethod
-    def _chip_options(counts: dict[str, int]) -> dict[str, str]:
-        return {f"{status} {counts[status]:,}": status for status in STATUSES}
-
-    def _group_options(self) -> dict[str, str]:
-        return {"All groups": ""} | {group: group for group in queries.groups(self.store)}
-
-
-@queries.shared_per_version
-def _page_and_rows(index, run_filter, page, page_size, sort, descending, now):
-    """One page of runs and the grid's rows for it (shared by the sessions showing that view)."""
-    view = queries.runs_view(index, run_filter, page, page_size, sort, descending, now)
-    return view, grid_rows(view.runs)
-
-
-def _chip_style() -> str:
-    """Each status chip in its colour: a coloured edge, filled when chosen."""
-    rules = []
-    for i, status in enumerate(STATUSES, start=1):
-        color = COLORS[status]
-        rules.append(f".bk-btn-group > .bk-btn:nth-child({i}) {{ border-left: 4px solid {color}; }}")
-        rules.append(f".bk-btn-group > .bk-btn:nth-child({i})::before {{ content: '{SYMBOLS[status]}'; "
-                     "margin-right: 4px; }")
-        rules.append(f".bk-btn-group > .bk-btn:nth-child({i}).bk-active {{ background: {color}; color: white; "
-                     f"border-color: {color}; }}")
-    return "\n".join(rules) + "\n.bk-btn { font-size: 12px; font-weight: 600; padding: 4px 10px; }"
 
 
 def _nothing() -> None:
@@ -292,15 +21,16 @@ def _nothing() -> None:
 
 @page_args(RunsQuery)
 def page(store: Store):
-    query = RunsQuery()
-    problems = query.from_url(url_args())
-    view, _ = live.follow(store, lambda: TaskRunsView(store, query), min_interval=store.push_min_interval)
-    slide = every(SLIDE_SECONDS, view.refresh)
+    asked = RunsQuery()
+    problems = asked.from_url(url_args())
+    view = {name: value for name, value in asked.param.values().items() if name != "name"}
+    grid, _ = live.follow(store, lambda: RunsGrid(store=store, **view), min_interval=store.push_min_interval)
+    slide = every(SLIDE_SECONDS, grid.refresh)
     # Bokeh holds a stopped periodic callback until its current period ends: let go of the view
     # when the session ends, or a closed session's page stays in memory for up to a minute.
     pn.state.on_session_destroyed(lambda _context: slide.param.update(callback=_nothing))
     template = page_template(store, "Task Runs", "Task Runs", pn.Column(
-        "## Task Runs", view.panel(), keep_in_url(query, query.to_url), sizing_mode="stretch_width"))
+        "## Task Runs", grid, keep_in_url(grid, grid.to_url), sizing_mode="stretch_width"))
     report_url_problems(problems)
     return template
 

@@ -22,7 +22,7 @@ from dashboard.components.badges import STYLESHEET, status_badge
 from dashboard.components.dependency_graph import (GraphPlot, analyse, focus, graph_frames, short_label, tile_color,
                                                    view_of)
 from dashboard.components.resources import resource
-from dashboard.components.runs_grid import STATUS_FORMATTER, TASK_FORMATTER, TASK_NAME_STYLE
+from dashboard.components.runs_table import STATUS_FORMATTER, TASK_FORMATTER, TASK_NAME_STYLE
 from dashboard.formatting import human_duration, plain
 from dashboard.graph import dependency_graph, waiting_text
 from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, group_path, is_group_node, top_group

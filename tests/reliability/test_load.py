@@ -1,5 +1,6 @@
 """Load (issue 8): 20 live sessions while the spool takes 5,000 log lines/s and 200 status
-events/s for two minutes; then 500 sessions opened and closed, after which nothing of them is left.
+events/s for two minutes; then 500 sessions of every page opened and closed, and plain GETs
+whose session never connects (issue 23), after which nothing of them is left.
 
 Real parts only: a `taskdash serve` subprocess (or the dashboard served in this process, to
 look at its hub and pn.state), Chromium pages, Bokeh client sessions (`pull_session`) that
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 
 import panel as pn
@@ -45,6 +47,7 @@ PAGES_PER_ROUTE = 3  # Chromium pages on /task-runs, and on the running run's de
 CLIENTS_PER_ROUTE = 7  # Bokeh client sessions on each: 2 x (3 + 7) = 20 sessions
 SESSIONS_CYCLED = 500
 BATCH = 25  # sessions open at once while cycling
+PLAIN_GETS = 100  # per page: sessions that never connect
 TAIL_RUN, TAIL_TASK = "r-load-tail", "Load_Tail"
 MB = 2**20
 
@@ -125,7 +128,8 @@ def median_p95(values: list[float]) -> str:
 def import_page_models() -> None:
     """A client session decodes the page's models by name: import every Panel model and the pages' own."""
     import dashboard.pages.run_detail
-    import dashboard.pages.task_runs  # noqa: F401
+    import dashboard.pages.task_runs
+    import dashboard.pages.tasks  # noqa: F401
 
     for module in pkgutil.iter_modules(pn.models.__path__):
         importlib.import_module(f"panel.models.{module.name}")
@@ -404,13 +408,22 @@ def bokeh_sessions() -> int:
 
 def live_page_views() -> dict[str, int]:
     """The pages' view objects still alive (each belongs to one session), by class."""
+    from dashboard.components.dependency_graph import GraphPlot
     from dashboard.components.log_viewer import LogViewer
+    from dashboard.components.runs_grid import RunsGrid
     from dashboard.pages.run_detail import RunDetailView
-    from dashboard.pages.task_runs import TaskRunsView
+    from dashboard.pages.tasks import TasksView
 
     gc.collect()
-    alive = Counter(type(o).__name__ for o in gc.get_objects() if isinstance(o, (TaskRunsView, RunDetailView, LogViewer)))
+    kinds = (RunsGrid, RunDetailView, LogViewer, TasksView, GraphPlot)
+    alive = Counter(type(o).__name__ for o in gc.get_objects() if isinstance(o, kinds))
     return dict(alive)
+
+
+def plain_get(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=120) as response:
+        response.read()
+        return response.status == 200
 
 
 def rss() -> int:
@@ -427,7 +440,7 @@ def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
     # Sessions whose client left are destroyed after 0.2 s instead of Bokeh's 15 s.
     with served_in_process(spool, tmp_path / "index.duckdb", check_unused_sessions_milliseconds=200,
                            unused_session_lifetime_milliseconds=200) as (url, services):
-        routes = [f"{url}/task-runs", f"{url}/task-runs/{TAIL_RUN}"]
+        routes = [f"{url}/task-runs", f"{url}/task-runs/{TAIL_RUN}", f"{url}/tasks"]
 
         def counts() -> tuple[int, int, int, int]:
             return (services.hub.subscriber_count, live.paced_session_count(), periodic_callbacks(),
@@ -455,11 +468,14 @@ def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
                 start, peak, rss_peak, opened = time.monotonic(), (0, 0, 0, 0), 0, 0
                 while opened < SESSIONS_CYCLED:
                     count = min(BATCH, SESSIONS_CYCLED - opened)
-                    while_open, rss_open = cycle(pool, routes[opened // BATCH % 2], count)
+                    while_open, rss_open = cycle(pool, routes[opened // BATCH % len(routes)], count)
                     assert while_open[0] >= baseline[0] + 2 * count, f"{count} open sessions: {while_open}"
                     assert while_open[1] >= baseline[1] + count, f"{count} open sessions, not all paced: {while_open}"
                     peak, rss_peak = tuple(map(max, peak, while_open)), max(rss_peak, rss_open)
                     opened += count
+                # Plain GETs: sessions whose browser never connects (Bokeh drops them unused).
+                for route in routes:
+                    assert all(pool.map(lambda _: plain_get(route), range(PLAIN_GETS)))
                 cycled = time.monotonic() - start
             wait_until(lambda: counts() == baseline, timeout=120, interval=0.2,
                        message=f"hub subscriptions, paced sessions, periodic callbacks and sessions back to {baseline}")
@@ -484,15 +500,15 @@ def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
             raise AssertionError(f"{exc}: alive {live_page_views()}, before the cycles {views_before}, "
                                  f"at the last close {held_at_close}") from None
         released = time.monotonic() - released
-        print(f"\n{SESSIONS_CYCLED} Bokeh client sessions opened and closed, {BATCH} at a time (/task-runs and "
-              f"{TAIL_RUN}'s detail in turn), in {cycled:.0f} s ({SESSIONS_CYCLED / cycled:.1f} sessions/s)")
+        print(f"\n{SESSIONS_CYCLED} Bokeh client sessions opened and closed, {BATCH} at a time (/task-runs, "
+              f"{TAIL_RUN}'s detail and /tasks in turn), then {PLAIN_GETS} plain GETs of each, in {cycled:.0f} s")
         names = ("hub subscriptions", "paced sessions", "periodic callbacks", "sessions")
         print("while open, at most: " + ", ".join(f"{n} {name}" for n, name in zip(peak, names)))
         print(f"{back:.1f} s after the last close: " + ", ".join(f"{n} {name}" for n, name in zip(counts(), names))
               + f" (before: {', '.join(map(str, baseline))})")
         print(f"RSS of this process (server and clients): {rss_before / MB:,.0f} MB after the warm-up, at most "
               f"{rss_peak / MB:,.0f} MB with a batch open, {rss_after / MB:,.0f} MB after: growth "
-              f"{growth / MB:+,.1f} MB ({growth / SESSIONS_CYCLED / 1024:+,.0f} kB per session cycled)")
+              f"{growth / MB:+,.1f} MB ({growth / (SESSIONS_CYCLED + 3 * PLAIN_GETS) / 1024:+,.0f} kB per session)")
         print(f"page views in memory when the sessions had ended: {held_at_close or 'none'} (before the cycle: "
               f"{views_before or 'none'}); all of the cycle's freed {released:.1f} s later")
         errors = [record.getMessage() for record in caplog.records if record.levelname in ("ERROR", "CRITICAL")]

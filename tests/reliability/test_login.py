@@ -13,6 +13,7 @@ from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+from playwright.sync_api import Page, expect
 from serving import dashboard_server
 from test_access import (DOWNLOAD, follow, log_in, logged_in, page_token, pull_document, request, settings_file,
                          shows_the_run, wait_for_the_run, write_spool)
@@ -106,3 +107,29 @@ def test_a_user_removed_from_the_users_file_loses_access_on_the_next_session(log
         print("alice keeps access; bob cannot log in again")
     finally:
         users_file.write_text(json.dumps(users), encoding="utf-8")
+
+
+def test_the_login_and_logout_pages_ask_nothing_of_another_host(login_server, page: Page):
+    server, users, _ = login_server
+    own = urlsplit(server.url).netloc
+    elsewhere: list[str] = []
+
+    def only_own(route):
+        if urlsplit(route.request.url).netloc == own or route.request.url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_own)
+    page.goto(server.url + "/tasks")
+    page.fill('input[name="username"]', "alice")
+    page.fill('input[name="password"]', users["alice"])
+    page.click('button[type="submit"]')
+    expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live", timeout=60_000)
+    page.goto(server.url + "/logout")
+    expect(page.locator("#logo")).to_be_visible()
+    assert page.evaluate("document.querySelector('#logo').naturalWidth") > 0, "the logo is served by the dashboard"
+    page.wait_for_load_state("networkidle")
+    print(f"login, /tasks and logout pages: requests for other hosts: {elsewhere or 'none'}")
+    assert elsewhere == []

@@ -15,7 +15,8 @@ from serving import served_in_process
 
 from dashboard.components import live
 from dashboard.pages.run_detail import RunDetailView
-from dashboard.pages.task_runs import SLIDE_SECONDS, TaskRunsView
+from dashboard.components.runs_grid import RunsGrid
+from dashboard.pages.task_runs import SLIDE_SECONDS
 from dashboard.spool import SpoolWriter
 
 #: Well before any periodic refresh (the runs grid's is SLIDE_SECONDS).
@@ -51,7 +52,7 @@ def test_a_run_started_while_the_runs_page_is_built_appears_on_it(tmp_path, page
     writer.status("r-0", "Fetch_Orders", "SUCCESS", agent="agent-1", exit_code=0)
     with served_in_process(tmp_path / "spool", tmp_path / "index.duckdb") as (url, services):
         published = publish_while_built(
-            monkeypatch, TaskRunsView, services,
+            monkeypatch, RunsGrid, services,
             write=lambda: writer.status("r-1", "Load_Sales", "RUNNING", agent="agent-1"),
             is_it=lambda change: "r-1" in change.runs)
         page.goto(f"{url}/task-runs")

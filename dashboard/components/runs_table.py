@@ -1,0 +1,157 @@
+"""The runs grid: a Tabulator of one page of runs, drawn in the browser from plain values.
+
+The server sends each row as plain fields (task, status, the statuses it reached, seconds
+run so far...). Small JavaScript formatters draw the badges, the lifecycle chain and the
+eye link with `textContent`, so a task name is always text, never HTML. Durations of
+running runs tick in the browser, so a second passing costs the server nothing.
+
+Rows arrive sorted by the query; a header click only tells the server which sort to ask
+DuckDB for.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import panel as pn
+from panel.io.model import JSCode
+
+from dashboard.components.badges import STYLESHEET
+from dashboard.components.resources import resource
+from dashboard.formatting import plain
+from dashboard.statuses import LIFECYCLE, TERMINAL
+from dashboard.store import RESERVED_RUN_IDS
+
+#: Grid field -> the query's sort column, for the sortable columns.
+SORT_COLUMNS = {"task": "task", "grp": "grp", "trigger": "trigger_time", "status": "status",
+                "agent": "agent", "started": "started", "finished": "finished", "duration": "duration"}
+TITLES = {"task": "Task name", "grp": "Group", "trigger": "Trigger Time", "lifecycle": "Lifecycle",
+          "status": "Status", "agent": "Agent", "started": "Started", "finished": "Finished",
+          "duration": "Duration", "logs": "Logs"}
+HIDDEN = ["run_id", "adhoc", "running", "blocked"]
+
+# A long name is cut in its middle: dbt's `model.project.int_orders` differ at their end.
+# The end (after the last `.` or `/`, else the last 12 characters) keeps its place while the
+# start gives way; the whole name is the tooltip.
+TASK_FORMATTER = JSCode(resource("task_name.js").strip())
+
+STATUS_FORMATTER = JSCode(resource("status_badge.js").strip())
+
+# A run that can no longer start (an upstream of its cycle failed) says so after its chain,
+# so a blocked ACTIVE run never reads as one still waiting.
+_LIFECYCLE_FORMATTER = JSCode(resource("lifecycle.js", LIFECYCLE=json.dumps(list(LIFECYCLE)),
+                                       TERMINAL=json.dumps(list(TERMINAL))).strip())
+
+# Same wording as dashboard.formatting.human_duration, which the CLI uses.
+_DURATION_FORMATTER = JSCode(resource("duration.js").strip())
+
+
+def _logs_formatter(detail_prefix: str) -> JSCode:
+    return JSCode(resource("eye_link.js", DETAIL_PREFIX=json.dumps(detail_prefix),
+                           RESERVED_RUN_IDS=json.dumps(list(RESERVED_RUN_IDS))).strip())
+
+
+#: The look of TASK_FORMATTER's cells (the tasks table uses both too).
+# The name is a block-level flex box as wide as its cell, so the tail's max width is a share of
+# the cell: as an inline box sized by its own content, that share was circular, and a short
+# name lost its last letters ("Extract_U…") or was pushed right by an empty head.
+TASK_NAME_STYLE = resource("task_name.css")
+
+_GRID_STYLE = STYLESHEET + TASK_NAME_STYLE + resource("runs_grid.css")
+
+
+def _clock(value, day_of=None) -> str:
+    """A UTC timestamp as 'YYYY-MM-DD HH:MM:SS', or only the time when on the day of `day_of`."""
+    value = plain(value)
+    if value is None:
+        return ""
+    value = pd.Timestamp(value)
+    if day_of is not None and plain(day_of) is not None and pd.Timestamp(day_of).date() == value.date():
+        return value.strftime("%H:%M:%S")
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def grid_rows(runs: pd.DataFrame) -> pd.DataFrame:
+    """A page of runs from `queries.runs_page` as the plain fields the grid draws.
+
+    Text columns stay text even when the page is empty: the grid picks each column's
+    formatter from its first value's types, and an empty page of floats would show every
+    later time as NaN (a fresh demo opened before its first run).
+    """
+    running = runs["started"].notna() & runs["finished"].isna()
+
+    def texts(values) -> np.ndarray:
+        return np.array(list(values), dtype=object)
+
+    return pd.DataFrame({
+        "run_id": texts(runs["run_id"]),
+        "task": texts(runs["task"]),
+        "adhoc": runs["adhoc"].fillna(False).astype(bool).to_numpy(),
+        "grp": texts(runs["grp"].fillna("")),
+        "trigger": texts(_clock(t) for t in runs["trigger_time"]),
+        "lifecycle": texts(runs["reached"].fillna("")),
+        "status": texts(runs["status"]),
+        "agent": texts(runs["agent"].fillna("")),
+        "started": texts(_clock(s, t) for s, t in zip(runs["started"], runs["trigger_time"])),
+        "finished": texts(_clock(f, t) for f, t in zip(runs["finished"], runs["trigger_time"])),
+        "duration": runs["duration"].astype(float).to_numpy(),
+        "running": running.astype(bool).to_numpy(),
+        "blocked": texts(runs["blocked"].fillna("") if "blocked" in runs else [""] * len(runs)),
+        "logs": texts(runs["run_id"]),
+    })
+
+
+def same_rows(shown: pd.DataFrame, new: pd.DataFrame) -> bool:
+    """Whether a page would look the same: durations of running runs tick on their own."""
+    if len(shown) != len(new) or not shown["run_id"].equals(new["run_id"]):
+        return False
+    fixed = [column for column in new.columns if column != "duration"]
+    if not shown[fixed].equals(new[fixed]):
+        return False
+    finished = ~new["running"].to_numpy()
+    return np.array_equal(shown["duration"].to_numpy()[finished], new["duration"].to_numpy()[finished],
+                          equal_nan=True)
+
+
+class QuerySortedTabulator(pn.widgets.Tabulator):
+    """A Tabulator whose rows come sorted by the query: the header only picks the sort."""
+
+    def _sort_df(self, df: pd.DataFrame) -> pd.DataFrame:
+        return df
+
+
+def runs_table(detail_prefix: str, sort_field: str, descending: bool) -> QuerySortedTabulator:
+    """An empty grid with the runs columns; `detail_prefix` + run id is a run's detail URL."""
+    empty = grid_rows(pd.DataFrame({column: pd.Series(dtype=object) for column in (
+        "run_id", "task", "adhoc", "grp", "trigger_time", "reached", "status", "agent", "started",
+        "finished", "duration")}))
+    return QuerySortedTabulator(
+        empty,
+        show_index=False,
+        disabled=True,
+        selectable=False,
+        sizing_mode="stretch_width",
+        layout="fit_columns",
+        titles=TITLES,
+        hidden_columns=HIDDEN,
+        formatters={"task": TASK_FORMATTER, "lifecycle": _LIFECYCLE_FORMATTER, "status": STATUS_FORMATTER,
+                    "duration": _DURATION_FORMATTER, "logs": _logs_formatter(detail_prefix)},
+        sortable={"lifecycle": False, "logs": False},
+        sorters=[{"field": sort_field, "dir": "desc" if descending else "asc"}],
+        # Fixed widths that fit each header and value (the chain's longest, TERMINATED reached
+        # through every step, is 305 px), and the task name takes the rest: with percentages
+        # Tabulator left a 27 px empty header column at 1280 px and cut "Finished" and "Duration"
+        # to "Finis…" and "Durat…". A long dotted name keeps its distinguishing end, cut in its
+        # middle; at 1280 px about 150 px are left for it, at 1920 px about 800.
+        widths={"grp": 86, "trigger": 146, "lifecycle": 320, "status": 110, "agent": 80, "started": 88,
+                "finished": 94, "duration": 94, "logs": 56},
+        header_align={"logs": "center"},
+        text_align={"logs": "center", "duration": "right"},
+        # Tabulator keeps the query's order (a sort that finds every pair equal); the header
+        # click still reaches the server as `sorters`, which asks DuckDB for that order.
+        configuration={"columnDefaults": {"sorter": JSCode("() => 0")}},
+        stylesheets=[_GRID_STYLE],
+        theme="simple",
+    )
