@@ -155,12 +155,14 @@ class Index:
                 self._conn.close()
             except duckdb.Error:
                 pass
+            # DuckDB's first words ("Corrupt database file"): its checksums and block are in the log.
+            problem = (self.corruption or "").split(":")[0]
             if self.path is not None and self.path.exists():
                 aside = self._move_aside()
-                self.rebuilt_reason = (f"the index {self.path} was found damaged ({self.corruption}); it was "
+                self.rebuilt_reason = (f"the index {self.path} was found damaged ({problem}); it was "
                                        f"moved to {aside.name} and a new index is built from the spool")
             else:
-                self.rebuilt_reason = f"the index was found damaged ({self.corruption}): built anew from the spool"
+                self.rebuilt_reason = f"the index was found damaged ({problem}): built anew from the spool"
             log.warning(self.rebuilt_reason)
             self.rebuilt_while_running, self.corruption = True, None
             self._open()

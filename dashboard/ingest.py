@@ -480,9 +480,10 @@ class Ingestor:
     def _step(self, paths: Iterable[str] | None) -> bool:
         """One catch-up; False if it failed (the failure is in the health)."""
         try:
-            if self.index.corruption is not None:
+            rebuilding = self.index.corruption is not None
+            if rebuilding:
                 self._rebuild()
-                paths = None
+                paths, started = None, time.monotonic()
             if self._reopen_index:
                 self.index.reopen()
                 # What the failed step committed (to the WAL, before its checkpoint failed) is there.
@@ -490,9 +491,12 @@ class Ingestor:
                 self._reopen_index = False
             # Past the first catch-up, a step reads a bounded part of each file, so the changes of
             # other files wait at most that long.
-            self.catch_up(paths, limit=STEP_FILE_BYTES if self.caught_up.is_set() else None)
+            added = self.catch_up(paths, limit=None if rebuilding or not self.caught_up.is_set() else STEP_FILE_BYTES)
             if paths is None:
                 self.caught_up.set()
+            if rebuilding:
+                log.warning("the rebuilt index caught up with the spool in %.1f s: %s events, %s log lines",
+                            time.monotonic() - started, f"{added['events']:,}", f"{added['log_lines']:,}")
             return True
         except Exception as exc:  # keep following: the next step may succeed
             log.exception("ingest step failed")

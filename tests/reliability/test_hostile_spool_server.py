@@ -132,6 +132,8 @@ def test_an_index_damaged_where_duckdb_still_opens_it_is_noticed_rebuilt_and_sai
             if "was found damaged" in "".join(server.output):
                 break
         note = server.wait_for_output("was found damaged", timeout=60).strip()
+        noticed = time.monotonic() - started
+        rebuilt = server.wait_for_output("the rebuilt index caught up", timeout=120).strip()
         wait_for(lambda: all(shows_its_log(server, run_id, line) for run_id, line in expected.items()),
                  timeout=120, message="every run page showing its log from the rebuilt index")
         recovered = time.monotonic() - started
@@ -140,8 +142,9 @@ def test_an_index_damaged_where_duckdb_still_opens_it_is_noticed_rebuilt_and_sai
         expect(notice).to_contain_text("The index was rebuilt while the server ran", timeout=30_000)
         expect(page.get_by_text("of 300 runs")).to_be_visible(timeout=30_000)
         expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live")
-        print(f"\n256 KiB of random bytes over the index's log text: {len(failed)} of {len(expected)} "
-              f"run pages failed before the rebuild; every run page whole again {recovered:.1f} s after the first; "
+        print(f"\n256 KiB of random bytes over the index's log text: noticed {noticed:.1f} s after the first run "
+              f"page asked, {len(failed)} of {len(expected)} run pages failed before the rebuild; "
+              f"{rebuilt.split(': ', 1)[-1]!r}; every run page read again whole {recovered:.1f} s after the first; "
               f"the server said {note!r}; the page says {notice.inner_text()!r}")
     except BaseException:
         print("".join(server.output))
