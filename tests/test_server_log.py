@@ -8,6 +8,7 @@ import logging
 import threading
 
 import pytest
+from bokeh.server.connection import ServerConnection
 from tornado.websocket import WebSocketClosedError
 
 from dashboard.server_log import CLOSED_SOCKET_MESSAGE, quiet_closed_connections
@@ -24,7 +25,8 @@ def records():
             seen.append(record)
 
     handler = Keep(level=logging.INFO)
-    loggers = [logging.getLogger(name) for name in ("asyncio", "panel.io.document", "bokeh.server.views.ws")]
+    loggers = [logging.getLogger(name)
+               for name in ("asyncio", "panel.io.document", "bokeh.server.views.ws", "tornado.application")]
     for logger in loggers:
         logger.addHandler(handler)
     yield seen
@@ -56,10 +58,28 @@ def test_a_send_to_a_closed_connection_is_not_a_warning(records):
     assert records == []
 
 
+def test_a_socket_whose_session_the_keep_alive_ping_detached_is_not_an_error(records):
+    # Bokeh's keep-alive ping found the socket closed and detached its session; Tornado then
+    # calls the socket's close handler, which asks the connection for that session.
+    connection = ServerConnection.__new__(ServerConnection)
+    connection._session = None
+    try:
+        connection.session.notify_connection_lost()
+    except AssertionError:
+        logging.getLogger("tornado.application").error("Uncaught exception GET /task-runs/ws (127.0.0.1)",
+                                                       exc_info=True)
+    assert records == []
+
+
 def test_other_problems_are_still_logged(records):
     logging.getLogger("panel.io.document").warning("Failed sending message due to following error: boom")
     try:
         raise ValueError("a real bug")
     except ValueError:
         logging.getLogger("asyncio").error("Task exception was never retrieved", exc_info=True)
-    assert [r.levelname for r in records] == ["WARNING", "ERROR"]
+    try:
+        assert 1 + 1 == 3, "a real assertion of ours"
+    except AssertionError:
+        logging.getLogger("tornado.application").error("Uncaught exception GET /task-runs (127.0.0.1)",
+                                                       exc_info=True)
+    assert [r.levelname for r in records] == ["WARNING", "ERROR", "ERROR"]
