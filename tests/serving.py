@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from helpers import wait_until
 
@@ -177,3 +178,20 @@ def served_component(build):
     finally:
         server.stop()
         server.join(10)
+
+
+def block_other_hosts(page, url: str) -> list[str]:
+    """Let `page` load only from `url`'s host (and data:/blob: URLs); return the list that
+    collects every other address it asked for (each refused)."""
+    own = urlsplit(url).netloc
+    elsewhere: list[str] = []
+
+    def only_own(route):
+        if urlsplit(route.request.url).netloc == own or route.request.url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_own)
+    return elsewhere

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect
-from serving import dashboard_server
+from serving import block_other_hosts, dashboard_server
 from test_access import (DOWNLOAD, follow, log_in, logged_in, page_token, pull_document, request, settings_file,
                          shows_the_run, wait_for_the_run, write_spool)
 
@@ -111,17 +111,7 @@ def test_a_user_removed_from_the_users_file_loses_access_on_the_next_session(log
 
 def test_the_login_and_logout_pages_ask_nothing_of_another_host(login_server, page: Page):
     server, users, _ = login_server
-    own = urlsplit(server.url).netloc
-    elsewhere: list[str] = []
-
-    def only_own(route):
-        if urlsplit(route.request.url).netloc == own or route.request.url.startswith(("data:", "blob:")):
-            route.continue_()
-        else:
-            elsewhere.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", only_own)
+    elsewhere = block_other_hosts(page, server.url)
     page.goto(server.url + "/tasks")
     page.fill('input[name="username"]', "alice")
     page.fill('input[name="password"]', users["alice"])

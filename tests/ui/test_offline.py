@@ -5,12 +5,10 @@ Chromium blocks every request that is not for the dashboard's own server and rec
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import pytest
 from helpers import wait_until
 from playwright.sync_api import Page, expect
-from serving import dashboard_server
+from serving import block_other_hosts, dashboard_server
 
 from dashboard.spool import SpoolWriter
 from test_tasks_page import NODE_DATA
@@ -31,17 +29,7 @@ def served(tmp_path_factory):
 
 
 def test_no_page_loads_anything_from_another_host(served, page: Page):
-    own = urlsplit(served).netloc
-    elsewhere: list[str] = []
-
-    def only_own(route):
-        if urlsplit(route.request.url).netloc == own or route.request.url.startswith(("data:", "blob:")):
-            route.continue_()
-        else:
-            elsewhere.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", only_own)
+    elsewhere = block_other_hosts(page, served)
     errors: list[str] = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     for path in ("/task-runs", "/task-runs/r-1", "/tasks"):
