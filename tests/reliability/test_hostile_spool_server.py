@@ -13,12 +13,13 @@ import urllib.request
 
 import duckdb
 import psutil
+from builders import write_event_spool, write_log_spool
+from helpers import wait_until
 from playwright.sync_api import Page, expect
 from serving import DashboardServer, indexed_lines
 
 from dashboard.index import Index
 from dashboard.spool import SpoolWriter
-from builders import write_event_spool, write_log_spool
 
 MB = 1024 * 1024
 CAUGHT_UP = "index caught up with the spool"
@@ -29,14 +30,6 @@ def peak_rss(pid: int) -> int:
     with open(f"/proc/{pid}/status", encoding="ascii") as status_file:
         status = status_file.read()
     return int(re.search(r"VmHWM:\s+(\d+) kB", status)[1]) * 1024
-
-
-def wait_for(predicate, timeout: float, message: str):
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {message}"
-        time.sleep(0.05)
-    return result
 
 
 def test_48_mb_of_junk_lines_keeps_the_server_small_and_other_runs_flowing(tmp_path):
@@ -57,10 +50,10 @@ def test_48_mb_of_junk_lines_keeps_the_server_small_and_other_runs_flowing(tmp_p
         written = time.monotonic()
         writer.status("r-other", "Send_Email", "RUNNING", agent="agent-2")
         writer.append_log("r-other", "stdout", "still flowing\n")
-        wait_for(lambda: indexed_lines(server, "r-other") == 1, timeout=30, message="the other run's line")
+        wait_until(lambda: indexed_lines(server, "r-other") == 1, timeout=30, message="the other run's line")
         shown = time.monotonic() - written
         # The junk file ends with a good run: once it shows, the whole file was read.
-        wait_for(lambda: indexed_lines(server, "r-after-junk") == 1, timeout=120, message="the junk file read")
+        wait_until(lambda: indexed_lines(server, "r-after-junk") == 1, timeout=120, message="the junk file read")
         read_all = time.monotonic() - written
         peak, after = peak_rss(process.pid), process.memory_info().rss
         print(f"\n48 MB of 'x' lines: server RSS {before / MB:,.0f} MB before, peak {peak / MB:,.0f} MB, "
@@ -134,7 +127,7 @@ def test_an_index_damaged_where_duckdb_still_opens_it_is_noticed_rebuilt_and_sai
         note = server.wait_for_output("was found damaged", timeout=60).strip()
         noticed = time.monotonic() - started
         rebuilt = server.wait_for_output("the rebuilt index caught up", timeout=120).strip()
-        wait_for(lambda: all(shows_its_log(server, run_id, line) for run_id, line in expected.items()),
+        wait_until(lambda: all(shows_its_log(server, run_id, line) for run_id, line in expected.items()),
                  timeout=120, message="every run page showing its log from the rebuilt index")
         recovered = time.monotonic() - started
         page.goto(f"{server.url}/task-runs?since=7d")
@@ -161,7 +154,7 @@ def test_an_index_disk_full_for_long_recovers_within_seconds_of_space_coming_bac
     server = DashboardServer(tmp_path)
     try:
         server.wait_for_output(CAUGHT_UP, timeout=120)
-        wait_for(lambda: indexed_lines(server, "r-1") == 1, timeout=30, message="the first line")
+        wait_until(lambda: indexed_lines(server, "r-1") == 1, timeout=30, message="the first line")
         files = [tmp_path / "index.duckdb", tmp_path / "index.duckdb.wal"]
         limit = max(path.stat().st_size for path in files if path.exists()) + 64 * 1024
         resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
@@ -171,17 +164,17 @@ def test_an_index_disk_full_for_long_recovers_within_seconds_of_space_coming_bac
             writer.append_log("r-1", "stdout", "".join(f"line {lines + n}: the index disk is full\n"
                                                         for n in range(50_000)))
             lines += 50_000
-            wait_for(lambda: "ingest step failed" in "".join(server.output) or indexed_lines(server, "r-1") == lines,
+            wait_until(lambda: "ingest step failed" in "".join(server.output) or indexed_lines(server, "r-1") == lines,
                      timeout=60, message="the chunk indexed or a failed step")
         full_since = time.monotonic()
         # The disk stays full while the retries back off: 2, 4, 8, 16 s took them to the 30 s
         # rescan period before, so space coming back then waited up to 30 s more.
-        wait_for(lambda: "".join(server.output).count("ingest step failed") >= 6, timeout=120,
+        wait_until(lambda: "".join(server.output).count("ingest step failed") >= 6, timeout=120,
                  message="six failed steps")
         full_for = time.monotonic() - full_since
         resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
         space_back = time.monotonic()
-        wait_for(lambda: indexed_lines(server, "r-1") == lines, timeout=60, message="every line indexed")
+        wait_until(lambda: indexed_lines(server, "r-1") == lines, timeout=60, message="every line indexed")
         recovered = time.monotonic() - space_back
         print(f"\nthe index disk full for {full_for:.0f} s (6 failed steps): all {lines:,} lines indexed "
               f"{recovered:.1f} s after space came back")
