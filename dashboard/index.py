@@ -72,6 +72,7 @@ class _Cursor:
 
     def __init__(self, index: Index, cursor: duckdb.DuckDBPyConnection):
         self._index, self._cursor = index, cursor
+        self._generation = index.generation  # the file this cursor reads (a rebuild starts another)
 
     def __getattr__(self, name):
         return getattr(self._cursor, name)
@@ -81,7 +82,7 @@ class _Cursor:
 
     def __exit__(self, kind, exc, traceback) -> None:
         if is_corruption(exc):
-            self._index.noticed_corruption(exc)
+            self._index.noticed_corruption(exc, self._generation)
         self._cursor.close()
 
 
@@ -95,6 +96,8 @@ class Index:
         #: A statement met a damaged block: what DuckDB said, until the index is rebuilt.
         self.corruption: str | None = None
         self.rebuilt_while_running = False
+        #: Raised by each rebuild: a damaged block met by a query that began before it is old news.
+        self.generation = 0
         self._private_dir: str | None = None
         self.path = self.requested_path
         #: The index file did not exist: everything in the spool is read into a new one.
@@ -136,7 +139,11 @@ class Index:
                 pass
             self._open()
 
-    def noticed_corruption(self, exc: BaseException) -> None:
+    def noticed_corruption(self, exc: BaseException, generation: int | None = None) -> None:
+        """A statement met a damaged block (of the current file, unless `generation` says an
+        earlier one, which a rebuild has already moved aside)."""
+        if generation is not None and generation != self.generation:
+            return
         if self.corruption is None:
             self.corruption = str(exc).strip().splitlines()[0][:300]
             log.warning("the index %s is damaged: %s", self.path, self.corruption)
@@ -165,6 +172,7 @@ class Index:
                 self.rebuilt_reason = f"the index was found damaged ({problem}): built anew from the spool"
             log.warning(self.rebuilt_reason)
             self.rebuilt_while_running, self.corruption = True, None
+            self.generation += 1
             self._open()
             self.version += 1
 

@@ -12,10 +12,12 @@ def browser_type_launch_args(browser_type_launch_args):
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """The planned runs of tests/builders.py ingested into a real index: the index, the plan of its
-    runs, the spool, and the "now" every query is asked at."""
+    runs, the spool, and the "now" every query is asked at. Once a module: a query asked without a
+    `now` is relative to the clock, and the plan's margins are minutes wide, while a full run of the
+    suite puts half an hour of browser tests between two query modules."""
     from builders import planned_world
 
     world = planned_world(tmp_path_factory.mktemp("queries"))

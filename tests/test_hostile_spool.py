@@ -250,6 +250,25 @@ def test_a_damaged_block_met_by_a_query_has_the_index_moved_aside_and_rebuilt(tm
         index.close()
 
 
+def test_a_query_that_met_the_damage_before_the_rebuild_does_not_start_another(tmp_path):
+    spool, counts = indexed_spool(tmp_path)
+    damage_a_block(tmp_path / "index.duckdb", "log_text", "text")
+    index = Index(tmp_path / "index.duckdb")
+    try:
+        slow_reader = index.cursor()  # a page's query still running on the damaged file
+        with pytest.raises(duckdb.Error, match="Corrupt database file") as damage:
+            with index.cursor() as cur:
+                cur.execute("SELECT max(text) FROM log_lines").fetchall()
+        index.rebuild()
+        assert index.corruption is None
+        slow_reader.__exit__(type(damage.value), damage.value, None)  # it fails after the rebuild
+        assert index.corruption is None, "a second rebuild would cut off the pages reading the new file"
+        index.noticed_corruption(damage.value, index.generation)  # the new file's own damage is news
+        assert index.corruption is not None
+    finally:
+        index.close()
+
+
 def test_a_damaged_block_no_page_reads_is_found_by_the_periodic_check(tmp_path):
     spool, counts = indexed_spool(tmp_path)
     damage_a_block(tmp_path / "index.duckdb", "transitions", "message")

@@ -134,7 +134,7 @@ def test_an_index_damaged_where_duckdb_still_opens_it_is_noticed_rebuilt_and_sai
         notice = page.locator(".notyf__message")
         expect(notice).to_contain_text("The index was rebuilt while the server ran", timeout=30_000)
         expect(page.get_by_text("of 300 runs")).to_be_visible(timeout=30_000)
-        expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live")
+        expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live", timeout=30_000)
         print(f"\n256 KiB of random bytes over the index's log text: noticed {noticed:.1f} s after the first run "
               f"page asked, {len(failed)} of {len(expected)} run pages failed before the rebuild; "
               f"{rebuilt.split(': ', 1)[-1]!r}; every run page read again whole {recovered:.1f} s after the first; "
