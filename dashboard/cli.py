@@ -212,6 +212,39 @@ def cmd_failures(args) -> int:
     return 0
 
 
+def cmd_search(args) -> int:
+    from . import queries
+    from .formatting import iso_utc
+
+    try:
+        run_filter = _run_filter(args)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    index, _ = _open_index(args)
+    try:
+        found = queries.fleet_search(index, args.text, run_filter, regex=args.regex, limit=args.limit)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        index.close()
+    records = [{
+        "run_id": r.run_id, "task": r.task, "status": r.status, "trigger_time": iso_utc(r.trigger_time),
+        "stdout_matches": int(r.stdout_matches), "stderr_matches": int(r.stderr_matches),
+        "first_match": {"stream": r.first_stream, "line": int(r.first_line), "text": r.first_text},
+    } for r in found.itertuples()]
+    if args.json:
+        print(json.dumps(records, indent=1))
+        return 0
+    for r in records:
+        first = r["first_match"]
+        print(f"{escaped(r['run_id'])}  {escaped(r['task'])}  {r['status']}  "
+              f"{r['stdout_matches']:,} stdout + {r['stderr_matches']:,} stderr lines\n"
+              f"    {first['stream']}:{first['line']}  {escaped(first['text'][:200])}")
+    print(f"{len(records):,} runs with matching lines" + (" (the newest; --limit for more)"
+                                                          if len(records) == args.limit else ""), file=sys.stderr)
+    return 0
+
+
 def _run_filter(args):
     """The runs filter the command line asks for (--status, --task, --since, --group)."""
     from . import queries
@@ -369,6 +402,18 @@ def parser() -> argparse.ArgumentParser:
 
     errors = command("errors", cmd_errors, "list ingest errors: bad spool lines and files")
     errors.add_argument("--limit", type=int, default=1000)
+
+    search = command("search", cmd_search, "which runs printed this text: matching runs, newest first, "
+                     "with their matching line counts and first matching line")
+    search.add_argument("text", help="literal text, any case (or a regular expression with --regex)")
+    search.add_argument("--regex", action="store_true", help="TEXT is a regular expression (RE2, case-sensitive)")
+    search.add_argument("--status", action="append", choices=STATUSES, type=str.upper, metavar="STATUS",
+                        help=f"only this status (repeatable): {', '.join(STATUSES)}")
+    search.add_argument("--task", help="only tasks whose name contains this text")
+    search.add_argument("--group", help="only this group")
+    search.add_argument("--since", help="only runs triggered within this range, e.g. 6h, 3d")
+    search.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
+    search.add_argument("--json", action="store_true", help="print one JSON array")
 
     failures = command("failures", cmd_failures, "group failed and terminated runs by the signature of their "
                        "last error line (numbers, ids, paths, times and quoted values masked)")
