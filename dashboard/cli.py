@@ -245,6 +245,50 @@ def cmd_search(args) -> int:
     return 0
 
 
+def cmd_why(args) -> int:
+    from . import queries
+    from .blocking import cycle_of
+    from .formatting import clock
+
+    try:
+        validate_run_id(args.run_id)
+    except SpoolError as exc:
+        raise CommandError(str(exc)) from None
+    index, _ = _open_index(args)
+    try:
+        run = queries.run(index, args.run_id)
+        found = cycle_of(index, args.run_id)
+    finally:
+        index.close()
+    if run is None:
+        raise CommandError(f"no run {args.run_id!r} in the index")
+    if found is None:
+        print(f"{escaped(args.run_id)} ({escaped(run['task'])}, {run['status']}) is not blocked and blocks nothing")
+        return 0
+    cycle, task = found
+
+    def describe(step) -> str:
+        when = "never started" if step.started is None else f"started {clock(step.started)}"
+        if step.finished is not None and step.status in ("FAILED", "TERMINATED"):
+            when += f", {step.status.lower()} {clock(step.finished)}"
+        message = f'  "{escaped(step.message[:200])}"' if step.message else ""
+        return f"{escaped(step.task)}  {escaped(step.run_id)}  {step.status} ({when}){message}"
+
+    chain = cycle.chain(task)
+    for n, step in enumerate(chain):
+        print(("  ← " if n else "") + describe(step))
+    blocked = cycle.blocked(task)
+    root = chain[-1]
+    if blocked is None:
+        print(f"it failed on its own: it blocks {cycle.blocks(task):,} runs of its cycle "
+              f"(triggered {clock(run['trigger_time'])})")
+    else:
+        others = [r.task for r in blocked.roots[1:]]
+        print(f"root cause: {escaped(root.task)} ({escaped(root.run_id)}), which blocks {cycle.blocks(root.task):,} "
+              "runs of this cycle" + (f"; also held by {escaped(', '.join(others))}" if others else ""))
+    return 0
+
+
 def _run_filter(args):
     """The runs filter the command line asks for (--status, --task, --since, --group)."""
     from . import queries
@@ -414,6 +458,10 @@ def parser() -> argparse.ArgumentParser:
     search.add_argument("--since", help="only runs triggered within this range, e.g. 6h, 3d")
     search.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
     search.add_argument("--json", action="store_true", help="print one JSON array")
+
+    why = command("why", cmd_why, "why a run can no longer start: the chain up to its root cause, "
+                  "and how many runs that cause blocks")
+    why.add_argument("run_id")
 
     failures = command("failures", cmd_failures, "group failed and terminated runs by the signature of their "
                        "last error line (numbers, ids, paths, times and quoted values masked)")
