@@ -293,18 +293,19 @@ def cmd_terminate(args) -> int:
 
 
 def cmd_receive(args) -> int:
-    from .receiver import MAX_BODY_BYTES, ReceiverError, read_token, serve
+    from .receiver import MAX_BODY_BYTES, ReceiverError, read_token, serve, tls_context
 
     config = load_config(args.config).with_overrides(spool=args.spool)
     try:
         token = read_token(args.token_file)
+        tls = tls_context(args.certfile, args.keyfile)
     except ReceiverError as exc:
         raise CommandError(str(exc)) from None
     max_body_bytes = MAX_BODY_BYTES if args.max_body_bytes is None else args.max_body_bytes
     if max_body_bytes < 1024:
         raise CommandError("--max-body-bytes must be at least 1024")
     try:
-        serve(config.spool, args.port, args.address, token, max_body_bytes)
+        serve(config.spool, args.port, args.address, token, max_body_bytes, tls)
     except OSError as exc:  # the port is taken, the address is not this machine's, the spool is not writable
         raise CommandError(f"cannot receive: {exc.strerror or exc}") from None
     return 0
@@ -371,6 +372,9 @@ def parser() -> argparse.ArgumentParser:
                          "(default: $TASKDASH_RECEIVE_TOKEN)")
     receive.add_argument("--max-body-bytes", type=int, help="largest request body, as sent and decompressed "
                          "(default 4 MiB)")
+    receive.add_argument("--certfile", help="serve HTTPS with this certificate chain (PEM): the token then never "
+                         "crosses the network in clear")
+    receive.add_argument("--keyfile", help="the certificate's private key (PEM), if not in --certfile")
     return root
 
 

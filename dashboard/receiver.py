@@ -17,6 +17,7 @@ import asyncio
 import hmac
 import os
 import signal
+import ssl
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -228,20 +229,36 @@ class _Receive(_JsonErrors):
         self.finish({"appended": len(lines)})
 
 
-def serve(spool: str | Path, port: int, address: str, token: str, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+def tls_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | None:
+    """The server's TLS settings from a certificate chain (PEM) and its key, or None for plain HTTP."""
+    if certfile is None:
+        if keyfile is not None:
+            raise ReceiverError("--keyfile needs --certfile")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ReceiverError(f"cannot use the certificate {certfile}" + (f" and key {keyfile}" if keyfile else "")
+                            + f": {exc.strerror or exc}") from None
+    return context
+
+
+def serve(spool: str | Path, port: int, address: str, token: str, max_body_bytes: int = MAX_BODY_BYTES,
+          tls: ssl.SSLContext | None = None) -> None:
     """Run the receiver until SIGINT or SIGTERM; print where it listens once it does."""
     receiver = Receiver(spool, token, max_body_bytes)
 
     async def main() -> None:
         # The server's own limit is far above ours: our handler answers 413 itself (tornado's
         # would be a bare 400), reading nothing of a body it refuses.
-        server = tornado.httpserver.HTTPServer(receiver.application(), max_body_size=1 << 62,
+        server = tornado.httpserver.HTTPServer(receiver.application(), max_body_size=1 << 62, ssl_options=tls,
                                                idle_connection_timeout=IDLE_SECONDS, body_timeout=IDLE_SECONDS)
         sockets = tornado.netutil.bind_sockets(port, address)
         server.add_sockets(sockets)
         host, bound = sockets[0].getsockname()[:2]
         host = f"[{host}]" if ":" in host else host
-        print(f"taskdash receive: http://{host}:{bound}{LINEAGE_PATH} (OpenLineage) and {EVENTS_PATH} (event "
+        print(f"taskdash receive: {'https' if tls else 'http'}://{host}:{bound}{LINEAGE_PATH} (OpenLineage) and {EVENTS_PATH} (event "
               f"lines), appending to {receiver.writer.events_path}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -214,7 +214,7 @@ class ReceiverProcess:
             env={**os.environ, "TASKDASH_RECEIVE_TOKEN": token})
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        started = wait_until(lambda: next((re.search(r"(http://\S+)/api/v1/lineage .* appending to (\S+)", line)
+        started = wait_until(lambda: next((re.search(r"(https?://\S+)/api/v1/lineage .* appending to (\S+)", line)
                                            for line in list(self.output) if "appending to" in line), None)
                              or self.process.poll() is not None, timeout=60, message="the receiver to listen")
         if started is True:

@@ -25,6 +25,7 @@ from openlineage.client.serde import Serde
 from serving import RECEIVE_TOKEN, ReceiverProcess, receiving
 from test_openlineage import BAD_OPENLINEAGE_LINES, LOGICAL_DATE, NAMESPACE, T0, dag_run_event, task_event
 
+from dashboard.cli import main
 from dashboard.spool import format_timestamp
 
 #: The shared receiver's body limit: small, so the 413 tests send little.
@@ -252,18 +253,20 @@ def test_a_line_answered_2xx_survives_sigkill_of_the_receiver(tmp_path):
     assert oct(os.stat(receiver.events_path).st_mode & 0o777) == "0o644"
 
 
-@pytest.mark.parametrize("environment, extra, message", [
-    ({}, [], "no token: set $TASKDASH_RECEIVE_TOKEN or give --token-file"),
-    ({"TASKDASH_RECEIVE_TOKEN": "short"}, [], "at least 16 printable ASCII characters"),
-    ({"TASKDASH_RECEIVE_TOKEN": RECEIVE_TOKEN}, ["--token-file", "/nonexistent/token"],
-     "cannot read the token file /nonexistent/token"),
+@pytest.mark.parametrize("token, extra, message", [
+    (None, [], "no token: set $TASKDASH_RECEIVE_TOKEN or give --token-file"),
+    ("short", [], "at least 16 printable ASCII characters"),
+    (RECEIVE_TOKEN, ["--token-file", "/nonexistent/token"], "cannot read the token file /nonexistent/token"),
+    (RECEIVE_TOKEN, ["--keyfile", "key.pem"], "--keyfile needs --certfile"),
+    (RECEIVE_TOKEN, ["--certfile", "/nonexistent/cert.pem"], "cannot use the certificate /nonexistent/cert.pem"),
 ])
-def test_the_receiver_refuses_to_start_without_a_usable_token(tmp_path, environment, extra, message):
-    env = {k: v for k, v in os.environ.items() if k != "TASKDASH_RECEIVE_TOKEN"} | environment
-    result = subprocess.run([sys.executable, "-m", "dashboard.cli", "receive", "--spool", str(tmp_path / "spool"),
-                             "--port", "0", *extra], capture_output=True, text=True, timeout=60, env=env)
-    assert result.returncode == 1
-    assert message in result.stderr
+def test_the_receiver_refuses_to_start_without_a_usable_token_or_certificate(tmp_path, monkeypatch, capsys, token,
+                                                                              extra, message):
+    monkeypatch.delenv("TASKDASH_RECEIVE_TOKEN", raising=False)
+    if token:
+        monkeypatch.setenv("TASKDASH_RECEIVE_TOKEN", token)
+    assert main(["receive", "--spool", str(tmp_path / "spool"), "--port", "0", *extra]) == 1
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "spool").exists(), "nothing is created before the receiver can start"
 
 
@@ -274,3 +277,20 @@ def test_the_token_file_wins_and_the_receiver_listens_on_loopback_by_default(tmp
         assert urlsplit(receiver.url).hostname == "127.0.0.1"
         assert post(receiver, "/api/v1/events", status_line("r-file")).status_code == 401
         assert post(receiver, "/api/v1/events", status_line("r-file"), token="from-the-file-0123456789").status_code == 200
+
+
+def test_over_https_the_openlineage_client_sends_with_its_ca_bundle(tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    with receiving(tmp_path / "spool", "--certfile", str(cert), "--keyfile", str(key)) as receiver:
+        assert receiver.url.startswith("https://127.0.0.1:")
+        run_id = str(uuid.uuid4())
+        openlineage_client(receiver, sslContext={"caCertPath": str(cert)}).emit(
+            dag_run_event(RunState.START, run_id, 0, LOGICAL_DATE))
+        assert json.loads(receiver.events_path.read_bytes())["run"]["runId"] == run_id
+        with pytest.raises(requests.ConnectionError):  # plain HTTP: no answer, the token never read
+            requests.post(receiver.url.replace("https", "http") + "/api/v1/events", data=status_line("r-plain"),
+                          headers={"Authorization": f"Bearer {RECEIVE_TOKEN}"}, timeout=30)
+        assert receiver.events_path.read_bytes().count(b"\n") == 1
