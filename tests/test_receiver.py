@@ -120,6 +120,32 @@ def test_our_own_event_lines_over_plain_http_with_crlf_blank_lines_and_gzip(rece
     assert (run["status"], run["group"], run["agent"], run["exit_code"]) == ("SUCCESS", "remote", "host-2", 0)
 
 
+#: A producer configured only by its environment or its openlineage.yml, as dbt-ol is: the
+#: client's default configuration, in a process of its own (the client writes os.environ).
+DEFAULT_CLIENT = """
+import sys, uuid
+from openlineage.client import OpenLineageClient
+from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
+OpenLineageClient().emit(RunEvent(eventType=RunState.START, eventTime=sys.argv[1], producer="https://example.com/dbt",
+                                  run=Run(runId=str(uuid.uuid4())), job=Job(namespace="dbt", name=sys.argv[2])))
+"""
+
+
+def test_a_producer_set_up_by_openlineage_url_and_api_key_or_openlineage_yml_as_dbt_ol_is(receiver, tmp_path):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINEAGE")}
+    by_environment = clean | {"OPENLINEAGE_URL": receiver.url, "OPENLINEAGE_API_KEY": RECEIVE_TOKEN}
+    (tmp_path / "openlineage.yml").write_text(
+        f"transport:\n  type: http\n  url: {receiver.url}\n  auth:\n    type: api_key\n    apiKey: {RECEIVE_TOKEN}\n"
+        "  compression: gzip\n")
+    before = len(spool_bytes(receiver))
+    for name, env in (("model.by_environment", by_environment), ("model.by_yml", clean)):
+        subprocess.run([sys.executable, "-c", DEFAULT_CLIENT, format_timestamp(T0), name], env=env, cwd=tmp_path,
+                       check=True, capture_output=True, timeout=120)
+    received = [json.loads(line) for line in spool_bytes(receiver)[before:].splitlines()]
+    assert [(e["eventType"], e["job"]["name"]) for e in received] == [
+        ("START", "model.by_environment"), ("START", "model.by_yml")]
+
+
 @pytest.mark.parametrize("header", [None, "Bearer wrong-token-0123456789abcdef", f"Basic {RECEIVE_TOKEN}",
                                     f"Bearer {RECEIVE_TOKEN[:-1]}", f"Bearer {RECEIVE_TOKEN}x", "Bearer",
                                     f"Bearer {RECEIVE_TOKEN}\u00e9"])
