@@ -203,13 +203,14 @@ RECEIVE_TOKEN = "test-token-" + "0123456789abcdef"
 
 class ReceiverProcess:
     """A `taskdash receive` subprocess on a free port of 127.0.0.1, appending to `spool`; its output
-    is kept for failure reports. `url` is its base address, `events_path` the file it appends to."""
+    is kept for failure reports. `url` is its base address, `events_path` the file it appends to.
+    `prefix` runs it under another command (`prlimit`, say)."""
 
-    def __init__(self, spool: Path, *extra: str, token: str = RECEIVE_TOKEN):
+    def __init__(self, spool: Path, *extra: str, token: str = RECEIVE_TOKEN, prefix: tuple[str, ...] = ()):
         self.spool = spool
         self.output: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "dashboard.cli", "receive", "--spool", str(spool), "--port", "0", *extra],
+            [*prefix, sys.executable, "-m", "dashboard.cli", "receive", "--spool", str(spool), "--port", "0", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
             env={**os.environ, "TASKDASH_RECEIVE_TOKEN": token})
         self._reader = threading.Thread(target=self._read, daemon=True)

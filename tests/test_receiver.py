@@ -279,6 +279,21 @@ def test_a_line_answered_2xx_survives_sigkill_of_the_receiver(tmp_path):
     assert oct(os.stat(receiver.events_path).st_mode & 0o777) == "0o644"
 
 
+def test_a_full_disk_answers_503_and_leaves_no_part_of_the_request(tmp_path):
+    # A file size limit (RLIMIT_FSIZE) fails a write past it as a full disk does (EFBIG), without root.
+    first = status_line("r-fits", message="a" * 500)
+    receiver = ReceiverProcess(tmp_path / "spool", prefix=("prlimit", f"--fsize={len(first) + 1 + 1000}:"))
+    try:
+        assert post(receiver, "/api/v1/events", first).status_code == 200
+        answer = post(receiver, "/api/v1/events", b"\n".join([status_line("r-over-1", message="b" * 500)] * 3))
+        assert answer.status_code == 503 and "nothing of this request was appended" in answer.json()["error"]
+        assert receiver.events_path.read_bytes() == first + b"\n", "the part that fitted was taken back"
+        assert post(receiver, "/api/v1/events", status_line("r-fits-too")).status_code == 200
+    finally:
+        receiver.stop()
+    assert receiver.events_path.read_bytes() == first + b"\n" + status_line("r-fits-too") + b"\n"
+
+
 @pytest.mark.parametrize("token, extra, message", [
     (None, [], "no token: set $TASKDASH_RECEIVE_TOKEN or give --token-file"),
     ("short", [], "at least 16 printable ASCII characters"),
