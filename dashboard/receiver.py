@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import os
+import re
 import signal
 import ssl
 import zlib
@@ -77,8 +78,11 @@ def checked_lines(body: bytes, lineage: bool) -> list[bytes]:
         # One JSON document (OpenLineage's transport sends one event a request). Checked whole first:
         # in strict JSON a raw CR or LF can only be whitespace between tokens, so it then becomes a
         # space and the event one line.
-        _check(body.strip(), "the body")
-        return [_check(body.strip().replace(b"\r", b" ").replace(b"\n", b" "), "the body")]
+        body = body.strip()
+        one_line = body.replace(b"\r", b" ").replace(b"\n", b" ")
+        if one_line != body:
+            _check(body, "the body")
+        return [_check(one_line, "the body")]
     lines = []
     for number, raw in enumerate(body.split(b"\n"), 1):
         raw = raw.removesuffix(b"\r")
@@ -111,7 +115,7 @@ def gunzip(body: bytes, limit: int) -> bytes:
     if len(data) > limit or inflater.unconsumed_tail:
         raise TooLarge(f"the body decompresses to over {limit:,} bytes")
     if not inflater.eof:
-        raise BadRequest("the body is not valid gzip: it ends before its end")
+        raise BadRequest("the body is not valid gzip: it is cut short")
     return data
 
 
@@ -198,7 +202,9 @@ class _Receive(_JsonErrors):
         if encoding not in ("identity", "gzip"):
             return self.refuse(415, f"unsupported Content-Encoding {encoding[:40]!r}: send gzip or nothing")
         length = self.request.headers.get("Content-Length")
-        if length is not None and (not length.strip().isdigit() or int(length) > self.receiver.max_body_bytes):
+        if length is not None and not re.fullmatch(r"[0-9]{1,20}", length.strip()):  # str.isdigit takes "²"
+            return self.refuse(400, "Content-Length is not a number of bytes")
+        if length is not None and int(length) > self.receiver.max_body_bytes:
             return self.refuse(413, f"the body is over {self.receiver.max_body_bytes:,} bytes")
 
     def data_received(self, chunk: bytes) -> None:
