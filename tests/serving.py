@@ -106,8 +106,8 @@ class DashboardServer:
 
 
 @contextmanager
-def dashboard_server(tmp_path: Path, *extra: str):
-    server = DashboardServer(tmp_path, *extra)
+def dashboard_server(tmp_path: Path, *extra: str, **options):
+    server = DashboardServer(tmp_path, *extra, **options)
     try:
         yield server
     except BaseException:

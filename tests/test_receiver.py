@@ -22,7 +22,8 @@ from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import RunState
 from openlineage.client.facet_v2 import error_message_run
 from openlineage.client.serde import Serde
-from serving import RECEIVE_TOKEN, ReceiverProcess, receiving
+from helpers import wait_until
+from serving import RECEIVE_TOKEN, ReceiverProcess, dashboard_server, indexed_lines, receiving
 from test_openlineage import BAD_OPENLINEAGE_LINES, LOGICAL_DATE, NAMESPACE, T0, dag_run_event, task_event
 
 from dashboard.cli import main
@@ -99,6 +100,15 @@ def test_openlineage_clients_http_transport_lands_in_the_spool_and_shows_as_runs
     assert (load["task"], load["group"], load["status"], load["agent"], load["message"]) == (
         "billing.load", NAMESPACE, "FAILED", "Airflow 3.1.0", "ZeroDivisionError: division by zero")
     assert (runs[ids["extract"]]["status"], runs[dag]["status"]) == ("SUCCESS", "FAILED")
+
+
+def test_a_running_dashboard_server_shows_a_received_run_live(receiver, tmp_path):
+    run_id = str(uuid.uuid4())
+    with dashboard_server(tmp_path, spool=receiver.spool) as server:
+        server.wait_for_output("index caught up with the spool")
+        openlineage_client(receiver).emit(dag_run_event(RunState.START, run_id, 0, LOGICAL_DATE))
+        # The log download answers for a run the server's index holds (0 lines: OpenLineage sends none).
+        wait_until(lambda: indexed_lines(server, run_id) == 0, timeout=60, message="the server to index the run")
 
 
 def test_our_own_event_lines_over_plain_http_with_crlf_blank_lines_and_gzip(receiver, tmp_path):
