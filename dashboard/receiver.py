@@ -26,6 +26,7 @@ from pathlib import Path
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
+from tornado.log import access_log
 
 from . import bad_lines
 from .spool import SpoolError, SpoolWriter, decode_event_lines, events_dir
@@ -138,7 +139,7 @@ class Receiver:
     def application(self) -> tornado.web.Application:
         routes = [(LINEAGE_PATH, _Receive, {"receiver": self, "lineage": True}),
                   (EVENTS_PATH, _Receive, {"receiver": self, "lineage": False})]
-        return tornado.web.Application(routes, default_handler_class=_NotFound)
+        return tornado.web.Application(routes, default_handler_class=_NotFound, log_function=_log_request)
 
     def authorized(self, header: str | None) -> bool:
         """Whether an Authorization header carries the token (compared in constant time)."""
@@ -152,6 +153,15 @@ class Receiver:
     def close(self) -> None:
         self._write_thread.shutdown(wait=True)
         self.writer.close()
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    """Tornado's access log line, plus why a request was refused: the operator sees what the sender saw."""
+    status = handler.get_status()
+    refusal = getattr(handler, "refusal", None)
+    (access_log.info if status < 400 else access_log.warning)(
+        "%d %s %.1f ms%s", status, handler._request_summary(), 1000 * handler.request.request_time(),
+        f": {refusal}" if refusal and status != 401 else "")
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -175,6 +185,7 @@ class _JsonErrors(tornado.web.RequestHandler):
         if status == 401:
             self.set_header("WWW-Authenticate", 'Bearer realm="taskdash"')
         self.set_status(status)
+        self.refusal = message
         self.finish({"error": message})
 
 

@@ -248,6 +248,8 @@ def test_one_bad_line_refuses_its_whole_request(receiver):
     body = b"\n".join([status_line("r-good-1"), status_line("r-good-2", status="DONE"), status_line("r-good-3")])
     answer = post(receiver, "/api/v1/events", body)
     assert answer.status_code == 400 and answer.json()["error"].startswith("line 2: unknown status 'DONE'")
+    wait_until(lambda: any("400 POST /api/v1/events (127.0.0.1)" in line and "line 2: unknown status 'DONE'" in line
+                           for line in receiver.output), timeout=10, message="the refusal in the receiver's log")
     answer = post(receiver, "/api/v1/events", b"\x1f\x8b not gzip", **{"Content-Encoding": "gzip"})
     assert answer.status_code == 400 and "not valid gzip" in answer.json()["error"]
     answer = post(receiver, "/api/v1/events", gzip.compress(body)[:-8], **{"Content-Encoding": "gzip"})
