@@ -156,6 +156,17 @@ def test_a_producer_set_up_by_openlineage_url_and_api_key_or_openlineage_yml_as_
         ("START", "model.by_environment"), ("START", "model.by_yml")]
 
 
+def test_an_indented_openlineage_body_is_appended_as_one_line(receiver):
+    event = json.loads(Serde.to_json(dag_run_event(RunState.START, str(uuid.uuid4()), 0, LOGICAL_DATE)))
+    body = json.dumps(event, indent=2).replace("\n", "\r\n").encode()  # as curl or a debug mode sends it
+    before = len(spool_bytes(receiver))
+    answer = post(receiver, "/api/v1/lineage", body, **{"Content-Type": "application/json"})
+    assert (answer.status_code, answer.json()) == (200, {"appended": 1})
+    added = spool_bytes(receiver)[before:]
+    assert added.count(b"\n") == 1 and added.endswith(b"\n") and b"\r" not in added
+    assert json.loads(added) == event
+
+
 @pytest.mark.parametrize("header", [None, "Bearer wrong-token-0123456789abcdef", f"Basic {RECEIVE_TOKEN}",
                                     f"Bearer {RECEIVE_TOKEN[:-1]}", f"Bearer {RECEIVE_TOKEN}x", "Bearer",
                                     f"Bearer {RECEIVE_TOKEN}\u00e9"])
