@@ -18,11 +18,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from helpers import wait_until
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import RunState
 from openlineage.client.facet_v2 import error_message_run
 from openlineage.client.serde import Serde
-from helpers import wait_until
 from serving import RECEIVE_TOKEN, ReceiverProcess, dashboard_server, indexed_lines, receiving
 from test_openlineage import BAD_OPENLINEAGE_LINES, LOGICAL_DATE, NAMESPACE, T0, dag_run_event, task_event
 
