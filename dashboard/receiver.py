@@ -274,19 +274,24 @@ def tls_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | N
 def serve(spool: str | Path, port: int, address: str, token: str, max_body_bytes: int = MAX_BODY_BYTES,
           tls: ssl.SSLContext | None = None) -> None:
     """Run the receiver until SIGINT or SIGTERM; print where it listens once it does."""
-    receiver = Receiver(spool, token, max_body_bytes)
+    sockets = tornado.netutil.bind_sockets(port, address)  # a port taken leaves nothing in the spool
+    try:
+        receiver = Receiver(spool, token, max_body_bytes)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
 
     async def main() -> None:
         # The server's own limit is far above ours: our handler answers 413 itself (tornado's
         # would be a bare 400), reading nothing of a body it refuses.
         server = tornado.httpserver.HTTPServer(receiver.application(), max_body_size=1 << 62, ssl_options=tls,
                                                idle_connection_timeout=IDLE_SECONDS, body_timeout=IDLE_SECONDS)
-        sockets = tornado.netutil.bind_sockets(port, address)
         server.add_sockets(sockets)
         host, bound = sockets[0].getsockname()[:2]
-        host = f"[{host}]" if ":" in host else host
-        print(f"taskdash receive: {'https' if tls else 'http'}://{host}:{bound}{LINEAGE_PATH} (OpenLineage) and {EVENTS_PATH} (event "
-              f"lines), appending to {receiver.writer.events_path}", flush=True)
+        base = f"{'https' if tls else 'http'}://{f'[{host}]' if ':' in host else host}:{bound}"
+        print(f"taskdash receive: {base}{LINEAGE_PATH} (OpenLineage) and {EVENTS_PATH} (event lines), "
+              f"appending to {receiver.writer.events_path}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

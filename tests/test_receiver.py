@@ -10,6 +10,7 @@ import gzip
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -343,13 +344,28 @@ def test_the_receiver_refuses_to_start_without_a_usable_token_or_certificate(tmp
     assert not (tmp_path / "spool").exists(), "nothing is created before the receiver can start"
 
 
+def test_a_port_in_use_stops_the_receiver_with_a_message_and_nothing_in_the_spool(tmp_path):
+    # A process of its own: tornado's bind_sockets leaves the socket it could not bind to the
+    # garbage collector (a ResourceWarning here, nothing in a CLI that exits).
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = subprocess.run([sys.executable, "-m", "dashboard.cli", "receive", "--spool", str(tmp_path / "spool"),
+                                 "--port", str(taken.getsockname()[1])], capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "TASKDASH_RECEIVE_TOKEN": RECEIVE_TOKEN})
+    assert result.returncode == 1
+    assert "taskdash: cannot receive: Address already in use" in result.stderr
+    assert not (tmp_path / "spool").exists()
+
+
 def test_the_token_file_wins_and_the_receiver_listens_on_loopback_by_default(tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text("from-the-file-0123456789\n")
     with receiving(tmp_path / "spool", "--token-file", str(token_file)) as receiver:
         assert urlsplit(receiver.url).hostname == "127.0.0.1"
         assert post(receiver, "/api/v1/events", status_line("r-file")).status_code == 401
-        assert post(receiver, "/api/v1/events", status_line("r-file"), token="from-the-file-0123456789").status_code == 200
+        answer = post(receiver, "/api/v1/events", status_line("r-file"), token="from-the-file-0123456789")
+        assert answer.status_code == 200
 
 
 def test_over_https_the_openlineage_client_sends_with_its_ca_bundle(tmp_path):
