@@ -406,6 +406,25 @@ def cmd_terminate(args) -> int:
     return 0
 
 
+def cmd_receive(args) -> int:
+    from .receiver import MAX_BODY_BYTES, ReceiverError, read_token, serve, tls_context
+
+    config = load_config(args.config).with_overrides(spool=args.spool)
+    try:
+        token = read_token(args.token_file)
+        tls = tls_context(args.certfile, args.keyfile)
+    except ReceiverError as exc:
+        raise CommandError(str(exc)) from None
+    max_body_bytes = MAX_BODY_BYTES if args.max_body_bytes is None else args.max_body_bytes
+    if max_body_bytes < 1024:
+        raise CommandError("--max-body-bytes must be at least 1024")
+    try:
+        serve(config.spool, args.port, args.address, token, max_body_bytes, tls)
+    except OSError as exc:  # the port is taken, the address is not this machine's, the spool is not writable
+        raise CommandError(f"cannot receive: {exc.strerror or exc}") from None
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="taskdash", description=__doc__)
     root.add_argument("--config", help="settings file (default: $TASKDASH_CONFIG or ./panel_serve.yaml)")
@@ -485,6 +504,18 @@ def parser() -> argparse.ArgumentParser:
 
     terminate = command("terminate", cmd_terminate, "end a running run's process group", index=False)
     terminate.add_argument("run_id")
+
+    receive = command("receive", cmd_receive, "accept event lines and OpenLineage events over HTTP from other "
+                      "machines, appended to the spool", index=False)
+    receive.add_argument("--port", type=int, default=5007, help="port (default 5007; 0 picks a free one)")
+    receive.add_argument("--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    receive.add_argument("--token-file", help="file holding the bearer token senders present "
+                         "(default: $TASKDASH_RECEIVE_TOKEN)")
+    receive.add_argument("--max-body-bytes", type=int, help="largest request body, as sent and decompressed "
+                         "(default 4 MiB)")
+    receive.add_argument("--certfile", help="serve HTTPS with this certificate chain (PEM): the token then never "
+                         "crosses the network in clear")
+    receive.add_argument("--keyfile", help="the certificate's private key (PEM), if not in --certfile")
     return root
 
 
