@@ -115,6 +115,8 @@ def cmd_runs(args) -> int:
         "finished": iso_utc(r.finished),
         "exit_code": None if plain(r.exit_code) is None else int(r.exit_code),
         "duration_seconds": plain(r.duration), "message": plain(r.message),
+        "blocked": plain(r.blocked), "blocks": int(r.blocks),
+        "expected_finish": iso_utc(r.expected_finish), "late": bool(r.late),
     } for r in runs.itertuples()]
     if args.json:
         print(json.dumps(records, indent=1))
