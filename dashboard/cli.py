@@ -292,6 +292,26 @@ def cmd_terminate(args) -> int:
     return 0
 
 
+def cmd_follow_airflow_logs(args) -> int:
+    from .airflow_logs import AirflowLogFollower
+
+    config = load_config(args.config).with_overrides(spool=args.spool)
+    if not args.logs.is_dir():
+        raise CommandError(f"no Airflow log folder at {args.logs} (give $AIRFLOW_HOME/logs)")
+    follower = AirflowLogFollower(args.logs, config.spool)
+    if args.once:
+        follower.step()
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"following {args.logs} into {config.spool} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    try:
+        follower.follow(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="taskdash", description=__doc__)
     root.add_argument("--config", help="settings file (default: $TASKDASH_CONFIG or ./panel_serve.yaml)")
@@ -344,6 +364,11 @@ def parser() -> argparse.ArgumentParser:
 
     terminate = command("terminate", cmd_terminate, "end a running run's process group", index=False)
     terminate.add_argument("run_id")
+
+    follow = command("follow-airflow-logs", cmd_follow_airflow_logs,
+                     "copy Airflow's task logs (and OpenLineage stack traces) into the runs' logs", index=False)
+    follow.add_argument("--logs", type=Path, required=True, help="Airflow's log folder ($AIRFLOW_HOME/logs)")
+    follow.add_argument("--once", action="store_true", help="copy what is there and stop")
     return root
 
 
