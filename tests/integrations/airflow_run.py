@@ -32,6 +32,7 @@ class AirflowRun:
     namespace: str
     task_instances: list[dict]  # Airflow's metadata: task_id, state, try_number, map_index
     seconds: dict[str, float]  # how long each phase took
+    live: bool                 # transform's first line was in the spool before transform ended
 
 
 def _started(command: list[str], env: dict, log: Path) -> subprocess.Popen:
@@ -51,14 +52,16 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(10)
 
 
-def _dag_run_events(spool: Path) -> list[dict]:
+def _all_events(spool: Path) -> list[dict]:
     events = []
     for path in (spool / "events").glob("*.jsonl"):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            event = json.loads(line)
-            if event.get("job", {}).get("name") == DAG_ID:
-                events.append(event)
+        text = path.read_text(encoding="utf-8")
+        events.extend(json.loads(line) for line in text.split("\n")[:-1] if line)  # whole lines only
     return events
+
+
+def _dag_run_events(spool: Path) -> list[dict]:
+    return [e for e in _all_events(spool) if e.get("job", {}).get("name") == DAG_ID]
 
 
 def run_dag(folder: Path, airflow_bin: Path) -> AirflowRun:
@@ -105,6 +108,17 @@ def run_dag(folder: Path, airflow_bin: Path) -> AirflowRun:
         phase = time.monotonic()
         subprocess.run([airflow, "dags", "trigger", DAG_ID, "--logical-date", logical_date.isoformat()],
                        env=env, check=True, capture_output=True)
+        from dashboard.airflow_logs import task_instance_run_id
+
+        transform = spool / "logs" / task_instance_run_id("airflow-test", DAG_ID, "transform", 1, logical_date) / "stdout.log"
+        wait_until(lambda: transform.exists() and "transform: 120 rows" in transform.read_text(), timeout=240,
+                   interval=0.1, message="transform's first line copied into the spool")
+        seconds["first line of transform copied"] = time.monotonic() - phase
+        logged = next(line for line in transform.read_text().splitlines() if "transform: 120 rows" in line)
+        written = dt.datetime.fromisoformat(logged[1:logged.index("]")].replace("Z", "+00:00"))
+        seconds["that line: Airflow's timestamp to the spool (at most)"] = (
+            dt.datetime.now(dt.timezone.utc) - written).total_seconds()
+        live = not any(e["job"]["name"] == f"{DAG_ID}.transform" and e["eventType"] == "COMPLETE" for e in _all_events(spool))
         wait_until(lambda: any(e["eventType"] in ("COMPLETE", "FAIL") for e in _dag_run_events(spool)),
                    timeout=240, interval=0.5, message="the DAG run's last OpenLineage event")
         seconds["DAG run"] = time.monotonic() - phase
@@ -117,10 +131,9 @@ def run_dag(folder: Path, airflow_bin: Path) -> AirflowRun:
                 [DAG_ID, dag_run_id])]
         # The follower has copied every try's log once the failed try's last line is there.
         failed = [t for t in task_instances if t["state"] == "failed"]
-        from dashboard.airflow_logs import task_instance_run_id
         failed_id = task_instance_run_id("airflow-test", DAG_ID, failed[0]["task_id"], failed[0]["try_number"],
                                          logical_date, failed[0]["map_index"])
         stdout = spool / "logs" / failed_id / "stdout.log"
         wait_until(lambda: stdout.exists() and "emitted OpenLineage `FAIL`" in stdout.read_text(),
                    timeout=60, interval=0.2, message="the follower to copy the failed try's log")
-    return AirflowRun(spool, dag_run_id, logical_date, "airflow-test", task_instances, seconds)
+    return AirflowRun(spool, dag_run_id, logical_date, "airflow-test", task_instances, seconds, live)

@@ -62,7 +62,8 @@ def test_runs_json_agrees_with_airflows_metadata(airflow, tmp_path):
 def test_the_follower_copied_each_tries_log_and_the_stack_trace(airflow):
     logs = {ti["task_id"]: read_log(airflow.spool, run_id_of(airflow, ti), "stdout") for ti in airflow.task_instances}
     assert "INFO task.stdout - extract: fetched batch 2 of 3" in logs["extract"]
-    assert "transform: 120 rows" in logs["transform"]
+    assert "transform: 120 rows" in logs["transform"] and "transform: done" in logs["transform"]
+    assert airflow.live, "transform's first line reached the spool while transform still ran"
     assert "ValueError: warehouse refused the load: column 'amount' is not numeric" in logs["load"]
     assert logs["report"] == "", "a task that never started has no log"
     load = next(ti for ti in airflow.task_instances if ti["task_id"] == "load")

@@ -29,7 +29,9 @@ with DAG(
     tags=["taskdash-test"],
 ):
     extract_task = PythonOperator(task_id="extract", python_callable=extract)
-    transform_task = BashOperator(task_id="transform", bash_command="echo 'transform: 120 rows'; echo 'transform: warning on stderr' >&2")
+    transform_task = BashOperator(task_id="transform", bash_command=(
+        # The pause lets the test see the first line copied while the task still runs.
+        "echo 'transform: 120 rows'; echo 'transform: warning on stderr' >&2; sleep 6; echo 'transform: done'"))
     load_task = PythonOperator(task_id="load", python_callable=load)
     report_task = BashOperator(task_id="report", bash_command="echo 'report: never runs'")
     extract_task >> transform_task >> load_task >> report_task
