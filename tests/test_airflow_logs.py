@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 
 from openlineage.client.uuid import generate_static_uuid
 
@@ -103,3 +105,25 @@ def test_a_fail_events_stack_trace_goes_to_stderr_once(tmp_path):
 
     assert (spool / "logs" / fail["run"]["runId"] / "stderr.log").read_text() == trace + "\n"
     assert sorted(p.name for p in (spool / "logs").iterdir()) == [fail["run"]["runId"]], "a bad run id names no folder"
+
+
+def follow_command(tmp_path, *args):
+    return subprocess.run([sys.executable, "-m", "dashboard.cli", "follow-airflow-logs", *args,
+                           "--spool", str(tmp_path / "spool")], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+
+def test_the_command_copies_once_and_names_a_missing_log_folder(tmp_path):
+    missing = follow_command(tmp_path, "--logs", str(tmp_path / "nowhere"))
+    assert missing.returncode == 1
+    assert f"no Airflow log folder at {tmp_path / 'nowhere'}" in missing.stderr
+
+    logs = tmp_path / "airflow-logs"
+    source = logs / "dag_id=etl" / f"run_id={AIRFLOW_RUN}" / "task_id=load" / "attempt=1.log"
+    source.parent.mkdir(parents=True)
+    source.write_bytes(line("copied by the command"))
+    (tmp_path / "spool" / "events").mkdir(parents=True)
+    write_events(tmp_path / "spool", dag_run_start())
+    done = follow_command(tmp_path, "--logs", str(logs), "--once")
+    assert done.returncode == 0, done.stderr
+    run_id = task_instance_run_id("default", "etl", "load", 1, LOGICAL_DATE)
+    assert "copied by the command" in (tmp_path / "spool" / "logs" / run_id / "stdout.log").read_text()

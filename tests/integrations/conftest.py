@@ -13,3 +13,6 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/integrations/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.integrations)
+            # Their module fixtures install a venv when it is missing (135 s for Airflow on the
+            # loaded 2-core machine) and start Airflow (75-140 s): more than the default 300 s.
+            item.add_marker(pytest.mark.timeout(900))
