@@ -21,12 +21,24 @@ import os
 import threading
 from pathlib import Path
 
+from .openlineage import STEP_JOB_TYPES
 from .spool import events_dir, log_path, validate_run_id
 
 log = logging.getLogger(__name__)
 
 #: A read of one source file at a time (a task can log fast: the rest comes at the next step).
 CHUNK = 4 * 1024 * 1024
+
+
+def _task_run_id(event: dict, run: dict, facets: dict) -> object:
+    """The run a FAIL's stack trace belongs to: its own, or for a step inside a task (which has
+    no run of its own, see openlineage.STEP_JOB_TYPES) its parent's."""
+    job = event.get("job") if isinstance(event.get("job"), dict) else {}
+    job_type = (job.get("facets") or {}).get("jobType") if isinstance(job.get("facets"), dict) else None
+    parent = facets.get("parent")
+    if isinstance(job_type, dict) and job_type.get("jobType") in STEP_JOB_TYPES and isinstance(parent, dict):
+        return (parent.get("run") or {}).get("runId") if isinstance(parent.get("run"), dict) else None
+    return run.get("runId")
 
 
 class LogFollower:
@@ -57,7 +69,7 @@ class LogFollower:
         facets = run.get("facets") if isinstance(run.get("facets"), dict) else {}
         error = facets.get("errorMessage")
         if event.get("eventType") == "FAIL" and isinstance(error, dict) and isinstance(error.get("stackTrace"), str):
-            self._write_stack_trace(run.get("runId"), error["stackTrace"])
+            self._write_stack_trace(_task_run_id(event, run, facets), error["stackTrace"])
 
     def new_lines(self, path: Path, key: str) -> tuple[bytes, int, int]:
         """The whole lines of `path` not copied yet (a line still being written waits for its

@@ -1,7 +1,8 @@
 """Real dbt into the dashboard: a small dbt-duckdb project with a model that fails and one
 downstream of it, run by `dbt-ol run --consume-structured-logs` (OpenLineage events live, as
 each model runs) with the file transport pointed at a spool. The index, the CLI and Chromium are
-checked against dbt's own run_results.json."""
+checked against dbt's own run_results.json, and `taskdash follow-dbt-logs` beside it puts dbt's
+log lines into the models' runs."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import wait_until
+from helpers import read_log, wait_until
 from playwright.sync_api import Page, expect
 from serving import served_in_process
 from venvs import ensure
@@ -36,14 +37,34 @@ def dbt(tmp_path_factory):
            "OPENLINEAGE__TRANSPORT__TYPE": "file",
            "OPENLINEAGE__TRANSPORT__LOG_FILE_PATH": str(spool / "events" / "openlineage.jsonl"),
            "OPENLINEAGE__TRANSPORT__APPEND": "true", "OPENLINEAGE_NAMESPACE": "dbt-test"}
-    started = time.monotonic()
-    done = subprocess.run([str(bin_folder / "dbt-ol"), "run", "--consume-structured-logs", "--project-dir", str(PROJECT),
-                           "--profiles-dir", str(PROJECT), "--target-path", str(folder / "target"),
-                           "--log-path", str(folder / "logs")], env=env, capture_output=True, text=True, cwd=folder)
-    print(f"real dbt-ol run: {time.monotonic() - started:.1f} s", file=sys.stderr)
-    assert done.returncode == 1, f"one model fails, so dbt exits 1:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    results = json.loads((folder / "target" / "run_results.json").read_text())["results"]
+    (folder / "logs").mkdir()
+    with open(folder / "follower.log", "wb") as output:
+        follower = subprocess.Popen([str(TASKDASH), "follow-dbt-logs", "--log", str(folder / "logs" / "dbt.log"),
+                                     "--spool", str(spool)], stdout=output, stderr=subprocess.STDOUT)
+    try:
+        started = time.monotonic()
+        done = subprocess.run([str(bin_folder / "dbt-ol"), "run", "--consume-structured-logs", "--project-dir",
+                               str(PROJECT), "--profiles-dir", str(PROJECT), "--target-path", str(folder / "target"),
+                               "--log-path", str(folder / "logs")], env=env, capture_output=True, text=True, cwd=folder)
+        print(f"real dbt-ol run: {time.monotonic() - started:.1f} s", file=sys.stderr)
+        assert done.returncode == 1, f"one model fails, so dbt exits 1:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        results = json.loads((folder / "target" / "run_results.json").read_text())["results"]
+        copied = folder / "logs" / "dbt.log"
+        wait_until(lambda: _all_copied(spool, copied), timeout=60, interval=0.2,
+                   message="the follower to copy dbt's whole log")
+    finally:
+        follower.terminate()
+        follower.wait(30)
     return spool, results
+
+
+def _all_copied(spool: Path, dbt_log: Path) -> bool:
+    """Whether the follower's state says dbt's log is copied to its end."""
+    try:
+        state = json.loads((spool / "follow-dbt-logs.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return state.get(str(dbt_log), [0, -1])[1] == dbt_log.stat().st_size
 
 
 def runs_json(spool: Path, index: Path) -> list[dict]:
@@ -71,6 +92,18 @@ def test_runs_json_agrees_with_dbts_run_results(dbt, tmp_path):
     assert not any(".sql." in task for task in runs), "SQL statements are steps, not runs"
 
 
+def test_the_follower_put_each_models_log_lines_in_its_run(dbt, tmp_path):
+    spool, _ = dbt
+    runs = {run["task"]: run["run_id"] for run in runs_json(spool, tmp_path / "index.duckdb")}
+    revenue = read_log(spool, runs["model.taskdash_shop.revenue"], "stdout")
+    assert "Began running node model.taskdash_shop.revenue" in revenue
+    assert "Conversion Error: Could not convert string" in revenue
+    assert "model.taskdash_shop.stg_orders" not in revenue, "only the model's own lines"
+    assert "Done. PASS=2 WARN=0 ERROR=1 SKIP=1" in read_log(spool, runs["dbt-run-taskdash_shop"], "stdout")
+    trace = read_log(spool, runs["model.taskdash_shop.revenue"], "stderr")
+    assert trace.startswith("Traceback (most recent call last):"), "the failed statement's stack trace, on its model"
+
+
 @pytest.mark.ui
 def test_chromium_shows_the_failed_model_and_its_skipped_downstream(dbt, tmp_path, page: Page):
     spool, _ = dbt
@@ -84,4 +117,5 @@ def test_chromium_shows_the_failed_model_and_its_skipped_downstream(dbt, tmp_pat
         expect(skipped.locator('[tabulator-field="status"]')).to_have_text("TERMINATED")
         failed.locator("a[href*='/task-runs/']").first.click()
         expect(page.locator(".td-card")).to_contain_text("Conversion Error", timeout=30_000)
+        expect(page.get_by_text("Began running node model.taskdash_shop.revenue")).to_be_visible(timeout=30_000)
         page.screenshot(path=str(tmp_path / "dbt-run.png"), full_page=True)
