@@ -17,7 +17,10 @@ Airflow 3 writes its task logs as JSON lines (structlog); each becomes one text 
 log view shows them.
 
 Like every follower (`log_follower`), it also writes FAIL events' stack traces into the runs'
-`stderr.log`, and remembers what it copied in `<spool>/follow-airflow-logs.json`.
+`stderr.log`, and remembers what it copied in `<spool>/follow-airflow-logs.json`. A step reads
+only the logs watchfiles says changed; every 30 s, and once a new DAG run is learned, it looks
+at them all (10,000 task logs, measured 2026-12-02 on the loaded 2-core machine: the first copy
+5.3 s, a look at all of them with nothing new 1.0 s, one changed log 51 ms).
 """
 
 from __future__ import annotations
@@ -103,17 +106,25 @@ class AirflowLogFollower(LogFollower):
 
     def __init__(self, airflow_logs: str | Path, spool: str | Path):
         super().__init__(spool, STATE_NAME)
-        self.airflow_logs = Path(airflow_logs)
+        self.airflow_logs = Path(airflow_logs).resolve()  # as watchfiles names the changed files
         #: (dag_id, Airflow run_id) -> (OpenLineage namespace, logical date)
         self.dag_runs: dict[tuple[str, str], tuple[str, dt.datetime]] = {}
+        self._new_dag_run = False  # its logs, written before its event came, need a look
 
-    def copy_new(self) -> int:
-        """Copy what is new of every task log whose DAG run is known."""
+    def copy_new(self, changed: set[Path] | None) -> int:
+        """Copy what is new of the changed task logs (all, when a DAG run became known) whose
+        DAG run is known."""
+        if changed is None or self._new_dag_run:
+            paths = self.airflow_logs.rglob("attempt=*.log")
+            self._new_dag_run = False
+        else:
+            paths = (path.resolve() for path in changed if path.name.startswith("attempt="))
+            paths = (path for path in paths if path.is_relative_to(self.airflow_logs))
         copied = 0
-        for path in sorted(self.airflow_logs.rglob("attempt=*.log")):
+        for path in sorted(paths):
             relative = path.relative_to(self.airflow_logs).as_posix()
             task_try = parse_log_path(relative)
-            if task_try is None or (task_try.dag_id, task_try.run_id) not in self.dag_runs:
+            if task_try is None or (task_try.dag_id, task_try.run_id) not in self.dag_runs or self.unchanged(path, relative):
                 continue
             namespace, logical_date = self.dag_runs[task_try.dag_id, task_try.run_id]
             run_id = task_instance_run_id(namespace, task_try.dag_id, task_try.task_id, task_try.try_number,
@@ -142,8 +153,10 @@ class AirflowLogFollower(LogFollower):
                 continue
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=dt.timezone.utc)
-            self.dag_runs[str(dag_run.get("dag_id")), str(dag_run.get("run_id"))] = (str(job.get("namespace")), moment)
+            key = (str(dag_run.get("dag_id")), str(dag_run.get("run_id")))
+            self._new_dag_run |= key not in self.dag_runs
+            self.dag_runs[key] = (str(job.get("namespace")), moment)
             return
 
-    def follow(self, stop: threading.Event, rescan: float = 5.0) -> None:
+    def follow(self, stop: threading.Event, rescan: float = 30.0) -> None:
         super().follow(stop, [self.airflow_logs], rescan)

@@ -61,8 +61,8 @@ class DbtLogFollower(LogFollower):
         if node is None and event.get("eventType") in _TERMINAL:
             self.ended.add(invocation)
 
-    def copy_new(self) -> int:
-        if not self.dbt_log.is_file():
+    def copy_new(self, changed: set[Path] | None) -> int:
+        if not self.dbt_log.is_file() or self.unchanged(self.dbt_log, str(self.dbt_log)):
             return 0
         key = str(self.dbt_log)
         whole, inode, offset = self.new_lines(self.dbt_log, key)
@@ -86,5 +86,5 @@ class DbtLogFollower(LogFollower):
             self.copied(key, inode, offset + done)
         return done
 
-    def follow(self, stop: threading.Event, rescan: float = 5.0) -> None:
+    def follow(self, stop: threading.Event, rescan: float = 30.0) -> None:
         super().follow(stop, [self.dbt_log.parent], rescan)

@@ -9,8 +9,9 @@ exist), so a failed run's page shows it in the stderr tab. Writing it here keeps
 derived from files alone: the log viewer, its search and the download see the same bytes.
 
 What it copied is remembered in `<spool>/<name>.json` (each source file's inode and offset),
-written after each append: a restart goes on where it stopped (a crash between the append and
-that write repeats the last chunk of one file).
+written once a step after its appends: a restart goes on where it stopped (a crash between the
+appends and that write repeats what that step copied). Once per step, not per file: over
+10,000 Airflow log files, writing it after each file made the first step take 160 s.
 """
 
 from __future__ import annotations
@@ -54,14 +55,30 @@ class LogFollower:
         except (OSError, ValueError):
             self._state = {}
         self._event_offsets: dict[str, int] = {}
+        self._unsaved = False
 
-    def step(self) -> int:
-        """Read new OpenLineage lines, then copy what is new; return the bytes of log read."""
+    def step(self, changed: set[Path] | None = None) -> int:
+        """Read new OpenLineage lines, then copy what is new (of the `changed` files, or of all
+        when None); return the bytes of log read."""
         self._read_events()
-        return self.copy_new()
+        copied = self.copy_new(changed)
+        if self._unsaved:
+            temporary = self._state_path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(self._state), encoding="utf-8")
+            os.replace(temporary, self._state_path)
+            self._unsaved = False
+        return copied
 
-    def copy_new(self) -> int:
+    def copy_new(self, changed: set[Path] | None) -> int:
         raise NotImplementedError
+
+    def unchanged(self, path: Path, key: str) -> bool:
+        """Whether `path` is the file copied to its end already (one stat, no open)."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return True
+        return self._state.get(key) == [stat.st_ino, stat.st_size]
 
     def learn(self, event: dict) -> None:
         """Note what an OpenLineage RunEvent says; here: write a FAIL's stack trace."""
@@ -95,11 +112,9 @@ class LogFollower:
             out.write(text.encode("utf-8"))
 
     def copied(self, key: str, inode: int, offset: int) -> None:
-        """Remember that `key`'s file is copied up to `offset`."""
+        """Remember that `key`'s file is copied up to `offset` (saved at the end of the step)."""
         self._state[key] = [inode, offset]
-        temporary = self._state_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self._state), encoding="utf-8")
-        os.replace(temporary, self._state_path)
+        self._unsaved = True
 
     def _read_events(self) -> None:
         folder = events_dir(self.spool)
@@ -137,13 +152,14 @@ class LogFollower:
         with os.fdopen(fd, "wb") as out:
             out.write((trace if trace.endswith("\n") else trace + "\n").encode("utf-8", errors="replace"))
 
-    def follow(self, stop: threading.Event, watched: list[Path], rescan: float = 5.0) -> None:
-        """Step whenever a watched folder or the spool's events change, until `stop` is set."""
+    def follow(self, stop: threading.Event, watched: list[Path], rescan: float = 30.0) -> None:
+        """Step over the files watchfiles says changed, and over all of them every `rescan`
+        seconds (the safety net), until `stop` is set."""
         from watchfiles import watch
 
         self.step()
         folders = [*watched, events_dir(self.spool)]
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
-        for _ in watch(*folders, stop_event=stop, rust_timeout=int(rescan * 1000), yield_on_timeout=True):
-            self.step()
+        for changes in watch(*folders, stop_event=stop, rust_timeout=int(rescan * 1000), yield_on_timeout=True):
+            self.step({Path(path) for _, path in changes} if changes else None)

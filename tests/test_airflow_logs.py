@@ -127,3 +127,23 @@ def test_the_command_copies_once_and_names_a_missing_log_folder(tmp_path):
     assert done.returncode == 0, done.stderr
     run_id = task_instance_run_id("default", "etl", "load", 1, LOGICAL_DATE)
     assert "copied by the command" in (tmp_path / "spool" / "logs" / run_id / "stdout.log").read_text()
+
+
+def test_a_step_over_what_changed_reads_those_logs_and_a_new_dag_runs_waiting_ones(tmp_path):
+    logs, spool = tmp_path / "airflow-logs", tmp_path / "spool"
+    waiting = logs / "dag_id=etl" / f"run_id={AIRFLOW_RUN}" / "task_id=load" / "attempt=1.log"
+    waiting.parent.mkdir(parents=True)
+    (spool / "events").mkdir(parents=True)
+    waiting.write_bytes(line("written before the DAG run's event"))
+    follower = AirflowLogFollower(logs, spool)
+    follower.step()
+
+    write_events(spool, dag_run_start())
+    follower.step({spool / "events" / "openlineage.jsonl"})  # only the events changed
+    run_id = task_instance_run_id("default", "etl", "load", 1, LOGICAL_DATE)
+    assert "written before the DAG run's event" in (spool / "logs" / run_id / "stdout.log").read_text()
+
+    with open(waiting, "ab") as out:
+        out.write(line("then one more"))
+    follower.step({waiting})
+    assert (spool / "logs" / run_id / "stdout.log").read_text().count("\n") == 2
