@@ -216,7 +216,7 @@ class Alerter:
             self._save(now)
 
     def changed_runs(self, change: Change) -> list[RunFacts]:
-        """The changed runs some rule could be about, root causes first, as the index has them now."""
+        """The changed runs some rule could be about, as the index has them now."""
         if not self.statuses:
             return []
         marks = ", ".join("?" * len(self.statuses))
@@ -245,7 +245,9 @@ class Alerter:
         signed = signatures_of(self.index, roots, self.emphasis)
         runs = [RunFacts(**{**run.__dict__, "error_line": signed[run.run_id][0], "signature": signed[run.run_id][1]})
                 if run.run_id in signed else run for run in runs]
-        return sorted(runs, key=lambda run: run.blocked_by is not None)
+        # In the order they changed (so alerts go out in that order), a root before the runs it
+        # blocks at the same time.
+        return sorted(runs, key=lambda run: (run.updated, run.blocked_by is not None))
 
     def _save(self, now: dt.datetime) -> None:
         """Write the state file whole (a new file renamed over the old): a crash leaves one or the other."""
