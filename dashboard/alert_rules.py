@@ -56,6 +56,8 @@ class Rule:
     root_cause_only: bool = True
     webhook: Webhook | None = None
     command: Command | None = None
+    #: also shown as a notification on every open page whose session asked for them
+    browser: bool = False
 
     @property
     def actions(self) -> tuple[Webhook | Command, ...]:
@@ -84,7 +86,7 @@ class AlertSettings:
         return self.state_file or index.with_name(index.name + ".alerts.json")
 
 
-_RULE_KEYS = {"name", "statuses", "group", "task_text", "root_cause_only", "late", "webhook", "command"}
+_RULE_KEYS = {"name", "statuses", "group", "task_text", "root_cause_only", "late", "webhook", "command", "browser"}
 _WEBHOOK_KEYS = {"url", "headers", "timeout_seconds", "retries", "backoff_seconds"}
 _COMMAND_KEYS = {"argv", "timeout_seconds", "retries", "backoff_seconds"}
 
@@ -131,17 +133,18 @@ def _rule(raw, where: str, environ) -> Rule:
     for key in ("group", "task_text"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise AlertConfigError(f"{where}.{key} must be text, not {raw[key]!r}")
-    if not isinstance(raw.get("root_cause_only", True), bool):
-        raise AlertConfigError(f"{where}.root_cause_only must be true or false, not {raw['root_cause_only']!r}")
+    for key in ("root_cause_only", "browser"):
+        if not isinstance(raw.get(key, True), bool):
+            raise AlertConfigError(f"{where}.{key} must be true or false, not {raw[key]!r}")
     if raw.get("late"):
         raise AlertConfigError(f"{where}.late is not supported yet: runs are not told late until finish-time "
                                "estimates exist (issue 21, item 2); leave it out")
     webhook = _webhook(raw["webhook"], f"{where}.webhook", environ) if raw.get("webhook") is not None else None
     command = _command(raw["command"], f"{where}.command") if raw.get("command") is not None else None
-    if webhook is None and command is None:
-        raise AlertConfigError(f"{where} has no action: give it a webhook, a command or both")
+    if webhook is None and command is None and not raw.get("browser"):
+        raise AlertConfigError(f"{where} has no action: give it a webhook, a command or browser: true")
     return Rule(name.strip(), statuses, raw.get("group") or None, raw.get("task_text") or "",
-                raw.get("root_cause_only", True), webhook, command)
+                raw.get("root_cause_only", True), webhook, command, raw.get("browser", False))
 
 
 def _webhook(raw, where: str, environ) -> Webhook:

@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: Incidents older than this (and the window) are forgotten: a run is not reported twice that late.
 REMEMBERED = dt.timedelta(days=2)
+#: The latest alerts kept for open pages to show (each page asks for those after the last it saw).
+BROWSER_ALERTS_KEPT = 50
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,18 @@ class Alerter:
         self._changes: queue.Queue[Change | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="alerter", daemon=True)
         self._subscription = None
+        #: whether any rule shows its alerts on open pages
+        self.for_browser = any(rule.browser for rule in settings.rules)
+        self._browser: deque[tuple[int, dict]] = deque(maxlen=BROWSER_ALERTS_KEPT)
+        self._sequence = 0
+
+    def browser_alerts(self, after: int | None = None) -> list[tuple[int, dict]]:
+        """(number, alert) of the alerts for open pages numbered after `after`; with None, only
+        the latest (a page that starts listening learns where to start)."""
+        kept = list(self._browser)
+        if after is None:
+            return kept[-1:]
+        return [(n, alert) for n, alert in kept if n > after]
 
     def start(self) -> None:
         """Hear the hub from now on (before the ingestor starts: nothing is missed)."""
@@ -212,6 +227,9 @@ class Alerter:
         for rule, alert in sent:
             for action in rule.actions:
                 self.deliveries.send(action, alert)
+            if rule.browser:
+                self._sequence += 1
+                self._browser.append((self._sequence, alert))
         if sent or change:
             self._save(now)
 

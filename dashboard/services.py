@@ -49,7 +49,8 @@ class Services:
         if catch_up:
             ingestor.catch_up()
         ingestor.start()
-        store = store_type(index, hub, config, links or Links(), health_of=lambda: ingestor.health)
+        shown = {"browser_alerts_of": alerter.browser_alerts} if alerter is not None and alerter.for_browser else {}
+        store = store_type(index, hub, config, links or Links(), health_of=lambda: ingestor.health, **shown)
         services = cls(config, index, hub, ingestor, store, alerter)
         store.on_close = services.stop
         return services

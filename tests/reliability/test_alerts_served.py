@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from helpers import wait_until
+from playwright.sync_api import expect
 from serving import AlertReceiver, DashboardServer, dashboard_server
 
 from dashboard.spool import SpoolWriter
@@ -26,7 +27,8 @@ COMMAND = ("import json, os, pathlib, sys; alert = json.load(sys.stdin); "
 
 def settings(folder: Path, receiver: AlertReceiver, commands: Path | None = None) -> Path:
     """A settings file whose one rule sends every failure to `receiver` (and to the command)."""
-    command = f"      command: {json.dumps([sys.executable, '-c', COMMAND, str(commands)])}\n" if commands else ""
+    command = f"      command: {json.dumps([sys.executable, '-c', COMMAND, str(commands)])}\n      browser: true\n" \
+        if commands else ""
     path = folder / "alerts.yaml"
     path.write_text(textwrap.dedent(f"""\
         alerts:
@@ -166,3 +168,21 @@ def test_a_restarted_server_sends_nothing_old_even_when_its_index_is_rebuilt(tmp
         assert [body["run_id"] for body in receiver.bodies()] == ["old-1", "new-1"]
     finally:
         receiver.close()
+
+
+@pytest.mark.ui
+def test_a_page_that_asked_for_alerts_shows_them_as_text(served, page, tmp_path):
+    server, receiver, writer, _ = served
+    page.goto(server.url + "/task-runs")
+    toggle = page.get_by_role("button", name="Notify me")
+    expect(toggle).to_be_visible(timeout=60_000)
+    toggle.click()
+    expect(page.get_by_role("button", name="Notifying ✓")).to_be_visible(timeout=20_000)  # the server heard it
+    writer.define_task("Browser_Check", group="etl")
+    fail(writer, "browser-1", "Browser_Check", "<b>not bold</b> & broken")
+    notice = page.locator(".notyf__message", has_text="Browser_Check FAILED")
+    expect(notice).to_have_text("Browser_Check FAILED: <b>not bold</b> & broken", timeout=20_000)
+    expect(page.locator(".notyf__message b")).to_have_count(0)
+    expect(page.locator(".notyf__message", has_text="Browser_Check FAILED")).to_have_count(1)
+    page.screenshot(path=str(tmp_path / "alert-notice.png"))
+    print(f"screenshot: {tmp_path / 'alert-notice.png'}")
