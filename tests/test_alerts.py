@@ -159,3 +159,25 @@ def test_a_restarted_alerter_sends_nothing_old_and_remembers_open_incidents():
 def test_a_first_start_alerts_nothing_from_before_it():
     alerts = incidents()  # no state: the start (T0) is the point
     assert alerts.decide(failed("old", seconds=-30), at(1)) == []
+
+
+def test_a_rule_may_only_show_its_alerts_on_pages(tmp_path):
+    [rule] = parse_alerts({"rules": [{"name": "pages", "browser": True}]}, tmp_path, environ={}).rules
+    assert rule.browser and rule.actions == ()
+    with pytest.raises(AlertConfigError, match=r"alerts.rules\[0\].browser must be true or false"):
+        parse_alerts({"rules": [{"name": "pages", "browser": "yes"}]}, tmp_path, environ={})
+
+
+def test_pages_are_offered_only_the_alerts_after_the_last_they_showed(tmp_path):
+    from dashboard.alerts import Alerter
+    from dashboard.changes import Change
+
+    settings = AlertSettings((Rule("pages", browser=True),), 60)
+    alerter = Alerter(index=None, hub=None, settings=settings, state_path=tmp_path / "state.json")
+    alerter.changed_runs = lambda change: [failed(run_id, seconds=n + 1) for n, run_id in enumerate(change.runs)]
+    assert alerter.for_browser and alerter.browser_alerts(None) == []
+    alerter.incidents.start_point = T0
+    alerter._handle(Change(runs={"r1": None, "r2": None}))
+    assert [(n, alert["run_id"]) for n, alert in alerter.browser_alerts(0)] == [(1, "r1"), (2, "r2")]
+    assert [n for n, _ in alerter.browser_alerts(None)] == [2]
+    assert alerter.browser_alerts(2) == []
