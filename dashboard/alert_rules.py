@@ -66,8 +66,9 @@ class Rule:
     def matches(self, task: str, group: str | None, status: str) -> bool:
         """Whether a run of `task` in `group` now in `status` is one this rule is about.
 
-        Blocked runs are decided by the alerter (they join their root cause's incident); a
-        `late` condition would be tested here once lateness is known (issue 21, item 2)."""
+        Blocked runs are decided by the alerter (they join their root cause's incident). A `late`
+        condition would be tested here, with the alerter asking `estimates.running_estimates`
+        on a timer: a run becomes late with no change published."""
         return (status in self.statuses
                 and (self.group is None or group == self.group)
                 and (not self.task_text or self.task_text.lower() in task.lower()))
@@ -137,8 +138,8 @@ def _rule(raw, where: str, environ) -> Rule:
         if not isinstance(raw.get(key, True), bool):
             raise AlertConfigError(f"{where}.{key} must be true or false, not {raw[key]!r}")
     if raw.get("late"):
-        raise AlertConfigError(f"{where}.late is not supported yet: runs are not told late until finish-time "
-                               "estimates exist (issue 21, item 2); leave it out")
+        raise AlertConfigError(f"{where}.late is not supported yet: alerts on late runs are not built (a run "
+                               "becomes late as time passes, with no change to hear of); leave it out")
     webhook = _webhook(raw["webhook"], f"{where}.webhook", environ) if raw.get("webhook") is not None else None
     command = _command(raw["command"], f"{where}.command") if raw.get("command") is not None else None
     if webhook is None and command is None and not raw.get("browser"):
