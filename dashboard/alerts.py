@@ -25,6 +25,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from .alert_delivery import Deliveries
 from .alert_rules import AlertSettings, Rule
 from .blocking import cycles_of
@@ -244,15 +246,17 @@ class Alerter:
             ids = list(change.runs)
             where, params = f"run_id IN ({', '.join('?' * len(ids))})", ids
         frame = self.index.query(f"""
-            SELECT run_id, task, grp, status, updated, trigger_time, finished, message FROM runs
+            SELECT run_id, task, grp, status, updated, trigger_time, started, finished, message, adhoc FROM runs
             WHERE {where} AND status IN ({marks}) AND updated > ? ORDER BY updated, run_id""",
                                  [*params, *self.statuses, self.incidents.start_point])
         if frame.empty:
             return []
-        trigger_of, cycles = cycles_of(self.index, frame["run_id"])
+        cycles = cycles_of(self.index, frame)
         runs = []
         for row in frame.itertuples(index=False):
-            cycle = cycles.get(trigger_of.get(row.run_id))
+            cycle = cycles.get(pd.Timestamp(row.trigger_time)) if pd.notna(row.trigger_time) else None
+            if cycle is not None and getattr(cycle.runs.get(row.task), "run_id", None) != row.run_id:
+                cycle = None  # an earlier run of the task in that cycle (a retry followed): not part of it
             blocked = cycle.blocked(row.task) if cycle else None
             runs.append(RunFacts(row.run_id, row.task, plain(row.grp), row.status, row.updated.to_pydatetime(),
                                  _pydatetime(row.trigger_time), _pydatetime(row.finished), plain(row.message),

@@ -181,3 +181,33 @@ def test_pages_are_offered_only_the_alerts_after_the_last_they_showed(tmp_path):
     assert [(n, alert["run_id"]) for n, alert in alerter.browser_alerts(0)] == [(1, "r1"), (2, "r2")]
     assert [n for n, _ in alerter.browser_alerts(None)] == [2]
     assert alerter.browser_alerts(2) == []
+
+
+def test_the_alerter_reads_roots_blocked_runs_and_signatures_from_a_real_index(tmp_path):
+    from dashboard.alerts import Alerter
+    from dashboard.changes import Change
+    from dashboard.index import Index
+    from dashboard.ingest import Ingestor
+    from dashboard.spool import SpoolWriter
+
+    writer = SpoolWriter(tmp_path / "spool")
+    writer.define_task("Root", group="etl")
+    for n in range(3):
+        writer.define_task(f"Down{n}", group="etl", depends_on=["Root"])
+    trigger = dt.datetime.now(dt.timezone.utc)
+    for n in range(3):
+        writer.status(f"down-{n}", f"Down{n}", "ACTIVE", trigger_time=trigger)
+    for status in ("RUNNING", "FAILED"):
+        writer.status("root", "Root", status, trigger_time=trigger, message="lost 3 rows at 12:00:01")
+    writer.status("down-0", "Down0", "TERMINATED", trigger_time=trigger, message="upstream Root failed")
+    index = Index(tmp_path / "index.duckdb")
+    try:
+        Ingestor(index, tmp_path / "spool").catch_up()
+        alerter = Alerter(index, None, AlertSettings((Rule("f", webhook=HOOK),)), tmp_path / "state.json")
+        alerter.incidents.start_point = T0 - dt.timedelta(days=1)
+        runs = {run.run_id: run for run in alerter.changed_runs(Change(runs={"root": None, "down-0": None}))}
+    finally:
+        index.close()
+    assert (runs["root"].blocked_by, runs["root"].blocks) == (None, 3)
+    assert runs["root"].signature == "lost <n> rows at <time>"
+    assert (runs["down-0"].blocked_by, runs["down-0"].blocked_by_task) == ("root", "Root")
