@@ -203,11 +203,13 @@ class Alerter:
             end = self.incidents.next_window_end()
             timeout = None if end is None else max(0.0, (end - utcnow()).total_seconds()) + 0.01
             try:
-                change = self._changes.get(timeout=timeout)
+                heard = self._changes.get(timeout=timeout)
             except queue.Empty:
-                change = Change()
-            if change is None:
+                heard = Change()
+            if heard is None:
                 return
+            change = Change()  # merged into a change of its own: the hub's are shared with the pages
+            change.merge(heard)
             while not self._changes.empty():  # what arrived meanwhile is decided together
                 more = self._changes.get_nowait()
                 if more is None:
