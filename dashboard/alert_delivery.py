@@ -50,6 +50,9 @@ class Deliveries:
         self._queue.put(None)
         if self._thread.is_alive():
             self._thread.join(timeout)
+        dropped = self._queue.qsize() - (1 if self._thread.is_alive() else 0)
+        if dropped > 0:
+            log.error("%d alert deliveries were still queued when the server stopped: not sent", dropped)
 
     def _work(self) -> None:
         while not self._stopping.is_set():
