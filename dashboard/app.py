@@ -66,7 +66,7 @@ def serve(config: Config, show: bool = False, start: bool = True, **kwargs):
         del access["basic_auth"]
     if access:
         login.install_next_url_check()
-    store = services(config, Links(config.routes)).store
+    store = services(config, Links(config.routes), alerting=True).store
     pn.config.nthreads = config.threads or None
     extra_patterns = [(r"/", HomeRedirectHandler, {"url": config.routes["task_runs"]}),
                       (route_pattern(config.routes["run_detail"]) + downloads.ROUTE_SUFFIX,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from .alert_rules import AlertConfigError, AlertSettings, parse_alerts
 from .emphasis import Emphasis
 
 CONFIG_ENV = "TASKDASH_CONFIG"
@@ -178,6 +179,7 @@ class Config:
     threads: int = 4
     access: Access = field(default_factory=Access)
     log_emphasis: Emphasis = field(default_factory=Emphasis)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     source: Path | None = None
 
     def with_overrides(self, **overrides) -> Config:
@@ -246,6 +248,10 @@ def load_config(path: str | Path | None = None) -> Config:
     values["routes"] = routes
     values["access"] = _access(access_settings, base, source)
     values["log_emphasis"] = _emphasis(values.get("log_emphasis"), source)
+    try:
+        values["alerts"] = parse_alerts(values.get("alerts"), base)
+    except AlertConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     try:
         config = Config(**values, source=source)
         int(config.port), float(config.rescan_seconds), float(config.push_min_interval_seconds)

@@ -41,6 +41,15 @@ SIGNATURE_CHARS = 300
 #: A group lists at most this many of its runs, the latest first.
 LISTED_RUNS = 100
 NO_ERROR_LINE = "(no error line in its logs and no message)"
+#: The error line of each run of a CTE `failed` (its run_id): the last line of its stderr matching
+#: the error pattern (the one parameter), else of its stdout.
+ERROR_LINES = """error_lines AS (
+            SELECT s.run_id,
+                   arg_max(coalesce(t.visible, t.text), (s.stream = 'stderr')::BIGINT * 1099511627776 + t.line_no)
+                       AS line
+            FROM log_streams s JOIN log_text t ON t.log_id = s.log_id
+            WHERE s.run_id IN (SELECT run_id FROM failed) AND regexp_matches(coalesce(t.visible, t.text), ?)
+            GROUP BY s.run_id)"""
 
 
 def masked_sql(expression: str) -> str:
@@ -55,6 +64,22 @@ def mask(lines: list[str]) -> list[str]:
     with duckdb.connect() as conn:
         return [row[0] for row in conn.execute(
             f"SELECT {masked_sql('line')} FROM unnest(?) WITH ORDINALITY AS t(line, n) ORDER BY n", [lines]).fetchall()]
+
+
+def signatures_of(index, run_ids, emphasis: Emphasis = Emphasis()) -> dict[str, tuple[str, str]]:
+    """The error line and signature of each of `run_ids` (as failure_signatures groups them)."""
+    run_ids = list(run_ids)
+    if not run_ids:
+        return {}
+    sql = f"""
+        WITH failed AS (SELECT run_id, message FROM runs WHERE run_id IN ({', '.join('?' * len(run_ids))})),
+        {ERROR_LINES},
+        signed AS (SELECT f.run_id, coalesce(e.line, nullif(f.message, ''), ?) AS line
+                   FROM failed f LEFT JOIN error_lines e USING (run_id))
+        SELECT run_id, line, {masked_sql('line')} AS signature FROM signed"""
+    with index.cursor() as cur:
+        rows = cur.execute(sql, [*run_ids, emphasis.error_pattern, NO_ERROR_LINE]).fetchall()
+    return {run_id: (line, signature) for run_id, line, signature in rows}
 
 
 def failure_signatures(index, run_filter: RunFilter = RunFilter(), emphasis: Emphasis = Emphasis(),
@@ -82,13 +107,7 @@ def failure_signatures(index, run_filter: RunFilter = RunFilter(), emphasis: Emp
             SELECT r.run_id, r.task, r.agent, r.message, coalesce(r.finished, r.updated) AS ended,
                    r.trigger_time >= ? AS in_range
             FROM runs r {where}),
-        error_lines AS (
-            SELECT s.run_id,
-                   arg_max(coalesce(t.visible, t.text), (s.stream = 'stderr')::BIGINT * 1099511627776 + t.line_no)
-                       AS line
-            FROM log_streams s JOIN log_text t ON t.log_id = s.log_id
-            WHERE s.run_id IN (SELECT run_id FROM failed) AND regexp_matches(coalesce(t.visible, t.text), ?)
-            GROUP BY s.run_id),
+        {ERROR_LINES},
         signed AS (
             SELECT f.*, coalesce(e.line, nullif(f.message, ''), ?) AS line,
                    {masked_sql("coalesce(e.line, nullif(f.message, ''), ?)")} AS signature

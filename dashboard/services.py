@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from .alerts import Alerter
 from .config import Config, load_config
 from .hub import Hub
 from .index import Index
@@ -27,26 +28,37 @@ class Services:
     hub: Hub
     ingestor: Ingestor
     store: Store
+    alerter: Alerter | None = None
 
     @classmethod
     def start(cls, config: Config, links: Links | None = None, catch_up: bool = False,
-              store_type: type[Store] = Store) -> Services:
+              store_type: type[Store] = Store, alerting: bool = False) -> Services:
         """Open the index and follow the spool into it (after reading what is there, with `catch_up`).
+        With `alerting` (the server's process, not a notebook's), the configured alert rules are
+        followed too.
 
         The store closes them (in a notebook, where the store is all the user holds)."""
         index = Index(config.index)
         hub = Hub()
         ingestor = Ingestor(index, config.spool, hub, rescan_seconds=config.rescan_seconds)
+        alerter = None
+        if alerting and config.alerts.rules:
+            alerter = Alerter(index, hub, config.alerts, config.alerts.state_path(config.index),
+                              config.log_emphasis, config.routes["run_detail"])
+            alerter.start()  # subscribed before the ingestor publishes anything
         if catch_up:
             ingestor.catch_up()
         ingestor.start()
-        store = store_type(index, hub, config, links or Links(), health_of=lambda: ingestor.health)
-        services = cls(config, index, hub, ingestor, store)
+        shown = {"browser_alerts_of": alerter.browser_alerts} if alerter is not None and alerter.for_browser else {}
+        store = store_type(index, hub, config, links or Links(), health_of=lambda: ingestor.health, **shown)
+        services = cls(config, index, hub, ingestor, store, alerter)
         store.on_close = services.stop
         return services
 
     def stop(self) -> None:
         self.ingestor.stop()
+        if self.alerter is not None:
+            self.alerter.stop()
         self.index.close()
 
 
@@ -54,13 +66,14 @@ _services: Services | None = None
 _services_lock = threading.Lock()
 
 
-def services(config: Config | None = None, links: Links | None = None) -> Services:
-    """This process's services, started on first use (from panel_serve.yaml unless given)."""
+def services(config: Config | None = None, links: Links | None = None, alerting: bool = False) -> Services:
+    """This process's services, started on first use (from panel_serve.yaml unless given; with
+    alerts when `alerting`: the server's first call says)."""
     global _services
     with _services_lock:
         if _services is None:
             quiet_closed_connections()
-            _services = Services.start(config or load_config(), links)
+            _services = Services.start(config or load_config(), links, alerting=alerting)
         return _services
 
 

@@ -108,6 +108,9 @@ class Store:
     health_of: Callable[[], Health] = _NoHealth
     #: What closing the store also stops (its process's services, in a notebook).
     on_close: Callable[[], None] | None = None
+    #: The server's alerts for open pages, numbered (the alerter's `browser_alerts`); None when
+    #: no alert rule asks for them (and in a notebook).
+    browser_alerts_of: Callable[[int | None], list[tuple[int, dict]]] | None = None
 
     # ---- what queries read ----------------------------------------------------------
 

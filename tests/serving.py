@@ -46,16 +46,17 @@ LOG_LINE_PROBE = """log => {
 class DashboardServer:
     """A `taskdash serve` subprocess on a free port; its output is kept for failure reports.
 
-    It runs in `tmp_path`, on the spool and index there unless `spool` and `index` say otherwise.
+    It runs in `tmp_path`, on the spool and index there unless `spool` and `index` say otherwise,
+    with the repository's panel_serve.yaml unless `config` names another settings file.
     """
 
     def __init__(self, tmp_path: Path, *extra: str, wait: bool = True, spool: Path | None = None,
-                 index: Path | None = None):
+                 index: Path | None = None, config: Path | None = None):
         self.spool = spool or tmp_path / "spool"
         self.output: list[str] = []
         self._lines: queue.Queue[str] = queue.Queue()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "dashboard.cli", "--config", str(REPO / "panel_serve.yaml"), "serve",
+            [sys.executable, "-m", "dashboard.cli", "--config", str(config or REPO / "panel_serve.yaml"), "serve",
              "--port", "0", "--spool", str(self.spool), "--index", str(index or tmp_path / "index.duckdb"), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, cwd=tmp_path)
         threading.Thread(target=self._read, daemon=True).start()
@@ -257,3 +258,47 @@ def receiving(spool: Path, *extra: str):
         raise
     finally:
         receiver.stop()
+
+
+class AlertReceiver:
+    """A webhook receiver on a free port of 127.0.0.1 (a plain `http.server` on a thread): keeps
+    each JSON body POSTed with when it arrived, and answers with the statuses `answers` lists
+    (then 200). Close it when done."""
+
+    def __init__(self, answers: tuple[int, ...] = ()):
+        import json
+        import time
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.received: list[tuple[float, dict]] = []  # (time.monotonic() on arrival, body)
+        self.headers: list[dict] = []
+        self._answers = list(answers)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                status = receiver._answers.pop(0) if receiver._answers else 200
+                if status == 200:
+                    receiver.received.append((time.monotonic(), body))
+                    receiver.headers.append(dict(self.headers))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def bodies(self, **matching) -> list[dict]:
+        """The bodies received whose fields have the given values."""
+        return [body for _, body in list(self.received) if all(body.get(k) == v for k, v in matching.items())]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)

@@ -7,6 +7,7 @@ import html
 import panel as pn
 from panel.theme import Fast
 
+from dashboard.components.alert_notices import alert_toggle
 from dashboard.components.connection import connection_indicator
 from dashboard.components.resources import resource
 from dashboard.store import Store
@@ -47,7 +48,7 @@ def page_template(store: Store, title: str, current: str, *main) -> pn.template.
     template = pn.template.FastListTemplate(
         title="Task Runs Dashboard",
         header=[pn.Row(navigation(store, current), pn.HSpacer(),
-                       connection_indicator(store),
+                       *filter(None, [alert_toggle(store)]), connection_indicator(store),
                        sizing_mode="stretch_width", align="center")],
         main=list(main),
         theme_toggle=False,
