@@ -23,3 +23,13 @@ def world(tmp_path_factory):
     world = planned_world(tmp_path_factory.mktemp("queries"))
     yield world
     world.index.close()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL 15 (tests/postgres.py), shared by the lake tests of one run."""
+    from postgres import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
