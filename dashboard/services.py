@@ -2,7 +2,8 @@
 Store built over them that pages, components and notebooks are handed.
 
 The server (`app.serve`), plain `panel serve` of a page module and a notebook (`open_store`)
-each start one set. Only this module and the CLI know the ingestor.
+each start one set. Only this module and the CLI know the ingestor. In lake mode a server ingests
+nothing: a LakeFeed follows the lake the hosts ship to and feeds the same hub.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from .config import Config, load_config
 from .hub import Hub
 from .index import Index
 from .ingest import Ingestor
+from .lake_feed import LakeFeed
 from .server_log import quiet_closed_connections
 from .store import Links, Store
 
@@ -25,7 +27,8 @@ class Services:
     config: Config
     index: Index
     hub: Hub
-    ingestor: Ingestor
+    #: What feeds the hub: the ingestor of the local spool, or in lake mode the lake's feed.
+    ingestor: Ingestor | LakeFeed
     store: Store
 
     @classmethod
@@ -34,11 +37,16 @@ class Services:
         """Open the index and follow the spool into it (after reading what is there, with `catch_up`).
 
         The store closes them (in a notebook, where the store is all the user holds)."""
-        index = Index(config.index)
+        index = Index(config.index, lake=config.lake)
         hub = Hub()
-        ingestor = Ingestor(index, config.spool, hub, rescan_seconds=config.rescan_seconds)
-        if catch_up:
-            ingestor.catch_up()
+        if config.lake is not None:
+            ingestor = LakeFeed(index, hub)
+            if catch_up:
+                ingestor.poll()
+        else:
+            ingestor = Ingestor(index, config.spool, hub, rescan_seconds=config.rescan_seconds)
+            if catch_up:
+                ingestor.catch_up()
         ingestor.start()
         store = store_type(index, hub, config, links or Links(), health_of=lambda: ingestor.health)
         services = cls(config, index, hub, ingestor, store)
