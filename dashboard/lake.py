@@ -9,6 +9,7 @@ downloaded) and the ATTACH. `Index` does the rest with the same SQL as in local 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,10 @@ LAKE = "lake"
 NO_DOWNLOADS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 #: The extension packages of the lake extra, and the name each file loads under.
 EXTENSIONS = (("duckdb_extension_postgres_scanner", "postgres_scanner"), ("duckdb_extension_ducklake", "ducklake"))
+
+
+#: Attaching a new lake while another process creates its catalog is tried this many times.
+INIT_RETRIES = 5
 
 
 class LakeError(RuntimeError):
@@ -122,13 +127,21 @@ def connect(settings: LakeSettings) -> duckdb.DuckDBPyConnection:
         data_path = settings.data_path
         if "://" not in data_path:
             Path(data_path).mkdir(parents=True, exist_ok=True)
-        try:
-            # The path is the libpq connection string (without the password); the secret adds the rest.
-            conn.execute(f"ATTACH 'ducklake:dbname={_literal(secret['DATABASE'])}' AS {LAKE} (DATA_PATH '{_literal(data_path)}', "
-                         "METADATA_PARAMETERS MAP {'TYPE': 'postgres', 'SECRET': 'taskdash_catalog'})")
-        except duckdb.Error as exc:
-            raise LakeError(f"the lake's catalog {settings.safe_catalog} cannot be attached: "
-                            f"{_without(str(exc), secret['PASSWORD'])}") from None
+        # The path is the libpq connection string (without the password); the secret adds the rest.
+        attach = (f"ATTACH 'ducklake:dbname={_literal(secret['DATABASE'])}' AS {LAKE} (DATA_PATH "
+                  f"'{_literal(data_path)}', METADATA_PARAMETERS MAP {{'TYPE': 'postgres', 'SECRET': 'taskdash_catalog'}})")
+        for attempt in range(INIT_RETRIES):
+            try:
+                conn.execute(attach)
+                break
+            except duckdb.Error as exc:
+                # Two processes attaching a new lake at once both create its catalog's tables: the
+                # loser fails ("Failed to initialize DuckLake ... duplicate key") and finds them made.
+                if "Failed to initialize DuckLake" in str(exc) and attempt < INIT_RETRIES - 1:
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                raise LakeError(f"the lake's catalog {settings.safe_catalog} cannot be attached: "
+                                f"{_without(str(exc), secret['PASSWORD'])}") from None
         conn.execute(f"USE {LAKE}")
     except BaseException:
         conn.close()

@@ -33,3 +33,13 @@ def postgres():
     server = PostgresServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def lake(postgres, tmp_path, monkeypatch):
+    """A new empty lake: its own catalog database and data folder; the catalog's password in the
+    environment, where `taskdash` processes started by the test find it."""
+    from dashboard.lake import PASSWORD_ENV, LakeSettings
+
+    monkeypatch.setenv(PASSWORD_ENV, postgres.password)
+    return LakeSettings(postgres.new_catalog(), str(tmp_path / "lake-data"))

@@ -4,7 +4,6 @@ spools."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import signal
 import subprocess
@@ -13,35 +12,15 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from builders import write_host_spool
 from helpers import wait_until
+from serving import ship, stopped
 
 from dashboard.config import ConfigError, load_config
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
 from dashboard.lake import NO_DOWNLOADS, PASSWORD_ENV, LakeError, LakeSettings, extension_files
 from dashboard.lake_feed import LakeFeed
-from dashboard.spool import SpoolWriter
-
-#: The runs' first event: an hour ago, so every page's default range shows them.
-T0 = dt.datetime.now(dt.UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
-
-
-# ---- spools of several hosts ------------------------------------------------------------------
-
-def write_host_spool(spool: Path, host: str, runs: range, lines: int) -> None:
-    """Runs `<host>-<n>` with their whole lifecycle (every third FAILED) and `lines` stdout lines
-    each (every fifth run some stderr too), appended as a writer of the contract appends them."""
-    with SpoolWriter(spool, host) as writer:
-        for n in runs:
-            run_id, task = f"{host}-{n:04d}", f"{host}_task_{n % 7}"
-            end = "FAILED" if n % 3 == 0 else "SUCCESS"
-            for i, status in enumerate(("TRIGGER", "STARTED", "RUNNING", end)):
-                exit_code = (1 if end == "FAILED" else 0) if status == end else None
-                writer.status(run_id, task, status, agent=f"agent-{host}", exit_code=exit_code,
-                              ts=T0 + dt.timedelta(seconds=i, microseconds=n))
-            writer.append_log(run_id, "stdout", "".join(f"{host} run {n} line {k} ok\n" for k in range(lines)))
-            if n % 5 == 0:
-                writer.append_log(run_id, "stderr", f"{host} run {n}: a warning\n")
 
 
 def index_state(index: Index) -> dict:
@@ -66,23 +45,6 @@ def local_state(spool: Path) -> dict:
         return index_state(index)
     finally:
         index.close()
-
-
-def ship(spool: Path, catalog: str, data_path: Path, host: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "dashboard.cli", "ship", "--spool", str(spool), "--catalog", catalog,
-         "--data-path", str(data_path), "--host", host],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, cwd=spool.parent)
-
-
-def stopped(process: subprocess.Popen) -> str:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    return process.communicate()[0]
 
 
 # ---- without PostgreSQL -----------------------------------------------------------------------
@@ -124,13 +86,6 @@ def test_lake_mode_is_a_setting_and_its_password_is_never_in_a_url(tmp_path, mon
 
 
 # ---- over a throwaway PostgreSQL --------------------------------------------------------------
-
-@pytest.fixture
-def lake(postgres, tmp_path, monkeypatch) -> LakeSettings:
-    """A new empty lake: its own catalog database and data folder."""
-    monkeypatch.setenv(PASSWORD_ENV, postgres.password)
-    return LakeSettings(postgres.new_catalog(), str(tmp_path / "lake-data"))
-
 
 @pytest.mark.lake
 def test_a_lake_holds_what_a_local_index_holds_and_its_feed_says_what_changed(lake, tmp_path):
