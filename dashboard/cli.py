@@ -113,7 +113,7 @@ def cmd_runs(args) -> int:
     from .formatting import clock, human_duration, iso_utc, plain
 
     try:
-        run_filter = queries.RunFilter.from_user(args.status or (), args.task or "", args.since, args.group)
+        run_filter = _run_filter(args)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     index, _ = _open_index(args)
@@ -193,6 +193,75 @@ def cmd_errors(args) -> int:
               + f"  {escaped(e.reason)}" + (f"\n    {e.excerpt[:160]!r}" if e.excerpt else ""))
     print(f"{len(errors):,} ingest errors", file=sys.stderr)
     return 0
+
+
+def cmd_failures(args) -> int:
+    from .failures import failure_signatures
+    from .formatting import iso_utc
+
+    try:
+        run_filter = _run_filter(args)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    index, _ = _open_index(args)
+    groups = failure_signatures(index, run_filter, _settings(args).log_emphasis)
+    index.close()
+    records = [{
+        "signature": g.signature, "runs": int(g.runs), "first_seen": iso_utc(g.first_seen),
+        "last_seen": iso_utc(g.last_seen), "tasks": g.tasks, "agents": g.agents,
+        "new": None if g.new is None else bool(g.new), "example": g.example, "run_ids": g.run_ids,
+    } for g in groups.itertuples()]
+    if args.json:
+        print(json.dumps(records, indent=1))
+        return 0
+    for r in records:
+        new = "  NEW" if r["new"] else ""
+        print(f"{r['runs']:>6,}  {escaped(r['signature'])}{new}\n        last {r['last_seen']}, "
+              f"first {r['first_seen']}; {len(r['tasks'])} tasks: {escaped(', '.join(r['tasks'][:5]))}"
+              + (" …" if len(r["tasks"]) > 5 else "") + f"; latest run {escaped(r['run_ids'][0])}")
+    print(f"{sum(r['runs'] for r in records):,} failed or terminated runs, {len(records):,} signatures",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_search(args) -> int:
+    from . import queries
+    from .formatting import iso_utc
+
+    try:
+        run_filter = _run_filter(args)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    index, _ = _open_index(args)
+    try:
+        found = queries.fleet_search(index, args.text, run_filter, regex=args.regex, limit=args.limit)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        index.close()
+    records = [{
+        "run_id": r.run_id, "task": r.task, "status": r.status, "trigger_time": iso_utc(r.trigger_time),
+        "stdout_matches": int(r.stdout_matches), "stderr_matches": int(r.stderr_matches),
+        "first_match": {"stream": r.first_stream, "line": int(r.first_line), "text": r.first_text},
+    } for r in found.itertuples()]
+    if args.json:
+        print(json.dumps(records, indent=1))
+        return 0
+    for r in records:
+        first = r["first_match"]
+        print(f"{escaped(r['run_id'])}  {escaped(r['task'])}  {r['status']}  "
+              f"{r['stdout_matches']:,} stdout + {r['stderr_matches']:,} stderr lines\n"
+              f"    {first['stream']}:{first['line']}  {escaped(first['text'][:200])}")
+    print(f"{len(records):,} runs with matching lines" + (" (the newest; --limit for more)"
+                                                          if len(records) == args.limit else ""), file=sys.stderr)
+    return 0
+
+
+def _run_filter(args):
+    """The runs filter the command line asks for (--status, --task, --since, --group)."""
+    from . import queries
+
+    return queries.RunFilter.from_user(getattr(args, "status", None) or (), args.task or "", args.since, args.group)
 
 
 def _line_numbers(spool: Path, places) -> dict[tuple[str, int], int]:
@@ -385,6 +454,29 @@ def parser() -> argparse.ArgumentParser:
     ship = command("ship", cmd_ship, "follow this host's spool into the lake (lake mode), until stopped")
     ship.add_argument("--host", help="this spool's name in the lake (default: the machine's host name); "
                       "each spool shipped to one lake needs its own")
+
+    search = command("search", cmd_search, "which runs printed this text: matching runs, newest first, "
+                     "with their matching line counts and first matching line")
+    search.add_argument("text", help="literal text, any case (or a regular expression with --regex)")
+    search.add_argument("--regex", action="store_true", help="TEXT is a regular expression (RE2, case-sensitive)")
+    search.add_argument("--status", action="append", choices=STATUSES, type=str.upper, metavar="STATUS",
+                        help=f"only this status (repeatable): {', '.join(STATUSES)}")
+    search.add_argument("--task", help="only tasks whose name contains this text")
+    search.add_argument("--group", help="only this group")
+    search.add_argument("--since", help="only runs triggered within this range, e.g. 6h, 3d")
+    search.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
+    search.add_argument("--json", action="store_true", help="print one JSON array")
+
+    failures = command("failures", cmd_failures, "group failed and terminated runs by the signature of their "
+                       "last error line (numbers, ids, paths, times and quoted values masked)")
+    failures.add_argument("--status", action="append", choices=("FAILED", "TERMINATED"), type=str.upper,
+                          metavar="STATUS", help="only FAILED or only TERMINATED runs")
+    failures.add_argument("--task", help="only tasks whose name contains this text")
+    failures.add_argument("--group", help="only this group")
+    failures.add_argument("--since", default="24h",
+                          help="runs triggered within this range (default 24h); a signature not seen in the "
+                               "range before it is NEW")
+    failures.add_argument("--json", action="store_true", help="print one JSON array")
 
     run = command("run", cmd_run, "run a workflow with the built-in scheduler", index=False)
     run.add_argument("workflow", type=Path, help="workflow file (YAML or TOML)")

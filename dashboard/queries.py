@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -299,20 +300,63 @@ def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int
                             int(first_line) + int(count)]).df()
 
 
-def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndarray:
-    """Every line number of a run's stream whose visible text (see dashboard.terminal) contains
-    `text` (literal, any case), in order."""
+def text_match(text: str, regex: bool = False) -> tuple[str, list]:
+    """The SQL condition (and its parameter) that a log line's visible text (see dashboard.terminal)
+    contains `text`, literal and in any case, or matches it as a regular expression (RE2)."""
+    if regex:
+        return "regexp_matches(coalesce(visible, text), ?)", [text]
     # ILIKE: any case without lower()'s copy of every line. Its fast path has no ESCAPE
     # clause, so that is added only when the text holds a wildcard to take literally.
     if any(c in text for c in "%_\\"):
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        match, params = "coalesce(visible, text) ILIKE ? ESCAPE '\\'", [f"%{escaped}%"]
-    else:
-        match, params = "coalesce(visible, text) ILIKE ?", [f"%{text}%"]
+        return "coalesce(visible, text) ILIKE ? ESCAPE '\\'", [f"%{escaped}%"]
+    return "coalesce(visible, text) ILIKE ?", [f"%{text}%"]
+
+
+def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndarray:
+    """Every line number of a run's stream whose visible text (see dashboard.terminal) contains
+    `text` (literal, any case), in order."""
+    match, params = text_match(text)
     with index.cursor() as cur:
         result = cur.execute(f"SELECT line_no FROM log_text WHERE log_id = ? AND {match} ORDER BY line_no",
                              [_log_id(cur, run_id, stream), *params]).fetchnumpy()
     return np.asarray(result["line_no"], dtype=np.int64)
+
+
+#: A fleet search lists the matching runs a page at a time.
+SEARCH_PAGE_RUNS = 50
+
+
+def fleet_search(index: Index, text: str, run_filter: RunFilter = RunFilter(), regex: bool = False,
+                 limit: int = SEARCH_PAGE_RUNS, offset: int = 0, now: dt.datetime | None = None) -> pd.DataFrame:
+    """The runs the filter admits whose logs have lines matching `text` (see text_match), newest
+    first: each with its task, status and trigger time, its matching lines per stream and the
+    first of them (stdout's before stderr's) with its stream, number and visible text.
+    ValueError if `regex` and `text` is not a regular expression."""
+    where, params = run_filter.where(now)
+    match, match_params = text_match(text, regex)
+    sql = f"""
+        WITH chosen AS (SELECT r.run_id, r.task, r.grp, r.status, r.trigger_time FROM runs r {where}),
+        hits AS (
+            SELECT s.run_id,
+                   count(*) FILTER (WHERE s.stream = 'stdout') AS stdout_matches,
+                   count(*) FILTER (WHERE s.stream = 'stderr') AS stderr_matches,
+                   arg_min({{'stream': s.stream, 'line_no': t.line_no, 'text': coalesce(t.visible, t.text)}},
+                           (s.stream = 'stderr')::BIGINT * 1099511627776 + t.line_no) AS first
+            FROM log_streams s JOIN log_text t ON t.log_id = s.log_id
+            WHERE s.run_id IN (SELECT run_id FROM chosen) AND {match}
+            GROUP BY s.run_id)
+        SELECT c.run_id, c.task, c.grp, c.status, c.trigger_time, h.stdout_matches, h.stderr_matches,
+               h.first.stream AS first_stream, h.first.line_no AS first_line, left(h.first.text, 2000) AS first_text
+        FROM hits h JOIN chosen c USING (run_id)
+        ORDER BY c.trigger_time DESC, c.run_id LIMIT ? OFFSET ?"""
+    try:
+        with index.cursor() as cur:
+            return cur.execute(sql, [*params, *match_params, int(limit), int(offset)]).df()
+    except duckdb.InvalidInputException as exc:
+        if regex:
+            raise ValueError(f"not a regular expression: {text!r} ({str(exc).splitlines()[0][:200]})") from None
+        raise
 
 
 def next_line_matching(index: Index, run_id: str, stream: str, pattern: str, after: int,
