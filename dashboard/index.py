@@ -167,6 +167,8 @@ class Index:
 
     def check(self) -> None:
         """Read every block of every table (DuckDB checks each block's checksum as it reads it)."""
+        if self.lake is not None:  # the lake's files are not this process's to rebuild: nothing to check
+            return
         with self.cursor() as cur:
             for table in TABLES:
                 cur.execute(f"SELECT count(*), max(hash({table})) FROM {table}").fetchall()
@@ -342,8 +344,12 @@ class Index:
         """Rewrite the runs table in trigger order, after a catch-up filled it out of order.
 
         DuckDB skips row groups whose trigger times lie outside a query's range only when
-        each row group holds a narrow span of them.
+        each row group holds a narrow span of them. Not in a lake: there it would rewrite the table
+        every host writes (each of their commits would conflict), and its files are laid out by
+        DuckLake's own upkeep.
         """
+        if self.lake is not None:
+            return
         with self._write_lock, self.cursor() as cur:
             cur.execute("BEGIN")
             try:

@@ -4,6 +4,7 @@ spools."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -145,6 +146,13 @@ def test_two_hosts_ship_at_once_and_a_kill_9_loses_and_doubles_nothing(lake, pos
         assert index_state(reader) == expected
         offsets = reader.query("SELECT host, count(*) AS files FROM ingest_offsets GROUP BY host ORDER BY host")
         assert offsets["host"].tolist() == ["east", "west"]
+        # the CLI reads the lake as a page does, whatever spool it is given
+        listed = subprocess.run([sys.executable, "-m", "dashboard.cli", "runs", "--json", "--limit", "1000",
+                                 "--spool", str(tmp_path / "empty"), "--catalog", lake.catalog,
+                                 "--data-path", lake.data_path], capture_output=True, text=True, timeout=120)
+        assert listed.returncode == 0, listed.stderr
+        assert {run["run_id"]: run["status"] for run in json.loads(listed.stdout)} == {
+            run["run_id"]: run["status"] for run in expected["runs"]}
     finally:
         outputs = {host: stopped(process) for host, process in ships.items()}
         reader.close()
