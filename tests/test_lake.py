@@ -15,7 +15,7 @@ import duckdb
 import pytest
 from builders import write_host_spool
 from helpers import wait_until
-from serving import ship, stopped
+from serving import free_port, ship, stopped
 
 from dashboard.config import ConfigError, load_config
 from dashboard.index import Index
@@ -84,6 +84,14 @@ def test_lake_mode_is_a_setting_and_its_password_is_never_in_a_url(tmp_path, mon
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 1 and "hunter2" not in result.stderr + result.stdout
     assert "must not hold the password" in result.stderr
+    # a catalog nobody listens at: a message naming it, and the password is still not shown
+    (tmp_path / "spool").mkdir()
+    result = subprocess.run([sys.executable, "-m", "dashboard.cli", "ship", "--spool", str(tmp_path / "spool"),
+                             "--catalog", f"postgresql://reader@127.0.0.1:{free_port()}/lake", "--data-path",
+                             str(tmp_path / "lake-data")], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path / "spool", env=dict(os.environ, **{PASSWORD_ENV: "hunter2"}))
+    assert result.returncode == 1 and "hunter2" not in result.stderr + result.stdout
+    assert "the lake's catalog postgresql://reader@127.0.0.1:" in result.stderr and "Traceback" not in result.stderr
 
 
 # ---- over a throwaway PostgreSQL --------------------------------------------------------------
