@@ -329,7 +329,8 @@ def _report_catch_up(services) -> None:
     """Say when the index has caught up with the spool, so an operator knows the pages are complete."""
     services.ingestor.caught_up.wait()
     counts = services.index.counts()
-    print(f"index caught up with the spool: {counts['runs']:,} runs, "
+    source = "the lake" if services.index.lake is not None else "the spool"
+    print(f"index caught up with {source}: {counts['runs']:,} runs, "
           f"{counts['log_lines']:,} log lines, {counts['ingest_errors']:,} ingest errors", flush=True)
 
 
