@@ -86,14 +86,24 @@ class PostgresServer:
             script = "".join(f"CREATE DATABASE lake_{n};\n\n" for n in range(1, self.databases + 1))
             self._run(str(programs / "postgres"), "--single", "-F", "-D", str(data), "-j", "postgres", input=script,
                       cwd=self.folder)
-            self._run(str(programs / "pg_ctl"), "-D", str(data), "-l", str(self.folder / "server.log"), "-w",
-                      "-t", "60", "-o", f"-h 127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off "
-                      f"-c max_connections=200", "start", cwd=self.folder)
+            self.resume()
         except subprocess.CalledProcessError as exc:
             log = self.folder / "server.log"
             raise RuntimeError(f"PostgreSQL did not start: {exc.stderr}\n"
                                f"{log.read_text() if log.exists() else ''}") from None
         return self
+
+    def resume(self) -> None:
+        """Start the server (again, after halt()) on its port; return once it accepts connections."""
+        self._run(str(postgres_bin() / "pg_ctl"), "-D", str(self.folder / "data"), "-l",
+                  str(self.folder / "server.log"), "-w", "-t", "60", "-o",
+                  f"-h 127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off -c max_connections=200", "start",
+                  cwd=self.folder)
+
+    def halt(self) -> None:
+        """Stop the server (fast shutdown: its connections are cut), keeping its data for resume()."""
+        self._run(str(postgres_bin() / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop",
+                  cwd=self.folder)
 
     def stop(self) -> None:
         programs = postgres_bin()

@@ -165,3 +165,28 @@ def test_two_hosts_ship_at_once_and_a_kill_9_loses_and_doubles_nothing(lake, pos
         outputs = {host: stopped(process) for host, process in ships.items()}
         reader.close()
     assert all("Traceback" not in output for output in outputs.values()), outputs
+
+
+@pytest.mark.lake
+def test_a_postgresql_restart_shows_as_an_error_and_both_sides_recover_by_themselves(lake, postgres, tmp_path):
+    spool = tmp_path / "spool"
+    writer, reader = Index(None, lake=lake, host="a"), Index(None, lake=lake)
+    feed = LakeFeed(reader, None, poll_seconds=0.05)
+    feed.start()
+    try:
+        wait_until(feed.caught_up.is_set, timeout=30)
+        postgres.halt()
+        try:
+            failure = wait_until(lambda: feed.health.failure, timeout=30, message="the feed to fail")
+            assert "the lake cannot be read" in failure and postgres.password not in failure
+        finally:
+            postgres.resume()
+        wait_until(lambda: feed.health.failure is None, timeout=30, message="the feed to recover")
+        write_host_spool(spool, "a", range(3), lines=4)
+        Ingestor(writer, spool).catch_up()  # the writer's connection, cut by the restart, is made anew
+        wait_until(lambda: reader.counts()["runs"] == 3 and feed.snapshot, timeout=30)
+        assert index_state(reader) == local_state(spool)
+    finally:
+        feed.stop()
+        writer.close()
+        reader.close()
