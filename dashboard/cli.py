@@ -257,6 +257,50 @@ def cmd_search(args) -> int:
     return 0
 
 
+def cmd_why(args) -> int:
+    from . import queries
+    from .blocking import cycle_of
+    from .formatting import clock
+
+    try:
+        validate_run_id(args.run_id)
+    except SpoolError as exc:
+        raise CommandError(str(exc)) from None
+    index, _ = _open_index(args)
+    try:
+        run = queries.run(index, args.run_id)
+        found = cycle_of(index, args.run_id)
+    finally:
+        index.close()
+    if run is None:
+        raise CommandError(f"no run {args.run_id!r} in the index")
+    if found is None:
+        print(f"{escaped(args.run_id)} ({escaped(run['task'])}, {run['status']}) is not blocked and blocks nothing")
+        return 0
+    cycle, task = found
+
+    def describe(step) -> str:
+        when = "never started" if step.started is None else f"started {clock(step.started)}"
+        if step.finished is not None and step.status in ("FAILED", "TERMINATED"):
+            when += f", {step.status.lower()} {clock(step.finished)}"
+        message = f'  "{escaped(step.message[:200])}"' if step.message else ""
+        return f"{escaped(step.task)}  {escaped(step.run_id)}  {step.status} ({when}){message}"
+
+    chain = cycle.chain(task)
+    for n, step in enumerate(chain):
+        print(("  ← " if n else "") + describe(step))
+    blocked = cycle.blocked(task)
+    root = chain[-1]
+    if blocked is None:
+        print(f"it failed on its own: it blocks {cycle.blocks(task):,} runs of its cycle "
+              f"(triggered {clock(run['trigger_time'])})")
+    else:
+        others = [r.task for r in blocked.roots[1:]]
+        print(f"root cause: {escaped(root.task)} ({escaped(root.run_id)}), which blocks {cycle.blocks(root.task):,} "
+              "runs of this cycle" + (f"; also held by {escaped(', '.join(others))}" if others else ""))
+    return 0
+
+
 def _run_filter(args):
     """The runs filter the command line asks for (--status, --task, --since, --group)."""
     from . import queries
@@ -407,6 +451,25 @@ def cmd_terminate(args) -> int:
     return 0
 
 
+def cmd_receive(args) -> int:
+    from .receiver import MAX_BODY_BYTES, ReceiverError, read_token, serve, tls_context
+
+    config = load_config(args.config).with_overrides(spool=args.spool)
+    try:
+        token = read_token(args.token_file)
+        tls = tls_context(args.certfile, args.keyfile)
+    except ReceiverError as exc:
+        raise CommandError(str(exc)) from None
+    max_body_bytes = MAX_BODY_BYTES if args.max_body_bytes is None else args.max_body_bytes
+    if max_body_bytes < 1024:
+        raise CommandError("--max-body-bytes must be at least 1024")
+    try:
+        serve(config.spool, args.port, args.address, token, max_body_bytes, tls)
+    except OSError as exc:  # the port is taken, the address is not this machine's, the spool is not writable
+        raise CommandError(f"cannot receive: {exc.strerror or exc}") from None
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="taskdash", description=__doc__)
     root.add_argument("--config", help="settings file (default: $TASKDASH_CONFIG or ./panel_serve.yaml)")
@@ -468,6 +531,10 @@ def parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
     search.add_argument("--json", action="store_true", help="print one JSON array")
 
+    why = command("why", cmd_why, "why a run can no longer start: the chain up to its root cause, "
+                  "and how many runs that cause blocks")
+    why.add_argument("run_id")
+
     failures = command("failures", cmd_failures, "group failed and terminated runs by the signature of their "
                        "last error line (numbers, ids, paths, times and quoted values masked)")
     failures.add_argument("--status", action="append", choices=("FAILED", "TERMINATED"), type=str.upper,
@@ -490,6 +557,18 @@ def parser() -> argparse.ArgumentParser:
 
     terminate = command("terminate", cmd_terminate, "end a running run's process group", index=False)
     terminate.add_argument("run_id")
+
+    receive = command("receive", cmd_receive, "accept event lines and OpenLineage events over HTTP from other "
+                      "machines, appended to the spool", index=False)
+    receive.add_argument("--port", type=int, default=5007, help="port (default 5007; 0 picks a free one)")
+    receive.add_argument("--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    receive.add_argument("--token-file", help="file holding the bearer token senders present "
+                         "(default: $TASKDASH_RECEIVE_TOKEN)")
+    receive.add_argument("--max-body-bytes", type=int, help="largest request body, as sent and decompressed "
+                         "(default 4 MiB)")
+    receive.add_argument("--certfile", help="serve HTTPS with this certificate chain (PEM): the token then never "
+                         "crosses the network in clear")
+    receive.add_argument("--keyfile", help="the certificate's private key (PEM), if not in --certfile")
     return root
 
 

@@ -16,10 +16,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from .blocking import blocked_and_blocks
 from .formatting import utcnow
 from .index import Index
 from .index_schema import RunSummary
-from .statuses import ORDER, STATUSES, UNSUCCESSFUL, sql_list
+from .statuses import ORDER, STATUSES
 
 RUN_COLUMNS = ("run_id", "task", "grp", "status", "agent", "adhoc", "trigger_time", "started",
                "finished", "exit_code", "message", "updated")
@@ -186,33 +187,15 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
            f"ORDER BY {order}, r.run_id {direction} LIMIT ? OFFSET ?")
     runs = index.query(sql, [now] + params + order_params + [int(limit), int(offset)])
     runs = runs.iloc[::-1].reset_index(drop=True) if from_end else runs
-    runs["blocked"] = blocked_reasons(index, runs["run_id"])
+    blocking = blocked_and_blocks(index, runs["run_id"])
+    runs[blocking.columns] = blocking
     return runs
 
 
 def blocked_reasons(index: Index, run_ids) -> pd.Series:
-    """Why each run can no longer start ("upstream Extract failed"), or None; aligned with `run_ids`.
-
-    A run is blocked when it has not started, has not ended on its own (SUCCESS or FAILED),
-    and a run of one of its upstreams in the same cycle (the same trigger time) ended FAILED
-    or TERMINATED. Derived here rather than written to the spool, so any scheduler's runs
-    that were left waiting show it too. Asked only for the runs of one page.
-    """
-    run_ids = pd.Series(run_ids, dtype=object).reset_index(drop=True)
-    if run_ids.empty:
-        return pd.Series([], dtype=object)
-    frame = index.query(f"""
-        SELECT d.run_id,
-               'upstream ' || min(u.task || CASE u.status WHEN 'FAILED' THEN ' failed' ELSE ' was terminated' END)
-                   AS reason
-        FROM runs d JOIN tasks t ON t.task = d.task
-             JOIN runs u ON u.trigger_time = d.trigger_time AND list_contains(t.depends_on, u.task)
-        WHERE d.run_id IN ({', '.join('?' * len(run_ids))}) AND d.started IS NULL
-          AND d.status NOT IN ('SUCCESS', 'FAILED') AND NOT coalesce(d.adhoc, false)
-          AND u.status IN ({sql_list(UNSUCCESSFUL)}) AND NOT coalesce(u.adhoc, false)
-        GROUP BY d.run_id""", run_ids.tolist())
-    reasons = dict(zip(frame["run_id"], frame["reason"]))
-    return pd.Series([reasons.get(run_id) for run_id in run_ids], dtype=object)
+    """Why each run can no longer start ("upstream Extract failed (via Load)"), or None; aligned
+    with `run_ids`. See dashboard.blocking."""
+    return blocked_and_blocks(index, run_ids)["blocked"]
 
 
 def runs_view(index: Index, run_filter: RunFilter = RunFilter(), page: int = 1, page_size: int = 50,
@@ -255,7 +238,7 @@ def run(index: Index, run_id: str) -> dict | None:
     frame = index.query(f"{_RUN_SELECT} {_RUNS_FROM} WHERE r.run_id = ?", [run_id])
     if frame.empty:
         return None
-    return frame.iloc[0].to_dict() | {"blocked": blocked_reasons(index, [run_id]).iloc[0]}
+    return frame.iloc[0].to_dict() | blocked_and_blocks(index, [run_id]).iloc[0].to_dict()
 
 
 def transitions(index: Index, run_id: str) -> pd.DataFrame:
@@ -271,7 +254,7 @@ def log_line_counts(index: Index, run_id: str) -> dict[str, int]:
     return {"stdout": 0, "stderr": 0} | dict(rows)
 
 
-def _log_id(cur, run_id: str, stream: str) -> int | None:
+def log_id_of(cur, run_id: str, stream: str) -> int | None:
     """The id of a run's stream in log_text (a constant filter there skips whole row groups)."""
     row = cur.execute("SELECT log_id FROM log_streams WHERE run_id = ? AND stream = ?", [run_id, stream]).fetchone()
     return row[0] if row else None
@@ -296,7 +279,7 @@ def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int
     with index.cursor() as cur:
         return cur.execute(f"SELECT {', '.join(columns)} FROM log_text WHERE log_id = ? AND line_no >= ? "
                            "AND line_no < ? ORDER BY line_no",
-                           [*params, _log_id(cur, run_id, stream), int(first_line),
+                           [*params, log_id_of(cur, run_id, stream), int(first_line),
                             int(first_line) + int(count)]).df()
 
 
@@ -319,7 +302,7 @@ def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndar
     match, params = text_match(text)
     with index.cursor() as cur:
         result = cur.execute(f"SELECT line_no FROM log_text WHERE log_id = ? AND {match} ORDER BY line_no",
-                             [_log_id(cur, run_id, stream), *params]).fetchnumpy()
+                             [log_id_of(cur, run_id, stream), *params]).fetchnumpy()
     return np.asarray(result["line_no"], dtype=np.int64)
 
 
@@ -366,7 +349,7 @@ def next_line_matching(index: Index, run_id: str, stream: str, pattern: str, aft
     forward = direction >= 0
     where, order = (">", "ASC") if forward else ("<", "DESC")
     with index.cursor() as cur:
-        log_id = _log_id(cur, run_id, stream)
+        log_id = log_id_of(cur, run_id, stream)
         for start in (int(after), 0 if forward else 2**62):  # then wrap around
             row = cur.execute(
                 f"SELECT line_no FROM log_text WHERE log_id = ? AND line_no {where} ? "
