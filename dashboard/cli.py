@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import ConfigError, load_config
-from .lake import LakeError
+from .lake import LakeError, LakeUnreachable
 from .spool import STREAMS, SpoolError, SpoolWriteError, validate_run_id
 from .statuses import STATUSES
 
@@ -34,6 +34,10 @@ def escaped(text) -> str:
     each control character escaped (ESC as \\x1b), so a name cannot clear the screen or set the
     window title. `--json` keeps the data exact (JSON escapes them itself)."""
     return _CONTROL.sub(lambda m: repr(m[0])[1:-1], str(text))
+
+
+#: How often `taskdash ship` tries again to reach a catalog it cannot attach.
+SHIP_RETRY_SECONDS = 2.0
 
 
 class CommandError(Exception):
@@ -390,11 +394,21 @@ def cmd_ship(args) -> int:
         raise CommandError("ship writes to a lake: give --catalog URL --data-path PATH (or set index.mode lake "
                            "in the settings file)")
     host = args.host or socket.gethostname()
-    index = Index(None, lake=config.lake, host=host)
-    ingestor = Ingestor(index, config.spool, rescan_seconds=config.rescan_seconds)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    index, told = None, False
+    while index is None:  # a host that cannot reach the catalog keeps its spool and ships once it can
+        try:
+            index = Index(None, lake=config.lake, host=host)
+        except LakeUnreachable as exc:
+            if not told:
+                print(f"taskdash ship: {exc}; trying again every {SHIP_RETRY_SECONDS:g} s (the spool keeps "
+                      "everything meanwhile)", file=sys.stderr, flush=True)
+                told = True
+            if stop.wait(SHIP_RETRY_SECONDS):
+                return 0
+    ingestor = Ingestor(index, config.spool, rescan_seconds=config.rescan_seconds)
     print(f"shipping the spool {config.spool} of host {escaped(host)} to the lake {config.lake.safe_catalog}",
           file=sys.stderr, flush=True)
     ingestor.start()

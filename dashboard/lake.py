@@ -40,6 +40,10 @@ class LakeError(RuntimeError):
     """The lake cannot be reached or used; the message names the setting to look at."""
 
 
+class LakeUnreachable(LakeError):
+    """The catalog did not answer, or refused the login: it may be fixed while a process waits."""
+
+
 @dataclass(frozen=True)
 class LakeSettings:
     """Where the lake is: `catalog` a PostgreSQL URL without its password, `data_path` the folder
@@ -140,7 +144,7 @@ def connect(settings: LakeSettings) -> duckdb.DuckDBPyConnection:
                 if "Failed to initialize DuckLake" in str(exc) and attempt < INIT_RETRIES - 1:
                     time.sleep(0.2 * (attempt + 1))
                     continue
-                raise LakeError(f"the lake's catalog {settings.safe_catalog} cannot be attached: "
+                raise LakeUnreachable(f"the lake's catalog {settings.safe_catalog} cannot be attached: "
                                 f"{_without(str(exc), secret['PASSWORD'])}") from None
         conn.execute(f"USE {LAKE}")
     except BaseException:

@@ -84,9 +84,9 @@ def test_lake_mode_is_a_setting_and_its_password_is_never_in_a_url(tmp_path, mon
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 1 and "hunter2" not in result.stderr + result.stdout
     assert "must not hold the password" in result.stderr
-    # a catalog nobody listens at: a message naming it, and the password is still not shown
+    # a command reading a catalog nobody listens at: a message naming it, and the password is still not shown
     (tmp_path / "spool").mkdir()
-    result = subprocess.run([sys.executable, "-m", "dashboard.cli", "ship", "--spool", str(tmp_path / "spool"),
+    result = subprocess.run([sys.executable, "-m", "dashboard.cli", "runs", "--spool", str(tmp_path / "spool"),
                              "--catalog", f"postgresql://reader@127.0.0.1:{free_port()}/lake", "--data-path",
                              str(tmp_path / "lake-data")], capture_output=True, text=True, timeout=120,
                             cwd=tmp_path / "spool", env=dict(os.environ, **{PASSWORD_ENV: "hunter2"}))
@@ -190,3 +190,25 @@ def test_a_postgresql_restart_shows_as_an_error_and_both_sides_recover_by_themse
         feed.stop()
         writer.close()
         reader.close()
+
+
+@pytest.mark.lake
+def test_a_host_that_cannot_reach_the_catalog_keeps_trying_and_ships_its_spool_once_it_can(lake, postgres, tmp_path):
+    spool = tmp_path / "spool"
+    write_host_spool(spool, "a", range(4), lines=3)
+    postgres.halt()
+    try:
+        process = ship(spool, lake.catalog, Path(lake.data_path), "a")
+        output = []
+        line = wait_until(lambda: output.append(process.stdout.readline()) or "trying again" in output[-1]
+                          and output[-1], timeout=60, message="ship to say it cannot reach the catalog")
+        assert lake.catalog in line and postgres.password not in line and process.poll() is None
+    finally:
+        postgres.resume()
+    reader = Index(None, lake=lake)
+    try:
+        wait_until(lambda: reader.counts()["runs"] == 4, timeout=60, interval=0.2, message="the spool shipped")
+        assert index_state(reader) == local_state(spool)
+    finally:
+        reader.close()
+        assert "Traceback" not in stopped(process)
