@@ -132,7 +132,9 @@ def connect(settings: LakeSettings) -> duckdb.DuckDBPyConnection:
         if "://" not in data_path:
             Path(data_path).mkdir(parents=True, exist_ok=True)
         # The path is the libpq connection string (without the password); the secret adds the rest.
-        attach = (f"ATTACH 'ducklake:dbname={_literal(secret['DATABASE'])}' AS {LAKE} (DATA_PATH "
+        # LOAD, CREATE SECRET and ATTACH take no parameters: their values are quoted literals.
+        conninfo = "dbname='{}'".format(secret["DATABASE"].replace("\\", "\\\\").replace("'", "\\'"))
+        attach = (f"ATTACH 'ducklake:{_literal(conninfo)}' AS {LAKE} (DATA_PATH "
                   f"'{_literal(data_path)}', METADATA_PARAMETERS MAP {{'TYPE': 'postgres', 'SECRET': 'taskdash_catalog'}})")
         for attempt in range(INIT_RETRIES):
             try:
@@ -145,7 +147,7 @@ def connect(settings: LakeSettings) -> duckdb.DuckDBPyConnection:
                     time.sleep(0.2 * (attempt + 1))
                     continue
                 raise LakeUnreachable(f"the lake's catalog {settings.safe_catalog} cannot be attached: "
-                                f"{_without(str(exc), secret['PASSWORD'])}") from None
+                                      f"{_without(str(exc), secret['PASSWORD'])}") from None
         conn.execute(f"USE {LAKE}")
     except BaseException:
         conn.close()
