@@ -17,11 +17,13 @@ from builders import write_host_spool
 from helpers import wait_until
 from serving import free_port, ship, stopped
 
-from dashboard.config import ConfigError, load_config
+from dashboard.config import Config, ConfigError, load_config
+from dashboard.hub import Hub
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
 from dashboard.lake import NO_DOWNLOADS, PASSWORD_ENV, LakeError, LakeSettings, extension_files
 from dashboard.lake_feed import LakeFeed
+from dashboard.store import Store
 
 
 def index_state(index: Index) -> dict:
@@ -110,6 +112,9 @@ def test_a_lake_holds_what_a_local_index_holds_and_its_feed_says_what_changed(la
         assert change.runs["a-0003"].status == "FAILED"
         assert change.log_lines[("a-0007", "stdout")] == 50
         assert index_state(reader) == local_state(spool)
+        # a download reads the lake (the run's spool is on its host)
+        store = Store(reader, Hub(), Config(spool=tmp_path / "not-this-host"))
+        assert b"".join(store.log_chunks("a-0007", "stdout")) == (spool / "logs/a-0007/stdout.log").read_bytes()
         # read again from the stored offsets: nothing more, nothing doubled
         assert Ingestor(Index(None, lake=lake, host="a"), spool).catch_up() == {"events": 0, "log_lines": 0,
                                                                                 "errors": 0}
