@@ -14,6 +14,8 @@ graph, the expected durations of the tasks still to run after those still runnin
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import time
 
 import networkx as nx
 import numpy as np
@@ -31,6 +33,8 @@ MIN_HISTORY = 5
 AGENT_DIFFERS = 0.2
 AGENT_ENOUGH = 20
 LATE_QUANTILE = 0.9
+#: How long a task's history is reused before it is read again.
+HISTORY_SECONDS = 60.0
 
 
 def histories(index, tasks=None) -> dict[tuple[str, str | None], np.ndarray]:
@@ -56,6 +60,17 @@ def histories(index, tasks=None) -> dict[tuple[str, str | None], np.ndarray]:
         for agent, of_agent in rows[rows["for_agent"] & rows["agent"].notna()].groupby("agent", sort=False):
             found[(task, agent)] = np.sort(of_agent["seconds"].to_numpy(float))
     return found
+
+
+def recent_histories(index, tasks) -> dict[tuple[str, str | None], np.ndarray]:
+    """`histories`, shared for HISTORY_SECONDS: the durations of finished runs change slowly, and a
+    live grid asks every second. The answer is shared: callers must not change it."""
+    return _histories_of(index, int(time.monotonic() // HISTORY_SECONDS), tuple(sorted(set(tasks))))
+
+
+@functools.lru_cache(maxsize=64)
+def _histories_of(index, _period: int, tasks: tuple[str, ...]) -> dict:
+    return histories(index, tasks)
 
 
 def history_of(found: dict, task: str, agent: str | None) -> np.ndarray | None:
@@ -105,7 +120,7 @@ def running_estimates(index, now: dt.datetime | None = None, run_ids=None) -> pd
     runs = index.query(f"SELECT run_id, task, agent, started FROM runs WHERE {where}", params)
     if runs.empty:
         return _empty()
-    found = histories(index, runs["task"].unique().tolist())
+    found = recent_histories(index, runs["task"])
     rows = []
     for run in runs.itertuples():
         elapsed = max(0.0, (now - run.started).total_seconds())

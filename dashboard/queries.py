@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .blocking import blocked_and_blocks
+from .estimates import running_estimates
 from .formatting import utcnow
 from .index import Index
 from .index_schema import RunSummary
@@ -189,6 +190,17 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
     runs = runs.iloc[::-1].reset_index(drop=True) if from_end else runs
     blocking = blocked_and_blocks(index, runs["run_id"])
     runs[blocking.columns] = blocking
+    return with_estimates(index, runs, now)
+
+
+def with_estimates(index: Index, runs: pd.DataFrame, now: dt.datetime | None = None) -> pd.DataFrame:
+    """`runs` with, for those running, the expected finish and its range and whether they are late
+    (dashboard.estimates); NaT and False for the others."""
+    running = runs["started"].notna() & runs["finished"].isna()
+    found = running_estimates(index, now, runs.loc[running, "run_id"]).set_index("run_id")
+    for column in ("expected_finish", "finish_low", "finish_high"):
+        runs[column] = pd.to_datetime(runs["run_id"].map(found[column]) if len(found) else pd.NaT)
+    runs["late"] = runs["run_id"].map(found["late"]).fillna(False).astype(bool) if len(found) else False
     return runs
 
 

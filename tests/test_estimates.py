@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 from builders import ingest
 
+from dashboard import queries
+from dashboard.components.runs_table import grid_rows
 from dashboard.estimates import cycle_end, expected_duration, running_estimates
+from dashboard.queries import RunFilter
 from dashboard.spool import SpoolWriter
 
 NOW = dt.datetime(2026, 11, 28, 12, 0)
@@ -115,3 +118,19 @@ def test_a_cycle_ends_when_its_critical_path_of_remaining_tasks_does(tmp_path):
     finally:
         index.close()
     assert end == NOW + dt.timedelta(seconds=30 + 100 + 10)  # A's rest, then B (longer than C), then D
+
+
+def test_the_runs_page_and_the_grid_carry_the_estimate(world):
+    index, truth = world
+    late = next(run_id for run_id, (task, agent, _, elapsed) in truth.items()
+                if run_id.startswith("any") and elapsed > 1.5 * p90_of(task, agent))
+    waiting = next(run_id for run_id, (task, agent, _, elapsed) in truth.items()
+                   if run_id.startswith("any") and elapsed < 0.5 * median_of(task, agent))
+    page = queries.with_estimates(index, queries.runs_page(index, limit=10**6, now=NOW)
+                                  .query("run_id in @late or run_id in @waiting").reset_index(drop=True), NOW)
+    rows = grid_rows(page).set_index("run_id")
+    assert rows.loc[late, "late"] and not rows.loc[waiting, "late"]
+    for run_id in (late, waiting):
+        assert rows.loc[run_id, "finished"].startswith("≈ ") and "expected to finish between" in rows.loc[run_id, "expected"]
+    finished = grid_rows(queries.runs_page(index, RunFilter(statuses=("SUCCESS",)), limit=1, now=NOW)).iloc[0]
+    assert not finished["late"] and finished["expected"] == "" and not finished["finished"].startswith("≈")

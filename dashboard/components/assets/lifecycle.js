@@ -36,6 +36,14 @@
         dot.title = "running"
         chain.append(dot)
       }
+      if (step === row.status && row.late) {
+        const tag = document.createElement("span")
+        tag.className = "td-late"
+        tag.title = "Late: running longer than 90% of its task's recent successful runs" +
+                    (row.expected ? "; " + row.expected : "")
+        tag.textContent = "LATE"
+        chain.append(tag)
+      }
     }
     if (row.blocked) {
       const tag = document.createElement("span")
