@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import ConfigError, load_config
+from .lake import LakeError, LakeUnreachable
 from .spool import STREAMS, SpoolError, SpoolWriteError, validate_run_id
 from .statuses import STATUSES
 
@@ -35,13 +36,22 @@ def escaped(text) -> str:
     return _CONTROL.sub(lambda m: repr(m[0])[1:-1], str(text))
 
 
+#: How often `taskdash ship` tries again to reach a catalog it cannot attach.
+SHIP_RETRY_SECONDS = 2.0
+
+
 class CommandError(Exception):
     """A command cannot do what was asked; its message is for the user."""
 
 
 def _settings(args):
     config = load_config(args.config)
-    return config.with_overrides(spool=args.spool, index=args.index)
+    return config.with_overrides(spool=args.spool, index=getattr(args, "index", None), **_lake_options(args))
+
+
+def _lake_options(args) -> dict:
+    return {"catalog": getattr(args, "catalog", None), "data_path": getattr(args, "data_path", None),
+            "catalog_password_file": getattr(args, "catalog_password_file", None)}
 
 
 def _open_index(args, rebuild: bool = False):
@@ -50,6 +60,10 @@ def _open_index(args, rebuild: bool = False):
     from .ingest import Ingestor
 
     config = _settings(args)
+    if config.lake is not None:  # the hosts' `taskdash ship` fill the lake: a command only reads it
+        if rebuild:
+            raise CommandError("a lake is shared by every host and server: --rebuild drops only a local index")
+        return Index(None, lake=config.lake), None
     try:
         index = Index(config.index, fallback_to_private=False)
     except IndexLockedError as exc:
@@ -91,7 +105,8 @@ def cmd_ingest(args) -> int:
     except IndexLockedError as exc:
         raise CommandError(f"{exc}: stop the server that uses it before --rebuild") from None
     counts = index.counts()
-    print(f"index {index.path or '(private, in memory)'}: {counts['tasks']:,} tasks, {counts['runs']:,} runs, "
+    where = index.lake.safe_catalog if index.lake else index.path or "(private, in memory)"
+    print(f"index {where}: {counts['tasks']:,} tasks, {counts['runs']:,} runs, "
           f"{counts['log_lines']:,} log lines, {counts['ingest_errors']:,} ingest errors")
     index.close()
     return 0
@@ -175,7 +190,8 @@ def cmd_errors(args) -> int:
     index, ingestor = _open_index(args)
     errors = queries.ingest_errors(index, limit=args.limit)
     index.close()
-    lines = _line_numbers(ingestor.spool, zip(errors["file"], errors["offset"]))
+    # (a lake's errors are of the hosts' spools: their byte offsets are given, not lines)
+    lines = _line_numbers(ingestor.spool, zip(errors["file"], errors["offset"])) if ingestor else {}
     for e in errors.itertuples():
         line = lines.get((e.file, e.offset))
         where = f" byte {e.offset}" if e.offset >= 0 else ""
@@ -327,7 +343,7 @@ def cmd_serve(args) -> int:
     from . import app
 
     config = load_config(args.config).with_overrides(
-        spool=args.spool, index=args.index, port=args.port, address=args.address)
+        spool=args.spool, index=args.index, port=args.port, address=args.address, **_lake_options(args))
     runner = None
     try:
         server = app.serve(config, start=False)  # a bad setting stops here, before the demo runner starts
@@ -363,8 +379,51 @@ def _report_catch_up(services) -> None:
     """Say when the index has caught up with the spool, so an operator knows the pages are complete."""
     services.ingestor.caught_up.wait()
     counts = services.index.counts()
-    print(f"index caught up with the spool: {counts['runs']:,} runs, "
+    source = "the lake" if services.index.lake is not None else "the spool"
+    print(f"index caught up with {source}: {counts['runs']:,} runs, "
           f"{counts['log_lines']:,} log lines, {counts['ingest_errors']:,} ingest errors", flush=True)
+
+
+def cmd_ship(args) -> int:
+    """Follow this host's spool into the lake until stopped (SIGINT or SIGTERM)."""
+    import socket
+
+    from .index import Index
+    from .ingest import Ingestor
+
+    config = _settings(args)
+    if config.lake is None:
+        raise CommandError("ship writes to a lake: give --catalog URL --data-path PATH (or set index.mode lake "
+                           "in the settings file)")
+    host = args.host or socket.gethostname()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    index, told = None, False
+    while index is None:  # a host that cannot reach the catalog keeps its spool and ships once it can
+        try:
+            index = Index(None, lake=config.lake, host=host)
+        except LakeUnreachable as exc:
+            if not told:
+                print(f"taskdash ship: {exc}; trying again every {SHIP_RETRY_SECONDS:g} s (the spool keeps "
+                      "everything meanwhile)", file=sys.stderr, flush=True)
+                told = True
+            if stop.wait(SHIP_RETRY_SECONDS):
+                return 0
+    ingestor = Ingestor(index, config.spool, rescan_seconds=config.rescan_seconds)
+    print(f"shipping the spool {config.spool} of host {escaped(host)} to the lake {config.lake.safe_catalog}",
+          file=sys.stderr, flush=True)
+    ingestor.start()
+    while not stop.is_set() and not ingestor.caught_up.wait(0.5):  # a failed step is tried again
+        pass
+    if ingestor.caught_up.is_set():
+        counts = index.counts()
+        print(f"caught up: the lake holds {counts['runs']:,} runs, {counts['log_lines']:,} log lines",
+              file=sys.stderr, flush=True)
+    stop.wait()
+    ingestor.stop()
+    index.close()
+    return 0
 
 
 def cmd_run(args) -> int:
@@ -468,6 +527,10 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--spool", help="spool folder (default: from the settings)")
         if index:
             sub.add_argument("--index", help="DuckDB index file (default: from the settings)")
+            sub.add_argument("--catalog", help="lake mode: the lake's PostgreSQL catalog, postgresql://user@host:port/"
+                             "database (its password from $TASKDASH_CATALOG_PASSWORD or --catalog-password-file)")
+            sub.add_argument("--data-path", help="lake mode: the folder of the lake's Parquet files")
+            sub.add_argument("--catalog-password-file", help="lake mode: a file holding the catalog's password")
         return sub
 
     serve = command("serve", cmd_serve, "start the dashboard server and its ingestor")
@@ -497,6 +560,10 @@ def parser() -> argparse.ArgumentParser:
 
     errors = command("errors", cmd_errors, "list ingest errors: bad spool lines and files")
     errors.add_argument("--limit", type=int, default=1000)
+
+    ship = command("ship", cmd_ship, "follow this host's spool into the lake (lake mode), until stopped")
+    ship.add_argument("--host", help="this spool's name in the lake (default: the machine's host name); "
+                      "each spool shipped to one lake needs its own")
 
     search = command("search", cmd_search, "which runs printed this text: matching runs, newest first, "
                      "with their matching line counts and first matching line")
@@ -565,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CommandError, ConfigError) as exc:
+    except (CommandError, ConfigError, LakeError) as exc:
         print(f"taskdash: {exc}", file=sys.stderr)
         return 1
     except SpoolWriteError as exc:

@@ -12,6 +12,7 @@ import yaml
 
 from .alert_rules import AlertConfigError, AlertSettings, parse_alerts
 from .emphasis import Emphasis
+from .lake import LakeError, LakeSettings
 
 CONFIG_ENV = "TASKDASH_CONFIG"
 DEFAULT_FILE = "panel_serve.yaml"
@@ -162,6 +163,29 @@ def _emphasis(raw, source: Path) -> Emphasis:
         raise ConfigError(f"{source}: {exc}") from None
 
 
+def _index(raw: dict, base: Path, source: Path) -> dict:
+    """The index section in its long form: `mode: local` (with `path:`) or `mode: lake` (with `catalog:`,
+    `data_path:` and optionally `password_file:`)."""
+    known = {"mode", "path", "catalog", "data_path", "password_file"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown setting index.{unknown[0]}; known: {', '.join(sorted(known))}")
+    mode = raw.get("mode", "local")
+    if mode == "local":
+        return {"index": base / raw["path"]} if raw.get("path") else {}
+    if mode != "lake":
+        raise ConfigError(f"{source}: index.mode must be local or lake, not {mode!r}")
+    for name in ("catalog", "data_path"):
+        if not isinstance(raw.get(name), str) or not raw[name]:
+            raise ConfigError(f"{source}: index.{name} is required with index.mode lake")
+    data_path = raw["data_path"] if "://" in raw["data_path"] else str(base / raw["data_path"])
+    try:
+        return {"lake": LakeSettings(raw["catalog"], data_path,
+                                     base / raw["password_file"] if raw.get("password_file") else None)}
+    except LakeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the server needs to start; see panel_serve.yaml for what each setting means."""
@@ -171,6 +195,9 @@ class Config:
     allow_websocket_origin: tuple[str, ...] = ()
     spool: Path = Path("data/spool")
     index: Path = Path("data/taskruns.duckdb")
+    #: Lake mode: the shared DuckLake this process reads (and `taskdash ship` writes); None: the
+    #: local index file above.
+    lake: LakeSettings | None = None
     demo_workflow: Path = Path("data/demo_workflow.yaml")
     routes: dict[str, str] = field(default_factory=lambda: {
         "task_runs": "/task-runs", "run_detail": "/task-runs/{run_id}", "tasks": "/tasks"})
@@ -182,9 +209,25 @@ class Config:
     alerts: AlertSettings = field(default_factory=AlertSettings)
     source: Path | None = None
 
-    def with_overrides(self, **overrides) -> Config:
-        """A copy with the given settings replaced; None means keep the file's value."""
+    def with_overrides(self, catalog: str | None = None, data_path: str | None = None,
+                       catalog_password_file: str | None = None, **overrides) -> Config:
+        """A copy with the given settings replaced; None means keep the file's value. A `catalog`
+        (with `data_path`) turns lake mode on, as index.mode lake does in the file."""
         given = {k: v for k, v in overrides.items() if v is not None}
+        if catalog or data_path or catalog_password_file:
+            current = self.lake
+            catalog = catalog or (current and current.catalog)
+            data_path = data_path or (current and current.data_path)
+            if not catalog or not data_path:
+                raise ConfigError("lake mode needs both --catalog and --data-path (or index.catalog and "
+                                  "index.data_path in the settings file)")
+            password_file = (Path(catalog_password_file).absolute() if catalog_password_file
+                             else current and current.password_file)
+            try:
+                given["lake"] = LakeSettings(catalog, data_path if "://" in data_path
+                                             else str(Path(data_path).absolute()), password_file)
+            except LakeError as exc:
+                raise ConfigError(str(exc)) from None
         for key in ("spool", "index", "demo_workflow"):
             if key in given:
                 given[key] = Path(given[key]).absolute()
@@ -235,7 +278,7 @@ def load_config(path: str | Path | None = None) -> Config:
     values = dict(raw)
     access_settings = values.pop("access", None)
     for key in ("spool", "index", "demo_workflow"):
-        if key in values:
+        if key in values and not isinstance(values[key], dict):
             values[key] = base / values[key]
     origins = values.get("allow_websocket_origin") or []
     if not (isinstance(origins, list) and all(isinstance(o, str) and ORIGIN.fullmatch(o) for o in origins)):
@@ -247,6 +290,9 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{source}: routes.run_detail must contain {{run_id}}")
     values["routes"] = routes
     values["access"] = _access(access_settings, base, source)
+    if isinstance(values.get("index"), dict):
+        values.pop("index")
+        values.update(_index(raw["index"], base, source))
     values["log_emphasis"] = _emphasis(values.get("log_emphasis"), source)
     try:
         values["alerts"] = parse_alerts(values.get("alerts"), base)

@@ -77,12 +77,14 @@ _PROVEN_VALID = f"""
 _LAX_JSON = (r":\s*-?[NnIi][AaNn]", r",\s*(?:[\]}]|-?[NnIi][AaNn])", r"\[\s*-?[NnIi][AaNn]")
 _STRICT_JSON = " AND ".join(f"NOT regexp_matches(line, '{pattern}')" for pattern in _LAX_JSON)
 _TEXT_FIELDS = ("kind", "run_id", "task", "status", "ts", "agent", "group", "trigger_time", "message")
+# try_cast where a line is proven valid (ok), which the casts then always pass: DuckDB 1.5.5 casts
+# ahead of the CASE, and one exit_code of 12345678901 in a chunk failed the whole query.
 PARSE_SQL = f"""
 SELECT position, ok,
-       v.run_id, v.task, v.status, CASE WHEN ok THEN rtrim(v.ts, 'Z')::TIMESTAMP END AS ts, v.agent,
+       v.run_id, v.task, v.status, CASE WHEN ok THEN try_cast(rtrim(v.ts, 'Z') AS TIMESTAMP) END AS ts, v.agent,
        coalesce(j.adhoc = 'true', false) AS adhoc, v."group" AS grp,
-       CASE WHEN ok THEN rtrim(v.trigger_time, 'Z')::TIMESTAMP END AS trigger_time,
-       CASE WHEN ok THEN j.exit_code::INTEGER END AS exit_code, v.message
+       CASE WHEN ok THEN try_cast(rtrim(v.trigger_time, 'Z') AS TIMESTAMP) END AS trigger_time,
+       CASE WHEN ok THEN try_cast(j.exit_code AS INTEGER) END AS exit_code, v.message
 FROM (SELECT position, j, v, coalesce({_PROVEN_VALID}, false) AS ok
       FROM (SELECT position, j, has_adhoc,
                    {{{", ".join(f"'{n}': {_value(chr(34) + n + chr(34))}" for n in _TEXT_FIELDS)}}} AS v

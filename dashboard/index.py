@@ -12,19 +12,28 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import random
 import shutil
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pandas as pd
 
 from .formatting import utcnow
-from .index_schema import SCHEMA, SCHEMA_VERSION, TABLES, RunSummary
+from . import lake as lakes
+from .index_schema import LAKE_SCHEMA, SCHEMA, SCHEMA_VERSION, TABLES, RunSummary
 from .index_writes import Batch, write_batch
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: A commit that lost a race with another writer of the lake is tried again this many times.
+CONFLICT_RETRIES = 30
 
 #: A private index lives in <temp>/taskdash-index-<pid>-<random>/: a killed process cannot
 #: remove its own, so the next process that needs one removes those of processes gone.
@@ -87,9 +96,17 @@ class _Cursor:
 
 
 class Index:
-    """A DuckDB index file (or a private one when the file is locked by another process)."""
+    """A DuckDB index file (or a private one when the file is locked by another process), or in lake
+    mode (`lake` given) the shared DuckLake: the same tables and SQL, reached over its catalog."""
 
-    def __init__(self, path: str | Path | None, fallback_to_private: bool = True):
+    def __init__(self, path: str | Path | None, fallback_to_private: bool = True,
+                 lake: lakes.LakeSettings | None = None, host: str = ""):
+        #: Lake mode: where the lake is (None: a local DuckDB file, or memory).
+        self.lake = lake
+        #: Whose spool offsets this process reads and writes (each host ships its own spool to a lake).
+        self.host = host
+        if lake is not None:
+            path = None
         self.requested_path = Path(path) if path else None
         self.private_reason: str | None = None
         self.rebuilt_reason: str | None = None
@@ -150,6 +167,8 @@ class Index:
 
     def check(self) -> None:
         """Read every block of every table (DuckDB checks each block's checksum as it reads it)."""
+        if self.lake is not None:  # the lake's files are not this process's to rebuild: nothing to check
+            return
         with self.cursor() as cur:
             for table in TABLES:
                 cur.execute(f"SELECT count(*), max(hash({table})) FROM {table}").fetchall()
@@ -177,7 +196,7 @@ class Index:
             self.version += 1
 
     def _open(self) -> None:
-        self._conn = self._connect(self.path)
+        self._conn = self._connect(self.path, self.lake)
         try:
             self._create_schema()
         except BaseException:
@@ -195,7 +214,9 @@ class Index:
         return aside
 
     @staticmethod
-    def _connect(path: Path | None) -> duckdb.DuckDBPyConnection:
+    def _connect(path: Path | None, lake: lakes.LakeSettings | None = None) -> duckdb.DuckDBPyConnection:
+        if lake is not None:
+            return lakes.connect(lake)
         if path is None:
             return duckdb.connect(":memory:")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,6 +228,9 @@ class Index:
             raise
 
     def _create_schema(self) -> None:
+        if self.lake is not None:
+            self._retry_conflicts(self._create_lake_schema)
+            return
         with self.cursor() as cur:
             cur.execute(SCHEMA)
             version = cur.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
@@ -225,13 +249,49 @@ class Index:
             if version is None:
                 cur.execute("INSERT INTO meta VALUES ('schema', ?)", [SCHEMA_VERSION])
 
+    def _create_lake_schema(self) -> None:
+        """The lake's tables, made by whichever process comes first (in one transaction: two hosts
+        starting at once conflict, and the one retried finds them made). A lake of another schema
+        is not dropped: other hosts and servers use it."""
+        with self.cursor() as cur:
+            cur.execute("BEGIN")
+            try:
+                cur.execute(LAKE_SCHEMA)
+                version = cur.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+                if version is None:
+                    cur.execute("INSERT INTO meta VALUES ('schema', ?)", [SCHEMA_VERSION])
+                cur.execute("COMMIT")
+            except BaseException:
+                _rollback(cur)
+                raise
+        if version is not None and version[0] != SCHEMA_VERSION:
+            raise lakes.LakeError(f"the lake at {self.lake.safe_catalog} has the index schema {version[0]}, and this "
+                                  f"taskdash writes schema {SCHEMA_VERSION}: use the same taskdash version on every "
+                                  "host and server, or a new lake")
+
+    def _retry_conflicts(self, write: Callable[[], T]) -> T:
+        """Run a write transaction; in lake mode, again while it loses a race with another writer
+        (DuckLake's optimistic concurrency: the commit fails, nothing of it is kept)."""
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                return write()
+            except duckdb.Error as exc:
+                if self.lake is None or not lakes.is_conflict(exc) or attempt == CONFLICT_RETRIES - 1:
+                    raise
+                log.info("a lake commit conflicted with another writer's (attempt %d): trying again", attempt + 1)
+                time.sleep(min(0.05 * 2 ** attempt, 1.0) * random.uniform(0.5, 1.5))
+        raise AssertionError("unreachable")
+
     @property
     def is_private(self) -> bool:
         return self.private_reason is not None
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of the shared connection, for use in one thread (use with `with`)."""
-        return _Cursor(self, self._conn.cursor())
+        cursor = self._conn.cursor()
+        if self.lake is not None:  # each cursor is a connection of its own, on the memory database
+            cursor.execute(f"USE {lakes.LAKE}")
+        return _Cursor(self, cursor)
 
     def close(self) -> None:
         self._conn.close()
@@ -249,38 +309,47 @@ class Index:
                     cur.execute(f"DELETE FROM {table}")
             cur.execute("COMMIT")
             self.version += 1
-            cur.execute("CHECKPOINT")
+            if self.lake is None:
+                cur.execute("CHECKPOINT")
 
     def load_offsets(self) -> dict[str, tuple[int, int, bool, int]]:
-        """Where the ingestor stopped in each spool file: path -> (offset, lines, in_long_line, tail)."""
+        """Where the ingestor stopped in each file of this host's spool: path -> (offset, lines, in_long_line, tail)."""
         with self.cursor() as cur:
-            rows = cur.execute('SELECT path, "offset", lines, in_long_line, tail FROM ingest_offsets').fetchall()
+            rows = cur.execute('SELECT path, "offset", lines, in_long_line, tail FROM ingest_offsets WHERE host = ?',
+                               [self.host]).fetchall()
         return {path: (offset, lines, long, tail) for path, offset, lines, long, tail in rows}
 
     def apply(self, batch: Batch) -> dict[str, RunSummary] | None:
         """Commit a batch and the offsets it came from in one transaction; return the runs touched,
         or None when they are more than LISTED_RUNS_MAX (a catch-up: every page reads again)."""
         now = utcnow()
-        with self._write_lock, self.cursor() as cur:
-            cur.execute("BEGIN")
-            try:
-                touched = write_batch(cur, batch, now)
-                cur.execute("COMMIT")
-                self.version += 1
-            except BaseException:
+        errors = list(batch.errors)  # a retried write reports the same errors once
+
+        def write() -> dict[str, RunSummary] | None:
+            batch.errors[:] = errors
+            with self._write_lock, self.cursor() as cur:
+                cur.execute("BEGIN")
                 try:
-                    cur.execute("ROLLBACK")
-                except duckdb.Error:  # a failed COMMIT (a full disk, say) has ended the transaction itself
-                    pass
-                raise
-        return touched
+                    touched = write_batch(cur, batch, now, self.host)
+                    cur.execute("COMMIT")
+                    self.version += 1
+                except BaseException:
+                    _rollback(cur)
+                    raise
+            return touched
+
+        return self._retry_conflicts(write)
 
     def cluster_runs(self) -> None:
         """Rewrite the runs table in trigger order, after a catch-up filled it out of order.
 
         DuckDB skips row groups whose trigger times lie outside a query's range only when
-        each row group holds a narrow span of them.
+        each row group holds a narrow span of them. Not in a lake: there it would rewrite the table
+        every host writes (each of their commits would conflict), and its files are laid out by
+        DuckLake's own upkeep.
         """
+        if self.lake is not None:
+            return
         with self._write_lock, self.cursor() as cur:
             cur.execute("BEGIN")
             try:
@@ -292,7 +361,8 @@ class Index:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-            cur.execute("CHECKPOINT")
+            if self.lake is None:
+                cur.execute("CHECKPOINT")
 
     # ---- queries ---------------------------------------------------------------------
 
@@ -308,3 +378,10 @@ class Index:
                                         (SELECT count(*) FROM log_text), (SELECT count(*) FROM ingest_errors)
                               """).fetchone()
         return dict(zip(("tasks", "runs", "log_lines", "ingest_errors"), row))
+
+
+def _rollback(cur) -> None:
+    try:
+        cur.execute("ROLLBACK")
+    except duckdb.Error:  # a failed COMMIT (a full disk, a lost race) has ended the transaction itself
+        pass

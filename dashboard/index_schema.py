@@ -8,11 +8,12 @@ index of another version is dropped and rebuilt from the spool.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import NamedTuple
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "7"
+SCHEMA_VERSION = "8"  # 8: ingest_offsets has the spool's host (many hosts ship to one lake)
 
 # Log text is stored uncompressed: three times the disk, but a search scans it twice as fast
 # and an append costs half (measured on 2M realistic lines: 274 against 91 MB, ILIKE 138
@@ -34,10 +35,13 @@ CREATE TABLE IF NOT EXISTS log_text (log_id INTEGER, line_no BIGINT, text VARCHA
 CREATE VIEW IF NOT EXISTS log_lines AS
     SELECT s.run_id, s.stream, t.line_no, t.text FROM log_text t JOIN log_streams s USING (log_id);
 CREATE TABLE IF NOT EXISTS ingest_offsets (
-    path VARCHAR, "offset" BIGINT, lines BIGINT, in_long_line BOOLEAN, tail BIGINT);
+    host VARCHAR, path VARCHAR, "offset" BIGINT, lines BIGINT, in_long_line BOOLEAN, tail BIGINT);
 CREATE TABLE IF NOT EXISTS ingest_errors (
     file VARCHAR, "offset" BIGINT, reason VARCHAR, excerpt VARCHAR, recorded TIMESTAMP);
 """
+
+# DuckLake stores columns as Parquet and takes no compression per column: the same tables without it.
+LAKE_SCHEMA = re.sub(r"\s+USING COMPRESSION \w+", "", SCHEMA)
 
 TABLES = ("meta", "tasks", "transitions", "runs", "log_streams", "log_text", "ingest_offsets", "ingest_errors")
 

@@ -132,9 +132,9 @@ class Batch:
                     or self.replaced)
 
 
-def write_batch(cur, batch: Batch, now: dt.datetime) -> dict[str, RunSummary] | None:
+def write_batch(cur, batch: Batch, now: dt.datetime, host: str = "") -> dict[str, RunSummary] | None:
     """Add a batch through `cur`, inside the caller's transaction; return the runs touched, or None
-    when they are more than LISTED_RUNS_MAX."""
+    when they are more than LISTED_RUNS_MAX. Its offsets are those of `host`'s spool."""
     if batch.tasks:
         latest = {task["task"]: task for task in batch.tasks}  # a later definition wins
         frame = pd.DataFrame({
@@ -188,10 +188,10 @@ def write_batch(cur, batch: Batch, now: dt.datetime) -> dict[str, RunSummary] | 
         cur.unregister("new_errors")
     if batch.offsets:
         frame = pd.DataFrame(
-            [(path, *state) for path, state in batch.offsets.items()],
-            columns=["path", "offset", "lines", "in_long_line", "tail"])
+            [(host, path, *state) for path, state in batch.offsets.items()],
+            columns=["host", "path", "offset", "lines", "in_long_line", "tail"])
         cur.register("new_offsets", frame)
-        cur.execute("DELETE FROM ingest_offsets WHERE path IN (SELECT path FROM new_offsets)")
+        cur.execute("DELETE FROM ingest_offsets WHERE host = ? AND path IN (SELECT path FROM new_offsets)", [host])
         cur.execute("INSERT INTO ingest_offsets SELECT * FROM new_offsets")
         cur.unregister("new_offsets")
     return touched
@@ -224,6 +224,10 @@ def _log_streams(cur, last_lines: dict[tuple[str, str], int]) -> dict[tuple[str,
     """The log_id of each (run_id, stream), numbered on for new ones, with its line count raised."""
     frame = pd.DataFrame([(*key, last) for key, last in last_lines.items()], columns=["run_id", "stream", "last"])
     cur.register("new_streams", frame)
+    # New numbers are the highest so far plus one: two writers of one lake (two spool hosts)
+    # numbering at once must not both commit. Both change the meta row, so DuckLake lets one commit
+    # and the other fails and is retried (Index.apply). Local mode has one writer: a no-op.
+    cur.execute("UPDATE meta SET value = value WHERE key = 'schema'")
     cur.execute("""
         INSERT INTO log_streams
         SELECT (SELECT coalesce(max(log_id), 0) FROM log_streams) + row_number() OVER (), n.run_id, n.stream, 0

@@ -2,7 +2,8 @@
 Store built over them that pages, components and notebooks are handed.
 
 The server (`app.serve`), plain `panel serve` of a page module and a notebook (`open_store`)
-each start one set. Only this module and the CLI know the ingestor.
+each start one set. Only this module and the CLI know the ingestor. In lake mode a server ingests
+nothing: a LakeFeed follows the lake the hosts ship to and feeds the same hub.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .config import Config, load_config
 from .hub import Hub
 from .index import Index
 from .ingest import Ingestor
+from .lake_feed import LakeFeed
 from .server_log import quiet_closed_connections
 from .store import Links, Store
 
@@ -26,7 +28,8 @@ class Services:
     config: Config
     index: Index
     hub: Hub
-    ingestor: Ingestor
+    #: What feeds the hub: the ingestor of the local spool, or in lake mode the lake's feed.
+    ingestor: Ingestor | LakeFeed
     store: Store
     alerter: Alerter | None = None
 
@@ -38,16 +41,17 @@ class Services:
         followed too.
 
         The store closes them (in a notebook, where the store is all the user holds)."""
-        index = Index(config.index)
+        index = Index(config.index, lake=config.lake)
         hub = Hub()
-        ingestor = Ingestor(index, config.spool, hub, rescan_seconds=config.rescan_seconds)
+        ingestor = LakeFeed(index, hub) if config.lake is not None else \
+            Ingestor(index, config.spool, hub, rescan_seconds=config.rescan_seconds)
         alerter = None
         if alerting and config.alerts.rules:
             alerter = Alerter(index, hub, config.alerts, config.alerts.state_path(config.index),
                               config.log_emphasis, config.routes["run_detail"])
             alerter.start()  # subscribed before the ingestor publishes anything
         if catch_up:
-            ingestor.catch_up()
+            ingestor.poll() if config.lake is not None else ingestor.catch_up()
         ingestor.start()
         shown = {"browser_alerts_of": alerter.browser_alerts} if alerter is not None and alerter.for_browser else {}
         store = store_type(index, hub, config, links or Links(), health_of=lambda: ingestor.health, **shown)

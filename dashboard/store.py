@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 #: A download is read from the spool file this many bytes at a time.
 CHUNK_BYTES = 1024 * 1024
+#: In lake mode a download is read from the index this many lines at a time.
+INDEXED_CHUNK_LINES = 20_000
 #: The pages, by the names Config.routes knows them.
 PAGES = ("task_runs", "run_detail", "tasks")
 
@@ -162,8 +164,17 @@ class Store:
         return self.config.push_min_interval_seconds
 
     def log_chunks(self, run_id: str, stream: str) -> Iterator[bytes]:
-        """The bytes of a run's stream as its process wrote them (see log_file_chunks)."""
+        """The bytes of a run's stream as its process wrote them (see log_file_chunks). In lake mode
+        the run's spool is on another host: its indexed lines instead (invalid UTF-8 replaced)."""
+        if self.index.lake is not None:
+            return self._indexed_log_chunks(run_id, stream)
         return log_file_chunks(self.config.spool, run_id, stream)
+
+    def _indexed_log_chunks(self, run_id: str, stream: str) -> Iterator[bytes]:
+        total = queries.log_line_counts(self, run_id)[stream]
+        for first in range(1, total + 1, INDEXED_CHUNK_LINES):
+            lines = queries.log_page(self, run_id, stream, first, INDEXED_CHUNK_LINES)["text"]
+            yield "".join(line + "\n" for line in lines).encode("utf-8")
 
     # ---- DataFrames for notebooks and scripts ------------------------------------------
 

@@ -393,3 +393,23 @@ def summaries(index) -> dict[str, RunSummary]:
                         "FROM runs r LEFT JOIN tasks t USING (task)")
     return {row.run_id: RunSummary(row.task, value(row.grp), row.status, value(row.trigger_time))
             for row in frame.itertuples(index=False)}
+
+
+#: The lake tests' runs start an hour ago, so every page's default range shows them.
+HOST_T0 = dt.datetime.now(dt.UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
+
+
+def write_host_spool(spool: Path, host: str, runs: range, lines: int) -> None:
+    """Runs `<host>-<n>` with their whole lifecycle (every third FAILED) and `lines` stdout lines
+    each (every fifth run some stderr too), appended as a writer of the contract appends them."""
+    with SpoolWriter(spool, host) as writer:
+        for n in runs:
+            run_id, task = f"{host}-{n:04d}", f"{host}_task_{n % 7}"
+            end = "FAILED" if n % 3 == 0 else "SUCCESS"
+            for i, status in enumerate(("TRIGGER", "STARTED", "RUNNING", end)):
+                exit_code = (1 if end == "FAILED" else 0) if status == end else None
+                writer.status(run_id, task, status, agent=f"agent-{host}", exit_code=exit_code,
+                              ts=HOST_T0 + dt.timedelta(seconds=i, microseconds=n))
+            writer.append_log(run_id, "stdout", "".join(f"{host} run {n} line {k} ok\n" for k in range(lines)))
+            if n % 5 == 0:
+                writer.append_log(run_id, "stderr", f"{host} run {n}: a warning\n")

@@ -23,3 +23,23 @@ def world(tmp_path_factory):
     world = planned_world(tmp_path_factory.mktemp("queries"))
     yield world
     world.index.close()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL 15 (tests/postgres.py), shared by the lake tests of one run."""
+    from postgres import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lake(postgres, tmp_path, monkeypatch):
+    """A new empty lake: its own catalog database and data folder; the catalog's password in the
+    environment, where `taskdash` processes started by the test find it."""
+    from dashboard.lake import PASSWORD_ENV, LakeSettings
+
+    monkeypatch.setenv(PASSWORD_ENV, postgres.password)
+    return LakeSettings(postgres.new_catalog(), str(tmp_path / "lake-data"))

@@ -198,6 +198,25 @@ def block_other_hosts(page, url: str) -> list[str]:
     return elsewhere
 
 
+def ship(spool: Path, catalog: str, data_path: Path, host: str) -> subprocess.Popen:
+    """A `taskdash ship` process of one spool "host" into a lake (its password in the environment)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "dashboard.cli", "ship", "--spool", str(spool), "--catalog", catalog,
+         "--data-path", str(data_path), "--host", host],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, cwd=spool.parent)
+
+
+def stopped(process: subprocess.Popen) -> str:
+    """Stop a process as Ctrl-C or systemd would (SIGTERM); return all it printed."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.communicate()[0]
+
+
 #: The bearer token the tests' receivers are started with.
 RECEIVE_TOKEN = "test-token-" + "0123456789abcdef"
 

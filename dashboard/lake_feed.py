@@ -1,0 +1,104 @@
+"""A server's live feed in lake mode: it ingests nothing, but follows the lake that the hosts'
+`taskdash ship` write, and tells the hub what each new snapshot changed.
+
+Looking for a new snapshot is one small query to the catalog; only a new one costs more: the
+runs, log streams, tasks and ingest errors it changed, read from DuckLake's change feed
+(`table_changes`), become the same `Change` the ingestor publishes in local mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from .changes import Change
+from .hub import Hub
+from .index import Index
+from .index_schema import RunSummary
+from .index_writes import LISTED_RUNS_MAX
+from .ingest import IngestHealth
+from .lake import current_snapshot
+
+log = logging.getLogger(__name__)
+
+#: How often the catalog is asked for its latest snapshot (seconds).
+POLL_SECONDS = 0.25
+#: Rows a change-feed query reads: the upserted versions of a row (DuckLake's update pre-images are left out).
+_NEW_ROWS = "change_type IN ('insert', 'update_postimage')"
+
+
+class LakeFeed:
+    """Follows a lake's snapshots and publishes what changed; the ingestor's stand-in in lake mode
+    (it has the same `health`, `caught_up`, `start` and `stop`)."""
+
+    def __init__(self, index: Index, hub: Hub | None, poll_seconds: float = POLL_SECONDS):
+        self.index = index
+        self.hub = hub
+        self.poll_seconds = poll_seconds
+        self.health = IngestHealth()
+        #: Set once the lake's snapshot has been read: from then on pages show the lake as it is.
+        self.caught_up = threading.Event()
+        self.snapshot: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll(self) -> Change | None:
+        """Look at the lake's latest snapshot once; publish and return what changed since the last look."""
+        with self.index.cursor() as cur:
+            latest = current_snapshot(cur)
+            if self.snapshot is None or latest == self.snapshot:
+                self.snapshot = latest
+                self.caught_up.set()
+                return None
+            change = changes_between(cur, self.snapshot + 1, latest)
+        self.snapshot = latest
+        self.index.version += 1  # queries shared per version are asked again
+        self.health.errors_recorded += change.errors
+        if self.hub is not None:
+            self.hub.publish(change)
+        return change
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._follow, name="taskdash-lake-feed", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _follow(self) -> None:
+        while True:
+            try:
+                self.poll()
+                self.health.last_step, self.health.failure = time.time(), None
+            except Exception as exc:  # the catalog unreachable, say: pages keep what they show
+                if self.health.failure is None:
+                    log.warning("reading the lake failed: %s", exc)
+                    if self.hub is not None:
+                        self.hub.publish(Change(errors=1))
+                self.health.failure = f"the lake cannot be read: {type(exc).__name__}: {str(exc)[:300]}"
+            if self._stop.wait(self.poll_seconds):
+                return
+
+
+def changes_between(cur, first: int, last: int) -> Change:
+    """What the lake's snapshots `first` .. `last` changed, as the hub's message."""
+    rows = cur.execute(f"""
+        SELECT run_id, task, grp, status, trigger_time FROM table_changes('runs', ?, ?)
+        WHERE {_NEW_ROWS} ORDER BY snapshot_id, rowid LIMIT ?""", [first, last, 4 * LISTED_RUNS_MAX]).fetchall()
+    runs = {run_id: RunSummary(*rest) for run_id, *rest in rows}
+    many = len(rows) == 4 * LISTED_RUNS_MAX or len(runs) > LISTED_RUNS_MAX
+    streams = cur.execute(f"""
+        SELECT run_id, stream, max(lines) FROM table_changes('log_streams', ?, ?)
+        WHERE {_NEW_ROWS} GROUP BY ALL""", [first, last]).fetchall()
+    tasks = cur.execute(f"SELECT count(*) FROM table_changes('tasks', ?, ?) WHERE {_NEW_ROWS}",
+                        [first, last]).fetchone()[0]
+    errors = cur.execute("SELECT count(*) FROM table_changes('ingest_errors', ?, ?) WHERE change_type = 'insert'",
+                         [first, last]).fetchone()[0]
+    return Change(runs={} if many else runs, many_runs=many,
+                  log_lines={(run_id, stream): lines for run_id, stream, lines in streams},
+                  tasks=bool(tasks), errors=errors)

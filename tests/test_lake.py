@@ -1,0 +1,219 @@
+"""Lake mode: the index as one DuckLake (catalog in a throwaway PostgreSQL, Parquet in a temporary
+folder), written by real `taskdash ship` processes and compared with local-mode indexes of the same
+spools."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from builders import write_host_spool
+from helpers import wait_until
+from serving import free_port, ship, stopped
+
+from dashboard.config import Config, ConfigError, load_config
+from dashboard.hub import Hub
+from dashboard.index import Index
+from dashboard.ingest import Ingestor
+from dashboard.lake import NO_DOWNLOADS, PASSWORD_ENV, LakeError, LakeSettings, extension_files
+from dashboard.lake_feed import LakeFeed
+from dashboard.store import Store
+
+
+def index_state(index: Index) -> dict:
+    """What the comparison looks at: each run's status, task and times, and each log stream's line
+    count and a hash of its text."""
+    runs = index.query("SELECT run_id, task, status, exit_code, trigger_time, started, finished FROM runs "
+                       "ORDER BY run_id")
+    logs = index.query("""SELECT run_id, stream, count(*) AS lines, md5(string_agg(text, chr(10) ORDER BY line_no))
+                          AS hash FROM log_lines GROUP BY ALL ORDER BY run_id, stream""")
+    return {"runs": runs.to_dict("records"), "logs": logs.to_dict("records")}
+
+
+def merged(*states: dict) -> dict:
+    return {key: sorted((row for state in states for row in state[key]),
+                        key=lambda row: (row["run_id"], row.get("stream", ""))) for key in ("runs", "logs")}
+
+
+def local_state(spool: Path) -> dict:
+    index = Index(None)
+    try:
+        Ingestor(index, spool).catch_up()
+        return index_state(index)
+    finally:
+        index.close()
+
+
+# ---- without PostgreSQL -----------------------------------------------------------------------
+
+def test_the_extension_files_load_from_their_packages_into_the_pinned_duckdb():
+    conn = duckdb.connect(config=dict(NO_DOWNLOADS))
+    for name, path in extension_files():
+        conn.execute(f"LOAD '{path}'")
+    loaded = {name for (name,) in conn.execute("SELECT extension_name FROM duckdb_extensions() WHERE loaded")
+              .fetchall()}
+    assert {"ducklake", "postgres_scanner"} <= loaded
+
+
+def test_lake_mode_is_a_setting_and_its_password_is_never_in_a_url(tmp_path, monkeypatch):
+    settings = tmp_path / "panel_serve.yaml"
+    settings.write_text("index:\n  mode: lake\n  catalog: postgresql://reader@db.example.com:5433/lake\n"
+                        "  data_path: lake-data\n")
+    config = load_config(settings)
+    assert config.lake == LakeSettings("postgresql://reader@db.example.com:5433/lake", str(tmp_path / "lake-data"))
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    with pytest.raises(LakeError, match=PASSWORD_ENV):
+        config.lake.password()
+    monkeypatch.setenv(PASSWORD_ENV, "from the environment")
+    assert config.lake.password() == "from the environment"
+    (tmp_path / "secret").write_text("from a file\n")
+    assert config.with_overrides(catalog_password_file=str(tmp_path / "secret")).lake.password() == "from a file"
+
+    settings.write_text("index:\n  mode: lake\n  catalog: postgresql://reader:hunter2@db.example.com/lake\n"
+                        "  data_path: lake-data\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(settings)
+    assert "hunter2" not in str(refused.value) and PASSWORD_ENV in str(refused.value)
+    # the same on the command line, where a process list would show it
+    result = subprocess.run([sys.executable, "-m", "dashboard.cli", "runs", "--catalog",
+                             "postgresql://reader:hunter2@db.example.com/lake", "--data-path", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 1 and "hunter2" not in result.stderr + result.stdout
+    assert "must not hold the password" in result.stderr
+    # a command reading a catalog nobody listens at: a message naming it, and the password is still not shown
+    (tmp_path / "spool").mkdir()
+    result = subprocess.run([sys.executable, "-m", "dashboard.cli", "runs", "--spool", str(tmp_path / "spool"),
+                             "--catalog", f"postgresql://reader@127.0.0.1:{free_port()}/lake", "--data-path",
+                             str(tmp_path / "lake-data")], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path / "spool", env=dict(os.environ, **{PASSWORD_ENV: "hunter2"}))
+    assert result.returncode == 1 and "hunter2" not in result.stderr + result.stdout
+    assert "the lake's catalog postgresql://reader@127.0.0.1:" in result.stderr and "Traceback" not in result.stderr
+
+
+# ---- over a throwaway PostgreSQL --------------------------------------------------------------
+
+@pytest.mark.lake
+def test_a_lake_holds_what_a_local_index_holds_and_its_feed_says_what_changed(lake, tmp_path):
+    spool = tmp_path / "spool"
+    write_host_spool(spool, "a", range(30), lines=50)
+    writer, reader = Index(None, lake=lake, host="a"), Index(None, lake=lake)
+    feed = LakeFeed(reader, None)
+    try:
+        assert feed.poll() is None  # the first look only notes the snapshot
+        Ingestor(writer, spool).catch_up()
+        change = feed.poll()
+        assert set(change.runs) == {f"a-{n:04d}" for n in range(30)}
+        assert change.runs["a-0003"].status == "FAILED"
+        assert change.log_lines[("a-0007", "stdout")] == 50
+        assert index_state(reader) == local_state(spool)
+        # a download reads the lake (the run's spool is on its host)
+        store = Store(reader, Hub(), Config(spool=tmp_path / "not-this-host"))
+        assert b"".join(store.log_chunks("a-0007", "stdout")) == (spool / "logs/a-0007/stdout.log").read_bytes()
+        # read again from the stored offsets: nothing more, nothing doubled
+        assert Ingestor(Index(None, lake=lake, host="a"), spool).catch_up() == {"events": 0, "log_lines": 0,
+                                                                                "errors": 0}
+        write_host_spool(spool, "a", range(30, 32), lines=3)
+        Ingestor(writer, spool).catch_up()
+        change = feed.poll()
+        assert set(change.runs) == {"a-0030", "a-0031"} and change.log_lines[("a-0031", "stdout")] == 3
+        assert index_state(reader) == local_state(spool)
+    finally:
+        writer.close()
+        reader.close()
+
+
+@pytest.mark.lake
+@pytest.mark.timeout(600)
+def test_two_hosts_ship_at_once_and_a_kill_9_loses_and_doubles_nothing(lake, postgres, tmp_path):
+    spools = {host: tmp_path / host / "spool" for host in ("east", "west")}
+    for host, spool in spools.items():
+        write_host_spool(spool, host, range(0, 40), lines=200)
+    ships = {host: ship(spool, lake.catalog, Path(lake.data_path), host) for host, spool in spools.items()}
+    reader = Index(None, lake=lake)
+    try:
+        def lines_in_lake() -> int:
+            return reader.counts()["log_lines"]
+
+        wait_until(lambda: lines_in_lake() > 0, timeout=120, interval=0.2, message="the first shipped lines")
+        # more arrives while both ship; then east is killed (no shutdown) in the middle of a big catch-up
+        for host, spool in spools.items():
+            write_host_spool(spool, host, range(40, 60), lines=20_000)
+        before = lines_in_lake()
+        wait_until(lambda: lines_in_lake() > before, timeout=120, interval=0.05, message="shipping under way")
+        os.killpg(ships["east"].pid, signal.SIGKILL)
+        killed = ships["east"].communicate()[0]
+        assert "Traceback" not in killed, killed
+        for host, spool in spools.items():
+            write_host_spool(spool, host, range(60, 70), lines=10)
+        ships["east"] = ship(spools["east"], lake.catalog, Path(lake.data_path), "east")
+        expected = merged(*(local_state(spool) for spool in spools.values()))
+        wait_until(lambda: reader.counts()["runs"] == len(expected["runs"])
+                   and lines_in_lake() == sum(row["lines"] for row in expected["logs"]),
+                   timeout=300, interval=0.5, message="the lake to hold both spools")
+        assert index_state(reader) == expected
+        offsets = reader.query("SELECT host, count(*) AS files FROM ingest_offsets GROUP BY host ORDER BY host")
+        assert offsets["host"].tolist() == ["east", "west"]
+        # the CLI reads the lake as a page does, whatever spool it is given
+        listed = subprocess.run([sys.executable, "-m", "dashboard.cli", "runs", "--json", "--limit", "1000",
+                                 "--spool", str(tmp_path / "empty"), "--catalog", lake.catalog,
+                                 "--data-path", lake.data_path], capture_output=True, text=True, timeout=120)
+        assert listed.returncode == 0, listed.stderr
+        assert {run["run_id"]: run["status"] for run in json.loads(listed.stdout)} == {
+            run["run_id"]: run["status"] for run in expected["runs"]}
+    finally:
+        outputs = {host: stopped(process) for host, process in ships.items()}
+        reader.close()
+    assert all("Traceback" not in output for output in outputs.values()), outputs
+
+
+@pytest.mark.lake
+def test_a_postgresql_restart_shows_as_an_error_and_both_sides_recover_by_themselves(lake, postgres, tmp_path):
+    spool = tmp_path / "spool"
+    writer, reader = Index(None, lake=lake, host="a"), Index(None, lake=lake)
+    feed = LakeFeed(reader, None, poll_seconds=0.05)
+    feed.start()
+    try:
+        wait_until(feed.caught_up.is_set, timeout=30)
+        postgres.halt()
+        try:
+            failure = wait_until(lambda: feed.health.failure, timeout=30, message="the feed to fail")
+            assert "the lake cannot be read" in failure and postgres.password not in failure
+        finally:
+            postgres.resume()
+        wait_until(lambda: feed.health.failure is None, timeout=30, message="the feed to recover")
+        write_host_spool(spool, "a", range(3), lines=4)
+        Ingestor(writer, spool).catch_up()  # the writer's connection, cut by the restart, is made anew
+        wait_until(lambda: reader.counts()["runs"] == 3 and feed.snapshot, timeout=30)
+        assert index_state(reader) == local_state(spool)
+    finally:
+        feed.stop()
+        writer.close()
+        reader.close()
+
+
+@pytest.mark.lake
+def test_a_host_that_cannot_reach_the_catalog_keeps_trying_and_ships_its_spool_once_it_can(lake, postgres, tmp_path):
+    spool = tmp_path / "spool"
+    write_host_spool(spool, "a", range(4), lines=3)
+    postgres.halt()
+    try:
+        process = ship(spool, lake.catalog, Path(lake.data_path), "a")
+        output = []
+        line = wait_until(lambda: output.append(process.stdout.readline()) or "trying again" in output[-1]
+                          and output[-1], timeout=60, message="ship to say it cannot reach the catalog")
+        assert lake.catalog in line and postgres.password not in line and process.poll() is None
+    finally:
+        postgres.resume()
+    reader = Index(None, lake=lake)
+    try:
+        wait_until(lambda: reader.counts()["runs"] == 4, timeout=60, interval=0.2, message="the spool shipped")
+        assert index_state(reader) == local_state(spool)
+    finally:
+        reader.close()
+        assert "Traceback" not in stopped(process)
