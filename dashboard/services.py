@@ -50,8 +50,10 @@ class Services:
             alerter = Alerter(index, hub, config.alerts, config.alerts.state_path(config.index),
                               config.log_emphasis, config.routes["run_detail"])
             alerter.start()  # subscribed before the ingestor publishes anything
-        if catch_up:
-            ingestor.poll() if config.lake is not None else ingestor.catch_up()
+        if catch_up and config.lake is not None:
+            ingestor.poll()
+        elif catch_up:
+            ingestor.catch_up()
         ingestor.start()
         shown = {"browser_alerts_of": alerter.browser_alerts} if alerter is not None and alerter.for_browser else {}
         store = store_type(index, hub, config, links or Links(), health_of=lambda: ingestor.health, **shown)
