@@ -79,7 +79,8 @@ def test_the_graph_shows_every_task_and_what_holds_them(tasks_page):
     assert nodes["Generate_Invoice"]["fill"] == COLORS["RUNNING"]
     assert nodes["Send_Email_Invoice"]["role"] == "waiting on Generate_Invoice", "the docs' example"
     assert nodes["Extract_Users"]["role"] == "ROOT CAUSE · blocks 2"
-    assert nodes["Daily_Report"]["role"] == "waiting on Extract_Users, via Load_Warehouse", \
+    # Its run waits in the cycle where Extract_Users failed: blocked, named by the head of the chain.
+    assert nodes["Daily_Report"]["role"] == "⊘ BLOCKED · upstream Extract_Users failed (via Load_Warehouse)", \
         "the head of the chain, not the upstream that only waits itself"
     assert nodes["Ghost_Task"]["group"] == "not defined"
     assert nodes["Fetch_Orders"]["x"] < nodes["Generate_Invoice"]["x"] < nodes["Send_Email_Invoice"]["x"]
