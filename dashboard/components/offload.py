@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
 
+from panel.io.document import hold
 from panel.io.state import set_curdoc, state
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ def off_the_loop(compute: Callable[[], T], apply: Callable[[T], None],
         return False
 
     def work() -> None:
+        if doc.session_context.destroyed:  # closed before its turn came: nobody to show it to
+            return
         try:
             result = compute()
         except Exception as exc:  # noqa: BLE001
@@ -103,7 +106,9 @@ def _when_drawn(doc, call: Callable[[], None]) -> None:
 
 
 def _on_the_loop(doc, call: Callable[[], None]) -> None:
-    with set_curdoc(doc):
+    # Held and frozen: the result's changes go out as one message, and Bokeh finds the document's
+    # models once, not after each change (with a 1,500-task plot on the page, about 0.1 s each).
+    with set_curdoc(doc), hold(doc), doc.models.freeze():
         try:
             call()
         except Exception as exc:  # noqa: BLE001

@@ -3,7 +3,8 @@ runs, success rate and median duration over the time range (the bottom of /tasks
 
 Its view state is its own parameters: the same group, name filter, time range, selected task
 and neighbourhood as the graph's (a page links the two, `link_to`), and the page of the table.
-Clicking a row selects its task. One watcher turns a change into one query.
+Clicking a row selects its task. One watcher turns a change into one query, answered off the
+event loop (components.offload).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import param
 from dashboard.changes import Change
 from dashboard.components import MAX_NUMBER
 from dashboard.components.badges import STYLESHEET
+from dashboard.components.offload import off_the_loop
 from dashboard.components.resources import resource
 from dashboard.components.runs_table import STATUS_FORMATTER, TASK_FORMATTER, TASK_NAME_STYLE
 from dashboard.formatting import clock, human_duration, plain
@@ -56,6 +58,7 @@ class TasksTable(pn.viewable.Viewer):
         self.table.param.watch(self._row_selected, "selection")
         self.param.watch(self._view_changed, [*SHARED])
         self._tasks: set[str] = set()
+        self._work = 0  # the latest query asked for; older answers are not shown
         self.refresh()
 
     def __panel__(self) -> pn.widgets.Tabulator:
@@ -85,11 +88,22 @@ class TasksTable(pn.viewable.Viewer):
             self.refresh()
 
     def refresh(self) -> None:
-        task_graph = read_task_graph(self.store)
-        shown = focus(task_graph, self.task or None, self.hops, self.group, self.search)
-        self.table.value = rows(task_graph.graph, shown, read_stats(self.store, self.since))
-        self._tasks = shown
-        self._mark_selected()
+        """Query and make the rows off the event loop (1,500 tasks: about 0.2 s), then show them."""
+        self._work += 1
+        work, store, since = self._work, self.store, self.since
+        view = dict(task=self.task or None, hops=self.hops, group=self.group, text=self.search)
+
+        def compute() -> tuple[set[str], pd.DataFrame]:
+            task_graph = read_task_graph(store)
+            shown = focus(task_graph, **view)
+            return shown, rows(task_graph.graph, shown, read_stats(store, since))
+
+        def show(result: tuple[set[str], pd.DataFrame]) -> None:
+            if work == self._work:  # else a newer query is on its way
+                self._tasks, self.table.value = result
+                self._mark_selected()
+
+        off_the_loop(compute, show)
 
     def _mark_selected(self) -> None:
         tasks = self.table.value["task"]
