@@ -188,7 +188,9 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
     def _clicked(self, node: str | None) -> None:
         """A click on a group opens it; on a task, selects it."""
         if node is not None and is_group_node(node):
-            self.expanded = [*self.expanded, node[len(GROUP_MARK):]]
+            group = node[len(GROUP_MARK):]
+            if group not in self.expanded:
+                self.expanded = [*self.expanded, group]
         else:
             self.task = node or ""
 

@@ -131,9 +131,5 @@ class GraphPlot:
         if self.rendered is not None:
             self.rendered.frames = frames
             self.rendered.pipe.send(frames)
-
-    def close(self) -> None:
-        """Let HoloViews forget the plot (its streams and callbacks)."""
-        if self.rendered is not None:
-            self.rendered.plot.cleanup()
-            self.rendered = None
+            if self.rendered.plot.document is None:  # in a notebook: Panel sends Bokeh's own changes when asked
+                pn.io.push_notebook(self.pane)
