@@ -105,19 +105,22 @@ def is_late(history: np.ndarray, elapsed: float) -> bool:
     return bool(elapsed > np.quantile(history, LATE_QUANTILE))
 
 
-def running_estimates(index, now: dt.datetime | None = None, run_ids=None) -> pd.DataFrame:
-    """Each running run (or each of `run_ids` that runs): its elapsed seconds, expected finish with
-    its range (`finish_low`, `finish_high`), and whether it is `late`. Runs of a task with too
-    little history have no estimate (NaT) and are never late."""
+def running_estimates(index, now: dt.datetime | None = None, runs=None) -> pd.DataFrame:
+    """Each running run: its elapsed seconds, expected finish with its range (`finish_low`,
+    `finish_high`), and whether it is `late`. Runs of a task with too little history have no
+    estimate (NaT) and are never late. `runs`: only these (run ids, or a frame with run_id, task,
+    agent, started and status: a page of runs already read)."""
     now = now or utcnow()
-    where, params = f"status IN ({sql_list(UNDER_WAY)}) AND started IS NOT NULL", []
-    if run_ids is not None:
-        run_ids = list(run_ids)
-        if not run_ids:
-            return _empty()
-        where += f" AND run_id IN ({', '.join('?' * len(run_ids))})"
-        params = run_ids
-    runs = index.query(f"SELECT run_id, task, agent, started FROM runs WHERE {where}", params)
+    if runs is None or not isinstance(runs, pd.DataFrame):
+        where, params = f"status IN ({sql_list(UNDER_WAY)}) AND started IS NOT NULL", []
+        if runs is not None:
+            runs = list(runs)
+            if not runs:
+                return _empty()
+            where += f" AND run_id IN ({', '.join('?' * len(runs))})"
+            params = runs
+        runs = index.query(f"SELECT run_id, task, agent, started, status FROM runs WHERE {where}", params)
+    runs = runs[runs["status"].isin(UNDER_WAY) & runs["started"].notna()]
     if runs.empty:
         return _empty()
     found = recent_histories(index, runs["task"])

@@ -188,7 +188,7 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
            f"ORDER BY {order}, r.run_id {direction} LIMIT ? OFFSET ?")
     runs = index.query(sql, [now] + params + order_params + [int(limit), int(offset)])
     runs = runs.iloc[::-1].reset_index(drop=True) if from_end else runs
-    blocking = blocked_and_blocks(index, runs["run_id"])
+    blocking = blocked_and_blocks(index, runs)
     runs[blocking.columns] = blocking
     return with_estimates(index, runs, now)
 
@@ -197,10 +197,12 @@ def with_estimates(index: Index, runs: pd.DataFrame, now: dt.datetime | None = N
     """`runs` with, for those running, the expected finish and its range and whether they are late
     (dashboard.estimates); NaT and False for the others."""
     running = runs["started"].notna() & runs["finished"].isna()
-    found = running_estimates(index, now, runs.loc[running, "run_id"]).set_index("run_id")
+    found = running_estimates(index, now, runs.loc[running]).set_index("run_id") if running.any() else None
     for column in ("expected_finish", "finish_low", "finish_high"):
-        runs[column] = pd.to_datetime(runs["run_id"].map(found[column]) if len(found) else pd.NaT)
-    runs["late"] = runs["run_id"].map(found["late"]).fillna(False).astype(bool) if len(found) else False
+        runs[column] = pd.to_datetime(runs["run_id"].map(found[column])) if found is not None and len(found) \
+            else pd.NaT
+    runs["late"] = runs["run_id"].map(found["late"]).fillna(False).astype(bool) if found is not None and len(found) \
+        else False
     return runs
 
 
@@ -250,7 +252,7 @@ def run(index: Index, run_id: str) -> dict | None:
     frame = index.query(f"{_RUN_SELECT} {_RUNS_FROM} WHERE r.run_id = ?", [run_id])
     if frame.empty:
         return None
-    return frame.iloc[0].to_dict() | blocked_and_blocks(index, [run_id]).iloc[0].to_dict()
+    return frame.iloc[0].to_dict() | blocked_and_blocks(index, frame).iloc[0].to_dict()
 
 
 def transitions(index: Index, run_id: str) -> pd.DataFrame:
