@@ -24,7 +24,8 @@ from dashboard.graph import dependency_graph
 from dashboard.graph_groups import group_path
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
-from dashboard.components.dependency_graph import analyse, draw, focus, graph_frames, view_of
+from dashboard.components.graph_plot import draw
+from dashboard.graph_view import analyse, focus, graph_frames, view_of
 
 from .common import Row, Sizes, say, server, timing_row
 

@@ -54,9 +54,13 @@ class NotebookStore(Store):
 
     def dependency_graph(self, **query) -> pn.viewable.Viewable:
         """The dependency graph and the tasks table; `query` presets group, search, since, task, hops."""
-        from .pages.tasks import TasksQuery, TasksView
+        from .components.dependency_graph import DependencyGraph
+        from .components.tasks_table import TasksTable
 
-        return self._follow(lambda: TasksView(self, TasksQuery(**query)), min_interval=1.0)
+        graph = self._follow(lambda: DependencyGraph(store=self, **query), min_interval=1.0)
+        table = self._follow(lambda: TasksTable(store=self, **query), min_interval=1.0)
+        table.link_to(graph)
+        return pn.Column(graph, table, sizing_mode="stretch_width")
 
     def _follow(self, build_view, min_interval: float | None = None) -> pn.viewable.Viewable:
         interval = self.push_min_interval if min_interval is None else min_interval

@@ -403,6 +403,12 @@ def task_stats(index: Index, since: dt.timedelta | None = None, now: dt.datetime
     return stats
 
 
+def task_count(index: Index) -> int:
+    """How many tasks are defined (what a page about to lay them out can say)."""
+    with index.cursor() as cur:
+        return cur.execute("SELECT count(*) FROM tasks").fetchone()[0]
+
+
 def tasks(index: Index) -> pd.DataFrame:
     """Every defined task with its group, dependencies and description."""
     return index.query("SELECT task, grp, depends_on, description FROM tasks ORDER BY grp, task")

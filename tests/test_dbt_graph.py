@@ -13,7 +13,7 @@ import pytest
 from builders import ingest, write_dbt_spool
 
 from dashboard import queries
-from dashboard.components.dependency_graph import analyse
+from dashboard.graph_view import analyse
 from dashboard.graph import HOLDING, PASSING, dependency_graph, layered_layout, wrap_rows
 from dashboard.graph_groups import GROUP_MARK, group_path, overview
 

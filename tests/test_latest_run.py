@@ -18,7 +18,7 @@ import pytest
 from builders import ingest
 
 from dashboard import queries
-from dashboard.components.dependency_graph import analyse
+from dashboard.graph_view import analyse
 from dashboard.graph import dependency_graph
 from dashboard.spool import SpoolWriter
 

@@ -1,294 +1,262 @@
-"""The dependency graph drawn with HoloViews (Bokeh): status-coloured tasks, left to right.
+"""The dependency graph with its filters: status-coloured tasks, left to right, what holds them up,
+and a card for the selected task that leads to its runs (the top of /tasks, and a notebook's
+`store.dependency_graph()`).
 
-Node positions come from `dashboard.graph.layered_layout` and are kept while only statuses
-change: live updates go through a `Pipe` into a DynamicMap, so colours change in place and
-the user's zoom stays. Recenter draws the plot anew, which fits the whole graph again.
+What the user looks at is the component's own parameters (group, name filter, time range,
+selected task, its neighbourhood, opened groups). One watcher turns a change of them into one
+piece of work: read and lay out (graph_view) and build the plot (graph_plot) off the event
+loop, then draw it on the page. Until the first drawing arrives the page says what it lays out.
 """
 
 from __future__ import annotations
 
+import html
 import re
-import weakref
-import zlib
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
+from urllib.parse import urlencode
 
-import holoviews as hv
-import networkx as nx
-import numpy as np
-import pandas as pd
 import panel as pn
+import param
 
-from dashboard.formatting import clock, human_duration, plain
-from dashboard.graph import (Hold, TaskGraph, blocked_tasks, cascade_edges, critical_path, layered_layout,
-                             neighbourhood, root_causes, status_color, waiting_text)
-from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, Overview, group_path, overview, top_group
-from dashboard.components.graph_marks import MARK_MAX, fit_marks
+from dashboard import queries
+from dashboard.changes import Change
+from dashboard.components.badges import STYLESHEET, status_badge
+from dashboard.components.graph_plot import GraphPlot, Rendered, render
+from dashboard.components.offload import off_the_loop
+from dashboard.formatting import human_duration, plain
+from dashboard.graph import waiting_text
+from dashboard.graph_groups import GROUP_MARK, is_group_node, top_group
+from dashboard.graph_view import (ShownGraph, group_levels, read_stats, read_task_graph, short_label, shown_graph,
+                                  tile_color)
+from dashboard.store import Store
 
-# Register HoloViews' Bokeh backend whatever page a process serves first: under plain
-# `panel serve`, a /tasks opened after another page drew before any pn.extension had seen
-# holoviews, and failed with "No entry for 'Overlay' registered".
-hv.extension("bokeh", logo=False)
-
-EDGE = {"plain": ("#94a3b8", 1.2), "critical": ("#7c3aed", 4.0), "cascade": ("#dc2626", 2.6)}
-
-
-@dataclass
-class GraphState:
-    """What the drawing says about the shown tasks, besides where they are."""
-
-    graph: nx.DiGraph  # every task, not only the shown ones
-    status: dict[str, str]
-    blocked: dict[str, list[Hold]]
-    causes: dict[str, int]
-    critical: list[str]
-    critical_seconds: float
+#: Parameters that change which tasks are shown or where: a new layout (else new colours only).
+LAYOUT_PARAMS = ("group", "search", "hops", "expanded")
 
 
-def analyse(task_graph: TaskGraph, stats: pd.DataFrame) -> GraphState:
-    """Statuses, blocked tasks, root causes and the critical path of a graph, from task stats."""
-    status = {task: s for task, s in zip(stats["task"], stats["last_status"]) if task in task_graph.graph}
-    seconds = {task: plain(s) or 0.0 for task, s in zip(stats["task"], stats["median_seconds"])}
-    path, total = critical_path(task_graph.graph, seconds, ignore=task_graph.cycle_edges)
-    causes = {task: count for task, count in root_causes(task_graph.graph, status).items() if count}
-    return GraphState(task_graph.graph, status, blocked_tasks(task_graph.graph, status), causes,
-                      path if total > 0 else [], total)
+def markdown_text(text: str) -> str:
+    """Text that Markdown shows as it is: each ASCII punctuation mark escaped, line breaks as spaces."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", " ".join(text.splitlines()))
 
 
-#: Status order for a group's colour: the most pressing status among its tasks.
-PRESSING = ("FAILED", "TERMINATED", "RUNNING", "STARTED", "ACTIVE", "TRIGGER", "IDLE", "SUCCESS")
-#: Pale tiles behind the tasks, one colour per top-level group (by a hash of its name, so a
-#: group keeps its colour when another is added). Pale tints, not marks: never a status colour.
-TILE_PALETTE = ("#e0f2fe", "#fae8ff", "#f1f5f9", "#e7f5ec", "#ede9fe", "#fdf2f8", "#e6f7f5", "#f5f5f4",
-                "#eef2ff", "#f4f7e6", "#f0f4f8", "#f7efe9")
-NEUTRAL_OUTLINE = "#334155"
-LABEL_CHARS = 24
-NODE_COLUMNS = ["x", "y", "task", "name", "group", "status", "fill", "marker", "outline", "outline_width", "alpha",
-                "tile", "label", "always", "role", "last_trigger", "last_started", "last_finished", "median",
-                "upstream", "downstream"]
+def _count(number: int, what: str) -> str:
+    """'1 direct upstream', '3 direct upstreams'."""
+    return f"{number:,} {what}{'' if number == 1 else 's'}"
 
 
-def tile_color(group: str | None) -> str:
-    """A top-level group's pale tile colour, the same in every view and session."""
-    top = top_group(group)
-    return TILE_PALETTE[zlib.crc32(top.encode()) % len(TILE_PALETTE)] if top else "#ffffff"
+class TasksQuery(param.Parameterized):
+    """Which tasks /tasks shows: its view state, every parameter also in the page's URL."""
+
+    group = param.String(default="", doc="Only this group and the groups inside it; empty for all.")
+    search = param.String(default="", doc="Only tasks whose name contains this, any case.")
+    since = param.Selector(default="24h", objects=list(queries.TIME_RANGES), doc="Run statistics over this range.")
+    task = param.String(default="", doc="The selected task.")
+    hops = param.Integer(default=0, bounds=(0, 10), doc="Show only the selected task's neighbourhood (0: all).")
+
+    def to_url(self) -> dict[str, str]:
+        return {name: str(getattr(self, name)) for name in ("group", "search", "since", "task", "hops")
+                if getattr(self, name) != self.param[name].default}
+
+    def from_url(self, args: dict[str, str]) -> list[str]:
+        problems = []
+        for name in ("group", "search", "since", "task", "hops"):
+            if name in args:
+                try:
+                    setattr(self, name, int(args[name]) if name == "hops" else args[name])
+                except ValueError:
+                    problems.append(f"ignored {name}={args[name]!r} from the URL")
+        return problems
 
 
-def short_label(name: str, chars: int = LABEL_CHARS) -> str:
-    """A name as a label: a long dotted or slashed name by its distinguishing end, and a
-    middle ellipsis beyond `chars` characters."""
-    end = re.split(r"[./]", name)[-1]
-    text = end if len(name) > chars and end else name
-    return text if len(text) <= chars else text[:chars // 2 - 1] + "…" + text[-(chars - chars // 2):]
+class DependencyGraph(TasksQuery, pn.viewable.Viewer):
+    """The dependency graph, its filters and the selected task's card. Its view state is its own
+    parameters; widgets follow them, and one watcher turns a change into one drawing."""
 
+    store = param.ClassSelector(class_=Store, doc="What the tasks and runs are read from.")
+    expanded = param.List(default=[], item_type=str, doc="Groups opened by a click (a large graph opens on its groups).")
 
-def graph_frames(view: Overview, positions: dict[str, tuple[float, float]], stats: pd.DataFrame,
-                 state: GraphState, selected: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Nodes (tasks and collapsed groups) and edges of the shown view as the frames `draw` draws."""
-    graph = view.task_graph.graph
-    full = state.graph
-    by_task = stats.set_index("task").to_dict("index") if len(stats) else {}
-    critical_tasks = set(state.critical)
-    related = None
-    if selected in full:
-        related = {view.node_of[t] for t in {selected} | nx.ancestors(full, selected) | nx.descendants(full, selected)
-                   if t in view.node_of}
-    rows = []
-    for node in sorted(graph):
-        x, y = positions[node]
-        members = view.members.get(node)
-        if members is not None:
-            rows.append(_group_row(node, members, x, y, state, related, graph, selected))
-            continue
-        row = by_task.get(node)
-        status = state.status.get(node)
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.search_input = pn.widgets.TextInput.from_param(  # applied on Enter or leaving the box
+            self.param.search, label="Task name", placeholder="Search task name, Enter", width=220)
+        self.group_select = pn.widgets.Select(label="Group", options={"All groups": ""}, value="", width=170)
+        self.group_select.param.watch(lambda e: self.param.update(group=e.new), "value")
+        self.since_buttons = pn.widgets.RadioButtonGroup.from_param(self.param.since, label="", color="light",
+                                                                    margin=(5, 10))
+        self.hops_slider = pn.widgets.IntSlider.from_param(
+            self.param.hops, label="Neighbourhood of the selected task (hops, 0 = all)", start=0, end=6, width=300)
+        self.recenter_button = pn.widgets.Button(label="Recenter", color="primary", variant="outline",
+                                                 margin=(22, 10), description="Fit the whole graph in view")
+        self.collapse_button = pn.widgets.Button(label="Collapse groups", color="primary", variant="outline",
+                                                 margin=(22, 10), visible=False,
+                                                 description="Show every group as one node again")
+        self.problems = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
+        self.progress_text = pn.pane.HTML("", margin=(4, 0), styles={"color": "#475569", "font-size": "15px"})
+        self.progress = pn.Row(pn.indicators.LoadingSpinner(value=True, size=22, margin=(4, 10)), self.progress_text,
+                               css_classes=["td-graph-progress"], sizing_mode="stretch_width")
+        self.summary = pn.pane.HTML("", stylesheets=[STYLESHEET], sizing_mode="stretch_width", margin=(0, 10))
+        self.card = pn.pane.HTML("", stylesheets=[STYLESHEET], width=300)
+        self.plot = GraphPlot(on_select=self._clicked)
+        self.shown: ShownGraph | None = None  # what is drawn now
+        self._work = 0  # the latest piece of work asked for; older ones are not shown
+        self._pending = {"layout": True, "stats": True, "redraw": True}
+        self.recenter_button.on_click(lambda _: self._redraw(redraw=True))
+        self.collapse_button.on_click(lambda _: self.param.update(expanded=[]))
+        self.param.watch(self._view_changed, [*TasksQuery.param, "expanded"])
+        self._layout = self._compose()
+        self._redraw()
+
+    def __panel__(self) -> pn.Column:
+        return self._layout
+
+    def _compose(self) -> pn.Column:
+        time_range = pn.Column(pn.pane.HTML("Time range", margin=(5, 10, 0, 10)), self.since_buttons, margin=0)
+        controls = pn.Row(self.search_input, time_range, self.group_select, self.hops_slider, self.recenter_button,
+                          self.collapse_button, sizing_mode="stretch_width")
+        graph = pn.Row(self.plot.pane, self.card, sizing_mode="stretch_width")
+        return pn.Column(controls, self.problems, self.progress, self.summary, graph, sizing_mode="stretch_width")
+
+    # ---- state into one drawing ---------------------------------------------------------
+
+    def _view_changed(self, *events) -> None:
+        """The one watcher: a change of the view state becomes one piece of work."""
+        names = {event.name for event in events}
+        group = self.group if self.group in self.group_select.options.values() else ""
+        if self.group_select.value != group:  # not made from the parameter: its options are the groups
+            self.group_select.value = group
+        self._redraw(layout=bool(names & set(LAYOUT_PARAMS)) or ("task" in names and self.hops > 0),
+                     stats="since" in names, redraw="expanded" in names)
+
+    def changed(self, change: Change) -> None:
+        """Hub delivery: new definitions lay the graph out again; run changes recolour it."""
+        if change.tasks:
+            self._redraw(layout=True)
+        elif self.shown is not None and (change.many_runs or any(
+                run.task in self.shown.task_graph.graph for run in change.runs.values())):
+            self._redraw(stats=True)
+
+    def _redraw(self, layout: bool = False, stats: bool = False, redraw: bool = False) -> None:
+        """Read, lay out and render what the parameters ask for, off the event loop; then show it.
+        What a piece of work superseded by a newer one had to do, the newer one does too."""
+        pending = self._pending
+        pending["layout"] |= layout or self.shown is None
+        pending["stats"] |= stats or pending["layout"]
+        pending["redraw"] |= redraw or pending["layout"]
+        self._work += 1
+        work, asked, previous = self._work, dict(pending), self.shown
+        store, view = self.store, dict(task=self.task, hops=self.hops, group=self.group, search=self.search,
+                                       expanded=set(self.expanded))
+        since, selected = self.since, self.task
+        if asked["layout"]:
+            tasks = queries.task_count(store)
+            self.progress_text.object = f"Laying out {tasks:,} task{'' if tasks == 1 else 's'}…"
+            self.progress.visible = True
+        elif asked["redraw"]:
+            self.progress_text.object = "Drawing the graph…"
+            self.progress.visible = True
+
+        def compute() -> tuple[ShownGraph, Rendered | None, tuple]:
+            if asked["layout"]:
+                shown = shown_graph(read_task_graph(store), read_stats(store, since), **view)
+            elif asked["stats"]:
+                shown = previous.with_stats(read_stats(store, since))
+            else:
+                shown = previous
+            frames = shown.frames(selected)
+            return shown, render(frames) if asked["redraw"] else None, frames
+
+        def show(result: tuple[ShownGraph, Rendered | None, tuple]) -> None:
+            if work != self._work:
+                return  # a newer piece of work is on its way
+            self._pending = {"layout": False, "stats": False, "redraw": False}
+            shown, rendered, frames = result
+            self.shown = shown
+            if rendered is not None:
+                self.plot.show(rendered)
+            else:
+                self.plot.update(frames)
+            self.progress.visible = False
+            self._show_text()
+
+        def failed(exc: BaseException) -> None:
+            if work == self._work:
+                self.progress_text.object = "The graph could not be drawn; the server's log says why."
+                self.progress.objects = [self.progress_text]
+
+        off_the_loop(compute, show, failed)
+
+    def _clicked(self, node: str | None) -> None:
+        """A click on a group opens it; on a task, selects it."""
+        if node is not None and is_group_node(node):
+            group = node[len(GROUP_MARK):]
+            if group not in self.expanded:
+                self.expanded = [*self.expanded, group]
+        else:
+            self.task = node or ""
+
+    # ---- text -------------------------------------------------------------------------
+
+    def _show_text(self) -> None:
+        shown = self.shown
+        task_graph, state = shown.task_graph, shown.state
+        graph = task_graph.graph
+        options = {"All groups": ""} | {g: g for g in group_levels(task_graph)}
+        if options != self.group_select.options:
+            self.group_select.options = options
+            self.group_select.value = self.group if self.group in options.values() else ""
+        self.collapse_button.visible = shown.collapsible
+        self.problems.object = ("**The task definitions have problems** (the rest is drawn):\n\n" +
+                                "\n".join(f"- {markdown_text(p)}" for p in task_graph.problems))
+        self.problems.visible = bool(task_graph.problems)
+        parts = [f"<b>{len(shown.shown):,}</b> of {graph.number_of_nodes():,} tasks shown"]
+        tops = Counter(top_group(graph.nodes[n].get("group")) for n in shown.shown)
+        parts.append("<details class='td-legend' style='display:inline-block;vertical-align:top'>"
+                     f"<summary>{len(tops):,} top-level group{'s' if len(tops) != 1 else ''}</summary>" + " ".join(
+            f"<span style='white-space:nowrap'><span style='display:inline-block;width:11px;height:11px;"
+            f"background:{tile_color(top)};border:1px solid #cbd5e1;vertical-align:-1px'></span> "
+            f"{html.escape(top or 'no group')} ({count:,})</span>" for top, count in sorted(tops.items())) + "</details>")
+        if shown.view.collapsed:
+            parts.append(f"{len(shown.view.members):,} groups shown collapsed (■): click one to open it")
+
+        def name(task: str) -> str:  # short in the line, whole on hover
+            return f"<span title='{html.escape(task)}'>{html.escape(short_label(task))}</span>"
+
+        if state.critical:
+            path = [name(t) for t in state.critical] if len(state.critical) <= 8 else (
+                [name(t) for t in state.critical[:3]] + [f"… {len(state.critical) - 6} more …"]
+                + [name(t) for t in state.critical[-3:]])
+            parts.append(f"critical path <b>{human_duration(state.critical_seconds)}</b>: "
+                         f"<span style='color:#7c3aed'>{' → '.join(path)}</span>")
+        causes = sorted(state.causes.items(), key=lambda item: (-item[1], item[0]))
+        for cause, count in causes[:3]:
+            parts.append(f"<span style='color:#b91c1c'>root cause <b>{name(cause)}</b> blocks {count}</span>")
+        if len(causes) > 3:
+            parts.append(f"<span style='color:#b91c1c'>{len(causes) - 3} more root causes</span>")
+        self.summary.object = " · ".join(parts)
+        self.card.object = self._card()
+
+    def _card(self) -> str:
+        task, shown = self.task, self.shown
+        graph, state = shown.task_graph.graph, shown.state
+        if task not in graph:
+            return ("<div style='color:#64748b;font:13px system-ui;padding:8px'>Click a task to see its upstream "
+                    "and downstream, and to open its runs. Wheel to zoom, drag to pan.</div>")
+        status = state.status.get(task)
+        runs_url = self.store.links.page("task_runs") + "?" + urlencode({"search": task, "since": self.since})
+        rows = shown.stats[shown.stats["task"] == task]
+        blocked_by = None if rows.empty else plain(rows.iloc[0]["last_blocked"])
         role = ""
-        blocked_by = plain(row.get("last_blocked")) if row is not None else None
-        if node in state.causes:
-            role = f"ROOT CAUSE · blocks {state.causes[node]}"
-        elif blocked_by:  # its latest run can no longer start: not to be read as waiting
-            role = f"⊘ BLOCKED · {blocked_by}"
-        elif node in state.blocked:
-            role = waiting_text(state.blocked[node])
-        defined = graph.nodes[node].get("defined", True)
-        group = graph.nodes[node].get("group")
-        held = node in state.causes or node in state.blocked or bool(blocked_by)
-        label = short_label(node)
-        if node in state.causes:
-            label += f"\n{role}"
+        if task in state.causes:
+            role = "<p style='color:#b91c1c'><b>Root cause</b> of the failures downstream</p>"
         elif blocked_by:
-            label += "\n⊘ BLOCKED"  # why: on hover (a label as long as the reason ran into the next)
-        elif node in state.blocked:
-            holds = state.blocked[node]
-            label += "\nwaiting on " + short_label(holds[0].upstream, 18) + (" …" if len(holds) > 1 else "")
-        rows.append({
-            "x": x, "y": y, "task": node, "name": node, "group": group or ("not defined" if not defined else "—"),
-            "status": status or "no runs", "fill": status_color(status), "marker": "circle",
-            "outline": "#7f1d1d" if node in state.causes else "#f59e0b" if node in state.blocked else NEUTRAL_OUTLINE,
-            "outline_width": 3.5 if held else 1.0,
-            "alpha": 1.0 if related is None or node in related else 0.2, "tile": tile_color(group),
-            "label": label, "always": node == selected or node in state.causes or node in critical_tasks,
-            "role": role or "—",
-            "last_trigger": clock(row["last_trigger"], missing="—") if row is not None else "—",
-            "last_started": clock(row["last_started"], missing="—") if row is not None else "—",
-            "last_finished": clock(row["last_finished"], missing="—") if row is not None else "—",
-            "median": human_duration(plain(row["median_seconds"])) or "—" if row is not None else "—",
-            "upstream": full.in_degree(node) if node in full else 0,
-            "downstream": full.out_degree(node) if node in full else 0,
-        })
-    nodes = pd.DataFrame(rows, columns=NODE_COLUMNS)
-    critical = {(view.node_of.get(a), view.node_of.get(b)) for a, b in zip(state.critical, state.critical[1:])}
-    cascade = {(view.node_of.get(a), view.node_of.get(b)) for a, b in cascade_edges(full, state.status)}
-    edges = []
-    for a, b in graph.edges:
-        kind = "critical" if (a, b) in critical else "cascade" if (a, b) in cascade else "plain"
-        color, width = EDGE[kind]
-        edges.append({"source": a, "target": b, "color": color, "width": width,
-                      "edge_alpha": 1.0 if related is None or (a in related and b in related) else 0.15})
-    return nodes, pd.DataFrame(edges, columns=["source", "target", "color", "width", "edge_alpha"])
-
-
-def _group_row(node: str, members: list[str], x: float, y: float, state: GraphState, related, graph,
-               selected) -> dict:
-    """A collapsed group: its most pressing status, its status mix and counts, a square mark."""
-    counts = Counter(state.status.get(t, "no runs") for t in members)
-    pressing = next((s for s in PRESSING if counts.get(s)), None)
-    mix = " · ".join(f"{counts[s]:,} {s}" for s in (*PRESSING, "no runs") if counts.get(s))
-    causes = sorted(t for t in members if t in state.causes)
-    path = node[len(GROUP_MARK):]
-    role = (f"{len(causes)} root cause{'s' if len(causes) > 1 else ''}: " + ", ".join(causes[:3])
-            + (" …" if len(causes) > 3 else "")) if causes else "—"
-    return {
-        "x": x, "y": y, "task": node, "name": f"{path} ({len(members):,} tasks; click to expand)", "group": path,
-        "status": mix, "fill": status_color(pressing), "marker": "square",
-        "outline": "#7f1d1d" if causes else NEUTRAL_OUTLINE, "outline_width": 3.5 if causes else 1.5,
-        "alpha": 1.0 if related is None or node in related else 0.2, "tile": tile_color(path),
-        "label": f"{GROUP_MARK}{short_label(path, 20)} ({len(members):,})", "always": True, "role": role,
-        "last_trigger": "—", "last_started": "—", "last_finished": "—", "median": "—",
-        "upstream": graph.in_degree(node), "downstream": graph.out_degree(node),
-    }
-
-
-HOVER = [("Task", "@name"), ("Group", "@group"), ("Status", "@status"), ("", "@role"),
-         ("Last trigger", "@last_trigger"), ("Started", "@last_started"), ("Finished", "@last_finished"),
-         ("Median duration", "@median"), ("Upstream", "@upstream"), ("Downstream", "@downstream")]
-
-
-def edge_frames(nodes: pd.DataFrame, edges: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each edge as a line between node centres, and an arrowhead (a triangle mark, sized in
-    pixels) at its middle, turned downstream: it never hides behind or misses a node."""
-    at = nodes.set_index("task")[["x", "y"]]
-    start = at.reindex(edges["source"]).to_numpy(float).reshape(-1, 2)
-    end = at.reindex(edges["target"]).to_numpy(float).reshape(-1, 2)
-    style = {"color": edges["color"].to_numpy(), "width": edges["width"].to_numpy(),
-             "edge_alpha": edges["edge_alpha"].to_numpy()}
-    lines = pd.DataFrame({"x0": start[:, 0], "y0": start[:, 1], "x1": end[:, 0], "y1": end[:, 1], **style})
-    middle = (start + end) / 2
-    # Turned by the angle in data units (close to the screen's: a column and a row are of like
-    # size in pixels); Bokeh's triangle points up at angle 0.
-    angle = np.arctan2(end[:, 1] - start[:, 1], end[:, 0] - start[:, 0]) - np.pi / 2
-    heads = pd.DataFrame({"x": middle[:, 0], "y": middle[:, 1], "angle": angle, **style})
-    return lines, heads
-
-
-def draw(data: tuple[pd.DataFrame, pd.DataFrame]) -> hv.Overlay:
-    """Group tiles, edges, arrowheads, the nodes, and their labels (level of detail)."""
-    nodes, edges = data
-    lines, heads = edge_frames(nodes, edges)
-    tiled = nodes if nodes["tile"].nunique() > 1 else nodes.iloc[:0]  # one group shown: nothing to tell apart
-    tiles = hv.Rectangles((tiled["x"] - 0.48, tiled["y"] - 0.48, tiled["x"] + 0.48, tiled["y"] + 0.48, tiled["tile"]),
-                          vdims=["tile"]).opts(color="tile", line_alpha=0, tools=[])
-    segments = hv.Segments(lines, ["x0", "y0", "x1", "y1"], ["color", "width", "edge_alpha"]).opts(
-        line_width="width", color="color", alpha="edge_alpha")
-    arrows = hv.Points(heads, ["x", "y"], ["angle", "color", "width", "edge_alpha"], group="Arrows").opts(
-        marker="triangle", angle="angle", color="color", alpha="edge_alpha", line_alpha=0, size=7)
-    points = hv.Points(nodes, ["x", "y"], [c for c in nodes.columns if c not in ("x", "y")]).opts(
-        color="fill", marker="marker", line_color="outline", line_width="outline_width", alpha="alpha",
-        size=MARK_MAX, tools=["hover", "tap"], hover_tooltips=HOVER, nonselection_alpha=0.35)
-    label_style = {"text_font_size": "8.5pt", "text_color": "#1f2937", "text_baseline": "top"}
-    # As booleans: the column of an empty frame is of objects, which pandas takes as column names.
-    shown_always = nodes["always"].astype(bool)
-    always = hv.Labels(nodes[shown_always], ["x", "y"], "label", group="Always").opts(**label_style)
-    detail = hv.Labels(nodes[~shown_always], ["x", "y"], "label", group="Detail").opts(**label_style)
-    xs, ys = nodes["x"], nodes["y"]
-    limits = ({"xlim": (xs.min() - 0.6, xs.max() + 0.6), "ylim": (ys.min() - 0.95, ys.max() + 0.6)}
-              if len(nodes) else {})
-    return (tiles * segments * arrows * points * always * detail).opts(
-        hv.opts.Overlay(responsive=True, height=620, xaxis=None, yaxis=None, show_frame=False, toolbar="above",
-                        active_tools=["wheel_zoom", "pan"], hooks=[fit_marks], **limits,
-                        default_tools=["pan", "wheel_zoom", "box_zoom", "reset", "save"]))
-
-
-class GraphPlot:
-    """The plot pane for one session: fed new frames through a pipe; recentered by redrawing."""
-
-    def __init__(self, frames: tuple[pd.DataFrame, pd.DataFrame], on_select: Callable[[str | None], None]):
-        self.frames = frames
-        self.pipe = hv.streams.Pipe(data=frames)
-        self.on_select = on_select
-        self.pane = pn.pane.HoloViews(self._plot(), sizing_mode="stretch_width", height=640, linked_axes=False)
-
-    def _plot(self) -> hv.DynamicMap:
-        return hv.DynamicMap(self._draw, streams=[self.pipe])
-
-    def _draw(self, data) -> hv.Overlay:
-        overlay = draw(data)
-        # HoloViews keeps an element's options in its process-wide Store until the element is
-        # collected; a bound method there kept this session's whole page alive for ever (0.7 MB
-        # per closed /tasks session, issue 23). The hook reaches this plot weakly.
-        return overlay.opts(hv.opts.Points(hooks=[partial(_listen_to_clicks, weakref.ref(self))]))
-
-    def _listen_to_clicks(self, plot, element) -> None:
-        """A click (Bokeh's tap tool) selects a node in the browser; tell the page which."""
-        if element.group != "Points":
-            return  # the arrowheads
-        selected = plot.handles["glyph_renderer"].data_source.selected
-        if not getattr(selected, "_taskdash_listening", False):
-            selected.on_change("indices", lambda _attr, _old, new: self._selected(new))
-            selected._taskdash_listening = True
-
-    def _selected(self, index: list[int]) -> None:
-        nodes = self.frames[0]
-        self.on_select(nodes["task"].iloc[index[0]] if index and index[0] < len(nodes) else None)
-
-    def update(self, frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-        """New colours, roles or highlights; positions and the user's zoom stay."""
-        self.frames = frames
-        self.pipe.send(frames)
-
-    def recenter(self, frames: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> None:
-        """Draw anew (with new frames, if given), fitting the whole graph in the view."""
-        if frames is not None:
-            self.frames = frames
-            self.pipe.update(data=frames)  # no event: the new plot starts from it
-        self.pane.object = self._plot()
-
-
-def _listen_to_clicks(graph_plot: weakref.ref, plot, element) -> None:
-    """A plot hook calling GraphPlot._listen_to_clicks while its page lives."""
-    owner = graph_plot()
-    if owner is not None:
-        owner._listen_to_clicks(plot, element)
-
-
-def focus(task_graph: TaskGraph, task: str | None, hops: int, group: str, text: str) -> set[str]:
-    """The tasks to show: one group (and the groups inside it), names containing `text`, and
-    a task's neighbourhood."""
-    graph = task_graph.graph
-    shown = set(graph)
-    if task in graph and hops > 0:
-        shown &= neighbourhood(graph, task, hops)
-    if group:
-        shown = {n for n in shown if group in group_path(graph.nodes[n].get("group"))}
-    if text:
-        shown = {n for n in shown if text.lower() in n.lower()}
-    return shown
-
-
-def view_of(task_graph: TaskGraph, shown: set[str], expanded: set[str]) -> tuple[Overview, dict]:
-    """What to draw and where: the shown tasks, in groups (all but `expanded` collapsed) when
-    there are more than GROUPS_ABOVE of them, laid out on a grid."""
-    view = overview(task_graph, shown, expanded if len(shown) > GROUPS_ABOVE else None)
-    return view, layered_layout(view.task_graph)
+            role = f"<p style='color:#b91c1c'><b>Blocked</b>: {html.escape(blocked_by)}</p>"
+        elif task in state.blocked:
+            role = f"<p style='color:#b45309'>{html.escape('W' + waiting_text(state.blocked[task])[1:])}</p>"
+        return (f"<div style='font:14px system-ui;padding:12px;border:1px solid #e2e8f0;border-radius:10px'>"
+                f"<div style='font-weight:700;font-size:16px;overflow-wrap:anywhere'>{html.escape(task)}</div>"
+                f"<p>{status_badge(status) if status else 'no runs in range'}</p>{role}"
+                f"<p>{_count(graph.in_degree(task), 'direct upstream')} · "
+                f"{_count(graph.out_degree(task), 'direct downstream')}"
+                f"{f' · {state.causes[task]:,} blocked' if task in state.causes else ''}</p>"
+                f"<p><a class='td-task-runs' href='{html.escape(runs_url)}'>View runs of {html.escape(task)} →</a></p>"
+                "</div>")

@@ -29,7 +29,7 @@ def mark_size(column_px: float, row_px: float) -> float:
     return max(MARK_MIN, min(MARK_MAX, MARK_SHARE * min(column_px, row_px)))
 
 
-def _renderer(plot, element_type: str, group: str | None = None):
+def renderer_of(plot, element_type: str, group: str | None = None):
     for subplot in plot.subplots.values():
         element = subplot.current_frame
         if type(element).__name__ == element_type and (group is None or element.group == group):
@@ -42,8 +42,8 @@ def fit_marks(plot, _element) -> None:
     size in pixels, labels sit a fixed number of pixels below their node, and the labels of
     ordinary tasks show only once a column is wide enough to hold them (level of detail)."""
     figure = plot.state
-    nodes, arrows = _renderer(plot, "Points", "Points"), _renderer(plot, "Points", "Arrows")
-    always, detail = _renderer(plot, "Labels", "Always"), _renderer(plot, "Labels", "Detail")
+    nodes, arrows = renderer_of(plot, "Points", "Points"), renderer_of(plot, "Points", "Arrows")
+    always, detail = renderer_of(plot, "Labels", "Always"), renderer_of(plot, "Labels", "Detail")
     for labels in (always, detail):
         labels.glyph.y_offset = LABEL_GAP
     try:

@@ -18,6 +18,7 @@ import secrets
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -147,9 +148,11 @@ def page_token(base: str, path: str, cookies: SimpleCookie | None = None) -> str
 
 
 def pull_document(base: str, path: str, origin: str, cookies: SimpleCookie | None = None,
-                  token: str | None = None) -> str | int:
+                  token: str | None = None, until: Callable[[str], bool] | None = None) -> str | int:
     """Open a page's websocket as its browser does (from `origin`, with the page's token) and pull
-    the session's document: its JSON text, or the HTTP status that refused the handshake."""
+    the session's document: its JSON text, or the HTTP status that refused the handshake. With
+    `until`, the changes the server sends after it too (a view built off the event loop arrives
+    so), until `until(text)` holds."""
     async def pull():
         headers = {"Origin": origin, **({"Cookie": cookie_header(cookies)} if cookies else {})}
         connect = HTTPRequest(base.replace("http://", "ws://") + path, headers=headers, request_timeout=60)
@@ -162,8 +165,17 @@ def pull_document(base: str, path: str, origin: str, cookies: SimpleCookie | Non
             assert json.loads(ack[0])["msgtype"] == "ACK", ack
             for frame in ('{"msgid": "pull-1", "msgtype": "PULL-DOC-REQ"}', "{}", "{}"):
                 await connection.write_message(frame)
-            header, _, content = [await connection.read_message() for _ in range(3)]
-            assert json.loads(header)["msgtype"] == "PULL-DOC-REPLY", header
+            async def message() -> tuple[dict, str]:
+                header, _, content = [await connection.read_message() for _ in range(3)]
+                header = json.loads(header)
+                for _ in range(2 * header.get("num_buffers", 0)):  # each binary buffer: its header, its bytes
+                    await connection.read_message()
+                return header, content
+
+            header, content = await message()
+            assert header["msgtype"] == "PULL-DOC-REPLY", header
+            while until is not None and not until(content):
+                content += (await message())[1]
             return content
         finally:
             connection.close()
@@ -279,7 +291,7 @@ def test_basic_auth_every_route_and_websocket_need_login(basic_auth_server):
         token = page_token(base, page, cookies)
         assert pull_document(base, websocket, base, token=token) == 403
         assert pull_document(base, websocket, base, wrongly_signed, token) == 403
-        assert shows_the_run(pull_document(base, websocket, base, cookies, token))
+        assert shows_the_run(pull_document(base, websocket, base, cookies, token, until=shows_the_run))
         print(f"  {websocket} with the page's token: 403 without the login cookie or with a forged one; "
               "the document with the run with it")
     for method in ("POST", "PUT", "DELETE"):

@@ -36,7 +36,8 @@ from dashboard.hub import Hub
 from dashboard.index import Index
 from dashboard.index_schema import TABLES
 from dashboard.ingest import Ingestor
-from dashboard.pages.tasks import TasksQuery, TasksView
+from dashboard.components.dependency_graph import DependencyGraph
+from dashboard.components.tasks_table import TasksTable
 from dashboard.spool import format_timestamp
 from dashboard.store import Store
 
@@ -376,9 +377,10 @@ def timed(call):
     return result, time.monotonic() - started
 
 
-def tasks_view(index: Index, spool: Path, **query) -> TasksView:
-    """The /tasks page's own view on this index (no browser, no server)."""
-    return TasksView(Store(index, Hub(), Config(spool=spool, index=index.path)), TasksQuery(**query))
+def tasks_view(index: Index, spool: Path, **query) -> tuple[DependencyGraph, TasksTable]:
+    """The /tasks page's own graph and table on this index (no browser, no server: built at once)."""
+    store = Store(index, Hub(), Config(spool=spool, index=index.path))
+    return DependencyGraph(store=store, **query), TasksTable(store=store, **query)
 
 
 def check_bulk_runs(index: Index, spool: Path, written: Written) -> str:
@@ -392,11 +394,11 @@ def check_bulk_runs(index: Index, spool: Path, written: Written) -> str:
     assert searched.total == BULK_RUNS and len(searched.runs) == 50
     stats = queries.task_stats(index, dt.timedelta(hours=24)).set_index("task")
     assert stats.loc["Busy_Task", "runs"] == BULK_RUNS and stats.loc["Busy_Task", "success_rate"] == 1.0
-    view, view_s = timed(lambda: tasks_view(index, spool))
-    table = view.table.value
+    (view, table_view), view_s = timed(lambda: tasks_view(index, spool))
+    table = table_view.table.value
     assert table["task"].tolist() == ["Busy_Task"], "the task appears once"
-    assert table["runs"].tolist() == [BULK_RUNS] and view.task_graph.graph.number_of_nodes() == 1
-    assert not view.task_graph.problems
+    assert table["runs"].tolist() == [BULK_RUNS] and view.shown.task_graph.graph.number_of_nodes() == 1
+    assert not view.shown.task_graph.problems
     for seconds in (first_s, last_s, search_s, view_s):
         assert seconds < 10, "one page of runs (or the tasks view) took over 10 s"
     return (f"runs page 1 of {first.pages:,} in {first_s * 1000:.0f} ms, last page sorted by duration in "
@@ -411,14 +413,14 @@ BULK = Case("bulk_runs", bulk=write_bulk_runs, bulk_runs=BULK_RUNS,
 
 
 def check_self_dependency(index: Index, spool: Path, written: Written) -> str:
-    view = tasks_view(index, spool)
-    assert view.task_graph.problems == ["cycle: Self_Loop → Self_Loop"]
+    view, table = tasks_view(index, spool)
+    assert view.shown.task_graph.problems == ["cycle: Self_Loop → Self_Loop"]
     assert view.problems.visible
-    row = view.table.value.set_index("task").loc["Self_Loop"]
+    row = table.table.value.set_index("task").loc["Self_Loop"]
     assert (row["upstream"], row["downstream"], row["runs"]) == (1, 1, 1)
-    assert set(view.positions) == {"Self_Loop"} and view.state.critical == ["Self_Loop"]
-    return (f"/tasks view: problem {view.task_graph.problems[0]!r}, the task drawn once, "
-            f"critical path {view.state.critical}")
+    assert set(view.shown.positions) == {"Self_Loop"} and view.shown.state.critical == ["Self_Loop"]
+    return (f"/tasks view: problem {view.shown.task_graph.problems[0]!r}, the task drawn once, "
+            f"critical path {view.shown.state.critical}")
 
 
 SELF_DEPENDENCY = Case("self_dependency", events=[

@@ -407,14 +407,15 @@ def bokeh_sessions() -> int:
 
 def live_page_views() -> dict[str, int]:
     """The pages' view objects still alive (each belongs to one session), by class."""
-    from dashboard.components.dependency_graph import GraphPlot
+    from dashboard.components.dependency_graph import DependencyGraph
+    from dashboard.components.graph_plot import GraphPlot
     from dashboard.components.log_viewer import LogViewer
     from dashboard.components.runs_grid import RunsGrid
     from dashboard.pages.run_detail import RunDetailView
-    from dashboard.pages.tasks import TasksView
+    from dashboard.components.tasks_table import TasksTable
 
     gc.collect()
-    kinds = (RunsGrid, RunDetailView, LogViewer, TasksView, GraphPlot)
+    kinds = (RunsGrid, RunDetailView, LogViewer, DependencyGraph, TasksTable, GraphPlot)
     alive = Counter(type(o).__name__ for o in gc.get_objects() if isinstance(o, kinds))
     return dict(alive)
 

@@ -12,11 +12,12 @@ from test_tasks_page import NODE_DATA
 from dashboard import queries
 from dashboard.components import live
 from dashboard.components.connection import connection_indicator
+from dashboard.components.dependency_graph import DependencyGraph
 from dashboard.components.log_viewer import LogPosition, LogViewer
 from dashboard.components.runs_grid import RunsGrid
+from dashboard.components.tasks_table import TasksTable
 from dashboard.config import Config
 from dashboard.pages.run_detail import RunDetailView
-from dashboard.pages.tasks import TasksQuery, TasksView
 from dashboard.services import Services
 from dashboard.spool import SpoolWriter
 from dashboard.store import Links
@@ -79,12 +80,30 @@ def test_the_log_viewer_alone_pages_a_finished_run(small, page: Page):
         expect(page.locator("a.td-download")).to_have_attribute("href", "/task-runs/r-1/logs/stdout.log")
 
 
-def test_the_dependency_graph_and_tasks_table_alone(small, page: Page):
+def test_the_dependency_graph_alone_draws_its_tasks_and_selects_one(small, page: Page):
     store, _ = small
-    with served_component(follow(store, lambda: TasksView(store, TasksQuery()), min_interval=1.0)) as url:
+    with served_component(follow(store, lambda: DependencyGraph(store=store, task="Load"), min_interval=1.0)) as url:
         page.goto(url)
         wait_until(lambda: len(page.evaluate(NODE_DATA)) == 2, timeout=30, message="the graph drawn")
-        expect(page.locator('.tabulator-cell[tabulator-field="task"]')).to_have_text(["Extract", "Load"])
+        expect(page.locator("a.td-task-runs")).to_have_text("View runs of Load →")
+        alpha = {node["task"]: node["alpha"] for node in page.evaluate(NODE_DATA)}
+        assert alpha == {"Extract": 1.0, "Load": 1.0}  # the selected task and its upstream lit
+        expect(page.get_by_text("Laying out")).to_be_hidden()
+
+
+def test_the_tasks_table_alone_lists_its_tasks_and_a_click_selects_one(small, page: Page):
+    store, _ = small
+    tables = []
+
+    def build():
+        tables.append(TasksTable(store=store))
+        return tables[-1]
+    with served_component(follow(store, build, min_interval=1.0)) as url:
+        page.goto(url)
+        cells = page.locator('.tabulator-cell[tabulator-field="task"]')
+        expect(cells).to_have_text(["Extract", "Load"], timeout=30_000)
+        cells.nth(1).click()
+        wait_until(lambda: tables[-1].task == "Load", timeout=30, message="the clicked task selected")
 
 
 def test_the_connection_indicator_alone_is_live_and_reads_the_store_s_health(small, page: Page):

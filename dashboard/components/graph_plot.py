@@ -1,0 +1,135 @@
+"""The dependency graph's plot: frames of nodes and edges drawn with HoloViews as Bokeh models.
+
+A first drawing (and a redraw that fits the view: recenter, a new layout) is built off the
+event loop: `render` makes the Bokeh models of a new plot on a worker thread, for a document of
+its own, and `GraphPlot.show` puts them on the session's page (HoloViews took 0.7–1.9 s to
+build them for a large graph, during which the server answered nothing). Live recolouring goes
+through a `Pipe` into the plot's DynamicMap, so colours change in place and the zoom stays.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+from bokeh.document import Document
+
+from dashboard.components.graph_marks import MARK_MAX, fit_marks, renderer_of
+
+# Register HoloViews' Bokeh backend whatever page a process serves first: under plain
+# `panel serve`, a /tasks opened after another page drew before any pn.extension had seen
+# holoviews, and failed with "No entry for 'Overlay' registered".
+hv.extension("bokeh", logo=False)
+
+#: HoloViews keeps options in one process-wide store: one plot is built at a time off the loop.
+_RENDERING = threading.Lock()
+
+Frames = tuple[pd.DataFrame, pd.DataFrame]
+
+
+HOVER = [("Task", "@name"), ("Group", "@group"), ("Status", "@status"), ("", "@role"),
+         ("Last trigger", "@last_trigger"), ("Started", "@last_started"), ("Finished", "@last_finished"),
+         ("Median duration", "@median"), ("Upstream", "@upstream"), ("Downstream", "@downstream")]
+
+
+def edge_frames(nodes: pd.DataFrame, edges: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each edge as a line between node centres, and an arrowhead (a triangle mark, sized in
+    pixels) at its middle, turned downstream: it never hides behind or misses a node."""
+    at = nodes.set_index("task")[["x", "y"]]
+    start = at.reindex(edges["source"]).to_numpy(float).reshape(-1, 2)
+    end = at.reindex(edges["target"]).to_numpy(float).reshape(-1, 2)
+    style = {"color": edges["color"].to_numpy(), "width": edges["width"].to_numpy(),
+             "edge_alpha": edges["edge_alpha"].to_numpy()}
+    lines = pd.DataFrame({"x0": start[:, 0], "y0": start[:, 1], "x1": end[:, 0], "y1": end[:, 1], **style})
+    middle = (start + end) / 2
+    # Turned by the angle in data units (close to the screen's: a column and a row are of like
+    # size in pixels); Bokeh's triangle points up at angle 0.
+    angle = np.arctan2(end[:, 1] - start[:, 1], end[:, 0] - start[:, 0]) - np.pi / 2
+    heads = pd.DataFrame({"x": middle[:, 0], "y": middle[:, 1], "angle": angle, **style})
+    return lines, heads
+
+
+def draw(data: tuple[pd.DataFrame, pd.DataFrame]) -> hv.Overlay:
+    """Group tiles, edges, arrowheads, the nodes, and their labels (level of detail)."""
+    nodes, edges = data
+    lines, heads = edge_frames(nodes, edges)
+    tiled = nodes if nodes["tile"].nunique() > 1 else nodes.iloc[:0]  # one group shown: nothing to tell apart
+    tiles = hv.Rectangles((tiled["x"] - 0.48, tiled["y"] - 0.48, tiled["x"] + 0.48, tiled["y"] + 0.48, tiled["tile"]),
+                          vdims=["tile"]).opts(color="tile", line_alpha=0, tools=[])
+    segments = hv.Segments(lines, ["x0", "y0", "x1", "y1"], ["color", "width", "edge_alpha"]).opts(
+        line_width="width", color="color", alpha="edge_alpha")
+    arrows = hv.Points(heads, ["x", "y"], ["angle", "color", "width", "edge_alpha"], group="Arrows").opts(
+        marker="triangle", angle="angle", color="color", alpha="edge_alpha", line_alpha=0, size=7)
+    points = hv.Points(nodes, ["x", "y"], [c for c in nodes.columns if c not in ("x", "y")]).opts(
+        color="fill", marker="marker", line_color="outline", line_width="outline_width", alpha="alpha",
+        size=MARK_MAX, tools=["hover", "tap"], hover_tooltips=HOVER, nonselection_alpha=0.35)
+    label_style = {"text_font_size": "8.5pt", "text_color": "#1f2937", "text_baseline": "top"}
+    # As booleans: the column of an empty frame is of objects, which pandas takes as column names.
+    shown_always = nodes["always"].astype(bool)
+    always = hv.Labels(nodes[shown_always], ["x", "y"], "label", group="Always").opts(**label_style)
+    detail = hv.Labels(nodes[~shown_always], ["x", "y"], "label", group="Detail").opts(**label_style)
+    xs, ys = nodes["x"], nodes["y"]
+    limits = ({"xlim": (xs.min() - 0.6, xs.max() + 0.6), "ylim": (ys.min() - 0.95, ys.max() + 0.6)}
+              if len(nodes) else {})
+    return (tiles * segments * arrows * points * always * detail).opts(
+        hv.opts.Overlay(responsive=True, height=620, xaxis=None, yaxis=None, show_frame=False, toolbar="above",
+                        active_tools=["wheel_zoom", "pan"], hooks=[fit_marks], **limits,
+                        default_tools=["pan", "wheel_zoom", "box_zoom", "reset", "save"]))
+
+
+@dataclass
+class Rendered:
+    """A plot built off the loop, not yet on any page: its HoloViews plot and the pipe feeding it."""
+
+    plot: object  # holoviews' plot; `.state` is the Bokeh figure
+    pipe: hv.streams.Pipe
+    frames: Frames
+
+
+def render(frames: Frames) -> Rendered:
+    """Build a new plot's Bokeh models, away from any session (safe on a worker thread)."""
+    pipe = hv.streams.Pipe(data=frames)
+    with _RENDERING:
+        plot = hv.renderer("bokeh").instance(mode="server").get_plot(hv.DynamicMap(draw, streams=[pipe]),
+                                                                       doc=Document())
+    return Rendered(plot, pipe, frames)
+
+
+class GraphPlot:
+    """The plot on one session's page: shown once rendered, recoloured in place, clicks reported."""
+
+    def __init__(self, on_select: Callable[[str | None], None]):
+        self.on_select = on_select
+        self.rendered: Rendered | None = None
+        self.pane = pn.pane.Bokeh(None, sizing_mode="stretch_width", height=640)
+
+    def show(self, rendered: Rendered) -> None:
+        """Put a rendered plot on the page (on the session's loop), replacing the one shown."""
+        doc = pn.state.curdoc
+        if self.rendered is not None:
+            self.rendered.plot.cleanup()
+        rendered.plot.document = doc if doc is not None and doc.session_context else None
+        selected = renderer_of(rendered.plot, "Points", "Points").data_source.selected
+        selected.on_change("indices", self._clicked)  # the tap tool's choice, from the browser
+        self.rendered = rendered
+        self.pane.object = rendered.plot.state
+
+    def _clicked(self, _attr, _old, index: list[int]) -> None:
+        nodes = self.rendered.frames[0] if self.rendered is not None else None
+        if nodes is not None and index and index[0] < len(nodes):
+            self.on_select(nodes["task"].iloc[index[0]])
+        else:
+            self.on_select(None)
+
+    def update(self, frames: Frames) -> None:
+        """New colours, roles or highlights; positions and the user's zoom stay."""
+        if self.rendered is not None:
+            self.rendered.frames = frames
+            self.rendered.pipe.send(frames)
+            if self.rendered.plot.document is None:  # in a notebook: Panel sends Bokeh's own changes when asked
+                pn.io.push_notebook(self.pane)

@@ -1,0 +1,115 @@
+"""A view's heavy work off the server's event loop: computed on a worker thread, then applied on
+the session's document.
+
+Bokeh changes a document only under its lock, on the loop, and one loop serves every session:
+work done there (laying out 1,500 tasks and building their plot took about 2 s) keeps every
+other page, and /liveness, waiting. So a view computes what it will show on the worker and
+only puts the result on its page on the loop (`Document.add_next_tick_callback` is Bokeh's one
+thread-safe way in). The work starts when the page is built, not when a browser connects, so a
+client that only pulls the document (no browser) gets the result too.
+
+A browser that has pulled the document but not drawn it yet loses changes made meanwhile
+(seen: a progress line hidden on the server stayed on screen; Panel itself waits for the
+page's `document_ready` before it sends changes at once). Then the result is applied once the
+page has drawn, or after UNDRAWN_WAIT seconds if it never says so (a client without a browser).
+
+Outside a server session (a notebook, a test building a view by itself) it all runs at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TypeVar
+
+from panel.io.document import hold
+from panel.io.state import set_curdoc, state
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: One worker: heavy builds queue rather than share two cores, and HoloViews (whose option
+#: store is process-wide) builds one plot at a time.
+_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskdash-offload")
+#: Seconds a result waits for a page that has the document to say it drew it.
+UNDRAWN_WAIT = 10.0
+
+
+def off_the_loop(compute: Callable[[], T], apply: Callable[[T], None],
+                 failed: Callable[[BaseException], None] | None = None) -> bool:
+    """`apply(compute())`, with `compute` on the worker when this runs in a server session.
+
+    `compute` must not touch the page (it runs on another thread); `apply` runs on the session's
+    loop, under its document's lock, if the session still exists. `failed(exc)` (on the loop) is
+    told when `compute` raises. Returns whether the work went to the worker.
+    """
+    doc = state.curdoc
+    if doc is None or doc.session_context is None:
+        try:
+            result = compute()
+        except Exception as exc:
+            if failed is None:
+                raise
+            failed(exc)
+            return False
+        apply(result)
+        return False
+
+    def work() -> None:
+        if doc.session_context.destroyed:  # closed before its turn came: nobody to show it to
+            return
+        try:
+            result = compute()
+        except Exception as exc:  # noqa: BLE001
+            log.exception("a view's work off the event loop failed")
+            if failed is None:
+                return
+            call = partial(failed, exc)
+        else:
+            call = partial(apply, result)
+        try:
+            doc.add_next_tick_callback(partial(_when_drawn, doc, _once(call)))
+        except Exception:  # noqa: BLE001  the session ended meanwhile: nothing to show it on
+            pass
+
+    _WORKER.submit(work)
+    return True
+
+
+def _once(call: Callable[[], None]) -> Callable[[], None]:
+    done = []
+
+    def first_time() -> None:
+        if not done:
+            done.append(True)
+            call()
+    return first_time
+
+
+def _when_drawn(doc, call: Callable[[], None]) -> None:
+    """On the loop: `call` now, unless a browser has pulled the page and not drawn it yet."""
+    session = getattr(doc.session_context, "_session", None)
+    if session is not None and session._subscribed_connections and not state._connected.get(doc):
+        def later() -> None:  # Panel may run load callbacks on a worker thread: back to the loop
+            try:
+                doc.add_next_tick_callback(partial(_on_the_loop, doc, call))
+            except Exception:  # noqa: BLE001  the session ended
+                pass
+        with set_curdoc(doc):
+            state.onload(later)
+        doc.add_timeout_callback(partial(_on_the_loop, doc, call), int(UNDRAWN_WAIT * 1000))
+        return
+    _on_the_loop(doc, call)
+
+
+def _on_the_loop(doc, call: Callable[[], None]) -> None:
+    # Held and frozen: the result's changes go out as one message, and Bokeh finds the document's
+    # models once, not after each change (with a 1,500-task plot on the page, about 0.1 s each).
+    with set_curdoc(doc), hold(doc), doc.models.freeze():
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001
+            state._handle_exception(exc)
