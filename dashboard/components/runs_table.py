@@ -146,12 +146,12 @@ def runs_table(detail_prefix: str, sort_field: str, descending: bool) -> QuerySo
         sortable={"lifecycle": False, "logs": False},
         sorters=[{"field": sort_field, "dir": "desc" if descending else "asc"}],
         # Fixed widths that fit each header and value (the chain's longest, TERMINATED reached
-        # through every step, is 305 px; a root cause's "blocks N" before it takes up to 60 more),
-        # and the task name takes the rest: with percentages Tabulator left a 27 px empty header
-        # column at 1280 px and cut "Finished" and "Duration" to "Finis…" and "Durat…". A long
-        # dotted name keeps its distinguishing end, cut in its middle; at 1280 px about 100 px are
-        # left for it, at 1920 px about 750.
-        widths={"grp": 86, "trigger": 146, "lifecycle": 370, "status": 110, "agent": 80, "started": 88,
+        # through every step, is 305 px: a root cause's "blocks N" goes on a line of its own), and
+        # the task name takes the rest: with percentages Tabulator left a 27 px empty header column
+        # at 1280 px and cut "Finished" and "Duration" to "Finis…" and "Durat…". A long dotted name
+        # keeps its distinguishing end, cut in its middle; at 1280 px about 150 px are left for
+        # it, at 1920 px about 800.
+        widths={"grp": 86, "trigger": 146, "lifecycle": 320, "status": 110, "agent": 80, "started": 88,
                 "finished": 94, "duration": 94, "logs": 56},
         header_align={"logs": "center"},
         text_align={"logs": "center", "duration": "right"},

@@ -7,14 +7,6 @@
     const end = terminal.includes(row.status) ? row.status : "…"
     const chain = document.createElement("span")
     chain.className = "td-chain"
-    // A root cause says first how many runs of its cycle it holds: its chain is the long one.
-    if (row.blocks > 0) {
-      const tag = document.createElement("span")
-      tag.className = "td-blocks"
-      tag.title = "Root cause: " + row.blocks + " run" + (row.blocks > 1 ? "s" : "") + " of its cycle can no longer start"
-      tag.textContent = "blocks " + row.blocks
-      chain.append(tag)
-    }
     chain.title = "Lifecycle: " + [...lifecycle, end].filter(s => reached.has(s)).join(" → ")
     // A blocked run will never reach the steps ahead: show only those it went through.
     const steps = [...lifecycle, end].filter(s => !row.blocked || reached.has(s) || s === row.status)
@@ -52,6 +44,15 @@
       tag.textContent = "BLOCKED: " + row.blocked
       chain.append(tag)
     }
-    return chain
+    if (!(row.blocks > 0)) { return chain }
+    // A root cause says how many runs of its cycle it holds, on a line of its own under its
+    // chain (beside it, a full chain and the tag would not fit the column).
+    const cell_ = document.createElement("div")
+    const tag = document.createElement("span")
+    tag.className = "td-blocks"
+    tag.title = "Root cause: " + row.blocks + " run" + (row.blocks > 1 ? "s" : "") + " of its cycle can no longer start"
+    tag.textContent = "blocks " + row.blocks
+    cell_.append(chain, tag)
+    return cell_
   }
 })()
