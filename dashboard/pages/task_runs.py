@@ -30,7 +30,7 @@ def page(store: Store):
     # when the session ends, or a closed session's page stays in memory for up to a minute.
     pn.state.on_session_destroyed(lambda _context: slide.param.update(callback=_nothing))
     template = page_template(store, "Task Runs", "Task Runs", pn.Column(
-        "## Task Runs", grid, keep_in_url(grid, grid.to_url), sizing_mode="stretch_width"))
+        "## Task Runs", grid, keep_in_url(grid), sizing_mode="stretch_width"))
     report_url_problems(problems)
     return template
 

@@ -23,6 +23,7 @@ from dashboard.components.dependency_graph import (GraphPlot, analyse, focus, gr
                                                    view_of)
 from dashboard.components.resources import resource
 from dashboard.components.runs_table import STATUS_FORMATTER, TASK_FORMATTER, TASK_NAME_STYLE
+from dashboard.components.view_state import UrlState
 from dashboard.formatting import clock, human_duration, plain
 from dashboard.graph import dependency_graph, waiting_text
 from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, group_path, is_group_node, top_group
@@ -44,28 +45,16 @@ def _count(number: int, what: str) -> str:
     return f"{number:,} {what}{'' if number == 1 else 's'}"
 
 
-class TasksQuery(param.Parameterized):
+class TasksQuery(UrlState):
     """What the page shows; kept in the URL."""
+
+    url_params = ("group", "search", "since", "task", "hops")
 
     group = param.String(default="")
     search = param.String(default="")
     since = param.Selector(default="24h", objects=list(queries.TIME_RANGES))
     task = param.String(default="", doc="The selected task.")
     hops = param.Integer(default=0, bounds=(0, 10), doc="Show only the selected task's neighbourhood (0: all).")
-
-    def to_url(self) -> dict[str, str]:
-        return {name: str(getattr(self, name)) for name in ("group", "search", "since", "task", "hops")
-                if getattr(self, name) != self.param[name].default}
-
-    def from_url(self, args: dict[str, str]) -> list[str]:
-        problems = []
-        for name in ("group", "search", "since", "task", "hops"):
-            if name in args:
-                try:
-                    setattr(self, name, int(args[name]) if name == "hops" else args[name])
-                except ValueError:
-                    problems.append(f"ignored {name}={args[name]!r} from the URL")
-        return problems
 
 
 class TasksView:
@@ -277,7 +266,7 @@ def page(store: Store):
     problems = query.from_url(url_args())
     view, _ = live.follow(store, lambda: TasksView(store, query), min_interval=max(1.0, store.push_min_interval))
     template = page_template(store, "Tasks & Groups", "Tasks & Groups", pn.Column(
-        "## Tasks & Groups", view.panel(), keep_in_url(query, query.to_url), sizing_mode="stretch_width"))
+        "## Tasks & Groups", view.panel(), keep_in_url(query), sizing_mode="stretch_width"))
     report_url_problems(problems)
     return template
 

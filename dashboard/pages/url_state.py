@@ -16,6 +16,8 @@ import panel as pn
 import param
 from panel.reactive import ReactiveHTML
 
+from dashboard.components.view_state import UrlState
+
 log = logging.getLogger(__name__)
 
 #: A query value longer than this is refused before anything reads it: no value of ours needs
@@ -52,14 +54,15 @@ def url_args() -> dict[str, str]:
             for name, values in (pn.state.session_args or {}).items() if values}
 
 
-def keep_in_url(view: param.Parameterized, to_url: Callable[[], dict[str, str]]) -> BrowserUrl:
-    """A BrowserUrl (to place on the page) that follows every change of `view`'s parameters."""
+def keep_in_url(view: UrlState) -> BrowserUrl:
+    """A BrowserUrl (to place on the page) that follows every change of the parameters `view`
+    keeps in the URL (their text: view.to_url)."""
     url = BrowserUrl(width=0, height=0, margin=0)
 
     def write(*_events) -> None:
-        url.query = to_url()
+        url.query = view.to_url()
 
-    view.param.watch(write, [name for name in view.param if name != "name"])
+    view.param.watch(write, list(view.url_params))
     write()
     return url
 

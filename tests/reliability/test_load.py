@@ -409,12 +409,12 @@ def live_page_views() -> dict[str, int]:
     """The pages' view objects still alive (each belongs to one session), by class."""
     from dashboard.components.dependency_graph import GraphPlot
     from dashboard.components.log_viewer import LogViewer
+    from dashboard.components.run_card import RunCard
     from dashboard.components.runs_grid import RunsGrid
-    from dashboard.pages.run_detail import RunDetailView
     from dashboard.pages.tasks import TasksView
 
     gc.collect()
-    kinds = (RunsGrid, RunDetailView, LogViewer, TasksView, GraphPlot)
+    kinds = (RunsGrid, RunCard, LogViewer, TasksView, GraphPlot)
     alive = Counter(type(o).__name__ for o in gc.get_objects() if isinstance(o, kinds))
     return dict(alive)
 
