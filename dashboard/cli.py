@@ -176,7 +176,8 @@ def cmd_errors(args) -> int:
     lines = _line_numbers(ingestor.spool, zip(errors["file"], errors["offset"]))
     for e in errors.itertuples():
         line = lines.get((e.file, e.offset))
-        print(f"{iso_utc(e.recorded)}  {escaped(e.file)} byte {e.offset}" + (f", line {line}" if line else "")
+        where = f" byte {e.offset}" if e.offset >= 0 else ""
+        print(f"{iso_utc(e.recorded)}  {escaped(e.file)}{where}" + (f", line {line}" if line else "")
               + f"  {escaped(e.reason)}" + (f"\n    {e.excerpt[:160]!r}" if e.excerpt else ""))
     print(f"{len(errors):,} ingest errors", file=sys.stderr)
     return 0

@@ -20,6 +20,8 @@ from .terminal import visible_array
 
 #: A batch touching more runs than this reports them as "many" instead of one by one.
 LISTED_RUNS_MAX = 5_000
+#: At most this many runs ending before they started are named by one batch.
+LISTED_ENDS_BEFORE_STARTS = 20
 
 _TERMINAL_SQL = sql_list(TERMINAL)
 # An event's rank as one number (arg_max on a number is several times faster than on a
@@ -90,6 +92,8 @@ class Batch:
     replaced: dict[tuple[str, str], int] = field(default_factory=dict)
     offsets: dict[str, tuple[int, int, bool, int]] = field(default_factory=dict)
     errors: list[tuple[str, int, str, str]] = field(default_factory=list)
+    #: where the event lines came from: (position of the first, file, byte offset, line starts)
+    event_sources: list[tuple[int, str, int, np.ndarray]] = field(default_factory=list)
 
     def add_log_lines(self, run_id: str, stream: str, first_line_no: int, data: bytes) -> int:
         """Add complete lines of raw output; return how many there were."""
@@ -100,6 +104,13 @@ class Batch:
         self.log_last_lines[(run_id, stream)] = first_line_no + count - 1
         self.log_line_count += count
         return count
+
+    def event_source(self, position: int) -> tuple[str, int]:
+        """The file and byte offset of the batch's event line at `position` (-1 if not known)."""
+        for first, rel, offset, starts in reversed(self.event_sources):
+            if first <= position:
+                return rel, offset + int(starts[position - first])
+        return "events", -1
 
     def replace_lines_from(self, run_id: str, stream: str, line_no: int) -> None:
         key = (run_id, stream)
@@ -150,8 +161,11 @@ def write_batch(cur, batch: Batch, now: dt.datetime) -> dict[str, RunSummary] | 
               ON n.run_id = t.run_id AND n.status = t.status AND n.ts = t.ts
             ORDER BY n.position""")
         cur.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT run_id FROM new_transitions")
-        cur.unregister("new_transitions")
+        cur.execute("CREATE OR REPLACE TEMP TABLE touched_before AS "
+                    "SELECT run_id, started, finished FROM runs WHERE run_id IN (SELECT run_id FROM touched)")
         cur.execute(RECOMPUTE_RUNS)
+        _report_ends_before_starts(cur, batch)
+        cur.unregister("new_transitions")
         rows = cur.execute("SELECT run_id, task, grp, status, trigger_time FROM runs "
                            "WHERE run_id IN (SELECT run_id FROM touched) LIMIT ?", [LISTED_RUNS_MAX + 1]).fetchall()
         touched = {run_id: RunSummary(*rest) for run_id, *rest in rows} if len(rows) <= LISTED_RUNS_MAX else None
@@ -181,6 +195,29 @@ def write_batch(cur, batch: Batch, now: dt.datetime) -> dict[str, RunSummary] | 
         cur.execute("INSERT INTO ingest_offsets SELECT * FROM new_offsets")
         cur.unregister("new_offsets")
     return touched
+
+
+def _report_ends_before_starts(cur, batch: Batch) -> None:
+    """An ingest error for each run that this batch leaves ending before it started.
+
+    Its events are kept (the pages show its duration as 0 s); the error names the line that made
+    it so, once: a later batch that moves neither its start nor its end says nothing again. Past
+    LISTED_ENDS_BEFORE_STARTS runs, one more error counts the rest.
+    """
+    rows = cur.execute("""
+        SELECT r.run_id, r.started, r.finished, max(n.position), count(*) OVER ()
+        FROM runs r JOIN new_transitions n ON n.run_id = r.run_id AND n.ts IN (r.started, r.finished)
+        LEFT JOIN touched_before b ON b.run_id = r.run_id
+        WHERE r.run_id IN (SELECT run_id FROM touched) AND r.finished < r.started
+          AND (b.started IS DISTINCT FROM r.started OR b.finished IS DISTINCT FROM r.finished)
+        GROUP BY ALL ORDER BY 4 LIMIT ?""", [LISTED_ENDS_BEFORE_STARTS]).fetchall()
+    for run_id, started, finished, position, _ in rows:
+        batch.errors.append((*batch.event_source(position), f"run {run_id[:80]} ends at {finished.isoformat()}, "
+                             f"before it started at {started.isoformat()}: its events are kept and its duration "
+                             "shows as 0 s (are its agents' clocks in step?)", ""))
+    if rows and rows[0][-1] > len(rows):
+        batch.errors.append((batch.event_source(rows[-1][3])[0], -1, f"{rows[0][-1] - len(rows):,} more runs of "
+                             "this step end before they started", ""))
 
 
 def _log_streams(cur, last_lines: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:

@@ -396,6 +396,7 @@ class Ingestor:
         candidates = np.flatnonzero(possible)
         by_python = candidates
         first = batch.event_lines_read  # the batch's events keep the order of their lines
+        batch.event_sources.append((first, rel, offset, starts))
         if len(candidates) >= event_lines.MIN_LINES and is_utf8(chunk):
             if self._event_parser is None:
                 self._event_parser = event_lines.EventLineParser()

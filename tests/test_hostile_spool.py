@@ -316,23 +316,34 @@ def test_events_dated_far_ahead_or_long_ago_are_ingest_errors_in_either_parser(t
         assert sum("over a day ahead" in reason for reason in errors) == 3
 
 
-def test_a_run_ended_before_it_started_shows_no_negative_duration(tmp_path):
+@pytest.mark.parametrize("min_lines", [1, 10**9], ids=["bulk", "python"])
+def test_a_run_ended_before_it_started_shows_no_negative_duration_and_is_an_ingest_error(
+        tmp_path, monkeypatch, min_lines):
+    monkeypatch.setattr(event_lines, "MIN_LINES", min_lines)
     spool = tmp_path / "spool"
     (spool / "events").mkdir(parents=True)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    started = event("r-skewed", "RUNNING", now - dt.timedelta(minutes=1))
+    ended = event("r-skewed", "FAILED", now - dt.timedelta(minutes=5))  # the terminal status wins, dated earlier
     (spool / "events" / "skewed.jsonl").write_bytes(
-        event("r-skewed", "RUNNING", now - dt.timedelta(minutes=1))
-        + event("r-skewed", "FAILED", now - dt.timedelta(minutes=5))  # the terminal status wins, dated earlier
-        + event("r-ahead", "RUNNING", now + dt.timedelta(hours=2)))  # started "in two hours"
+        started + ended + event("r-ahead", "RUNNING", now + dt.timedelta(hours=2)))  # started "in two hours"
     index = Index(tmp_path / "index.duckdb")
     try:
-        Ingestor(index, spool).catch_up()
+        ingestor = Ingestor(index, spool)
+        ingestor.catch_up()
+        with open(spool / "events" / "skewed.jsonl", "ab") as out:  # read again: said once
+            out.write(ended + event("r-skewed", "RUNNING", now))  # moves neither start nor end
+        ingestor.catch_up()
         page = queries.runs_page(index, sort="duration")
         durations = dict(zip(page["run_id"], page["duration"]))
+        errors = index.query('SELECT file, "offset", reason FROM ingest_errors')
     finally:
         index.close()
-    print(f"\n{durations}")
+    print(f"\n{durations}\n{errors.to_dict('records')}")
     assert durations == {"r-skewed": 0, "r-ahead": 0}
+    assert len(errors) == 1
+    assert (errors["file"][0], errors["offset"][0]) == ("events/skewed.jsonl", len(started))
+    assert "r-skewed ends at" in errors["reason"][0] and "before it started" in errors["reason"][0]
 
 
 # ---- the periodic rescan of a big spool ------------------------------------------------------------

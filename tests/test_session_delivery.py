@@ -8,6 +8,7 @@ import pytest
 from bokeh.document import Document
 
 from dashboard.changes import Change
+from dashboard.components.connection import ConnectionIndicator
 from dashboard.components.live import Delivery, Pace, follow, subscribe
 from dashboard.hub import Hub
 from dashboard.index_schema import RunSummary
@@ -106,3 +107,14 @@ def test_a_receipt_arriving_after_the_session_ended_closes_what_it_held_back():
     document.callbacks.destroy()  # the session ended while the browser's receipt was on its way
     receipt.drawn = 1  # raised AttributeError on a Panel worker thread
     assert subscription.closed and hub.subscriber_count == 0
+
+
+def test_a_receipt_arriving_as_its_session_is_destroyed_is_dropped_without_an_error():
+    doc, indicator = Document(), ConnectionIndicator()
+    doc.add_root(indicator.get_root(doc))
+    indicator._process_events({"drawn": 1})  # a live session's receipt is applied
+    assert indicator.drawn == 1
+    doc.callbacks.destroy()  # what Bokeh does to a closed tab's session (Document.destroy)
+    doc.models.destroy()
+    indicator._process_events({"drawn": 2})  # Panel logged "Callback failed …" and raised here
+    assert indicator.drawn == 1

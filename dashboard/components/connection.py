@@ -22,7 +22,6 @@ from dashboard.components.timers import every
 from dashboard.store import Store
 
 
-
 class ConnectionIndicator(ReactiveHTML):
     """A pill in the page header showing the real state of the link to the server."""
 
@@ -47,6 +46,13 @@ class ConnectionIndicator(ReactiveHTML):
         "new_errors": "state.show()",
         "delivered": "state.answer()",
     }
+
+    def _process_events(self, events: dict) -> None:
+        # A receipt can arrive as its tab closes, after Bokeh emptied the destroyed session's
+        # models: Panel would fail applying it to them ("Callback failed …: UnsetValueError").
+        if self._models and all(model.document is None for model, _ in self._models.values()):
+            return
+        super()._process_events(events)
 
 
 def connection_indicator(store: Store, check_seconds: float = 5.0) -> ConnectionIndicator:

@@ -16,7 +16,7 @@ import psutil
 from builders import write_event_spool, write_log_spool
 from helpers import wait_until
 from playwright.sync_api import Page, expect
-from serving import DashboardServer, indexed_lines
+from serving import DashboardServer, dashboard_server, indexed_lines
 
 from dashboard.index import Index
 from dashboard.spool import SpoolWriter
@@ -35,8 +35,7 @@ def peak_rss(pid: int) -> int:
 def test_48_mb_of_junk_lines_keeps_the_server_small_and_other_runs_flowing(tmp_path):
     writer = SpoolWriter(tmp_path / "spool", "good")
     writer.status("r-before", "Fetch_Orders", "RUNNING", agent="agent-1")
-    server = DashboardServer(tmp_path)
-    try:
+    with dashboard_server(tmp_path) as server:
         server.wait_for_output(CAUGHT_UP, timeout=120)
         process = psutil.Process(server.process.pid)
         before = process.memory_info().rss
@@ -59,11 +58,6 @@ def test_48_mb_of_junk_lines_keeps_the_server_small_and_other_runs_flowing(tmp_p
         print(f"\n48 MB of 'x' lines: server RSS {before / MB:,.0f} MB before, peak {peak / MB:,.0f} MB, "
               f"{after / MB:,.0f} MB after; a run in another file showed {shown:.1f} s after it was written, "
               f"the whole junk file was read in {read_all:.1f} s")
-    except BaseException:
-        print("".join(server.output))
-        raise
-    finally:
-        server.stop()
     assert peak < 1024 * MB, "the server's memory budget"
     assert peak - before < 400 * MB
     assert shown < 10, "other files' runs keep flowing within seconds"
@@ -99,11 +93,8 @@ def test_an_index_damaged_where_duckdb_still_opens_it_is_noticed_rebuilt_and_sai
     writer = SpoolWriter(spool, "logs")
     for path in spool.glob("logs/*/stdout.log"):  # the downloads need a run
         writer.status(path.parent.name, "Bench", "SUCCESS", agent="agent-1")
-    server = DashboardServer(tmp_path)
-    try:
+    with dashboard_server(tmp_path) as server:
         server.wait_for_output(CAUGHT_UP, timeout=120)
-    finally:
-        server.stop()
     # The attack of the issue: 256 KiB of random bytes inside the index, here over the log text.
     with duckdb.connect(str(tmp_path / "index.duckdb"), read_only=True) as con:
         block = con.execute("SELECT min(block_id) FROM pragma_storage_info('log_text') "
@@ -115,8 +106,7 @@ def test_an_index_damaged_where_duckdb_still_opens_it_is_noticed_rebuilt_and_sai
     expected = {path.parent.name: path.read_text().split(": ", 1)[0].split()[-1]
                 for path in spool.glob("logs/*/stdout.log")}
 
-    server = DashboardServer(tmp_path)
-    try:
+    with dashboard_server(tmp_path) as server:
         server.wait_for_output(CAUGHT_UP, timeout=120)
         started, failed = time.monotonic(), []
         for run_id, line in sorted(expected.items()):  # a reader meets the damage; the ingestor notices it
@@ -139,11 +129,6 @@ def test_an_index_damaged_where_duckdb_still_opens_it_is_noticed_rebuilt_and_sai
               f"page asked, {len(failed)} of {len(expected)} run pages failed before the rebuild; "
               f"{rebuilt.split(': ', 1)[-1]!r}; every run page read again whole {recovered:.1f} s after the first; "
               f"the server said {note!r}; the page says {notice.inner_text()!r}")
-    except BaseException:
-        print("".join(server.output))
-        raise
-    finally:
-        server.stop()
     assert len(list(tmp_path.glob("index.duckdb.corrupt-*"))) == 1
 
 
@@ -151,8 +136,7 @@ def test_an_index_disk_full_for_long_recovers_within_seconds_of_space_coming_bac
     writer = SpoolWriter(tmp_path / "spool", "test")
     writer.status("r-1", "Fetch_Orders", "RUNNING", agent="agent-1")
     writer.append_log("r-1", "stdout", "first line\n")
-    server = DashboardServer(tmp_path)
-    try:
+    with dashboard_server(tmp_path) as server:
         server.wait_for_output(CAUGHT_UP, timeout=120)
         wait_until(lambda: indexed_lines(server, "r-1") == 1, timeout=30, message="the first line")
         files = [tmp_path / "index.duckdb", tmp_path / "index.duckdb.wal"]
@@ -178,9 +162,4 @@ def test_an_index_disk_full_for_long_recovers_within_seconds_of_space_coming_bac
         recovered = time.monotonic() - space_back
         print(f"\nthe index disk full for {full_for:.0f} s (6 failed steps): all {lines:,} lines indexed "
               f"{recovered:.1f} s after space came back")
-    except BaseException:
-        print("".join(server.output))
-        raise
-    finally:
-        server.stop()
     assert recovered < 10, "within seconds"
