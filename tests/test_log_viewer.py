@@ -66,6 +66,13 @@ def test_a_line_is_shown_on_its_page_marked_and_stands_for_the_page(viewer):
     assert (viewer.page, viewer.line) == (None, 777) and viewer.to_url() == {"line": "777"}
 
 
+def test_a_page_asked_for_after_a_line_replaces_it(viewer):
+    viewer.line = 777
+    viewer.page = 3
+    assert (viewer.page, viewer.line) == (3, None) and shown(viewer) == (1001, STDOUT_LINES)
+    assert "addressed" not in viewer.view.find
+
+
 def test_another_stream_opens_at_its_first_page_and_forgets_the_search(viewer):
     viewer.param.update(page=2, search="ERROR")
     viewer.reads.clear()

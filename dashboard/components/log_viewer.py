@@ -171,7 +171,7 @@ class LogViewer(LogPosition, pn.viewable.Viewer):
     `store.log_viewer(run_id)`): tabs per stream, pages, follow, search, download. Its view
     state is its own parameters (LogPosition's, `follow` and `search`); the stream tabs and
     the Follow button follow them both ways, and one watcher turns a change of them into one
-    query. A line given (`line`) wins over a page, and a page over following."""
+    query. Given together, a line wins over a page, and either over following."""
 
     store = param.ClassSelector(class_=Store, doc="What the lines are read from.")
     run_id = param.String(default="", doc="The run whose logs are shown.")
@@ -249,13 +249,12 @@ class LogViewer(LogPosition, pn.viewable.Viewer):
     # ---- user actions ----------------------------------------------------------------
 
     def _wire(self) -> None:
-        to_page = dict(line=None, follow=False)
-        self.first.on_click(lambda _: self.param.update(page=1, **to_page))
-        self.previous.on_click(lambda _: self.param.update(page=max(1, self.shown_page - 1), **to_page))
-        self.next.on_click(lambda _: self.param.update(page=self.shown_page + 1, **to_page))
-        self.last.on_click(lambda _: self.param.update(page=self.pages, **to_page))
-        self.page_input.param.watch(
-            lambda e: e.new != self.shown_page and self.param.update(page=e.new, **to_page), "value")
+        self.first.on_click(lambda _: self.param.update(page=1))
+        self.previous.on_click(lambda _: self.param.update(page=max(1, self.shown_page - 1)))
+        self.next.on_click(lambda _: self.param.update(page=self.shown_page + 1))
+        self.last.on_click(lambda _: self.param.update(page=self.pages))
+        # Not made from `page`: it shows the page on screen, also when a line or following chose it.
+        self.page_input.param.watch(lambda e: e.new != self.shown_page and self.param.update(page=e.new), "value")
         self.view.param.watch(lambda e: self.param.update(follow=e.new), "follow")  # the browser scrolled up
         self.view.param.watch(self._search_requested, "search_request")
         self.view.param.watch(self._unfold_requested, "unfold_request")
@@ -271,6 +270,8 @@ class LogViewer(LogPosition, pn.viewable.Viewer):
         changed = {event.name for event in events}
         if "stream" in changed:
             self._stream_switched(keep_place=bool(changed & {"page", "line"}))
+        if "page" in changed and "line" not in changed and self.page is not None:
+            self._settle(line=None)  # a page asked for alone: the line marked gives way
         if changed & {"stream", "page", "line"} or ("follow" in changed and self.follow):
             self._show(follow_first="follow" in changed)
         elif "follow" in changed:  # turned off: the lines shown stay where the user scrolled

@@ -1,7 +1,9 @@
 """A page's view kept in its URL's query string: links reproduce it, back and forward return to it.
 
 Each change of the view pushes a history entry; going back or forward reloads the page,
-which rebuilds the view from the URL it lands on.
+which rebuilds the view from the URL it lands on. What the values say is the component's
+(dashboard.components.view_state: the one codec); this module is the session's and browser's
+side: which arguments may reach a page at all, the address bar, and the notices.
 """
 
 from __future__ import annotations
