@@ -269,11 +269,12 @@ class LogViewer(LogPosition, pn.viewable.Viewer):
             return
         changed = {event.name for event in events}
         if "stream" in changed:
-            self._stream_switched(keep_place=bool(changed & {"page", "line"}))
+            self._stream_switched()
         if "page" in changed and "line" not in changed and self.page is not None:
             self._settle(line=None)  # a page asked for alone: the line marked gives way
         if changed & {"stream", "page", "line"} or ("follow" in changed and self.follow):
-            self._show(follow_first="follow" in changed)
+            # Another stream alone opens at its start (or its newest lines, following).
+            self._show(follow_first="follow" in changed, from_start="stream" in changed and not changed & {"page", "line"})
         elif "follow" in changed:  # turned off: the lines shown stay where the user scrolled
             self.view.follow = False
             self._show_position()
@@ -294,10 +295,13 @@ class LogViewer(LogPosition, pn.viewable.Viewer):
         with self._showing():
             self.param.update(values)
 
-    def _show(self, follow_first: bool) -> None:
-        """Show what the view state asks: a line's page, a page, or the newest lines."""
-        if self.follow and (follow_first or (self.line is None and self.page is None)):
+    def _show(self, follow_first: bool, from_start: bool = False) -> None:
+        """Show what the view state asks: a line's page, a page, or the newest lines (or, `from_start`,
+        the first page unless following)."""
+        if self.follow and (follow_first or from_start or (self.line is None and self.page is None)):
             self.start_following()
+        elif from_start:
+            self.show_page(1)
         elif self.line is not None:
             self.show_page((min(self.line, max(1, self.total)) - 1) // PAGE_LINES + 1, addressed=self.line)
         else:
@@ -311,9 +315,9 @@ class LogViewer(LogPosition, pn.viewable.Viewer):
     def pages(self) -> int:
         return queries.page_count(self.total, PAGE_LINES)
 
-    def _stream_switched(self, keep_place: bool) -> None:
+    def _stream_switched(self) -> None:
         self.matches, self.match_text, self.matches_upto, self.match_index = np.empty(0, np.int64), "", 0, -1
-        self._settle(search="", **({} if keep_place else {"page": None, "line": None}))
+        self._settle(search="")
         if isinstance(self.download, pn.widgets.FileDownload):
             self.download.filename = f"{self.run_id}-{self.stream}.log"
         else:
