@@ -21,10 +21,10 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from . import data, graph, ingest, logs, runs_page, terminal
+from . import data, graph, ingest, logs, receive, runs_page, terminal
 from .common import FULL, QUICK, print_table, work_folder
 
-SECTIONS = ("ingest", "runs_page", "logs", "graph", "terminal")
+SECTIONS = ("ingest", "runs_page", "logs", "graph", "terminal", "receive")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += graph.figures(folder, sizes, args.graph_screenshot)
         if "terminal" in args.only:
             rows += terminal.figures(sizes)
+        if "receive" in args.only:
+            rows += receive.figures(sizes)
     command = "python -m benchmarks" + (" --quick" if args.quick else "")
     print(f"{command}: {sizes.runs:,} runs, {sizes.log_lines:,} log lines ({sizes.big_run_lines:,} in one run), "
           f"{sizes.graph_tasks:,}-task graph; {dt.date.today().isoformat()}, {platform.system()} "

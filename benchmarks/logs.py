@@ -8,7 +8,9 @@ INFO/DEBUG/WARN/ERROR, ERROR about 1 line in 1,000, "deadlock detected" once in 
 2. fetch a page of 500 lines: `queries.log_page` for random pages, against reading the
    whole file and slicing the lines out (how many schedulers serve a log page).
 3. count search matches: `queries.search_matches` for a frequent, a rare and an absent
-   text, against Python reading the file and testing each line (any case, like ours).
+   text, against Python reading the file and testing each line (any case, like ours); and the
+   fleet search (`queries.fleet_search`: which runs printed the rare text, over every run's
+   logs) against one ILIKE count of all lines.
 4. download the whole stream: iterating `store.log_file_chunks`; and the memory a first
    download takes in a process that just opened the index (RSS growth, tracemalloc peak).
 5. line written by a running command → visible in Chromium: a real `taskdash serve` on the
@@ -128,6 +130,14 @@ def search_figures(index: Index, path: Path, repeat: int, heavy: int) -> list[tu
             say(f"warning: {text!r}: DuckDB found {len(matches):,} lines, Python {count:,}")
         rows.append(timing_row(f'count search matches ({label}: "{text}", {len(matches):,} lines): search_matches',
                                times, base, "≤ 100 ms", 100, None, None))
+    # Fleet search: which runs printed a rare text, over every run's logs.
+    text = SEARCHES[1][1]
+    times, found = timed(lambda: queries.fleet_search(index, text), repeat)
+    lines = index.counts()["log_lines"]
+    base, _ = timed(lambda: index.query("SELECT count(*) FROM log_text WHERE coalesce(visible, text) ILIKE ?",
+                                        [f"%{text}%"]), repeat)
+    rows.append(timing_row(f'fleet search over all {lines:,} lines ("{text}": {len(found):,} runs): fleet_search '
+                           "(baseline: one ILIKE count of all lines)", times, base, "p95 ≤ 2 s", None, 2000, None))
     return rows
 
 

@@ -102,7 +102,7 @@ def cmd_runs(args) -> int:
     from .formatting import clock, human_duration, iso_utc, plain
 
     try:
-        run_filter = queries.RunFilter.from_user(args.status or (), args.task or "", args.since, args.group)
+        run_filter = _run_filter(args)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     index, _ = _open_index(args)
@@ -181,6 +181,119 @@ def cmd_errors(args) -> int:
               + f"  {escaped(e.reason)}" + (f"\n    {e.excerpt[:160]!r}" if e.excerpt else ""))
     print(f"{len(errors):,} ingest errors", file=sys.stderr)
     return 0
+
+
+def cmd_failures(args) -> int:
+    from .failures import failure_signatures
+    from .formatting import iso_utc
+
+    try:
+        run_filter = _run_filter(args)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    index, _ = _open_index(args)
+    groups = failure_signatures(index, run_filter, _settings(args).log_emphasis)
+    index.close()
+    records = [{
+        "signature": g.signature, "runs": int(g.runs), "first_seen": iso_utc(g.first_seen),
+        "last_seen": iso_utc(g.last_seen), "tasks": g.tasks, "agents": g.agents,
+        "new": None if g.new is None else bool(g.new), "example": g.example, "run_ids": g.run_ids,
+    } for g in groups.itertuples()]
+    if args.json:
+        print(json.dumps(records, indent=1))
+        return 0
+    for r in records:
+        new = "  NEW" if r["new"] else ""
+        print(f"{r['runs']:>6,}  {escaped(r['signature'])}{new}\n        last {r['last_seen']}, "
+              f"first {r['first_seen']}; {len(r['tasks'])} tasks: {escaped(', '.join(r['tasks'][:5]))}"
+              + (" …" if len(r["tasks"]) > 5 else "") + f"; latest run {escaped(r['run_ids'][0])}")
+    print(f"{sum(r['runs'] for r in records):,} failed or terminated runs, {len(records):,} signatures",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_search(args) -> int:
+    from . import queries
+    from .formatting import iso_utc
+
+    try:
+        run_filter = _run_filter(args)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    index, _ = _open_index(args)
+    try:
+        found = queries.fleet_search(index, args.text, run_filter, regex=args.regex, limit=args.limit)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        index.close()
+    records = [{
+        "run_id": r.run_id, "task": r.task, "status": r.status, "trigger_time": iso_utc(r.trigger_time),
+        "stdout_matches": int(r.stdout_matches), "stderr_matches": int(r.stderr_matches),
+        "first_match": {"stream": r.first_stream, "line": int(r.first_line), "text": r.first_text},
+    } for r in found.itertuples()]
+    if args.json:
+        print(json.dumps(records, indent=1))
+        return 0
+    for r in records:
+        first = r["first_match"]
+        print(f"{escaped(r['run_id'])}  {escaped(r['task'])}  {r['status']}  "
+              f"{r['stdout_matches']:,} stdout + {r['stderr_matches']:,} stderr lines\n"
+              f"    {first['stream']}:{first['line']}  {escaped(first['text'][:200])}")
+    print(f"{len(records):,} runs with matching lines" + (" (the newest; --limit for more)"
+                                                          if len(records) == args.limit else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_why(args) -> int:
+    from . import queries
+    from .blocking import cycle_of
+    from .formatting import clock
+
+    try:
+        validate_run_id(args.run_id)
+    except SpoolError as exc:
+        raise CommandError(str(exc)) from None
+    index, _ = _open_index(args)
+    try:
+        run = queries.run(index, args.run_id)
+        found = cycle_of(index, args.run_id)
+    finally:
+        index.close()
+    if run is None:
+        raise CommandError(f"no run {args.run_id!r} in the index")
+    if found is None:
+        print(f"{escaped(args.run_id)} ({escaped(run['task'])}, {run['status']}) is not blocked and blocks nothing")
+        return 0
+    cycle, task = found
+
+    def describe(step) -> str:
+        when = "never started" if step.started is None else f"started {clock(step.started)}"
+        if step.finished is not None and step.status in ("FAILED", "TERMINATED"):
+            when += f", {step.status.lower()} {clock(step.finished)}"
+        message = f'  "{escaped(step.message[:200])}"' if step.message else ""
+        return f"{escaped(step.task)}  {escaped(step.run_id)}  {step.status} ({when}){message}"
+
+    chain = cycle.chain(task)
+    for n, step in enumerate(chain):
+        print(("  ← " if n else "") + describe(step))
+    blocked = cycle.blocked(task)
+    root = chain[-1]
+    if blocked is None:
+        print(f"it failed on its own: it blocks {cycle.blocks(task):,} runs of its cycle "
+              f"(triggered {clock(run['trigger_time'])})")
+    else:
+        others = [r.task for r in blocked.roots[1:]]
+        print(f"root cause: {escaped(root.task)} ({escaped(root.run_id)}), which blocks {cycle.blocks(root.task):,} "
+              "runs of this cycle" + (f"; also held by {escaped(', '.join(others))}" if others else ""))
+    return 0
+
+
+def _run_filter(args):
+    """The runs filter the command line asks for (--status, --task, --since, --group)."""
+    from . import queries
+
+    return queries.RunFilter.from_user(getattr(args, "status", None) or (), args.task or "", args.since, args.group)
 
 
 def _line_numbers(spool: Path, places) -> dict[tuple[str, int], int]:
@@ -293,6 +406,25 @@ def cmd_terminate(args) -> int:
     return 0
 
 
+def cmd_receive(args) -> int:
+    from .receiver import MAX_BODY_BYTES, ReceiverError, read_token, serve, tls_context
+
+    config = load_config(args.config).with_overrides(spool=args.spool)
+    try:
+        token = read_token(args.token_file)
+        tls = tls_context(args.certfile, args.keyfile)
+    except ReceiverError as exc:
+        raise CommandError(str(exc)) from None
+    max_body_bytes = MAX_BODY_BYTES if args.max_body_bytes is None else args.max_body_bytes
+    if max_body_bytes < 1024:
+        raise CommandError("--max-body-bytes must be at least 1024")
+    try:
+        serve(config.spool, args.port, args.address, token, max_body_bytes, tls)
+    except OSError as exc:  # the port is taken, the address is not this machine's, the spool is not writable
+        raise CommandError(f"cannot receive: {exc.strerror or exc}") from None
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="taskdash", description=__doc__)
     root.add_argument("--config", help="settings file (default: $TASKDASH_CONFIG or ./panel_serve.yaml)")
@@ -334,6 +466,33 @@ def parser() -> argparse.ArgumentParser:
     errors = command("errors", cmd_errors, "list ingest errors: bad spool lines and files")
     errors.add_argument("--limit", type=int, default=1000)
 
+    search = command("search", cmd_search, "which runs printed this text: matching runs, newest first, "
+                     "with their matching line counts and first matching line")
+    search.add_argument("text", help="literal text, any case (or a regular expression with --regex)")
+    search.add_argument("--regex", action="store_true", help="TEXT is a regular expression (RE2, case-sensitive)")
+    search.add_argument("--status", action="append", choices=STATUSES, type=str.upper, metavar="STATUS",
+                        help=f"only this status (repeatable): {', '.join(STATUSES)}")
+    search.add_argument("--task", help="only tasks whose name contains this text")
+    search.add_argument("--group", help="only this group")
+    search.add_argument("--since", help="only runs triggered within this range, e.g. 6h, 3d")
+    search.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
+    search.add_argument("--json", action="store_true", help="print one JSON array")
+
+    why = command("why", cmd_why, "why a run can no longer start: the chain up to its root cause, "
+                  "and how many runs that cause blocks")
+    why.add_argument("run_id")
+
+    failures = command("failures", cmd_failures, "group failed and terminated runs by the signature of their "
+                       "last error line (numbers, ids, paths, times and quoted values masked)")
+    failures.add_argument("--status", action="append", choices=("FAILED", "TERMINATED"), type=str.upper,
+                          metavar="STATUS", help="only FAILED or only TERMINATED runs")
+    failures.add_argument("--task", help="only tasks whose name contains this text")
+    failures.add_argument("--group", help="only this group")
+    failures.add_argument("--since", default="24h",
+                          help="runs triggered within this range (default 24h); a signature not seen in the "
+                               "range before it is NEW")
+    failures.add_argument("--json", action="store_true", help="print one JSON array")
+
     run = command("run", cmd_run, "run a workflow with the built-in scheduler", index=False)
     run.add_argument("workflow", type=Path, help="workflow file (YAML or TOML)")
     run.add_argument("--cycles", type=int, help="stop after this many cycles (default: run until stopped)")
@@ -345,6 +504,18 @@ def parser() -> argparse.ArgumentParser:
 
     terminate = command("terminate", cmd_terminate, "end a running run's process group", index=False)
     terminate.add_argument("run_id")
+
+    receive = command("receive", cmd_receive, "accept event lines and OpenLineage events over HTTP from other "
+                      "machines, appended to the spool", index=False)
+    receive.add_argument("--port", type=int, default=5007, help="port (default 5007; 0 picks a free one)")
+    receive.add_argument("--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    receive.add_argument("--token-file", help="file holding the bearer token senders present "
+                         "(default: $TASKDASH_RECEIVE_TOKEN)")
+    receive.add_argument("--max-body-bytes", type=int, help="largest request body, as sent and decompressed "
+                         "(default 4 MiB)")
+    receive.add_argument("--certfile", help="serve HTTPS with this certificate chain (PEM): the token then never "
+                         "crosses the network in clear")
+    receive.add_argument("--keyfile", help="the certificate's private key (PEM), if not in --certfile")
     return root
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import duckdb
 
-#: Real failing logs' error lines: GitHub Actions, buildah/rustc/gcc, pytest, Python, Go, npm.
+#: Real failing logs' error lines: GitHub Actions, buildah/rustc/gcc, pytest, Python (the traceback
+#: and its last line, `KeyError: …`), Java (`Exception in thread …`), Go, npm.
 DEFAULT_ERROR = (
     r"##\[error\]",
     r"\b(ERROR|FATAL|CRITICAL)\b",
@@ -21,6 +22,7 @@ DEFAULT_ERROR = (
     r"\bFAILED\b",
     r"^E   ",
     r"^Traceback \(most recent call last\)",
+    r"^[\w.]*(Error|Exception)\b",
     r"\bpanic:",
     r"\bnpm ERR!",
 )

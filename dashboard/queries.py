@@ -12,13 +12,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import duckdb
 import numpy as np
 import pandas as pd
 
+from .blocking import blocked_and_blocks
 from .formatting import utcnow
 from .index import Index
 from .index_schema import RunSummary
-from .statuses import ORDER, STATUSES, UNSUCCESSFUL, sql_list
+from .statuses import ORDER, STATUSES
 
 RUN_COLUMNS = ("run_id", "task", "grp", "status", "agent", "adhoc", "trigger_time", "started",
                "finished", "exit_code", "message", "updated")
@@ -185,33 +187,15 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
            f"ORDER BY {order}, r.run_id {direction} LIMIT ? OFFSET ?")
     runs = index.query(sql, [now] + params + order_params + [int(limit), int(offset)])
     runs = runs.iloc[::-1].reset_index(drop=True) if from_end else runs
-    runs["blocked"] = blocked_reasons(index, runs["run_id"])
+    blocking = blocked_and_blocks(index, runs["run_id"])
+    runs[blocking.columns] = blocking
     return runs
 
 
 def blocked_reasons(index: Index, run_ids) -> pd.Series:
-    """Why each run can no longer start ("upstream Extract failed"), or None; aligned with `run_ids`.
-
-    A run is blocked when it has not started, has not ended on its own (SUCCESS or FAILED),
-    and a run of one of its upstreams in the same cycle (the same trigger time) ended FAILED
-    or TERMINATED. Derived here rather than written to the spool, so any scheduler's runs
-    that were left waiting show it too. Asked only for the runs of one page.
-    """
-    run_ids = pd.Series(run_ids, dtype=object).reset_index(drop=True)
-    if run_ids.empty:
-        return pd.Series([], dtype=object)
-    frame = index.query(f"""
-        SELECT d.run_id,
-               'upstream ' || min(u.task || CASE u.status WHEN 'FAILED' THEN ' failed' ELSE ' was terminated' END)
-                   AS reason
-        FROM runs d JOIN tasks t ON t.task = d.task
-             JOIN runs u ON u.trigger_time = d.trigger_time AND list_contains(t.depends_on, u.task)
-        WHERE d.run_id IN ({', '.join('?' * len(run_ids))}) AND d.started IS NULL
-          AND d.status NOT IN ('SUCCESS', 'FAILED') AND NOT coalesce(d.adhoc, false)
-          AND u.status IN ({sql_list(UNSUCCESSFUL)}) AND NOT coalesce(u.adhoc, false)
-        GROUP BY d.run_id""", run_ids.tolist())
-    reasons = dict(zip(frame["run_id"], frame["reason"]))
-    return pd.Series([reasons.get(run_id) for run_id in run_ids], dtype=object)
+    """Why each run can no longer start ("upstream Extract failed (via Load)"), or None; aligned
+    with `run_ids`. See dashboard.blocking."""
+    return blocked_and_blocks(index, run_ids)["blocked"]
 
 
 def runs_view(index: Index, run_filter: RunFilter = RunFilter(), page: int = 1, page_size: int = 50,
@@ -254,7 +238,7 @@ def run(index: Index, run_id: str) -> dict | None:
     frame = index.query(f"{_RUN_SELECT} {_RUNS_FROM} WHERE r.run_id = ?", [run_id])
     if frame.empty:
         return None
-    return frame.iloc[0].to_dict() | {"blocked": blocked_reasons(index, [run_id]).iloc[0]}
+    return frame.iloc[0].to_dict() | blocked_and_blocks(index, [run_id]).iloc[0].to_dict()
 
 
 def transitions(index: Index, run_id: str) -> pd.DataFrame:
@@ -299,20 +283,63 @@ def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int
                             int(first_line) + int(count)]).df()
 
 
-def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndarray:
-    """Every line number of a run's stream whose visible text (see dashboard.terminal) contains
-    `text` (literal, any case), in order."""
+def text_match(text: str, regex: bool = False) -> tuple[str, list]:
+    """The SQL condition (and its parameter) that a log line's visible text (see dashboard.terminal)
+    contains `text`, literal and in any case, or matches it as a regular expression (RE2)."""
+    if regex:
+        return "regexp_matches(coalesce(visible, text), ?)", [text]
     # ILIKE: any case without lower()'s copy of every line. Its fast path has no ESCAPE
     # clause, so that is added only when the text holds a wildcard to take literally.
     if any(c in text for c in "%_\\"):
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        match, params = "coalesce(visible, text) ILIKE ? ESCAPE '\\'", [f"%{escaped}%"]
-    else:
-        match, params = "coalesce(visible, text) ILIKE ?", [f"%{text}%"]
+        return "coalesce(visible, text) ILIKE ? ESCAPE '\\'", [f"%{escaped}%"]
+    return "coalesce(visible, text) ILIKE ?", [f"%{text}%"]
+
+
+def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndarray:
+    """Every line number of a run's stream whose visible text (see dashboard.terminal) contains
+    `text` (literal, any case), in order."""
+    match, params = text_match(text)
     with index.cursor() as cur:
         result = cur.execute(f"SELECT line_no FROM log_text WHERE log_id = ? AND {match} ORDER BY line_no",
                              [_log_id(cur, run_id, stream), *params]).fetchnumpy()
     return np.asarray(result["line_no"], dtype=np.int64)
+
+
+#: A fleet search lists the matching runs a page at a time.
+SEARCH_PAGE_RUNS = 50
+
+
+def fleet_search(index: Index, text: str, run_filter: RunFilter = RunFilter(), regex: bool = False,
+                 limit: int = SEARCH_PAGE_RUNS, offset: int = 0, now: dt.datetime | None = None) -> pd.DataFrame:
+    """The runs the filter admits whose logs have lines matching `text` (see text_match), newest
+    first: each with its task, status and trigger time, its matching lines per stream and the
+    first of them (stdout's before stderr's) with its stream, number and visible text.
+    ValueError if `regex` and `text` is not a regular expression."""
+    where, params = run_filter.where(now)
+    match, match_params = text_match(text, regex)
+    sql = f"""
+        WITH chosen AS (SELECT r.run_id, r.task, r.grp, r.status, r.trigger_time FROM runs r {where}),
+        hits AS (
+            SELECT s.run_id,
+                   count(*) FILTER (WHERE s.stream = 'stdout') AS stdout_matches,
+                   count(*) FILTER (WHERE s.stream = 'stderr') AS stderr_matches,
+                   arg_min({{'stream': s.stream, 'line_no': t.line_no, 'text': coalesce(t.visible, t.text)}},
+                           (s.stream = 'stderr')::BIGINT * 1099511627776 + t.line_no) AS first
+            FROM log_streams s JOIN log_text t ON t.log_id = s.log_id
+            WHERE s.run_id IN (SELECT run_id FROM chosen) AND {match}
+            GROUP BY s.run_id)
+        SELECT c.run_id, c.task, c.grp, c.status, c.trigger_time, h.stdout_matches, h.stderr_matches,
+               h.first.stream AS first_stream, h.first.line_no AS first_line, left(h.first.text, 2000) AS first_text
+        FROM hits h JOIN chosen c USING (run_id)
+        ORDER BY c.trigger_time DESC, c.run_id LIMIT ? OFFSET ?"""
+    try:
+        with index.cursor() as cur:
+            return cur.execute(sql, [*params, *match_params, int(limit), int(offset)]).df()
+    except duckdb.InvalidInputException as exc:
+        if regex:
+            raise ValueError(f"not a regular expression: {text!r} ({str(exc).splitlines()[0][:200]})") from None
+        raise
 
 
 def next_line_matching(index: Index, run_id: str, stream: str, pattern: str, after: int,

@@ -106,8 +106,8 @@ class DashboardServer:
 
 
 @contextmanager
-def dashboard_server(tmp_path: Path, *extra: str):
-    server = DashboardServer(tmp_path, *extra)
+def dashboard_server(tmp_path: Path, *extra: str, **options):
+    server = DashboardServer(tmp_path, *extra, **options)
     try:
         yield server
     except BaseException:
@@ -195,3 +195,65 @@ def block_other_hosts(page, url: str) -> list[str]:
 
     page.route("**/*", only_own)
     return elsewhere
+
+
+#: The bearer token the tests' receivers are started with.
+RECEIVE_TOKEN = "test-token-" + "0123456789abcdef"
+
+
+class ReceiverProcess:
+    """A `taskdash receive` subprocess on a free port of 127.0.0.1, appending to `spool`; its output
+    is kept for failure reports. `url` is its base address, `events_path` the file it appends to.
+    `prefix` runs it under another command (`prlimit`, say)."""
+
+    def __init__(self, spool: Path, *extra: str, token: str = RECEIVE_TOKEN, prefix: tuple[str, ...] = ()):
+        self.spool = spool
+        self.output: list[str] = []
+        self.process = subprocess.Popen(
+            [*prefix, sys.executable, "-m", "dashboard.cli", "receive", "--spool", str(spool), "--port", "0", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            env={**os.environ, "TASKDASH_RECEIVE_TOKEN": token})
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        started = wait_until(lambda: next((re.search(r"(https?://\S+)/api/v1/lineage .* appending to (\S+)", line)
+                                           for line in list(self.output) if "appending to" in line), None)
+                             or self.process.poll() is not None, timeout=60, message="the receiver to listen")
+        if started is True:
+            raise AssertionError("the receiver did not start:\n" + "".join(self.output))
+        self.url, self.events_path = started[1], Path(started[2])
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.output.append(line)
+
+    def kill(self) -> None:
+        """SIGKILL the receiver: no shutdown of any kind."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.stop()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self._reader.join(10)
+        self.process.stdout.close()
+
+
+@contextmanager
+def receiving(spool: Path, *extra: str):
+    """A `taskdash receive` process for the block; its output printed if the block failed."""
+    receiver = ReceiverProcess(spool, *extra)
+    try:
+        yield receiver
+    except BaseException:
+        print("---- receiver output ----\n" + "".join(receiver.output))
+        raise
+    finally:
+        receiver.stop()

@@ -29,6 +29,8 @@ FIGURES = (
     "ingest of an escape-heavy log",
     "search of the escape-heavy log's visible text for 'error'",
     "first paint of a page of 60,000-character lines",
+    "receive: one OpenLineage event a request",
+    "receive: 8 senders at once",
 )
 
 

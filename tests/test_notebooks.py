@@ -53,9 +53,12 @@ def test_the_quick_start_shows_live_components():
 def test_the_analysis_produces_its_tables_and_figures():
     notebook = execute("analysis.ipynb")
     assert "1,200 runs" in outputs_of(cell_with(notebook, "write_sample_spool(spool)"))
-    for source in ("hv.Bars(per_task", "hv.BoxWhisker(", "hv.Bars(errors"):
+    for source in ("hv.Bars(per_task", "hv.BoxWhisker(", "hv.Bars(failures"):
         assert PANEL_OUTPUT in outputs_of(cell_with(notebook, source)) or "bokeh" in outputs_of(
             cell_with(notebook, source)), f"{source} draws a figure"
-    errors = outputs_of(cell_with(notebook, "last_lines = store.connection"))
-    assert "connection to db-1 timed out" in errors and "KeyError" in errors
+    failures = outputs_of(cell_with(notebook, "failures = failure_signatures(store)"))
+    # Each of the sample's four error lines is one signature, numbers and quoted values masked.
+    for signature in ("ERROR: connection to db-&lt;n&gt; timed out", "KeyError: '…'",
+                      "ERROR: disk full on &lt;path&gt;", "PermissionError: [Errno &lt;n&gt;] &lt;path&gt;"):
+        assert json.dumps(signature)[1:-1] in failures, signature
     assert "queue_wait_s" in outputs_of(cell_with(notebook, 'phases.groupby("agent")'))

@@ -173,7 +173,7 @@ def test_a_run_whose_upstream_of_the_same_cycle_failed_is_blocked_not_waiting(tm
             ("x-1", "Extract", "FAILED", cycle), ("l-1", "Load", "ACTIVE", cycle),
             ("x-0", "Extract", "RUNNING", earlier), ("l-0", "Load", "ACTIVE", earlier),  # waiting
             ("l-2", "Load", "ACTIVE", dt.datetime(2026, 11, 28, 11, 30)),  # another cycle: waiting
-            ("r-1", "Report", "ACTIVE", cycle)]:  # its upstream Load is itself only blocked
+            ("r-1", "Report", "ACTIVE", cycle)]:  # its upstream Load is blocked in turn
         writer.status(run_id, task, status, trigger_time=trigger, ts=trigger)
     index = ingest(tmp_path)
 
@@ -181,7 +181,9 @@ def test_a_run_whose_upstream_of_the_same_cycle_failed_is_blocked_not_waiting(tm
     assert page.loc["l-1", "blocked"] == "upstream Extract failed"
     assert pd.isna(page.loc["l-0", "blocked"]) and pd.isna(page.loc["l-2", "blocked"])
     assert pd.isna(page.loc["x-1", "blocked"]), "a failed run is not blocked, it failed"
-    assert pd.isna(page.loc["r-1", "blocked"]), "Load may still be run by its scheduler"
+    assert page.loc["r-1", "blocked"] == "upstream Extract failed (via Load)"
+    assert page.loc["r-1", "blocked_by"] == page.loc["l-1", "blocked_by"] == "x-1"
+    assert (page.loc["x-1", "blocks"], page.loc["x-0", "blocks"], page.loc["l-1", "blocks"]) == (2, 0, 0)
     assert queries.run(index, "l-1")["blocked"] == "upstream Extract failed"
     assert queries.run(index, "l-0")["blocked"] is None
     stats = queries.task_stats(index).set_index("task")

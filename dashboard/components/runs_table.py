@@ -30,7 +30,7 @@ SORT_COLUMNS = {"task": "task", "grp": "grp", "trigger": "trigger_time", "status
 TITLES = {"task": "Task name", "grp": "Group", "trigger": "Trigger Time", "lifecycle": "Lifecycle",
           "status": "Status", "agent": "Agent", "started": "Started", "finished": "Finished",
           "duration": "Duration", "logs": "Logs"}
-HIDDEN = ["run_id", "adhoc", "running", "blocked"]
+HIDDEN = ["run_id", "adhoc", "running", "blocked", "blocks"]
 
 # A long name is cut in its middle: dbt's `model.project.int_orders` differ at their end.
 # The end (after the last `.` or `/`, else the last 12 characters) keeps its place while the
@@ -40,7 +40,7 @@ TASK_FORMATTER = JSCode(resource("task_name.js").strip())
 STATUS_FORMATTER = JSCode(resource("status_badge.js").strip())
 
 # A run that can no longer start (an upstream of its cycle failed) says so after its chain,
-# so a blocked ACTIVE run never reads as one still waiting.
+# so a blocked ACTIVE run never reads as one still waiting; a root cause says how many it blocks.
 _LIFECYCLE_FORMATTER = JSCode(resource("lifecycle.js", LIFECYCLE=json.dumps(list(LIFECYCLE)),
                                        TERMINAL=json.dumps(list(TERMINAL))).strip())
 
@@ -88,6 +88,7 @@ def grid_rows(runs: pd.DataFrame) -> pd.DataFrame:
         "duration": runs["duration"].astype(float).to_numpy(),
         "running": running.astype(bool).to_numpy(),
         "blocked": texts(runs["blocked"].fillna("") if "blocked" in runs else [""] * len(runs)),
+        "blocks": (runs["blocks"] if "blocks" in runs else pd.Series(0, index=runs.index)).astype(int).to_numpy(),
         "logs": texts(runs["run_id"]),
     })
 

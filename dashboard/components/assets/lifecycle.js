@@ -36,6 +36,13 @@
       tag.textContent = "BLOCKED: " + row.blocked
       chain.append(tag)
     }
+    if (row.blocks > 0) {
+      const tag = document.createElement("span")
+      tag.className = "td-blocks"
+      tag.title = "Root cause: " + row.blocks + " run" + (row.blocks > 1 ? "s" : "") + " of its cycle can no longer start"
+      tag.textContent = "blocks " + row.blocks
+      chain.append(tag)
+    }
     return chain
   }
 })()

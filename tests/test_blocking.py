@@ -1,0 +1,109 @@
+"""Root causes and blast radius within a cycle (dashboard.blocking): the runs page's `blocked`,
+`blocked_by` and `blocks`, and `taskdash why`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+
+import networkx as nx
+import pytest
+from builders import ingest
+
+from dashboard import queries
+from dashboard.blocking import Cycle, CycleRun
+from dashboard.spool import SpoolWriter
+
+CYCLE = dt.datetime(2026, 11, 28, 12, 0)
+
+
+def fixture_dag() -> tuple[nx.DiGraph, dict[str, str]]:
+    """Two independent failures, each holding its own subtree (20 tasks each, some through two
+    paths), a task held by both, runs still going or done beside them, and what each run is."""
+    graph, status = nx.DiGraph(), {}
+    for root in ("Extract_A", "Extract_B"):
+        status[root] = "FAILED"
+        previous = [root]
+        for level in range(5):  # four tasks a level, each depending on one or two of the level above
+            names = [f"{root}_L{level}_{i}" for i in range(4)]
+            for i, name in enumerate(names):
+                graph.add_edge(previous[i % len(previous)], name)
+                if i % 2 and len(previous) > 1:
+                    graph.add_edge(previous[(i + 1) % len(previous)], name)
+                status[name] = "ACTIVE" if i % 3 else "TERMINATED"  # left waiting, or ended unstarted
+            previous = names
+    graph.add_edge("Extract_A_L4_0", "Join_AB")
+    graph.add_edge("Extract_B_L4_0", "Join_AB")
+    status["Join_AB"] = "ACTIVE"
+    for name, upstream, state in [("Clean", None, "SUCCESS"), ("Report", "Clean", "RUNNING"),
+                                  ("Audit", "Report", "ACTIVE")]:  # waiting on a run still going
+        graph.add_node(name)
+        if upstream:
+            graph.add_edge(upstream, name)
+        status[name] = state
+    return graph, status
+
+
+@pytest.fixture(scope="module")
+def blocked_world(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("blocking")
+    graph, status = fixture_dag()
+    writer = SpoolWriter(folder / "spool", "test")
+    for task in graph:
+        writer.define_task(task, "etl", depends_on=sorted(graph.predecessors(task)))
+    for task, state in status.items():
+        started = state in ("FAILED", "SUCCESS", "RUNNING")
+        writer.status(f"run-{task}", task, "RUNNING" if started else "ACTIVE", trigger_time=CYCLE, ts=CYCLE)
+        if state != "ACTIVE":
+            writer.status(f"run-{task}", task, state, trigger_time=CYCLE, ts=CYCLE + dt.timedelta(minutes=3))
+    index = ingest(folder)
+    yield folder, index, graph, status
+    index.close()
+
+
+def test_every_blocked_run_names_its_right_root_and_each_root_counts_what_it_blocks(blocked_world):
+    folder, index, graph, status = blocked_world
+    page = queries.runs_page(index, limit=1000).set_index("run_id")
+    expected_roots = {task: {root for root in ("Extract_A", "Extract_B") if task in nx.descendants(graph, root)}
+                      for task in graph}
+    blocked = {task for task, roots in expected_roots.items() if roots}
+    assert len(blocked) == 41, "40 tasks under the two failures, and the one under both"
+    for task in graph:
+        row = page.loc[f"run-{task}"]
+        roots = expected_roots[task]
+        if not roots:
+            assert row["blocked"] is None and row["blocked_by"] is None, task
+            continue
+        first = min(roots)
+        assert row["blocked_by"] == f"run-{first}", task
+        direct = first in graph.predecessors(task)
+        assert row["blocked"].startswith(f"upstream {first} failed"), (task, row["blocked"])
+        assert ("and 1 more" in row["blocked"]) == (len(roots) == 2), task
+        assert ("(via " in row["blocked"]) == (not direct), task
+    assert page.loc["run-Extract_A", "blocks"] == 21 and page.loc["run-Extract_B", "blocks"] == 21
+    assert page["blocks"].sum() == 42 and page.loc["run-Audit", "blocked"] is None
+
+
+def test_why_prints_the_chain_up_to_the_root(blocked_world, tmp_path):
+    folder, index, graph, status = blocked_world
+    why = subprocess.run([sys.executable, "-m", "dashboard.cli", "why", "run-Extract_A_L3_2",
+                          "--spool", str(folder / "spool"), "--index", str(tmp_path / "index.duckdb")],
+                         capture_output=True, text=True, timeout=120, check=True).stdout.splitlines()
+    print("\n" + "\n".join(why))
+    path = nx.shortest_path(graph, "Extract_A", "Extract_A_L3_2")
+    assert len(why) == len(path) + 1
+    assert why[0].startswith("Extract_A_L3_2  run-Extract_A_L3_2  ")
+    assert why[-2].startswith("  ← Extract_A  run-Extract_A  FAILED (started ")
+    assert why[-1] == "root cause: Extract_A (run-Extract_A), which blocks 21 runs of this cycle"
+
+
+def test_a_chain_of_thousands_of_failed_and_blocked_tasks_costs_no_recursion():
+    tasks = [f"T{i}" for i in range(5_000)]
+    runs = [CycleRun(f"r{i}", task, "FAILED" if i == 0 else "ACTIVE", None if i else CYCLE, None, None)
+            for i, task in enumerate(tasks)]
+    cycle = Cycle(runs, {task: [tasks[i - 1]] for i, task in enumerate(tasks) if i})
+    assert cycle.blocked("T4999").reason == "upstream T0 failed (via T4998)"
+    assert cycle.blocks("T0") == 4_999 and len(cycle.chain("T4999")) == 5_000
+    looped = Cycle(runs[:3], {"T0": ["T2"], "T1": ["T0"], "T2": ["T1"]})  # a loop in the definitions
+    assert looped.blocked("T2") is not None or looped.blocked("T1") is not None

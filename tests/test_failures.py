@@ -1,0 +1,146 @@
+"""Failure signatures (dashboard.failures): failed runs grouped by their masked last error line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import subprocess
+import sys
+import uuid
+
+import pytest
+from builders import ingest
+
+from dashboard.failures import NO_ERROR_LINE, failure_signatures, mask
+from dashboard.formatting import utcnow
+from dashboard.queries import RunFilter
+from dashboard.spool import events_dir, format_timestamp, log_path
+
+# Five ways to fail, each with what changes from one failure to the next.
+TEMPLATES = (
+    lambda r: f"{r.time()} ERROR could not connect to db-{r.n(99)}.internal:{r.n(9999)} after {r.n(9)} tries "
+              f"(request {uuid.UUID(int=r.n(2**128))})",
+    lambda r: f"Error: ENOENT: no such file or directory, open '/var/lib/app/cache/{r.hex()}.json'",
+    lambda r: f'FATAL: password authentication failed for user "svc_{r.n(9999)}"',
+    lambda r: f"panic: runtime error: index out of range [{r.n(50)}] with length {r.n(50)} at 0x{r.hex()}",
+    lambda r: f"E   AssertionError: /home/ci/build-{r.n(999)}/tests/test_x.py:{r.n(500)} assert {r.n(99)} == {r.n(99)}",
+)
+SIGNATURES = (
+    "<time> ERROR could not connect to db-<n>.internal:<n> after <n> tries (request <id>)",
+    "Error: ENOENT: no such file or directory, open '…'",
+    'FATAL: password authentication failed for user "…"',
+    "panic: runtime error: index out of range [<n>] with length <n> at <hex>",
+    "E AssertionError: <path>:<n> assert <n> == <n>",
+)
+
+
+class Values(random.Random):
+    def n(self, top: int) -> int:
+        return self.randrange(top)
+
+    def hex(self) -> str:
+        return f"{self.getrandbits(48):012x}"
+
+    def time(self) -> str:
+        return format_timestamp(dt.datetime(2026, 11, 1) + dt.timedelta(seconds=self.n(10**6)))
+
+
+def test_each_template_masks_to_one_signature():
+    values = Values(20)
+    for template, signature in zip(TEMPLATES, SIGNATURES):
+        assert set(mask([template(values) for _ in range(50)])) == {signature}
+
+
+def write_failures(spool, now: dt.datetime, count: int, seed: int = 20) -> dict[str, int]:
+    """`count` failed runs in the last 24 h, each failing one of TEMPLATES's ways, with noise around
+    the error line; plus failures of the day before (only of the first way) and successes. Returns
+    how many runs of the last 24 h failed each way, by signature."""
+    values, expected = Values(seed), dict.fromkeys(SIGNATURES, 0)
+    events_dir(spool).mkdir(parents=True, exist_ok=True)
+    with open(events_dir(spool) / "runs.jsonl", "w", encoding="utf-8") as events:
+        def run(run_id: str, status: str, ended: dt.datetime, stderr: str, stdout: str = "") -> None:
+            for state, at in (("RUNNING", ended - dt.timedelta(seconds=30)), (status, ended)):
+                events.write(json.dumps({"kind": "status", "run_id": run_id, "task": f"Task_{values.n(7)}",
+                                         "status": state, "ts": format_timestamp(at), "agent": f"agent-{values.n(3)}",
+                                         "message": "exit code 1" if state == "FAILED" else None}) + "\n")
+            for stream, text in (("stderr", stderr), ("stdout", stdout)):
+                if text:
+                    path = log_path(spool, run_id, stream)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(text, encoding="utf-8")
+
+        for i in range(count):
+            way = values.n(len(TEMPLATES))
+            expected[SIGNATURES[way]] += 1
+            ended = now - dt.timedelta(seconds=values.n(23 * 3600) + 60)
+            stderr = (f"starting step {values.n(100)}\n{TEMPLATES[way](values)}\n"
+                      f"cleaning up {values.n(1000)} temporary files\n")  # the error line is not the last one
+            # Some also print an error on stdout: stderr's wins.
+            stdout = f"ERROR in the retry loop {values.n(10)}\n" if i % 7 == 0 else ""
+            run(f"fail-{i}", "FAILED", ended, stderr, stdout)
+        for i in range(50):  # the day before: only the first way
+            run(f"old-{i}", "FAILED", now - dt.timedelta(hours=30), TEMPLATES[0](values) + "\n")
+        for i in range(100):  # successes say ERROR too, and are no failure
+            run(f"ok-{i}", "SUCCESS", now - dt.timedelta(hours=1), TEMPLATES[1](values) + "\n")
+    return expected
+
+
+@pytest.fixture(scope="module")
+def failures(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("failures")
+    now = utcnow()
+    expected = write_failures(folder / "spool", now, 10_000)
+    index = ingest(folder)
+    yield index, now, expected
+    index.close()
+
+
+def test_ten_thousand_failures_of_five_templates_make_exactly_five_groups(failures):
+    index, now, expected = failures
+    groups = failure_signatures(index, RunFilter(since=dt.timedelta(hours=24)), now=now)
+    print("\n" + groups[["signature", "runs", "new"]].to_string())
+    assert dict(zip(groups["signature"], groups["runs"])) == expected
+    assert groups["runs"].tolist() == sorted(groups["runs"], reverse=True)
+    new = dict(zip(groups["signature"], groups["new"]))
+    assert not new[SIGNATURES[0]] and all(new[s] for s in SIGNATURES[1:]), "only the first way failed the day before"
+    first = groups.set_index("signature").loc[SIGNATURES[0]]
+    assert first["example"].startswith("20") and "could not connect" in first["example"]
+    assert first["first_seen"] <= first["last_seen"] and len(first["run_ids"]) == 100
+    assert set(first["agents"]) <= {"agent-0", "agent-1", "agent-2"} and first["tasks"]
+
+
+def test_a_filter_narrows_the_groups_and_all_time_has_no_new(failures):
+    index, now, expected = failures
+    everything = failure_signatures(index, now=now)
+    assert everything.set_index("signature")["runs"][SIGNATURES[0]] == expected[SIGNATURES[0]] + 50
+    assert everything["new"].isna().all()
+    one_task = failure_signatures(index, RunFilter(task_text="task_3", since=dt.timedelta(hours=24)), now=now)
+    assert 0 < one_task["runs"].sum() < sum(expected.values())
+    assert all(tasks == ["Task_3"] for tasks in one_task["tasks"])
+    assert failure_signatures(index, RunFilter(statuses=("SUCCESS",)), now=now).empty
+
+
+def test_a_failure_without_an_error_line_is_grouped_by_its_message(tmp_path):
+    now = utcnow()
+    spool = tmp_path / "spool"
+    events_dir(spool).mkdir(parents=True)
+    lines = []
+    for i, (status, message) in enumerate([("FAILED", "exit code 137"), ("FAILED", "exit code 2"),
+                                           ("TERMINATED", None)]):
+        lines.append({"kind": "status", "run_id": f"r-{i}", "task": "T", "status": status,
+                      "ts": format_timestamp(now - dt.timedelta(minutes=i + 1)), "message": message})
+    (events_dir(spool) / "e.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    index = ingest(tmp_path)
+    try:
+        groups = failure_signatures(index, RunFilter(since=dt.timedelta(hours=1)), now=now)
+    finally:
+        index.close()
+    assert dict(zip(groups["signature"], groups["runs"])) == {"exit code <n>": 2, NO_ERROR_LINE: 1}
+    printed = subprocess.run([sys.executable, "-m", "dashboard.cli", "failures", "--since", "1h", "--json",
+                              "--spool", str(spool), "--index", str(tmp_path / "index.duckdb")],
+                             capture_output=True, text=True, timeout=120, check=True)
+    records = json.loads(printed.stdout)
+    assert [(r["signature"], r["runs"], r["run_ids"]) for r in records] == [
+        ("exit code <n>", 2, ["r-0", "r-1"]), (NO_ERROR_LINE, 1, ["r-2"])]
+    assert all(r["new"] is True and r["tasks"] == ["T"] for r in records)

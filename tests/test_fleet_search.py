@@ -1,0 +1,105 @@
+"""Fleet log search (queries.fleet_search, `taskdash search`): which runs printed a text, over the
+runs filter, with counts equal to `grep -c` over each file's visible text."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import re
+import subprocess
+import sys
+
+import pytest
+from builders import ingest
+
+from dashboard import queries
+from dashboard.formatting import utcnow
+from dashboard.queries import RunFilter
+from dashboard.spool import SpoolWriter, log_path
+from dashboard.terminal import visible
+
+NEEDLE = "Deadlock detected"
+LINES = ("loaded {n} rows", "retrying in {n} s", "\x1b[31mDEADLOCK DETECTED\x1b[0m on table t{n}",
+         "warning: deadlock detected, {n} waiters", "dead\x1b[1mlock\x1b[0m detected? no: deadlocked {n}",
+         "100% done, 50_% of_ it")
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fleet")
+    spool, rng, now = folder / "spool", random.Random(20), utcnow()
+    writer = SpoolWriter(spool, "fleet")
+    for i in range(40):
+        run_id = f"r-{i:02d}"
+        writer.status(run_id, f"Task_{i % 4}", "FAILED" if i % 3 == 0 else "SUCCESS",
+                      trigger_time=now - dt.timedelta(hours=i), group="etl" if i % 2 else "billing")
+        for stream in ("stdout", "stderr"):
+            lines = [rng.choice(LINES).format(n=rng.randrange(1000)) for _ in range(rng.randrange(0, 60))]
+            if lines:
+                writer.append_log(run_id, stream, "\n".join(lines) + "\n")
+    index = ingest(folder)
+    yield folder, index, now
+    index.close()
+
+
+def grep_count(path, pattern: re.Pattern) -> int:
+    """`grep -c` over the file's lines as a terminal shows them (escape sequences removed)."""
+    if not path.exists():
+        return 0
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if pattern.search(visible(line)))
+
+
+def expected(folder, index, now, pattern: re.Pattern, run_filter: RunFilter) -> dict[str, tuple[int, int]]:
+    """(stdout, stderr) matching line counts of each admitted run that has some, by grep."""
+    admitted = set(queries.runs_page(index, run_filter, limit=1000, now=now)["run_id"])
+    counts = {}
+    for run_id in admitted:
+        stdout, stderr = (grep_count(log_path(folder / "spool", run_id, s), pattern) for s in ("stdout", "stderr"))
+        if stdout or stderr:
+            counts[run_id] = (stdout, stderr)
+    return counts
+
+
+@pytest.mark.parametrize("text, regex, run_filter", [
+    (NEEDLE, False, RunFilter()),
+    (NEEDLE, False, RunFilter(statuses=("FAILED",), group="etl")),
+    ("50_%", False, RunFilter(since=dt.timedelta(hours=12))),  # wildcards are literal
+    (r"dead\w+ \d+", True, RunFilter(task_text="task_1")),
+])
+def test_matching_runs_and_counts_equal_grep_over_the_visible_text(fleet, text, regex, run_filter):
+    folder, index, now = fleet
+    pattern = re.compile(text if regex else re.escape(text), 0 if regex else re.IGNORECASE)
+    want = expected(folder, index, now, pattern, run_filter)
+    found = queries.fleet_search(index, text, run_filter, regex=regex, limit=1000, now=now)
+    print(f"\n{text!r}: {len(found)} runs, {int(found['stdout_matches'].sum() + found['stderr_matches'].sum())} lines")
+    assert want, "the case finds something"
+    assert dict(zip(found["run_id"], zip(found["stdout_matches"], found["stderr_matches"]))) == want
+    assert list(found["trigger_time"]) == sorted(found["trigger_time"], reverse=True)
+    for row in found.itertuples():  # the first match: stdout's first, else stderr's
+        stream = "stdout" if row.stdout_matches else "stderr"
+        lines = log_path(folder / "spool", row.run_id, stream).read_text(encoding="utf-8").splitlines()
+        first = next(n for n, line in enumerate(lines, 1) if pattern.search(visible(line)))
+        assert (row.first_stream, row.first_line, row.first_text) == (stream, first, visible(lines[first - 1]))
+
+
+def test_pages_of_runs_and_a_bad_regular_expression(fleet):
+    folder, index, now = fleet
+    everything = queries.fleet_search(index, NEEDLE, limit=1000, now=now)
+    pages = [queries.fleet_search(index, NEEDLE, limit=7, offset=offset, now=now) for offset in range(0, 1000, 7)]
+    assert sum((list(page["run_id"]) for page in pages), []) == list(everything["run_id"])
+    with pytest.raises(ValueError, match="not a regular expression"):
+        queries.fleet_search(index, "dead(lock", regex=True, now=now)
+
+
+def test_the_command_line_prints_the_same_runs(fleet, tmp_path):
+    folder, index, now = fleet
+    found = queries.fleet_search(index, NEEDLE, RunFilter(statuses=("FAILED",)), now=now)
+    # A second index of the same spool: the fixture's is open in this process.
+    command = [sys.executable, "-m", "dashboard.cli", "search", NEEDLE, "--status", "failed", "--json",
+               "--spool", str(folder / "spool"), "--index", str(tmp_path / "index.duckdb")]
+    printed = json.loads(subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout)
+    assert [(r["run_id"], r["stdout_matches"], r["stderr_matches"], r["first_match"]["line"]) for r in printed] == \
+        list(zip(found["run_id"], found["stdout_matches"], found["stderr_matches"], found["first_line"]))
+    bad = subprocess.run(command[:4] + ["(", "--regex"] + command[7:], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "not a regular expression" in bad.stderr
