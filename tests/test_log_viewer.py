@@ -81,6 +81,11 @@ def test_another_stream_opens_at_its_first_page_and_forgets_the_search(viewer):
     assert (viewer.page, viewer.search, viewer.to_url()) == (1, "", {"stream": "stderr", "page": "1"})
 
 
+def test_a_search_asked_with_another_stream_searches_that_stream(viewer):
+    viewer.param.update(stream="stderr", search="warning 9")
+    assert viewer.view.find == {"text": "warning 9", "current": 9, "index": 1, "total": 1}
+
+
 def test_stream_and_line_set_together_are_one_read(viewer):
     viewer.param.update(stream="stderr", line=14)
     assert viewer.reads == [1] and viewer.view.find["addressed"] == 14

@@ -267,19 +267,20 @@ class LogViewer(LogPosition, pn.viewable.Viewer):
         """The one watcher: a change of the view state becomes one query."""
         if self._settling:
             return
-        changed = {event.name for event in events}
+        changed, text = {event.name for event in events}, self.search
         if "stream" in changed:
             self._stream_switched()
         if "page" in changed and "line" not in changed and self.page is not None:
             self._settle(line=None)  # a page asked for alone: the line marked gives way
         if changed & {"stream", "page", "line"} or ("follow" in changed and self.follow):
             # Another stream alone opens at its start (or its newest lines, following).
-            self._show(follow_first="follow" in changed, from_start="stream" in changed and not changed & {"page", "line"})
+            from_start = "stream" in changed and not changed & {"page", "line"}
+            self._show(follow_first="follow" in changed, from_start=from_start)
         elif "follow" in changed:  # turned off: the lines shown stay where the user scrolled
             self.view.follow = False
             self._show_position()
-        if "search" in changed and self.search != self.match_text:
-            self.find(self.search)
+        if "search" in changed and text != self.match_text:
+            self.find(text)
 
     @contextmanager
     def _showing(self):
