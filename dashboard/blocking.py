@@ -13,6 +13,7 @@ runs are read.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass
 
@@ -104,60 +105,85 @@ class Cycle:
         return min(upstream for upstream in self.graph.predecessors(task) if root in self.roots[upstream])
 
 
-def cycles_of(index, run_ids) -> tuple[dict[str, object], dict[object, Cycle]]:
-    """The trigger time of each of `run_ids` that could be blocked or block others, and the cycles
-    of those trigger times. Ad hoc runs belong to no cycle."""
+#: The columns of a run `cycles_of` and `blocked_and_blocks` look at.
+RUN_COLUMNS = ["run_id", "task", "trigger_time", "status", "started", "adhoc"]
+
+
+def runs_of(index, run_ids) -> pd.DataFrame:
+    """The RUN_COLUMNS of each of `run_ids` the index has, in their order."""
     run_ids = list(run_ids)
     if not run_ids:
-        return {}, {}
-    placeholders = ", ".join("?" * len(run_ids))
-    frame = index.query(f"""
-        WITH asked AS (SELECT run_id, trigger_time FROM runs
-                       WHERE run_id IN ({placeholders}) AND NOT coalesce(adhoc, false)
-                         AND (started IS NULL AND status NOT IN ('SUCCESS', 'FAILED')
-                              OR status IN ('FAILED', 'TERMINATED')))
-        SELECT r.run_id, r.task, r.status, r.started, r.finished, r.message, r.trigger_time,
-               r.run_id IN (SELECT run_id FROM asked) AS asked
-        FROM runs r
-        WHERE r.trigger_time IN (SELECT trigger_time FROM asked) AND NOT coalesce(r.adhoc, false)
-        ORDER BY r.trigger_time, r.task, r.updated""", run_ids)
-    if frame.empty:
-        return {}, {}
-    tasks = index.query("SELECT task, depends_on FROM tasks WHERE len(depends_on) > 0")
-    depends_on = {task: list(upstreams) for task, upstreams in zip(tasks["task"], tasks["depends_on"])}
-    cycles = {}
-    for trigger_time, runs in frame.groupby("trigger_time", sort=False):
-        cycles[trigger_time] = Cycle([CycleRun(r.run_id, r.task, r.status, _value(r.started), _value(r.finished),
-                                               _value(r.message)) for r in runs.itertuples()], depends_on)
-    asked = frame[frame["asked"]]
-    return dict(zip(asked["run_id"], asked["trigger_time"])), cycles
+        return pd.DataFrame(columns=RUN_COLUMNS)
+    frame = index.query(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id IN ({', '.join('?' * len(run_ids))})",
+                        run_ids)
+    return frame.set_index("run_id").reindex(pd.Index(run_ids, name="run_id")).dropna(how="all").reset_index()
 
 
-def blocked_and_blocks(index, run_ids) -> pd.DataFrame:
-    """For each of `run_ids`, in order: `blocked` (the reason, or None), `blocked_by` (the first root
-    cause's run id, or None) and `blocks` (how many runs of its cycle its failure blocks: 0 for a
-    run that is no root cause)."""
-    run_ids = list(run_ids)
-    trigger_of, cycles = cycles_of(index, run_ids)
-    rows = []
-    for run_id in run_ids:
-        cycle = cycles.get(trigger_of.get(run_id))
+def dependencies(index) -> dict[str, list[str]]:
+    """Each task's upstreams (tasks without any left out), read once per index version. Shared:
+    callers must not change it."""
+    return _dependencies(index, index.version)
+
+
+@functools.lru_cache(maxsize=16)
+def _dependencies(index, _version: int) -> dict[str, list[str]]:
+    with index.cursor() as cur:
+        return {task: list(ups) for task, ups in
+                cur.execute("SELECT task, depends_on FROM tasks WHERE len(depends_on) > 0").fetchall()}
+
+
+def cycles_of(index, runs: pd.DataFrame) -> dict[object, Cycle]:
+    """The cycles (by trigger time) of the runs that could be blocked or block others: of a task
+    with upstreams, not started and not ended on their own; or of a task with downstreams, failed
+    or terminated. Ad hoc runs belong to no cycle. Only those trigger times are read (the runs
+    table is in trigger order: the rest is skipped)."""
+    depends_on = dependencies(index)
+    if not depends_on:
+        return {}
+    has_downstreams = {upstream for upstreams in depends_on.values() for upstream in upstreams}
+    trigger_times = list(dict.fromkeys(  # plain Python: a page is small, pandas' masks cost more
+        pd.Timestamp(trigger_time)
+        for trigger_time, task, status, started, adhoc in zip(runs["trigger_time"], runs["task"], runs["status"],
+                                                              runs["started"], runs["adhoc"])
+        if adhoc is not True and pd.notna(trigger_time)
+        and ((status in UNSUCCESSFUL and task in has_downstreams)
+             or (task in depends_on and pd.isna(started) and status not in ("SUCCESS", "FAILED")))))
+    if not trigger_times:
+        return {}
+    with index.cursor() as cur:
+        rows = cur.execute(f"""
+            SELECT trigger_time, run_id, task, status, started, finished, message FROM runs
+            WHERE trigger_time IN ({', '.join('?' * len(trigger_times))}) AND NOT coalesce(adhoc, false)
+            ORDER BY trigger_time, task, updated""", [t.to_pydatetime() for t in trigger_times]).fetchall()
+    by_trigger: dict[object, list[CycleRun]] = {}
+    for trigger_time, *run in rows:
+        by_trigger.setdefault(pd.Timestamp(trigger_time), []).append(CycleRun(*run))
+    return {trigger_time: Cycle(runs, depends_on) for trigger_time, runs in by_trigger.items()}
+
+
+def blocked_and_blocks(index, runs) -> pd.DataFrame:
+    """For each run, in order: `blocked` (the reason, or None), `blocked_by` (the first root cause's
+    run id, or None) and `blocks` (how many runs of its cycle its failure blocks: 0 for a run that
+    is no root cause). `runs`: run ids, or a frame holding RUN_COLUMNS (a page of runs already read)."""
+    runs = runs if isinstance(runs, pd.DataFrame) else runs_of(index, runs)
+    cycles = cycles_of(index, runs) if len(runs) else {}
+    blocked, blocked_by, blocks = [], [], []
+    for run_id, trigger_time in zip(runs["run_id"], runs["trigger_time"]):
+        cycle = cycles.get(pd.Timestamp(trigger_time)) if pd.notna(trigger_time) else None
         run = next((r for r in cycle.runs.values() if r.run_id == run_id), None) if cycle else None
-        blocked = cycle.blocked(run.task) if run else None
-        is_root = run is not None and blocked is None and run.status in UNSUCCESSFUL
-        rows.append((blocked.reason if blocked else None, blocked.roots[0].run_id if blocked else None,
-                     cycle.blocks(run.task) if is_root else 0))
-    return pd.DataFrame(rows, columns=["blocked", "blocked_by", "blocks"], dtype=object).astype({"blocks": int})
+        why = cycle.blocked(run.task) if run else None
+        blocked.append(why.reason if why else None)
+        blocked_by.append(why.roots[0].run_id if why else None)
+        blocks.append(cycle.blocks(run.task) if run is not None and why is None and run.status in UNSUCCESSFUL else 0)
+    return pd.DataFrame({"blocked": pd.Series(blocked, index=runs.index, dtype=object),
+                         "blocked_by": pd.Series(blocked_by, index=runs.index, dtype=object),
+                         "blocks": pd.Series(blocks, index=runs.index, dtype=int)})
 
 
 def cycle_of(index, run_id: str) -> tuple[Cycle, str] | None:
     """The cycle of a run and its task there, or None when the run is neither blocked nor failed
     (or terminated), or is ad hoc."""
-    trigger_of, cycles = cycles_of(index, [run_id])
-    cycle = cycles.get(trigger_of.get(run_id))
+    runs = runs_of(index, [run_id])
+    cycle = cycles_of(index, runs).get(pd.Timestamp(runs["trigger_time"].iloc[0])) if len(runs) else None
     task = next((r.task for r in cycle.runs.values() if r.run_id == run_id), None) if cycle else None
     return (cycle, task) if task else None
-
-
-def _value(value):
-    return None if value is None or value is pd.NaT or (isinstance(value, float) and value != value) else value

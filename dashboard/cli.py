@@ -115,6 +115,8 @@ def cmd_runs(args) -> int:
         "finished": iso_utc(r.finished),
         "exit_code": None if plain(r.exit_code) is None else int(r.exit_code),
         "duration_seconds": plain(r.duration), "message": plain(r.message),
+        "blocked": plain(r.blocked), "blocks": int(r.blocks),
+        "expected_finish": iso_utc(r.expected_finish), "late": bool(r.late),
     } for r in runs.itertuples()]
     if args.json:
         print(json.dumps(records, indent=1))
@@ -406,6 +408,36 @@ def cmd_terminate(args) -> int:
     return 0
 
 
+def cmd_follow_airflow_logs(args) -> int:
+    from .airflow_logs import AirflowLogFollower
+
+    if not args.logs.is_dir():
+        raise CommandError(f"no Airflow log folder at {args.logs} (give $AIRFLOW_HOME/logs)")
+    return _follow(args, AirflowLogFollower(args.logs, load_config(args.config).with_overrides(spool=args.spool).spool))
+
+
+def cmd_follow_dbt_logs(args) -> int:
+    from .dbt_logs import DbtLogFollower
+
+    if not args.log.parent.is_dir():
+        raise CommandError(f"no dbt log folder at {args.log.parent} (give the project's logs/dbt.log)")
+    return _follow(args, DbtLogFollower(args.log, load_config(args.config).with_overrides(spool=args.spool).spool))
+
+
+def _follow(args, follower) -> int:
+    if args.once:
+        follower.step()
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"following into {follower.spool} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    try:
+        follower.follow(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
 def cmd_receive(args) -> int:
     from .receiver import MAX_BODY_BYTES, ReceiverError, read_token, serve, tls_context
 
@@ -504,6 +536,15 @@ def parser() -> argparse.ArgumentParser:
 
     terminate = command("terminate", cmd_terminate, "end a running run's process group", index=False)
     terminate.add_argument("run_id")
+
+    follow = command("follow-airflow-logs", cmd_follow_airflow_logs,
+                     "copy Airflow's task logs (and OpenLineage stack traces) into the runs' logs", index=False)
+    follow.add_argument("--logs", type=Path, required=True, help="Airflow's log folder ($AIRFLOW_HOME/logs)")
+    follow.add_argument("--once", action="store_true", help="copy what is there and stop")
+    follow_dbt = command("follow-dbt-logs", cmd_follow_dbt_logs,
+                         "copy dbt's JSON log (and OpenLineage stack traces) into the runs' logs", index=False)
+    follow_dbt.add_argument("--log", type=Path, required=True, help="dbt's log file (the project's logs/dbt.log)")
+    follow_dbt.add_argument("--once", action="store_true", help="copy what is there and stop")
 
     receive = command("receive", cmd_receive, "accept event lines and OpenLineage events over HTTP from other "
                       "machines, appended to the spool", index=False)

@@ -12,8 +12,14 @@ The mapping (the README's spool contract has it as a table):
   FAIL -> FAILED (the errorMessage facet's message as the run's message), ABORT -> TERMINATED;
   OTHER (metadata only) -> no status.
 - run.runId (a UUID) -> run_id; job.namespace -> group; job.name -> task; eventTime -> ts.
-- the nominalTime run facet (which Airflow and dbt-ol give every run of a cycle, from the
-  parent run's logical date) -> trigger_time, so the runs of one parent run form one cycle.
+- the nominalTime run facet (which Airflow gives every run of a DAG run, from its logical
+  date) -> trigger_time, so the runs of one parent run form one cycle. Without it (dbt-ol sends
+  none), the time in the root run's id from the `parent` facet: OpenLineage's clients make run
+  ids as UUIDv7, whose first 48 bits are the milliseconds at which the root run began (dbt-ol's
+  matched its START to the millisecond); so a dbt invocation's models form one cycle too.
+- a run whose `jobType` job facet says SQL (dbt-ol's `--consume-structured-logs` sends one per
+  statement a model runs, as a child of the model's run) is a step inside a task, not a task:
+  read, no status.
 - agent: the processing_engine facet's name and version (e.g. "Airflow 3.1.0", "dbt 1.10.0").
 - dependencies: Airflow's job facet `airflow` on a DAG run's events holds the DAG's tasks
   with their `downstream_task_ids`: each becomes a task definition `<dag>.<task_id>` (the job
@@ -22,6 +28,8 @@ The mapping (the README's spool contract has it as a table):
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 
 
 class OpenLineageError(ValueError):
@@ -40,6 +48,8 @@ STATUSES_OF = {
 #: failure must still show).
 MESSAGE_LIMIT = 4096
 _OTHER_EVENTS = ("DatasetEvent", "JobEvent")
+#: jobType facet values of runs that are steps inside a task (dbt-ol: each SQL statement).
+STEP_JOB_TYPES = ("SQL",)
 
 
 def is_openlineage(event: object) -> bool:
@@ -66,14 +76,18 @@ def to_events(event: dict) -> list[dict]:
     if kind not in STATUSES_OF:
         raise OpenLineageError(f"OpenLineage: unknown eventType {str(kind)[:40]!r}: use one of {', '.join(STATUSES_OF)}")
     run, job = _object(event, "run"), _object(event, "job")
-    facets = _facets(run, "run")
+    facets, job_facets = _facets(run, "run"), _facets(job, "job")
     group, task = _field(job, "namespace", "job"), _field(job, "name", "job")
-    events = _task_definitions(group, task, _facets(job, "job"))
+    if isinstance(job_facets.get("jobType"), dict) and job_facets["jobType"].get("jobType") in STEP_JOB_TYPES:
+        return []
+    events = _task_definitions(group, task, job_facets)
     status = {"kind": "status", "run_id": _field(run, "runId", "run"), "task": task, "group": group,
               "ts": event.get("eventTime"), "agent": _agent(facets)}
     nominal = facets.get("nominalTime")
     if nominal is not None:
         status["trigger_time"] = _field(_facet(nominal, "nominalTime"), "nominalStartTime", "nominalTime facet")
+    elif (root_started := _root_run_start(facets.get("parent"), run.get("runId"))) is not None:
+        status["trigger_time"] = root_started
     if kind == "FAIL" and facets.get("errorMessage") is not None:
         message = _field(_facet(facets["errorMessage"], "errorMessage"), "message", "errorMessage facet")
         status["message"] = message if len(message) <= MESSAGE_LIMIT else message[:MESSAGE_LIMIT - 1] + "…"
@@ -107,6 +121,26 @@ def _field(part: dict, name: str, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise OpenLineageError(f"OpenLineage: missing or non-text {name!r} in {where}")
     return value
+
+
+def _root_run_start(parent: object, own_id: object) -> str | None:
+    """When the root run began (the `parent` facet's root, else its parent, else the run
+    itself), from its id if that is a UUIDv7 (else None): the id's first 48 bits are its
+    milliseconds since the epoch."""
+    parent = parent if isinstance(parent, dict) else {}
+    for holder in (parent.get("root"), parent, {"run": {"runId": own_id}}):
+        run = holder.get("run") if isinstance(holder, dict) else None
+        run_id = run.get("runId") if isinstance(run, dict) else None
+        try:
+            parsed = uuid.UUID(run_id) if isinstance(run_id, str) else None
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.version == 7:
+            moment = dt.datetime.fromtimestamp((parsed.int >> 80) / 1000, dt.timezone.utc)
+            return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if run_id is not None:
+            return None  # the nearest id given is not a UUIDv7: its first event's time instead
+    return None
 
 
 def _agent(facets: dict) -> str | None:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .blocking import blocked_and_blocks
+from .estimates import running_estimates
 from .formatting import utcnow
 from .index import Index
 from .index_schema import RunSummary
@@ -187,8 +188,21 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
            f"ORDER BY {order}, r.run_id {direction} LIMIT ? OFFSET ?")
     runs = index.query(sql, [now] + params + order_params + [int(limit), int(offset)])
     runs = runs.iloc[::-1].reset_index(drop=True) if from_end else runs
-    blocking = blocked_and_blocks(index, runs["run_id"])
+    blocking = blocked_and_blocks(index, runs)
     runs[blocking.columns] = blocking
+    return with_estimates(index, runs, now)
+
+
+def with_estimates(index: Index, runs: pd.DataFrame, now: dt.datetime | None = None) -> pd.DataFrame:
+    """`runs` with, for those running, the expected finish and its range and whether they are late
+    (dashboard.estimates); NaT and False for the others."""
+    running = runs["started"].notna() & runs["finished"].isna()
+    found = running_estimates(index, now, runs.loc[running]).set_index("run_id") if running.any() else None
+    for column in ("expected_finish", "finish_low", "finish_high"):
+        runs[column] = pd.to_datetime(runs["run_id"].map(found[column])) if found is not None and len(found) \
+            else pd.NaT
+    runs["late"] = runs["run_id"].map(found["late"]).fillna(False).astype(bool) if found is not None and len(found) \
+        else False
     return runs
 
 
@@ -238,7 +252,7 @@ def run(index: Index, run_id: str) -> dict | None:
     frame = index.query(f"{_RUN_SELECT} {_RUNS_FROM} WHERE r.run_id = ?", [run_id])
     if frame.empty:
         return None
-    return frame.iloc[0].to_dict() | blocked_and_blocks(index, [run_id]).iloc[0].to_dict()
+    return frame.iloc[0].to_dict() | blocked_and_blocks(index, frame).iloc[0].to_dict()
 
 
 def transitions(index: Index, run_id: str) -> pd.DataFrame:
@@ -254,7 +268,7 @@ def log_line_counts(index: Index, run_id: str) -> dict[str, int]:
     return {"stdout": 0, "stderr": 0} | dict(rows)
 
 
-def _log_id(cur, run_id: str, stream: str) -> int | None:
+def log_id_of(cur, run_id: str, stream: str) -> int | None:
     """The id of a run's stream in log_text (a constant filter there skips whole row groups)."""
     row = cur.execute("SELECT log_id FROM log_streams WHERE run_id = ? AND stream = ?", [run_id, stream]).fetchone()
     return row[0] if row else None
@@ -279,7 +293,7 @@ def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int
     with index.cursor() as cur:
         return cur.execute(f"SELECT {', '.join(columns)} FROM log_text WHERE log_id = ? AND line_no >= ? "
                            "AND line_no < ? ORDER BY line_no",
-                           [*params, _log_id(cur, run_id, stream), int(first_line),
+                           [*params, log_id_of(cur, run_id, stream), int(first_line),
                             int(first_line) + int(count)]).df()
 
 
@@ -302,7 +316,7 @@ def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndar
     match, params = text_match(text)
     with index.cursor() as cur:
         result = cur.execute(f"SELECT line_no FROM log_text WHERE log_id = ? AND {match} ORDER BY line_no",
-                             [_log_id(cur, run_id, stream), *params]).fetchnumpy()
+                             [log_id_of(cur, run_id, stream), *params]).fetchnumpy()
     return np.asarray(result["line_no"], dtype=np.int64)
 
 
@@ -349,7 +363,7 @@ def next_line_matching(index: Index, run_id: str, stream: str, pattern: str, aft
     forward = direction >= 0
     where, order = (">", "ASC") if forward else ("<", "DESC")
     with index.cursor() as cur:
-        log_id = _log_id(cur, run_id, stream)
+        log_id = log_id_of(cur, run_id, stream)
         for start in (int(after), 0 if forward else 2**62):  # then wrap around
             row = cur.execute(
                 f"SELECT line_no FROM log_text WHERE log_id = ? AND line_no {where} ? "

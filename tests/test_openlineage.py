@@ -256,3 +256,46 @@ def test_a_long_error_message_is_cut_not_refused(tmp_path):
     assert status == "FAILED"
     assert len(message) == 4096 and message.endswith("…")
     index.close()
+
+
+def test_runs_without_a_nominal_time_are_one_cycle_from_their_root_runs_id(tmp_path):
+    """dbt-ol sends no nominalTime; its run ids (the OpenLineage client's) are UUIDv7s, whose
+    first 48 bits are when the root run (the dbt invocation) began."""
+    from openlineage.client.uuid import generate_new_uuid
+
+    invocation = str(generate_new_uuid(T0 + dt.timedelta(milliseconds=250)))
+    parent = {"job": {"namespace": NAMESPACE, "name": "dbt-run-shop"}, "run": {"runId": invocation},
+              "root": {"job": {"namespace": NAMESPACE, "name": "dbt-run-shop"}, "run": {"runId": invocation}}}
+    lines = [openlineage_line(eventTime=format_timestamp(T0 + dt.timedelta(seconds=1)),
+                              run={"runId": invocation}, job={"namespace": NAMESPACE, "name": "dbt-run-shop"})]
+    for n, model in enumerate(["model.shop.stg_orders", "model.shop.revenue"]):
+        lines.append(openlineage_line(eventTime=format_timestamp(T0 + dt.timedelta(seconds=5 + n)),
+                                      run={"runId": str(generate_new_uuid()), "facets": {"parent": parent}},
+                                      job={"namespace": NAMESPACE, "name": model}))
+    path = tmp_path / "spool" / "events" / "openlineage.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+    index = ingest(tmp_path)
+
+    triggers = index.query("SELECT task, trigger_time FROM runs ORDER BY task").set_index("task").trigger_time
+    expected = (T0 + dt.timedelta(milliseconds=250)).replace(tzinfo=None)
+    assert dict(triggers) == {"dbt-run-shop": expected, "model.shop.revenue": expected, "model.shop.stg_orders": expected}
+    index.close()
+
+
+def test_a_sql_step_inside_a_task_is_read_without_a_run(tmp_path):
+    """dbt-ol's --consume-structured-logs sends a child run per SQL statement of a model."""
+    step = {"namespace": NAMESPACE, "name": "model.shop.revenue.sql.2",
+            "facets": {"jobType": {"integration": "DBT", "jobType": "SQL", "processingType": "BATCH"}}}
+    model = {"namespace": NAMESPACE, "name": "model.shop.revenue",
+             "facets": {"jobType": {"integration": "DBT", "jobType": "MODEL", "processingType": "BATCH"}}}
+    path = tmp_path / "spool" / "events" / "openlineage.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(openlineage_line(job=step) + b"\n" + openlineage_line(job=model) + b"\n")
+
+    index = ingest(tmp_path)
+
+    assert list(index.query("SELECT task FROM runs").task) == ["model.shop.revenue"]
+    assert index.counts()["ingest_errors"] == 0
+    index.close()

@@ -16,7 +16,7 @@ _STATUS_RULES = "\n".join(
     f".td-s-{status} {{ --td-status: {color}; }}\n.td-badge.td-s-{status}::before {{ content: '{SYMBOLS[status]}'; }}"
     for status, color in COLORS.items())
 
-STYLESHEET = "\n" + _STATUS_RULES + "\n" + resource("badges.css", ADHOC=ADHOC_COLOR, FAILED=COLORS["FAILED"],
+STYLESHEET = "\n" + _STATUS_RULES + "\n" + resource("badges.css", ADHOC=ADHOC_COLOR, FAILED=COLORS["FAILED"], ACTIVE=COLORS["ACTIVE"],
                                                       RUNNING=COLORS["RUNNING"])
 
 

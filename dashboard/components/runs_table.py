@@ -20,7 +20,7 @@ from panel.io.model import JSCode
 
 from dashboard.components.badges import STYLESHEET
 from dashboard.components.resources import resource
-from dashboard.formatting import clock
+from dashboard.formatting import clock, plain
 from dashboard.statuses import LIFECYCLE, TERMINAL
 from dashboard.store import RESERVED_RUN_IDS
 
@@ -30,7 +30,7 @@ SORT_COLUMNS = {"task": "task", "grp": "grp", "trigger": "trigger_time", "status
 TITLES = {"task": "Task name", "grp": "Group", "trigger": "Trigger Time", "lifecycle": "Lifecycle",
           "status": "Status", "agent": "Agent", "started": "Started", "finished": "Finished",
           "duration": "Duration", "logs": "Logs"}
-HIDDEN = ["run_id", "adhoc", "running", "blocked", "blocks"]
+HIDDEN = ["run_id", "adhoc", "running", "blocked", "blocks", "late", "expected"]
 
 # A long name is cut in its middle: dbt's `model.project.int_orders` differ at their end.
 # The end (after the last `.` or `/`, else the last 12 characters) keeps its place while the
@@ -43,6 +43,8 @@ STATUS_FORMATTER = JSCode(resource("status_badge.js").strip())
 # so a blocked ACTIVE run never reads as one still waiting; a root cause says how many it blocks.
 _LIFECYCLE_FORMATTER = JSCode(resource("lifecycle.js", LIFECYCLE=json.dumps(list(LIFECYCLE)),
                                        TERMINAL=json.dumps(list(TERMINAL))).strip())
+
+FINISHED_FORMATTER = JSCode(resource("finished.js").strip())
 
 # Same wording as dashboard.formatting.human_duration, which the CLI uses.
 _DURATION_FORMATTER = JSCode(resource("duration.js").strip())
@@ -84,13 +86,25 @@ def grid_rows(runs: pd.DataFrame) -> pd.DataFrame:
         "status": texts(runs["status"]),
         "agent": texts(runs["agent"].fillna("")),
         "started": texts(clock(s, t) for s, t in zip(runs["started"], runs["trigger_time"])),
-        "finished": texts(clock(f, t) for f, t in zip(runs["finished"], runs["trigger_time"])),
+        # A running run's expected finish, with its range on hover (dashboard.estimates).
+        "finished": texts(clock(f, t) or (f"≈ {clock(e, t)}" if plain(e) is not None else "")
+                          for f, e, t in zip(runs["finished"], _column(runs, "expected_finish"), runs["trigger_time"])),
+        "expected": texts(f"expected to finish between {clock(low, t)} and {clock(high, t)}"
+                          if plain(low) is not None else ""
+                          for low, high, t in zip(_column(runs, "finish_low"), _column(runs, "finish_high"),
+                                                  runs["trigger_time"])),
         "duration": runs["duration"].astype(float).to_numpy(),
         "running": running.astype(bool).to_numpy(),
-        "blocked": texts(runs["blocked"].fillna("") if "blocked" in runs else [""] * len(runs)),
-        "blocks": (runs["blocks"] if "blocks" in runs else pd.Series(0, index=runs.index)).astype(int).to_numpy(),
+        "blocked": texts(_column(runs, "blocked", "").fillna("")),
+        "blocks": _column(runs, "blocks", 0).astype(int).to_numpy(),
+        "late": _column(runs, "late", False).fillna(False).astype(bool).to_numpy(),
         "logs": texts(runs["run_id"]),
     })
+
+
+def _column(runs: pd.DataFrame, name: str, missing=None) -> pd.Series:
+    """A column of the runs page, or `missing` in each row of a frame without it."""
+    return runs[name] if name in runs else pd.Series([missing] * len(runs), index=runs.index, dtype=object)
 
 
 def same_rows(shown: pd.DataFrame, new: pd.DataFrame) -> bool:
@@ -127,7 +141,8 @@ def runs_table(detail_prefix: str, sort_field: str, descending: bool) -> QuerySo
         titles=TITLES,
         hidden_columns=HIDDEN,
         formatters={"task": TASK_FORMATTER, "lifecycle": _LIFECYCLE_FORMATTER, "status": STATUS_FORMATTER,
-                    "duration": _DURATION_FORMATTER, "logs": _logs_formatter(detail_prefix)},
+                    "duration": _DURATION_FORMATTER, "finished": FINISHED_FORMATTER,
+                    "logs": _logs_formatter(detail_prefix)},
         sortable={"lifecycle": False, "logs": False},
         sorters=[{"field": sort_field, "dir": "desc" if descending else "asc"}],
         # Fixed widths that fit each header and value (the chain's longest, TERMINATED reached

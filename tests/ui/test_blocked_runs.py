@@ -1,5 +1,6 @@
 """Blocked is not waiting, in Chromium: a run whose upstream of the same cycle failed says
-it is blocked in the grid, on its page and in the graph; a run still waiting does not.
+it is blocked in the grid, on its page and in the graph; a run still waiting does not; the
+failed run says how many it blocks.
 
 The spool is another scheduler's: it leaves the blocked run ACTIVE (the built-in runner
 ends such runs TERMINATED itself, see tests/test_runner.py).
@@ -53,6 +54,9 @@ def test_the_grid_tells_a_blocked_run_from_a_waiting_one(served, page: Page):
     expect(row(page, "l-1").locator('[tabulator-field="status"]')).to_have_text("ACTIVE")
     expect(row(page, "l-0").locator(".td-step.td-current")).to_have_text("ACTIVE")
     expect(row(page, "l-0").locator(".td-blocked")).to_have_count(0)
+    # The root cause says how many runs of its cycle it holds; a run still going holds none.
+    expect(row(page, "x-1").locator(".td-blocks")).to_have_text("blocks 1")
+    expect(row(page, "x-0").locator(".td-blocks")).to_have_count(0)
 
 
 def test_a_blocked_run_page_says_so_and_does_not_wait_for_logs(served, page: Page):

@@ -7,6 +7,14 @@
     const end = terminal.includes(row.status) ? row.status : "…"
     const chain = document.createElement("span")
     chain.className = "td-chain"
+    // A root cause says first how many runs of its cycle it holds: its chain is the long one.
+    if (row.blocks > 0) {
+      const tag = document.createElement("span")
+      tag.className = "td-blocks"
+      tag.title = "Root cause: " + row.blocks + " run" + (row.blocks > 1 ? "s" : "") + " of its cycle can no longer start"
+      tag.textContent = "blocks " + row.blocks
+      chain.append(tag)
+    }
     chain.title = "Lifecycle: " + [...lifecycle, end].filter(s => reached.has(s)).join(" → ")
     // A blocked run will never reach the steps ahead: show only those it went through.
     const steps = [...lifecycle, end].filter(s => !row.blocked || reached.has(s) || s === row.status)
@@ -28,19 +36,20 @@
         dot.title = "running"
         chain.append(dot)
       }
+      if (step === row.status && row.late) {
+        const tag = document.createElement("span")
+        tag.className = "td-late"
+        tag.title = "Late: running longer than 90% of its task's recent successful runs" +
+                    (row.expected ? "; " + row.expected : "")
+        tag.textContent = "LATE"
+        chain.append(tag)
+      }
     }
     if (row.blocked) {
       const tag = document.createElement("span")
       tag.className = "td-blocked"
       tag.title = "Blocked: " + row.blocked
       tag.textContent = "BLOCKED: " + row.blocked
-      chain.append(tag)
-    }
-    if (row.blocks > 0) {
-      const tag = document.createElement("span")
-      tag.className = "td-blocks"
-      tag.title = "Root cause: " + row.blocks + " run" + (row.blocks > 1 ? "s" : "") + " of its cycle can no longer start"
-      tag.textContent = "blocks " + row.blocks
       chain.append(tag)
     }
     return chain

@@ -1,0 +1,183 @@
+"""Finish-time estimates and late runs, from each task's recent successful durations.
+
+A task's **history** is the durations of its latest successful runs; a run on an agent with
+enough runs of the task, or whose runs take notably longer or shorter, goes by that agent's.
+A running run's **expected duration** is the median of the history's durations longer than
+what it has run so far (a run that has gone 40 s is not one of the 30 s ones), with the 10th
+and 90th percentiles of the same as its range. A run is **late** once it has run longer than
+the 90th percentile of its history. A cycle's **expected end** adds, along the dependency
+graph, the expected durations of the tasks still to run after those still running.
+
+`running_estimates` is what the pages and the notebook call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import time
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from .formatting import utcnow
+from .statuses import UNDER_WAY, sql_list
+
+#: The history is the latest this many successful runs of a task (or of a task on one agent).
+HISTORY_RUNS = 50
+#: A task's history needs this many runs for an estimate; an agent's, to stand for the task's.
+MIN_HISTORY = 5
+#: An agent's history stands for the task's when its median differs by more than this share, or
+#: when it holds this many runs (a slow agent would otherwise widen every other agent's range).
+AGENT_DIFFERS = 0.2
+AGENT_ENOUGH = 20
+LATE_QUANTILE = 0.9
+#: How long a task's history is reused before it is read again.
+HISTORY_SECONDS = 60.0
+
+
+def histories(index, tasks=None) -> dict[tuple[str, str | None], np.ndarray]:
+    """The recent successful durations (seconds, sorted) of each task, keyed (task, None), and of
+    each task on each agent, keyed (task, agent); only for `tasks` if given."""
+    where, params = "", []
+    if tasks is not None:
+        tasks = list(tasks)
+        if not tasks:
+            return {}
+        where, params = f"AND task IN ({', '.join('?' * len(tasks))})", tasks
+    frame = index.query(f"""
+        WITH done AS (
+            SELECT task, agent, epoch(finished - started) AS seconds,
+                   row_number() OVER (PARTITION BY task ORDER BY finished DESC) AS of_task,
+                   row_number() OVER (PARTITION BY task, agent ORDER BY finished DESC) AS of_agent
+            FROM runs WHERE status = 'SUCCESS' AND started IS NOT NULL AND finished >= started {where})
+        SELECT task, agent, seconds, of_task <= ? AS for_task, of_agent <= ? AS for_agent FROM done
+        WHERE of_task <= ? OR of_agent <= ?""", [*params, HISTORY_RUNS, HISTORY_RUNS, HISTORY_RUNS, HISTORY_RUNS])
+    found: dict[tuple[str, str | None], np.ndarray] = {}
+    for task, rows in frame.groupby("task", sort=False):
+        found[(task, None)] = np.sort(rows.loc[rows["for_task"], "seconds"].to_numpy(float))
+        for agent, of_agent in rows[rows["for_agent"] & rows["agent"].notna()].groupby("agent", sort=False):
+            found[(task, agent)] = np.sort(of_agent["seconds"].to_numpy(float))
+    return found
+
+
+def recent_histories(index, tasks) -> dict[tuple[str, str | None], np.ndarray]:
+    """`histories`, shared for HISTORY_SECONDS: the durations of finished runs change slowly, and a
+    live grid asks every second. The answer is shared: callers must not change it."""
+    return _histories_of(index, int(time.monotonic() // HISTORY_SECONDS), tuple(sorted(set(tasks))))
+
+
+@functools.lru_cache(maxsize=64)
+def _histories_of(index, _period: int, tasks: tuple[str, ...]) -> dict:
+    return histories(index, tasks)
+
+
+def history_of(found: dict, task: str, agent: str | None) -> np.ndarray | None:
+    """The history that stands for a run of `task` on `agent`: the agent's when it has enough runs
+    (AGENT_ENOUGH, or MIN_HISTORY if it differs from the task's), else the task's; None when there
+    is too little history."""
+    of_task = found.get((task, None))
+    if of_task is None or len(of_task) < MIN_HISTORY:
+        return None
+    of_agent = found.get((task, agent)) if agent is not None else None
+    if of_agent is not None and len(of_agent) >= MIN_HISTORY:
+        task_median, agent_median = np.median(of_task), np.median(of_agent)
+        if len(of_agent) >= AGENT_ENOUGH or (
+                task_median > 0 and abs(agent_median - task_median) / task_median > AGENT_DIFFERS):
+            return of_agent
+    return of_task
+
+
+def expected_duration(history: np.ndarray, elapsed: float) -> tuple[float, float, float]:
+    """(expected, low, high) seconds for a run that has run `elapsed` seconds: the median and the
+    10th and 90th percentiles of the history's durations longer than that; past them all, what it
+    has run so far (it may end any moment)."""
+    longer = history[history > elapsed]
+    if len(longer) == 0:
+        return elapsed, elapsed, elapsed
+    low, expected, high = np.quantile(longer, [0.1, 0.5, 0.9])
+    return float(expected), float(low), float(high)
+
+
+def is_late(history: np.ndarray, elapsed: float) -> bool:
+    """Whether a run has run longer than LATE_QUANTILE of its history."""
+    return bool(elapsed > np.quantile(history, LATE_QUANTILE))
+
+
+def running_estimates(index, now: dt.datetime | None = None, runs=None) -> pd.DataFrame:
+    """Each running run: its elapsed seconds, expected finish with its range (`finish_low`,
+    `finish_high`), and whether it is `late`. Runs of a task with too little history have no
+    estimate (NaT) and are never late. `runs`: only these (run ids, or a frame with run_id, task,
+    agent, started and status: a page of runs already read)."""
+    now = now or utcnow()
+    if runs is None or not isinstance(runs, pd.DataFrame):
+        where, params = f"status IN ({sql_list(UNDER_WAY)}) AND started IS NOT NULL", []
+        if runs is not None:
+            runs = list(runs)
+            if not runs:
+                return _empty()
+            where += f" AND run_id IN ({', '.join('?' * len(runs))})"
+            params = runs
+        runs = index.query(f"SELECT run_id, task, agent, started, status FROM runs WHERE {where}", params)
+    runs = runs[runs["status"].isin(UNDER_WAY) & runs["started"].notna()]
+    if runs.empty:
+        return _empty()
+    found = recent_histories(index, runs["task"])
+    rows = []
+    for run in runs.itertuples():
+        elapsed = max(0.0, (now - run.started).total_seconds())
+        history = history_of(found, run.task, None if pd.isna(run.agent) else run.agent)
+        if history is None:
+            rows.append((run.run_id, run.task, elapsed, pd.NaT, pd.NaT, pd.NaT, False))
+            continue
+        expected, low, high = expected_duration(history, elapsed)
+        rows.append((run.run_id, run.task, elapsed, run.started + dt.timedelta(seconds=expected),
+                     run.started + dt.timedelta(seconds=low), run.started + dt.timedelta(seconds=high),
+                     is_late(history, elapsed)))
+    return pd.DataFrame(rows, columns=_COLUMNS)
+
+
+def cycle_end(index, trigger_time: dt.datetime, now: dt.datetime | None = None) -> dt.datetime | None:
+    """When the cycle of `trigger_time` is expected to end: running runs end at their expected
+    finish, tasks not started yet start when their last upstream ends and take their median
+    duration; None when a task of the cycle has too little history, or nothing is left to run."""
+    now = now or utcnow()
+    runs = index.query("SELECT run_id, task, agent, status, started, finished FROM runs "
+                       "WHERE trigger_time = ? AND NOT coalesce(adhoc, false) ORDER BY updated", [trigger_time])
+    latest = {row.task: row for row in runs.itertuples()}  # a retry replaces its earlier try
+    pending = [task for task, row in latest.items() if pd.isna(row.finished)]
+    if not pending:
+        return None
+    tasks = index.query("SELECT task, depends_on FROM tasks")
+    graph = nx.DiGraph()
+    graph.add_nodes_from(latest)
+    graph.add_edges_from((up, task) for task, ups in zip(tasks["task"], tasks["depends_on"]) if task in latest
+                         for up in (ups if ups is not None else ()) if up in latest)
+    if not nx.is_directed_acyclic_graph(graph):
+        return None
+    found = histories(index, pending)
+    running = running_estimates(index, now, [latest[task].run_id for task in pending]).set_index("task")
+    ends: dict[str, dt.datetime] = {}
+    for task in nx.topological_sort(graph):
+        row = latest[task]
+        if not pd.isna(row.finished):
+            ends[task] = row.finished
+        elif task in running.index:
+            if pd.isna(running.loc[task, "expected_finish"]):
+                return None
+            ends[task] = max(running.loc[task, "expected_finish"], now)
+        else:
+            history = history_of(found, task, None)
+            if history is None:
+                return None
+            start = max([now, *(ends[up] for up in graph.predecessors(task))])
+            ends[task] = start + dt.timedelta(seconds=float(np.median(history)))
+    return max(ends[task] for task in pending)
+
+
+_COLUMNS = ["run_id", "task", "elapsed", "expected_finish", "finish_low", "finish_high", "late"]
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame(columns=_COLUMNS)

@@ -1,0 +1,136 @@
+"""Finish-time estimates and late runs (dashboard.estimates), on a synthetic history whose
+duration distributions are known."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+
+import numpy as np
+import pytest
+from builders import ingest
+
+from dashboard import queries
+from dashboard.components.runs_table import grid_rows
+from dashboard.estimates import cycle_end, expected_duration, running_estimates
+from dashboard.queries import RunFilter
+from dashboard.spool import SpoolWriter
+
+NOW = dt.datetime(2026, 11, 28, 12, 0)
+SIGMA = 0.15  # log-normal spread of every task's durations
+# Each task's median seconds, and how much slower each agent is (agent-2 is slow for two tasks).
+TASKS = {"Extract": 40, "Transform": 90, "Load": 300, "Report": 20, "Vacuum": 600, "Notify": 5}
+SLOW = {("Transform", "agent-2"): 1.8, ("Load", "agent-2"): 1.6}
+AGENTS = ("agent-1", "agent-2", "agent-3")
+
+
+def median_of(task: str, agent: str) -> float:
+    return TASKS[task] * SLOW.get((task, agent), 1.0)
+
+
+def p90_of(task: str, agent: str) -> float:
+    return median_of(task, agent) * math.exp(1.2816 * SIGMA)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A week of successful runs, then running runs: some half-way through their (hidden) duration,
+    some at a random point of a duration up to twice their median."""
+    folder, rng = tmp_path_factory.mktemp("estimates"), random.Random(21)
+    writer = SpoolWriter(folder / "spool", "test")
+    truth: dict[str, tuple[str, str, float, float]] = {}  # run -> task, agent, true duration, elapsed now
+    n = 0
+    for task in TASKS:
+        for agent in AGENTS:
+            for _ in range(50):
+                seconds = rng.lognormvariate(math.log(median_of(task, agent)), SIGMA)
+                started = NOW - dt.timedelta(hours=rng.uniform(2, 160))
+                writer.status(f"h-{n}", task, "RUNNING", agent=agent, ts=started, trigger_time=started)
+                writer.status(f"h-{n}", task, "SUCCESS", agent=agent, ts=started + dt.timedelta(seconds=seconds),
+                              trigger_time=started)
+                n += 1
+            for kind in ("half", "any") * 25:
+                seconds = rng.lognormvariate(math.log(median_of(task, agent)), SIGMA)
+                elapsed = seconds / 2 if kind == "half" else rng.uniform(0, 2 * median_of(task, agent))
+                started = NOW - dt.timedelta(seconds=elapsed)
+                writer.status(f"{kind}-{n}", task, "RUNNING", agent=agent, ts=started, trigger_time=started)
+                truth[f"{kind}-{n}"] = (task, agent, seconds, elapsed)
+                n += 1
+    index = ingest(folder)
+    yield index, truth
+    index.close()
+
+
+def test_half_way_through_the_estimate_is_within_15_percent_in_the_median(world):
+    index, truth = world
+    estimates = running_estimates(index, NOW).set_index("run_id")
+    errors = []
+    for run_id, (task, agent, seconds, elapsed) in truth.items():
+        if run_id.startswith("half"):
+            row = estimates.loc[run_id]
+            estimated = (row["expected_finish"] - (NOW - dt.timedelta(seconds=elapsed))).total_seconds()
+            errors.append(abs(estimated - seconds) / seconds)
+            assert row["finish_low"] <= row["expected_finish"] <= row["finish_high"]
+    print(f"\n{len(errors)} runs half-way: median error {np.median(errors):.1%}, p90 {np.quantile(errors, 0.9):.1%}")
+    assert np.median(errors) <= 0.15
+
+
+def test_late_flags_agree_with_the_true_90th_percentile(world):
+    index, truth = world
+    estimates = running_estimates(index, NOW).set_index("run_id")
+    checked = [(bool(estimates.loc[run_id, "late"]), elapsed > p90_of(task, agent))
+               for run_id, (task, agent, _, elapsed) in truth.items() if run_id.startswith("any")]
+    agreement = sum(flag == true for flag, true in checked) / len(checked)
+    print(f"\n{len(checked)} runs: {sum(true for _, true in checked)} truly late, "
+          f"{sum(flag for flag, _ in checked)} flagged, agreement {agreement:.1%}")
+    assert agreement >= 0.95
+    assert any(flag for flag, _ in checked) and not all(flag for flag, _ in checked)
+
+
+def test_a_run_past_its_whole_history_may_end_any_moment():
+    history = np.array([10.0, 11, 12, 13, 14])
+    assert expected_duration(history, 20) == (20, 20, 20)
+    expected, low, high = expected_duration(history, 11.5)
+    assert 11.5 < low <= expected <= high <= 14
+
+
+def test_a_cycle_ends_when_its_critical_path_of_remaining_tasks_does(tmp_path):
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    writer.define_task("A", "g")
+    writer.define_task("B", "g", depends_on=["A"])
+    writer.define_task("C", "g", depends_on=["A"])
+    writer.define_task("D", "g", depends_on=["B", "C"])
+    n = 0
+    for task, seconds in {"A": 60, "B": 100, "C": 30, "D": 10}.items():
+        for day in range(6):
+            started = NOW - dt.timedelta(days=day + 1)
+            writer.status(f"p-{n}", task, "RUNNING", ts=started, trigger_time=started)
+            writer.status(f"p-{n}", task, "SUCCESS", ts=started + dt.timedelta(seconds=seconds), trigger_time=started)
+            n += 1
+    cycle = NOW - dt.timedelta(seconds=30)
+    writer.status("a", "A", "RUNNING", ts=cycle, trigger_time=cycle)  # A half-way: 30 s left
+    for task in "BCD":
+        writer.status(task.lower(), task, "ACTIVE", ts=cycle, trigger_time=cycle)
+    index = ingest(tmp_path)
+    try:
+        end = cycle_end(index, cycle, NOW)
+    finally:
+        index.close()
+    assert end == NOW + dt.timedelta(seconds=30 + 100 + 10)  # A's rest, then B (longer than C), then D
+
+
+def test_the_runs_page_and_the_grid_carry_the_estimate(world):
+    index, truth = world
+    late = next(run_id for run_id, (task, agent, _, elapsed) in truth.items()
+                if run_id.startswith("any") and elapsed > 1.5 * p90_of(task, agent))
+    waiting = next(run_id for run_id, (task, agent, _, elapsed) in truth.items()
+                   if run_id.startswith("any") and elapsed < 0.5 * median_of(task, agent))
+    page = queries.with_estimates(index, queries.runs_page(index, limit=10**6, now=NOW)
+                                  .query("run_id in @late or run_id in @waiting").reset_index(drop=True), NOW)
+    rows = grid_rows(page).set_index("run_id")
+    assert rows.loc[late, "late"] and not rows.loc[waiting, "late"]
+    for run_id in (late, waiting):
+        assert rows.loc[run_id, "finished"].startswith("≈ ") and "expected to finish between" in rows.loc[run_id, "expected"]
+    finished = grid_rows(queries.runs_page(index, RunFilter(statuses=("SUCCESS",)), limit=1, now=NOW)).iloc[0]
+    assert not finished["late"] and finished["expected"] == "" and not finished["finished"].startswith("≈")
