@@ -57,7 +57,7 @@ SEARCHES = (  # (label, text): frequent, rare, absent; any case, as the viewer's
 def open_figures(index: Index, total: int, repeat: int) -> list[tuple]:
     from dashboard.config import Config
     from dashboard.hub import Hub
-    from dashboard.components.log_viewer import LogPosition, LogViewer
+    from dashboard.components.log_viewer import LogViewer
     from dashboard.store import Links, Store
 
     store = Store(index, Hub(), Config(), Links(Config().routes))  # served: the download is a link
@@ -65,7 +65,7 @@ def open_figures(index: Index, total: int, repeat: int) -> list[tuple]:
     first_line = (last_page - 1) * PAGE + 1
 
     def open_viewer() -> LogViewer:
-        return LogViewer(store, BIG_RUN, running=False, position=LogPosition(page=last_page))
+        return LogViewer(store=store, run_id=BIG_RUN, page=last_page)
 
     times, viewer = timed(open_viewer, repeat)
     shown = viewer.view.lines

@@ -6,7 +6,7 @@ that return pandas DataFrames.
     pn.extension("tabulator")
     store = open_store("data/spool")
     store.runs_grid()                 # live, like /task-runs
-    store.run_detail(run_id)          # details, timeline and log viewer
+    store.run_detail(run_id)          # details, timeline and log viewer (store.run_card, store.log_viewer)
     store.dependency_graph()          # the Tasks & Groups page's graph and table
     store.runs(statuses=["FAILED"], since="24h")   # a DataFrame
 
@@ -21,7 +21,6 @@ from pathlib import Path
 
 import panel as pn
 
-from . import queries
 from .config import load_config
 from .components import live
 from .services import Services
@@ -42,15 +41,26 @@ class NotebookStore(Store):
 
         return self._follow(lambda: RunsGrid(store=self, **query))
 
+    def run_card(self, run_id: str) -> pn.viewable.Viewer:
+        """One run's details card and lifecycle timeline."""
+        from .components.run_card import RunCard
+
+        card = self._follow(lambda: RunCard(store=self, run_id=run_id))
+        if card.run is None:
+            self._subscriptions.pop().close()
+            raise KeyError(f"no run {run_id!r} in the index (see store.runs())")
+        return card
+
+    def log_viewer(self, run_id: str, stream: str = "stdout", **view) -> pn.viewable.Viewer:
+        """One run's log viewer; `view` presets page, line, follow or search."""
+        from .components.log_viewer import LogViewer
+
+        return self._follow(lambda: LogViewer(store=self, run_id=run_id, stream=stream, **view))
+
     def run_detail(self, run_id: str, stream: str = "stdout") -> pn.viewable.Viewable:
         """One run's details card, lifecycle timeline and log viewer."""
-        from .components.log_viewer import LogPosition
-        from .pages.run_detail import RunDetailView
-
-        run = queries.run(self, run_id)
-        if run is None:
-            raise KeyError(f"no run {run_id!r} in the index (see store.runs())")
-        return self._follow(lambda: RunDetailView(self, run, LogPosition(stream=stream)))
+        card = self.run_card(run_id)
+        return pn.Column(card, self.log_viewer(run_id, stream, follow=card.running), sizing_mode="stretch_width")
 
     def dependency_graph(self, **query) -> pn.viewable.Viewable:
         """The dependency graph and the tasks table; `query` presets group, search, since, task, hops."""

@@ -159,7 +159,7 @@ def test_the_viewers_own_download_under_plain_panel_serve_gives_the_bytes_writte
     writer.status("r-1", "Build", "SUCCESS", agent="a", exit_code=0)
     index = rebuilt(tmp_path, "index.duckdb")
     try:
-        viewer = LogViewer(Store(index, Hub(), Config(spool=tmp_path / "spool")), "r-1", running=False)
+        viewer = LogViewer(store=Store(index, Hub(), Config(spool=tmp_path / "spool")), run_id="r-1")
         assert viewer._download_file().getvalue() == raw
         assert [row[1] for row in viewer.view.lines] == ["caf\ufffd", "Done in 96.34s."]
     finally:

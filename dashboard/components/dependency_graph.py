@@ -23,6 +23,7 @@ from dashboard.changes import Change
 from dashboard.components.badges import STYLESHEET, status_badge
 from dashboard.components.graph_plot import GraphPlot, Rendered, render
 from dashboard.components.offload import off_the_loop
+from dashboard.components.view_state import UrlState
 from dashboard.formatting import human_duration, plain
 from dashboard.graph import waiting_text
 from dashboard.graph_groups import GROUP_MARK, is_group_node, top_group
@@ -44,28 +45,16 @@ def _count(number: int, what: str) -> str:
     return f"{number:,} {what}{'' if number == 1 else 's'}"
 
 
-class TasksQuery(param.Parameterized):
+class TasksQuery(UrlState):
     """Which tasks /tasks shows: its view state, every parameter also in the page's URL."""
+
+    url_params = ("group", "search", "since", "task", "hops")
 
     group = param.String(default="", doc="Only this group and the groups inside it; empty for all.")
     search = param.String(default="", doc="Only tasks whose name contains this, any case.")
     since = param.Selector(default="24h", objects=list(queries.TIME_RANGES), doc="Run statistics over this range.")
     task = param.String(default="", doc="The selected task.")
     hops = param.Integer(default=0, bounds=(0, 10), doc="Show only the selected task's neighbourhood (0: all).")
-
-    def to_url(self) -> dict[str, str]:
-        return {name: str(getattr(self, name)) for name in ("group", "search", "since", "task", "hops")
-                if getattr(self, name) != self.param[name].default}
-
-    def from_url(self, args: dict[str, str]) -> list[str]:
-        problems = []
-        for name in ("group", "search", "since", "task", "hops"):
-            if name in args:
-                try:
-                    setattr(self, name, int(args[name]) if name == "hops" else args[name])
-                except ValueError:
-                    problems.append(f"ignored {name}={args[name]!r} from the URL")
-        return problems
 
 
 class DependencyGraph(TasksQuery, pn.viewable.Viewer):

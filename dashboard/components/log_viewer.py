@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import io
+from contextlib import contextmanager
 
 import numpy as np
 import panel as pn
@@ -28,6 +29,7 @@ from dashboard.emphasis import Emphasis
 from dashboard.changes import Change
 from dashboard.components import MAX_NUMBER
 from dashboard.components.resources import resource
+from dashboard.components.view_state import UrlState
 from dashboard.spool import STREAMS
 from dashboard.store import Store
 
@@ -129,33 +131,29 @@ def log_row(number: int, raw: str, level: str = "", whole: bool = False, shown_l
             level, full]
 
 
-class LogPosition(param.Parameterized):
-    """Where the viewer is, as the page's URL keeps it: the stream, and a page or a marked line."""
+class LogPosition(UrlState):
+    """Where the viewer is, as the run page's URL keeps it: the stream, and a page or a marked line."""
 
-    stream = param.Selector(default="stdout", objects=list(STREAMS))
-    page = param.Integer(default=None, allow_None=True, bounds=(1, MAX_NUMBER))
-    line = param.Integer(default=None, allow_None=True, bounds=(1, MAX_NUMBER))
+    stream = param.Selector(default="stdout", objects=list(STREAMS), doc="The stream shown.")
+    page = param.Integer(default=None, allow_None=True, bounds=(1, MAX_NUMBER), doc=(
+        f"The page of {PAGE_LINES} lines shown, from 1 (past the last: the last); None while following "
+        "or showing `line`."))
+    line = param.Integer(default=None, allow_None=True, bounds=(1, MAX_NUMBER), doc=(
+        "A line marked and scrolled to the middle of the log box, on its page: a line's address."))
 
-    def to_url(self) -> dict[str, str]:
-        values = {} if self.stream == "stdout" else {"stream": self.stream}
-        if self.line is not None:
-            values["line"] = str(self.line)
-        elif self.page is not None:
-            values["page"] = str(self.page)
-        return values
+    url_params = ("stream", "page", "line")
 
-    def from_url(self, args: dict[str, str]) -> list[str]:
-        """Take what a URL says; return a message for each value it could not use."""
-        problems = []
-        for name, hint in (("stream", "use stdout or stderr"), ("page", "use a whole number from 1"),
-                           ("line", "use a whole number from 1")):
-            if name not in args:
-                continue
-            try:
-                setattr(self, name, args[name] if name == "stream" else int(args[name]))
-            except ValueError:
-                problems.append(f"ignored {name}={args[name]!r} from the URL: {hint}")
-        return problems
+
+def opening_stream(store: Store, run: dict) -> str:
+    """The stream a run's log opens on: for a failed run, the one holding its error lines
+    (stdout first, where both do), so a failure written to stderr is what the user sees first."""
+    if run["status"] != "FAILED":
+        return "stdout"
+    pattern = store.config.log_emphasis.error_pattern
+    for stream in ("stdout", "stderr"):
+        if queries.next_line_matching(store, run["run_id"], stream, pattern, 0) is not None:
+            return stream
+    return "stdout"
 
 
 # Tabler's icons as inline SVG: by name, Bokeh fetches their font from cdn.jsdelivr.net.
@@ -168,18 +166,27 @@ def _icon(paths: str) -> str:
             f'stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">{paths}</svg>')
 
 
-class LogViewer:
-    """One run's logs for one session: tabs per stream, pages, follow, search, download."""
+class LogViewer(LogPosition, pn.viewable.Viewer):
+    """One run's logs (the body of /task-runs/<run_id>'s log, and a notebook's
+    `store.log_viewer(run_id)`): tabs per stream, pages, follow, search, download. Its view
+    state is its own parameters (LogPosition's, `follow` and `search`); the stream tabs and
+    the Follow button follow them both ways, and one watcher turns a change of them into one
+    query. Given together, a line wins over a page, and either over following."""
 
-    def __init__(self, store: Store, run_id: str, running: bool, position: LogPosition | None = None):
-        self.store = store
-        self.index = store  # what queries read
-        self.emphasis: Emphasis = store.config.log_emphasis
-        self.run_id = run_id
-        self.position = position or LogPosition()
-        self.stream = self.position.stream
-        self.counts = queries.log_line_counts(store, run_id)
-        self.page = 1
+    store = param.ClassSelector(class_=Store, doc="What the lines are read from.")
+    run_id = param.String(default="", doc="The run whose logs are shown.")
+    follow = param.Boolean(default=False, doc=(
+        "Keep the newest lines in view, adding them as they arrive (scrolling up turns it off)."))
+    search = param.String(default="", doc=(
+        "Text searched for in the whole stream (any case): its matches are counted and highlighted, "
+        "and the view moves to the first one from the page shown."))
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.index = self.store  # what queries read
+        self.emphasis: Emphasis = self.store.config.log_emphasis
+        self.counts = queries.log_line_counts(self.store, self.run_id)
+        self.shown_page = 1  # the page the browser shows (the last while following)
         self.first_sent = 1  # the first line number the browser holds
         self.showed_the_end = False  # whether the lines held were the stream's newest when sent
         self.last_sent = 0  # the last line number the browser holds
@@ -189,9 +196,11 @@ class LogViewer:
         self.match_index = -1
         self._moves_seen = 0
         self._error_moves_seen = 0
+        self._settling = False  # the viewer is writing its own parameters: no query for them
         self.view = LogLines(sizing_mode="stretch_width", margin=(5, 10))  # in line with the controls above
         self.streams = pn.widgets.RadioButtonGroup(options=self._stream_options(), value=self.stream,
                                                    color="primary", variant="outline", margin=(5, 10))
+        self.streams.link(self, value="stream", bidirectional=True)  # options carry counts: linked
         look = {"color": "primary", "variant": "outline"}
         self.first = pn.widgets.Button(label="«", width=42, description="First page", **look)
         self.previous = pn.widgets.Button(label="‹ Previous", width=100, **look)
@@ -200,25 +209,20 @@ class LogViewer:
         self.page_input = pn.widgets.IntInput(value=1, start=1, width=90, margin=(5, 5),
                                               description="Go to page")
         self.pages_label = pn.pane.HTML("", margin=(12, 5))
-        self.follow = pn.widgets.Toggle(label="Follow", icon=_icon(_FOLLOW_ICON), width=100, **look)
+        self.follow_button = pn.widgets.Toggle.from_param(self.param.follow, label="Follow",
+                                                          icon=_icon(_FOLLOW_ICON), width=100, **look)
         self.reload_button = pn.widgets.Button(label="Reload", icon=_icon(_RELOAD_ICON), width=100, **look)
         self.lines_label = pn.pane.HTML("", margin=(8, 10), sizing_mode="stretch_width")
         self.download = self._download()
         self._wire()
-        line, page = self.position.line, self.position.page
-        if line is not None:
-            self.show_page((min(line, max(1, self.total)) - 1) // PAGE_LINES + 1, addressed=line)
-        elif page is not None:
-            self.show_page(page)
-        elif running:
-            self.start_following()
-        else:
-            self.show_page(1)
+        self._show(follow_first=False)
+        if self.search:
+            self.find(self.search)
 
     # ---- layout ----------------------------------------------------------------------
 
-    def panel(self) -> pn.Column:
-        toolbar = pn.Row(self.streams, pn.HSpacer(), self.follow, self.reload_button, self.download,
+    def __panel__(self) -> pn.Column:
+        toolbar = pn.Row(self.streams, pn.HSpacer(), self.follow_button, self.reload_button, self.download,
                          sizing_mode="stretch_width")
         pager = pn.Row(self.first, self.previous, self.page_input, self.pages_label, self.next, self.last,
                        self.lines_label, sizing_mode="stretch_width")
@@ -245,19 +249,64 @@ class LogViewer:
     # ---- user actions ----------------------------------------------------------------
 
     def _wire(self) -> None:
-        self.streams.param.watch(lambda e: self.switch_stream(e.new), "value")
-        self.first.on_click(lambda _: self.show_page(1))
-        self.previous.on_click(lambda _: self.show_page(self.page - 1))
-        self.next.on_click(lambda _: self.show_page(self.page + 1))
-        self.last.on_click(lambda _: self.show_page(self.pages))
-        self.page_input.param.watch(lambda e: e.new != self.page and self.show_page(e.new), "value")
-        self.follow.param.watch(self._follow_toggled, "value")
-        self.view.param.watch(lambda e: self.follow.param.update(value=e.new), "follow")
+        self.first.on_click(lambda _: self.param.update(page=1))
+        self.previous.on_click(lambda _: self.param.update(page=max(1, self.shown_page - 1)))
+        self.next.on_click(lambda _: self.param.update(page=self.shown_page + 1))
+        self.last.on_click(lambda _: self.param.update(page=self.pages))
+        # Not made from `page`: it shows the page on screen, also when a line or following chose it.
+        self.page_input.param.watch(lambda e: e.new != self.shown_page and self.param.update(page=e.new), "value")
+        self.view.param.watch(lambda e: self.param.update(follow=e.new), "follow")  # the browser scrolled up
         self.view.param.watch(self._search_requested, "search_request")
         self.view.param.watch(self._unfold_requested, "unfold_request")
         self.view.param.watch(self._error_requested, "error_request")
         self.view.param.watch(lambda _e: self.view.follow and self.start_following(), "resync")
         self.reload_button.on_click(lambda _: self.reload())
+        self.param.watch(self._view_changed, ["stream", "page", "line", "follow", "search"])
+
+    def _view_changed(self, *events) -> None:
+        """The one watcher: a change of the view state becomes one query."""
+        if self._settling:
+            return
+        changed, text = {event.name for event in events}, self.search
+        if "stream" in changed:
+            self._stream_switched()
+        if "page" in changed and "line" not in changed and self.page is not None:
+            self._settle(line=None)  # a page asked for alone: the line marked gives way
+        if changed & {"stream", "page", "line"} or ("follow" in changed and self.follow):
+            # Another stream alone opens at its start (or its newest lines, following).
+            from_start = "stream" in changed and not changed & {"page", "line"}
+            self._show(follow_first="follow" in changed, from_start=from_start)
+        elif "follow" in changed:  # turned off: the lines shown stay where the user scrolled
+            self.view.follow = False
+            self._show_position()
+        if "search" in changed and text != self.match_text:
+            self.find(text)
+
+    @contextmanager
+    def _showing(self):
+        """What runs inside shows the view state and writes it as shown: no query for those writes."""
+        settling, self._settling = self._settling, True
+        try:
+            yield
+        finally:
+            self._settling = settling
+
+    def _settle(self, **values) -> None:
+        """Write the view state as the viewer now shows it (no query for it)."""
+        with self._showing():
+            self.param.update(values)
+
+    def _show(self, follow_first: bool, from_start: bool = False) -> None:
+        """Show what the view state asks: a line's page, a page, or the newest lines (or, `from_start`,
+        the first page unless following)."""
+        if self.follow and (follow_first or from_start or (self.line is None and self.page is None)):
+            self.start_following()
+        elif from_start:
+            self.show_page(1)
+        elif self.line is not None:
+            self.show_page((min(self.line, max(1, self.total)) - 1) // PAGE_LINES + 1, addressed=self.line)
+        else:
+            self.show_page(self.page or 1)
 
     @property
     def total(self) -> int:
@@ -267,30 +316,27 @@ class LogViewer:
     def pages(self) -> int:
         return queries.page_count(self.total, PAGE_LINES)
 
-    def switch_stream(self, stream: str) -> None:
-        self.stream = stream
+    def _stream_switched(self) -> None:
         self.matches, self.match_text, self.matches_upto, self.match_index = np.empty(0, np.int64), "", 0, -1
+        self._settle(search="")
         if isinstance(self.download, pn.widgets.FileDownload):
-            self.download.filename = f"{self.run_id}-{stream}.log"
+            self.download.filename = f"{self.run_id}-{self.stream}.log"
         else:
             self.download.object = self._download_link()
-        if self.follow.value:
-            self.start_following()
-        else:
-            self.show_page(1)
 
     def show_page(self, page: int, current: int | None = None, addressed: int | None = None) -> None:
         """Fetch one page by line range and show it (follow mode ends)."""
-        self.page = min(max(1, int(page)), self.pages)
-        first = (self.page - 1) * PAGE_LINES + 1
+        self.shown_page = min(max(1, int(page)), self.pages)
+        first = (self.shown_page - 1) * PAGE_LINES + 1
         rows = self._rows(first, PAGE_LINES, tuple(n for n in (current, addressed) if n is not None))
         self.first_sent, self.last_sent = first, first + len(rows) - 1
         self.showed_the_end = self.last_sent >= self.total
-        with param.parameterized.batch_call_watchers(self.view):
-            self.view.follow = False
-            self.view.find = self._find(current, addressed)
-            self.view.lines = rows
-        self.position.param.update(stream=self.stream, page=self.page, line=addressed)
+        with self._showing():
+            with param.parameterized.batch_call_watchers(self.view):
+                self.view.follow = False
+                self.view.find = self._find(current, addressed)
+                self.view.lines = rows
+            self.param.update(page=None if addressed is not None else self.shown_page, line=addressed, follow=False)
         self._show_position()
 
     def start_following(self) -> None:
@@ -299,28 +345,23 @@ class LogViewer:
         rows = self._rows(first, PAGE_LINES)
         self.first_sent, self.showed_the_end = first, True
         self.last_sent = first + len(rows) - 1 if rows else self.total
-        self.page = self.pages
-        with param.parameterized.batch_call_watchers(self.view):
-            self.view.follow = True
-            self.view.find = self._find(None, None)
-            self.view.lines = rows
-        self.position.param.update(stream=self.stream, page=None, line=None)
-        self._show_position()
-
-    def _follow_toggled(self, event) -> None:
-        if event.new and not self.view.follow:
-            self.start_following()
-        elif not event.new and self.view.follow:
-            self.view.follow = False
+        self.shown_page = self.pages
+        with self._showing():
+            with param.parameterized.batch_call_watchers(self.view):
+                self.view.follow = True
+                self.view.find = self._find(None, None)
+                self.view.lines = rows
+            self.param.update(page=None, line=None, follow=True)
         self._show_position()
 
     def _search_requested(self, event) -> None:
         text, moves = event.new.get("text", ""), int(event.new.get("moves", 0))
         steps, self._moves_seen = moves - self._moves_seen, moves
-        self.search(text, steps or 1)
+        self.find(text, steps or 1)
 
-    def search(self, text: str, steps: int = 1) -> None:
+    def find(self, text: str, steps: int = 1) -> None:
         """Move `steps` matches of `text` on (back when negative) in the whole stream, across pages."""
+        self._settle(search=text)
         if not text:
             self.matches, self.match_text, self.match_index = np.empty(0, np.int64), "", -1
             self.view.find = {}
@@ -329,7 +370,7 @@ class LogViewer:
             self.matches = queries.search_matches(self.index, self.run_id, self.stream, text)
             self.matches_upto = self.total
             if text != self.match_text:  # a new search starts from what is on screen
-                anchor = (self.page - 1) * PAGE_LINES + 1
+                anchor = (self.shown_page - 1) * PAGE_LINES + 1
                 self.match_index = int(np.searchsorted(self.matches, anchor)) - (1 if steps > 0 else 0)
             self.match_text = text
         if not len(self.matches):
@@ -339,7 +380,7 @@ class LogViewer:
         self.match_index = (self.match_index + steps) % len(self.matches)
         line = int(self.matches[self.match_index])
         page = (line - 1) // PAGE_LINES + 1
-        if page != self.page or self.view.follow:
+        if page != self.shown_page or self.view.follow:
             self.show_page(page, current=line)
         else:
             with param.parameterized.batch_call_watchers(self.view):
@@ -360,7 +401,7 @@ class LogViewer:
         """Show the next (or previous) line emphasised as an error, across pages; wraps around."""
         here = self.view.find.get("addressed") or self.view.find.get("current")
         if here is None:
-            here = (self.page - 1) * PAGE_LINES + (0 if direction > 0 else 1)
+            here = (self.shown_page - 1) * PAGE_LINES + (0 if direction > 0 else 1)
         line = queries.next_line_matching(self.index, self.run_id, self.stream, self.emphasis.error_pattern,
                                           here, direction)
         if line is None:
@@ -377,7 +418,7 @@ class LogViewer:
         if self.view.follow:
             self.start_following()
         else:
-            self.show_page(self.page, current=self.view.find.get("current"))
+            self.show_page(self.shown_page, current=self.view.find.get("current"))
 
     # ---- live updates ----------------------------------------------------------------
 
@@ -399,7 +440,7 @@ class LogViewer:
                     self.last_sent = rows[-1][0]
                     self.first_sent = max(self.first_sent, self.last_sent - FOLLOW_KEEP + 1)  # the browser's window
                     self.view.appended = rows
-        self.page = self.pages if self.view.follow else self.page
+        self.shown_page = self.pages if self.view.follow else self.shown_page
         self._show_position()
 
     # ---- helpers ---------------------------------------------------------------------
@@ -420,10 +461,10 @@ class LogViewer:
 
     def _show_position(self) -> None:
         total, follow = self.total, self.view.follow
-        self.page_input.param.update(value=self.page, end=self.pages)
+        self.page_input.param.update(value=self.shown_page, end=self.pages)
         self.pages_label.object = f"of {self.pages:,}"
-        self.first.disabled = self.previous.disabled = self.page <= 1 and not follow
-        self.next.disabled = self.last.disabled = self.page >= self.pages and not follow
+        self.first.disabled = self.previous.disabled = self.shown_page <= 1 and not follow
+        self.next.disabled = self.last.disabled = self.shown_page >= self.pages and not follow
         for control in (self.first, self.previous, self.page_input, self.pages_label, self.next, self.last):
             control.visible = not follow  # following shows the newest lines: there is no page to pick
         if follow:

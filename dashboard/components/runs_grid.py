@@ -19,14 +19,18 @@ from dashboard.changes import Change
 from dashboard.components import MAX_NUMBER
 from dashboard.components.badges import STYLESHEET
 from dashboard.components.runs_table import SORT_COLUMNS, grid_rows, runs_table, same_rows
+from dashboard.components.view_state import NAMES, UrlState, word_for
 from dashboard.statuses import COLORS, STATUSES, SYMBOLS
 from dashboard.store import Store
 
 PAGE_SIZES = (25, 50, 100)
 
 
-class RunsQuery(param.Parameterized):
+class RunsQuery(UrlState):
     """Which runs the grid shows: its view state, every parameter also in the page's URL."""
+
+    url_params = ("search", "status", "since", "group", "sort", "descending", "page", "page_size")
+    url_texts = {"status": NAMES, "descending": word_for("desc", "asc")}
 
     search = param.String(default="", doc="Part of a task name, any case.")
     status = param.ListSelector(default=[], objects=list(STATUSES), doc="Only runs in these statuses.")
@@ -45,36 +49,6 @@ class RunsQuery(param.Parameterized):
     def filtered(self) -> bool:
         """Whether anything but the time range narrows the runs."""
         return bool(self.search.strip() or self.status or self.group)
-
-    def to_url(self) -> dict[str, str]:
-        """The parameters that differ from their defaults, as query-string values."""
-        values = {}
-        for name in ("search", "status", "since", "group", "sort", "descending", "page", "page_size"):
-            value = getattr(self, name)
-            if value != self.param[name].default:
-                values[name] = ",".join(value) if name == "status" else (
-                    ("desc" if value else "asc") if name == "descending" else str(value))
-        return values
-
-    def from_url(self, args: dict[str, str]) -> list[str]:
-        """Take what a URL says; return a message for each value it could not use."""
-        problems, values, probe = [], {}, RunsQuery()  # the probe says whether a value is allowed
-        converters = {"page": int, "page_size": int, "descending": lambda v: {"desc": True, "asc": False}[v],
-                      "status": lambda v: [s.strip().upper() for s in v.split(",") if s.strip()]}
-        for name, text in args.items():
-            if name not in self.param or name == "name":
-                continue
-            try:
-                value = converters.get(name, str)(text)
-                probe.param.update({name: value})
-            except (ValueError, KeyError, TypeError):
-                allowed = getattr(self.param[name], "objects", None) or (["asc", "desc"] if name == "descending" else [])
-                hint = f"use one of {', '.join(map(str, allowed))}" if allowed else "use a whole number"
-                problems.append(f"ignored {name}={text!r} from the URL: {hint}")
-                continue
-            values[name] = value
-        self.param.update(values)
-        return problems
 
 
 class RunsGrid(RunsQuery, pn.viewable.Viewer):

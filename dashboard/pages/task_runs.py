@@ -34,7 +34,7 @@ def page(store: Store):
     search, _ = live.follow(store, lambda: FleetSearch(store, grid.run_filter), min_interval=LIVE_SECONDS)
     grid.param.watch(lambda *_: search.search(), ["search", "status", "since", "group"])
     template = page_template(store, "Task Runs", "Task Runs", pn.Column(
-        "## Task Runs", grid, keep_in_url(grid, grid.to_url), "### Search the runs' logs", search,
+        "## Task Runs", grid, keep_in_url(grid), "### Search the runs' logs", search,
         sizing_mode="stretch_width"))
     report_url_problems(problems)
     return template

@@ -35,7 +35,7 @@ def page(store: Store):
     problems = asked.from_url(url_args())
     graph, _, body = graph_and_table(store, **{k: v for k, v in asked.param.values().items() if k != "name"})
     template = page_template(store, "Tasks & Groups", "Tasks & Groups", pn.Column(
-        "## Tasks & Groups", body, keep_in_url(graph, graph.to_url), sizing_mode="stretch_width"))
+        "## Tasks & Groups", body, keep_in_url(graph), sizing_mode="stretch_width"))
     report_url_problems(problems)
     return template
 

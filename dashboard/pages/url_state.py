@@ -1,7 +1,9 @@
 """A page's view kept in its URL's query string: links reproduce it, back and forward return to it.
 
 Each change of the view pushes a history entry; going back or forward reloads the page,
-which rebuilds the view from the URL it lands on.
+which rebuilds the view from the URL it lands on. What the values say is the component's
+(dashboard.components.view_state: the one codec); this module is the session's and browser's
+side: which arguments may reach a page at all, the address bar, and the notices.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from urllib.parse import urlencode
 import panel as pn
 import param
 from panel.reactive import ReactiveHTML
+
+from dashboard.components.view_state import UrlState
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +56,15 @@ def url_args() -> dict[str, str]:
             for name, values in (pn.state.session_args or {}).items() if values}
 
 
-def keep_in_url(view: param.Parameterized, to_url: Callable[[], dict[str, str]]) -> BrowserUrl:
-    """A BrowserUrl (to place on the page) that follows every change of `view`'s parameters."""
+def keep_in_url(view: UrlState) -> BrowserUrl:
+    """A BrowserUrl (to place on the page) that follows every change of the parameters `view`
+    keeps in the URL (their text: view.to_url)."""
     url = BrowserUrl(width=0, height=0, margin=0)
 
     def write(*_events) -> None:
-        url.query = to_url()
+        url.query = view.to_url()
 
-    view.param.watch(write, [name for name in view.param if name != "name"])
+    view.param.watch(write, list(view.url_params))
     write()
     return url
 

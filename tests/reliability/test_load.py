@@ -410,12 +410,12 @@ def live_page_views() -> dict[str, int]:
     from dashboard.components.dependency_graph import DependencyGraph
     from dashboard.components.graph_plot import GraphPlot
     from dashboard.components.log_viewer import LogViewer
+    from dashboard.components.run_card import RunCard
     from dashboard.components.runs_grid import RunsGrid
-    from dashboard.pages.run_detail import RunDetailView
     from dashboard.components.tasks_table import TasksTable
 
     gc.collect()
-    kinds = (RunsGrid, RunDetailView, LogViewer, DependencyGraph, TasksTable, GraphPlot)
+    kinds = (RunsGrid, RunCard, LogViewer, DependencyGraph, TasksTable, GraphPlot)
     alive = Counter(type(o).__name__ for o in gc.get_objects() if isinstance(o, kinds))
     return dict(alive)
 

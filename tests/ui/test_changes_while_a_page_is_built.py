@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from serving import served_in_process
 
 from dashboard.components import live
-from dashboard.pages.run_detail import RunDetailView
+from dashboard.components.log_viewer import LogViewer
 from dashboard.components.runs_grid import RunsGrid
 from dashboard.pages.task_runs import SLIDE_SECONDS
 from dashboard.spool import SpoolWriter
@@ -77,7 +77,7 @@ def test_lines_written_while_the_run_page_is_built_appear_on_it(tmp_path, page: 
         wait_until(lambda: services.index.query("SELECT count(*) AS n FROM log_lines")["n"][0] == 3,
                    timeout=30, message="the first lines indexed")
         published = publish_while_built(
-            monkeypatch, RunDetailView, services,
+            monkeypatch, LogViewer, services,
             write=lambda: writer.append_log("r-0", "stdout", "line 4\nline 5\n"),
             is_it=lambda change: change.log_lines.get(("r-0", "stdout")) == 5)
         page.goto(f"{url}/task-runs/r-0")

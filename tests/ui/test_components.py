@@ -3,6 +3,8 @@ and that it follows the spool live."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from helpers import wait_until
 from playwright.sync_api import Page, expect
@@ -13,11 +15,11 @@ from dashboard import queries
 from dashboard.components import live
 from dashboard.components.connection import connection_indicator
 from dashboard.components.dependency_graph import DependencyGraph
-from dashboard.components.log_viewer import LogPosition, LogViewer
+from dashboard.components.log_viewer import LogViewer
+from dashboard.components.run_card import RunCard
 from dashboard.components.runs_grid import RunsGrid
 from dashboard.components.tasks_table import TasksTable
 from dashboard.config import Config
-from dashboard.pages.run_detail import RunDetailView
 from dashboard.services import Services
 from dashboard.spool import SpoolWriter
 from dashboard.store import Links
@@ -58,13 +60,26 @@ def test_the_runs_grid_alone_shows_its_runs_and_links_them(small, page: Page):
         expect(page.locator("a.td-eye").first).to_have_attribute("href", "/task-runs/r-2")
 
 
-def test_the_run_card_and_logs_alone_show_a_run_and_follow_its_log(small, page: Page):
+def test_the_run_card_alone_shows_a_run_and_follows_its_status(small, page: Page):
     store, writer = small
-    run = queries.run(store, "r-2")
-    with served_component(follow(store, lambda: RunDetailView(store, run, LogPosition()))) as url:
+    days_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)  # out of the grid's time range
+    writer.status("r-card", "Extract", "RUNNING", agent="agent-3", ts=days_ago, trigger_time=days_ago.isoformat())
+    wait_until(lambda: queries.run(store, "r-card") is not None, timeout=30, message="r-card indexed")
+    with served_component(follow(store, lambda: RunCard(store=store, run_id="r-card"))) as url:
         page.goto(url)
-        expect(page.locator(".td-card .td-title")).to_have_text("Load", timeout=30_000)
+        expect(page.locator(".td-card .td-title")).to_have_text("Extract", timeout=30_000)
         expect(page.locator(".td-timeline li.td-now")).to_have_attribute("data-status", "RUNNING")
+        writer.status("r-card", "Extract", "FAILED", agent="agent-3", ts=days_ago + dt.timedelta(seconds=5),
+                      exit_code=2, message="<b>disk</b> full")
+        expect(page.locator(".td-timeline li.td-bad")).to_have_attribute("data-status", "FAILED", timeout=30_000)
+        expect(page.locator(".td-card")).to_contain_text("<b>disk</b> full")  # text, not HTML
+        expect(page.locator(".td-timeline li.td-now")).to_have_count(0)
+
+
+def test_the_log_viewer_alone_follows_a_running_run_s_log(small, page: Page):
+    store, writer = small
+    with served_component(follow(store, lambda: LogViewer(store=store, run_id="r-2", follow=True))) as url:
+        page.goto(url)
         expect(page.locator(".td-log")).to_contain_text("loading <b>rows</b>", timeout=30_000)  # text, not HTML
         writer.append_log("r-2", "stdout", "second line\n")
         expect(page.locator(".td-log")).to_contain_text("second line", timeout=30_000)
@@ -74,7 +89,7 @@ def test_the_log_viewer_alone_pages_a_finished_run(small, page: Page):
     store, writer = small
     writer.append_log("r-1", "stdout", "".join(f"line {n}\n" for n in range(1, 11)))
     wait_until(lambda: queries.log_line_counts(store, "r-1")["stdout"] == 10, timeout=30)
-    with served_component(lambda: LogViewer(store, "r-1", running=False).panel()) as url:
+    with served_component(lambda: LogViewer(store=store, run_id="r-1")) as url:
         page.goto(url)
         expect(page.locator(".td-log")).to_contain_text("line 10", timeout=30_000)
         expect(page.locator("a.td-download")).to_have_attribute("href", "/task-runs/r-1/logs/stdout.log")

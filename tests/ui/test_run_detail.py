@@ -89,6 +89,21 @@ def test_details_timeline_and_the_first_pages(open_run):
     expect(page).to_have_url(re.compile(r"\?page=2$"))
 
 
+def test_back_and_forward_return_to_the_log_s_previous_place(open_run):
+    page = open_run("r-done?page=2")
+    expect(page.locator(".td-line").first).to_have_attribute("data-line", "501")
+    page.get_by_role("button", name="stderr · 14").click()
+    expect(page).to_have_url(re.compile(r"\?stream=stderr&page=1$"))
+    expect(page.locator(".td-line .td-text").first).to_have_text("warning 1")
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"\?page=2$"))
+    expect(page.locator(".td-line").first).to_have_attribute("data-line", "501", timeout=30_000)
+    expect(page.get_by_text("Lines 501–1,000 of 1,200")).to_be_visible()
+    page.go_forward()
+    expect(page.locator(".td-line .td-text").first).to_have_text("warning 1", timeout=30_000)
+    expect(page.get_by_role("button", name="stderr · 14")).to_have_class(re.compile("bk-active"))
+
+
 def test_log_text_is_text_colours_are_colours_and_errors_stand_out(open_run):
     page = open_run("r-done")
     script_line = page.locator('.td-line[data-line="5"] .td-text')

@@ -136,6 +136,25 @@ def test_the_failed_chip_shows_only_failed_runs(runs_page, served):
     assert "status=FAILED" in page.url
 
 
+def test_back_and_forward_return_to_the_previous_filters(runs_page, served):
+    _, services, _ = served
+    page = runs_page()
+    in_day = queries.status_counts(services.index, queries.RunFilter(since=dt.timedelta(hours=24)))
+    page.locator(".bk-btn", has_text=re.compile(r"^FAILED")).click()
+    expect(summary(page)).to_contain_text(f"of {in_day['FAILED']} runs")
+    page.get_by_role("button", name="7d", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/task-runs\?status=FAILED&since=7d$"))
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/task-runs\?status=FAILED$"))
+    expect(summary(page)).to_contain_text(f"of {in_day['FAILED']} runs triggered in the last 24h", timeout=30_000)
+    page.go_back()
+    expect(summary(page)).to_contain_text(f"of {sum(in_day.values())} runs triggered in the last 24h",
+                                          timeout=30_000)
+    assert set(column(page, "status")) != {"FAILED"}
+    page.go_forward()
+    expect(summary(page)).to_contain_text(f"of {in_day['FAILED']} runs triggered in the last 24h", timeout=30_000)
+
+
 def test_typing_part_of_a_name_narrows_the_rows(runs_page):
     page = runs_page()
     page.get_by_placeholder("Search task name…").press_sequentially("iNvOiCe", delay=30)

@@ -1,0 +1,151 @@
+"""One run's card: its task details and its lifecycle timeline, following the run live.
+
+Its view state is one parameter, the run id; the card reads the run and its status changes
+from the Store whenever the hub says the run changed (or Reload asks), and counts the
+duration up once a second while the run goes on (`tick`).
+"""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+import panel as pn
+import param
+
+from dashboard import queries
+from dashboard.changes import Change
+from dashboard.components.badges import STYLESHEET, adhoc_badge, status_badge
+from dashboard.components.resources import resource
+from dashboard.formatting import clock, duration_seconds, human_duration, plain
+from dashboard.statuses import COLORS, LIFECYCLE, TERMINAL, is_terminal
+from dashboard.store import Store
+
+_CARD_STYLE = STYLESHEET + resource("run_card.css")
+
+_ICONS = {
+    "done": '<path d="M5 12l5 5L20 7"/>',
+    "bad": '<path d="M6 6l12 12M18 6L6 18"/>',
+    "now": '<circle cx="12" cy="12" r="4" fill="currentColor"/>',
+    "future": '<circle cx="12" cy="12" r="3"/>',
+}
+
+
+def _icon(kind: str) -> str:
+    return (f'<svg viewBox="0 0 24 24" width="16" height="16" fill="none" stroke="currentColor" stroke-width="3" '
+            f'stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">{_ICONS[kind]}</svg>')
+
+
+def _when(value) -> str:
+    return "—" if plain(value) is None else clock(value) + " UTC"
+
+
+def details_html(run: dict) -> str:
+    """The task details card: every value escaped."""
+    title = html.escape(run["task"]) + (adhoc_badge() if run["adhoc"] else "")
+    exit_code = plain(run["exit_code"])
+    rows = [
+        ("Status", status_badge(run["status"])),
+        ("Group", html.escape(plain(run["grp"]) or "—")),
+        ("Agent", html.escape(plain(run["agent"]) or "—")),
+        ("Exit code", "—" if exit_code is None else str(int(exit_code))),
+        ("Duration", human_duration(duration_seconds(run["started"], run["finished"])) or "—"),
+        ("Trigger time", _when(run["trigger_time"])),
+        ("Started", _when(run["started"])),
+        ("Finished", _when(run["finished"])),
+    ]
+    if plain(run.get("blocked")):
+        rows.append(("Blocked", f'<span class="td-blocked">BLOCKED: {html.escape(run["blocked"])}</span>'
+                                " (it can no longer start)"))
+    if plain(run["message"]):
+        rows.append(("Message", html.escape(run["message"])))
+    rows.append(("Run id", html.escape(run["run_id"])))
+    cells = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
+    return f'<dl class="td-card"><div class="td-title">{title}</div>{cells}</dl>'
+
+
+def timeline_html(run: dict, transitions: pd.DataFrame) -> str:
+    """One step per status the run went through, in time order, then the steps still ahead."""
+    seen: dict[str, tuple[pd.Timestamp, str | None]] = {}
+    for status, ts, message in zip(transitions["status"], transitions["ts"], transitions["message"]):
+        seen.setdefault(status, (ts, plain(message)))
+    steps, previous = [], None
+    current = run["status"]
+    blocked = plain(run.get("blocked"))
+    for status, (ts, message) in seen.items():
+        if status == current and is_terminal(status):
+            kind = "done" if status == "SUCCESS" else "bad"
+        elif status == current and not blocked:
+            kind = "now"
+        else:
+            kind = "done"
+        gap = "" if previous is None else f" · +{human_duration((ts - previous).total_seconds())}"
+        note = f'<div class="td-step-note">{html.escape(message)}</div>' if message else ""
+        steps.append((kind, status, f'<div class="td-step-time">{_when(ts)}<span class="td-step-gap">{gap}</span>'
+                                    f"</div>{note}"))
+        previous = ts
+    if blocked and not is_terminal(current):
+        steps.append(("bad", "BLOCKED", f'<div class="td-step-note">{html.escape(blocked)}: '
+                                        "this run can no longer start</div>"))
+    elif not is_terminal(current):
+        ahead = [s for s in LIFECYCLE if s not in seen and LIFECYCLE.index(s) > LIFECYCLE.index(current)]
+        steps += [("future", status, "") for status in ahead]
+        steps.append(("future", " | ".join(TERMINAL), ""))
+    items = "".join(
+        f'<li class="td-{kind}{" td-future" if kind == "future" else ""}" data-status="{html.escape(status)}">'
+        f'<span class="td-icon">{_icon(kind)}</span><div><div class="td-step-name" '
+        f'style="color:{COLORS.get(status, "inherit") if kind != "future" else "inherit"}">{html.escape(status)}'
+        f"</div>{detail}</div></li>" for kind, status, detail in steps)
+    return f'<ol class="td-timeline" aria-label="Lifecycle timeline">{items}</ol>'
+
+
+class RunCard(pn.viewable.Viewer):
+    """A run's task details and lifecycle timeline (the top of /task-runs/<run_id>, and a
+    notebook's `store.run_card(run_id)`), live. Its view state is `run_id`: setting it shows
+    another run."""
+
+    store = param.ClassSelector(class_=Store, doc="What the run is read from.")
+    run_id = param.String(default="", doc="The run shown.")
+    run = param.Dict(default=None, allow_None=True, constant=True,
+                     doc="The run as the index last answered (None: no such run).")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.details = pn.pane.HTML("", stylesheets=[_CARD_STYLE], width=420)
+        self.timeline = pn.pane.HTML("", stylesheets=[_CARD_STYLE], sizing_mode="stretch_width")
+        self.param.watch(lambda _event: self.refresh(), "run_id")
+        self.refresh()
+
+    def __panel__(self) -> pn.Row:
+        return pn.Row(pn.Column(pn.pane.HTML("<h3 style='margin:0'>Task details</h3>"), self.details),
+                      pn.Column(pn.pane.HTML("<h3 style='margin:0'>Lifecycle</h3>"), self.timeline,
+                                sizing_mode="stretch_width"),
+                      sizing_mode="stretch_width")
+
+    @property
+    def running(self) -> bool:
+        """Whether the run may still write lines: neither ended nor blocked."""
+        return self.run is not None and not (is_terminal(self.run["status"]) or self.run["blocked"])
+
+    def refresh(self) -> None:
+        """The one query: read the run and its status changes again."""
+        run = queries.run(self.store, self.run_id) if self.run_id else None
+        if run is None and self.run is not None and self.run["run_id"] == self.run_id:
+            return  # the same run, missing for a moment (the index being rebuilt): keep what is shown
+        with param.edit_constant(self):
+            self.run = run
+        if run is None:
+            self.details.object = self.timeline.object = ""
+            return
+        self.details.object = details_html(run)
+        self.timeline.object = timeline_html(run, queries.transitions(self.store, self.run_id))
+
+    def changed(self, change: Change) -> None:
+        """Hub delivery: read the run again if it changed."""
+        if change.run_changed(self.run_id):
+            self.refresh()
+
+    def tick(self) -> None:
+        """While the run goes on, its duration counts up."""
+        if self.run is not None and plain(self.run["started"]) is not None and plain(self.run["finished"]) is None:
+            self.details.object = details_html(self.run)
