@@ -8,6 +8,8 @@ from __future__ import annotations
 import html
 
 import panel as pn
+import param
+from panel.reactive import ReactiveHTML
 
 from dashboard.components import live
 from dashboard.components.log_viewer import LogPosition, LogViewer, opening_stream
@@ -25,14 +27,39 @@ def requested_run_id() -> str:
     return run_id or url_args().get("run_id", "")
 
 
-def not_found(store: Store, reason: str):
+class Reload(ReactiveHTML):
+    """Reloads the page in the browser once `due`."""
+
+    due = param.Boolean(default=False)
+
+    _template = '<span id="anchor"></span>'
+    _scripts = {"due": "if (data.due) { window.location.reload() }"}
+
+
+def not_found(store: Store, reason: str, *more):
     back = html.escape(store.links.page("task_runs"))
     message = pn.pane.HTML(
         f'<div style="padding:32px;border:1px dashed #cbd5e1;border-radius:10px;background:#f8fafc;'
         f'font:15px system-ui,sans-serif"><h2 style="margin-top:0">Run not found</h2>'
         f"<p>{html.escape(reason)}</p><p><a href='{back}'>← Back to Task Runs</a></p></div>",
         sizing_mode="stretch_width")
-    return page_template(store, "Run not found", "", message)
+    return page_template(store, "Run not found", "", pn.Column(message, *more, sizing_mode="stretch_width"))
+
+
+def opened_once_ingested(store: Store, card: RunCard, delivery: live.Delivery) -> Reload:
+    """A page asked for a run not ingested yet (a link from a notification, a server still catching
+    up) opens it as soon as it is: the page reloads when the run arrives."""
+    reload = Reload(width=0, height=0, margin=0)
+
+    def changed(change) -> None:
+        if (card.run_id in change.runs or change.many_runs) and not reload.due:
+            card.refresh()
+            if card.run is not None:
+                reload.due = True
+                delivery.close()
+
+    delivery.deliver_to(changed)
+    return reload
 
 
 @page_args(LogPosition, "run_id")
@@ -46,9 +73,9 @@ def page(store: Store):
     delivery = live.subscribe(store, min_interval=store.push_min_interval)
     card = RunCard(store=store, run_id=run_id)
     if card.run is None:
-        delivery.close()
-        return not_found(store, f"The index has no run {run_id!r}. It may not have been ingested yet, "
-                                "or the id is mistyped.")
+        return not_found(store, f"The index has no run {run_id!r}. It may not have been ingested yet (this "
+                                "page opens it as soon as it is), or the id is mistyped.",
+                         opened_once_ingested(store, card, delivery))
     args, asked = url_args(), LogPosition()
     problems = asked.from_url(args)
     if "stream" not in args:
