@@ -4,6 +4,7 @@ the views (pages, components) read through the Store, never through the writer o
 from __future__ import annotations
 
 import ast
+from collections import Counter
 from pathlib import Path
 
 import networkx as nx
@@ -68,3 +69,9 @@ def test_views_read_through_the_store_not_the_writer_or_the_server():
             if bad:
                 offending[module_name(path)] = sorted(bad)
     assert offending == {}
+
+
+def test_no_two_test_modules_share_a_name():
+    """pytest imports test modules by their base name: two of one name stop the whole suite's collection."""
+    names = Counter(path.name for path in Path(__file__).parent.rglob("test_*.py"))
+    assert [name for name, count in names.items() if count > 1] == []
