@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import panel as pn
 import param
+from bokeh.core.property.descriptors import UnsetValueError
 from panel.reactive import ReactiveHTML
 
 from dashboard.components import live
@@ -53,6 +54,14 @@ class ConnectionIndicator(ReactiveHTML):
         if self._models and all(model.document is None for model, _ in self._models.values()):
             return
         super()._process_events(events)
+
+    def _update_model(self, events, msg, root, model, doc, comm) -> None:
+        # ... or while it is being destroyed, on another thread: the models empty under the update.
+        try:
+            super()._update_model(events, msg, root, model, doc, comm)
+        except UnsetValueError:
+            if model.document is not None:
+                raise
 
 
 def connection_indicator(store: Store, check_seconds: float = 5.0) -> ConnectionIndicator:

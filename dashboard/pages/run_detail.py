@@ -51,14 +51,17 @@ def opened_once_ingested(store: Store, card: RunCard, delivery: live.Delivery) -
     up) opens it as soon as it is: the page reloads when the run arrives."""
     reload = Reload(width=0, height=0, margin=0)
 
-    def changed(change) -> None:
-        if (card.run_id in change.runs or change.many_runs) and not reload.due:
+    def look() -> None:
+        if not reload.due:
             card.refresh()
             if card.run is not None:
                 reload.due = True
                 delivery.close()
 
-    delivery.deliver_to(changed)
+    delivery.deliver_to(lambda change: look() if card.run_id in change.runs or change.many_runs else None)
+    # Once more when the browser has the page: a change sent between its first request and its
+    # connection never reaches it (a run ingested just then would leave it waiting for good).
+    pn.state.onload(look)
     return reload
 
 
