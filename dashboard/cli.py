@@ -151,10 +151,7 @@ def cmd_logs(args) -> int:
     from . import queries
     from .terminal import visible  # a line as the log viewer shows it: colours and other escapes removed
 
-    try:
-        validate_run_id(args.run_id)
-    except SpoolError as exc:
-        raise CommandError(str(exc)) from None
+    _check_run_id(args.run_id)
     index, _ = _open_index(args)
     if queries.run(index, args.run_id) is None:
         raise CommandError(f"no run {args.run_id!r} in the index (see `taskdash runs`)")
@@ -268,10 +265,7 @@ def cmd_why(args) -> int:
     from .blocking import cycle_of
     from .formatting import clock
 
-    try:
-        validate_run_id(args.run_id)
-    except SpoolError as exc:
-        raise CommandError(str(exc)) from None
+    _check_run_id(args.run_id)
     index, _ = _open_index(args)
     try:
         run = queries.run(index, args.run_id)
@@ -305,6 +299,14 @@ def cmd_why(args) -> int:
         print(f"root cause: {escaped(root.task)} ({escaped(root.run_id)}), which blocks {cycle.blocks(root.task):,} "
               "runs of this cycle" + (f"; also held by {escaped(', '.join(others))}" if others else ""))
     return 0
+
+
+def _check_run_id(run_id: str) -> None:
+    """CommandError, in the spool's words, unless `run_id` is a valid run id."""
+    try:
+        validate_run_id(run_id)
+    except SpoolError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _run_filter(args):

@@ -43,6 +43,14 @@ LOG_LINE_PROBE = """log => {
 }"""
 
 
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL a process's whole process group (gone already: nothing to do)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 class DashboardServer:
     """A `taskdash serve` subprocess on a free port; its output is kept for failure reports.
 
@@ -85,10 +93,7 @@ class DashboardServer:
 
     def kill(self) -> None:
         """SIGKILL the server's whole process group: no shutdown of any kind."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_group(self.process)
         self.stop()
 
     def stop(self) -> None:
@@ -248,10 +253,7 @@ class ReceiverProcess:
 
     def kill(self) -> None:
         """SIGKILL the receiver: no shutdown of any kind."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_group(self.process)
         self.stop()
 
     def stop(self) -> None:
