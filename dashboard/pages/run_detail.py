@@ -28,12 +28,14 @@ def requested_run_id() -> str:
 
 
 class Reload(ReactiveHTML):
-    """Reloads the page in the browser once `due`."""
+    """Reloads the page in the browser once `due`, even when it became due before the browser had
+    the page (then it arrives already due, and only its first render sees it)."""
 
     due = param.Boolean(default=False)
 
     _template = '<span id="anchor"></span>'
-    _scripts = {"due": "if (data.due) { window.location.reload() }"}
+    _scripts = {"render": "if (data.due) { window.location.reload() }",
+                "due": "if (data.due) { window.location.reload() }"}
 
 
 def not_found(store: Store, reason: str, *more):
