@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .statuses import STATUSES, UNSUCCESSFUL
+from .statuses import STATUSES, UNDER_WAY, UNSUCCESSFUL
 
 #: `${NAME}` in a webhook header: the value of environment variable NAME, read at start.
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -58,18 +58,21 @@ class Rule:
     command: Command | None = None
     #: also shown as a notification on every open page whose session asked for them
     browser: bool = False
+    #: about running runs once they run late (`dashboard.estimates`), not about status changes
+    late: bool = False
 
     @property
     def actions(self) -> tuple[Webhook | Command, ...]:
         return tuple(action for action in (self.webhook, self.command) if action is not None)
 
-    def matches(self, task: str, group: str | None, status: str) -> bool:
-        """Whether a run of `task` in `group` now in `status` is one this rule is about.
+    def matches(self, task: str, group: str | None, status: str, late: bool = False) -> bool:
+        """Whether a run of `task` in `group` now in `status` (and `late` or not) is one this rule
+        is about.
 
-        Blocked runs are decided by the alerter (they join their root cause's incident). A `late`
-        condition would be tested here, with the alerter asking `estimates.running_estimates`
-        on a timer: a run becomes late with no change published."""
-        return (status in self.statuses
+        Blocked runs are decided by the alerter (they join their root cause's incident). A run
+        becomes late with no change published: the alerter asks `estimates.running_estimates`
+        on a timer, and only a late rule matches what it finds."""
+        return (late == self.late and status in self.statuses
                 and (self.group is None or group == self.group)
                 and (not self.task_text or self.task_text.lower() in task.lower()))
 
@@ -122,7 +125,7 @@ def _rule(raw, where: str, environ) -> Rule:
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise AlertConfigError(f"{where}.name is required: a short text naming the rule")
-    statuses = raw.get("statuses", list(UNSUCCESSFUL))
+    statuses = raw.get("statuses", list(UNDER_WAY if raw.get("late") is True else UNSUCCESSFUL))
     if isinstance(statuses, str):
         statuses = [statuses]
     if not isinstance(statuses, list) or not statuses or not all(isinstance(s, str) for s in statuses):
@@ -134,18 +137,19 @@ def _rule(raw, where: str, environ) -> Rule:
     for key in ("group", "task_text"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise AlertConfigError(f"{where}.{key} must be text, not {raw[key]!r}")
-    for key in ("root_cause_only", "browser"):
+    for key in ("root_cause_only", "browser", "late"):
         if not isinstance(raw.get(key, True), bool):
             raise AlertConfigError(f"{where}.{key} must be true or false, not {raw[key]!r}")
-    if raw.get("late"):
-        raise AlertConfigError(f"{where}.late is not supported yet: alerts on late runs are not built (a run "
-                               "becomes late as time passes, with no change to hear of); leave it out")
+    late = raw.get("late", False)
+    if late and not set(statuses) <= set(UNDER_WAY):  # a finished run is never late
+        raise AlertConfigError(f"{where}.statuses: a late rule is about runs still under way; give only "
+                               f"{' and '.join(UNDER_WAY)}, or leave statuses out")
     webhook = _webhook(raw["webhook"], f"{where}.webhook", environ) if raw.get("webhook") is not None else None
     command = _command(raw["command"], f"{where}.command") if raw.get("command") is not None else None
     if webhook is None and command is None and not raw.get("browser"):
         raise AlertConfigError(f"{where} has no action: give it a webhook, a command or browser: true")
     return Rule(name.strip(), statuses, raw.get("group") or None, raw.get("task_text") or "",
-                raw.get("root_cause_only", True), webhook, command, raw.get("browser", False))
+                raw.get("root_cause_only", True), webhook, command, raw.get("browser", False), late)
 
 
 def _webhook(raw, where: str, environ) -> Webhook:

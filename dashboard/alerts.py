@@ -5,6 +5,9 @@
   alert says how many runs it blocks, and runs blocked later join it silently.
 - Failures with the same **signature** (`dashboard.failures`) within the repeat window are
   counted, not sent; when the window closes a summary says "repeated N times".
+- A **late** rule (`late: true`) is about runs under way that have run longer than 9 in 10 of
+  their task's recent runs (`dashboard.estimates`). A run becomes late with no change to hear
+  of: the alerter looks every LATE_CHECK_SECONDS, and alerts each late run once.
 - What was sent is kept in a small state file beside the index (never in the index: the ingest
   side alone writes it), so a restarted server neither re-sends nor forgets: runs whose latest
   status is older than the alerter's last known point are not alerted again.
@@ -32,8 +35,9 @@ from .alert_rules import AlertSettings, Rule
 from .blocking import cycles_of
 from .changes import Change
 from .emphasis import Emphasis
+from .estimates import running_estimates
 from .failures import signatures_of
-from .formatting import iso_utc, plain, utcnow
+from .formatting import human_duration, iso_utc, plain, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,8 @@ log = logging.getLogger(__name__)
 REMEMBERED = dt.timedelta(days=2)
 #: The latest alerts kept for open pages to show (each page asks for those after the last it saw).
 BROWSER_ALERTS_KEPT = 50
+#: How often running runs are checked for lateness, when a rule asks for late runs.
+LATE_CHECK_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,8 @@ class RunFacts:
     blocks: int = 0
     error_line: str | None = None
     signature: str | None = None
+    late: bool = False  # found running late (its `updated` is then when that was noticed)
+    elapsed: float | None = None  # seconds it has run, when late
 
 
 class Incidents:
@@ -88,14 +96,15 @@ class Incidents:
 
     def decide(self, run: RunFacts, now: dt.datetime) -> list[tuple[Rule, dict]]:
         """The alerts `run`, as it now stands, gives (most often none)."""
-        if run.updated <= self.start_point:
-            return []
-        self.point = max(self.point, run.updated)
+        if not run.late:  # a status change: told once, and never one an earlier alerter saw
+            if run.updated <= self.start_point:
+                return []
+            self.point = max(self.point, run.updated)
         alerts = []
         for rule in self.rules:
             opened = self.incidents[rule.name]
             incident = run.blocked_by or run.run_id
-            if incident in opened or not rule.matches(run.task, run.group, run.status):
+            if incident in opened or not rule.matches(run.task, run.group, run.status, run.late):
                 continue  # told already (a blocked run joins its root's incident silently), or not this rule's
             if run.blocked_by and rule.root_cause_only:
                 continue
@@ -114,6 +123,8 @@ class Incidents:
     def alert(self, rule: Rule, run: RunFacts) -> dict:
         """The JSON an action receives for an incident."""
         what = f"{run.task} {run.status}"
+        if run.late:
+            what += f" late: {human_duration(run.elapsed)} so far, longer than 9 in 10 of its recent runs"
         if run.blocked_by:
             what += f" (blocked: upstream {run.blocked_by_task} failed)"
         text = what + (f": {run.error_line}" if run.error_line else "") + \
@@ -122,6 +133,7 @@ class Incidents:
                 "group": run.group, "status": run.status, "trigger_time": iso_utc(run.trigger_time),
                 "finished": iso_utc(run.finished), "message": run.message, "error_line": run.error_line,
                 "signature": run.signature, "blocks": run.blocks, "root_cause": run.blocked_by is None,
+                "late": run.late, "elapsed_seconds": run.elapsed,
                 "root_cause_run_id": run.blocked_by or run.run_id,
                 "link": self.run_link.format(run_id=run.blocked_by or run.run_id)}
 
@@ -165,7 +177,10 @@ class Alerter:
         self.state_path = Path(state_path)
         self.emphasis = emphasis
         self.incidents = Incidents(settings, _read_state(self.state_path), run_link=run_link)
-        self.statuses = sorted({status for rule in settings.rules for status in rule.statuses})
+        #: the statuses a change of a run matters in (late rules look on a timer instead)
+        self.statuses = sorted({status for rule in settings.rules if not rule.late for status in rule.statuses})
+        self.late_rules = any(rule.late for rule in settings.rules)
+        self._next_late_check = dt.datetime.min
         self.deliveries = Deliveries()
         self._changes: queue.Queue[Change | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="alerter", daemon=True)
@@ -202,6 +217,8 @@ class Alerter:
         while True:
             end = self.incidents.next_window_end()
             timeout = None if end is None else max(0.0, (end - utcnow()).total_seconds()) + 0.01
+            if self.late_rules:
+                timeout = LATE_CHECK_SECONDS if timeout is None else min(timeout, LATE_CHECK_SECONDS)
             try:
                 heard = self._changes.get(timeout=timeout)
             except queue.Empty:
@@ -226,6 +243,10 @@ class Alerter:
         sent = []
         if change.many_runs or change.runs:
             for run in self.changed_runs(change):
+                sent += self.incidents.decide(run, now)
+        if self.late_rules and now >= self._next_late_check:
+            self._next_late_check = now + dt.timedelta(seconds=LATE_CHECK_SECONDS)
+            for run in self.late_runs(now):
                 sent += self.incidents.decide(run, now)
         sent += self.incidents.close_windows(now)
         for rule, alert in sent:
@@ -272,6 +293,20 @@ class Alerter:
         # In the order they changed (so alerts go out in that order), a root before the runs it
         # blocks at the same time.
         return sorted(runs, key=lambda run: (run.updated, run.blocked_by is not None))
+
+    def late_runs(self, now: dt.datetime) -> list[RunFacts]:
+        """The runs under way that run late now, as `dashboard.estimates` judges them."""
+        estimates = running_estimates(self.index, now)
+        late = estimates[estimates["late"].astype(bool)]
+        if late.empty:
+            return []
+        elapsed = dict(zip(late["run_id"], late["elapsed"]))
+        frame = self.index.query("SELECT run_id, task, grp, status, trigger_time, message FROM runs "
+                                 f"WHERE run_id IN ({', '.join('?' * len(elapsed))}) ORDER BY started, run_id",
+                                 list(elapsed))
+        return [RunFacts(row.run_id, row.task, plain(row.grp), row.status, now, _pydatetime(row.trigger_time),
+                         message=plain(row.message), late=True, elapsed=float(elapsed[row.run_id]))
+                for row in frame.itertuples(index=False)]
 
     def _save(self, now: dt.datetime) -> None:
         """Write the state file whole (a new file renamed over the old): a crash leaves one or the other."""

@@ -52,7 +52,9 @@ def test_a_rule_with_a_webhook_and_a_command_is_read_with_its_secret_from_the_en
     ([{"name": "a", "webhook": {"url": "ftp://x"}}], "alerts.rules[0].webhook.url must be an http(s) URL"),
     ([{"name": "a", "command": "rm -rf / ; echo"}], "alerts.rules[0].command must be a list"),
     ([{"name": "a", "command": ["true"], "colour": "red"}], "unknown setting alerts.rules[0].colour"),
-    ([{"name": "a", "command": ["true"], "late": True}], "alerts.rules[0].late is not supported yet"),
+    ([{"name": "a", "command": ["true"], "late": True, "statuses": ["FAILED"]}],
+     "alerts.rules[0].statuses: a late rule is about runs still under way"),
+    ([{"name": "a", "command": ["true"], "late": "yes"}], "alerts.rules[0].late must be true or false"),
     ([{"name": "a", "webhook": {"url": "http://x", "retries": 99}}], "alerts.rules[0].webhook.retries"),
     ([{"name": "a", "webhook": {"url": "http://x", "headers": {"X-Key": "${NOT_SET_ANYWHERE}"}}}],
      "alerts.rules[0].webhook.headers.X-Key names the environment variable $NOT_SET_ANYWHERE"),
@@ -211,3 +213,68 @@ def test_the_alerter_reads_roots_blocked_runs_and_signatures_from_a_real_index(t
     assert (runs["root"].blocked_by, runs["root"].blocks) == (None, 3)
     assert runs["root"].signature == "lost <n> rows at <time>"
     assert (runs["down-0"].blocked_by, runs["down-0"].blocked_by_task) == ("root", "Root")
+
+
+# ---- late runs ----------------------------------------------------------------------------------------------------
+
+def late(run_id: str, seconds: float, task: str = "Report", elapsed: float = 95.0) -> RunFacts:
+    return RunFacts(run_id, task, "etl", "RUNNING", at(seconds), late=True, elapsed=elapsed)
+
+
+def test_a_late_rule_is_about_runs_under_way_unless_it_names_them(tmp_path):
+    [rule, running] = parse_alerts({"rules": [{"name": "late", "late": True, "command": ["true"]},
+                                              {"name": "running late", "late": True, "statuses": ["running"],
+                                               "command": ["true"]}]}, tmp_path, environ={}).rules
+    assert rule.late and rule.statuses == ("STARTED", "RUNNING") and running.statuses == ("RUNNING",)
+
+
+def test_a_late_run_is_alerted_once_by_late_rules_and_never_by_the_others():
+    late_rule, failures = Rule("late", late=True, statuses=("STARTED", "RUNNING"), webhook=HOOK), \
+        Rule("failures", webhook=HOOK)
+    found = incidents(late_rule, failures)
+    [(rule, alert)] = found.decide(late("slow-1", 5), at(5))
+    assert rule is late_rule and alert["late"] and alert["elapsed_seconds"] == 95.0
+    assert alert["text"] == "Report RUNNING late: 1m 35s so far, longer than 9 in 10 of its recent runs"
+    assert found.decide(late("slow-1", 7, elapsed=97), at(7)) == []  # still late: told already
+    assert [rule.name for rule, _ in found.decide(failed("slow-1", 9, task="Report"), at(9))] == ["failures"]
+    running = RunFacts("slow-2", "Report", "etl", "RUNNING", at(10))  # a change, not lateness
+    assert found.decide(running, at(10)) == []
+
+
+def test_a_run_found_late_is_alerted_even_when_its_last_change_is_older_than_the_start():
+    found = incidents(Rule("late", late=True, statuses=("STARTED", "RUNNING"), webhook=HOOK))
+    found.start_point = found.point = at(100)
+    assert len(found.decide(late("slow-1", 50), at(200))) == 1
+    assert found.point == at(100), "lateness, noticed by the clock, does not move the point of changes seen"
+
+
+def test_the_alerter_finds_runs_past_their_task_s_90th_percentile_in_a_real_index(tmp_path):
+    from dashboard.alerts import Alerter
+    from dashboard.index import Index
+    from dashboard.ingest import Ingestor
+    from dashboard.spool import SpoolWriter
+
+    writer = SpoolWriter(tmp_path / "spool")
+    start = dt.datetime(2026, 12, 2, 6, 0)
+    for n in range(8):  # Report takes 60 to 74 s; Rare ran twice, too few for an estimate
+        for task, seconds in (("Report", 60 + 2 * n), ("Rare", 10)):
+            if task == "Rare" and n >= 2:
+                continue
+            began = start + dt.timedelta(minutes=5 * n)
+            writer.status(f"{task}-{n}", task, "RUNNING", ts=began, trigger_time=began)
+            writer.status(f"{task}-{n}", task, "SUCCESS", ts=began + dt.timedelta(seconds=seconds), trigger_time=began)
+    began = start + dt.timedelta(hours=1)
+    for task in ("Report", "Rare"):
+        writer.status(f"{task}-now", task, "RUNNING", ts=began, trigger_time=began)
+    writer.status("Report-early", "Report", "RUNNING", ts=began + dt.timedelta(seconds=30), trigger_time=began)
+    index = Index(tmp_path / "index.duckdb")
+    try:
+        Ingestor(index, tmp_path / "spool").catch_up()
+        alerter = Alerter(index, None, AlertSettings((Rule("late", statuses=("RUNNING",), late=True, webhook=HOOK),)),
+                          tmp_path / "state.json")
+        now = began + dt.timedelta(seconds=80)
+        found = alerter.late_runs(now)
+    finally:
+        index.close()
+    assert [(run.run_id, run.elapsed, run.updated) for run in found] == [("Report-now", 80.0, now)]
+    assert alerter.statuses == [], "a late rule does not ask for status changes"

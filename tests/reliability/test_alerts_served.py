@@ -26,7 +26,8 @@ COMMAND = ("import json, os, pathlib, sys; alert = json.load(sys.stdin); "
 
 
 def settings(folder: Path, receiver: AlertReceiver, commands: Path | None = None) -> Path:
-    """A settings file whose one rule sends every failure to `receiver` (and to the command)."""
+    """A settings file whose rules send every failure (also to the command) and every late run to
+    `receiver`."""
     command = f"      command: {json.dumps([sys.executable, '-c', COMMAND, str(commands)])}\n      browser: true\n" \
         if commands else ""
     path = folder / "alerts.yaml"
@@ -42,6 +43,9 @@ def settings(folder: Path, receiver: AlertReceiver, commands: Path | None = None
                 timeout_seconds: 5
                 retries: 2
                 backoff_seconds: 0.2
+            - name: late
+              late: true
+              webhook: {receiver.url}
         """) + command, encoding="utf-8")
     return path
 
@@ -134,6 +138,29 @@ def test_five_failures_with_one_signature_give_one_alert_and_then_a_count(served
     assert [body["run_id"] for body in receiver.bodies(kind="alert") if body["task"] == "Flaky_Fetch"] == ["flaky-0"]
     assert summary["repeated"] == 4 and "repeated 4 times" in summary["text"]
     assert summary["run_ids"] == ["flaky-1", "flaky-2", "flaky-3", "flaky-4"]
+
+
+def test_a_run_running_late_gives_one_alert_within_seconds_of_becoming_late(served):
+    server, receiver, writer, _ = served
+    writer.define_task("Nightly_Report", group="reports")
+    long_ago = now() - dt.timedelta(days=1)
+    for n in range(6):  # 1 to 2 s each, in the past: lateness comes after about 2 s
+        began = long_ago + dt.timedelta(minutes=n)
+        writer.status(f"report-{n}", "Nightly_Report", "RUNNING", agent="agent-1", ts=began, trigger_time=began)
+        writer.status(f"report-{n}", "Nightly_Report", "SUCCESS", agent="agent-1", exit_code=0, trigger_time=began,
+                      ts=began + dt.timedelta(seconds=1 + n / 5))
+    began = now()
+    writer.status("report-now", "Nightly_Report", "RUNNING", agent="agent-1", ts=began, trigger_time=began)
+    late_at = began + dt.timedelta(seconds=1.9)  # the 90th percentile of 1, 1.2, ..., 2 s
+    alert = wait_until(lambda: receiver.bodies(run_id="report-now"), timeout=30, message="the late run's alert")[0]
+    arrived = now()
+    print(f"late from {late_at:%H:%M:%S.%f}, alert at {arrived:%H:%M:%S.%f}: "
+          f"{(arrived - late_at).total_seconds():.1f} s after")
+    assert alert["rule"] == "late" and alert["late"] and alert["status"] == "RUNNING"
+    assert alert["text"].startswith("Nightly_Report RUNNING late: ") and alert["link"] == "/task-runs/report-now"
+    assert 0 <= (arrived - late_at).total_seconds() < 5
+    barrier(writer, receiver, "late")
+    assert len(receiver.bodies(run_id="report-now")) == 1, "still late at every later check: told once"
 
 
 def test_the_command_receives_the_alert_as_json_on_stdin(served):
