@@ -77,6 +77,14 @@ class IngestHealth:
     last_step: float | None = None
     failure: str | None = None
     errors_recorded: int = 0
+    #: When (epoch seconds) the index last held all the spool had, and how many seconds reading
+    #: it took then (close to 0 when nothing was new): what a page says it is current as of.
+    current_at: float | None = None
+    behind: float | None = None
+
+    def current(self, seen: float) -> None:
+        """The index now holds everything the spool had at `seen`."""
+        self.current_at, self.behind = seen, max(0.0, time.time() - seen)
 
 
 class Ingestor:
@@ -542,6 +550,8 @@ class Ingestor:
             for changes in watchfiles.watch(
                     spool, stop_event=self._stop, debounce=self.debounce_ms, step=10,
                     rust_timeout=WAKE_MS, yield_on_timeout=True):
+                # What was written up to a debounce before this yield is in `changes` (or was read).
+                seen = time.time() - self.debounce_ms / 1000
                 if time.monotonic() - last_check >= self.check_seconds:
                     self._check_index()
                     last_check = time.monotonic()
@@ -560,12 +570,16 @@ class Ingestor:
                 # Quiet files end their last line, even while other files keep changing.
                 if self._pending_tails and (due := self.due_tails()) and not self._step(due):
                     retry_in = retry_in or RETRY_SECONDS
+                if retry_in is None and not self._backlog and self.caught_up.is_set():  # all read
+                    self.health.current(seen)
         except Exception as exc:  # e.g. out of inotify watches: fall back to rescans alone
             if self._stop.is_set():
                 return
             log.warning("watching %s failed (%s); rescanning every %.0f s instead", spool, exc, 2.0)
             while not self._stop.wait(2.0):
-                self._step(None)
+                seen = time.time()
+                if self._step(None):
+                    self.health.current(seen)
 
     @staticmethod
     def _new_run_folders(spool: Path, changes: set[tuple[watchfiles.Change, str]]) -> set[str]:

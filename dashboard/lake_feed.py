@@ -73,8 +73,10 @@ class LakeFeed:
     def _follow(self) -> None:
         while True:
             try:
+                seen = time.time()
                 self.poll()
                 self.health.last_step, self.health.failure = time.time(), None
+                self.health.current(seen)
             except Exception as exc:  # the catalog unreachable, say: pages keep what they show
                 if self.health.failure is None:
                     log.warning("reading the lake failed: %s", exc)

@@ -40,6 +40,8 @@ class Health(Protocol):
 
     failure: str | None
     errors_recorded: int
+    current_at: float | None
+    behind: float | None
 
 
 def log_file_chunks(spool: str | Path, run_id: str, stream: str) -> Iterator[bytes]:
@@ -96,6 +98,8 @@ class Links:
 class _NoHealth:
     failure: str | None = None
     errors_recorded: int = 0
+    current_at: float | None = None
+    behind: float | None = None
 
 
 @dataclass(eq=False)  # hashed by identity: queries.shared_per_version keys its answers on the store

@@ -1,11 +1,13 @@
-"""The connection indicator: Live, Connecting, Error or Disconnected.
+"""The connection indicator: Live, Connecting, Error or Disconnected, and how current the page is.
 
 The browser side listens to Bokeh's own connection events (the websocket Panel reconnects
 when `reconnect=True`), so the indicator tells the truth even when the server cannot talk.
 When a restarted server cannot take the old session back, the page reloads itself from
 its URL once the server answers again.
 The server side says whether the ingestor is healthy: Error when an ingest step failed or
-new ingest errors were recorded since the page opened.
+new ingest errors were recorded since the page opened; and when the index last held all the
+spool had ("as of 12:00:03 · 0.1 s behind"), which stays as it was while the link is down.
+While it is down, running durations stop counting (duration.js) and the page is dimmed.
 It is also the page's receipt for live updates: the browser says when it has drawn each one,
 and the hub sends the next only then (see `dashboard.components.live.Pace`).
 """
@@ -30,10 +32,13 @@ class ConnectionIndicator(ReactiveHTML):
     new_errors = param.Integer(default=0, doc="Ingest errors recorded since the page opened.")
     delivered = param.Integer(default=0, doc="Live updates the server sent this page.")
     drawn = param.Integer(default=0, doc="From the browser: the live updates it has drawn.")
+    current_at = param.Number(default=None, allow_None=True,
+                              doc="When (epoch seconds) the index last held all the spool had.")
+    behind = param.Number(default=None, allow_None=True, doc="How long reading the spool took then (seconds).")
 
     _template = """
 <span id="pill" class="td-conn td-conn-live" role="status" aria-live="polite" title="Connected to the server">
-  <span class="td-dot"></span><span id="label">Live</span>
+  <span class="td-dot"></span><span id="label" class="td-label">Live</span><span id="asof" class="td-asof" aria-hidden="true"></span>
 </span>"""
 
     _stylesheets = [resource("connection.css")]
@@ -45,6 +50,7 @@ class ConnectionIndicator(ReactiveHTML):
         "render": resource("connection.js"),
         "ingest_failure": "state.show()",
         "new_errors": "state.show()",
+        "current_at": "state.show()",
         "delivered": "state.answer()",
     }
 
@@ -76,7 +82,8 @@ def connection_indicator(store: Store, check_seconds: float = 5.0) -> Connection
     def update(_change=None) -> None:
         health = store.health
         indicator.param.update(ingest_failure=health.failure or "",
-                               new_errors=max(0, health.errors_recorded - baseline))
+                               new_errors=max(0, health.errors_recorded - baseline),
+                               current_at=health.current_at, behind=health.behind)
 
     live.subscribe(store, update)  # then look: a failure published in between is not missed
     update()

@@ -289,9 +289,9 @@ def test_a_log_truncated_or_replaced_while_tailed_is_an_ingest_error_and_its_new
         expected = old + "after truncation 1\n"
         wait_until(lambda: indexed_lines(server, "r-rot") == expected.count("\n"), timeout=60,
                    message="the new line indexed")
-        expect(indicator).to_have_text("Error · 1", timeout=30_000)
+        expect(indicator.locator(".td-label")).to_have_text("Error · 1", timeout=30_000)
         print(f"\ntruncated to 0 and written on: the index reads it again from its start; the page says "
-              f"{indicator.inner_text()!r} ({indicator.get_attribute('title')})")
+              f"{indicator.locator('.td-label').inner_text()!r} ({indicator.get_attribute('title')})")
 
         # rename-style rotation: a new, longer file takes the log's name
         replacement = tmp_path / "replacement.log"
@@ -300,9 +300,9 @@ def test_a_log_truncated_or_replaced_while_tailed_is_an_ingest_error_and_its_new
         os.replace(replacement, log)
         wait_until(lambda: indexed_lines(server, "r-rot") == expected.count("\n"), timeout=60,
                    message="the whole replacement indexed, from its first line")
-        expect(indicator).to_have_text("Error · 2", timeout=30_000)
+        expect(indicator.locator(".td-label")).to_have_text("Error · 2", timeout=30_000)
         print(f"replaced by a longer file: all of it indexed after the old lines; "
-              f"the page says {indicator.inner_text()!r}")
+              f"the page says {indicator.locator('.td-label').inner_text()!r}")
     except BaseException:
         server.stop()
         raise

@@ -61,5 +61,5 @@ def test_new_ingest_errors_turn_the_indicator_to_error_with_their_count(tmp_path
         with open(tmp_path / "spool" / "events" / "broken.jsonl", "a", encoding="utf-8") as events:
             events.write("this is not json\n{\"kind\": \"status\"}\n")
         expect(indicator).to_have_attribute("data-state", "Error", timeout=30_000)
-        expect(indicator).to_have_text("Error · 2")
+        expect(indicator.locator(".td-label")).to_have_text("Error · 2")
         expect(indicator).to_have_attribute("title", re.compile("2 new ingest error"))

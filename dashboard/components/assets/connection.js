@@ -18,6 +18,16 @@ state.show = () => {
     main.style.opacity = state.link === "live" ? "" : "0.45"
     main.dataset.stale = state.link === "live" ? "" : "stale"
   }
+  // How current the page is: when the index last held all the spool had, as its last update said.
+  if (data.current_at != null) {
+    const at = new Date(data.current_at * 1000).toISOString().slice(11, 19)
+    const behind = data.behind == null ? "" : ` · ${data.behind.toFixed(1)} s behind`
+    asof.textContent = "as of " + at + behind
+    title += `. The index held all the spool had at ${at} UTC` +
+      (data.behind == null ? "" : `; reading it took ${data.behind.toFixed(1)} s`) +
+      (state.link === "live" ? "" : " (the last this page heard)")
+  }
+  window.__taskdashLink = state.link  // running durations count only while live (duration.js)
   pill.className = "td-conn td-conn-" + look
   pill.dataset.state = text.split(" ")[0].replace("…", "")
   pill.title = title

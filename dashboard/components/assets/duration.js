@@ -11,6 +11,8 @@
   const ticking = window.__taskdashTicking || (window.__taskdashTicking = new Set())
   if (!window.__taskdashTicker) {
     window.__taskdashTicker = setInterval(() => {
+      // While the link to the server is down what it measured may be over: stop counting.
+      if (window.__taskdashLink && window.__taskdashLink !== "live") { return }
       for (const item of ticking) {
         if (!item.el.isConnected) { ticking.delete(item); continue }
         item.el.textContent = human(item.seconds + (Date.now() - item.since) / 1000)
