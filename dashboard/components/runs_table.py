@@ -31,6 +31,7 @@ TITLES = {"task": "Task name", "grp": "Group", "trigger": "Trigger Time", "lifec
           "status": "Status", "agent": "Agent", "started": "Started", "finished": "Finished",
           "duration": "Duration", "logs": "Logs"}
 HIDDEN = ["run_id", "adhoc", "running", "blocked", "blocks", "late", "expected"]
+MIN_NAME_WIDTH = 140
 
 # A long name is cut in its middle: dbt's `model.project.int_orders` differ at their end.
 # The end (after the last `.` or `/`, else the last 12 characters) keeps its place while the
@@ -157,7 +158,12 @@ def runs_table(detail_prefix: str, sort_field: str, descending: bool) -> QuerySo
         text_align={"logs": "center", "duration": "right"},
         # Tabulator keeps the query's order (a sort that finds every pair equal); the header
         # click still reaches the server as `sorters`, which asks DuckDB for that order.
-        configuration={"columnDefaults": {"sorter": JSCode("() => 0")}},
+        # The task name takes what the fixed columns leave, but never less than MIN_NAME_WIDTH:
+        # at 800 px it was left 40 px ("S..m."); then the grid scrolls sideways instead. (Given
+        # columns, Tabulator shows those, in this order, with what Panel makes of each.)
+        configuration={"columnDefaults": {"sorter": JSCode("() => 0")},
+                       "columns": [{"field": "task", "minWidth": MIN_NAME_WIDTH},
+                                   *({"field": field} for field in TITLES if field != "task")]},
         stylesheets=[_GRID_STYLE],
         theme="simple",
     )
