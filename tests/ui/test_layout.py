@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 from serving import served_in_process
 
 from dashboard import queries
+from dashboard.components.runs_table import MIN_NAME_WIDTH
 from dashboard.spool import SpoolWriter
 from dashboard.statuses import LIFECYCLE, STATUSES
 
@@ -66,6 +67,17 @@ def test_the_runs_grid_fits_the_window(served, page: Page, width, height):
     assert size >= 11
     assert contrast(grey) >= 3, f"an unreached step {grey} is too pale to read"
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_a_narrow_window_keeps_task_names_readable_and_scrolls_the_grid_not_the_page(served, page: Page):
+    page.set_viewport_size({"width": 800, "height": 800})
+    page.goto(f"{served}/task-runs")
+    expect(page.locator(".tabulator-row")).to_have_count(len(STATUSES) + 1, timeout=30_000)
+    name = page.locator(".tabulator-cell[tabulator-field=task]").first
+    assert name.bounding_box()["width"] >= MIN_NAME_WIDTH - 1
+    expect(name).to_contain_text("Extract_Customer_Records")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the page scrolls sideways"
+    assert cut(page, ".tabulator-col-title") == [], "headers cut"
 
 
 @pytest.mark.parametrize("width,height", SIZES)
