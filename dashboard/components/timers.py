@@ -20,4 +20,13 @@ def every(seconds: float, callback: Callable[[], None]) -> PeriodicCallback:
     async def on_the_loop() -> None:
         callback()
 
-    return pn.state.add_periodic_callback(on_the_loop, period=int(seconds * 1000))
+    periodic = pn.state.add_periodic_callback(on_the_loop, period=int(seconds * 1000))
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        # Bokeh holds a stopped periodic callback until its current period ends: let go of the
+        # view when the session ends, or a closed session's page stays in memory that long.
+        pn.state.on_session_destroyed(lambda _context: periodic.param.update(callback=_nothing))
+    return periodic
+
+
+async def _nothing() -> None:
+    pass

@@ -34,7 +34,8 @@ _NOTICE_CSS = resource("notices.css")
 
 
 def navigation(store: Store, current: str) -> pn.pane.HTML:
-    links = [("Task Runs", store.links.page("task_runs")), ("Tasks & Groups", store.links.page("tasks"))]
+    links = [("Task Runs", store.links.page("task_runs")), ("Timeline", store.links.page("timeline")),
+             ("Tasks & Groups", store.links.page("tasks"))]
     items = " ".join(
         f'<a href="{html.escape(url)}" style="color:white;margin-right:1.2em;'
         f'{"font-weight:bold;text-decoration:underline" if name == current else "text-decoration:none"}">'

@@ -1,0 +1,171 @@
+"""The timeline: the runs of a time range as bars over time, one row per task (or agent), live.
+
+Each run is a bar from its start to its finish (to now while it runs) in its status's colour,
+after a thin pale bar for the time it waited between its trigger and its start. Bars are one
+HoloViews element fed through a Pipe: a change sends new rows to the same Bokeh glyphs, so the
+user's zoom and pan stay. A click on a bar opens its run; hovering tells its times.
+"""
+
+from __future__ import annotations
+
+import html
+
+import holoviews as hv
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models import DataRange1d, OpenURL, TapTool
+
+from dashboard import queries
+from dashboard.changes import Change
+from dashboard.components.view_state import UrlState
+from dashboard.formatting import clock, human_duration, utcnow
+from dashboard.statuses import COLORS, STATUSES
+from dashboard.store import Store
+
+#: At most this many runs are drawn: the newest of the range.
+MAX_RUNS = 5_000
+ROW_PX = 22
+MIN_HEIGHT = 180
+_COLUMNS = ["x0", "y0", "x1", "y1", "run_id", "task", "agent", "status", "color", "trigger", "start", "end",
+            "took"]
+
+
+class TimelineQuery(UrlState):
+    """Which runs the timeline draws and how: its view state, all of it in the page's URL."""
+
+    url_params = ("since", "group", "by", "status")
+
+    since = param.Selector(default="6h", objects=list(queries.TIME_RANGES), doc="Runs triggered this recently.")
+    group = param.String(default="", doc="Only this group; empty for all.")
+    by = param.Selector(default="task", objects=["task", "agent"], doc="One row of bars per task, or per agent.")
+    status = param.Selector(default="", objects={"All statuses": "", **{s: s for s in STATUSES}},
+                            doc="Only runs in this status; empty for all.")
+
+    def run_filter(self) -> queries.RunFilter:
+        return queries.RunFilter(statuses=(self.status,) if self.status else (),
+                                 since=queries.parse_duration(self.since), group=self.group or None)
+
+
+def timeline_rows(runs: pd.DataFrame, by: str, now) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """The bars of `runs` (a runs_page frame): the waits (trigger to start), the runs (start to
+    finish, or now), and the row labels from top to bottom."""
+    runs = runs.copy()
+    runs["row"] = runs[by].fillna("(no agent)" if by == "agent" else "")
+    labels = sorted(runs["row"].unique(), key=str.lower)
+    place = {label: len(labels) - 1 - n for n, label in enumerate(labels)}  # the first on top
+    y = runs["row"].map(place).astype(float)
+    end = runs["finished"].fillna(pd.Timestamp(now))
+    start = runs["started"]
+    running = runs["started"].notna()
+    took = [human_duration(seconds) if pd.notna(seconds) else "" for seconds in runs.get("duration", [])]
+    common = {"run_id": runs["run_id"], "task": runs["task"], "agent": runs["agent"].fillna(""),
+              "status": runs["status"], "color": runs["status"].map(COLORS).fillna("#9ca3af"),
+              "trigger": runs["trigger_time"].map(clock), "start": start.map(lambda t: clock(t)),
+              "end": runs["finished"].map(lambda t: clock(t, missing="running")), "took": took}
+    bars = pd.DataFrame({"x0": start, "y0": y, "x1": end, "y1": y, **common})[running.to_numpy()]
+    # A run waits from its trigger to its start; one that never started, to its end or until now.
+    waited = start.fillna(runs["finished"]).fillna(pd.Timestamp(now))
+    waits = pd.DataFrame({"x0": runs["trigger_time"], "y0": y, "x1": waited, "y1": y, **common})
+    return waits.reset_index(drop=True), bars.reset_index(drop=True), labels
+
+
+class RunTimeline(TimelineQuery, pn.viewable.Viewer):
+    """The runs of a range over time (the body of /timeline, and a notebook's view), live. Its
+    view state is its own parameters (TimelineQuery's)."""
+
+    store = param.ClassSelector(class_=Store, doc="What the runs are read from.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._waits = hv.streams.Pipe(data=pd.DataFrame(columns=_COLUMNS))
+        self._bars = hv.streams.Pipe(data=pd.DataFrame(columns=_COLUMNS))
+        self._labels: list[str] = []
+        self.summary = pn.pane.HTML("", margin=(0, 10))
+        self.plot = pn.pane.HoloViews(self._element(), sizing_mode="stretch_width", linked_axes=False)
+        self.since_buttons = pn.widgets.RadioButtonGroup.from_param(
+            self.param.since, name="Time range", color="light", variant="outline", margin=(5, 10))
+        self.by_buttons = pn.widgets.RadioButtonGroup.from_param(
+            self.param.by, name="One row per", color="light", variant="outline", margin=(5, 10))
+        self.group_select = pn.widgets.Select(name="Group", options=self._group_options(), value=self.group,
+                                              width=170)
+        self.group_select.param.watch(lambda e: self.param.update(group=e.new), "value")
+        self.status_select = pn.widgets.Select.from_param(self.param.status, name="Status", width=150)
+        self.reset = pn.widgets.Button(label="Reset zoom", color="primary", variant="outline", margin=(5, 10),
+                                       description="Scroll over the bars to zoom in time, drag to move")
+        self.reset.on_click(lambda _: setattr(self.plot, "object", self._element()))
+        self.param.watch(lambda *_: self.refresh(), ["since", "group", "by", "status"])
+        self.refresh()
+
+    def __panel__(self) -> pn.Column:
+        def labelled(text, widget):
+            return pn.Column(pn.pane.HTML(text, margin=(5, 10, 0, 10)), widget, margin=0)
+        return pn.Column(
+            pn.Row(labelled("Time range", self.since_buttons), labelled("One row per", self.by_buttons),
+                   self.group_select, self.status_select, self.reset, align="end", sizing_mode="stretch_width"),
+            self.summary, self.plot, sizing_mode="stretch_width")
+
+    # ---- drawing ------------------------------------------------------------------------
+
+    def _element(self) -> hv.DynamicMap:
+        tooltips = [("Run", "@run_id"), ("Task", "@task"), ("Status", "@status"), ("Agent", "@agent"),
+                    ("Triggered", "@trigger"), ("Started", "@start"), ("Finished", "@end"), ("Took", "@took")]
+        link = self.store.links.page("run_detail", "RUN").replace("RUN", "@run_id")
+
+        def open_run_on_click(plot, _element) -> None:
+            renderer = plot.handles["glyph_renderer"]
+            plot.state.add_tools(TapTool(renderers=[renderer], callback=OpenURL(url=link, same_tab=True)))
+
+        def waits(data):
+            return hv.Segments(data, kdims=["x0", "y0", "x1", "y1"], vdims=_COLUMNS[4:]).opts(
+                color="color", alpha=0.35, line_width=4, tools=["hover"], hover_tooltips=tooltips)
+
+        def bars(data):
+            return hv.Segments(data, kdims=["x0", "y0", "x1", "y1"], vdims=_COLUMNS[4:]).opts(
+                color="color", line_width=12, tools=["hover"], hover_tooltips=tooltips,
+                hooks=[open_run_on_click])
+
+        overlay = hv.DynamicMap(waits, streams=[self._waits]) * hv.DynamicMap(bars, streams=[self._bars])
+        return overlay.opts(hv.opts.Overlay(
+            responsive=True, height=MIN_HEIGHT, xlabel="", ylabel="", show_grid=True, framewise=False,
+            active_tools=["xwheel_zoom", "xpan"], toolbar=None, default_tools=["xpan", "xwheel_zoom"],
+            hooks=[self._label_rows]))
+
+    def _label_rows(self, plot, _element) -> None:
+        # Ranges that follow the data (new runs, another row count) until the user zooms or
+        # pans, and again after a reset: Bokeh's DataRange1d does that (HoloViews sets fixed ones).
+        if not isinstance(plot.state.x_range, DataRange1d):
+            plot.state.x_range = DataRange1d(range_padding=0.02)
+            plot.state.y_range = DataRange1d(range_padding=0.6, range_padding_units="absolute")
+        plot.state.yaxis.ticker = list(range(len(self._labels)))
+        plot.state.yaxis.major_label_overrides = {len(self._labels) - 1 - n: label
+                                                  for n, label in enumerate(self._labels)}
+        plot.state.xaxis.formatter.context = None
+        plot.state.height = max(MIN_HEIGHT, ROW_PX * len(self._labels) + 80)
+
+    # ---- data -----------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """The one query: the newest MAX_RUNS runs of the range, drawn anew."""
+        now = utcnow()
+        runs = queries.runs_page(self.store, self.run_filter(), limit=MAX_RUNS + 1, now=now)
+        more = len(runs) > MAX_RUNS
+        runs = runs.iloc[:MAX_RUNS]
+        waits, bars, self._labels = timeline_rows(runs, self.by, now)
+        self._waits.send(waits)
+        self._bars.send(bars)
+        shown = f"{len(runs):,} run{'s' * (len(runs) != 1)}"
+        self.summary.object = (f"{'The newest ' if more else ''}{shown} triggered in the last "
+                               f"{html.escape(self.since)}, one row per {self.by} · times in UTC · "
+                               "scroll to zoom, drag to move, click a bar to open its run" if len(runs) else
+                               f"No runs triggered in the last {html.escape(self.since)} match.")
+        self.group_select.options = self._group_options()
+
+    def changed(self, change: Change) -> None:
+        """Hub delivery: draw again when a changed run could be in view."""
+        run_filter, now = self.run_filter(), utcnow()
+        if change.many_runs or change.tasks or any(run_filter.may_admit(run, now) for run in change.runs.values()):
+            self.refresh()
+
+    def _group_options(self) -> dict[str, str]:
+        return {"All groups": "", **{group: group for group in queries.groups(self.store)}}
