@@ -28,7 +28,7 @@ MAX_RUNS = 5_000
 ROW_PX = 22
 MIN_HEIGHT = 180
 _COLUMNS = ["x0", "y0", "x1", "y1", "run_id", "task", "agent", "status", "color", "trigger", "start", "end",
-            "took"]
+            "took", "part"]
 
 
 class TimelineQuery(UrlState):
@@ -57,16 +57,16 @@ def timeline_rows(runs: pd.DataFrame, by: str, now) -> tuple[pd.DataFrame, pd.Da
     y = runs["row"].map(place).astype(float)
     end = runs["finished"].fillna(pd.Timestamp(now))
     start = runs["started"]
-    running = runs["started"].notna()
+    started = runs["started"].notna()
     took = [human_duration(seconds) if pd.notna(seconds) else "" for seconds in runs.get("duration", [])]
     common = {"run_id": runs["run_id"], "task": runs["task"], "agent": runs["agent"].fillna(""),
               "status": runs["status"], "color": runs["status"].map(COLORS).fillna("#9ca3af"),
               "trigger": runs["trigger_time"].map(clock), "start": start.map(lambda t: clock(t)),
               "end": runs["finished"].map(lambda t: clock(t, missing="running")), "took": took}
-    bars = pd.DataFrame({"x0": start, "y0": y, "x1": end, "y1": y, **common})[running.to_numpy()]
+    bars = pd.DataFrame({"x0": start, "y0": y, "x1": end, "y1": y, **common, "part": "run"})[started.to_numpy()]
     # A run waits from its trigger to its start; one that never started, to its end or until now.
     waited = start.fillna(runs["finished"]).fillna(pd.Timestamp(now))
-    waits = pd.DataFrame({"x0": runs["trigger_time"], "y0": y, "x1": waited, "y1": y, **common})
+    waits = pd.DataFrame({"x0": runs["trigger_time"], "y0": y, "x1": waited, "y1": y, **common, "part": "wait"})
     return waits.reset_index(drop=True), bars.reset_index(drop=True), labels
 
 
@@ -84,13 +84,13 @@ class RunTimeline(TimelineQuery, pn.viewable.Viewer):
         self.summary = pn.pane.HTML("", margin=(0, 10))
         self.plot = pn.pane.HoloViews(self._element(), sizing_mode="stretch_width", linked_axes=False)
         self.since_buttons = pn.widgets.RadioButtonGroup.from_param(
-            self.param.since, name="Time range", color="light", variant="outline", margin=(5, 10))
+            self.param.since, label="Time range", color="light", variant="outline", margin=(5, 10))
         self.by_buttons = pn.widgets.RadioButtonGroup.from_param(
-            self.param.by, name="One row per", color="light", variant="outline", margin=(5, 10))
-        self.group_select = pn.widgets.Select(name="Group", options=self._group_options(), value=self.group,
+            self.param.by, label="One row per", color="light", variant="outline", margin=(5, 10))
+        self.group_select = pn.widgets.Select(label="Group", options=self._group_options(), value=self.group,
                                               width=170)
         self.group_select.param.watch(lambda e: self.param.update(group=e.new), "value")
-        self.status_select = pn.widgets.Select.from_param(self.param.status, name="Status", width=150)
+        self.status_select = pn.widgets.Select.from_param(self.param.status, label="Status", width=150)
         self.reset = pn.widgets.Button(label="Reset zoom", color="primary", variant="outline", margin=(5, 10),
                                        description="Scroll over the bars to zoom in time, drag to move")
         self.reset.on_click(lambda _: setattr(self.plot, "object", self._element()))

@@ -44,10 +44,10 @@ EVIL_ORIGIN = "http://evil.example:1234"
 DOWNLOAD = f"/task-runs/{RUN_ID}/logs/stdout.log"
 #: Every route a visitor can GET: the home redirect, the pages (with a query), the log downloads, a page's metadata.
 ROUTES = ["/", "/task-runs", f"/task-runs/{RUN_ID}", f"/task-runs/{RUN_ID}?stream=stdout&line=1", "/tasks",
-          DOWNLOAD, f"/task-runs/{RUN_ID}/logs/stderr.log", "/task-runs/metadata"]
+          "/timeline?by=agent", DOWNLOAD, f"/task-runs/{RUN_ID}/logs/stderr.log", "/task-runs/metadata"]
 #: Each page and the websocket its browser session talks over.
 PAGE_WEBSOCKETS = [("/task-runs", "/task-runs/ws"), (f"/task-runs/{RUN_ID}", f"/task-runs/{RUN_ID}/ws"),
-                   ("/tasks", "/tasks/ws")]
+                   ("/tasks", "/tasks/ws"), ("/timeline", "/timeline/ws")]
 #: The environment variables Panel reads access secrets from (tests that must not see the developer's own).
 SECRET_VARIABLES = ("PANEL_COOKIE_SECRET", "BOKEH_COOKIE_SECRET", "PANEL_OAUTH_KEY", "PANEL_OAUTH_SECRET",
                     "PANEL_OAUTH_REDIRECT_URI", "PANEL_OAUTH_EXTRA_PARAMS")
