@@ -93,7 +93,7 @@ def figures(folder: Path, sizes: Sizes) -> list[Row]:
 
     def server_side():
         now = utcnow()
-        return timeline_rows(queries.runs_page(index, query.run_filter(), limit=MAX_RUNS + 1, now=now), "task", now)
+        return timeline_rows(queries.timeline_runs(index, query.run_filter(), limit=MAX_RUNS + 1, now=now), "task", now)
 
     server_times, (_, bars, _) = timed(server_side, sizes.repeat)
     index.close()

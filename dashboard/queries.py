@@ -193,6 +193,16 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
     return with_estimates(index, runs, now)
 
 
+def timeline_runs(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 5_000,
+                  now: dt.datetime | None = None) -> pd.DataFrame:
+    """The newest `limit` runs matching the filter, with only what a timeline draws (no blocking
+    or estimates, which a page of the grid adds): run_id, task, agent, status and times."""
+    where, params = run_filter.where(now)
+    order = ", ".join(f"{column} DESC NULLS LAST" for column in LATEST_RUN_ORDER)
+    return index.query(f"SELECT r.run_id, r.task, r.agent, r.status, r.trigger_time, r.started, r.finished "
+                       f"{_RUNS_FROM} {where} ORDER BY {order} LIMIT ?", params + [int(limit)])
+
+
 def with_estimates(index: Index, runs: pd.DataFrame, now: dt.datetime | None = None) -> pd.DataFrame:
     """`runs` with, for those running, the expected finish and its range and whether they are late
     (dashboard.estimates); NaT and False for the others."""

@@ -19,7 +19,7 @@ from bokeh.models import DataRange1d, OpenURL, TapTool
 from dashboard import queries
 from dashboard.changes import Change
 from dashboard.components.view_state import UrlState
-from dashboard.formatting import clock, human_duration, utcnow
+from dashboard.formatting import utcnow
 from dashboard.statuses import COLORS, STATUSES
 from dashboard.store import Store
 
@@ -27,8 +27,12 @@ from dashboard.store import Store
 MAX_RUNS = 5_000
 ROW_PX = 22
 MIN_HEIGHT = 180
-_COLUMNS = ["x0", "y0", "x1", "y1", "run_id", "task", "agent", "status", "color", "trigger", "start", "end",
-            "took", "part"]
+#: Each bar's data beside its ends: what the hover tells (times are formatted in the browser).
+_VDIMS = ["run_id", "task", "agent", "status", "color", "trigger", "seconds", "part"]
+_TOOLTIPS = [("Run", "@run_id"), ("Task", "@task"), ("Status", "@status"), ("Agent", "@agent"),
+             ("Triggered", "@trigger{%Y-%m-%d %H:%M:%S}"), ("From", "@x0{%H:%M:%S}"), ("To", "@x1{%H:%M:%S}"),
+             ("Seconds", "@seconds{0,0.0}")]
+_FORMATTERS = {"@trigger": "datetime", "@x0": "datetime", "@x1": "datetime"}
 
 
 class TimelineQuery(UrlState):
@@ -48,25 +52,24 @@ class TimelineQuery(UrlState):
 
 
 def timeline_rows(runs: pd.DataFrame, by: str, now) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """The bars of `runs` (a runs_page frame): the waits (trigger to start), the runs (start to
+    """The bars of `runs` (queries.timeline_runs): the waits (trigger to start), the runs (start to
     finish, or now), and the row labels from top to bottom."""
-    runs = runs.copy()
-    runs["row"] = runs[by].fillna("(no agent)" if by == "agent" else "")
-    labels = sorted(runs["row"].unique(), key=str.lower)
-    place = {label: len(labels) - 1 - n for n, label in enumerate(labels)}  # the first on top
-    y = runs["row"].map(place).astype(float)
-    end = runs["finished"].fillna(pd.Timestamp(now))
-    start = runs["started"]
-    started = runs["started"].notna()
-    took = [human_duration(seconds) if pd.notna(seconds) else "" for seconds in runs.get("duration", [])]
+    rows = runs[by].fillna("(no agent)" if by == "agent" else "")
+    labels = sorted(rows.unique(), key=str.lower)
+    place = {label: float(len(labels) - 1 - n) for n, label in enumerate(labels)}  # the first on top
+    y = rows.map(place)
+    now = pd.Timestamp(now)
+    start, end = runs["started"], runs["finished"].fillna(now)
+    # A run waits from its trigger to its start; one that never started, to its end or until now.
+    waited = start.fillna(runs["finished"]).fillna(now)
     common = {"run_id": runs["run_id"], "task": runs["task"], "agent": runs["agent"].fillna(""),
               "status": runs["status"], "color": runs["status"].map(COLORS).fillna("#9ca3af"),
-              "trigger": runs["trigger_time"].map(clock), "start": start.map(lambda t: clock(t)),
-              "end": runs["finished"].map(lambda t: clock(t, missing="running")), "took": took}
-    bars = pd.DataFrame({"x0": start, "y0": y, "x1": end, "y1": y, **common, "part": "run"})[started.to_numpy()]
-    # A run waits from its trigger to its start; one that never started, to its end or until now.
-    waited = start.fillna(runs["finished"]).fillna(pd.Timestamp(now))
-    waits = pd.DataFrame({"x0": runs["trigger_time"], "y0": y, "x1": waited, "y1": y, **common, "part": "wait"})
+              "trigger": runs["trigger_time"]}
+    waits = pd.DataFrame({"x0": runs["trigger_time"], "y0": y, "x1": waited, "y1": y, **common,
+                          "seconds": (waited - runs["trigger_time"]).dt.total_seconds(), "part": "wait"})
+    started = start.notna().to_numpy()
+    bars = pd.DataFrame({"x0": start, "y0": y, "x1": end, "y1": y, **common,
+                         "seconds": (end - start).dt.total_seconds(), "part": "run"})[started]
     return waits.reset_index(drop=True), bars.reset_index(drop=True), labels
 
 
@@ -78,8 +81,8 @@ class RunTimeline(TimelineQuery, pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._waits = hv.streams.Pipe(data=pd.DataFrame(columns=_COLUMNS))
-        self._bars = hv.streams.Pipe(data=pd.DataFrame(columns=_COLUMNS))
+        empty = timeline_rows(queries.timeline_runs(self.store, limit=0), self.by, utcnow())
+        self._waits, self._bars = hv.streams.Pipe(data=empty[0]), hv.streams.Pipe(data=empty[1])
         self._labels: list[str] = []
         self.summary = pn.pane.HTML("", margin=(0, 10))
         self.plot = pn.pane.HoloViews(self._element(), sizing_mode="stretch_width", linked_axes=False)
@@ -108,8 +111,6 @@ class RunTimeline(TimelineQuery, pn.viewable.Viewer):
     # ---- drawing ------------------------------------------------------------------------
 
     def _element(self) -> hv.DynamicMap:
-        tooltips = [("Run", "@run_id"), ("Task", "@task"), ("Status", "@status"), ("Agent", "@agent"),
-                    ("Triggered", "@trigger"), ("Started", "@start"), ("Finished", "@end"), ("Took", "@took")]
         link = self.store.links.page("run_detail", "RUN").replace("RUN", "@run_id")
 
         def open_run_on_click(plot, _element) -> None:
@@ -117,13 +118,14 @@ class RunTimeline(TimelineQuery, pn.viewable.Viewer):
             plot.state.add_tools(TapTool(renderers=[renderer], callback=OpenURL(url=link, same_tab=True)))
 
         def waits(data):
-            return hv.Segments(data, kdims=["x0", "y0", "x1", "y1"], vdims=_COLUMNS[4:]).opts(
-                color="color", alpha=0.35, line_width=4, tools=["hover"], hover_tooltips=tooltips)
+            return hv.Segments(data, kdims=["x0", "y0", "x1", "y1"], vdims=_VDIMS).opts(
+                color="color", alpha=0.35, line_width=4, tools=["hover"], hover_tooltips=_TOOLTIPS,
+                hover_formatters=_FORMATTERS)
 
         def bars(data):
-            return hv.Segments(data, kdims=["x0", "y0", "x1", "y1"], vdims=_COLUMNS[4:]).opts(
-                color="color", line_width=12, tools=["hover"], hover_tooltips=tooltips,
-                hooks=[open_run_on_click])
+            return hv.Segments(data, kdims=["x0", "y0", "x1", "y1"], vdims=_VDIMS).opts(
+                color="color", line_width=12, tools=["hover"], hover_tooltips=_TOOLTIPS,
+                hover_formatters=_FORMATTERS, hooks=[open_run_on_click])
 
         overlay = hv.DynamicMap(waits, streams=[self._waits]) * hv.DynamicMap(bars, streams=[self._bars])
         return overlay.opts(hv.opts.Overlay(
@@ -148,7 +150,7 @@ class RunTimeline(TimelineQuery, pn.viewable.Viewer):
     def refresh(self) -> None:
         """The one query: the newest MAX_RUNS runs of the range, drawn anew."""
         now = utcnow()
-        runs = queries.runs_page(self.store, self.run_filter(), limit=MAX_RUNS + 1, now=now)
+        runs = queries.timeline_runs(self.store, self.run_filter(), limit=MAX_RUNS + 1, now=now)
         more = len(runs) > MAX_RUNS
         runs = runs.iloc[:MAX_RUNS]
         waits, bars, self._labels = timeline_rows(runs, self.by, now)
