@@ -200,7 +200,8 @@ class Config:
     lake: LakeSettings | None = None
     demo_workflow: Path = Path("data/demo_workflow.yaml")
     routes: dict[str, str] = field(default_factory=lambda: {
-        "task_runs": "/task-runs", "run_detail": "/task-runs/{run_id}", "tasks": "/tasks"})
+        "task_runs": "/task-runs", "run_detail": "/task-runs/{run_id}", "tasks": "/tasks",
+        "compare": "/compare"})
     rescan_seconds: float = 30.0
     push_min_interval_seconds: float = 0.25
     threads: int = 4
