@@ -15,6 +15,7 @@ import html
 
 import panel as pn
 import param
+from panel.io.document import hold
 
 from dashboard import queries, terminal
 from dashboard.changes import Change
@@ -26,7 +27,6 @@ from dashboard.components.resources import resource
 from dashboard.components.view_state import UrlState, word_for
 from dashboard.formatting import clock, human_duration, plain
 from dashboard.spool import STREAMS, SpoolError, validate_run_id
-from dashboard.statuses import is_terminal
 from dashboard.store import Store
 
 #: Equal lines shown before and after a difference, from both logs.
@@ -203,7 +203,9 @@ class RunCompare(ComparePosition, pn.viewable.Viewer):
         phase_a, phase_b = phases(a), phases(b)
         for name in ("queue wait", "run time"):
             first, second = phase_a[name], phase_b[name]
-            going = "" if is_terminal(b["status"]) or second is None else " <span class='td-cmp-note'>so far</span>"
+            started, finished = plain(b["started"]), plain(b["finished"])
+            ongoing = finished is None and (started is None if name == "queue wait" else started is not None)
+            going = " <span class='td-cmp-note'>so far</span>" if ongoing and second is not None else ""
             delta = ""
             if first is not None and second is not None and round(first, 1) != round(second, 1):
                 sign = "+" if second > first else "−"
@@ -226,6 +228,10 @@ class RunCompare(ComparePosition, pn.viewable.Viewer):
         """Show the lines of the chosen difference (and a few equal ones around it) from both logs."""
         if self.problem is not None or self.diff is None:
             return
+        with hold():  # its position and its lines reach the browser together
+            self._show_difference()
+
+    def _show_difference(self) -> None:
         diff, hunks = self.diff, self.diff.hunks
         k = self.shown
         self.previous.disabled = k <= 1
