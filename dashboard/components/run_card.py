@@ -152,7 +152,8 @@ class RunCard(pn.viewable.Viewer):
         """Hub delivery: read the run again if it changed, or if its task has a new success to compare with."""
         task = self.run["task"] if self.run is not None else None
         if change.run_changed(self.run_id) or any(
-                summary.task == task and summary.status == "SUCCESS" for summary in change.runs.values()):
+                summary is not None and summary.task == task and summary.status == "SUCCESS"
+                for summary in change.runs.values()):
             self.refresh()
 
     def tick(self) -> None:
