@@ -21,10 +21,10 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from . import data, graph, ingest, logs, receive, runs_page, terminal
+from . import compare, data, graph, ingest, logs, receive, runs_page, terminal
 from .common import FULL, QUICK, print_table, work_folder
 
-SECTIONS = ("ingest", "runs_page", "logs", "graph", "terminal", "receive")
+SECTIONS = ("ingest", "runs_page", "logs", "graph", "terminal", "receive", "compare")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += terminal.figures(sizes)
         if "receive" in args.only:
             rows += receive.figures(sizes)
+        if "compare" in args.only:
+            rows += compare.figures(sizes)
     command = "python -m benchmarks" + (" --quick" if args.quick else "")
     print(f"{command}: {sizes.runs:,} runs, {sizes.log_lines:,} log lines ({sizes.big_run_lines:,} in one run), "
           f"{sizes.graph_tasks:,}-task graph; {dt.date.today().isoformat()}, {platform.system()} "

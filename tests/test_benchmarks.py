@@ -31,6 +31,8 @@ FIGURES = (
     "first paint of a page of 60,000-character lines",
     "receive: one OpenLineage event a request",
     "receive: 8 senders at once",
+    "diff of 2 × 100,000-line logs, one line inserted at 50,001 (equal lines)",
+    "open /compare at its first difference",
 )
 
 
