@@ -23,6 +23,7 @@ from dashboard.compare import Hunk, LogDiff, log_diff, phases
 from dashboard.components import MAX_NUMBER
 from dashboard.components.badges import STYLESHEET, adhoc_badge, status_badge
 from dashboard.components.fleet_search import line_link
+from dashboard.components.offload import off_the_loop
 from dashboard.components.resources import resource
 from dashboard.components.view_state import UrlState, word_for
 from dashboard.formatting import clock, human_duration, plain
@@ -113,7 +114,7 @@ class RunCompare(ComparePosition, pn.viewable.Viewer):
             pn.pane.HTML("<h3 style='margin:8px 0 0 0'>Logs</h3>"),
             pn.Row(self.streams, self.ignore_box, self.previous, self.next, sizing_mode="stretch_width"),
             self.position, self.lines, sizing_mode="stretch_width")
-        self.param.watch(lambda _e: self.refresh(), ["a", "b"])
+        self.param.watch(self._runs_asked, ["a", "b"])
         self.param.watch(self._diff_asked, ["stream", "ignore_masked"])
         self.param.watch(lambda _e: self.show_difference(), "difference")
         self.refresh()
@@ -161,13 +162,29 @@ class RunCompare(ComparePosition, pn.viewable.Viewer):
         self.rediff()
 
     def rediff(self) -> None:
-        """Diff the chosen stream again (new lines, another stream, masking turned on or off)."""
+        """Diff the chosen stream again (new lines, another stream, masking turned on or off), off
+        the server's event loop: two 100,000-line logs take up to a second, which every other
+        session would wait for."""
         if self.problem is not None:
             return
-        self.diff = _shared_diff(self.store, self.a, self.b, self.stream, self.ignore_masked)
-        self.show_difference()
+        asked = (self.a, self.b, self.stream, self.ignore_masked)
+        if self.diff is None:
+            self.position.object = f'<div class="td-cmp-position">Comparing the {self.stream} logs…</div>'
+            self.lines.object = ""
+
+        def show(diff: LogDiff) -> None:
+            if asked == (self.a, self.b, self.stream, self.ignore_masked) and self.problem is None:
+                self.diff = diff  # (a later request's result follows this one's: one worker, in order)
+                self.show_difference()
+
+        off_the_loop(lambda: _shared_diff(self.store, *asked), show)
+
+    def _runs_asked(self, *_events) -> None:
+        self.diff = None  # the other runs' diff: gone until theirs
+        self.refresh()
 
     def _diff_asked(self, *_events) -> None:
+        self.diff = None  # what is shown belongs to the other stream or masking: gone until the new diff
         self.difference = 1  # another stream, or masking turned on or off, opens at its first difference
         self.rediff()
 
