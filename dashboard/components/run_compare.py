@@ -11,6 +11,7 @@ side, and new lines of the compared stream diff again.
 
 from __future__ import annotations
 
+import difflib
 import html
 
 import panel as pn
@@ -36,6 +37,9 @@ CONTEXT_LINES = 3
 SHOWN_LINES = 200
 #: A line is shown up to this many visible characters (as the log viewer folds them).
 SHOWN_CHARS = 2_000
+#: Two lines in each other's place have what differs between them marked up to this length
+#: (difflib over characters: longer lines cost too much for 200 pairs).
+MARKED_CHARS = 500
 
 _STYLE = STYLESHEET + resource("run_compare.css")
 
@@ -63,6 +67,23 @@ def _line(raw) -> str:
     return html.escape(text[:SHOWN_CHARS]) + ("<span class='td-cut'> …</span>" if len(text) > SHOWN_CHARS else "")
 
 
+def _marked_pair(raw_a, raw_b) -> tuple[str, str]:
+    """Two lines that stand in each other's place, escaped, with what differs between them marked
+    (nothing marked when they have little in common: then all of them differs)."""
+    a, b = (terminal.visible(plain(raw) or "")[:SHOWN_CHARS] for raw in (raw_a, raw_b))
+    if max(len(a), len(b)) > MARKED_CHARS:
+        return _line(raw_a), _line(raw_b)
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    if matcher.ratio() < 0.4:
+        return _line(raw_a), _line(raw_b)
+    sides = ([], [])
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        for side, text in ((0, a[i1:i2]), (1, b[j1:j2])):
+            if text:
+                sides[side].append(html.escape(text) if tag == "equal" else f"<mark>{html.escape(text)}</mark>")
+    return "".join(sides[0]), "".join(sides[1])
+
+
 def _lines(store: Store, run_id: str, stream: str, first: int, count: int) -> dict[int, str]:
     if count <= 0:
         return {}
@@ -72,6 +93,15 @@ def _lines(store: Store, run_id: str, stream: str, first: int, count: int) -> di
 
 def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def _phase(run: dict, name: str, seconds: float | None) -> str:
+    """A phase's duration, "so far" while it goes on."""
+    if seconds is None:
+        return "—"
+    started, finished = plain(run["started"]), plain(run["finished"])
+    going = finished is None and (started is None if name == "queue wait" else started is not None)
+    return human_duration(seconds) + (" <span class='td-cmp-note'>so far</span>" if going else "")
 
 
 def describe(hunk: Hunk) -> str:
@@ -112,7 +142,8 @@ class RunCompare(ComparePosition, pn.viewable.Viewer):
         self.lines = pn.pane.HTML("", stylesheets=[_STYLE], sizing_mode="stretch_width")
         self.diff_area = pn.Column(
             pn.pane.HTML("<h3 style='margin:8px 0 0 0'>Logs</h3>"),
-            pn.Row(self.streams, self.ignore_box, self.previous, self.next, sizing_mode="stretch_width"),
+            pn.FlexBox(self.streams, self.ignore_box, self.previous, self.next, flex_wrap="wrap",
+                       align_items="center", sizing_mode="stretch_width"),  # wraps on a narrow screen
             self.position, self.lines, sizing_mode="stretch_width")
         self.param.watch(self._runs_asked, ["a", "b"])
         self.param.watch(self._diff_asked, ["stream", "ignore_masked"])
@@ -220,15 +251,12 @@ class RunCompare(ComparePosition, pn.viewable.Viewer):
         phase_a, phase_b = phases(a), phases(b)
         for name in ("queue wait", "run time"):
             first, second = phase_a[name], phase_b[name]
-            started, finished = plain(b["started"]), plain(b["finished"])
-            ongoing = finished is None and (started is None if name == "queue wait" else started is not None)
-            going = " <span class='td-cmp-note'>so far</span>" if ongoing and second is not None else ""
             delta = ""
             if first is not None and second is not None and round(first, 1) != round(second, 1):
                 sign = "+" if second > first else "−"
                 delta = f" <span class='td-cmp-delta'>{sign}{human_duration(abs(second - first))}</span>"
-            row(name.capitalize(), (None if first is None else round(first, 1), None if second is None else round(second, 1)),
-                (human_duration(first) or "—", (human_duration(second) or "—") + going), delta)
+            row(name.capitalize(), tuple(None if v is None else round(v, 1) for v in (first, second)),
+                (_phase(a, name, first), _phase(b, name, second)), delta)
         for stream in STREAMS:
             values = (counts[self.a][stream], counts[self.b][stream])
             row(f"{stream} lines", values, tuple(f"{n:,}" for n in values))
@@ -287,17 +315,21 @@ class RunCompare(ComparePosition, pn.viewable.Viewer):
                 _lines(self.store, run_id, self.stream, end, after)
         rows = []
 
-        def cell(side: str, run_id: str, number: int | None, kind: str) -> str:
+        def cell(side: str, run_id: str, number: int | None, kind: str, shown: str | None) -> str:
             if number is None:
                 return '<td class="td-cmp-no"></td><td class="td-cmp-text td-cmp-none"></td>'
             link = html.escape(line_link(self.store.links, run_id, self.stream, number))
             return (f'<td class="td-cmp-no"><a href="{link}" title="Open {html.escape(run_id)} at this line">'
                     f'{number:,}</a></td><td class="td-cmp-text td-cmp-{kind}" data-side="{side}" data-line="{number}">'
-                    f"{_line(texts[side].get(number))}</td>")
+                    f"{_line(texts[side].get(number)) if shown is None else shown}</td>")
 
         def pair(a_line: int | None, b_line: int | None, kind: str) -> None:
-            rows.append(f'<tr class="td-cmp-{kind}">{cell("a", self.a, a_line, "del" if kind == "change" else kind)}'
-                        f'{cell("b", self.b, b_line, "ins" if kind == "change" else kind)}</tr>')
+            shown = (None, None)
+            if kind == "change" and a_line is not None and b_line is not None:
+                shown = _marked_pair(texts["a"].get(a_line), texts["b"].get(b_line))
+            rows.append(f'<tr class="td-cmp-{kind}">'
+                        f'{cell("a", self.a, a_line, "del" if kind == "change" else kind, shown[0])}'
+                        f'{cell("b", self.b, b_line, "ins" if kind == "change" else kind, shown[1])}</tr>')
 
         for i in range(before):
             pair(hunk.a_first - before + i, hunk.b_first - before + i, "same")
