@@ -44,3 +44,9 @@ def test_compare_is_the_pages_view_and_diffs_again_as_a_run_writes(tmp_path):
         writer.append_log("r-2", "stdout", "<b>extra</b>\n")
         wait_until(lambda: "Difference 1 of 1" in view.position.object, timeout=30, message="the diff again")
         assert "&lt;b&gt;extra&lt;/b&gt;" in view.lines.object
+        later = store.compare("r-1", "r-3")  # a run not ingested yet: said, then shown once it is
+        assert "The index has no run 'r-3'" in later.problem and not later.diff_area.visible
+        writer.status("r-3", "Build", "RUNNING", agent="b")
+        wait_until(lambda: "Difference 1 of 1</b>: A&#x27;s line 1 is not in B" in later.position.object, timeout=30,
+                   message="r-3 compared")  # r-3 has no lines yet
+        assert later.problem is None and later.diff_area.visible

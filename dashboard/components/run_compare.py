@@ -285,16 +285,17 @@ class RunCompare(ComparePosition, pn.viewable.Viewer):
         sizes = f"A {diff.a_lines:,} lines, B {diff.b_lines:,} lines" + (
             " (compared up to the first 2,000,000)" if diff.cut else "")
         if not hunks:
+            self.lines.object = ""
             self.position.object = (f'<div class="td-cmp-position">The {self.stream} logs are the same{masked}: '
                                     f"{sizes}.</div>")
-            self.lines.object = ""
             return
         hunk = hunks[k - 1]
+        # The lines first: a reader (a notebook, a test) that sees the position sees its lines.
+        self.lines.object = self._hunk_table(hunk, hunks[k - 2] if k > 1 else None,
+                                             hunks[k] if k < len(hunks) else None)
         self.position.object = (
             f'<div class="td-cmp-position"><b>Difference {k:,} of {len(hunks):,}</b>{masked}: '
             f"{html.escape(describe(hunk))} <span class='td-cmp-note'>· {sizes}</span></div>")
-        self.lines.object = self._hunk_table(hunk, hunks[k - 2] if k > 1 else None,
-                                             hunks[k] if k < len(hunks) else None)
 
     def _hunk_table(self, hunk: Hunk, before_it: Hunk | None, after_it: Hunk | None) -> str:
         diff = self.diff
