@@ -162,7 +162,7 @@ class RunCompare(ComparePosition, pn.viewable.Viewer):
         return min(self.difference, len(hunks))
 
     def _check(self) -> str | None:
-        """Why the two runs cannot be compared, or None (read the runs first)."""
+        """Why the two runs cannot be compared, or None; reads the runs (`self.runs`) once their ids are usable."""
         if not self.a or not self.b:
             return ("Name two runs to compare: /compare?a=RUN&b=RUN (a run's page links to the comparison "
                     "with its task's last success).")
