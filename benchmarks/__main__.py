@@ -21,10 +21,10 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from . import data, graph, ingest, logs, receive, runs_page, terminal, timeline
+from . import compare, data, graph, ingest, logs, receive, runs_page, terminal, timeline
 from .common import FULL, QUICK, print_table, work_folder
 
-SECTIONS = ("ingest", "runs_page", "logs", "graph", "terminal", "receive", "timeline")
+SECTIONS = ("ingest", "runs_page", "logs", "graph", "terminal", "receive", "timeline", "compare")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += receive.figures(sizes)
         if "timeline" in args.only:
             rows += timeline.figures(folder, sizes)
+        if "compare" in args.only:
+            rows += compare.figures(sizes)
     command = "python -m benchmarks" + (" --quick" if args.quick else "")
     print(f"{command}: {sizes.runs:,} runs, {sizes.log_lines:,} log lines ({sizes.big_run_lines:,} in one run), "
           f"{sizes.graph_tasks:,}-task graph; {dt.date.today().isoformat()}, {platform.system()} "

@@ -11,7 +11,7 @@ from tornado.web import RedirectHandler, authenticated
 
 from . import downloads, login
 from .config import Config
-from .pages import run_detail, task_runs, tasks, timeline
+from .pages import compare, run_detail, task_runs, tasks, timeline
 from .services import Services, services, stop_services  # noqa: F401  (the CLI starts and stops them here)
 from .store import Links, Store
 
@@ -41,6 +41,7 @@ def routes(config: Config, store: Store, reserved: tuple[str, ...] = ()) -> dict
         route_pattern(config.routes["run_detail"], reserved): handed(run_detail.page),
         config.routes["tasks"]: handed(tasks.page),
         config.routes["timeline"]: handed(timeline.page),
+        config.routes["compare"]: handed(compare.page),
     }
 
 

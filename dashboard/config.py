@@ -201,7 +201,7 @@ class Config:
     demo_workflow: Path = Path("data/demo_workflow.yaml")
     routes: dict[str, str] = field(default_factory=lambda: {
         "task_runs": "/task-runs", "run_detail": "/task-runs/{run_id}", "tasks": "/tasks",
-        "timeline": "/timeline"})
+        "timeline": "/timeline", "compare": "/compare"})
     rescan_seconds: float = 30.0
     push_min_interval_seconds: float = 0.25
     threads: int = 4

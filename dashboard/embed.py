@@ -8,6 +8,7 @@ that return pandas DataFrames.
     store.runs_grid()                 # live, like /task-runs
     store.run_detail(run_id)          # details, timeline and log viewer (store.run_card, store.log_viewer)
     store.dependency_graph()          # the Tasks & Groups page's graph and table
+    store.compare(run_a, run_b)       # two runs side by side and the diff of a stream, like /compare
     store.runs(statuses=["FAILED"], since="24h")   # a DataFrame
 
 The components are the served pages' own views (no second implementation); the store
@@ -61,6 +62,12 @@ class NotebookStore(Store):
         """One run's details card, lifecycle timeline and log viewer."""
         card = self.run_card(run_id)
         return pn.Column(card, self.log_viewer(run_id, stream, follow=card.running), sizing_mode="stretch_width")
+
+    def compare(self, a: str, b: str, stream: str = "stdout", **view) -> pn.viewable.Viewer:
+        """Run `a` against run `b`, as /compare shows them; `view` presets ignore_masked, difference."""
+        from .components.run_compare import RunCompare
+
+        return self._follow(lambda: RunCompare(store=self, a=a, b=b, stream=stream, **view), min_interval=1.0)
 
     def dependency_graph(self, **query) -> pn.viewable.Viewable:
         """The dependency graph and the tasks table; `query` presets group, search, since, task, hops."""

@@ -265,6 +265,19 @@ def run(index: Index, run_id: str) -> dict | None:
     return frame.iloc[0].to_dict() | blocked_and_blocks(index, frame).iloc[0].to_dict()
 
 
+def last_success(index: Index, task: str, other_than: str) -> str | None:
+    """The id of the task's last successful run other than `other_than`: the latest triggered no
+    later than that run (else the latest after it), or None if the task never succeeded elsewhere.
+    What a run is compared with first (dashboard.compare)."""
+    order = ", ".join(f"{column} DESC" for column in LATEST_RUN_ORDER)
+    with index.cursor() as cur:
+        row = cur.execute(
+            "SELECT r.run_id FROM runs r WHERE r.task = ? AND r.status = 'SUCCESS' AND r.run_id <> ? "
+            "ORDER BY (r.trigger_time > (SELECT trigger_time FROM runs WHERE run_id = ?)) IS TRUE, "
+            f"{order} LIMIT 1", [task, other_than, other_than]).fetchone()
+    return row[0] if row else None
+
+
 def transitions(index: Index, run_id: str) -> pd.DataFrame:
     """A run's status changes in time order."""
     return index.query("SELECT status, ts, agent, exit_code, message FROM transitions "

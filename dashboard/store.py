@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import duckdb
 import pandas as pd
@@ -32,7 +32,7 @@ CHUNK_BYTES = 1024 * 1024
 #: In lake mode a download is read from the index this many lines at a time.
 INDEXED_CHUNK_LINES = 20_000
 #: The pages, by the names Config.routes knows them.
-PAGES = ("task_runs", "run_detail", "tasks")
+PAGES = ("task_runs", "run_detail", "tasks", "compare")
 
 
 class Health(Protocol):
@@ -81,11 +81,17 @@ class Links:
     base: str = ""
 
     def page(self, name: str, run_id: str | None = None) -> str:
-        """The link to a page ('task_runs', 'run_detail' or 'tasks')."""
+        """The link to a page ('task_runs', 'run_detail', 'tasks' or 'compare')."""
         if self.routes is not None:
             route = self.routes[name]
             return self.base + (route.replace("{run_id}", run_segment(run_id)) if run_id is not None else route)
         return f"./{name}" + (f"?run_id={quote(run_id, safe='')}" if run_id is not None else "")
+
+    def compare(self, a: str, b: str, **view) -> str:
+        """The comparison of run `a` with run `b` (/compare?a=…&b=…), with more of its view if given
+        (`stream`, `difference`, ...)."""
+        page = self.page("compare")
+        return page + ("&" if "?" in page else "?") + urlencode({"a": a, "b": b, **view})
 
     def download(self, run_id: str, stream: str) -> str | None:
         """The streamed download of a run's stream, or None where no server route serves it."""

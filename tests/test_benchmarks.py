@@ -33,6 +33,8 @@ FIGURES = (
     "receive: 8 senders at once",
     "timeline, 1,000 runs, 100 tasks: reload → bars drawn in Chromium",
     "rows per agent clicked → bars redrawn in Chromium",
+    "diff of 2 × 100,000-line logs, one line inserted at 50,001 (equal lines)",
+    "open /compare at its first difference",
 )
 
 

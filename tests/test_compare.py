@@ -80,3 +80,38 @@ def test_phases_are_the_queue_wait_and_the_run_time(two_runs):
     assert bad == {"queue wait": 6.0, "run time": 89.0}
     assert phases({"trigger_time": T0, "started": None, "finished": T0 + dt.timedelta(seconds=3)}) == \
         {"queue wait": 3.0, "run time": None}
+
+
+def test_the_last_success_is_the_latest_before_the_run_else_after_it(tmp_path):
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    for run_id, task, status, hours in (("s1", "Load", "SUCCESS", 0), ("f", "Load", "FAILED", 1),
+                                        ("s2", "Load", "SUCCESS", 2), ("other", "Sync", "SUCCESS", 1)):
+        trigger = T0 + dt.timedelta(hours=hours)
+        writer.status(run_id, task, status, trigger_time=trigger, ts=trigger)
+    index = ingest(tmp_path)
+    try:
+        assert [queries.last_success(index, "Load", run_id) for run_id in ("f", "s2", "s1")] == ["s1", "s1", "s2"]
+        assert queries.last_success(index, "Sync", "other") is None
+    finally:
+        index.close()
+
+
+def test_the_component_reads_only_the_lines_of_the_difference_it_shows(two_runs):
+    from dashboard.components.run_compare import RunCompare
+    from dashboard.config import Config
+    from dashboard.hub import Hub
+    from dashboard.store import Links, Store
+
+    store = Store(two_runs, Hub(), Config(), Links(Config().routes))
+    view = RunCompare(store=store, a="good", b="bad", stream="stderr", ignore_masked=True)
+    assert "Difference 1 of 1" in view.position.object and "B has 1 more line at line 50,001" in view.position.object
+    assert 'data-side="b" data-line="50001">ERROR: deadlock detected while loading orders' in view.lines.object
+    assert len(view.lines.object) < 20_000  # 7 lines a side, not 100,000
+    assert "/task-runs/bad?stream=stderr&amp;line=50001" in view.lines.object
+    view.ignore_masked = False  # every line differs by its time and ids: one difference, its first 200 lines
+    assert "Difference 1 of 1" in view.position.object and "99,800 more lines of A" in view.lines.object
+    assert view.to_url() == {"a": "good", "b": "bad", "stream": "stderr"}
+    for a, b, problem in (("good", "good", "the same run"), ("good", "", "Name two runs"),
+                          ("good", "nope", "The index has no run 'nope'"), ("good", "../x", "bad run_id")):
+        view.param.update(a=a, b=b)
+        assert problem in view.problem and not view.diff_area.visible

@@ -30,3 +30,23 @@ def test_the_run_card_and_log_viewer_are_viewers_and_run_detail_composes_them(tm
                    message="the new line reached the followed log")
         with pytest.raises(KeyError, match="no run 'r-404'"):
             store.run_card("r-404")
+
+
+def test_compare_is_the_pages_view_and_diffs_again_as_a_run_writes(tmp_path):
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    for run_id in ("r-1", "r-2"):
+        writer.status(run_id, "Build", "RUNNING", agent="a")
+        writer.append_log(run_id, "stdout", "same\n")
+    with open_store(tmp_path / "spool") as store:
+        wait_until(lambda: store.counts()["log_lines"] == 2, timeout=30, message="the spool indexed")
+        view = store.compare("r-1", "r-2")
+        assert "The stdout logs are the same" in view.position.object
+        writer.append_log("r-2", "stdout", "<b>extra</b>\n")
+        wait_until(lambda: "Difference 1 of 1" in view.position.object, timeout=30, message="the diff again")
+        assert "&lt;b&gt;extra&lt;/b&gt;" in view.lines.object
+        later = store.compare("r-1", "r-3")  # a run not ingested yet: said, then shown once it is
+        assert "The index has no run 'r-3'" in later.problem and not later.diff_area.visible
+        writer.status("r-3", "Build", "RUNNING", agent="b")
+        wait_until(lambda: "Difference 1 of 1</b>: A&#x27;s line 1 is not in B" in later.position.object, timeout=30,
+                   message="r-3 compared")  # r-3 has no lines yet
+        assert later.problem is None and later.diff_area.visible

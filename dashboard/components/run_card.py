@@ -40,8 +40,9 @@ def _when(value) -> str:
     return "—" if plain(value) is None else clock(value) + " UTC"
 
 
-def details_html(run: dict) -> str:
-    """The task details card: every value escaped."""
+def details_html(run: dict, compare_url: str | None = None) -> str:
+    """The task details card: every value escaped; with `compare_url`, a link to the comparison
+    with the task's last success."""
     title = html.escape(run["task"]) + (adhoc_badge() if run["adhoc"] else "")
     exit_code = plain(run["exit_code"])
     rows = [
@@ -60,6 +61,9 @@ def details_html(run: dict) -> str:
     if plain(run["message"]):
         rows.append(("Message", html.escape(run["message"])))
     rows.append(("Run id", html.escape(run["run_id"])))
+    if compare_url:
+        rows.append(("Compare", f'<a class="td-compare-link" href="{html.escape(compare_url)}">'
+                                "Compare with the last success of this task</a>"))
     cells = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
     return f'<dl class="td-card"><div class="td-title">{title}</div>{cells}</dl>'
 
@@ -108,6 +112,8 @@ class RunCard(pn.viewable.Viewer):
     run_id = param.String(default="", doc="The run shown.")
     run = param.Dict(default=None, allow_None=True, constant=True,
                      doc="The run as the index last answered (None: no such run).")
+    last_success = param.String(default=None, allow_None=True, constant=True, doc=(
+        "The task's last successful run but this one, which the card links to compare with (None: none)."))
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -137,15 +143,25 @@ class RunCard(pn.viewable.Viewer):
         if run is None:
             self.details.object = self.timeline.object = ""
             return
-        self.details.object = details_html(run)
+        with param.edit_constant(self):
+            self.last_success = queries.last_success(self.store, run["task"], self.run_id)
+        self.details.object = details_html(run, self._compare_url())
         self.timeline.object = timeline_html(run, queries.transitions(self.store, self.run_id))
 
     def changed(self, change: Change) -> None:
-        """Hub delivery: read the run again if it changed."""
-        if change.run_changed(self.run_id):
+        """Hub delivery: read the run again if it changed, or if its task has a new success to compare with."""
+        task = self.run["task"] if self.run is not None else None
+        if change.run_changed(self.run_id) or any(
+                summary is not None and summary.task == task and summary.status == "SUCCESS"
+                for summary in change.runs.values()):
             self.refresh()
 
     def tick(self) -> None:
         """While the run goes on, its duration counts up."""
         if self.run is not None and plain(self.run["started"]) is not None and plain(self.run["finished"]) is None:
-            self.details.object = details_html(self.run)
+            self.details.object = details_html(self.run, self._compare_url())
+
+    def _compare_url(self) -> str | None:
+        if self.last_success is None:
+            return None
+        return self.store.links.compare(self.last_success, self.run_id)

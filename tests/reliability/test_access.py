@@ -44,7 +44,8 @@ EVIL_ORIGIN = "http://evil.example:1234"
 DOWNLOAD = f"/task-runs/{RUN_ID}/logs/stdout.log"
 #: Every route a visitor can GET: the home redirect, the pages (with a query), the log downloads, a page's metadata.
 ROUTES = ["/", "/task-runs", f"/task-runs/{RUN_ID}", f"/task-runs/{RUN_ID}?stream=stdout&line=1", "/tasks",
-          "/timeline?by=agent", DOWNLOAD, f"/task-runs/{RUN_ID}/logs/stderr.log", "/task-runs/metadata"]
+          "/timeline?by=agent", DOWNLOAD, f"/task-runs/{RUN_ID}/logs/stderr.log", "/task-runs/metadata",
+          f"/compare?a={RUN_ID}&b=r-other"]
 #: Each page and the websocket its browser session talks over.
 PAGE_WEBSOCKETS = [("/task-runs", "/task-runs/ws"), (f"/task-runs/{RUN_ID}", f"/task-runs/{RUN_ID}/ws"),
                    ("/tasks", "/tasks/ws"), ("/timeline", "/timeline/ws")]
