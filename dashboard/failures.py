@@ -38,6 +38,8 @@ MASKS = (
 )
 #: A signature keeps this many characters.
 SIGNATURE_CHARS = 300
+#: A signature's key (its MD5's first hexadecimal digits, in a URL) has this many characters.
+KEY_CHARS = 12
 #: A group lists at most this many of its runs, the latest first.
 LISTED_RUNS = 100
 NO_ERROR_LINE = "(no error line in its logs and no message)"
@@ -82,20 +84,14 @@ def signatures_of(index, run_ids, emphasis: Emphasis = Emphasis()) -> dict[str, 
     return {run_id: (line, signature) for run_id, line, signature in rows}
 
 
-def failure_signatures(index, run_filter: RunFilter = RunFilter(), emphasis: Emphasis = Emphasis(),
-                       now: dt.datetime | None = None) -> pd.DataFrame:
-    """The failed and terminated runs the filter admits, one row a signature, the largest first.
-
-    Columns: signature, runs (how many), first_seen and last_seen (when they ended), tasks and
-    agents affected, new (no run of the signature in the period just before `run_filter.since`;
-    None without a time range), example (one run's error line as it was), run_ids (the latest
-    LISTED_RUNS).
-    """
-    now = now or utcnow()
+def _signed(run_filter: RunFilter, emphasis: Emphasis, now: dt.datetime) -> tuple[str, list] | None:
+    """The CTEs up to `signed` (each failed or terminated run of the filter, and of the period just
+    before its range, with its error line, signature, signature's key and whether it is in the
+    range), and their parameters; None if the filter admits no unsuccessful status."""
     statuses = tuple(s for s in run_filter.statuses if s in UNSUCCESSFUL) if run_filter.statuses \
         else UNSUCCESSFUL
     if not statuses:
-        return _empty()
+        return None
     since = run_filter.since
     # The period before the range is read too, to tell which signatures are new.
     wider = RunFilter(statuses=statuses, task_text=run_filter.task_text, group=run_filter.group,
@@ -108,11 +104,31 @@ def failure_signatures(index, run_filter: RunFilter = RunFilter(), emphasis: Emp
                    r.trigger_time >= ? AS in_range
             FROM runs r {where}),
         {ERROR_LINES},
+        lined AS (
+            SELECT f.*, coalesce(e.line, nullif(f.message, ''), ?) AS line
+            FROM failed f LEFT JOIN error_lines e USING (run_id)),
         signed AS (
-            SELECT f.*, coalesce(e.line, nullif(f.message, ''), ?) AS line,
-                   {masked_sql("coalesce(e.line, nullif(f.message, ''), ?)")} AS signature
-            FROM failed f LEFT JOIN error_lines e USING (run_id))
-        SELECT signature,
+            SELECT *, left(md5(signature), {KEY_CHARS}) AS key
+            FROM (SELECT *, {masked_sql("line")} AS signature FROM lined))"""
+    return sql, [range_start, *params, emphasis.error_pattern, NO_ERROR_LINE]
+
+
+def failure_signatures(index, run_filter: RunFilter = RunFilter(), emphasis: Emphasis = Emphasis(),
+                       now: dt.datetime | None = None) -> pd.DataFrame:
+    """The failed and terminated runs the filter admits, one row a signature, the largest first.
+
+    Columns: signature, key (a short stable name of the signature, for a URL: failure_runs),
+    runs (how many), first_seen and last_seen (when they ended), tasks and agents affected, new
+    (no run of the signature in the period just before `run_filter.since`; None without a time
+    range), example (one run's error line as it was), run_ids (the latest LISTED_RUNS).
+    """
+    now = now or utcnow()
+    signed = _signed(run_filter, emphasis, now)
+    if signed is None:
+        return _empty()
+    ctes, params = signed
+    sql = f"""{ctes}
+        SELECT signature, any_value(key) AS key,
                count(*) FILTER (WHERE in_range) AS runs,
                min(ended) FILTER (WHERE in_range) AS first_seen,
                max(ended) FILTER (WHERE in_range) AS last_seen,
@@ -124,18 +140,32 @@ def failure_signatures(index, run_filter: RunFilter = RunFilter(), emphasis: Emp
         FROM signed GROUP BY signature HAVING count(*) FILTER (WHERE in_range) > 0
         ORDER BY runs DESC, last_seen DESC, signature"""
     with index.cursor() as cur:
-        frame = cur.execute(sql, [range_start, *params, emphasis.error_pattern, NO_ERROR_LINE,
-                                  NO_ERROR_LINE]).df()
+        frame = cur.execute(sql, params).df()
     frame["run_ids"] = frame["run_ids"].map(lambda ids: list(ids[:LISTED_RUNS]))
     frame["tasks"] = frame["tasks"].map(list)
     frame["agents"] = frame["agents"].map(list)
-    if since is None:
+    if run_filter.since is None:
         frame["new"] = None
     return frame
 
 
+def failure_runs(index, run_filter: RunFilter, key: str, emphasis: Emphasis = Emphasis(),
+                 now: dt.datetime | None = None) -> tuple[str | None, frozenset[str]]:
+    """The signature whose key is `key` (failure_signatures' column) and every run the filter
+    admits that failed with it (its signature is None when none did)."""
+    now = now or utcnow()
+    signed = _signed(run_filter, emphasis, now)
+    if signed is None:
+        return None, frozenset()
+    ctes, params = signed
+    with index.cursor() as cur:
+        rows = cur.execute(f"{ctes} SELECT signature, run_id FROM signed WHERE in_range AND key = ?",
+                           [*params, key]).fetchall()
+    return (rows[0][0] if rows else None), frozenset(run_id for _, run_id in rows)
+
+
 def _empty() -> pd.DataFrame:
-    return pd.DataFrame(columns=["signature", "runs", "first_seen", "last_seen", "tasks", "agents", "new",
+    return pd.DataFrame(columns=["signature", "key", "runs", "first_seen", "last_seen", "tasks", "agents", "new",
                                  "example", "run_ids"])
 
 
