@@ -34,7 +34,7 @@ LIVE_SECONDS = 5.0
 #: Signatures a page of the section lists.
 GROUPS_SHOWN = 10
 #: Tasks and agents named in a row before "+N more".
-NAMES_SHOWN = 3
+NAMES_SHOWN = 2
 EMPTY = "No failures in this range"
 
 
@@ -57,7 +57,7 @@ class FailureGroups(pn.viewable.Viewer):
         self.pager = pn.Row(self.previous, self.more, visible=False)
         self.card = pn.Card(self.table, self.pager, title="Failure signatures", collapsed=self.collapsed,
                             sizing_mode="stretch_width", margin=(10, 10), header_background="#f8fafc",
-                            css_classes=["td-failures-card"])
+                            css_classes=["td-failures-card"], stylesheets=[resource("failure_groups.css")])
         self.card.link(self, collapsed="collapsed", bidirectional=True)
         self._groups = _empty_groups()
         self._watched: set[str] = set()  # runs whose new log lines may change their signature
@@ -108,9 +108,10 @@ class FailureGroups(pn.viewable.Viewer):
 
     def _title(self, groups: pd.DataFrame) -> str:
         if groups.empty:
-            return "Failure signatures · none"
+            return "Failure signatures · no failures"
         new = int(groups["new"].fillna(False).astype(bool).sum())
-        return (f"Failure signatures · {len(groups):,} · {int(groups['runs'].sum()):,} failed runs"
+        signatures = f"{len(groups):,} signature" + ("s" if len(groups) != 1 else "")
+        return (f"Failure signatures · {signatures} · {int(groups['runs'].sum()):,} failed runs"
                 + (f" · {new:,} new" if new else ""))
 
     def link(self, key: str) -> str:
@@ -119,7 +120,7 @@ class FailureGroups(pn.viewable.Viewer):
         return self.store.links.page("task_runs") + "?" + urlencode(args)
 
     def _table(self, shown: pd.DataFrame, first: int, total: int) -> str:
-        rows = []
+        rows, today = [], queries.utcnow()  # today's times without their date
         for group in shown.itertuples():
             chosen = ' class="td-chosen"' if group.key == self.query.failure else ""
             new = '<span class="td-new" title="None in the period just before this range">NEW</span> ' \
@@ -128,12 +129,13 @@ class FailureGroups(pn.viewable.Viewer):
                 f"<tr{chosen}><td class=\"td-sig\">{new}<code title=\"{html.escape(group.example)}\">"
                 f"{html.escape(group.signature)}</code></td>"
                 f'<td class="td-num"><a class="td-group-runs" href="{html.escape(self.link(group.key))}" '
-                f'title="Show these runs in the grid">{group.runs:,} runs</a></td>'
-                f"<td>{clock(group.first_seen)}</td><td>{clock(group.last_seen)}</td>"
+                f'title="Show these runs in the grid">{group.runs:,} run{"s" if group.runs != 1 else ""}</a></td>'
+                f'<td class="td-when">{clock(group.first_seen, today)}</td>'
+                f'<td class="td-when">{clock(group.last_seen, today)}</td>'
                 f"<td>{_names(group.tasks)}</td><td>{_names(group.agents)}</td></tr>")
         caption = (f"Signatures {first + 1:,}–{first + len(shown):,} of {total:,}, the most failed runs first"
                    if total > GROUPS_SHOWN else "The most failed runs first")
-        return (f'<table class="td-failures"><caption>{caption}, over the grid\'s filters</caption><thead><tr>'
+        return (f'<table class="td-failures"><caption>{caption}, over the grid\'s filters · times in UTC</caption><thead><tr>'
                 "<th>Signature (last error line, values masked)</th><th>Runs</th><th>First seen</th>"
                 f"<th>Last seen</th><th>Tasks</th><th>Agents</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
