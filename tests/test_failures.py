@@ -12,7 +12,9 @@ import uuid
 import pytest
 from builders import ingest
 
-from dashboard.failures import NO_ERROR_LINE, failure_signatures, mask
+from dashboard import queries
+from dashboard.components.runs_grid import RunsQuery
+from dashboard.failures import NO_ERROR_LINE, failure_runs, failure_signatures, mask
 from dashboard.formatting import utcnow
 from dashboard.queries import RunFilter
 from dashboard.spool import events_dir, format_timestamp, log_path
@@ -119,6 +121,32 @@ def test_a_filter_narrows_the_groups_and_all_time_has_no_new(failures):
     assert 0 < one_task["runs"].sum() < sum(expected.values())
     assert all(tasks == ["Task_3"] for tasks in one_task["tasks"])
     assert failure_signatures(index, RunFilter(statuses=("SUCCESS",)), now=now).empty
+
+
+def test_a_signatures_key_names_exactly_its_runs_and_filters_the_grid_to_them(failures):
+    index, now, expected = failures
+    day = RunFilter(since=dt.timedelta(hours=24))
+    groups = failure_signatures(index, day, now=now)
+    assert groups["key"].str.fullmatch(r"[0-9a-f]{12}").all() and groups["key"].is_unique
+    for group in groups.itertuples():
+        signature, run_ids = failure_runs(index, day, group.key, now=now)
+        assert signature == group.signature and len(run_ids) == expected[group.signature]
+        assert set(group.run_ids) <= run_ids and all(run_id.startswith("fail-") for run_id in run_ids)
+        only = RunFilter(since=day.since, run_ids=run_ids)
+        assert queries.count_runs(index, only, now) == len(run_ids)
+    assert failure_runs(index, day, "0" * 12, now=now) == (None, frozenset())
+    assert queries.count_runs(index, RunFilter(run_ids=frozenset()), now) == 0
+
+
+def test_the_grids_failure_is_a_key_in_its_url():
+    query = RunsQuery()
+    assert query.from_url({"failure": "0123456789ab", "since": "3d"}) == []
+    assert query.to_url() == {"since": "3d", "failure": "0123456789ab"} and query.filtered
+    bad = RunsQuery()
+    assert bad.from_url({"failure": "<script>", "group": "etl"}) == [
+        "ignored failure='<script>' from the URL: use a failure signature's key (12 hexadecimal digits, from the "
+        "runs page's Failure signatures)"]
+    assert bad.failure == "" and bad.group == "etl"
 
 
 def test_a_failure_without_an_error_line_is_grouped_by_its_message(tmp_path):

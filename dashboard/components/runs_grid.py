@@ -19,7 +19,7 @@ from dashboard.changes import Change
 from dashboard.components import MAX_NUMBER
 from dashboard.components.badges import STYLESHEET
 from dashboard.components.runs_table import SORT_COLUMNS, grid_rows, runs_table, same_rows
-from dashboard.components.view_state import NAMES, UrlState, word_for
+from dashboard.components.view_state import NAMES, UrlState, UrlText, word_for
 from dashboard.failures import KEY_CHARS, failure_runs
 from dashboard.statuses import COLORS, STATUSES, SYMBOLS
 from dashboard.store import Store
@@ -31,7 +31,9 @@ class RunsQuery(UrlState):
     """Which runs the grid shows: its view state, every parameter also in the page's URL."""
 
     url_params = ("search", "status", "since", "group", "failure", "sort", "descending", "page", "page_size")
-    url_texts = {"status": NAMES, "descending": word_for("desc", "asc")}
+    url_texts = {"status": NAMES, "descending": word_for("desc", "asc"),
+                 "failure": UrlText(parse=str, format=str, hint=f"use a failure signature's key ({KEY_CHARS} hexadecimal "
+                                                                "digits, from the runs page's Failure signatures)")}
 
     search = param.String(default="", doc="Part of a task name, any case.")
     status = param.ListSelector(default=[], objects=list(STATUSES), doc="Only runs in these statuses.")
