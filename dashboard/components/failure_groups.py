@@ -22,6 +22,7 @@ import param
 
 from dashboard import queries
 from dashboard.changes import Change
+from dashboard.components.offload import off_the_loop
 from dashboard.components.resources import resource
 from dashboard.components.runs_grid import RunsQuery
 from dashboard.failures import failure_signatures
@@ -69,7 +70,10 @@ class FailureGroups(pn.viewable.Viewer):
         return self.card
 
     def _filters_changed(self, *events) -> None:
-        if any(event.name != "failure" for event in events) and self.page != 1:
+        if all(event.name == "failure" for event in events):
+            self.show()  # the same groups, another one chosen
+            return
+        if self.page != 1:
             self.page = 1  # which shows the groups again, below
         self.refresh()
 
@@ -82,14 +86,23 @@ class FailureGroups(pn.viewable.Viewer):
             self.refresh()
 
     def refresh(self) -> None:
-        """Group the failures again and show the page of signatures."""
+        """Group the failures again (off the session's event loop: over a big index it reads many
+        failures' logs) and show the page of signatures."""
         # To the next whole second, as the grid: sessions grouping together share one answer.
         now = queries.utcnow().replace(microsecond=0) + dt.timedelta(seconds=1)
-        try:
-            self._groups = _signatures(self.store, self.query.base_filter(), self.store.config.log_emphasis, now)
-        except ValueError:  # a filter the grid reports itself
-            self._groups = _empty_groups()
-        self._watched = {run_id for run_ids in self._groups["run_ids"] for run_id in run_ids}
+        run_filter, emphasis = self.query.base_filter(), self.store.config.log_emphasis
+
+        def compute() -> pd.DataFrame:
+            try:
+                return _signatures(self.store, run_filter, emphasis, now)
+            except ValueError:  # a filter the grid reports itself
+                return _empty_groups()
+
+        off_the_loop(compute, self._grouped)
+
+    def _grouped(self, groups: pd.DataFrame) -> None:
+        self._groups = groups
+        self._watched = {run_id for run_ids in groups["run_ids"] for run_id in run_ids}
         self.show()
 
     def show(self) -> None:
