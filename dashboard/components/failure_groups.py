@@ -148,7 +148,8 @@ class FailureGroups(pn.viewable.Viewer):
                 f"<td>{_names(group.tasks)}</td><td>{_names(group.agents)}</td></tr>")
         caption = (f"Signatures {first + 1:,}–{first + len(shown):,} of {total:,}, the most failed runs first"
                    if total > GROUPS_SHOWN else "The most failed runs first")
-        return (f'<table class="td-failures"><caption>{caption}, over the grid\'s filters · times in UTC</caption><thead><tr>'
+        caption += ", over the grid's filters · times in UTC"
+        return (f'<table class="td-failures"><caption>{caption}</caption><thead><tr>'
                 "<th>Signature (last error line, values masked)</th><th>Runs</th><th>First seen</th>"
                 f"<th>Last seen</th><th>Tasks</th><th>Agents</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 

@@ -32,8 +32,9 @@ class RunsQuery(UrlState):
 
     url_params = ("search", "status", "since", "group", "failure", "sort", "descending", "page", "page_size")
     url_texts = {"status": NAMES, "descending": word_for("desc", "asc"),
-                 "failure": UrlText(parse=str, format=str, hint=f"use a failure signature's key ({KEY_CHARS} hexadecimal "
-                                                                "digits, from the runs page's Failure signatures)")}
+                 "failure": UrlText(parse=str, format=str, hint=(
+                     f"use a failure signature's key ({KEY_CHARS} hexadecimal digits, from the runs page's "
+                     "Failure signatures)"))}
 
     search = param.String(default="", doc="Part of a task name, any case.")
     status = param.ListSelector(default=[], objects=list(STATUSES), doc="Only runs in these statuses.")
