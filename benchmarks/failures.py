@@ -5,10 +5,12 @@ A spool of its own (the shared one's failed runs have no stderr): the runs of da
 STDERR_LINES lines as real failures print them (a start line, a traceback, one of TEMPLATES's
 error lines with its own ids, numbers, paths and times, a clean-up line). Figures:
 
-1. `failure_signatures` over the 7 days (every run in the range), as a page's first grouping
-   after an ingest step asks it (a new index version: nothing cached), against reading each
-   failed run's last stderr line alone (no error pattern, no masking, no grouping);
-2. the same asked again by another session before the next ingest step (the page shares one
+1. `failure_signatures` over the 7 days (every run in the range) as a live page asks it after an
+   ingest step (a new index version), each run's error line and signature already known to the
+   process (dashboard.failures keeps them per run), against reading each failed run's last
+   stderr line alone (no error pattern, no masking, no grouping);
+2. a process's first grouping: every failure's error line found and masked;
+3. the same asked again by another session before the next ingest step (the page shares one
    answer per index version and filter: queries.shared_per_version).
 """
 
@@ -25,7 +27,7 @@ from tqdm import tqdm
 
 from dashboard import queries
 from dashboard.emphasis import Emphasis
-from dashboard.failures import failure_signatures
+from dashboard.failures import failure_signatures, forget
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
 from dashboard.spool import SpoolWriter, format_timestamp
@@ -119,7 +121,14 @@ def figures(folder: Path, sizes: Sizes) -> list[Row]:
     index = Index(prepare(folder / "failures", sizes), fallback_to_private=False)
     try:
         week = queries.RunFilter(since=WEEK)
-        # Uncached: what the first session asks after each ingest step (timed warms up once first).
+
+        def first() -> object:
+            forget(index)
+            return failure_signatures(index, week)
+
+        # A process's first grouping reads and masks every failure's error line; later ones (a live
+        # page's after each ingest step: a new index version) only those of runs new or changed.
+        cold, _ = timed(first, sizes.heavy_repeat)
         ours, groups = timed(lambda: failure_signatures(index, week), sizes.heavy_repeat * 2)
         where, params = queries.RunFilter(statuses=UNSUCCESSFUL, since=WEEK).where()
         base, _ = timed(lambda: index.query(
@@ -135,8 +144,10 @@ def figures(folder: Path, sizes: Sizes) -> list[Row]:
         index.close()
     return [
         timing_row(f"failure signatures over {runs:,} runs in 7 days ({failed:,} failed with stderr, {len(groups)} "
-                   "signatures): failure_signatures, new index version (baseline: each one's last stderr line)",
+                   "signatures): failure_signatures after an ingest step (baseline: each one's last stderr line)",
                    ours, base, "≤ 300 ms", 300, None, None),
+        timing_row("failure signatures: a process's first grouping (every failure's error line found and masked)",
+                   cold, None, "report only", None, None, None),
         timing_row("failure signatures: asked again in the same index version (shared by the page's sessions)",
                    again, None, "", None, None, None),
     ]
