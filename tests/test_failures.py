@@ -10,12 +10,14 @@ import sys
 import uuid
 
 import pytest
-from builders import ingest
+from builders import ingest, write_host_spool
 
 from dashboard import queries
 from dashboard.components.runs_grid import RunsQuery
 from dashboard.failures import NO_ERROR_LINE, failure_runs, failure_signatures, mask
 from dashboard.formatting import utcnow
+from dashboard.index import Index
+from dashboard.ingest import Ingestor
 from dashboard.queries import RunFilter
 from dashboard.spool import events_dir, format_timestamp, log_path
 
@@ -172,3 +174,20 @@ def test_a_failure_without_an_error_line_is_grouped_by_its_message(tmp_path):
     assert [(r["signature"], r["runs"], r["run_ids"]) for r in records] == [
         ("exit code <n>", 2, ["r-0", "r-1"]), (NO_ERROR_LINE, 1, ["r-2"])]
     assert all(r["new"] is True and r["tasks"] == ["T"] for r in records)
+
+
+@pytest.mark.lake
+def test_a_lake_groups_failures_as_a_local_index_does(lake, tmp_path):
+    write_host_spool(tmp_path / "spool", "a", range(30), lines=5)
+    local, writer, reader = ingest(tmp_path), Index(None, lake=lake, host="a"), Index(None, lake=lake)
+    try:
+        Ingestor(writer, tmp_path / "spool").catch_up()
+        now = utcnow()
+        month = RunFilter(since=dt.timedelta(days=30))
+        groups = [failure_signatures(index, month, now=now)[["signature", "key", "runs"]] for index in (local, reader)]
+        assert groups[0]["runs"].sum() == 10 and groups[0].to_dict("records") == groups[1].to_dict("records")
+        key = groups[0]["key"].iloc[0]
+        assert failure_runs(reader, RunFilter(), key, now=now) == failure_runs(local, RunFilter(), key, now=now)
+    finally:
+        for index in (local, writer, reader):
+            index.close()
