@@ -49,7 +49,8 @@ class FailureGroups(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.table = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 5),
+        self.table = pn.pane.HTML('<p class="td-failures-empty">Grouping the failures…</p>',
+                                  sizing_mode="stretch_width", margin=(0, 5),
                                   stylesheets=[resource("failure_groups.css")])
         self.previous = pn.widgets.Button(label="‹ Previous", width=100, color="primary", variant="outline")
         self.more = pn.widgets.Button(label="More ›", width=100, color="primary", variant="outline")
@@ -98,7 +99,11 @@ class FailureGroups(pn.viewable.Viewer):
             except ValueError:  # a filter the grid reports itself
                 return _empty_groups()
 
-        off_the_loop(compute, self._grouped)
+        off_the_loop(compute, self._grouped, self._not_grouped)
+
+    def _not_grouped(self, exc: BaseException) -> None:
+        self.table.object = (f'<p class="td-failures-empty">The failures could not be grouped: '
+                             f"{html.escape(str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)}</p>")
 
     def _grouped(self, groups: pd.DataFrame) -> None:
         self._groups = groups
