@@ -21,10 +21,10 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from . import compare, data, graph, ingest, logs, receive, runs_page, terminal, timeline
+from . import compare, data, failures, graph, ingest, logs, receive, runs_page, terminal, timeline
 from .common import FULL, QUICK, print_table, work_folder
 
-SECTIONS = ("ingest", "runs_page", "logs", "graph", "terminal", "receive", "timeline", "compare")
+SECTIONS = ("ingest", "runs_page", "failures", "logs", "graph", "terminal", "receive", "timeline", "compare")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += ingest.figures(dataset, sizes, folder)
         if "runs_page" in args.only:
             rows += runs_page.figures(dataset, sizes)
+        if "failures" in args.only:
+            rows += failures.figures(folder, sizes)
         if "logs" in args.only:
             rows += logs.figures(dataset, sizes)
         if "graph" in args.only:

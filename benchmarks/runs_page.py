@@ -29,8 +29,7 @@ from dashboard.hub import Change, Hub
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
 from dashboard.spool import SpoolWriter
-from dashboard.failures import failure_signatures
-from dashboard.statuses import LIFECYCLE, TERMINAL, UNSUCCESSFUL
+from dashboard.statuses import LIFECYCLE, TERMINAL
 
 from .common import Row, Sizes, say, server, settle, timed, timing_row, tree_rss
 from .data import AGENTS, Dataset
@@ -110,23 +109,7 @@ def query_figures(index: Index, repeat: int) -> tuple[list[tuple], pd.DataFrame]
     rows.append(timing_row("runs page query + count: all views pooled", sum(ours.values(), []),
                            sum(base.values(), []), target, 10, 25, 10))
     rows.append(("  (baseline: load all runs into pandas once)", "", "", f"{load_seconds * 1000:,.0f} ms", "", ""))
-    rows.append(signature_figures(index, repeat))
     return rows, frame
-
-
-def signature_figures(index: Index, repeat: int) -> tuple:
-    """The failed and terminated runs of the last 7 days grouped by failure signature, against
-    reading their last stderr lines alone (no grouping, no masking)."""
-    since = queries.RunFilter(since=WEEK)
-    ours, groups = timed(lambda: failure_signatures(index, since), repeat)
-    where, params = queries.RunFilter(statuses=UNSUCCESSFUL, since=since.since).where()
-    base, _ = timed(lambda: index.query(
-        f"SELECT s.run_id, arg_max(t.text, t.line_no) FROM log_streams s JOIN log_text t USING (log_id) "
-        f"WHERE s.stream = 'stderr' AND s.run_id IN (SELECT r.run_id FROM runs r {where}) GROUP BY s.run_id",
-        params), repeat)
-    return timing_row(f"failure signatures over 7 days ({int(groups['runs'].sum()):,} failed runs, {len(groups)} "
-                      "signatures): failure_signatures (baseline: each one's last stderr line)",
-                      ours, base, "≤ 300 ms", 300, None, None)
 
 
 # ---- figure 2: one session's reaction to a change ---------------------------------------

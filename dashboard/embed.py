@@ -6,6 +6,7 @@ that return pandas DataFrames.
     pn.extension("tabulator")
     store = open_store("data/spool")
     store.runs_grid()                 # live, like /task-runs
+    store.failure_groups(since="7d")  # its failures by signature (or over a grid's: grid=...)
     store.run_detail(run_id)          # details, timeline and log viewer (store.run_card, store.log_viewer)
     store.dependency_graph()          # the Tasks & Groups page's graph and table
     store.compare(run_a, run_b)       # two runs side by side and the diff of a stream, like /compare
@@ -41,6 +42,15 @@ class NotebookStore(Store):
         from .components.runs_grid import RunsGrid
 
         return self._follow(lambda: RunsGrid(store=self, **query))
+
+    def failure_groups(self, grid=None, **query) -> pn.viewable.Viewer:
+        """The runs page's Failure signatures over `grid`'s filters (a runs_grid()), else over
+        `query`'s (search, status, since, group)."""
+        from .components.failure_groups import LIVE_SECONDS, FailureGroups
+        from .components.runs_grid import RunsQuery
+
+        view = grid if grid is not None else RunsQuery(**query)
+        return self._follow(lambda: FailureGroups(store=self, query=view), min_interval=LIVE_SECONDS)
 
     def run_card(self, run_id: str) -> pn.viewable.Viewer:
         """One run's details card and lifecycle timeline."""

@@ -84,12 +84,15 @@ def shared_per_version(function: Callable) -> Callable:
 
 @dataclass(frozen=True)
 class RunFilter:
-    """Which runs to show: any combination of statuses, task-name text, a time range, a group."""
+    """Which runs to show: any combination of statuses, task-name text, a time range, a group, and
+    a set of runs (those of one failure signature, say)."""
 
     statuses: tuple[str, ...] = ()
     task_text: str = ""
     since: dt.timedelta | None = None
     group: str | None = None
+    #: only these runs (None: any run)
+    run_ids: frozenset[str] | None = None
 
     @classmethod
     def from_user(cls, statuses=(), task: str = "", since: str | None = None, group: str | None = None) -> RunFilter:
@@ -121,6 +124,9 @@ class RunFilter:
         if self.group:
             clauses.append("r.grp = ?")
             params.append(self.group)
+        if self.run_ids is not None:
+            clauses.append("r.run_id IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(sorted(self.run_ids))
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def may_admit(self, run: RunSummary, now: dt.datetime | None = None) -> bool:

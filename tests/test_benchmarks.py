@@ -17,6 +17,7 @@ FIGURES = (
     "ingest of log lines from the spool",
     "ingest of status events",
     "runs page query + count: all views pooled",
+    "failure signatures over",
     "session update cycle: run on page 1 changed",
     "server memory: per extra session",
     "fetch a page of 500 lines, random pages",

@@ -10,10 +10,14 @@ import sys
 import uuid
 
 import pytest
-from builders import ingest
+from builders import ingest, write_host_spool
 
-from dashboard.failures import NO_ERROR_LINE, failure_signatures, mask
+from dashboard import queries
+from dashboard.components.runs_grid import RunsQuery
+from dashboard.failures import NO_ERROR_LINE, failure_runs, failure_signatures, mask
 from dashboard.formatting import utcnow
+from dashboard.index import Index
+from dashboard.ingest import Ingestor
 from dashboard.queries import RunFilter
 from dashboard.spool import events_dir, format_timestamp, log_path
 
@@ -121,6 +125,32 @@ def test_a_filter_narrows_the_groups_and_all_time_has_no_new(failures):
     assert failure_signatures(index, RunFilter(statuses=("SUCCESS",)), now=now).empty
 
 
+def test_a_signatures_key_names_exactly_its_runs_and_filters_the_grid_to_them(failures):
+    index, now, expected = failures
+    day = RunFilter(since=dt.timedelta(hours=24))
+    groups = failure_signatures(index, day, now=now)
+    assert groups["key"].str.fullmatch(r"[0-9a-f]{12}").all() and groups["key"].is_unique
+    for group in groups.itertuples():
+        signature, run_ids = failure_runs(index, day, group.key, now=now)
+        assert signature == group.signature and len(run_ids) == expected[group.signature]
+        assert set(group.run_ids) <= run_ids and all(run_id.startswith("fail-") for run_id in run_ids)
+        only = RunFilter(since=day.since, run_ids=run_ids)
+        assert queries.count_runs(index, only, now) == len(run_ids)
+    assert failure_runs(index, day, "0" * 12, now=now) == (None, frozenset())
+    assert queries.count_runs(index, RunFilter(run_ids=frozenset()), now) == 0
+
+
+def test_the_grids_failure_is_a_key_in_its_url():
+    query = RunsQuery()
+    assert query.from_url({"failure": "0123456789ab", "since": "3d"}) == []
+    assert query.to_url() == {"since": "3d", "failure": "0123456789ab"} and query.filtered
+    bad = RunsQuery()
+    assert bad.from_url({"failure": "<script>", "group": "etl"}) == [
+        "ignored failure='<script>' from the URL: use a failure signature's key (12 hexadecimal digits, from the "
+        "runs page's Failure signatures)"]
+    assert bad.failure == "" and bad.group == "etl"
+
+
 def test_a_failure_without_an_error_line_is_grouped_by_its_message(tmp_path):
     now = utcnow()
     spool = tmp_path / "spool"
@@ -144,3 +174,20 @@ def test_a_failure_without_an_error_line_is_grouped_by_its_message(tmp_path):
     assert [(r["signature"], r["runs"], r["run_ids"]) for r in records] == [
         ("exit code <n>", 2, ["r-0", "r-1"]), (NO_ERROR_LINE, 1, ["r-2"])]
     assert all(r["new"] is True and r["tasks"] == ["T"] for r in records)
+
+
+@pytest.mark.lake
+def test_a_lake_groups_failures_as_a_local_index_does(lake, tmp_path):
+    write_host_spool(tmp_path / "spool", "a", range(30), lines=5)
+    local, writer, reader = ingest(tmp_path), Index(None, lake=lake, host="a"), Index(None, lake=lake)
+    try:
+        Ingestor(writer, tmp_path / "spool").catch_up()
+        now = utcnow()
+        month = RunFilter(since=dt.timedelta(days=30))
+        groups = [failure_signatures(index, month, now=now)[["signature", "key", "runs"]] for index in (local, reader)]
+        assert groups[0]["runs"].sum() == 10 and groups[0].to_dict("records") == groups[1].to_dict("records")
+        key = groups[0]["key"].iloc[0]
+        assert failure_runs(reader, RunFilter(), key, now=now) == failure_runs(local, RunFilter(), key, now=now)
+    finally:
+        for index in (local, writer, reader):
+            index.close()

@@ -19,7 +19,8 @@ from dashboard.changes import Change
 from dashboard.components import MAX_NUMBER
 from dashboard.components.badges import STYLESHEET
 from dashboard.components.runs_table import SORT_COLUMNS, grid_rows, runs_table, same_rows
-from dashboard.components.view_state import NAMES, UrlState, word_for
+from dashboard.components.view_state import NAMES, UrlState, UrlText, word_for
+from dashboard.failures import KEY_CHARS, failure_runs
 from dashboard.statuses import COLORS, STATUSES, SYMBOLS
 from dashboard.store import Store
 
@@ -29,26 +30,37 @@ PAGE_SIZES = (25, 50, 100)
 class RunsQuery(UrlState):
     """Which runs the grid shows: its view state, every parameter also in the page's URL."""
 
-    url_params = ("search", "status", "since", "group", "sort", "descending", "page", "page_size")
-    url_texts = {"status": NAMES, "descending": word_for("desc", "asc")}
+    url_params = ("search", "status", "since", "group", "failure", "sort", "descending", "page", "page_size")
+    url_texts = {"status": NAMES, "descending": word_for("desc", "asc"),
+                 "failure": UrlText(parse=str, format=str, hint=(
+                     f"use a failure signature's key ({KEY_CHARS} hexadecimal digits, from the runs page's "
+                     "Failure signatures)"))}
 
     search = param.String(default="", doc="Part of a task name, any case.")
     status = param.ListSelector(default=[], objects=list(STATUSES), doc="Only runs in these statuses.")
     since = param.Selector(default="24h", objects=list(queries.TIME_RANGES), doc="Runs triggered this recently.")
     group = param.String(default="", doc="Only this group; empty for all.")
+    failure = param.String(default="", regex=f"^([0-9a-f]{{{KEY_CHARS}}})?$", doc=(
+        "Only the failed and terminated runs of this failure signature (its key: dashboard.failures); "
+        "empty for all."))
     sort = param.Selector(default="trigger_time", objects=list(queries.SORTABLE), doc="The column runs are sorted by.")
     descending = param.Boolean(default=True, doc="Largest (newest) first.")
     page = param.Integer(default=1, bounds=(1, MAX_NUMBER), doc="The page shown, from 1 (past the last: the last).")
     page_size = param.Selector(default=50, objects=list(PAGE_SIZES), doc="Runs a page.")
 
     def run_filter(self) -> queries.RunFilter:
+        """The runs shown (RunsGrid narrows them to the failure's runs too)."""
+        return self.base_filter()
+
+    def base_filter(self) -> queries.RunFilter:
+        """The runs of the search, statuses, time range and group: all but the failure."""
         return queries.RunFilter(statuses=tuple(self.status), task_text=self.search.strip(),
                                  since=queries.parse_duration(self.since), group=self.group or None)
 
     @property
     def filtered(self) -> bool:
         """Whether anything but the time range narrows the runs."""
-        return bool(self.search.strip() or self.status or self.group)
+        return bool(self.search.strip() or self.status or self.group or self.failure)
 
 
 class RunsGrid(RunsQuery, pn.viewable.Viewer):
@@ -77,6 +89,11 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         self.group_select.param.watch(lambda e: self.param.update(group=e.new), "value")
         self.clear = pn.widgets.Button(label="Clear filters", color="primary", variant="outline", margin=(5, 10))
         self.summary = pn.pane.HTML("", margin=(0, 10), stylesheets=[STYLESHEET])
+        self.failure_note = pn.pane.HTML("", margin=(0, 10), sizing_mode="stretch_width")
+        self.all_failures = pn.widgets.Button(label="✕ Every run", color="primary", variant="outline",
+                                              margin=(0, 10), description="Stop showing only this failure's runs")
+        self.failure_row = pn.Row(self.failure_note, self.all_failures, visible=False, sizing_mode="stretch_width")
+        self._failure_signature: str | None = None
         self.empty = pn.pane.HTML("", visible=False, margin=(10, 10), sizing_mode="stretch_width")
         pager_look = {"color": "primary", "variant": "outline"}
         self.first = pn.widgets.Button(label="«", width=42, description="First page", **pager_look)
@@ -102,7 +119,7 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         pager = pn.Row(self.first, self.previous, self.page_label, self.next, self.last, pn.HSpacer(),
                        pn.pane.HTML("Rows per page", margin=(12, 0)), self.page_size_select,
                        sizing_mode="stretch_width")
-        return pn.Column(filters, self.chips, self.summary, self.empty, self.grid, pager,
+        return pn.Column(filters, self.chips, self.failure_row, self.summary, self.empty, self.grid, pager,
                          sizing_mode="stretch_width")
 
     # ---- user actions ----------------------------------------------------------------
@@ -110,7 +127,8 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
     def _wire(self) -> None:
         self.search_input.param.watch(self._search_typed, "value_input")
         self.grid.param.watch(self._sorted, "sorters")
-        self.clear.on_click(lambda _: self.param.update(search="", status=[], group="", page=1))
+        self.clear.on_click(lambda _: self.param.update(search="", status=[], group="", failure="", page=1))
+        self.all_failures.on_click(lambda _: self.param.update(failure=""))
         self.first.on_click(lambda _: self.param.update(page=1))
         self.previous.on_click(lambda _: self.param.update(page=max(1, self.page - 1)))
         self.next.on_click(lambda _: self.param.update(page=self.page + 1))
@@ -147,7 +165,7 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
                 if first // self.page_size + 1 != self.page:
                     self.page = first // self.page_size + 1  # which comes back here
                     return
-            elif changed.keys() & {"search", "status", "since", "group"} and self.page != 1:
+            elif changed.keys() & {"search", "status", "since", "group", "failure"} and self.page != 1:
                 self.page = 1  # a new filter starts on page 1 (which comes back here)
                 return
         # Widgets not made from a parameter follow it here (a URL or Clear filters can change it too).
@@ -161,6 +179,31 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         if self.grid.sorters != sorters:
             self.grid.sorters = sorters
         self.refresh()
+
+    # ---- the failure signature --------------------------------------------------------
+
+    def run_filter(self) -> queries.RunFilter:
+        """The runs shown: the base filter's, and only the failure's if one is chosen."""
+        base = self.base_filter()
+        if not self.failure:
+            self._failure_signature = None
+            return base
+        # Every status and a minute more than the range (the grid's own filter cuts them to it), to
+        # the next minute: sessions and refreshes within a minute share one answer.
+        now = queries.utcnow().replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+        wider = replace(base, statuses=(), since=base.since + dt.timedelta(minutes=1) if base.since else None)
+        self._failure_signature, run_ids = _failure_runs(self.store, wider, self.failure,
+                                                         self.store.config.log_emphasis, now)
+        return replace(base, run_ids=run_ids)
+
+    def _show_failure(self) -> None:
+        self.failure_row.visible = bool(self.failure)
+        if self.failure:
+            said = (f"<code>{html.escape(self._failure_signature)}</code>" if self._failure_signature is not None
+                    else "a signature with no failure in this range")
+            note = f'<span class="td-failure-note">Only the runs that failed with {said}</span>'
+            if note != self.failure_note.object:
+                self.failure_note.object = note
 
     # ---- live updates ----------------------------------------------------------------
 
@@ -197,6 +240,7 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         if options != self.chips.options:
             self.chips.options = options
         self._show_totals(view)
+        self._show_failure()
 
     def _show_totals(self, view: queries.RunsPage) -> None:
         last = view.first_row + len(view.runs) - 1
@@ -245,6 +289,9 @@ def _page_and_rows(index, run_filter, page, page_size, sort, descending, now):
     """One page of runs and the grid's rows for it (shared by the sessions showing that view)."""
     view = queries.runs_view(index, run_filter, page, page_size, sort, descending, now)
     return view, grid_rows(view.runs)
+
+
+_failure_runs = queries.shared_per_version(failure_runs)
 
 
 def _chip_style() -> str:

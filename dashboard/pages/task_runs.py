@@ -1,11 +1,12 @@
 """/task-runs: the live runs grid (components.runs_grid) in the page's frame, its view in the URL,
-and the fleet log search over the grid's filters (components.fleet_search)."""
+its failures grouped by signature (components.failure_groups) and the fleet log search over the
+grid's filters (components.fleet_search)."""
 
 from __future__ import annotations
 
 import panel as pn
 
-from dashboard.components import live
+from dashboard.components import failure_groups, live
 from dashboard.components.fleet_search import LIVE_SECONDS, FleetSearch
 from dashboard.components.runs_grid import RunsGrid, RunsQuery
 from dashboard.components.timers import every
@@ -32,9 +33,11 @@ def page(store: Store):
     # when the session ends, or a closed session's page stays in memory for up to a minute.
     pn.state.on_session_destroyed(lambda _context: slide.param.update(callback=_nothing))
     search, _ = live.follow(store, lambda: FleetSearch(store, grid.run_filter), min_interval=LIVE_SECONDS)
-    grid.param.watch(lambda *_: search.search(), ["search", "status", "since", "group"])
+    grid.param.watch(lambda *_: search.search(), ["search", "status", "since", "group", "failure"])
+    failures, _ = live.follow(store, lambda: failure_groups.FailureGroups(query=grid, store=store),
+                               min_interval=failure_groups.LIVE_SECONDS)
     template = page_template(store, "Task Runs", "Task Runs", pn.Column(
-        "## Task Runs", grid, keep_in_url(grid), "### Search the runs' logs", search,
+        "## Task Runs", grid, keep_in_url(grid), failures, "### Search the runs' logs", search,
         sizing_mode="stretch_width"))
     report_url_problems(problems)
     return template
