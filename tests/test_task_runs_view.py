@@ -128,3 +128,30 @@ def test_a_bad_url_value_is_named_and_the_rest_is_kept(name, text, hint):
     assert len(problems) == 1 and problems[0].startswith(f"ignored {name}={text!r} from the URL: {hint}")
     assert query.search == "report"
     assert getattr(query, name) == query.param[name].default
+
+
+def test_the_late_chip_counts_the_late_runs_and_narrows_the_grid_to_them(tmp_path):
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    now = queries.utcnow()
+    for n in range(6):  # Report takes 60 to 70 s
+        began = now - dt.timedelta(hours=2, minutes=5 * n)
+        writer.status(f"done-{n}", "Report", "RUNNING", ts=began, trigger_time=began)
+        writer.status(f"done-{n}", "Report", "SUCCESS", ts=began + dt.timedelta(seconds=60 + 2 * n), trigger_time=began)
+    for run_id, seconds in (("late-1", 600), ("on-time", 10)):
+        began = now - dt.timedelta(seconds=seconds)
+        writer.status(run_id, "Report", "RUNNING", ts=began, trigger_time=began)
+    index = Index(tmp_path / "index.duckdb")
+    try:
+        Ingestor(index, tmp_path / "spool").catch_up()
+        store = Store(index, Hub(), Config(spool=tmp_path / "spool", index=tmp_path / "index.duckdb"))
+        grid = RunsGrid(store=store)
+        assert grid.late_chip.label == "LATE 1" and len(grid.grid.value) == 8
+        grid.late = True
+        assert list(grid.grid.value["run_id"]) == ["late-1"]
+        assert grid.to_url() == {"late": "yes"} and grid.filtered
+        grid.clear.clicks += 1
+        assert not grid.late and len(grid.grid.value) == 8
+    finally:
+        index.close()
+    asked = RunsQuery()
+    assert asked.from_url({"late": "maybe"}) == ["ignored late='maybe' from the URL: use one of no, yes"]

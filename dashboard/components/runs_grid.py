@@ -20,6 +20,7 @@ from dashboard.components import MAX_NUMBER
 from dashboard.components.badges import STYLESHEET
 from dashboard.components.runs_table import SORT_COLUMNS, grid_rows, runs_table, same_rows
 from dashboard.components.view_state import NAMES, UrlState, UrlText, word_for
+from dashboard.estimates import running_estimates
 from dashboard.failures import KEY_CHARS, failure_runs
 from dashboard.statuses import COLORS, STATUSES, SYMBOLS
 from dashboard.store import Store
@@ -30,14 +31,15 @@ PAGE_SIZES = (25, 50, 100)
 class RunsQuery(UrlState):
     """Which runs the grid shows: its view state, every parameter also in the page's URL."""
 
-    url_params = ("search", "status", "since", "group", "failure", "sort", "descending", "page", "page_size")
-    url_texts = {"status": NAMES, "descending": word_for("desc", "asc"),
+    url_params = ("search", "status", "late", "since", "group", "failure", "sort", "descending", "page", "page_size")
+    url_texts = {"status": NAMES, "descending": word_for("desc", "asc"), "late": word_for("yes", "no"),
                  "failure": UrlText(parse=str, format=str, hint=(
                      f"use a failure signature's key ({KEY_CHARS} hexadecimal digits, from the runs page's "
                      "Failure signatures)"))}
 
     search = param.String(default="", doc="Part of a task name, any case.")
     status = param.ListSelector(default=[], objects=list(STATUSES), doc="Only runs in these statuses.")
+    late = param.Boolean(default=False, doc="Only runs under way that run late (dashboard.estimates).")
     since = param.Selector(default="24h", objects=list(queries.TIME_RANGES), doc="Runs triggered this recently.")
     group = param.String(default="", doc="Only this group; empty for all.")
     failure = param.String(default="", regex=f"^([0-9a-f]{{{KEY_CHARS}}})?$", doc=(
@@ -60,7 +62,7 @@ class RunsQuery(UrlState):
     @property
     def filtered(self) -> bool:
         """Whether anything but the time range narrows the runs."""
-        return bool(self.search.strip() or self.status or self.group or self.failure)
+        return bool(self.search.strip() or self.status or self.late or self.group or self.failure)
 
 
 class RunsGrid(RunsQuery, pn.viewable.Viewer):
@@ -87,6 +89,8 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         self.group_select = pn.widgets.Select(label="Group", options=self._group_options(), width=170)
         self.group_select.value = self.group if self.group in self.group_select.options.values() else ""
         self.group_select.param.watch(lambda e: self.param.update(group=e.new), "value")
+        self.late_chip = pn.widgets.Toggle.from_param(
+            self.param.late, label="LATE 0", color="light", stylesheets=[_LATE_CHIP], margin=(5, 10))
         self.clear = pn.widgets.Button(label="Clear filters", color="primary", variant="outline", margin=(5, 10))
         self.summary = pn.pane.HTML("", margin=(0, 10), stylesheets=[STYLESHEET])
         self.failure_note = pn.pane.HTML("", margin=(0, 10), sizing_mode="stretch_width")
@@ -119,15 +123,16 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         pager = pn.Row(self.first, self.previous, self.page_label, self.next, self.last, pn.HSpacer(),
                        pn.pane.HTML("Rows per page", margin=(12, 0)), self.page_size_select,
                        sizing_mode="stretch_width")
-        return pn.Column(filters, self.chips, self.failure_row, self.summary, self.empty, self.grid, pager,
-                         sizing_mode="stretch_width")
+        return pn.Column(filters, pn.Row(self.chips, self.late_chip), self.failure_row, self.summary, self.empty,
+                         self.grid, pager, sizing_mode="stretch_width")
 
     # ---- user actions ----------------------------------------------------------------
 
     def _wire(self) -> None:
         self.search_input.param.watch(self._search_typed, "value_input")
         self.grid.param.watch(self._sorted, "sorters")
-        self.clear.on_click(lambda _: self.param.update(search="", status=[], group="", failure="", page=1))
+        self.clear.on_click(lambda _: self.param.update(search="", status=[], late=False, group="", failure="",
+                                                        page=1))
         self.all_failures.on_click(lambda _: self.param.update(failure=""))
         self.first.on_click(lambda _: self.param.update(page=1))
         self.previous.on_click(lambda _: self.param.update(page=max(1, self.page - 1)))
@@ -165,7 +170,7 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
                 if first // self.page_size + 1 != self.page:
                     self.page = first // self.page_size + 1  # which comes back here
                     return
-            elif changed.keys() & {"search", "status", "since", "group", "failure"} and self.page != 1:
+            elif changed.keys() & {"search", "status", "late", "since", "group", "failure"} and self.page != 1:
                 self.page = 1  # a new filter starts on page 1 (which comes back here)
                 return
         # Widgets not made from a parameter follow it here (a URL or Clear filters can change it too).
@@ -183,8 +188,10 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
     # ---- the failure signature --------------------------------------------------------
 
     def run_filter(self) -> queries.RunFilter:
-        """The runs shown: the base filter's, and only the failure's if one is chosen."""
+        """The runs shown: the base filter's, and only the failure's and the late ones if asked."""
         base = self.base_filter()
+        if self.late:
+            base = replace(base, run_ids=_late_run_ids(self.store, queries.utcnow().replace(microsecond=0)))
         if not self.failure:
             self._failure_signature = None
             return base
@@ -194,7 +201,7 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         wider = replace(base, statuses=(), since=base.since + dt.timedelta(minutes=1) if base.since else None)
         self._failure_signature, run_ids = _failure_runs(self.store, wider, self.failure,
                                                          self.store.config.log_emphasis, now)
-        return replace(base, run_ids=run_ids)
+        return replace(base, run_ids=run_ids if base.run_ids is None else run_ids & base.run_ids)
 
     def _show_failure(self) -> None:
         self.failure_row.visible = bool(self.failure)
@@ -241,6 +248,8 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
             self.chips.options = options
         self._show_totals(view)
         self._show_failure()
+        late = queries.count_runs(self.store, replace(self.base_filter(), run_ids=_late_run_ids(self.store, now)), now)
+        self.late_chip.label = f"LATE {late:,}"
 
     def _show_totals(self, view: queries.RunsPage) -> None:
         last = view.first_row + len(view.runs) - 1
@@ -292,6 +301,21 @@ def _page_and_rows(index, run_filter, page, page_size, sort, descending, now):
 
 
 _failure_runs = queries.shared_per_version(failure_runs)
+
+
+@queries.shared_per_version
+def _late_run_ids(index, now) -> frozenset[str]:
+    """The runs under way that run late at `now` (shared by sessions asking within the second)."""
+    estimates = running_estimates(index, now)
+    return frozenset(estimates.loc[estimates["late"].astype(bool), "run_id"])
+
+
+# The LATE chip looks like a status chip: the late tag's amber edge, filled when chosen.
+_LATE_CHIP = """
+.bk-btn { border: 1px solid #e5e7eb !important; border-left: 4px solid #d97706 !important; font-weight: 600;
+          font-size: 12px; }
+.bk-btn.bk-active { background: #d97706 !important; color: white !important; border-color: #d97706 !important; }
+"""
 
 
 def _chip_style() -> str:
