@@ -8,9 +8,9 @@ this 2-core machine minutes to generate, so the routine default is smaller (see 
 1. the whole search, all time, no filter, for the rare text: `queries.fleet_search` (the first
    page of 50 runs: it reads every line, as few runs match), against one ILIKE count of all lines;
 2. time to first results: how long after the search starts `queries.fleet_search_progress`
-   hands the page its first matching runs, for the rare text and for a frequent one (the page
-   shows them while the rest is searched, newest runs first);
-3. the same page's first partial state ("searching… N runs so far"), whatever it holds.
+   hands the page its first matching runs, for a frequent text (p95 ≤ 500 ms: the first chunk)
+   and the rare one (reported: it comes with the chunk that holds it), and when the page is whole;
+3. the page's first state ("Searching… 0 of N runs' logs"), before any log is read.
 """
 
 from __future__ import annotations
@@ -100,15 +100,18 @@ def figures(folder: Path, lines: int, repeat: int) -> list[Row]:
         rows = [timing_row(f'fleet search over all {total:,} lines ("{RARE}": {len(found):,} runs on its first page): '
                            "fleet_search (baseline: one ILIKE count of all lines)", times, base, "p95 ≤ 2 s",
                            None, 2000, None)]
-        for label, text in (("rare", RARE), ("frequent", FREQUENT)):
+        for label, text in (("frequent", FREQUENT), ("rare", RARE)):
             samples = [first_results(index, text) for _ in range(repeat + 1)][1:]
             state, found_at, done = ([s[i] for s in samples] for i in range(3))
-            rows.append(timing_row(f'  fleet search time to first results ({label}: "{text}"), '
-                                   f"whole page in {percentile(done, 0.5) * 1000:,.0f} ms: fleet_search_progress",
-                                   found_at, None, "sooner than the whole search", None, None, None))
+            # A text many runs print: its first results come with the first chunk. A rare one: when
+            # the first chunk holding it is read (reported only: it depends on where it is).
+            rows.append(timing_row(f'  fleet search time to first results ({label}: "{text}"; the whole page in '
+                                   f"{percentile(done, 0.5) * 1000:,.0f} ms): fleet_search_progress", found_at,
+                                   None, "p95 ≤ 500 ms" if label == "frequent" else "", None,
+                                   500 if label == "frequent" else None, None))
             if label == "rare":
-                rows.append(timing_row("  fleet search time to its first partial state (\"searching… N runs so far\")",
-                                       state, None, "≤ 250 ms", None, 250, None))
+                rows.append(timing_row('  fleet search time to its first state on the page ("Searching… 0 of N runs")',
+                                       state, None, "p95 ≤ 250 ms", None, 250, None))
         return rows
     finally:
         index.close()
