@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += logs.figures(dataset, sizes)
         if "fleet_search" in args.only:
             lines = args.fleet_lines or (200_000 if args.quick else 20_000_000)
-            rows += fleet_search.figures(folder / "fleet", lines, sizes.heavy_repeat * 2)
+            rows += fleet_search.figures(folder / "fleet", lines, sizes.heavy_repeat)
         if "graph" in args.only:
             rows += graph.figures(folder, sizes, args.graph_screenshot)
         if "terminal" in args.only:

@@ -399,15 +399,18 @@ def _chunk_matches(index: Index, log_ids: list[int], match: str, match_params: l
                    regex: bool) -> dict[int, tuple[int, int, str]]:
     """log id -> (matching lines, the first one's number, its visible text) over those streams."""
     # The range lets DuckDB skip row groups outside it (a stream's lines are stored together, in the
-    # order they were ingested); the list keeps only these streams.
+    # order they were ingested); the list keeps only these streams, checked on the log_id column
+    # before any text is read. As a list of parameters, not a join (IN (SELECT unnest(?))): a
+    # join filters after the text match, so every chunk cost a whole scan where ingest order is
+    # not trigger order (20M lines under load: 250 runs 0.87 against 4.6-6.3 s).
     sql = f"""
         SELECT t.log_id, count(*), min(t.line_no), left(arg_min(coalesce(t.visible, t.text), t.line_no), 2000)
         FROM log_text t
-        WHERE t.log_id BETWEEN ? AND ? AND t.log_id IN (SELECT unnest(?::INTEGER[])) AND {match}
+        WHERE t.log_id BETWEEN ? AND ? AND t.log_id IN ({", ".join("?" * len(log_ids))}) AND {match}
         GROUP BY t.log_id"""
     try:
         with index.cursor() as cur:
-            rows = cur.execute(sql, [min(log_ids), max(log_ids), log_ids, *match_params]).fetchall()
+            rows = cur.execute(sql, [min(log_ids), max(log_ids), *log_ids, *match_params]).fetchall()
     except duckdb.InvalidInputException as exc:
         if regex:
             raise ValueError(f"not a regular expression: {text!r} ({str(exc).splitlines()[0][:200]})") from None
