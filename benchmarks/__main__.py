@@ -2,6 +2,7 @@
 
     python -m benchmarks            # the size: 1,000,000 runs, 20,000,000 log lines
     python -m benchmarks --quick    # a small size that runs in under a minute (the tests run it)
+    python -m benchmarks --only fleet_search --fleet-lines 20000000 --keep DIR   # one section, its size
 
 It generates its data through the real spool and ingestor (with progress bars on stderr),
 measures every figure several times, and prints one table on stdout: each figure with our
@@ -21,10 +22,11 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from . import compare, data, failures, graph, ingest, logs, receive, runs_page, terminal, timeline
+from . import compare, data, failures, fleet_search, graph, ingest, logs, receive, runs_page, terminal, timeline
 from .common import FULL, QUICK, print_table, work_folder
 
-SECTIONS = ("ingest", "runs_page", "failures", "logs", "graph", "terminal", "receive", "timeline", "compare")
+SECTIONS = ("ingest", "runs_page", "failures", "logs", "fleet_search", "graph", "terminal", "receive", "timeline",
+            "compare")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the small size, for a check that all of it works")
     parser.add_argument("--keep", type=Path, help="generate the data into DIR and keep it; reuse it next time")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS, help="run only these sections")
+    parser.add_argument("--fleet-lines", type=int, help="log lines the fleet search section searches (default: "
+                        "20,000,000, the issue's size; --quick 200,000); its spool is its own, kept in DIR/fleet")
     parser.add_argument("--graph-screenshot", type=Path, help="save a screenshot of the graph page here")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -51,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
             rows += failures.figures(folder, sizes)
         if "logs" in args.only:
             rows += logs.figures(dataset, sizes)
+        if "fleet_search" in args.only:
+            lines = args.fleet_lines or (200_000 if args.quick else 20_000_000)
+            rows += fleet_search.figures(folder / "fleet", lines, sizes.heavy_repeat)
         if "graph" in args.only:
             rows += graph.figures(folder, sizes, args.graph_screenshot)
         if "terminal" in args.only:

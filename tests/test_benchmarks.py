@@ -23,6 +23,8 @@ FIGURES = (
     "fetch a page of 500 lines, random pages",
     "count search matches (frequent",
     "download the whole stream",
+    "fleet search over all",
+    "fleet search time to first results (frequent",
     "line written → visible in Chromium, idle spool",
     "line written → visible in Chromium, 5,000 other lines/s flowing",
     "layout and render, server side",

@@ -103,3 +103,50 @@ def test_the_command_line_prints_the_same_runs(fleet, tmp_path):
         list(zip(found["run_id"], found["stdout_matches"], found["stderr_matches"], found["first_line"]))
     bad = subprocess.run(command[:4] + ["(", "--regex"] + command[7:], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "not a regular expression" in bad.stderr
+
+
+def test_the_page_is_found_newest_runs_first_in_chunks_and_stops_once_complete(fleet, monkeypatch):
+    """What the runs page shows while a search reads on: rows found stay where they are, each state
+    says how far it got, the last is fleet_search's page; a page found early ends the search early."""
+    folder, index, now = fleet
+    monkeypatch.setattr(queries, "SEARCH_FIRST_CHUNK_LINES", 100)
+    monkeypatch.setattr(queries, "SEARCH_CHUNK_MAX_LINES", 200)
+    states = list(queries.fleet_search_progress(index, NEEDLE, limit=1000, now=now))
+    assert len(states) > 3 and states[0].runs_searched == 0 and states[0].found.empty
+    for before, after in zip(states, states[1:]):
+        assert list(after.found["run_id"][:len(before.found)]) == list(before.found["run_id"])
+        assert before.runs_searched < after.runs_searched and before.lines_searched < after.lines_searched
+    assert [state.done for state in states] == [False] * (len(states) - 1) + [True]
+    last = states[-1]
+    assert (last.runs_searched, last.lines_searched) == (last.runs_total, last.lines_total)
+    assert last.lines_total == index.counts()["log_lines"]
+    whole = queries.fleet_search(index, NEEDLE, limit=1000, now=now)
+    assert last.found.equals(whole)
+    first_three = list(queries.fleet_search_progress(index, NEEDLE, limit=3, now=now))[-1]
+    assert first_three.done and first_three.runs_searched < first_three.runs_total
+    assert list(first_three.found["run_id"]) == list(whole["run_id"][:3])
+
+
+def test_the_search_component_says_how_far_it_got_and_shows_text_as_text(fleet, monkeypatch):
+    """Outside a server session the search runs at once: its last state is shown; a partial one
+    (as the page shows it while the worker reads on) says it is still searching."""
+    from dashboard.components.fleet_search import FleetSearch
+    from dashboard.config import Config
+    from dashboard.hub import Hub
+    from dashboard.store import Store
+
+    folder, index, now = fleet
+    store = Store(index, Hub(), Config())
+    search = FleetSearch(store, RunFilter, text="deadlock <b>")
+    assert search.progress.done and "No run printed “deadlock &lt;b&gt;”" in search.results.object
+    search.text = NEEDLE
+    assert search.progress.done and "Searching" not in search.results.object
+    assert search.results.object.count("<tr>") == queries.SEARCH_PAGE_RUNS // 50 + len(search.progress.found.head(50))
+    monkeypatch.setattr(queries, "SEARCH_FIRST_CHUNK_LINES", 100)
+    states = list(queries.fleet_search_progress(index, NEEDLE, limit=51))
+    partial = next(state for state in states if not state.done and len(state.found))
+    search._show(search._asked_number, partial)
+    assert f"Searching… {partial.runs_searched:,} of {partial.runs_total:,} runs' logs so far" in search.results.object
+    assert "so far, newest first" in search.results.object
+    search._show(search._asked_number - 1, states[-1])  # an older search's answer is not shown
+    assert "Searching…" in search.results.object

@@ -28,11 +28,11 @@ def test_what_panel_gets_has_no_placeholder_left():
     import dashboard.components.runs_table as runs_grid
 
     texts = [badges.STYLESHEET, graph_marks.FIT_MARKS_JS, runs_grid._GRID_STYLE,
-             runs_grid._LIFECYCLE_FORMATTER.js_code, runs_grid._logs_formatter("/task-runs/").js_code,
+             runs_grid._lifecycle_formatter("/task-runs/").js_code, runs_grid._logs_formatter("/task-runs/").js_code,
              *connection.ConnectionIndicator._stylesheets, *connection.ConnectionIndicator._scripts.values(),
              *log_viewer.LogLines._stylesheets, *log_viewer.LogLines._scripts.values()]
     assert not [text for text in texts if re.search(r"__[A-Z_]+__", text)]
-    assert '["IDLE", "ACTIVE"' in runs_grid._LIFECYCLE_FORMATTER.js_code
+    assert '["IDLE", "ACTIVE"' in runs_grid._lifecycle_formatter("/task-runs/").js_code
 
 
 def test_a_placeholder_the_file_lacks_is_an_error():

@@ -62,3 +62,18 @@ def test_panel_s_own_url_parsing_would_change_values_links_carry():
     query = RunsQuery()
     assert query.from_url({"search": "007", "group": "true"}) == []
     assert (query.search, query.group) == ("007", "true")
+
+
+def test_the_fleet_search_keeps_its_view_under_url_names_of_its_own():
+    """Beside the grid on /task-runs: the grid's `search` and `page` are not the search's."""
+    from dashboard.components.fleet_search import SearchQuery
+
+    assert set(SearchQuery.url_arg_names()).isdisjoint(RunsQuery.url_arg_names())
+    query = SearchQuery(text="Deadlock <b>", regex=True, page=3)
+    assert query.to_url() == {"q": "Deadlock <b>", "q_regex": "true", "q_page": "3"}
+    restored = SearchQuery()
+    assert restored.from_url(query.to_url() | {"search": "grid's", "page": "9"}) == []
+    assert (restored.text, restored.regex, restored.page) == ("Deadlock <b>", True, 3)
+    view = SearchQuery()
+    assert view.from_url({"q": "ok", "q_regex": "yes"}) == ["ignored q_regex='yes' from the URL: use one of false, true"]
+    assert (view.text, view.regex) == ("ok", False)

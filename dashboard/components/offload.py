@@ -19,7 +19,7 @@ Outside a server session (a notebook, a test building a view by itself) it all r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
@@ -74,6 +74,58 @@ def off_the_loop(compute: Callable[[], T], apply: Callable[[T], None],
             doc.add_next_tick_callback(partial(_when_drawn, doc, _once(call)))
         except Exception:  # noqa: BLE001  the session ended meanwhile: nothing to show it on
             pass
+
+    _WORKER.submit(work)
+    return True
+
+
+def stream_off_the_loop(produce: Callable[[], Iterable[T]], apply: Callable[[T], None],
+                        failed: Callable[[BaseException], None] | None = None) -> bool:
+    """`apply` each item of `produce()` as it comes, with `produce` iterated on the worker when this
+    runs in a server session (a search showing its first results while it reads on).
+
+    As off_the_loop; the items are applied in order on the session's loop, and one that a newer
+    item has overtaken before the loop came to it is skipped (a busy page shows the newest).
+    `failed(exc)` (on the loop) is told when `produce` raises; then nothing is logged.
+    """
+    doc = state.curdoc
+    if doc is None or doc.session_context is None:
+        try:
+            for item in produce():
+                apply(item)
+        except Exception as exc:
+            if failed is None:
+                raise
+            failed(exc)
+            return False
+        return False
+    newest = [0]
+
+    def apply_if_newest(number: int, item) -> None:
+        if number == newest[0]:
+            apply(item)
+
+    def publish(call: Callable[[], None]) -> bool:
+        try:
+            doc.add_next_tick_callback(partial(_when_drawn, doc, _once(call)))
+            return True
+        except Exception:  # noqa: BLE001  the session ended meanwhile: nothing to show it on
+            return False
+
+    def work() -> None:
+        try:
+            for number, item in enumerate(produce(), start=1):
+                if doc.session_context.destroyed:
+                    return
+                newest[0] = number
+                if not publish(partial(apply_if_newest, number, item)):
+                    return
+        except Exception as exc:  # noqa: BLE001
+            if failed is None:
+                log.exception("a view's work off the event loop failed")
+                return
+            newest[0] = -1  # what was published before the failure is not shown after it
+            publish(partial(failed, exc))
 
     _WORKER.submit(work)
     return True

@@ -19,7 +19,7 @@ from dashboard.components.badges import STYLESHEET, adhoc_badge, status_badge
 from dashboard.components.resources import resource
 from dashboard.formatting import clock, duration_seconds, human_duration, plain
 from dashboard.statuses import COLORS, LIFECYCLE, TERMINAL, is_terminal
-from dashboard.store import Store
+from dashboard.store import Links, Store
 
 _CARD_STYLE = STYLESHEET + resource("run_card.css")
 
@@ -40,9 +40,24 @@ def _when(value) -> str:
     return "—" if plain(value) is None else clock(value) + " UTC"
 
 
-def details_html(run: dict, compare_url: str | None = None) -> str:
-    """The task details card: every value escaped; with `compare_url`, a link to the comparison
-    with the task's last success."""
+def root_cause_html(run: dict, root: dict | None, links: Links) -> str:
+    """What a run's card says of blocking, or "": a blocked run is "blocked by <root task>, FAILED
+    <time>" (linking to the root cause's run); a root cause "blocks N runs of its cycle"."""
+    if plain(run.get("blocked")) and root is not None:
+        href = html.escape(links.page("run_detail", root["run_id"]))
+        ended = clock(root["finished"] if plain(root["finished"]) is not None else root["updated"], run["trigger_time"])
+        return (f'blocked by <a class="td-root-cause" href="{href}">{html.escape(root["task"])}</a>, '
+                f'{html.escape(root["status"])} {ended}')
+    blocks = int(plain(run.get("blocks")) or 0)
+    if blocks:
+        return (f'<span class="td-blocks td-blocks-card">blocks {blocks:,}</span> '
+                f"run{'s' if blocks > 1 else ''} of its cycle (same trigger time) can no longer start")
+    return ""
+
+
+def details_html(run: dict, root_cause: str = "", compare_url: str | None = None) -> str:
+    """The task details card: every value escaped (`root_cause`: root_cause_html's, escaped there);
+    with `compare_url`, a link to the comparison with the task's last success."""
     title = html.escape(run["task"]) + (adhoc_badge() if run["adhoc"] else "")
     exit_code = plain(run["exit_code"])
     rows = [
@@ -58,6 +73,8 @@ def details_html(run: dict, compare_url: str | None = None) -> str:
     if plain(run.get("blocked")):
         rows.append(("Blocked", f'<span class="td-blocked">BLOCKED: {html.escape(run["blocked"])}</span>'
                                 " (it can no longer start)"))
+    if root_cause:
+        rows.append(("Root cause", root_cause))
     if plain(run["message"]):
         rows.append(("Message", html.escape(run["message"])))
     rows.append(("Run id", html.escape(run["run_id"])))
@@ -119,6 +136,7 @@ class RunCard(pn.viewable.Viewer):
         super().__init__(**params)
         self.details = pn.pane.HTML("", stylesheets=[_CARD_STYLE], width=420)
         self.timeline = pn.pane.HTML("", stylesheets=[_CARD_STYLE], sizing_mode="stretch_width")
+        self._root_cause = ""
         self.param.watch(lambda _event: self.refresh(), "run_id")
         self.refresh()
 
@@ -145,7 +163,9 @@ class RunCard(pn.viewable.Viewer):
             return
         with param.edit_constant(self):
             self.last_success = queries.last_success(self.store, run["task"], self.run_id)
-        self.details.object = details_html(run, self._compare_url())
+        root = queries.run(self.store, run["blocked_by"]) if plain(run.get("blocked_by")) else None
+        self._root_cause = root_cause_html(run, root, self.store.links)
+        self.details.object = details_html(run, self._root_cause, self._compare_url())
         self.timeline.object = timeline_html(run, queries.transitions(self.store, self.run_id))
 
     def changed(self, change: Change) -> None:
@@ -159,7 +179,7 @@ class RunCard(pn.viewable.Viewer):
     def tick(self) -> None:
         """While the run goes on, its duration counts up."""
         if self.run is not None and plain(self.run["started"]) is not None and plain(self.run["finished"]) is None:
-            self.details.object = details_html(self.run, self._compare_url())
+            self.details.object = details_html(self.run, self._root_cause, self._compare_url())
 
     def _compare_url(self) -> str | None:
         if self.last_success is None:

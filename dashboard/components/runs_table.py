@@ -30,7 +30,7 @@ SORT_COLUMNS = {"task": "task", "grp": "grp", "trigger": "trigger_time", "status
 TITLES = {"task": "Task name", "grp": "Group", "trigger": "Trigger Time", "lifecycle": "Lifecycle",
           "status": "Status", "agent": "Agent", "started": "Started", "finished": "Finished",
           "duration": "Duration", "logs": "Logs"}
-HIDDEN = ["run_id", "adhoc", "running", "blocked", "blocks", "late", "expected"]
+HIDDEN = ["run_id", "adhoc", "running", "blocked", "blocked_by", "blocks", "late", "expected"]
 MIN_NAME_WIDTH = 140
 
 # A long name is cut in its middle: dbt's `model.project.int_orders` differ at their end.
@@ -40,10 +40,21 @@ TASK_FORMATTER = JSCode(resource("task_name.js").strip())
 
 STATUS_FORMATTER = JSCode(resource("status_badge.js").strip())
 
-# A run that can no longer start (an upstream of its cycle failed) says so after its chain,
-# so a blocked ACTIVE run never reads as one still waiting; a root cause says how many it blocks.
-_LIFECYCLE_FORMATTER = JSCode(resource("lifecycle.js", LIFECYCLE=json.dumps(list(LIFECYCLE)),
-                                       TERMINAL=json.dumps(list(TERMINAL))).strip())
+
+
+def run_href_js(detail_prefix: str) -> str:
+    """A JavaScript function: a run id -> its detail page (`detail_prefix` + the id as
+    dashboard.store.run_segment writes it: a reserved id has its first letter percent-encoded)."""
+    return (f"id => {json.dumps(detail_prefix)} + ({json.dumps(list(RESERVED_RUN_IDS))}.includes(id)"
+            ' ? "%" + id.charCodeAt(0).toString(16).toUpperCase() + id.slice(1) : encodeURIComponent(id))')
+
+
+def _lifecycle_formatter(detail_prefix: str) -> JSCode:
+    """A run that can no longer start (an upstream of its cycle failed) says so after its chain, so a
+    blocked ACTIVE run never reads as one still waiting, linking to its root cause's run; a root
+    cause says how many it blocks."""
+    return JSCode(resource("lifecycle.js", LIFECYCLE=json.dumps(list(LIFECYCLE)), TERMINAL=json.dumps(list(TERMINAL)),
+                           RUN_HREF=run_href_js(detail_prefix)).strip())
 
 FINISHED_FORMATTER = JSCode(resource("finished.js").strip())
 
@@ -52,8 +63,7 @@ _DURATION_FORMATTER = JSCode(resource("duration.js").strip())
 
 
 def _logs_formatter(detail_prefix: str) -> JSCode:
-    return JSCode(resource("eye_link.js", DETAIL_PREFIX=json.dumps(detail_prefix),
-                           RESERVED_RUN_IDS=json.dumps(list(RESERVED_RUN_IDS))).strip())
+    return JSCode(resource("eye_link.js", RUN_HREF=run_href_js(detail_prefix)).strip())
 
 
 #: The look of TASK_FORMATTER's cells (the tasks table uses both too).
@@ -97,6 +107,7 @@ def grid_rows(runs: pd.DataFrame) -> pd.DataFrame:
         "duration": runs["duration"].astype(float).to_numpy(),
         "running": running.astype(bool).to_numpy(),
         "blocked": texts(_column(runs, "blocked", "").fillna("")),
+        "blocked_by": texts(_column(runs, "blocked_by", "").fillna("")),
         "blocks": _column(runs, "blocks", 0).astype(int).to_numpy(),
         "late": _column(runs, "late", False).fillna(False).astype(bool).to_numpy(),
         "logs": texts(runs["run_id"]),
@@ -141,7 +152,7 @@ def runs_table(detail_prefix: str, sort_field: str, descending: bool) -> QuerySo
         layout="fit_columns",
         titles=TITLES,
         hidden_columns=HIDDEN,
-        formatters={"task": TASK_FORMATTER, "lifecycle": _LIFECYCLE_FORMATTER, "status": STATUS_FORMATTER,
+        formatters={"task": TASK_FORMATTER, "lifecycle": _lifecycle_formatter(detail_prefix), "status": STATUS_FORMATTER,
                     "duration": _DURATION_FORMATTER, "finished": FINISHED_FORMATTER,
                     "logs": _logs_formatter(detail_prefix)},
         sortable={"lifecycle": False, "logs": False},

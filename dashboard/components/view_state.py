@@ -2,7 +2,9 @@
 
 A component whose view state a page keeps in its URL derives from `UrlState` and names the
 parameters the URL carries (`url_params`); a parameter whose text is not its plain `str()`
-names its form in `url_texts` (the runs grid's `status=FAILED,TERMINATED`, `descending=asc`).
+names its form in `url_texts` (the runs grid's `status=FAILED,TERMINATED`, `descending=asc`), and
+a parameter whose URL name is not its own names it in `url_names` (two components on one page
+keep their views in one query string: the fleet search's `page` is `q_page` beside the grid's).
 `to_url` gives the values that differ from their defaults, as text; `from_url` takes each
 argument on its own, through its parameter's own validation, so a bad value is named in its
 own message and every other value is still applied.
@@ -55,6 +57,13 @@ class UrlState(param.Parameterized):
     url_params: ClassVar[tuple[str, ...]] = ()
     #: The parameters whose text is not their plain str() (see UrlText).
     url_texts: ClassVar[dict[str, UrlText]] = {}
+    #: The parameters whose name in the URL is not their own.
+    url_names: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def url_arg_names(cls) -> tuple[str, ...]:
+        """The names of the URL's arguments this view state reads and writes."""
+        return tuple(cls.url_names.get(name, name) for name in cls.url_params)
 
     def to_url(self) -> dict[str, str]:
         """The URL's parameters that differ from their defaults, as query-string text."""
@@ -63,7 +72,7 @@ class UrlState(param.Parameterized):
             value = getattr(self, name)
             if value != self.param[name].default and value is not None:
                 text = self.url_texts.get(name)
-                values[name] = text.format(value) if text else str(value)
+                values[self.url_names.get(name, name)] = text.format(value) if text else str(value)
         return values
 
     def from_url(self, args: dict[str, str]) -> list[str]:
@@ -74,14 +83,15 @@ class UrlState(param.Parameterized):
         problems, values, probe = [], {}, type(self).__new__(type(self))
         param.Parameterized.__init__(probe)
         for name in self.url_params:
-            if name not in args:
+            arg = self.url_names.get(name, name)
+            if arg not in args:
                 continue
-            text = args[name]
+            text = args[arg]
             try:
                 value = self._parse(name, text)
                 probe.param.update({name: value})  # the parameter's own validation
             except (ValueError, KeyError, TypeError):
-                problems.append(f"ignored {name}={text!r} from the URL: {self._hint(name)}")
+                problems.append(f"ignored {arg}={text!r} from the URL: {self._hint(name)}")
                 continue
             values[name] = value
         self.param.update(values)

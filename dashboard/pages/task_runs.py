@@ -7,7 +7,7 @@ from __future__ import annotations
 import panel as pn
 
 from dashboard.components import failure_groups, live
-from dashboard.components.fleet_search import LIVE_SECONDS, FleetSearch
+from dashboard.components.fleet_search import LIVE_SECONDS, FleetSearch, SearchQuery
 from dashboard.components.runs_grid import RunsGrid, RunsQuery
 from dashboard.components.timers import every
 from dashboard.pages.layout import page_template
@@ -18,26 +18,20 @@ from dashboard.store import Store
 SLIDE_SECONDS = 60
 
 
-def _nothing() -> None:
-    pass
-
-
-@page_args(RunsQuery)
+@page_args(RunsQuery, *SearchQuery.url_arg_names())
 def page(store: Store):
-    asked = RunsQuery()
-    problems = asked.from_url(url_args())
+    asked, asked_search = RunsQuery(), SearchQuery()
+    problems = asked.from_url(url_args()) + asked_search.from_url(url_args())
     view = {name: value for name, value in asked.param.values().items() if name != "name"}
     grid, _ = live.follow(store, lambda: RunsGrid(store=store, **view), min_interval=store.push_min_interval)
-    slide = every(SLIDE_SECONDS, grid.refresh)
-    # Bokeh holds a stopped periodic callback until its current period ends: let go of the view
-    # when the session ends, or a closed session's page stays in memory for up to a minute.
-    pn.state.on_session_destroyed(lambda _context: slide.param.update(callback=_nothing))
-    search, _ = live.follow(store, lambda: FleetSearch(store, grid.run_filter), min_interval=LIVE_SECONDS)
-    grid.param.watch(lambda *_: search.search(), ["search", "status", "since", "group", "failure"])
+    every(SLIDE_SECONDS, grid.refresh)  # (which lets go of the grid when the session ends)
+    search, _ = live.follow(store, lambda: FleetSearch(store, grid.run_filter, **{
+        name: getattr(asked_search, name) for name in asked_search.url_params}), min_interval=LIVE_SECONDS)
+    grid.param.watch(lambda *_: search.search(), ["search", "status", "late", "since", "group", "failure"])
     failures, _ = live.follow(store, lambda: failure_groups.FailureGroups(query=grid, store=store),
                                min_interval=failure_groups.LIVE_SECONDS)
     template = page_template(store, "Task Runs", "Task Runs", pn.Column(
-        "## Task Runs", grid, keep_in_url(grid), failures, "### Search the runs' logs", search,
+        "## Task Runs", grid, keep_in_url(grid, search), failures, "### Search the runs' logs", search,
         sizing_mode="stretch_width"))
     report_url_problems(problems)
     return template

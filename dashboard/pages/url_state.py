@@ -56,15 +56,16 @@ def url_args() -> dict[str, str]:
             for name, values in (pn.state.session_args or {}).items() if values}
 
 
-def keep_in_url(view: UrlState) -> BrowserUrl:
-    """A BrowserUrl (to place on the page) that follows every change of the parameters `view`
-    keeps in the URL (their text: view.to_url)."""
+def keep_in_url(*views: UrlState) -> BrowserUrl:
+    """A BrowserUrl (to place on the page) that follows every change of the parameters the `views`
+    keep in the URL (their text: view.to_url; views on one page use distinct URL names)."""
     url = BrowserUrl(width=0, height=0, margin=0)
 
     def write(*_events) -> None:
-        url.query = view.to_url()
+        url.query = {name: text for view in views for name, text in view.to_url().items()}
 
-    view.param.watch(write, list(view.url_params))
+    for view in views:
+        view.param.watch(write, list(view.url_params))
     write()
     return url
 

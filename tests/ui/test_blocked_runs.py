@@ -51,6 +51,7 @@ def row(page: Page, run_id: str):
 def test_the_grid_tells_a_blocked_run_from_a_waiting_one(served, page: Page):
     page.goto(f"{served}/task-runs")
     expect(row(page, "l-1").locator(".td-blocked")).to_have_text(BLOCKED, timeout=30_000)
+    expect(row(page, "l-1").locator("a.td-blocked")).to_have_attribute("href", "/task-runs/x-1")  # its root cause
     expect(row(page, "l-1").locator('[tabulator-field="status"]')).to_have_text("ACTIVE")
     expect(row(page, "l-0").locator(".td-step.td-current")).to_have_text("ACTIVE")
     expect(row(page, "l-0").locator(".td-blocked")).to_have_count(0)
@@ -66,6 +67,14 @@ def test_a_blocked_run_page_says_so_and_does_not_wait_for_logs(served, page: Pag
     expect(page.locator(".td-timeline li.td-now")).to_have_count(0)
     expect(page.locator('.td-timeline li[data-status="ACTIVE"]')).to_have_class(re.compile("td-done"))
     expect(page.get_by_text("Following the newest")).to_have_count(0)
+    # Its root cause, named and linked; there, how many runs it blocks.
+    root = page.locator(".td-card a.td-root-cause")
+    expect(root).to_have_text("Extract")
+    expect(page.locator(".td-card")).to_contain_text(re.compile(r"blocked by Extract, FAILED \d\d:\d\d:\d\d"))
+    root.click()
+    expect(page).to_have_url(re.compile(r"/task-runs/x-1$"), timeout=30_000)
+    expect(page.locator(".td-card .td-blocks")).to_have_text("blocks 1", timeout=30_000)
+    expect(page.locator(".td-card")).to_contain_text("run of its cycle (same trigger time) can no longer start")
 
     page.goto(f"{served}/task-runs/l-0")
     expect(page.locator(".td-timeline li.td-now")).to_have_attribute("data-status", "ACTIVE", timeout=30_000)

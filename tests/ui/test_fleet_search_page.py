@@ -62,3 +62,21 @@ def test_the_grids_filters_narrow_the_search(served, page: Page):
     expect(rows).to_have_count(3, timeout=30_000)
     page.get_by_placeholder("Search task name…").fill("Load_0")
     expect(page.get_by_text("No run printed “Deadlock” in the runs the filters show.")).to_be_visible(timeout=30_000)
+
+
+def test_the_search_is_kept_in_the_url_both_ways(served, page: Page):
+    """A link with the search in it opens its results; changing the search changes the URL, beside
+    the grid's own view."""
+    url, _ = served
+    page.goto(f"{url}/task-runs?since=7d&q=deadlock+detected+%3Cb%3Ein%3C%2Fb%3E")
+    rows = page.locator(".td-search tbody tr")
+    expect(rows).to_have_count(3, timeout=30_000)
+    expect(page.get_by_placeholder(PLACEHOLDER)).to_have_value("deadlock detected <b>in</b>")
+    expect(page.locator(".td-search caption")).to_contain_text("that printed “deadlock detected <b>in</b>”")
+    box = page.get_by_placeholder(PLACEHOLDER)
+    box.fill("step 2[89]")
+    box.press("Enter")
+    page.locator(".bk-Checkbox input[type=checkbox]").check()  # the regular expression box
+    expect(rows).to_have_count(6, timeout=30_000)
+    wait_until(lambda: "q=step+2%5B89%5D" in page.url and "q_regex=true" in page.url and "since=7d" in page.url,
+               timeout=30, message=f"the URL follows the search (it is {page.url})")

@@ -1,8 +1,6 @@
 function(cell) {
   const link = document.createElement("a")
-  const id = cell.getValue()  // a reserved id has its first letter percent-encoded, as dashboard.store.run_segment
-  link.href = __DETAIL_PREFIX__ + (__RESERVED_RUN_IDS__.includes(id)
-    ? "%" + id.charCodeAt(0).toString(16).toUpperCase() + id.slice(1) : encodeURIComponent(id))
+  link.href = (__RUN_HREF__)(cell.getValue())
   link.className = "td-eye"
   link.title = "Open the run's details and logs"
   link.setAttribute("aria-label", "Open the run's details and logs")

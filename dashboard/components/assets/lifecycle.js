@@ -38,9 +38,11 @@
       }
     }
     if (row.blocked) {
-      const tag = document.createElement("span")
+      // A link to the root cause's run when it is known (the run that failed or was terminated).
+      const tag = document.createElement(row.blocked_by ? "a" : "span")
       tag.className = "td-blocked"
-      tag.title = "Blocked: " + row.blocked
+      tag.title = "Blocked: " + row.blocked + (row.blocked_by ? " (open the run that holds it)" : "")
+      if (row.blocked_by) { tag.href = (__RUN_HREF__)(row.blocked_by) }
       tag.textContent = "BLOCKED: " + row.blocked
       chain.append(tag)
     }
