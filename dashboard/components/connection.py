@@ -38,7 +38,8 @@ class ConnectionIndicator(ReactiveHTML):
 
     _template = """
 <span id="pill" class="td-conn td-conn-live" role="status" aria-live="polite" title="Connected to the server">
-  <span class="td-dot"></span><span id="label" class="td-label">Live</span><span id="asof" class="td-asof" aria-hidden="true"></span>
+  <span class="td-dot"></span><span id="label" class="td-label">Live</span><span
+   id="asof" class="td-asof" aria-hidden="true"></span>
 </span>"""
 
     _stylesheets = [resource("connection.css")]

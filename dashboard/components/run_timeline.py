@@ -117,17 +117,13 @@ class RunTimeline(TimelineQuery, pn.viewable.Viewer):
             renderer = plot.handles["glyph_renderer"]
             plot.state.add_tools(TapTool(renderers=[renderer], callback=OpenURL(url=link, same_tab=True)))
 
-        def waits(data):
-            return hv.Segments(data, kdims=["x0", "y0", "x1", "y1"], vdims=_VDIMS).opts(
-                color="status", cmap=COLORS, show_legend=False, alpha=0.35, line_width=4, tools=["hover"], hover_tooltips=_TOOLTIPS,
-                hover_formatters=_FORMATTERS)
+        def drawn(pipe: hv.streams.Pipe, **style) -> hv.DynamicMap:
+            return hv.DynamicMap(lambda data: hv.Segments(data, kdims=["x0", "y0", "x1", "y1"], vdims=_VDIMS).opts(
+                color="status", cmap=COLORS, show_legend=False, tools=["hover"], hover_tooltips=_TOOLTIPS,
+                hover_formatters=_FORMATTERS, **style), streams=[pipe])
 
-        def bars(data):
-            return hv.Segments(data, kdims=["x0", "y0", "x1", "y1"], vdims=_VDIMS).opts(
-                color="status", cmap=COLORS, show_legend=False, line_width=12, tools=["hover"], hover_tooltips=_TOOLTIPS,
-                hover_formatters=_FORMATTERS, hooks=[open_run_on_click])
-
-        overlay = hv.DynamicMap(waits, streams=[self._waits]) * hv.DynamicMap(bars, streams=[self._bars])
+        overlay = (drawn(self._waits, alpha=0.35, line_width=4)
+                   * drawn(self._bars, line_width=12, hooks=[open_run_on_click]))
         return overlay.opts(hv.opts.Overlay(
             responsive=True, height=MIN_HEIGHT, xlabel="", ylabel="", show_grid=True, framewise=False,
             active_tools=["xwheel_zoom", "xpan"], toolbar=None, default_tools=["xpan", "xwheel_zoom"],

@@ -48,11 +48,13 @@ def served(tmp_path_factory):
                                                ("<b>Report</b>", "agent-1", None)]):
         trigger = now - dt.timedelta(minutes=30 - 5 * n)
         writer.status(f"r-{n}", task, "TRIGGER", ts=trigger, trigger_time=trigger)
-        writer.status(f"r-{n}", task, "RUNNING", agent=agent, ts=trigger + dt.timedelta(minutes=1), trigger_time=trigger)
+        writer.status(f"r-{n}", task, "RUNNING", agent=agent, ts=trigger + dt.timedelta(minutes=1),
+                      trigger_time=trigger)
         if ending:
             writer.status(f"r-{n}", task, ending, agent=agent, ts=trigger + dt.timedelta(minutes=4),
                           trigger_time=trigger)
-    writer.status("r-queued", "Load", "TRIGGER", ts=now - dt.timedelta(minutes=2), trigger_time=now - dt.timedelta(minutes=2))
+    queued = now - dt.timedelta(minutes=2)
+    writer.status("r-queued", "Load", "TRIGGER", ts=queued, trigger_time=queued)
     with served_in_process(folder / "spool", folder / "index.duckdb") as (url, services):
         wait_until(lambda: services.index.counts()["runs"] == 4, timeout=30, message="the spool indexed")
         yield url, writer
