@@ -43,10 +43,11 @@ def settings(folder: Path, receiver: AlertReceiver, commands: Path | None = None
                 timeout_seconds: 5
                 retries: 2
                 backoff_seconds: 0.2
-            - name: late
-              late: true
-              webhook: {receiver.url}
-        """) + command, encoding="utf-8")
+        """) + command + textwrap.indent(textwrap.dedent(f"""\
+        - name: late
+          late: true
+          webhook: {receiver.url}
+        """), "    "), encoding="utf-8")
     return path
 
 
