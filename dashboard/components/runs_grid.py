@@ -123,8 +123,10 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         pager = pn.Row(self.first, self.previous, self.page_label, self.next, self.last, pn.HSpacer(),
                        pn.pane.HTML("Rows per page", margin=(12, 0)), self.page_size_select,
                        sizing_mode="stretch_width")
-        return pn.Column(filters, pn.Row(self.chips, self.late_chip), self.failure_row, self.summary, self.empty,
-                         self.grid, pager, sizing_mode="stretch_width")
+        chips = pn.FlexBox(self.chips, self.late_chip, flex_wrap="wrap", align_items="center",
+                           sizing_mode="stretch_width")  # LATE goes under the statuses when narrow
+        return pn.Column(filters, chips, self.failure_row, self.summary, self.empty, self.grid, pager,
+                         sizing_mode="stretch_width")
 
     # ---- user actions ----------------------------------------------------------------
 
