@@ -78,7 +78,7 @@ def test_chromium_shows_the_failed_task_its_log_and_the_blocked_downstream(airfl
     with served_in_process(airflow.spool, tmp_path / "index.duckdb") as (url, services):
         wait_until(lambda: services.index.counts()["runs"] == 4, timeout=60, message="the spool indexed")
         page.goto(f"{url}/task-runs?since=7d")
-        row = page.locator(".tabulator-row", has=page.locator(f'a[href$="/{run_id_of(airflow, load)}"]'))
+        row = page.locator(".tabulator-row", has=page.locator(f'a.td-eye[href$="/{run_id_of(airflow, load)}"]'))
         expect(row.locator('[tabulator-field="status"]')).to_have_text("FAILED", timeout=30_000)
         expect(row).to_contain_text(f"{DAG_ID}.load")
 

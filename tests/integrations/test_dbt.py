@@ -115,7 +115,7 @@ def test_chromium_shows_the_failed_model_and_its_skipped_downstream(dbt, tmp_pat
         expect(failed.locator('[tabulator-field="status"]')).to_have_text("FAILED", timeout=30_000)
         skipped = page.locator(".tabulator-row", has_text="revenue_report")
         expect(skipped.locator('[tabulator-field="status"]')).to_have_text("TERMINATED")
-        failed.locator("a[href*='/task-runs/']").first.click()
+        failed.locator("a.td-eye").first.click()
         expect(page.locator(".td-card")).to_contain_text("Conversion Error", timeout=30_000)
         expect(page.get_by_text("Began running node model.taskdash_shop.revenue")).to_be_visible(timeout=30_000)
         page.screenshot(path=str(tmp_path / "dbt-run.png"), full_page=True)

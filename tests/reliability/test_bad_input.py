@@ -632,7 +632,7 @@ def test_html_and_javascript_show_as_text_on_every_page(served, watched_page):
     url, _, written = served
     page = open_page(watched_page, f"{url}/task-runs?page_size=100")
     for i in range(len(NASTY_TEXT)):
-        row = page.locator(".tabulator-row", has=page.locator(f'a[href$="/html-{i}"]'))
+        row = page.locator(".tabulator-row", has=page.locator(f'a.td-eye[href$="/html-{i}"]'))
         expect(row.locator('[tabulator-field="task"]')).to_have_text(nasty(i))
         expect(row.locator('[tabulator-field="agent"]')).to_have_text(nasty(i + 2))
         expect(row.locator('[tabulator-field="grp"]')).to_have_text(nasty(i + 1))

@@ -45,7 +45,7 @@ def served(tmp_path_factory):
 
 
 def row(page: Page, run_id: str):
-    return page.locator(".tabulator-row", has=page.locator(f'a[href$="/{run_id}"]'))
+    return page.locator(".tabulator-row", has=page.locator(f'a.td-eye[href$="/{run_id}"]'))
 
 
 def test_the_grid_tells_a_blocked_run_from_a_waiting_one(served, page: Page):

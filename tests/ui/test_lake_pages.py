@@ -24,9 +24,9 @@ def test_a_lake_server_shows_runs_shipped_from_two_hosts_and_new_ones_live(lake,
             page.goto(f"{server.url}/task-runs")
             page.evaluate("window.__no_reload_marker = true")
             for run_id in ("east-0001", "west-0002"):
-                expect(page.locator(f'.tabulator-row a[href$="/{run_id}"]')).to_be_visible(timeout=120_000)
+                expect(page.locator(f'.tabulator-row a.td-eye[href$="/{run_id}"]')).to_be_visible(timeout=120_000)
             write_host_spool(spools["west"], "west", range(7, 8), lines=5)
-            row = page.locator(".tabulator-row", has=page.locator('a[href$="/west-0007"]'))
+            row = page.locator(".tabulator-row", has=page.locator('a.td-eye[href$="/west-0007"]'))
             expect(row.locator('.tabulator-cell[tabulator-field="status"]')).to_have_text("SUCCESS", timeout=60_000)
             assert page.evaluate("window.__no_reload_marker === true"), "the page was reloaded"
             page.screenshot(path=str(tmp_path / "lake-task-runs.png"))

@@ -28,7 +28,7 @@ def served(tmp_path_factory):
 def test_the_grid_and_the_run_page_show_the_failed_task_with_its_error(served, page: Page):
     url, ids = served
     page.goto(f"{url}/task-runs")
-    row = page.locator(".tabulator-row", has=page.locator(f'a[href$="/{ids["load"]}"]'))
+    row = page.locator(".tabulator-row", has=page.locator(f'a.td-eye[href$="/{ids["load"]}"]'))
     expect(row.locator('[tabulator-field="status"]')).to_have_text("FAILED", timeout=30_000)
     expect(row).to_contain_text("billing.load")
     expect(row).to_contain_text(NAMESPACE)

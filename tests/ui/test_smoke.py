@@ -22,7 +22,7 @@ def test_demo_runs_appear_and_a_running_run_finishes_without_reload(tmp_path, pa
         href = running.first.locator("a").get_attribute("href")
         run_id = href.rsplit("/", 1)[-1]
 
-        same_run = page.locator(".tabulator-row", has=page.locator(f'a[href$="/{run_id}"]'))
+        same_run = page.locator(".tabulator-row", has=page.locator(f'a.td-eye[href$="/{run_id}"]'))
         status_cell = same_run.locator('.tabulator-cell[tabulator-field="status"]')
         expect(status_cell).to_have_text(TERMINAL, timeout=120_000)
         assert page.evaluate("window.__no_reload_marker === true"), "the page was reloaded"

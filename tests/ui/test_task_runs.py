@@ -96,28 +96,28 @@ def test_columns_badges_and_html_shown_as_text(runs_page):
     titles = page.locator(".tabulator-col .tabulator-col-title").filter(visible=True, has_text=re.compile(r"\S"))
     expect(titles).to_have_text(HEADERS)
 
-    adhoc_row = page.locator(".tabulator-row", has=page.locator('a[href$="/r-adhoc"]'))
+    adhoc_row = page.locator(".tabulator-row", has=page.locator('a.td-eye[href$="/r-adhoc"]'))
     expect(adhoc_row.locator(".td-adhoc")).to_have_text("ADHOC")
     assert page.locator(".td-adhoc").count() == 1, "only the adhoc run carries the badge"
 
-    xss_row = page.locator(".tabulator-row", has=page.locator('a[href$="/r-xss"]'))
+    xss_row = page.locator(".tabulator-row", has=page.locator('a.td-eye[href$="/r-xss"]'))
     expect(xss_row.locator('[tabulator-field="task"]')).to_have_text(XSS_TASK)
     expect(xss_row.locator('[tabulator-field="agent"]')).to_have_text(XSS_AGENT)
     expect(xss_row.locator('[tabulator-field="grp"]')).to_have_text("<b>html-group</b>")
     assert page.locator(".tabulator img, .tabulator-cell b, .tabulator-cell script").count() == 0
     assert page.dialogs == [], "a task name ran as HTML"
 
-    running = page.locator(".tabulator-row", has=page.locator('a[href$="/r-007"]'))
+    running = page.locator(".tabulator-row", has=page.locator('a.td-eye[href$="/r-007"]'))
     expect(running.locator(".td-step.td-current")).to_have_text("RUNNING")
     expect(running.locator(".td-pulse")).to_be_visible()
-    failed = page.locator(".tabulator-row", has=page.locator('a[href$="/r-003"]'))
+    failed = page.locator(".tabulator-row", has=page.locator('a.td-eye[href$="/r-003"]'))
     expect(failed.locator(".td-step.td-current")).to_have_text("FAILED")
     expect(failed.locator(".td-badge")).to_have_text("FAILED")
 
 
 def test_a_running_duration_ticks_in_the_browser(runs_page):
     page = runs_page()
-    cell = page.locator(".tabulator-row", has=page.locator('a[href$="/r-live"]')).locator(
+    cell = page.locator(".tabulator-row", has=page.locator('a.td-eye[href$="/r-live"]')).locator(
         '[tabulator-field="duration"]')
     first = cell.inner_text()
     expect(cell).not_to_have_text(first, timeout=5_000)
@@ -229,7 +229,7 @@ def test_a_status_event_changes_the_row_live_on_page_2(runs_page, served):
     _, _, writer = served
     page = runs_page("?page=2")
     page.evaluate("window.__no_reload_marker = true")
-    row = page.locator(".tabulator-row", has=page.locator('a[href$="/r-057"]'))
+    row = page.locator(".tabulator-row", has=page.locator('a.td-eye[href$="/r-057"]'))
     expect(row.locator('[tabulator-field="status"]')).to_have_text("RUNNING")
     writer.status("r-057", list(TASKS)[57 % len(TASKS)], "SUCCESS", exit_code=0, agent="agent-2")
     expect(row.locator('[tabulator-field="status"]')).to_have_text("SUCCESS", timeout=15_000)
