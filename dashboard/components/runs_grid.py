@@ -250,8 +250,7 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
             self.chips.options = options
         self._show_totals(view)
         self._show_failure()
-        late = queries.count_runs(self.store, replace(self.base_filter(), run_ids=_late_run_ids(self.store, now)), now)
-        self.late_chip.label = f"LATE {late:,}"
+        self.late_chip.label = f"LATE {_late_count(self.store, self.base_filter(), now):,}"
 
     def _show_totals(self, view: queries.RunsPage) -> None:
         last = view.first_row + len(view.runs) - 1
@@ -310,6 +309,12 @@ def _late_run_ids(index, now) -> frozenset[str]:
     """The runs under way that run late at `now` (shared by sessions asking within the second)."""
     estimates = running_estimates(index, now)
     return frozenset(estimates.loc[estimates["late"].astype(bool), "run_id"])
+
+
+@queries.shared_per_version
+def _late_count(index, base_filter: queries.RunFilter, now) -> int:
+    """How many of the filter's runs run late (the LATE chip's count, shared like the page)."""
+    return queries.count_runs(index, replace(base_filter, run_ids=_late_run_ids(index, now)), now)
 
 
 # The LATE chip looks like a status chip: the late tag's amber edge, filled when chosen.
