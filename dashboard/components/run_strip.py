@@ -13,6 +13,7 @@ could admit changes, at most every LIVE_SECONDS, and as the range slides (the pa
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import replace
 
 import pandas as pd
@@ -88,7 +89,7 @@ class RunStrip(pn.viewable.Viewer):
         self.caption = pn.pane.HTML("", margin=(0, 10), styles={"font-size": "12px", "color": "#475569"})
         self.pane = pn.pane.Bokeh(self.plot, sizing_mode="stretch_width", height=HEIGHT, margin=(0, 10))
         self.query.param.watch(lambda *_: self.refresh(), ["search", "status", "late", "since", "group", "failure"])
-        self.query.param.watch(lambda *_: self._select_window(), ["start", "end"])
+        self.query.param.watch(lambda *_: _on_document(self._select_window), ["start", "end"])
         self.refresh()
 
     def __panel__(self) -> pn.Column:
@@ -109,14 +110,19 @@ class RunStrip(pn.viewable.Viewer):
             strip = _counts(self.store, run_filter, bucket, now)
         except ValueError:  # a filter the grid reports itself
             return
-        self.source.data = strip_source(strip)
-        self.plot.x_range.update(start=strip["start"].iloc[0], end=strip["end"].iloc[-1])
-        self.plot.y_range.update(start=0, end=max(1, int(strip[list(STATUSES)].sum(axis=1).max())) * 1.08)
+        data, top = strip_source(strip), max(1, int(strip["runs"].max())) * 1.08
+
+        def draw() -> None:
+            self.source.data = data
+            self.plot.x_range.update(start=strip["start"].iloc[0], end=strip["end"].iloc[-1])
+            self.plot.y_range.update(start=0, end=top)
+            self._select_window()
+
+        _on_document(draw)
         minutes = int(bucket.total_seconds() // 60)
         size = f"{minutes} min" if minutes < 60 else f"{minutes // 60} h"
         self.caption.object = (f"Runs triggered per {size}, by status: {int(strip['runs'].sum()):,} in the last "
                                f"{self.query.since} · click a bar to show only its runs")
-        self._select_window()
 
     def _select_window(self) -> None:
         """Highlight the bar of the grid's window, if it is one of the strip's."""
@@ -141,6 +147,21 @@ class RunStrip(pn.viewable.Viewer):
         run_filter = replace(self.run_filter(), statuses=())  # a status change moves a run between stacks
         if any(run_filter.may_admit(run) for run in change.runs.values()):
             self.refresh()
+
+
+def _on_document(change: Callable[[], None]) -> None:
+    """Make `change` to the plot's Bokeh models on the session's document, under its lock.
+
+    Panel applies its own widgets' changes safely from any thread, but not a plain Bokeh model's:
+    a click on the grid's chip is handled on one of Panel's worker threads (`threads:` in
+    panel_serve.yaml), and the strip's selection changed there failed for want of the lock.
+    Outside a server session (a notebook, a test) it happens at once.
+    """
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None:
+        change()
+    else:
+        doc.add_next_tick_callback(change)
 
 
 _counts = queries.shared_per_version(queries.strip_counts)
