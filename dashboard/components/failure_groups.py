@@ -63,8 +63,7 @@ class FailureGroups(pn.viewable.Viewer):
         self.card.link(self, collapsed="collapsed", bidirectional=True)
         self._groups = _empty_groups()
         self._watched: set[str] = set()  # runs whose new log lines may change their signature
-        self.query.param.watch(self._filters_changed, ["search", "status", "since", "start", "end", "group",
-                                                      "failure"])
+        self.query.param.watch(self._filters_changed, ["search", "status", "since", "group", "failure"])
         self.param.watch(lambda _: self.show(), "page")
         self.refresh()
 
