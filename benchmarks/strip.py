@@ -74,7 +74,7 @@ def figures(folder: Path, sizes: Sizes) -> list[Row]:
                 raise RuntimeError(f"the strip counted {int(strip['runs'].sum())} runs, pandas {int(counts.sum())}")
             rows.append(timing_row(
                 f"runs strip over {runs:,} runs, {name}: {len(strip)} bars of {bucket}, {int(strip['runs'].sum()):,} "
-                "runs counted (baseline: read out, counted in pandas)", ours, base, "≤ 300 ms", 300, None, None))
+                "counted (baseline: pandas)", ours, base, "≤ 300 ms", 300, None, None))
         shared = queries.shared_per_version(queries.strip_counts)
         week, now = queries.RunFilter(since=WEEK), queries.utcnow().replace(microsecond=0)
         again, _ = timed(lambda: shared(index, week, queries.strip_bucket(WEEK), now), sizes.repeat)

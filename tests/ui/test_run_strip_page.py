@@ -16,20 +16,23 @@ from dashboard.spool import SpoolWriter
 
 RUNS = 36
 BUCKET = queries.strip_bucket(dt.timedelta(hours=24))  # the grid's default range
+#: The view of the strip's bars (each status's renderer shares one source: the first will do).
+STRIP_BARS = ("Array.from(Bokeh.index.query(v => v.model.data_source != null "
+              "&& v.model.data_source.data.window != null))")
 #: Where on the page the middle of the strip's bar starting at `start` (ms) is, halfway up.
 BAR_AT = """(start) => {
-  const bars = Array.from(Bokeh.index.query(v => v.model.data_source != null && v.model.data_source.data.window != null))[0]
+  const bars = STRIP_BARS[0]
   const plot = bars.parent
   const data = bars.model.data_source.data
   const i = Array.from(data.start).indexOf(start)
   const box = plot.canvas_view.el.getBoundingClientRect()
   return [box.left + plot.frame.x_scale.compute(data.mid[i]), box.top + plot.frame.y_scale.compute(data.runs[i] / 2)]
-}"""
+}""".replace("STRIP_BARS", STRIP_BARS)
 #: The runs the strip counts, once it has counted them.
 COUNTED = """() => {
-  const bars = Array.from(Bokeh.index.query(v => v.model.data_source != null && v.model.data_source.data.window != null))
+  const bars = STRIP_BARS
   return bars.length ? Array.from(bars[0].model.data_source.data.runs).reduce((a, b) => a + b, 0) : -1
-}"""
+}""".replace("STRIP_BARS", STRIP_BARS)
 
 
 @pytest.fixture(scope="module")
