@@ -293,22 +293,26 @@ def strip_counts(index: Index, run_filter: RunFilter, bucket: dt.timedelta,
     now = now or utcnow()
     if run_filter.since is None:
         raise ValueError("a strip of runs needs a time range")
-    step = bucket.total_seconds()
+    step = int(bucket / dt.timedelta(milliseconds=1))
     epoch = dt.datetime(1970, 1, 1)
-    first = int(((now - run_filter.since) - epoch).total_seconds() // step)
-    last = int((now - epoch).total_seconds() // step)
+    first = (now - run_filter.since - epoch) // dt.timedelta(milliseconds=1) // step
+    last = (now - epoch) // dt.timedelta(milliseconds=1) // step
     where, params = run_filter.where(now)
-    # One row a bucket, a column a status (the statuses are our constants, not user input): pandas'
-    # pivot_table of (bucket, status, n) rows cost more than the query at small counts.
-    per_status = ", ".join(f"count(*) FILTER (WHERE r.status = '{status}') AS \"{status}\"" for status in STATUSES)
+    # A row per bucket and status, put in place here: 1M runs over 7 days on 2 loaded cores, integer
+    # milliseconds 72 ms, floor(epoch() / seconds) 87 ms, a count(*) FILTER column per status 163 ms
+    # (and pandas' pivot_table of the rows cost more than the query at small counts).
     frame = index.query(
-        f"SELECT CAST(floor(epoch(r.trigger_time) / ?) AS BIGINT) AS bucket, {per_status} "
-        f"{_RUNS_FROM} {where} {'AND' if where else 'WHERE'} r.trigger_time <= ? GROUP BY bucket",
+        f"SELECT epoch_ms(r.trigger_time) // ? AS bucket, r.status, count(*) AS n "
+        f"{_RUNS_FROM} {where} {'AND' if where else 'WHERE'} r.trigger_time <= ? GROUP BY ALL",
         [step, *params, now])
-    counts = frame.set_index("bucket").reindex(index=range(first, last + 1), fill_value=0).astype("int64")
-    starts = pd.to_datetime(np.arange(first, last + 1, dtype="int64") * int(step * 1000), unit="ms")
-    strip = counts.reset_index(drop=True)
-    strip.insert(0, "end", starts + pd.Timedelta(seconds=step))
+    counts = np.zeros((last - first + 1, len(STATUSES)), dtype="int64")
+    column = {status: n for n, status in enumerate(STATUSES)}
+    for bucket_no, status, n in zip(frame["bucket"], frame["status"], frame["n"]):
+        if first <= bucket_no <= last:
+            counts[int(bucket_no) - first, column[status]] += int(n)
+    starts = pd.to_datetime(np.arange(first, last + 1, dtype="int64") * step, unit="ms")
+    strip = pd.DataFrame(counts, columns=list(STATUSES))
+    strip.insert(0, "end", starts + pd.Timedelta(milliseconds=step))
     strip.insert(0, "start", starts)
     strip["runs"] = strip[list(STATUSES)].sum(axis=1)
     return strip
