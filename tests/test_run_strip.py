@@ -10,11 +10,16 @@ import pytest
 from builders import expected_ids, plan_matches
 
 from dashboard import queries
+from dashboard.changes import Change
 from dashboard.components.run_strip import RunStrip
 from dashboard.components.runs_grid import RunsQuery
 from dashboard.config import Config
 from dashboard.hub import Hub
+from dashboard.index import Index
+from dashboard.index_schema import RunSummary
+from dashboard.ingest import Ingestor
 from dashboard.queries import RunFilter
+from dashboard.spool import SpoolWriter
 from dashboard.statuses import STATUSES
 from dashboard.store import Store
 
@@ -112,3 +117,26 @@ def test_a_click_on_a_bar_sets_the_grids_window_and_the_strip_highlights_it(worl
     assert strip.source.selected.indices == []
     query.param.update(group="billing")
     assert sum(strip.source.data["runs"]) == len(expected_ids(world, query.run_filter())) < sum(data["runs"])
+
+
+def test_live_a_new_run_the_strip_could_count_is_counted_and_one_it_could_not_costs_no_query(tmp_path):
+    writer, now = SpoolWriter(tmp_path / "spool", "test"), queries.utcnow()
+    writer.define_task("Load", "etl")
+    writer.status("r-1", "Load", "SUCCESS", ts=now - dt.timedelta(hours=1), trigger_time=now - dt.timedelta(hours=1))
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, tmp_path / "spool")
+    ingestor.catch_up()
+    try:
+        store = Store(index, Hub(), Config(spool=tmp_path / "spool", index=tmp_path / "index.duckdb"))
+        strip = RunStrip(query=RunsQuery(since="6h", group="etl"), store=store)
+        assert sum(strip.source.data["SUCCESS"]) == 1
+        writer.status("r-2", "Load", "FAILED", ts=now, trigger_time=now - dt.timedelta(minutes=1))
+        writer.status("r-old", "Load", "FAILED", ts=now, trigger_time=now - dt.timedelta(days=2))
+        ingestor.catch_up()
+        old = Change(runs={"r-old": RunSummary("Load", "etl", "FAILED", now - dt.timedelta(days=2))})
+        strip.changed(old)
+        assert sum(strip.source.data["FAILED"]) == 0, "a run older than the range is not even queried"
+        strip.changed(Change(runs={"r-2": RunSummary("Load", "etl", "FAILED", now - dt.timedelta(minutes=1))}))
+        assert sum(strip.source.data["FAILED"]) == 1 and sum(strip.source.data["runs"]) == 2
+    finally:
+        index.close()
