@@ -161,8 +161,8 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
 
     def _compose(self) -> pn.Column:
         time_range = pn.Column(pn.pane.HTML("Time range", margin=(5, 10, 0, 10)), self.since_buttons, margin=0)
-        filters = pn.Row(self.search_input, time_range,
-                         self.group_select, self.clear, align="end", sizing_mode="stretch_width")
+        filters = pn.FlexBox(self.search_input, time_range, self.group_select, self.clear, flex_wrap="wrap",
+                             align_items="flex-end", sizing_mode="stretch_width")  # Clear filters wraps when narrow
         pager = pn.Row(self.first, self.previous, self.page_label, self.next, self.last, pn.HSpacer(),
                        pn.pane.HTML("Rows per page", margin=(12, 0)), self.page_size_select,
                        sizing_mode="stretch_width")
