@@ -22,11 +22,11 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from . import compare, data, failures, fleet_search, graph, ingest, logs, receive, runs_page, terminal, timeline
+from . import compare, data, failures, fleet_search, graph, ingest, logs, receive, runs_page, strip, terminal, timeline
 from .common import FULL, QUICK, print_table, work_folder
 
 SECTIONS = ("ingest", "runs_page", "failures", "logs", "fleet_search", "graph", "terminal", "receive", "timeline",
-            "compare")
+            "compare", "strip")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += timeline.figures(folder, sizes)
         if "compare" in args.only:
             rows += compare.figures(sizes)
+        if "strip" in args.only:
+            rows += strip.figures(folder, sizes)
     command = "python -m benchmarks" + (" --quick" if args.quick else "")
     print(f"{command}: {sizes.runs:,} runs, {sizes.log_lines:,} log lines ({sizes.big_run_lines:,} in one run), "
           f"{sizes.graph_tasks:,}-task graph; {dt.date.today().isoformat()}, {platform.system()} "

@@ -84,8 +84,8 @@ def shared_per_version(function: Callable) -> Callable:
 
 @dataclass(frozen=True)
 class RunFilter:
-    """Which runs to show: any combination of statuses, task-name text, a time range, a group, and
-    a set of runs (those of one failure signature, say)."""
+    """Which runs to show: any combination of statuses, task-name text, a time range, a group, a
+    set of runs (those of one failure signature, say), and a window of trigger times."""
 
     statuses: tuple[str, ...] = ()
     task_text: str = ""
@@ -93,6 +93,10 @@ class RunFilter:
     group: str | None = None
     #: only these runs (None: any run)
     run_ids: frozenset[str] | None = None
+    #: only runs triggered at or after this (naive UTC; None: no bound)
+    start: dt.datetime | None = None
+    #: only runs triggered before this (naive UTC; None: no bound)
+    end: dt.datetime | None = None
 
     @classmethod
     def from_user(cls, statuses=(), task: str = "", since: str | None = None, group: str | None = None) -> RunFilter:
@@ -127,6 +131,12 @@ class RunFilter:
         if self.run_ids is not None:
             clauses.append("r.run_id IN (SELECT unnest(?::VARCHAR[]))")
             params.append(sorted(self.run_ids))
+        if self.start is not None:
+            clauses.append("r.trigger_time >= ?")
+            params.append(self.start)
+        if self.end is not None:
+            clauses.append("r.trigger_time < ?")
+            params.append(self.end)
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def may_admit(self, run: RunSummary, now: dt.datetime | None = None) -> bool:
@@ -141,6 +151,10 @@ class RunFilter:
             return False
         if self.since is not None and run.trigger_time is not None and \
                 run.trigger_time < (now or utcnow()) - self.since - dt.timedelta(minutes=1):
+            return False
+        if run.trigger_time is not None and (
+                (self.start is not None and run.trigger_time < self.start - dt.timedelta(minutes=1))
+                or (self.end is not None and run.trigger_time >= self.end + dt.timedelta(minutes=1))):
             return False
         if not self.task_text or not (self.task_text.isascii() and run.task.isascii()):
             return True  # Python's and DuckDB's lower() may differ beyond ASCII: query to be sure
@@ -254,6 +268,54 @@ def status_counts(index: Index, run_filter: RunFilter = RunFilter(), now: dt.dat
     counts = dict.fromkeys(STATUSES, 0)
     counts.update(zip(frame["status"], frame["n"].astype(int)))
     return counts
+
+
+#: The sizes a strip of runs over time cuts its range into (strip_bucket picks one).
+STRIP_BUCKETS = tuple(dt.timedelta(minutes=m) for m in (1, 2, 5, 10, 15, 20, 30, 60, 120, 180, 240, 360, 720, 1440))
+#: A strip has at most this many bars (and, from 6 hours up, at least half as many).
+STRIP_MAX_BARS = 72
+
+
+def strip_bucket(since: dt.timedelta) -> dt.timedelta:
+    """The bucket a strip of runs over the last `since` counts by: the smallest of STRIP_BUCKETS
+    giving at most STRIP_MAX_BARS bars (6h: 5 min, 12h: 10 min, 24h: 20 min, 3d: 1 h, 7d: 3 h)."""
+    return next((size for size in STRIP_BUCKETS if since / size <= STRIP_MAX_BARS), STRIP_BUCKETS[-1])
+
+
+def strip_counts(index: Index, run_filter: RunFilter, bucket: dt.timedelta,
+                 now: dt.datetime | None = None) -> pd.DataFrame:
+    """The runs the filter admits per bucket of trigger time and status, for a strip of runs over
+    time: one row per bucket from the one holding `now - run_filter.since` to the one holding
+    `now`, oldest first, with its `start` and `end` (naive UTC), a column of counts per status
+    (STATUSES' order) and `runs`. Buckets are whole multiples of `bucket` since the Unix epoch
+    (hours start on the hour); the first is cut by the range. Runs triggered after `now` are
+    left out."""
+    now = now or utcnow()
+    if run_filter.since is None:
+        raise ValueError("a strip of runs needs a time range")
+    step = int(bucket / dt.timedelta(milliseconds=1))
+    epoch = dt.datetime(1970, 1, 1)
+    first = (now - run_filter.since - epoch) // dt.timedelta(milliseconds=1) // step
+    last = (now - epoch) // dt.timedelta(milliseconds=1) // step
+    where, params = run_filter.where(now)
+    # A row per bucket and status, put in place here: 1M runs over 7 days on 2 loaded cores, integer
+    # milliseconds 72 ms, floor(epoch() / seconds) 87 ms, a count(*) FILTER column per status 163 ms
+    # (and pandas' pivot_table of the rows cost more than the query at small counts).
+    frame = index.query(
+        f"SELECT epoch_ms(r.trigger_time) // ? AS bucket, r.status, count(*) AS n "
+        f"{_RUNS_FROM} {where} {'AND' if where else 'WHERE'} r.trigger_time <= ? GROUP BY ALL",
+        [step, *params, now])
+    counts = np.zeros((last - first + 1, len(STATUSES)), dtype="int64")
+    column = {status: n for n, status in enumerate(STATUSES)}
+    for bucket_no, status, n in zip(frame["bucket"], frame["status"], frame["n"]):
+        if first <= bucket_no <= last:
+            counts[int(bucket_no) - first, column[status]] += int(n)
+    starts = pd.to_datetime(np.arange(first, last + 1, dtype="int64") * step, unit="ms")
+    strip = pd.DataFrame(counts, columns=list(STATUSES))
+    strip.insert(0, "end", starts + pd.Timedelta(milliseconds=step))
+    strip.insert(0, "start", starts)
+    strip["runs"] = strip[list(STATUSES)].sum(axis=1)
+    return strip
 
 
 def groups(index: Index) -> list[str]:

@@ -353,7 +353,9 @@ def plan_matches(run: PlannedRun, run_filter: RunFilter, now: dt.datetime) -> bo
     return ((not run_filter.statuses or run.status in run_filter.statuses)
             and run_filter.task_text.lower() in run.task.lower()
             and (run_filter.since is None or run.trigger_time >= now - run_filter.since)
-            and (not run_filter.group or run.grp == run_filter.group))
+            and (not run_filter.group or run.grp == run_filter.group)
+            and (run_filter.start is None or run.trigger_time >= run_filter.start)
+            and (run_filter.end is None or run.trigger_time < run_filter.end))
 
 
 def expected_ids(world, run_filter: RunFilter) -> set[str]:

@@ -38,6 +38,7 @@ FIGURES = (
     "rows per agent clicked → bars redrawn in Chromium",
     "diff of 2 × 100,000-line logs, one line inserted at 50,001 (equal lines)",
     "open /compare at its first difference",
+    "runs strip over",
 )
 
 

@@ -22,17 +22,37 @@ from dashboard.components.runs_table import SORT_COLUMNS, grid_rows, runs_table,
 from dashboard.components.view_state import NAMES, UrlState, UrlText, word_for
 from dashboard.estimates import running_estimates
 from dashboard.failures import KEY_CHARS, failure_runs
+from dashboard.formatting import utcnow
+from dashboard.spool import parse_timestamp
 from dashboard.statuses import COLORS, STATUSES, SYMBOLS
 from dashboard.store import Store
 
 PAGE_SIZES = (25, 50, 100)
+#: A window's ends as the URL and the parameters keep them: ISO 8601 UTC to the second.
+WINDOW_TIME = r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)?$"
+
+
+def window_text(moment: dt.datetime) -> str:
+    """A naive-UTC time as a window's end is written (`2026-12-02T10:00:00Z`)."""
+    return moment.replace(microsecond=0).isoformat() + "Z"
+
+
+def _window_time(text: str) -> str:
+    """A window end from the URL: any ISO 8601 time (no zone: UTC), written as window_text."""
+    return window_text(parse_timestamp(text, "window")) if text.strip() else ""
+
+
+_WINDOW_URL = UrlText(parse=_window_time, format=str,
+                      hint="use an ISO 8601 time in UTC such as 2026-12-02T10:00:00Z (the strip of runs sets it)")
 
 
 class RunsQuery(UrlState):
     """Which runs the grid shows: its view state, every parameter also in the page's URL."""
 
-    url_params = ("search", "status", "late", "since", "group", "failure", "sort", "descending", "page", "page_size")
+    url_params = ("search", "status", "late", "since", "start", "end", "group", "failure", "sort", "descending", "page",
+                  "page_size")
     url_texts = {"status": NAMES, "descending": word_for("desc", "asc"), "late": word_for("yes", "no"),
+                 "start": _WINDOW_URL, "end": _WINDOW_URL,
                  "failure": UrlText(parse=str, format=str, hint=(
                      f"use a failure signature's key ({KEY_CHARS} hexadecimal digits, from the runs page's "
                      "Failure signatures)"))}
@@ -41,6 +61,10 @@ class RunsQuery(UrlState):
     status = param.ListSelector(default=[], objects=list(STATUSES), doc="Only runs in these statuses.")
     late = param.Boolean(default=False, doc="Only runs under way that run late (dashboard.estimates).")
     since = param.Selector(default="24h", objects=list(queries.TIME_RANGES), doc="Runs triggered this recently.")
+    start = param.String(default="", regex=WINDOW_TIME, doc=(
+        "Only runs triggered at or after this time (ISO 8601 UTC, as window_text writes it); empty for no bound. "
+        "A click on the strip of runs over time sets it and `end`."))
+    end = param.String(default="", regex=WINDOW_TIME, doc="Only runs triggered before this time; empty for no bound.")
     group = param.String(default="", doc="Only this group; empty for all.")
     failure = param.String(default="", regex=f"^([0-9a-f]{{{KEY_CHARS}}})?$", doc=(
         "Only the failed and terminated runs of this failure signature (its key: dashboard.failures); "
@@ -55,14 +79,30 @@ class RunsQuery(UrlState):
         return self.base_filter()
 
     def base_filter(self) -> queries.RunFilter:
-        """The runs of the search, statuses, time range and group: all but the failure."""
+        """The runs of the search, statuses, time range, window and group: all but the failure."""
         return queries.RunFilter(statuses=tuple(self.status), task_text=self.search.strip(),
-                                 since=queries.parse_duration(self.since), group=self.group or None)
+                                 since=queries.parse_duration(self.since), group=self.group or None,
+                                 start=parse_timestamp(self.start, "start") if self.start else None,
+                                 end=parse_timestamp(self.end, "end") if self.end else None)
 
     @property
     def filtered(self) -> bool:
         """Whether anything but the time range narrows the runs."""
-        return bool(self.search.strip() or self.status or self.late or self.group or self.failure)
+        return bool(self.search.strip() or self.status or self.late or self.group or self.failure or self.start
+                    or self.end)
+
+    def window_label(self) -> str:
+        """The window of trigger times as its chip says it ('10:00–11:00', dated unless today), or ''."""
+        if not (self.start or self.end):
+            return ""
+        start, end = (parse_timestamp(text) if text else None for text in (self.start, self.end))
+        today = utcnow().date()
+        said_start = "…" if start is None else start.strftime("%H:%M" if start.date() == today else "%Y-%m-%d %H:%M")
+        # The end's date only when it is another day's (a window to midnight ends that day).
+        same_day = start is not None and end is not None and (end - dt.timedelta(microseconds=1)).date() == start.date()
+        said_end = "…" if end is None else end.strftime(
+            "%H:%M" if same_day or (start is None and end.date() == today) else "%Y-%m-%d %H:%M")
+        return f"{said_start}–{said_end}"
 
 
 class RunsGrid(RunsQuery, pn.viewable.Viewer):
@@ -91,6 +131,9 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         self.group_select.param.watch(lambda e: self.param.update(group=e.new), "value")
         self.late_chip = pn.widgets.Toggle.from_param(
             self.param.late, label="LATE 0", color="light", stylesheets=[_LATE_CHIP], margin=(5, 10))
+        self.window_chip = pn.widgets.Button(
+            label="", color="primary", variant="outline", margin=(5, 10), visible=False, css_classes=["td-window-chip"],
+            description="Only runs triggered in this window (a bar of the strip above): click to widen again")
         self.clear = pn.widgets.Button(label="Clear filters", color="primary", variant="outline", margin=(5, 10))
         self.summary = pn.pane.HTML("", margin=(0, 10), stylesheets=[STYLESHEET])
         self.failure_note = pn.pane.HTML("", margin=(0, 10), sizing_mode="stretch_width")
@@ -118,12 +161,12 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
 
     def _compose(self) -> pn.Column:
         time_range = pn.Column(pn.pane.HTML("Time range", margin=(5, 10, 0, 10)), self.since_buttons, margin=0)
-        filters = pn.Row(self.search_input, time_range,
-                         self.group_select, self.clear, align="end", sizing_mode="stretch_width")
+        filters = pn.FlexBox(self.search_input, time_range, self.group_select, self.clear, flex_wrap="wrap",
+                             align_items="flex-end", sizing_mode="stretch_width")  # Clear filters wraps when narrow
         pager = pn.Row(self.first, self.previous, self.page_label, self.next, self.last, pn.HSpacer(),
                        pn.pane.HTML("Rows per page", margin=(12, 0)), self.page_size_select,
                        sizing_mode="stretch_width")
-        chips = pn.FlexBox(self.chips, self.late_chip, flex_wrap="wrap", align_items="center",
+        chips = pn.FlexBox(self.chips, self.late_chip, self.window_chip, flex_wrap="wrap", align_items="center",
                            sizing_mode="stretch_width")  # LATE goes under the statuses when narrow
         return pn.Column(filters, chips, self.failure_row, self.summary, self.empty, self.grid, pager,
                          sizing_mode="stretch_width")
@@ -134,7 +177,8 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         self.search_input.param.watch(self._search_typed, "value_input")
         self.grid.param.watch(self._sorted, "sorters")
         self.clear.on_click(lambda _: self.param.update(search="", status=[], late=False, group="", failure="",
-                                                        page=1))
+                                                        start="", end="", page=1))
+        self.window_chip.on_click(lambda _: self.param.update(start="", end=""))
         self.all_failures.on_click(lambda _: self.param.update(failure=""))
         self.first.on_click(lambda _: self.param.update(page=1))
         self.previous.on_click(lambda _: self.param.update(page=max(1, self.page - 1)))
@@ -172,7 +216,8 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
                 if first // self.page_size + 1 != self.page:
                     self.page = first // self.page_size + 1  # which comes back here
                     return
-            elif changed.keys() & {"search", "status", "late", "since", "group", "failure"} and self.page != 1:
+            elif changed.keys() & {"search", "status", "late", "since", "start", "end", "group",
+                                   "failure"} and self.page != 1:
                 self.page = 1  # a new filter starts on page 1 (which comes back here)
                 return
         # Widgets not made from a parameter follow it here (a URL or Clear filters can change it too).
@@ -200,7 +245,8 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         # Every status and a minute more than the range (the grid's own filter cuts them to it), to
         # the next minute: sessions and refreshes within a minute share one answer.
         now = queries.utcnow().replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
-        wider = replace(base, statuses=(), since=base.since + dt.timedelta(minutes=1) if base.since else None)
+        wider = replace(base, statuses=(), start=None, end=None,  # (the strip counts them over the whole range)
+                        since=base.since + dt.timedelta(minutes=1) if base.since else None)
         self._failure_signature, run_ids = _failure_runs(self.store, wider, self.failure,
                                                          self.store.config.log_emphasis, now)
         return replace(base, run_ids=run_ids if base.run_ids is None else run_ids & base.run_ids)
@@ -250,13 +296,20 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
             self.chips.options = options
         self._show_totals(view)
         self._show_failure()
+        label = self.window_label()
+        self.window_chip.visible = bool(label)
+        if label and self.window_chip.label != f"{label} ×":
+            self.window_chip.label = f"{label} ×"
         self.late_chip.label = f"LATE {_late_count(self.store, self.base_filter(), now):,}"
 
     def _show_totals(self, view: queries.RunsPage) -> None:
         last = view.first_row + len(view.runs) - 1
         summary = (f"Showing <b>{view.first_row:,}–{last:,}</b> of <b>{view.total:,}</b> runs"
                    if view.total else "No runs")
-        summary += f" triggered in the last {html.escape(self.since)} · times in UTC"
+        summary += f" triggered in the last {html.escape(self.since)}"
+        if self.start or self.end:
+            summary += f", between {html.escape(self.window_label())}"
+        summary += " · times in UTC"
         if summary != self.summary.object:
             self.summary.object = summary
         self.page_label.object = f"Page <b>{view.page:,}</b> of {view.pages:,}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import panel as pn
 
-from dashboard.components import failure_groups, live
+from dashboard.components import failure_groups, live, run_strip
 from dashboard.components.fleet_search import LIVE_SECONDS, FleetSearch, SearchQuery
 from dashboard.components.runs_grid import RunsGrid, RunsQuery
 from dashboard.components.timers import every
@@ -25,13 +25,17 @@ def page(store: Store):
     view = {name: value for name, value in asked.param.values().items() if name != "name"}
     grid, _ = live.follow(store, lambda: RunsGrid(store=store, **view), min_interval=store.push_min_interval)
     every(SLIDE_SECONDS, grid.refresh)  # (which lets go of the grid when the session ends)
+    strip, _ = live.follow(store, lambda: run_strip.RunStrip(query=grid, store=store),
+                           min_interval=run_strip.LIVE_SECONDS)
+    every(SLIDE_SECONDS, strip.refresh)
     search, _ = live.follow(store, lambda: FleetSearch(store, grid.run_filter, **{
         name: getattr(asked_search, name) for name in asked_search.url_params}), min_interval=LIVE_SECONDS)
-    grid.param.watch(lambda *_: search.search(), ["search", "status", "late", "since", "group", "failure"])
+    grid.param.watch(lambda *_: search.search(), ["search", "status", "late", "since", "start", "end", "group",
+                                                  "failure"])
     failures, _ = live.follow(store, lambda: failure_groups.FailureGroups(query=grid, store=store),
                                min_interval=failure_groups.LIVE_SECONDS)
     template = page_template(store, "Task Runs", "Task Runs", pn.Column(
-        "## Task Runs", grid, keep_in_url(grid, search), failures, "### Search the runs' logs", search,
+        "## Task Runs", strip, grid, keep_in_url(grid, search), failures, "### Search the runs' logs", search,
         sizing_mode="stretch_width"))
     report_url_problems(problems)
     return template
