@@ -14,7 +14,7 @@ from dataclasses import replace
 import panel as pn
 import param
 
-from dashboard import queries
+from dashboard import clock, queries
 from dashboard.changes import Change
 from dashboard.components import MAX_NUMBER
 from dashboard.components.badges import STYLESHEET
@@ -238,7 +238,7 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         # started a moment ago never shows a negative duration.
         now = queries.utcnow().replace(microsecond=0) + dt.timedelta(seconds=1)
         view, rows = _page_and_rows(self.store, self.run_filter(), self.page, self.page_size, self.sort,
-                                    self.descending, now)
+                                    self.descending, now, clock.current())
         if view.page != self.page:  # past the end (a filter shrank the set): show the last page
             self.page = view.page  # which refreshes again
             return
@@ -256,7 +256,7 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         last = view.first_row + len(view.runs) - 1
         summary = (f"Showing <b>{view.first_row:,}–{last:,}</b> of <b>{view.total:,}</b> runs"
                    if view.total else "No runs")
-        summary += f" triggered in the last {html.escape(self.since)} · times in UTC"
+        summary += f" triggered in the last {html.escape(self.since)} · {html.escape(clock.current().caption)}"
         if summary != self.summary.object:
             self.summary.object = summary
         self.page_label.object = f"Page <b>{view.page:,}</b> of {view.pages:,}"
@@ -295,10 +295,12 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
 
 
 @queries.shared_per_version
-def _page_and_rows(index, run_filter, page, page_size, sort, descending, now):
-    """One page of runs and the grid's rows for it (shared by the sessions showing that view)."""
+def _page_and_rows(index, run_filter, page, page_size, sort, descending, now, times: clock.Clock):
+    """One page of runs and the grid's rows for it, their times as `times` shows them (shared by
+    the sessions showing that view with that clock)."""
     view = queries.runs_view(index, run_filter, page, page_size, sort, descending, now)
-    return view, grid_rows(view.runs)
+    with clock.fixed(times):
+        return view, grid_rows(view.runs)
 
 
 _failure_runs = queries.shared_per_version(failure_runs)

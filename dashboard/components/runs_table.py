@@ -44,9 +44,12 @@ STATUS_FORMATTER = JSCode(resource("status_badge.js").strip())
 
 def run_href_js(detail_prefix: str) -> str:
     """A JavaScript function: a run id -> its detail page (`detail_prefix` + the id as
-    dashboard.store.run_segment writes it: a reserved id has its first letter percent-encoded)."""
-    return (f"id => {json.dumps(detail_prefix)} + ({json.dumps(list(RESERVED_RUN_IDS))}.includes(id)"
-            ' ? "%" + id.charCodeAt(0).toString(16).toUpperCase() + id.slice(1) : encodeURIComponent(id))')
+    dashboard.store.run_segment writes it: a reserved id has its first letter percent-encoded;
+    a query string after the prefix, such as the page's clock, goes after the id)."""
+    prefix, mark, query = detail_prefix.partition("?")
+    return (f"id => {json.dumps(prefix)} + ({json.dumps(list(RESERVED_RUN_IDS))}.includes(id)"
+            ' ? "%" + id.charCodeAt(0).toString(16).toUpperCase() + id.slice(1) : encodeURIComponent(id))'
+            f" + {json.dumps(mark + query)}")
 
 
 def _lifecycle_formatter(detail_prefix: str) -> JSCode:
