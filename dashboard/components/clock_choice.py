@@ -26,7 +26,7 @@ class ClockChoice(ReactiveHTML):
     caption = param.String(default="", doc="What the page's times are, for the field's title.")
 
     _template = """
-<span class="td-clock" title="${caption}">
+<span id="box" class="td-clock">
   <label class="td-clock-label" for="zone">Times in</label>
   <input id="zone" type="text" spellcheck="false" autocomplete="off" aria-label="Time zone"
    placeholder="UTC, local or Europe/Berlin"></input>

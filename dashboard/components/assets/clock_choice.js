@@ -3,6 +3,7 @@
 const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC"
 // The server knows the browser's zone only from the browser: tz=local pages are built in this one.
 document.cookie = `__COOKIE__=${browserZone}; path=/; max-age=31536000; SameSite=Lax`
+box.title = data.caption
 zone.value = data.tz
 ago.checked = data.relative
 zone.setAttribute("list", zones.id)
