@@ -79,7 +79,7 @@ class Clock:
     def caption(self) -> str:
         """What a page says about its times: 'times in Asia/Tokyo' or 'times relative to now (…)'."""
         if self.relative:
-            return f"times relative to now ({self.name} on hover)"
+            return f"times relative to now (zone {self.name})"
         return f"times in {self.name}"
 
     @property
@@ -176,8 +176,8 @@ def choose(tz: str | None, ago: str | None, default: Clock, browser_zone: str | 
         return Clock(UTC, relative_times), problems
     if zone_info(tz) is None:
         shown = tz[:40] + ("…" if len(tz) > 40 else "")
-        problems.append(f"unknown time zone {shown!r} in tz=: times are shown in UTC "
-                        "(use an IANA name such as Europe/Berlin, or UTC, or local)")
+        problems.append(f"unknown time zone {shown!r}: times are in UTC (use a name such as Europe/Berlin, "
+                        "UTC or local)")
         return Clock(UTC, relative_times), problems
     return Clock(tz, relative_times), problems
 
