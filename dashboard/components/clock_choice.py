@@ -47,4 +47,4 @@ def clock_choice() -> ClockChoice:
     return ClockChoice(tz=current.tz_text, zone=current.zone, local=current.local, relative=current.relative,
                        default_relative=default.relative, zones=list(clock.zone_names()),
                        caption=f"Every time on this page: {current.caption}. Type or pick a zone (an IANA "
-                               "name, UTC, or local: your browser's), then Enter.", margin=(0, 12))
+                               "name, UTC, or local: your browser's), then Enter.", margin=(0, 6))
