@@ -20,8 +20,10 @@ import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: The URL's names: the zone, and relative times.
 TZ_ARG, AGO_ARG = "tz", "ago"
@@ -94,6 +96,7 @@ class Clock:
 
     def at(self, value) -> pd.Timestamp | None:
         """A naive-UTC time as an aware time in the zone; None when unknown."""
+        import pandas as pd  # here: the settings read this module, and `taskdash adhoc` loads no pandas
         if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
             return None
         stamp = pd.Timestamp(value)
@@ -126,6 +129,7 @@ class Clock:
     def wall(self, times: pd.Series) -> pd.Series:
         """Naive-UTC times as naive wall-clock times of the zone (what a plot's time axis should
         read), each with its own offset (so across a change to or from summer time too)."""
+        import pandas as pd
         times = pd.to_datetime(times)
         if times.dt.tz is None:
             times = times.dt.tz_localize("UTC")
