@@ -200,7 +200,8 @@ class LogViewer(LogPosition, pn.viewable.Viewer):
         self._moves_seen = 0
         self._error_moves_seen = 0
         self._settling = False  # the viewer is writing its own parameters: no query for them
-        self.view = LogLines(sizing_mode="stretch_width", margin=(5, 10), zone=clock.current().zone)  # in line with the controls above
+        # In line with the controls above; times in lines shown in the page's zone.
+        self.view = LogLines(sizing_mode="stretch_width", margin=(5, 10), zone=clock.current().zone)
         self.streams = pn.widgets.RadioButtonGroup(options=self._stream_options(), value=self.stream,
                                                    color="primary", variant="outline", margin=(5, 10))
         self.streams.link(self, value="stream", bidirectional=True)  # options carry counts: linked

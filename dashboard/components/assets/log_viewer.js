@@ -54,8 +54,10 @@ state.segments = (text, spans, needle) => {
 // page's zone: the element keeps the text as written (copying it copies that), and CSS shows the
 // converted time in its place (log_viewer.css: .td-ts); the hover says both.
 state.stamp = /\b(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})(?![\d:])/g
-state.inZone = new Intl.DateTimeFormat("en-CA", {timeZone: data.zone, year: "numeric", month: "2-digit", day: "2-digit",
-                                                 hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23"})
+state.inZone = new Intl.DateTimeFormat("en-CA", {
+  timeZone: data.zone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+  second: "2-digit", hourCycle: "h23",
+})
 state.convert = (written, date, time, fraction, zone) => {
   const offset = zone === "Z" || zone.length === 6 ? zone : zone.slice(0, 3) + ":" + zone.slice(3)
   const instant = Date.parse(`${date}T${time}${fraction ? fraction.slice(0, 4) : ""}${offset}`)
