@@ -94,14 +94,22 @@ class Clock:
         """The zone as the URL says it: 'local' or the IANA name."""
         return LOCAL if self.local else self.zone
 
-    def at(self, value) -> pd.Timestamp | None:
+    def at(self, value) -> dt.datetime | None:
         """A naive-UTC time as an aware time in the zone; None when unknown."""
-        import pandas as pd  # here: the settings read this module, and `taskdash adhoc` loads no pandas
-        if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        if value is None:
             return None
-        stamp = pd.Timestamp(value)
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-        return stamp.tz_convert(self.tzinfo)
+        if not isinstance(value, dt.datetime):  # a numpy datetime64, a text, NaN
+            import pandas as pd  # here: the settings read this module, and `taskdash adhoc` loads no pandas
+            if pd.api.types.is_scalar(value) and pd.isna(value):
+                return None
+            value = pd.Timestamp(value).to_pydatetime()
+        elif value != value:  # pandas' NaT is a datetime too
+            return None
+        elif type(value) is not dt.datetime:  # a pandas Timestamp: its own conversions are the slow ones
+            value = value.to_pydatetime()
+        # Python's own conversion: 8 µs a value against pandas' 33 µs (a grid page formats about 200).
+        moment = value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+        return moment.astimezone(self.tzinfo)
 
     def absolute(self, value, day_of=None, missing: str = "", zone_abbreviation: bool = False) -> str:
         """'YYYY-MM-DD HH:MM:SS' in the zone (only 'HH:MM:SS' when on the same day there as `day_of`),
