@@ -37,7 +37,8 @@ class ClockChoice(ReactiveHTML):
 
     _stylesheets = [resource("clock_choice.css")]
 
-    _scripts = {"render": resource("clock_choice.js", COOKIE=clock.BROWSER_ZONE_COOKIE)}
+    _scripts = {"render": resource("clock_choice.js", COOKIE=clock.BROWSER_ZONE_COOKIE, TZ_ARG=clock.TZ_ARG,
+                                   AGO_ARG=clock.AGO_ARG)}
 
 
 def clock_choice() -> ClockChoice:

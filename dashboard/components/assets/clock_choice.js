@@ -16,8 +16,9 @@ if (!zones.childElementCount) {
 }
 const go = () => {
   const query = new URLSearchParams(window.location.search)
-  query.set("tz", zone.value.trim() || "UTC")
-  if (ago.checked === data.default_relative) { query.delete("ago") } else { query.set("ago", ago.checked ? "1" : "0") }
+  query.set("__TZ_ARG__", zone.value.trim() || "UTC")
+  if (ago.checked === data.default_relative) { query.delete("__AGO_ARG__") }
+  else { query.set("__AGO_ARG__", ago.checked ? "1" : "0") }
   window.location.search = query.toString()
 }
 zone.addEventListener("change", () => { if (zone.value.trim() !== data.tz) { go() } })
