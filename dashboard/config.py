@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from .alert_rules import AlertConfigError, AlertSettings, parse_alerts
+from .clock import LOCAL, zone_info
 from .emphasis import Emphasis
 from .lake import LakeError, LakeSettings
 
@@ -208,6 +209,10 @@ class Config:
     access: Access = field(default_factory=Access)
     log_emphasis: Emphasis = field(default_factory=Emphasis)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    #: The zone pages show times in when their URL does not say (tz=): UTC, local (the browser's
+    #: own) or an IANA name; and whether they read relative to now ("5 min ago").
+    time_zone: str = "UTC"
+    relative_times: bool = False
     source: Path | None = None
 
     def with_overrides(self, catalog: str | None = None, data_path: str | None = None,
@@ -299,6 +304,12 @@ def load_config(path: str | Path | None = None) -> Config:
         values["alerts"] = parse_alerts(values.get("alerts"), base)
     except AlertConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    zone = values.get("time_zone", "UTC")
+    if not isinstance(zone, str) or not (zone.lower() == LOCAL or zone_info(zone) is not None):
+        raise ConfigError(f"{source}: time_zone must be UTC, local or an IANA zone name such as Europe/Berlin, "
+                          f"not {zone!r}")
+    if not isinstance(values.get("relative_times", False), bool):
+        raise ConfigError(f"{source}: relative_times must be true or false")
     try:
         config = Config(**values, source=source)
         int(config.port), float(config.rescan_seconds), float(config.push_min_interval_seconds)

@@ -6,6 +6,8 @@ import datetime as dt
 
 import pandas as pd
 
+from . import clock as _clock
+
 
 def utcnow() -> dt.datetime:
     """The time now as the index keeps times: UTC without a zone."""
@@ -25,15 +27,10 @@ def iso_utc(value) -> str | None:
 
 
 def clock(value, day_of=None, missing: str = "") -> str:
-    """A naive-UTC timestamp as 'YYYY-MM-DD HH:MM:SS' (only 'HH:MM:SS' when on the day of `day_of`),
-    or `missing` when unknown."""
-    value = plain(value)
-    if value is None:
-        return missing
-    value = pd.Timestamp(value)
-    if day_of is not None and plain(day_of) is not None and pd.Timestamp(day_of).date() == value.date():
-        return value.strftime("%H:%M:%S")
-    return value.strftime("%Y-%m-%d %H:%M:%S")
+    """A naive-UTC timestamp as the current page's clock shows it (dashboard.clock: its zone, or
+    relative to now): 'YYYY-MM-DD HH:MM:SS' (only 'HH:MM:SS' when on the day of `day_of`), or
+    `missing` when unknown. Outside a page (the CLI, a notebook): in UTC."""
+    return _clock.current().format(value, day_of, missing)
 
 
 def duration_seconds(started, finished, now: dt.datetime | None = None) -> float | None:

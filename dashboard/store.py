@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 import duckdb
 import pandas as pd
 
-from . import queries
+from . import clock, queries
 from .config import Config
 from .changes import Change
 from .hub import Hub, Subscription
@@ -80,8 +80,14 @@ class Links:
     #: Put before routed links: empty on the server; the server's address in a notebook.
     base: str = ""
 
-    def page(self, name: str, run_id: str | None = None) -> str:
-        """The link to a page ('task_runs', 'run_detail', 'tasks' or 'compare')."""
+    def page(self, name: str, run_id: str | None = None, **query: str) -> str:
+        """The link to a page ('task_runs', 'run_detail', 'tasks' or 'compare'), with `query` and the
+        page's clock (tz=, ago=: dashboard.clock) as its query string, so the next page keeps it."""
+        url = self._page(name, run_id)
+        args = {**query, **clock.current_url_args()}
+        return url + (("&" if "?" in url else "?") + urlencode(args) if args else "")
+
+    def _page(self, name: str, run_id: str | None = None) -> str:
         if self.routes is not None:
             route = self.routes[name]
             return self.base + (route.replace("{run_id}", run_segment(run_id)) if run_id is not None else route)
@@ -97,7 +103,7 @@ class Links:
         """The streamed download of a run's stream, or None where no server route serves it."""
         if self.routes is None:
             return None
-        return f"{self.page('run_detail', run_id)}/logs/{stream}.log"
+        return f"{self._page('run_detail', run_id)}/logs/{stream}.log"
 
 
 @dataclass

@@ -19,6 +19,7 @@ import param
 from bokeh.core.property.descriptors import UnsetValueError
 from panel.reactive import ReactiveHTML
 
+from dashboard import clock
 from dashboard.components import live
 from dashboard.components.resources import resource
 from dashboard.components.timers import every
@@ -35,6 +36,7 @@ class ConnectionIndicator(ReactiveHTML):
     current_at = param.Number(default=None, allow_None=True,
                               doc="When (epoch seconds) the index last held all the spool had.")
     behind = param.Number(default=None, allow_None=True, doc="How long reading the spool took then (seconds).")
+    zone = param.String(default="UTC", doc="The IANA zone 'as of' is shown in (the page's clock).")
 
     _template = """
 <span id="pill" class="td-conn td-conn-live" role="status" aria-live="polite" title="Connected to the server">
@@ -77,7 +79,7 @@ def connection_indicator(store: Store, check_seconds: float = 5.0) -> Connection
     Failures and new errors are published on the hub; a recovery is not, so the health is
     also looked at every few seconds (no query: it is a field of the ingestor).
     """
-    indicator = ConnectionIndicator()
+    indicator = ConnectionIndicator(zone=clock.current().zone)
     baseline = store.health.errors_recorded
 
     def update(_change=None) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 import re
 from collections import Counter
-from urllib.parse import urlencode
 
 import panel as pn
 import param
@@ -231,7 +230,7 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
             return ("<div style='color:#64748b;font:13px system-ui;padding:8px'>Click a task to see its upstream "
                     "and downstream, and to open its runs. Wheel to zoom, drag to pan.</div>")
         status = state.status.get(task)
-        runs_url = self.store.links.page("task_runs") + "?" + urlencode({"search": task, "since": self.since})
+        runs_url = self.store.links.page("task_runs", search=task, since=self.since)
         rows = shown.stats[shown.stats["task"] == task]
         blocked_by = None if rows.empty else plain(rows.iloc[0]["last_blocked"])
         role = ""

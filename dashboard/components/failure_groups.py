@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-from urllib.parse import urlencode
 
 import pandas as pd
 import panel as pn
 import param
 
+from dashboard import clock as clocks
 from dashboard import queries
 from dashboard.changes import Change
 from dashboard.components.offload import off_the_loop
@@ -135,7 +135,7 @@ class FailureGroups(pn.viewable.Viewer):
     def link(self, key: str) -> str:
         """The runs page with the grid's filters and only the runs of the signature `key`."""
         args = {name: value for name, value in self.query.to_url().items() if name != "page"} | {"failure": key}
-        return self.store.links.page("task_runs") + "?" + urlencode(args)
+        return self.store.links.page("task_runs", **args)
 
     def _table(self, shown: pd.DataFrame, first: int, total: int) -> str:
         rows, today = [], queries.utcnow()  # today's times without their date
@@ -153,7 +153,7 @@ class FailureGroups(pn.viewable.Viewer):
                 f"<td>{_names(group.tasks)}</td><td>{_names(group.agents)}</td></tr>")
         caption = (f"Signatures {first + 1:,}–{first + len(shown):,} of {total:,}, the most failed runs first"
                    if total > GROUPS_SHOWN else "The most failed runs first")
-        caption += ", over the grid's filters · times in UTC"
+        caption += f", over the grid's filters · {html.escape(clocks.current().caption)}"
         return (f'<table class="td-failures"><caption>{caption}</caption><thead><tr>'
                 "<th>Signature (last error line, values masked)</th><th>Runs</th><th>First seen</th>"
                 f"<th>Last seen</th><th>Tasks</th><th>Agents</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")

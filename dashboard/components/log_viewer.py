@@ -24,7 +24,7 @@ import panel as pn
 import param
 from panel.reactive import ReactiveHTML
 
-from dashboard import queries, terminal
+from dashboard import clock, queries, terminal
 from dashboard.emphasis import Emphasis
 from dashboard.changes import Change
 from dashboard.components import MAX_NUMBER
@@ -62,6 +62,9 @@ class LogLines(ReactiveHTML):
     error_request = param.Dict(default={}, doc=(
         "From the browser: {moves}, counted as search_request's: +1 per Next error, -1 per Previous error."))
     empty_text = param.List(default=["No output yet."], doc="What an empty view says (a one-item list).")
+    zone = param.String(default="UTC", doc=(
+        "The IANA zone the page's times are in: ISO 8601 times with a zone (Z or an offset) inside lines "
+        "are shown in it, their text as written kept for hover, copy and download."))
     resync = param.Integer(default=0, doc=(
         "From the browser: raised when appended lines do not follow the last one it shows (it missed "
         "some); the server then sends the newest lines whole."))
@@ -197,7 +200,8 @@ class LogViewer(LogPosition, pn.viewable.Viewer):
         self._moves_seen = 0
         self._error_moves_seen = 0
         self._settling = False  # the viewer is writing its own parameters: no query for them
-        self.view = LogLines(sizing_mode="stretch_width", margin=(5, 10))  # in line with the controls above
+        # In line with the controls above; times in lines shown in the page's zone.
+        self.view = LogLines(sizing_mode="stretch_width", margin=(5, 10), zone=clock.current().zone)
         self.streams = pn.widgets.RadioButtonGroup(options=self._stream_options(), value=self.stream,
                                                    color="primary", variant="outline", margin=(5, 10))
         self.streams.link(self, value="stream", bidirectional=True)  # options carry counts: linked

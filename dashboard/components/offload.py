@@ -27,6 +27,8 @@ from typing import TypeVar
 from panel.io.document import hold
 from panel.io.state import set_curdoc, state
 
+from dashboard import clock
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -58,11 +60,14 @@ def off_the_loop(compute: Callable[[], T], apply: Callable[[T], None],
         apply(result)
         return False
 
+    chosen = clock.current()  # the worker has no session: times are formatted in the session's clock
+
     def work() -> None:
         if doc.session_context.destroyed:  # closed before its turn came: nobody to show it to
             return
         try:
-            result = compute()
+            with clock.fixed(chosen):
+                result = compute()
         except Exception as exc:  # noqa: BLE001
             log.exception("a view's work off the event loop failed")
             if failed is None:
@@ -112,14 +117,17 @@ def stream_off_the_loop(produce: Callable[[], Iterable[T]], apply: Callable[[T],
         except Exception:  # noqa: BLE001  the session ended meanwhile: nothing to show it on
             return False
 
+    chosen = clock.current()
+
     def work() -> None:
         try:
-            for number, item in enumerate(produce(), start=1):
-                if doc.session_context.destroyed:
-                    return
-                newest[0] = number
-                if not publish(partial(apply_if_newest, number, item)):
-                    return
+            with clock.fixed(chosen):
+                for number, item in enumerate(produce(), start=1):
+                    if doc.session_context.destroyed:
+                        return
+                    newest[0] = number
+                    if not publish(partial(apply_if_newest, number, item)):
+                        return
         except Exception as exc:  # noqa: BLE001
             if failed is None:
                 log.exception("a view's work off the event loop failed")

@@ -13,6 +13,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from dashboard import clock as clocks
 from dashboard import queries
 from dashboard.changes import Change
 from dashboard.components.badges import STYLESHEET, adhoc_badge, status_badge
@@ -37,7 +38,14 @@ def _icon(kind: str) -> str:
 
 
 def _when(value) -> str:
-    return "—" if plain(value) is None else clock(value) + " UTC"
+    """A time as the page's clock shows it, with its zone's abbreviation (and, relative, the time
+    itself after it), as HTML."""
+    if plain(value) is None:
+        return "—"
+    times = clocks.current()
+    absolute = times.absolute(value, zone_abbreviation=True)
+    shown = f"{times.format(value)} ({absolute})" if times.relative else absolute
+    return f'<span class="td-when" title="{html.escape(times.name)}">{html.escape(shown)}</span>'
 
 
 def root_cause_html(run: dict, root: dict | None, links: Links) -> str:

@@ -22,7 +22,7 @@ import param
 from bokeh.models import ColumnDataSource, HoverTool, Range1d, TapTool
 from bokeh.plotting import figure
 
-from dashboard import queries
+from dashboard import clock, queries
 from dashboard.changes import Change
 from dashboard.components.runs_grid import RunsQuery, window_text
 from dashboard.statuses import COLORS, STATUSES
@@ -38,25 +38,30 @@ _TOOLTIP = """<div style="font-size:12px;line-height:1.4"><b>@label</b><br>@summ
 
 def strip_source(strip: pd.DataFrame) -> dict[str, list]:
     """The strip's columns for its Bokeh source: each bucket's start, end, middle and width (ms)
-    for the bars, its counts per status for the stacks, and the hover's text (plain text: Bokeh
-    escapes a field's value)."""
+    for the bars, on the wall clock of the page's zone (dashboard.clock), its counts per status
+    for the stacks, the hover's text (plain text: Bokeh escapes a field's value), and its window
+    as the grid's URL says it (UTC)."""
+    shown = clock.current()
+    start, end = shown.wall(strip["start"]), shown.wall(strip["end"])
     bucket = (strip["end"] - strip["start"]).dt.total_seconds() * 1000
-    same_day = strip["start"].dt.date == (strip["end"] - pd.Timedelta(microseconds=1)).dt.date
 
-    def label(start, end, one_day) -> str:
-        return f"{start:%Y-%m-%d %H:%M}–{end:%H:%M}" + ("" if one_day else f" ({end:%Y-%m-%d})") + " UTC"
+    def label(first, last) -> str:
+        first, last = shown.at(first), shown.at(last)
+        one_day = first.date() == (last - dt.timedelta(microseconds=1)).date()
+        return (f"{first:%Y-%m-%d %H:%M}–{last:%H:%M}" + ("" if one_day else f" ({last:%Y-%m-%d})")
+                + f" {shown.name}")
 
     def summary(row) -> str:
         counts = [f"{status} {row[status]:,}" for status in STATUSES if row[status]]
         return f"{row['runs']:,} run{'s' * (row['runs'] != 1)}" + (": " + ", ".join(counts) if counts else "")
 
     return {
-        "start": strip["start"].tolist(), "end": strip["end"].tolist(),
-        "mid": (strip["start"] + (strip["end"] - strip["start"]) / 2).tolist(),
+        "start": start.tolist(), "end": end.tolist(),
+        "mid": (start + (strip["end"] - strip["start"]) / 2).tolist(),
         "width": (bucket * BAR_SHARE).tolist(),
         **{status: strip[status].tolist() for status in STATUSES},
         "runs": strip["runs"].tolist(),
-        "label": [label(s, e, d) for s, e, d in zip(strip["start"], strip["end"], same_day)],
+        "label": [label(first, last) for first, last in zip(strip["start"], strip["end"])],
         "summary": [summary(row) for _, row in strip.iterrows()],
         "window": [f"{window_text(s)}/{window_text(e)}" for s, e in zip(strip["start"], strip["end"])],
     }
@@ -114,7 +119,7 @@ class RunStrip(pn.viewable.Viewer):
 
         def draw() -> None:
             self.source.data = data
-            self.plot.x_range.update(start=strip["start"].iloc[0], end=strip["end"].iloc[-1])
+            self.plot.x_range.update(start=data["start"][0], end=data["end"][-1])
             self.plot.y_range.update(start=0, end=top)
             self._select_window()
 

@@ -17,7 +17,7 @@ import panel as pn
 import param
 from bokeh.models import DataRange1d, OpenURL, TapTool
 
-from dashboard import queries
+from dashboard import clock, queries
 from dashboard.changes import Change
 from dashboard.components.view_state import UrlState
 from dashboard.formatting import utcnow
@@ -150,11 +150,16 @@ class RunTimeline(TimelineQuery, pn.viewable.Viewer):
         more = len(runs) > MAX_RUNS
         runs = runs.iloc[:MAX_RUNS]
         waits, bars, self._labels = timeline_rows(runs, self.by, now)
+        times = clock.current()
+        for frame in (waits, bars):  # the axis and the hover read the page's zone
+            if not frame.empty:
+                frame[["x0", "x1", "trigger"]] = frame[["x0", "x1", "trigger"]].apply(times.wall)
         self._waits.send(waits)
         self._bars.send(bars)
         shown = f"{len(runs):,} run{'s' * (len(runs) != 1)}"
         self.summary.object = (f"{'The newest ' if more else ''}{shown} triggered in the last "
-                               f"{html.escape(self.since)}, one row per {self.by} · times in UTC · "
+                               f"{html.escape(self.since)}, one row per {self.by} · "
+                               f"{html.escape(times.absolute_caption)} · "
                                "scroll to zoom, drag to move, click a bar to open its run" if len(runs) else
                                f"No runs triggered in the last {html.escape(self.since)} match.")
         self.group_select.options = self._group_options()

@@ -14,7 +14,7 @@ from dataclasses import replace
 import panel as pn
 import param
 
-from dashboard import queries
+from dashboard import clock, queries
 from dashboard.changes import Change
 from dashboard.components import MAX_NUMBER
 from dashboard.components.badges import STYLESHEET
@@ -92,11 +92,13 @@ class RunsQuery(UrlState):
                     or self.end)
 
     def window_label(self) -> str:
-        """The window of trigger times as its chip says it ('10:00–11:00', dated unless today), or ''."""
+        """The window of trigger times as its chip says it, in the page's zone ('10:00–11:00', dated
+        unless today there), or ''."""
         if not (self.start or self.end):
             return ""
-        start, end = (parse_timestamp(text) if text else None for text in (self.start, self.end))
-        today = utcnow().date()
+        shown = clock.current()
+        start, end = (shown.at(parse_timestamp(text)) if text else None for text in (self.start, self.end))
+        today = shown.at(utcnow()).date()
         said_start = "…" if start is None else start.strftime("%H:%M" if start.date() == today else "%Y-%m-%d %H:%M")
         # The end's date only when it is another day's (a window to midnight ends that day).
         same_day = start is not None and end is not None and (end - dt.timedelta(microseconds=1)).date() == start.date()
@@ -284,7 +286,7 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         # started a moment ago never shows a negative duration.
         now = queries.utcnow().replace(microsecond=0) + dt.timedelta(seconds=1)
         view, rows = _page_and_rows(self.store, self.run_filter(), self.page, self.page_size, self.sort,
-                                    self.descending, now)
+                                    self.descending, now, clock.current())
         if view.page != self.page:  # past the end (a filter shrank the set): show the last page
             self.page = view.page  # which refreshes again
             return
@@ -309,7 +311,7 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         summary += f" triggered in the last {html.escape(self.since)}"
         if self.start or self.end:
             summary += f", between {html.escape(self.window_label())}"
-        summary += " · times in UTC"
+        summary += f" · {html.escape(clock.current().caption)}"
         if summary != self.summary.object:
             self.summary.object = summary
         self.page_label.object = f"Page <b>{view.page:,}</b> of {view.pages:,}"
@@ -348,10 +350,12 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
 
 
 @queries.shared_per_version
-def _page_and_rows(index, run_filter, page, page_size, sort, descending, now):
-    """One page of runs and the grid's rows for it (shared by the sessions showing that view)."""
+def _page_and_rows(index, run_filter, page, page_size, sort, descending, now, times: clock.Clock):
+    """One page of runs and the grid's rows for it, their times as `times` shows them (shared by
+    the sessions showing that view with that clock)."""
     view = queries.runs_view(index, run_filter, page, page_size, sort, descending, now)
-    return view, grid_rows(view.runs)
+    with clock.fixed(times):
+        return view, grid_rows(view.runs)
 
 
 _failure_runs = queries.shared_per_version(failure_runs)

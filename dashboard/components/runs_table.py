@@ -44,9 +44,12 @@ STATUS_FORMATTER = JSCode(resource("status_badge.js").strip())
 
 def run_href_js(detail_prefix: str) -> str:
     """A JavaScript function: a run id -> its detail page (`detail_prefix` + the id as
-    dashboard.store.run_segment writes it: a reserved id has its first letter percent-encoded)."""
-    return (f"id => {json.dumps(detail_prefix)} + ({json.dumps(list(RESERVED_RUN_IDS))}.includes(id)"
-            ' ? "%" + id.charCodeAt(0).toString(16).toUpperCase() + id.slice(1) : encodeURIComponent(id))')
+    dashboard.store.run_segment writes it: a reserved id has its first letter percent-encoded;
+    a query string after the prefix, such as the page's clock, goes after the id)."""
+    prefix, mark, query = detail_prefix.partition("?")
+    return (f"id => {json.dumps(prefix)} + ({json.dumps(list(RESERVED_RUN_IDS))}.includes(id)"
+            ' ? "%" + id.charCodeAt(0).toString(16).toUpperCase() + id.slice(1) : encodeURIComponent(id))'
+            f" + {json.dumps(mark + query)}")
 
 
 def _lifecycle_formatter(detail_prefix: str) -> JSCode:
@@ -131,6 +134,10 @@ def same_rows(shown: pd.DataFrame, new: pd.DataFrame) -> bool:
                           equal_nan=True)
 
 
+#: A sort that finds every pair of rows equal: Tabulator keeps the order the query gave.
+_KEEP_ORDER = JSCode("() => 0")
+
+
 class QuerySortedTabulator(pn.widgets.Tabulator):
     """A Tabulator whose rows come sorted by the query: the header only picks the sort."""
 
@@ -172,9 +179,11 @@ def runs_table(detail_prefix: str, sort_field: str, descending: bool) -> QuerySo
         # The task name takes what the fixed columns leave, but never less than MIN_NAME_WIDTH:
         # at 800 px it was left 40 px ("S..m."); then the grid scrolls sideways instead. (Given
         # columns, Tabulator shows those, in this order, with what Panel makes of each.)
-        configuration={"columnDefaults": {"sorter": JSCode("() => 0")},
-                       "columns": [{"field": "task", "minWidth": MIN_NAME_WIDTH},
-                                   *({"field": field} for field in TITLES if field != "task")]},
+        # Each column names its sorter: Panel gives a column without one the "string" sorter over
+        # the default, which put relative times ("43 min ago" before "3 min ago") out of order.
+        configuration={"columnDefaults": {"sorter": _KEEP_ORDER},
+                       "columns": [{"field": "task", "minWidth": MIN_NAME_WIDTH, "sorter": _KEEP_ORDER},
+                                   *({"field": field, "sorter": _KEEP_ORDER} for field in TITLES if field != "task")]},
         stylesheets=[_GRID_STYLE],
         theme="simple",
     )

@@ -1,4 +1,5 @@
-"""The frame every page shares: title, navigation between the pages, and the connection indicator."""
+"""The frame every page shares: title, navigation between the pages, the clock choice (the zone the
+page's times are in) and the connection indicator."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import panel as pn
 from panel.theme import Fast
 
 from dashboard.components.alert_notices import alert_toggle
+from dashboard.components.clock_choice import clock_choice
 from dashboard.components.connection import connection_indicator
 from dashboard.components.resources import resource
 from dashboard.store import Store
@@ -49,7 +51,7 @@ def page_template(store: Store, title: str, current: str, *main) -> pn.template.
     template = pn.template.FastListTemplate(
         title="Task Runs Dashboard",
         header=[pn.Row(navigation(store, current), pn.HSpacer(),
-                       *filter(None, [alert_toggle(store)]), connection_indicator(store),
+                       clock_choice(), *filter(None, [alert_toggle(store)]), connection_indicator(store),
                        sizing_mode="stretch_width", align="center")],
         main=list(main),
         theme_toggle=False,

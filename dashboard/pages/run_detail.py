@@ -11,6 +11,7 @@ import panel as pn
 import param
 from panel.reactive import ReactiveHTML
 
+from dashboard import clock
 from dashboard.components import live
 from dashboard.components.log_viewer import LogPosition, LogViewer, opening_stream
 from dashboard.components.run_card import RunCard
@@ -19,6 +20,9 @@ from dashboard.pages.layout import page_template
 from dashboard.pages.url_state import keep_in_url, page_args, report_url_problems, url_args
 from dashboard.spool import SpoolError, validate_run_id
 from dashboard.store import Store
+
+#: How often a card of relative times ("5 min ago") is read again.
+RELATIVE_SECONDS = 30
 
 
 def requested_run_id() -> str:
@@ -90,6 +94,8 @@ def page(store: Store):
     delivery.deliver_to(lambda change: (card.changed(change), logs.changed(change)))
     logs.reload_button.on_click(lambda _: card.refresh())
     every(1, card.tick)
+    if clock.current().relative:  # "5 min ago" grows older with nothing published
+        every(RELATIVE_SECONDS, card.refresh)
     back = html.escape(store.links.page("task_runs"))
     template = page_template(store, f"Run {run_id}", "", pn.Column(
         pn.pane.HTML(f'<a href="{back}" style="font:14px system-ui,sans-serif">← Task Runs</a>'), card,

@@ -18,6 +18,7 @@ import panel as pn
 import param
 from panel.reactive import ReactiveHTML
 
+from dashboard import clock
 from dashboard.components.view_state import UrlState
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,10 @@ def keep_in_url(*views: UrlState) -> BrowserUrl:
     """A BrowserUrl (to place on the page) that follows every change of the parameters the `views`
     keep in the URL (their text: view.to_url; views on one page use distinct URL names)."""
     url = BrowserUrl(width=0, height=0, margin=0)
+    kept = clock.current_url_args()  # the page's clock: chosen in the header, which reloads the page
 
     def write(*_events) -> None:
-        url.query = {name: text for view in views for name, text in view.to_url().items()}
+        url.query = kept | {name: text for view in views for name, text in view.to_url().items()}
 
     for view in views:
         view.param.watch(write, list(view.url_params))
@@ -92,12 +94,13 @@ def page_args(owned: Callable[[], object] | type, *more: str) -> Callable:
     notice), in both what Panel reads as arguments and the URI its Location parses. A page that
     still fails to build shows a plain message; the traceback goes to the server's log only.
     """
-    names = {name for name in owned.param if name != "name"} | set(more)
+    names = {name for name in owned.param if name != "name"} | set(more) | {clock.TZ_ARG, clock.AGO_ARG}
 
     def decorate(factory: Callable) -> Callable:
         @functools.wraps(factory)
         def page(*args):
             problems = _keep_only(names)
+            problems += choose_clock(getattr(args[0], "config", None) if args else None)
             try:
                 built = factory(*args)
             except Exception:
@@ -108,6 +111,18 @@ def page_args(owned: Callable[[], object] | type, *more: str) -> Callable:
             return built
         return page
     return decorate
+
+
+def choose_clock(config=None) -> list[str]:
+    """Set the session's clock (dashboard.clock) from its URL (tz=, ago=), the settings' default
+    and, for tz=local, the browser's zone as its last page said (a cookie: the zone is known in
+    the browser only); return what the URL said wrong."""
+    default = clock.default_clock(config.time_zone, config.relative_times) if config is not None else clock.Clock()
+    args = url_args()
+    chosen, problems = clock.choose(args.get(clock.TZ_ARG), args.get(clock.AGO_ARG), default,
+                                    pn.state.cookies.get(clock.BROWSER_ZONE_COOKIE))
+    clock.use(chosen, default)
+    return problems
 
 
 def _keep_only(names: set[str]) -> list[str]:

@@ -104,7 +104,7 @@ def test_times_and_ids_ignored_when_asked_and_bad_input_named(served, page: Page
     position = page.locator(".td-cmp-position")
     expect(position).to_contain_text("Difference 1 of 1: A's lines 1–20 became B's lines 1–20")
     expect(page.get_by_text("ignore times and ids")).to_be_visible()
-    page.locator("input[type=checkbox]").check()  # the page's one; Bokeh does not tie its label to it
+    page.locator(".bk-Checkbox input[type=checkbox]").check()  # not the header's "ago"; Bokeh ties no label to it
     expect(position).to_have_text("The stdout logs are the same (times and ids ignored): A 20 lines, B 20 lines.")
     wait_until(lambda: "ignore_masked=yes" in page.url, timeout=10, message="masking in the URL")
 

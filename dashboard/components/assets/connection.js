@@ -20,10 +20,13 @@ state.show = () => {
   }
   // How current the page is: when the index last held all the spool had, as its last update said.
   if (data.current_at != null) {
-    const at = new Date(data.current_at * 1000).toISOString().slice(11, 19)
+    // In the page's zone (dashboard.clock), as every other time on the page.
+    const at = new Intl.DateTimeFormat("en-GB", {
+      timeZone: data.zone, hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+    }).format(new Date(data.current_at * 1000))
     const behind = data.behind == null ? "" : ` · ${data.behind.toFixed(1)} s behind`
     asof.textContent = "as of " + at + behind
-    title += `. The index held all the spool had at ${at} UTC` +
+    title += `. The index held all the spool had at ${at} ${data.zone}` +
       (data.behind == null ? "" : `; reading it took ${data.behind.toFixed(1)} s`) +
       (state.link === "live" ? "" : " (the last this page heard)")
   }

@@ -50,6 +50,46 @@ state.segments = (text, spans, needle) => {
   }
   return pieces
 }
+// ISO 8601 times with a zone (2026-12-02T10:00:03Z, 2026-12-02 12:00:03.120+02:00) are shown in the
+// page's zone: the element keeps the text as written (copying it copies that), and CSS shows the
+// converted time in its place (log_viewer.css: .td-ts); the hover says both.
+state.stamp = /\b(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})(?![\d:])/g
+state.inZone = new Intl.DateTimeFormat("en-CA", {
+  timeZone: data.zone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+  second: "2-digit", hourCycle: "h23",
+})
+state.convert = (written, date, time, fraction, zone) => {
+  const offset = zone === "Z" || zone.length === 6 ? zone : zone.slice(0, 3) + ":" + zone.slice(3)
+  const instant = Date.parse(`${date}T${time}${fraction ? fraction.slice(0, 4) : ""}${offset}`)
+  if (Number.isNaN(instant)) { return null }
+  const part = Object.fromEntries(state.inZone.formatToParts(new Date(instant)).map(p => [p.type, p.value]))
+  const wall = `${part.year}-${part.month}-${part.day}T${part.hour}:${part.minute}:${part.second}`
+  const minutes = Math.round((Date.parse(wall + "Z") - Math.floor(instant / 1000) * 1000) / 60000)
+  const size = Math.abs(minutes)
+  const utc = data.zone === "UTC"
+  const shown = utc ? "Z" :
+    `${minutes < 0 ? "-" : "+"}${String(Math.floor(size / 60)).padStart(2, "0")}:${String(size % 60).padStart(2, "0")}`
+  const converted = wall.replace("T", written[10]) + (fraction || "") + shown
+  const already = written.slice(0, written.length - zone.length) + (zone === "Z" && !utc ? "+00:00" : offset)
+  return converted === already || (utc && converted === written) ? null : converted  // null: already in the zone
+}
+state.fill = (piece, text) => {
+  let at = 0, found
+  state.stamp.lastIndex = 0
+  while ((found = state.stamp.exec(text)) !== null) {
+    const shown = state.convert(...found)
+    if (!shown) { continue }
+    if (found.index > at) { piece.append(text.slice(at, found.index)) }
+    const stamp = document.createElement("span")
+    stamp.className = "td-ts"
+    stamp.textContent = found[0]
+    stamp.dataset.shown = shown
+    stamp.title = `${found[0]} as written · ${shown} in ${data.zone}`
+    piece.append(stamp)
+    at = found.index + found[0].length
+  }
+  if (at === 0) { piece.textContent = text } else if (at < text.length) { piece.append(text.slice(at)) }
+}
 state.line = (row, needle) => {
   const [number, text, spans, level, full] = row
   const line = document.createElement("div")
@@ -70,7 +110,7 @@ state.line = (row, needle) => {
       const mark = document.createElement("mark")
       mark.textContent = text.slice(a, b)
       piece.append(mark)
-    } else { piece.textContent = text.slice(a, b) }
+    } else { state.fill(piece, text.slice(a, b)) }
     body.append(piece)
   }
   if (full) {
