@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 
+import pandas as pd
 import pytest
 from builders import expected_ids, plan_matches
 
-from dashboard import queries
+from dashboard import clock, queries
 from dashboard.changes import Change
-from dashboard.components.run_strip import RunStrip
+from dashboard.components.run_strip import RunStrip, strip_source
 from dashboard.components.runs_grid import RunsQuery
 from dashboard.config import Config
 from dashboard.hub import Hub
@@ -95,6 +96,19 @@ def test_the_window_reads_from_the_url_and_bad_values_are_named():
     assert query.filtered
     problems = RunsQuery().from_url({"start": "yesterday", "end": "2026-11-02T10:00:00Z"})
     assert len(problems) == 1 and "ignored start='yesterday'" in problems[0] and "ISO 8601" in problems[0]
+
+
+def test_the_strip_and_the_window_chip_read_in_the_page_s_zone():
+    query = RunsQuery()
+    assert query.from_url({"start": "2026-11-02T09:00:00Z", "end": "2026-11-02T10:00:00Z", "since": "3d"}) == []
+    strip = pd.DataFrame({"start": [pd.Timestamp("2026-11-02 09:00")], "end": [pd.Timestamp("2026-11-02 10:00")],
+                          **{status: [0] for status in STATUSES}, "runs": [0]})
+    with clock.fixed(clock.Clock("Asia/Tokyo")):
+        assert query.window_label() == "2026-11-02 18:00–19:00"
+        source = strip_source(strip)
+    assert source["label"] == ["2026-11-02 18:00–19:00 Asia/Tokyo"]
+    assert source["start"] == [pd.Timestamp("2026-11-02 18:00")], "the bars sit on Tokyo's wall clock"
+    assert source["window"] == ["2026-11-02T09:00:00Z/2026-11-02T10:00:00Z"], "what a click sets stays UTC"
 
 
 def test_a_click_on_a_bar_sets_the_grids_window_and_the_strip_highlights_it(world, tmp_path):
