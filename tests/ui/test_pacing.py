@@ -33,16 +33,24 @@ def test_a_frozen_tab_gets_one_update_and_the_newest_state_once_it_draws(tmp_pat
         debugger = page.context.new_cdp_session(page)
         debugger.send("Debugger.enable")
         debugger.send("Debugger.pause")  # takes effect when the page next runs a script
+        receipt = pace._receipt
         try:
-            before = pace._receipt.delivered
+            # Counted from what the browser drew last: an update may go out while the pause takes
+            # effect (the page heard something else meanwhile), and the browser then never draws it.
+            drawn = receipt.drawn
             for n in range(1, 6):
                 writer.status(f"r-{n}", f"Task_{n}", "RUNNING", agent="agent-1")
                 wait_until(lambda n=n: services.index.query("SELECT count(*) AS n FROM runs")["n"][0] == n + 1,
                            timeout=30, message=f"run r-{n} to be indexed")
                 # Published: the session got the first; it holds the next ones back.
-                wait_until(lambda n=n: pace._receipt.delivered > before and (n == 1 or pace._held_back), timeout=30,
-                           message="the first update sent, and the next ones to wait for the browser's receipt")
-            sent_while_frozen = pace._receipt.delivered - before
+                try:
+                    wait_until(lambda n=n: receipt.delivered > drawn and (n == 1 or pace._held_back), timeout=30,
+                               message="the first update sent, and the next ones to wait for the browser's receipt")
+                except AssertionError as failure:
+                    raise AssertionError(f"{failure} (run {n}: {receipt.delivered - drawn} sent, drawn "
+                                         f"{receipt.drawn - drawn}, {len(pace._held_back)} held back)") from None
+            assert receipt.drawn == drawn, "the frozen tab drew nothing"
+            sent_while_frozen = receipt.delivered - drawn
             assert sent_while_frozen == 1, f"{sent_while_frozen} updates sent to a tab that drew none"
         finally:
             debugger.send("Debugger.resume")
@@ -52,4 +60,4 @@ def test_a_frozen_tab_gets_one_update_and_the_newest_state_once_it_draws(tmp_pat
         expect(task_cells).to_have_count(6, timeout=30_000)
         expect(task_cells.first).to_have_text("Task_5")
         wait_until(lambda: not pace._held_back, timeout=30, message="nothing held back")
-        print(f"after it drew: {pace._receipt.delivered - before} updates in all, the grid shows all 6 runs")
+        print(f"after it drew: {receipt.delivered - drawn} updates in all, the grid shows all 6 runs")
