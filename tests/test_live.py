@@ -46,7 +46,10 @@ def test_lines_reach_the_index_and_the_hub_while_the_command_runs(tmp_path):
         wait_until(lambda: lines("stdout") == ["first out"] and lines("stderr") == ["first err"], timeout=30,
                    message="the first lines in the index")
         assert command.is_alive(), "the lines arrived while the command was still running"
-        assert any(change.log_lines.get((run_id, "stdout")) == 1 for change in heard)
+        # The hub hears of them just after the index has them (the ingest thread publishes after its commit).
+        wait_until(lambda: any(change.log_lines.get((run_id, "stdout")) == 1 for change in list(heard)), timeout=30,
+                   message="the hub to publish the first stdout line")
+        assert command.is_alive(), "published while the command was still running"
 
         gate.touch()
         wait_until(lambda: queries.run(index, run_id)["status"] == "SUCCESS", timeout=30,
