@@ -173,15 +173,20 @@ class RunTimeline(TimelineQuery, pn.viewable.Viewer):
         for frame in (waits, bars):  # the axis and the hover read the page's zone
             if not frame.empty:
                 frame[["x0", "x1", "trigger"]] = frame[["x0", "x1", "trigger"]].apply(times.wall)
-        self._waits.send(_columns(waits))
-        self._bars.send(_columns(bars))
-        shown = f"{len(runs):,} run{'s' * (len(runs) != 1)}"
+        waits, bars = _columns(waits), _columns(bars)
+        with pn.io.hold(freeze=True):  # both parts' new bars and the summary in one message, drawn once
+            self._waits.send(waits)
+            self._bars.send(bars)
+            self._summarise(len(runs), more, times)
+            self.group_select.options = self._group_options()
+
+    def _summarise(self, shown_runs: int, more: bool, times: clock.Clock) -> None:
+        shown = f"{shown_runs:,} run{'s' * (shown_runs != 1)}"
         self.summary.object = (f"{'The newest ' if more else ''}{shown} triggered in the last "
                                f"{html.escape(self.since)}, one row per {self.by} · "
                                f"{html.escape(times.absolute_caption)} · "
-                               "scroll to zoom, drag to move, click a bar to open its run" if len(runs) else
+                               "scroll to zoom, drag to move, click a bar to open its run" if shown_runs else
                                f"No runs triggered in the last {html.escape(self.since)} match.")
-        self.group_select.options = self._group_options()
 
     def changed(self, change: Change) -> None:
         """Hub delivery: draw again when a changed run could be in view."""
