@@ -35,7 +35,6 @@ _VDIMS = ["run_id", "task", "agent", "status", "trigger", "seconds", "part"]
 _TOOLTIPS = [("Run", "@run_id"), ("Task", "@task"), ("Status", "@status"), ("Agent", "@agent"),
              ("Triggered", "@trigger{%Y-%m-%d %H:%M:%S}"), ("From", "@x0{%H:%M:%S}"), ("To", "@x1{%H:%M:%S}"),
              ("Seconds", "@seconds{0,0.0}")]
-_STATUS_COLOURS = factor_cmap("status", palette=[COLORS[status] for status in STATUSES], factors=list(STATUSES))
 _FORMATTERS = {"@trigger": "datetime", "@x0": "datetime", "@x1": "datetime"}
 
 
@@ -79,9 +78,10 @@ def timeline_rows(runs: pd.DataFrame, by: str, now) -> tuple[pd.DataFrame, pd.Da
 def _colour_by_status(plot, _element) -> None:
     """Each bar in its status's colour, mapped in the browser from its status (HoloViews' own
     colour mapping sent a copy of the status column and spent 90 of 250 ms an update on it)."""
-    glyph = plot.handles["glyph"]
-    if glyph.line_color != _STATUS_COLOURS:
-        glyph.line_color = _STATUS_COLOURS
+    glyph = plot.handles["glyph"]  # hooks run on each update; a colour map each plot (a model has one document)
+    if getattr(glyph.line_color, "field", None) != "status":
+        glyph.line_color = factor_cmap("status", palette=[COLORS[status] for status in STATUSES],
+                                       factors=list(STATUSES))
 
 
 def _columns(frame: pd.DataFrame) -> pd.DataFrame:
