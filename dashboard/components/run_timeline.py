@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 
 import holoviews as hv
-import numpy as np
 import pandas as pd
 import panel as pn
 import param
