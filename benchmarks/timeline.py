@@ -4,8 +4,10 @@ in the last 6 hours.
 The runs go through the real spool and ingestor, in a spool of their own. Server side: the
 query and the bars (`RunTimeline.refresh`'s work). Browser: a real `taskdash serve` and
 Chromium: from a reload of /timeline to its bars on the canvas, and from a click on "agent"
-(5,000 bars sent again, in other rows) to them drawn. The first visit, which warms the
-server's imports, is not counted.
+(5,000 bars sent again, in other rows) to them drawn, each split where the server's part ends:
+the page's HTML (its models in it) arrived, the new bars' data arrived. The reload's baseline
+is the same page with no bars (`?status=RUNNING`: none runs), what the page costs by itself.
+The first visit, which warms the server's imports, is not counted.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from serving import CHROMIUM, CHROMIUM_ARGS
 
 from dashboard import queries
-from dashboard.components.run_timeline import MAX_RUNS, TimelineQuery, timeline_rows
+from dashboard.components.run_timeline import MAX_RUNS, RunTimeline, TimelineQuery, timeline_rows
 from dashboard.formatting import utcnow
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
@@ -33,6 +35,10 @@ BARS_DRAWN = ("() => window.Bokeh && Bokeh.index.query_one(v => v.model.data_sou
               "v.model.data_source.data.run_id.length == {runs} && "
               "v.model.data_source.data.agent[0] {agent} v.model.data_source.data.task[0]) != null")
 FRAMES = "() => new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve)))"
+#: Notes when the run bars' data next changes in the browser (the server's message applied).
+WATCH_DATA = ("() => { window.benchData = null; Bokeh.index.query_one(v => v.model.data_source != null && "
+              "v.model.data_source.data.part != null && v.model.data_source.data.part[0] === 'run')"
+              ".model.data_source.change.connect(() => { window.benchData ??= performance.now() }) }")
 
 
 def write_runs(spool: Path, runs: int) -> None:
@@ -49,32 +55,82 @@ def write_runs(spool: Path, runs: int) -> None:
                       ts=start + dt.timedelta(seconds=rng.uniform(60, 300)), trigger_time=trigger)
 
 
-def browser(spool: Path, index: Path, runs: int, samples: int) -> tuple[list[float], list[float]]:
+def browser(spool: Path, index: Path, runs: int, samples: int) -> dict[str, list[float]]:
     """Seconds from a reload of /timeline to its bars drawn, and from a click on "agent" to them
-    redrawn in their agents' rows, `samples` times each after a first visit."""
+    redrawn in their agents' rows, `samples` times each after a first visit; each split in two:
+    until the page's HTML (its models in it) arrived and after, until the new data was in the
+    browser and after."""
     from playwright.sync_api import sync_playwright
 
     by_task = BARS_DRAWN.format(runs=runs, agent="!=")
     by_agent = BARS_DRAWN.replace("data.agent[0] {agent} v.model.data_source.data.task[0]",
                                   "data.y0[0] < {agents}").format(runs=runs, agents=AGENTS)
-    reloads, redraws = [], []
+    no_bars = ("() => window.Bokeh && Bokeh.index.query_one(v => v.model.data_source != null && "
+               "v.model.data_source.data.part != null) != null")
+    times: dict[str, list[float]] = {name: [] for name in ("empty", "reload", "html", "drawn", "redraw", "data",
+                                                           "redrawn")}
     with server(spool, index) as (url, _process, _output), sync_playwright() as playwright:
         page = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS).new_page(
             viewport={"width": 1920, "height": 1080})
         page.goto(f"{url}/timeline")  # a first visit warms the server's imports
         page.wait_for_function(by_task, timeout=120_000)
         for _ in range(samples):
+            start = time.perf_counter()  # the same page with no bars (no run is RUNNING): its own cost
+            page.goto(f"{url}/timeline?status=RUNNING")
+            page.wait_for_function(no_bars, timeout=120_000)
+            page.evaluate(FRAMES)
+            times["empty"].append(time.perf_counter() - start)
             start = time.perf_counter()
             page.goto(f"{url}/timeline")
             page.wait_for_function(by_task, timeout=120_000)
             page.evaluate(FRAMES)
-            reloads.append(time.perf_counter() - start)
+            times["reload"].append(time.perf_counter() - start)
+            html, drawn = page.evaluate("() => [performance.getEntriesByType('navigation')[0].responseEnd, "
+                                        "performance.now()]")
+            times["html"].append(html / 1000)
+            times["drawn"].append((drawn - html) / 1000)
+            page.evaluate(WATCH_DATA)
+            clicked = page.evaluate("() => performance.now()")
             start = time.perf_counter()
             page.get_by_role("button", name="agent").click()
             page.wait_for_function(by_agent, timeout=120_000)
             page.evaluate(FRAMES)
-            redraws.append(time.perf_counter() - start)
-    return reloads, redraws
+            times["redraw"].append(time.perf_counter() - start)
+            data, drawn = page.evaluate("() => [window.benchData, performance.now()]")
+            times["data"].append((data - clicked) / 1000)
+            times["redrawn"].append((drawn - data) / 1000)
+    return times
+
+
+def plot_update(index: Index, samples: int) -> tuple[list[float], list[float], int]:
+    """The server's side of a click on "agent" (or "task"): seconds to query and update the plot's
+    Bokeh models (HoloViews), seconds to serialise the message, and its bytes."""
+    import holoviews as hv
+    import panel as pn
+    from bokeh.document import Document
+    from bokeh.protocol import Protocol
+
+    from dashboard.config import Config
+    from dashboard.hub import Hub
+    from dashboard.store import Links, Store
+
+    hv.extension("bokeh")
+    timeline = RunTimeline(store=Store(index, Hub(), Config(), Links(Config().routes)))
+    document, events = Document(), []
+    document.add_root(pn.panel(timeline).get_root(document))
+    document.callbacks.on_change(events.append)
+    updates, serialised, size = [], [], 0
+    for n in range(samples + 1):
+        events.clear()
+        start = time.perf_counter()
+        timeline.by = "agent" if n % 2 == 0 else "task"
+        updated = time.perf_counter()
+        message = Protocol().create("PATCH-DOC", events)
+        size = len(message.content_json) + sum(len(buffer.to_bytes()) for buffer in message.buffers)
+        if n:  # the first warms up
+            updates.append(updated - start)
+            serialised.append(time.perf_counter() - updated)
+    return updates, serialised, size
 
 
 def figures(folder: Path, sizes: Sizes) -> list[Row]:
@@ -96,15 +152,28 @@ def figures(folder: Path, sizes: Sizes) -> list[Row]:
         return timeline_rows(queries.timeline_runs(index, query.run_filter(), limit=MAX_RUNS + 1, now=now), "task", now)
 
     server_times, (_, bars, _) = timed(server_side, sizes.repeat)
+    updates, serialised, size = plot_update(index, sizes.repeat)
     index.close()
     if len(bars) != runs:
         raise RuntimeError(f"the timeline has {len(bars)} bars, not {runs}")
     say("timeline: measuring Chromium...")
-    reloads, redraws = browser(spool, index_path, runs, sizes.heavy_repeat)
-    size = f"{runs:,} runs, {TASKS} tasks"
+    times = browser(spool, index_path, runs, sizes.heavy_repeat)
+    name = f"timeline, {runs:,} runs, {TASKS} tasks"
     return [
-        timing_row(f"timeline, {size}: query and bars, server side", server_times, None, "", None, None, None),
-        timing_row(f"timeline, {size}: reload → bars drawn in Chromium", reloads, None, "", None, None, None),
-        timing_row(f"timeline, {size}: rows per agent clicked → bars redrawn in Chromium", redraws, None,
+        timing_row(f"{name}: query and bars, server side", server_times, None, "", None, None, None),
+        timing_row(f"{name}: query, bars and the plot's update (HoloViews), server side", updates, None, "",
+                   None, None, None),
+        timing_row(f"{name}: the update's message serialised, server side", serialised, None, "", None, None, None),
+        (f"{name}: the update's message, bytes", f"{size / 1e6:.2f} MB", "", "", "", ""),
+        timing_row(f"{name}: reload → bars drawn in Chromium (baseline: the page with no bars)", times["reload"],
+                   times["empty"], "", None, None, None),
+        timing_row(f"{name}: … reload → the page's HTML (the server builds the page)", times["html"], None, "",
+                   None, None, None),
+        timing_row(f"{name}: … HTML → bars drawn (BokehJS loads and draws)", times["drawn"], None, "",
+                   None, None, None),
+        timing_row(f"{name}: rows per agent clicked → bars redrawn in Chromium", times["redraw"], None,
                    "≤ 1 s", 1000, None, None),
+        timing_row(f"{name}: … click → new data in the browser (the server's side, the network)", times["data"],
+                   None, "", None, None, None),
+        timing_row(f"{name}: … new data → bars drawn (BokehJS)", times["redrawn"], None, "", None, None, None),
     ]
