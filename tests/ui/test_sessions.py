@@ -30,10 +30,11 @@ def test_sessions_subscribe_and_unsubscribe_when_closed(served, context):
         page.goto(url + path)
         expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live", timeout=30_000)
         pages.append(page)
-    # Each page's views and its connection indicator subscribe: /task-runs its grid, its failure
-    # signatures and its fleet search, the run page its card and log (one delivery), /tasks its
-    # graph and its table.
-    wait_until(lambda: services.hub.subscriber_count == 4 + 2 + 3, timeout=30)
+    # Each page's views and its connection indicator subscribe: /task-runs its grid, its strip of
+    # runs over time, its failure signatures and its fleet search, the run page its card and log
+    # (one delivery), /tasks its graph and its table.
+    wait_until(lambda: services.hub.subscriber_count == 5 + 2 + 3, timeout=30,
+               message="the three pages' 10 subscriptions")
 
     writer.status("r-1", "Fetch_Orders", "SUCCESS", agent="agent-1", exit_code=0)
     expect(pages[0].locator('.tabulator-cell[tabulator-field="status"]')).to_have_text("SUCCESS", timeout=30_000)
