@@ -49,8 +49,9 @@ _WINDOW_URL = UrlText(parse=_window_time, format=str,
 class RunsQuery(UrlState):
     """Which runs the grid shows: its view state, every parameter also in the page's URL."""
 
-    url_params = ("search", "status", "late", "since", "start", "end", "group", "failure", "sort", "descending", "page",
-                  "page_size")
+    #: The parameters that choose which runs are shown (the rest order and page them).
+    filter_params = ("search", "status", "late", "since", "start", "end", "group", "failure")
+    url_params = (*filter_params, "sort", "descending", "page", "page_size")
     url_texts = {"status": NAMES, "descending": word_for("desc", "asc"), "late": word_for("yes", "no"),
                  "start": _WINDOW_URL, "end": _WINDOW_URL,
                  "failure": UrlText(parse=str, format=str, hint=(
@@ -218,8 +219,7 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
                 if first // self.page_size + 1 != self.page:
                     self.page = first // self.page_size + 1  # which comes back here
                     return
-            elif changed.keys() & {"search", "status", "late", "since", "start", "end", "group",
-                                   "failure"} and self.page != 1:
+            elif changed.keys() & set(self.filter_params) and self.page != 1:
                 self.page = 1  # a new filter starts on page 1 (which comes back here)
                 return
         # Widgets not made from a parameter follow it here (a URL or Clear filters can change it too).

@@ -30,8 +30,7 @@ def page(store: Store):
     every(SLIDE_SECONDS, strip.refresh)
     search, _ = live.follow(store, lambda: FleetSearch(store, grid.run_filter, **{
         name: getattr(asked_search, name) for name in asked_search.url_params}), min_interval=LIVE_SECONDS)
-    grid.param.watch(lambda *_: search.search(), ["search", "status", "late", "since", "start", "end", "group",
-                                                  "failure"])
+    grid.param.watch(lambda *_: search.search(), list(grid.filter_params))
     failures, _ = live.follow(store, lambda: failure_groups.FailureGroups(query=grid, store=store),
                                min_interval=failure_groups.LIVE_SECONDS)
     template = page_template(store, "Task Runs", "Task Runs", pn.Column(
