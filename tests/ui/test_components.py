@@ -4,7 +4,9 @@ and that it follows the spool live."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
+import pandas as pd
 import pytest
 from helpers import wait_until
 from playwright.sync_api import Page, expect
@@ -126,3 +128,43 @@ def test_the_connection_indicator_alone_is_live_and_reads_the_store_s_health(sma
     with served_component(lambda: connection_indicator(store)) as url:
         page.goto(url)
         expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live", timeout=30_000)
+
+
+def test_a_running_duration_drawn_again_a_second_lower_never_counts_back(page: Page):
+    """The server measures a running duration to its next whole second, so new data for a row
+    can say up to a second less than the cell it replaces already counted to (here: more)."""
+    import panel as pn
+
+    from dashboard.components.runs_table import grid_rows, runs_table
+
+    started = queries.utcnow() - dt.timedelta(seconds=100)
+
+    def runs(duration: float, agent: str) -> pd.DataFrame:
+        return grid_rows(pd.DataFrame({
+            "run_id": ["r-1"], "task": ["Extract"], "adhoc": [False], "grp": ["etl"], "trigger_time": [started],
+            "reached": ["PENDING,RUNNING"], "status": ["RUNNING"], "agent": [agent], "started": [started],
+            "finished": [pd.NaT], "duration": [duration]}))
+
+    def build():
+        table = runs_table("/task-runs/", "trigger_time", True)
+        table.value = runs(100.0, "agent-1")
+        again = pn.widgets.Button(label="again")
+        again.on_click(lambda _event: table.param.update(value=runs(100.0, "agent-2")))
+        return pn.Column(again, table)
+
+    with served_component(build) as url:
+        page.goto(url)
+        duration = page.locator('.tabulator-cell[tabulator-field="duration"]')
+        expect(duration).to_have_text("1m 41s", timeout=30_000)  # counted on from 1m 40s
+        page.get_by_role("button", name="again").click()
+        # Read in the same moment as the new agent: the grid draws in its shadow root.
+        shown = page.wait_for_function("""() => {
+            const cell = (field, root = document) => root.querySelector(`.tabulator-cell[tabulator-field="${field}"]`) ||
+                [...root.querySelectorAll("*")].filter(el => el.shadowRoot).map(el => cell(field, el.shadowRoot))
+                    .find(Boolean)
+            const agent = cell("agent")
+            return agent && agent.textContent === "agent-2" && cell("duration").textContent
+        }""").json_value()
+        minutes, seconds = re.fullmatch(r"(\d+)m (\d+)s", shown).groups()
+        assert int(minutes) * 60 + int(seconds) >= 101, f"counted back to {shown}"
+        expect(duration).not_to_have_text(shown, timeout=5_000)  # and the new cell counts on
