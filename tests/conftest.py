@@ -6,6 +6,22 @@ from __future__ import annotations
 import pytest
 from serving import CHROMIUM, CHROMIUM_ARGS
 
+#: Fixtures that put a real Chromium under a test.
+BROWSER_FIXTURES = {"page", "context", "browser"}
+#: How often a test that races a real browser, or the reliability tests' real servers, killed
+#: processes and load, runs again after failing on a busy 2-core machine. A rerun is printed
+#: ("RERUN" and the failure) and counted in the summary line, so a flaky test stays in sight; a
+#: test that fails every time still fails.
+RERUNS = 2
+
+
+@pytest.hookimpl(trylast=True)  # after each folder's conftest has marked its tests
+def pytest_collection_modifyitems(items):
+    for item in items:
+        racing = BROWSER_FIXTURES & set(item.fixturenames) or item.get_closest_marker("reliability")
+        if racing and not item.get_closest_marker("flaky"):
+            item.add_marker(pytest.mark.flaky(reruns=RERUNS))
+
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
