@@ -20,6 +20,7 @@ import param
 from dashboard import queries
 from dashboard.changes import Change
 from dashboard.components.badges import STYLESHEET, status_badge
+from dashboard.components.graph_legend import GraphLegend
 from dashboard.components.graph_plot import GraphPlot, Rendered, render
 from dashboard.components.offload import off_the_loop
 from dashboard.components.view_state import UrlState
@@ -83,6 +84,8 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
         self.progress = pn.Row(pn.indicators.LoadingSpinner(value=True, size=22, margin=(4, 10)), self.progress_text,
                                css_classes=["td-graph-progress"], sizing_mode="stretch_width")
         self.summary = pn.pane.HTML("", stylesheets=[STYLESHEET], sizing_mode="stretch_width", margin=(0, 10))
+        self.legend = GraphLegend(margin=(0, 10), sizing_mode="stretch_width")
+        self.legend.param.watch(self._legend_picked, "picked")
         self.card = pn.pane.HTML("", stylesheets=[STYLESHEET], width=300)
         self.plot = GraphPlot(on_select=self._clicked)
         self.shown: ShownGraph | None = None  # what is drawn now
@@ -102,7 +105,8 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
         controls = pn.Row(self.search_input, time_range, self.group_select, self.hops_slider, self.recenter_button,
                           self.collapse_button, sizing_mode="stretch_width")
         graph = pn.Row(self.plot.pane, self.card, sizing_mode="stretch_width")
-        return pn.Column(controls, self.problems, self.progress, self.summary, graph, sizing_mode="stretch_width")
+        return pn.Column(controls, self.problems, self.progress, self.summary, self.legend, graph,
+                         sizing_mode="stretch_width")
 
     # ---- state into one drawing ---------------------------------------------------------
 
@@ -173,6 +177,12 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
 
         off_the_loop(compute, show, failed)
 
+    def _legend_picked(self, event) -> None:
+        """A group clicked in the legend: show only it (the legend is ready for the next click)."""
+        if event.new:
+            self.group = event.new
+            self.legend.picked = ""
+
     def _clicked(self, node: str | None) -> None:
         """A click on a group opens it; on a task, selects it."""
         if node is not None and is_group_node(node):
@@ -198,11 +208,9 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
         self.problems.visible = bool(task_graph.problems)
         parts = [f"<b>{len(shown.shown):,}</b> of {graph.number_of_nodes():,} tasks shown"]
         tops = Counter(top_group(graph.nodes[n].get("group")) for n in shown.shown)
-        parts.append("<details class='td-legend' style='display:inline-block;vertical-align:top'>"
-                     f"<summary>{len(tops):,} top-level group{'s' if len(tops) != 1 else ''}</summary>" + " ".join(
-            f"<span style='white-space:nowrap'><span style='display:inline-block;width:11px;height:11px;"
-            f"background:{tile_color(top)};border:1px solid #cbd5e1;vertical-align:-1px'></span> "
-            f"{html.escape(top or 'no group')} ({count:,})</span>" for top, count in sorted(tops.items())) + "</details>")
+        entries = [[top, tile_color(top), count] for top, count in sorted(tops.items())]
+        if entries != self.legend.entries:
+            self.legend.entries = entries
         if shown.view.collapsed:
             parts.append(f"{len(shown.view.members):,} groups shown collapsed (■): click one to open it")
 

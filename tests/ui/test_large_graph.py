@@ -8,14 +8,16 @@ The graph's data is read from the page (Bokeh's data source and scales), as a us
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 from builders import write_dbt_spool
 from helpers import wait_until
 from playwright.sync_api import Page, expect
-from serving import served_in_process
+from serving import dashboard_server, served_in_process
 
 from dashboard.graph_groups import GROUP_MARK, top_group
+from dashboard.spool import SpoolWriter
 
 NODES = "Bokeh.index.query_one(v => v.model.data_source != null && v.model.data_source.data.fill != null)"
 #: Every node as the screen shows it: its name, centre in pixels, mark size, and the frame.
@@ -150,3 +152,30 @@ def test_the_runs_grid_shows_a_long_name_by_its_end(served, page: Page):
       const [head, tail] = el.children
       return tail.scrollWidth <= tail.clientWidth + 1 && head.scrollWidth > head.clientWidth + 20
     }"""), timeout=15, message="the end shown whole, the common start cut (an ellipsis in the middle)")
+
+
+def test_the_legend_finds_a_group_in_a_long_list_and_a_click_shows_only_it(tmp_path, page: Page):
+    groups = [f"team-{n:02d}" for n in range(1, 12)] + ["<img src=x onerror=alert(1)>"]
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    for group in groups:
+        writer.define_task(f"{group}_extract", group)
+        writer.define_task(f"{group}_load", group, depends_on=[f"{group}_extract"])
+    with dashboard_server(tmp_path) as server:  # its own process: this module's server is in this one
+        page.goto(f"{server.url}/tasks")
+        legend = page.locator(".td-legend")
+        expect(legend.locator("summary")).to_have_text("12 top-level groups", timeout=30_000)
+        items = legend.locator(".td-legend-item")
+        expect(items.first).to_be_hidden()  # folded: the graph stays where it is
+        legend.locator("summary").click()
+        expect(items.filter(visible=True)).to_have_count(12)
+        find = legend.get_by_role("searchbox", name="Find a group in the legend")
+        find.fill("TEAM-1")
+        expect(items.filter(visible=True)).to_have_text(["team-10 (2)", "team-11 (2)"])
+        find.fill("nothing like it")
+        expect(legend.get_by_text("No group matches")).to_be_visible()
+        find.fill("<img")
+        expect(items.filter(visible=True)).to_have_text(["<img src=x onerror=alert(1)> (2)"])  # a name is text, never HTML
+        find.fill("team-07")
+        items.filter(visible=True).click()
+        expect(page).to_have_url(re.compile(r"[?&]group=team-07(&|$)"), timeout=15_000)
+        expect(page.get_by_text("2 of 24 tasks shown")).to_be_visible(timeout=30_000)
