@@ -31,6 +31,9 @@ _RENDERING = threading.Lock()
 
 Frames = tuple[pd.DataFrame, pd.DataFrame]
 
+#: Half a group tile's side, in grid cells (one task a cell).
+TILE_HALF = 0.48
+
 
 HOVER = [("Task", "@name"), ("Group", "@group"), ("Status", "@status"), ("", "@role"),
          ("Last trigger", "@last_trigger"), ("Started", "@last_started"), ("Finished", "@last_finished"),
@@ -54,12 +57,24 @@ def edge_frames(nodes: pd.DataFrame, edges: pd.DataFrame) -> tuple[pd.DataFrame,
     return lines, heads
 
 
+def _label_places(nodes: pd.DataFrame) -> pd.DataFrame:
+    """Where each node's label goes: centred under it, except in the first and last columns,
+    where it starts (ends) at the node's tile edge and runs inwards. A label is wider than the
+    margin beside the outer columns once the graph is zoomed out, and was cut at the frame."""
+    xs = nodes["x"]
+    first, last = (xs == xs.min()) & (xs != xs.max()), (xs == xs.max()) & (xs != xs.min())
+    align = np.where(first, "left", np.where(last, "right", "center"))
+    x = xs + np.where(first, -TILE_HALF, np.where(last, TILE_HALF, 0.0))
+    return pd.DataFrame({"x": x, "y": nodes["y"], "label": nodes["label"], "align": align}, index=nodes.index)
+
+
 def draw(data: tuple[pd.DataFrame, pd.DataFrame]) -> hv.Overlay:
     """Group tiles, edges, arrowheads, the nodes, and their labels (level of detail)."""
     nodes, edges = data
     lines, heads = edge_frames(nodes, edges)
     tiled = nodes if nodes["tile"].nunique() > 1 else nodes.iloc[:0]  # one group shown: nothing to tell apart
-    tiles = hv.Rectangles((tiled["x"] - 0.48, tiled["y"] - 0.48, tiled["x"] + 0.48, tiled["y"] + 0.48, tiled["tile"]),
+    tiles = hv.Rectangles((tiled["x"] - TILE_HALF, tiled["y"] - TILE_HALF, tiled["x"] + TILE_HALF,
+                           tiled["y"] + TILE_HALF, tiled["tile"]),
                           vdims=["tile"]).opts(color="tile", line_alpha=0, tools=[])
     segments = hv.Segments(lines, ["x0", "y0", "x1", "y1"], ["color", "width", "edge_alpha"]).opts(
         line_width="width", color="color", alpha="edge_alpha")
@@ -68,11 +83,13 @@ def draw(data: tuple[pd.DataFrame, pd.DataFrame]) -> hv.Overlay:
     points = hv.Points(nodes, ["x", "y"], [c for c in nodes.columns if c not in ("x", "y")]).opts(
         color="fill", marker="marker", line_color="outline", line_width="outline_width", alpha="alpha",
         size=MARK_MAX, tools=["hover", "tap"], hover_tooltips=HOVER, nonselection_alpha=0.35)
-    label_style = {"text_font_size": "8.5pt", "text_color": "#1f2937", "text_baseline": "top"}
+    label_style = {"text_font_size": "8.5pt", "text_color": "#1f2937", "text_baseline": "top",
+                   "text_align": "align"}
+    labels = _label_places(nodes)
     # As booleans: the column of an empty frame is of objects, which pandas takes as column names.
     shown_always = nodes["always"].astype(bool)
-    always = hv.Labels(nodes[shown_always], ["x", "y"], "label", group="Always").opts(**label_style)
-    detail = hv.Labels(nodes[~shown_always], ["x", "y"], "label", group="Detail").opts(**label_style)
+    always = hv.Labels(labels[shown_always], ["x", "y"], ["label", "align"], group="Always").opts(**label_style)
+    detail = hv.Labels(labels[~shown_always], ["x", "y"], ["label", "align"], group="Detail").opts(**label_style)
     xs, ys = nodes["x"], nodes["y"]
     limits = ({"xlim": (xs.min() - 0.6, xs.max() + 0.6), "ylim": (ys.min() - 0.95, ys.max() + 0.6)}
               if len(nodes) else {})

@@ -179,3 +179,47 @@ def test_the_legend_finds_a_group_in_a_long_list_and_a_click_shows_only_it(tmp_p
         items.filter(visible=True).click()
         expect(page).to_have_url(re.compile(r"[?&]group=team-07(&|$)"), timeout=15_000)
         expect(page.get_by_text("2 of 24 tasks shown")).to_be_visible(timeout=30_000)
+
+
+#: Each label as drawn: its text's extent in pixels on the page (measured with its own font) and
+#: the plot's frame.
+LABEL_EXTENTS = """() => {
+  const plot = Bokeh.index.query_one(v => v.frame != null && v.frame.x_scale != null)
+  const rect = plot.canvas_view.el.getBoundingClientRect()
+  const frame = plot.frame.bbox
+  const context = document.createElement("canvas").getContext("2d")
+  const extents = []
+  for (const view of Bokeh.index.query(v => v.model.glyph != null && v.model.glyph.text != null)) {
+    if (!view.model.visible) { continue }
+    const glyph = view.model.glyph, data = view.model.data_source.data
+    context.font = `${glyph.text_font_size.value} ${glyph.text_font.value}`
+    Array.from(data.label, (label, i) => {
+      const width = Math.max(...label.split("\\n").map(line => context.measureText(line).width))
+      const x = rect.left + plot.frame.x_scale.compute(data.x[i])
+      const align = glyph.text_align.field ? data[glyph.text_align.field][i] : glyph.text_align.value
+      const left = align === "left" ? x : align === "right" ? x - width : x - width / 2
+      extents.push({label, left, right: left + width})
+    })
+  }
+  return {frame: [rect.left + frame.left, rect.left + frame.right], extents}
+}"""
+
+
+def test_labels_in_the_first_and_last_columns_stay_inside_the_plot(tmp_path, page: Page):
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    for chain in range(12):
+        names = [f"chain_{chain:02d}.step_{step}_refresh_the_warehouse" for step in range(8)]
+        for step, name in enumerate(names):
+            writer.define_task(name, f"chain-{chain:02d}", depends_on=names[step - 1:step])
+        writer.status(f"r-{chain}", names[0], "FAILED", agent="agent-1", exit_code=1)  # a root cause: labelled
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    with dashboard_server(tmp_path) as server:
+        # The selected task is labelled too: one in the last column.
+        page.goto(f"{server.url}/tasks?task=chain_00.step_7_refresh_the_warehouse")
+        expect(page.get_by_text("96 of 96 tasks shown")).to_be_visible(timeout=30_000)
+        drawn = wait_until(lambda: page.evaluate(LABEL_EXTENTS), timeout=30, message="the graph drawn")
+        left, right = drawn["frame"]
+        outer = [e for e in drawn["extents"] if e["label"].startswith(("step_0", "step_7"))]
+        assert len(outer) == 13, drawn["extents"]
+        for extent in drawn["extents"]:
+            assert left <= extent["left"] and extent["right"] <= right, f"{extent} cut at the frame {left}–{right}"
