@@ -130,7 +130,7 @@ def layered_layout(task_graph: TaskGraph, sweeps: int = 4, max_rows: int | None 
     """Grid positions, one task a cell, so no two tasks overlap: x = column, upstream left of
     downstream; y = row. Within a layer groups stay together and tasks move towards the mean
     position of their neighbours (a few sweeps, to reduce crossings); a layer taller than
-    `max_rows` wraps into several columns."""
+    `max_rows` wraps into several columns. Columns and rows are whole numbers."""
     layer = layers(task_graph)
     graph = task_graph.graph
     columns: dict[int, list[str]] = {}
@@ -156,7 +156,8 @@ def layered_layout(task_graph: TaskGraph, sweeps: int = 4, max_rows: int | None 
         for start in range(0, len(column), rows):
             chunk = column[start:start + rows]
             for i, node in enumerate(chunk):
-                placed[node] = (float(x), -(i + (tallest - len(chunk)) / 2))
+                # Whole rows: the lines halfway between rows stay free for edges (graph_plot).
+                placed[node] = (float(x), -float(i + (tallest - len(chunk)) // 2))
             x += 1
     return placed
 

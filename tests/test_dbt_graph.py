@@ -113,3 +113,38 @@ def test_group_names_form_a_hierarchy_on_slashes_and_dots():
     assert group_path("marts/finance/core") == ["marts", "marts/finance", "marts/finance/core"]
     assert group_path("billing.v2") == ["billing", "billing.v2"]
     assert group_path("etl") == ["etl"] and group_path(None) == []
+
+
+def test_no_edge_passes_over_a_task_it_does_not_join(dbt):
+    """The whole graph drawn at once: every piece of every edge keeps clear of the marks of the
+    tasks it does not join (a mark's radius is at most 0.3 of a cell)."""
+    import numpy as np
+    import pandas as pd
+
+    from dashboard.components.graph_plot import edge_frames
+
+    project, _, graph = dbt
+    position = layered_layout(dependency_graph(project.definitions))
+    assert all(x == int(x) and y == int(y) for x, y in position.values()), "tasks on whole columns and rows"
+    nodes = pd.DataFrame([(task, x, y) for task, (x, y) in position.items()], columns=["task", "x", "y"])
+    edges = pd.DataFrame(list(graph.edges), columns=["source", "target"]).assign(color="#94a3b8", width=1.0,
+                                                                                  edge_alpha=1.0)
+    lines, heads = edge_frames(nodes, edges)
+    assert len(heads) == len(edges)
+    centres = nodes[["x", "y"]].to_numpy(float)
+    at = dict(zip(nodes["task"], map(tuple, centres)))
+    grazed = []
+    # Each piece belongs to the edge whose ends it shares: walk the pieces edge by edge, in order.
+    pieces = iter(lines[["x0", "y0", "x1", "y1"]].to_numpy(float))
+    for source, target in graph.edges:
+        ends = {at[source], at[target]}
+        point = at[source]
+        while point != at[target]:
+            x0, y0, x1, y1 = next(pieces)
+            assert (x0, y0) == point, "an edge's pieces join up"
+            a, b = np.array([x0, y0]), np.array([x1, y1])
+            t = np.clip((centres - a) @ (b - a) / ((b - a) @ (b - a)), 0, 1)
+            near = np.hypot(*(a + t[:, None] * (b - a) - centres).T) < 0.35
+            grazed += [(source, target, tuple(c)) for c in centres[near] if tuple(c) not in ends]
+            point = (x1, y1)
+    assert not grazed, f"{len(grazed)} edges pass over a task they do not join, e.g. {grazed[:3]}"

@@ -127,3 +127,35 @@ def test_root_causes_are_the_failed_tasks_without_a_failed_ancestor_on_random_gr
         expected = {n: sum(1 for d in nx.descendants(graph, n) if status[d] != "SUCCESS")
                     for n in failed if not failed & nx.ancestors(graph, n)}
         assert root_causes(graph, status) == expected, f"seed {seed}"
+
+
+def test_each_arrowhead_sent_to_the_browser_points_downstream(tmp_path):
+    """Read from the Bokeh model the page gets (HoloViews takes a Points angle in degrees)."""
+    import math
+
+    from builders import ingest
+
+    from dashboard import queries
+    from dashboard.components.graph_marks import renderer_of
+    from dashboard.components.graph_plot import render
+    from dashboard.graph_view import shown_graph
+    from dashboard.spool import SpoolWriter
+
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    for task, group, upstream in DEMO:
+        writer.define_task(task, group, depends_on=upstream)
+    index = ingest(tmp_path)
+    stats = queries.task_stats(index)
+    index.close()
+    shown = shown_graph(dependency_graph(DEMO), stats, task="", hops=0, group="", search="", expanded=set())
+    nodes, edges = shown.frames(None)
+    plot = render((nodes, edges)).plot
+    arrows = renderer_of(plot, "Points", "Arrows").data_source.data
+    at = nodes.set_index("task")
+    assert len(arrows["angle"]) == len(edges) == 6
+    for (_, edge), angle in zip(edges.iterrows(), arrows["angle"]):
+        pointing = (-math.sin(angle), math.cos(angle))  # Bokeh's triangle points up at angle 0
+        towards = (at.loc[edge["target"], "x"] - at.loc[edge["source"], "x"],
+                   at.loc[edge["target"], "y"] - at.loc[edge["source"], "y"])
+        assert pointing[0] * towards[0] + pointing[1] * towards[1] > 0.5 * math.hypot(*towards), \
+            f"{edge['source']} → {edge['target']}: the arrowhead points {pointing}"

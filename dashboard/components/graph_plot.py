@@ -40,21 +40,65 @@ HOVER = [("Task", "@name"), ("Group", "@group"), ("Status", "@status"), ("", "@r
          ("Median duration", "@median"), ("Upstream", "@upstream"), ("Downstream", "@downstream")]
 
 
+#: How near (in grid cells) a straight edge may pass another node's centre: a mark is at most
+#: 0.6 of a cell wide (graph_marks.MARK_SHARE), so its radius is at most 0.3.
+GRAZE = 0.35
+
+
 def edge_frames(nodes: pd.DataFrame, edges: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each edge as a line between node centres, and an arrowhead (a triangle mark, sized in
-    pixels) at its middle, turned downstream: it never hides behind or misses a node."""
+    """Each edge as line pieces, and an arrowhead (a triangle mark, sized in pixels) halfway along
+    its longest piece, turned downstream: it never hides behind or misses a node.
+
+    An edge is a straight line between node centres unless that line would pass over a node it
+    does not join (it spans columns, or leaves its column steeply past a neighbour). Then it goes
+    around: out of its source to halfway to the next column, along the line between its source's
+    row and the one above, and into its target from halfway before its column. Nodes sit on whole
+    columns and rows (graph.layered_layout), so those lines cross none."""
     at = nodes.set_index("task")[["x", "y"]]
     start = at.reindex(edges["source"]).to_numpy(float).reshape(-1, 2)
     end = at.reindex(edges["target"]).to_numpy(float).reshape(-1, 2)
+    detour = _grazing(start, end, nodes[["x", "y"]].to_numpy(float)) & (end[:, 0] > start[:, 0])
+    lane = start[:, 1] + np.where(end[:, 0] - start[:, 0] >= 2, 0.5, 0.0)  # next column: straight down or up
+    # Each edge as five pieces between six points; pieces of no length are dropped.
+    points = np.stack([start, end, end, end, end, end], axis=1)
+    points[detour, 1] = np.column_stack([start[detour, 0] + 0.5, start[detour, 1]])
+    points[detour, 2] = np.column_stack([start[detour, 0] + 0.5, lane[detour]])
+    points[detour, 3] = np.column_stack([end[detour, 0] - 0.5, lane[detour]])
+    points[detour, 4] = np.column_stack([end[detour, 0] - 0.5, end[detour, 1]])
+    pieces = np.concatenate([points[:, :-1], points[:, 1:]], axis=2)  # (edge, piece, x0 y0 x1 y1)
+    length = np.nan_to_num(np.hypot(pieces[:, :, 2] - pieces[:, :, 0], pieces[:, :, 3] - pieces[:, :, 1]))
+    edge, _piece = np.nonzero(length > 0)
     style = {"color": edges["color"].to_numpy(), "width": edges["width"].to_numpy(),
              "edge_alpha": edges["edge_alpha"].to_numpy()}
-    lines = pd.DataFrame({"x0": start[:, 0], "y0": start[:, 1], "x1": end[:, 0], "y1": end[:, 1], **style})
-    middle = (start + end) / 2
+    flat = pieces[length > 0]
+    lines = pd.DataFrame({"x0": flat[:, 0], "y0": flat[:, 1], "x1": flat[:, 2], "y1": flat[:, 3],
+                          **{name: values[edge] for name, values in style.items()}})
+    longest = pieces[np.arange(len(pieces)), np.argmax(length, axis=1)] if len(pieces) else np.empty((0, 4))
+    middle = (longest[:, :2] + longest[:, 2:]) / 2
     # Turned by the angle in data units (close to the screen's: a column and a row are of like
-    # size in pixels); Bokeh's triangle points up at angle 0.
-    angle = np.arctan2(end[:, 1] - start[:, 1], end[:, 0] - start[:, 0]) - np.pi / 2
+    # size in pixels); Bokeh's triangle points up at angle 0. In degrees: HoloViews takes a
+    # Points element's angle in degrees (given radians, every arrowhead pointed up).
+    angle = np.degrees(np.arctan2(longest[:, 3] - longest[:, 1], longest[:, 2] - longest[:, 0]) - np.pi / 2)
     heads = pd.DataFrame({"x": middle[:, 0], "y": middle[:, 1], "angle": angle, **style})
     return lines, heads
+
+
+def _grazing(start: np.ndarray, end: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Which straight edges (start -> end) pass within GRAZE of the centre of a node they do not join."""
+    low, high = np.minimum(start, end) - GRAZE, np.maximum(start, end) + GRAZE
+    # Only the pairs of an edge and a node inside the edge's box, widened by GRAZE, can graze.
+    edge, node = np.nonzero(((centres[None, :, :] >= low[:, None, :]) & (centres[None, :, :] <= high[:, None, :]))
+                            .all(axis=2))
+    a, b, centre = start[edge], end[edge], centres[node]
+    direction = b - a
+    length2 = (direction ** 2).sum(axis=1)
+    along = np.clip(np.divide(((centre - a) * direction).sum(axis=1), length2, out=np.zeros(len(edge)),
+                              where=length2 > 0), 0, 1)
+    distance = np.hypot(*(a + along[:, None] * direction - centre).T)
+    joined = (centre == a).all(axis=1) | (centre == b).all(axis=1)
+    grazing = np.zeros(len(start), dtype=bool)
+    grazing[edge[(distance < GRAZE) & ~joined]] = True
+    return grazing
 
 
 def _label_places(nodes: pd.DataFrame) -> pd.DataFrame:
