@@ -43,7 +43,7 @@ FIGURES = (
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.flaky(reruns=1)  # it opens pages in Chromium (conftest.RERUNS), and takes minutes
+@pytest.mark.flaky(reruns=1)  # it opens pages in Chromium (tests/conftest.py), and takes minutes
 def test_the_quick_benchmark_prints_every_figure(tmp_path):
     result = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--keep", str(tmp_path / "data")],
                             cwd=REPO, capture_output=True, text=True, timeout=540)
