@@ -29,6 +29,27 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.flaky(reruns=1 if long else RERUNS))
 
 
+#: The run's configuration: its terminal is where a rerun says why (pytest_runtest_logreport is
+#: given no config, and the terminal is not there yet when pytest_configure runs).
+_config = None
+
+
+def pytest_configure(config):
+    global _config
+    _config = config
+
+
+def pytest_runtest_logreport(report):
+    """Say why a test is run again, in one line where CI's output shows it (the summary names the
+    test only)."""
+    terminal = _config.pluginmanager.get_plugin("terminalreporter") if _config is not None else None
+    if report.outcome == "rerun" and terminal is not None:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        why = crash.message.splitlines()[0] if crash is not None and crash.message else str(report.longrepr)[-300:]
+        terminal.write("\n")  # off the line of progress dots
+        terminal.write_line(f"RERUN {report.nodeid} ({report.when}) after: {why}")
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
