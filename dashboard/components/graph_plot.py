@@ -19,7 +19,7 @@ import pandas as pd
 import panel as pn
 from bokeh.document import Document
 
-from dashboard.components.graph_marks import MARK_MAX, fit_marks, renderer_of
+from dashboard.components.graph_marks import MARK_MAX, MARK_SHARE, fit_marks, renderer_of
 
 # Register HoloViews' Bokeh backend whatever page a process serves first: under plain
 # `panel serve`, a /tasks opened after another page drew before any pn.extension had seen
@@ -40,9 +40,9 @@ HOVER = [("Task", "@name"), ("Group", "@group"), ("Status", "@status"), ("", "@r
          ("Median duration", "@median"), ("Upstream", "@upstream"), ("Downstream", "@downstream")]
 
 
-#: How near (in grid cells) a straight edge may pass another node's centre: a mark is at most
-#: 0.6 of a cell wide (graph_marks.MARK_SHARE), so its radius is at most 0.3.
-GRAZE = 0.35
+#: How near (in grid cells) a straight edge may pass another node's centre: a mark's radius is at
+#: most half its share of a cell, and a little room beside it.
+GRAZE = MARK_SHARE / 2 + 0.05
 
 
 def edge_frames(nodes: pd.DataFrame, edges: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
