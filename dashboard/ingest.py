@@ -508,7 +508,13 @@ class Ingestor:
                             time.monotonic() - started, f"{added['events']:,}", f"{added['log_lines']:,}")
             return True
         except Exception as exc:  # keep following: the next step may succeed
-            log.exception("ingest step failed")
+            if self.index.lake is not None and isinstance(exc, duckdb.Error):
+                # the lake's catalog or data path (a restart, a full or read-only disk): one line, as
+                # `taskdash ship` prints it while it waits; a traceback would say nothing more
+                log.warning("ingest step failed (the lake %s): %s", self.index.lake.safe_catalog,
+                            str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__)
+            else:
+                log.exception("ingest step failed")
             self.health.failure = f"{type(exc).__name__}: {exc}"
             self._reopen_index = self._reopen_index or isinstance(exc, duckdb.FatalException)
             if is_corruption(exc):  # rebuilt at the next wake
