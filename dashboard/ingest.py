@@ -81,6 +81,8 @@ class IngestHealth:
     #: it took then (close to 0 when nothing was new): what a page says it is current as of.
     current_at: float | None = None
     behind: float | None = None
+    #: What the index is read from, as the indicator names it (a lake server's feed says "lake").
+    source: str = "spool"
 
     def current(self, seen: float) -> None:
         """The index now holds everything the spool had at `seen`."""

@@ -42,7 +42,7 @@ class LakeFeed:
         self.index = index
         self.hub = hub
         self.poll_seconds = poll_seconds
-        self.health = IngestHealth()
+        self.health = IngestHealth(source="lake")
         #: Set once the lake's snapshot has been read: from then on pages show the lake as it is.
         self.caught_up = threading.Event()
         self.snapshot: int | None = None

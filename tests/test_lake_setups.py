@@ -19,10 +19,13 @@ from helpers import wait_until
 from serving import DashboardServer, free_port, responds, ship, stopped
 
 from dashboard.changes import Change
+from dashboard.components.runs_grid import RunsGrid
+from dashboard.config import Config
 from dashboard.hub import Hub
 from dashboard.index import Index
 from dashboard.lake import PASSWORD_ENV, LakeSettings
 from dashboard.lake_feed import LakeFeed
+from dashboard.store import Store
 
 #: The roles of the README's "Roles" (Many machines): a writer that owns the catalog's database
 #: and a reader with SELECT on its tables, also those the writer makes later.
@@ -177,6 +180,9 @@ def test_a_server_started_while_its_catalog_is_down_serves_says_error_and_catche
         assert index.counts()["runs"] == 0  # pages read an empty stand-in meanwhile
         assert feed.health.failure.startswith(f"the lake's catalog {roles.reader.catalog} (index.catalog) cannot be "
                                               "attached: Connection refused")
+        store = Store(index, hub, Config(spool=tmp_path / "spool"), health_of=lambda: feed.health)
+        empty = RunsGrid(store=store).empty.object  # /task-runs says why it is empty
+        assert "the index cannot be read now" in empty and f"{roles.reader.catalog} (index.catalog)" in empty
         feed.start()
         # a `taskdash serve` with the reader's role: it starts, says why the lake is missing, serves pages
         server = DashboardServer(tmp_path, *lake_options(roles.reader))
@@ -193,6 +199,7 @@ def test_a_server_started_while_its_catalog_is_down_serves_says_error_and_catche
                    message="the feed to attach the lake")
         assert index.counts()["runs"] == roles.runs
         assert any(change.many_runs for change in changes)  # every page reads again
+        assert len(RunsGrid(store=store).grid.value) == roles.runs
         assert responds(f"{server.url}/liveness")
     finally:
         feed.stop()
@@ -200,3 +207,29 @@ def test_a_server_started_while_its_catalog_is_down_serves_says_error_and_catche
         server.stop()
     output = "".join(server.output)
     assert "Traceback" not in output and roles.reader_password not in output, output
+
+
+@pytest.mark.lake
+def test_a_password_changed_under_a_running_server_says_error_until_the_file_has_the_new_one(roles, postgres):
+    index = Index(None, lake=roles.reader, read_only=True)
+    feed = LakeFeed(index, None, poll_seconds=0.05)
+    feed.start()
+    password_file, old = roles.reader.password_file, roles.reader_password
+    new = "n-" + os.urandom(8).hex()
+    try:
+        wait_until(feed.caught_up.is_set, timeout=30)
+        postgres.execute("postgres", f"ALTER ROLE {roles.reader.user} PASSWORD '{new}'")
+        postgres.halt()  # every connection is made anew, with the password the server was started with
+        postgres.resume()
+        failure = wait_until(lambda: feed.health.failure and "refused the password" in feed.health.failure
+                             and feed.health.failure, timeout=60, message="the feed to name the refused password")
+        assert f"check the password in index.password_file {password_file}" in failure
+        assert old not in failure and new not in failure
+        password_file.write_text(new + "\n")  # fixed where the setting says: read again at the next attach
+        wait_until(lambda: feed.health.failure is None, timeout=60, message="the feed to recover")
+        assert index.counts()["runs"] == roles.runs
+    finally:
+        feed.stop()
+        index.close()
+        postgres.execute("postgres", f"ALTER ROLE {roles.reader.user} PASSWORD '{old}'")
+        password_file.write_text(old + "\n")
