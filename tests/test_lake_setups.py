@@ -6,6 +6,7 @@ catches up by itself."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -110,7 +111,7 @@ def _reader_or_none(settings: LakeSettings) -> Index | None:
 def test_a_read_only_role_reads_the_lake_and_cannot_ship_to_it(roles, tmp_path):
     listed = cli("runs", "--json", "--spool", str(tmp_path), *lake_options(roles.reader), cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
-    assert sorted(run["run_id"] for run in __import__("json").loads(listed.stdout)) == ["a-0000", "a-0001", "a-0002"]
+    assert sorted(run["run_id"] for run in json.loads(listed.stdout)) == ["a-0000", "a-0001", "a-0002"]
 
     spool = tmp_path / "spool"
     write_host_spool(spool, "b", range(2), lines=2)
