@@ -36,6 +36,8 @@ NO_DOWNLOADS = {"autoinstall_known_extensions": False, "autoload_known_extension
 EXTENSIONS = (("duckdb_extension_postgres_scanner", "postgres_scanner"), ("duckdb_extension_ducklake", "ducklake"))
 
 
+#: How the catalog must check the role (libpq's require_auth): a password, by scram, never `trust`.
+REQUIRED_AUTH = "scram-sha-256"
 #: Attaching a new lake while another process creates its catalog is tried this many times.
 INIT_RETRIES = 5
 
@@ -157,7 +159,9 @@ def connect(settings: LakeSettings, read_only: bool = False) -> duckdb.DuckDBPyC
             check_data_path(data_path, writable=True)
         # The path is the libpq connection string (without the password); the secret adds the rest.
         # LOAD, CREATE SECRET and ATTACH take no parameters: their values are quoted literals.
-        conninfo = "dbname='{}'".format(secret["DATABASE"].replace("\\", "\\\\").replace("'", "\\'"))
+        # libpq itself refuses a server that does not ask for a scram-sha-256 password (trust, md5).
+        conninfo = "dbname='{}' require_auth={}".format(
+            secret["DATABASE"].replace("\\", "\\\\").replace("'", "\\'"), REQUIRED_AUTH)
         attach = (f"ATTACH 'ducklake:{_literal(conninfo)}' AS {LAKE} ({'READ_ONLY, ' if read_only else ''}DATA_PATH "
                   f"'{_literal(data_path)}', METADATA_PARAMETERS MAP {{'TYPE': 'postgres', 'SECRET': 'taskdash_catalog'}})")
         for attempt in range(INIT_RETRIES):
@@ -226,6 +230,11 @@ def attach_failure(settings: LakeSettings, exc: BaseException, password: str) ->
     if "password authentication failed" in text:
         return LakeUnreachable(f"the lake's catalog {catalog} refused the password of the role {settings.user}: "
                                f"check the password in {settings.password_source} (index.catalog names the role)")
+    if "authentication method requirement" in text:
+        return LakeUnreachable(f"the lake's catalog {catalog} does not check the role {settings.user}'s password "
+                               f"by {REQUIRED_AUTH} ({detail}): give the role a {REQUIRED_AUTH} password and a "
+                               f"{REQUIRED_AUTH} line in the server's pg_hba.conf (never trust: anyone reaching the "
+                               "server could act as the role)")
     if "creating a new DuckLake is explicitly disabled" in text:
         return LakeUnreachable(f"the lake's catalog {catalog} holds no lake yet: the first host's `taskdash ship` "
                                "creates it (a server that ships nothing only reads it)")

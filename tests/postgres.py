@@ -82,6 +82,12 @@ class PostgresServer:
         finally:
             conn.close()
 
+    def hba_first(self, line: str) -> None:
+        """Put a line first in pg_hba.conf (it wins for what it matches) and have the server read it."""
+        hba = self.folder / "data" / "pg_hba.conf"
+        hba.write_text(line + "\n" + hba.read_text())
+        self._run(str(postgres_bin() / "pg_ctl"), "-D", str(self.folder / "data"), "reload", cwd=self.folder)
+
     def _run(self, *command: str, **kwargs) -> subprocess.CompletedProcess:
         if os.geteuid() == 0:  # PostgreSQL will not run as root: as nobody, who owns the folder
             command = ("runuser", "-u", "nobody", "--", *command)

@@ -1,6 +1,7 @@
 """Lake mode's roles and bad set-ups (issue 18, items 6 and 7): a read-only PostgreSQL role serves and
-reads the lake but cannot ship to it; a wrong password, missing extension files, a data path that
-cannot be written and a catalog down when a server starts each give one message naming the setting
+reads the lake but cannot ship to it; a catalog that would trust a role without its password is
+refused; a wrong password, missing extension files, a data path that cannot be written and a
+catalog down when a server starts each give one message naming the setting
 (no traceback, no password), and a server started without its catalog serves, says Error, and
 catches up by itself."""
 
@@ -139,6 +140,21 @@ def test_a_wrong_password_is_named_and_never_printed(roles, tmp_path):
                                     f"the role {roles.reader.user}: check the password in index.password_file "
                                     f"{wrong}"), result.stderr
     assert "not-the-password" not in result.stderr + result.stdout and "Traceback" not in result.stderr
+
+
+@pytest.mark.lake
+def test_a_catalog_that_would_trust_a_role_without_its_password_is_refused(roles, postgres, tmp_path):
+    database = roles.reader.catalog.rsplit("/", 1)[1]
+    role = f"trusted_{database}"
+    postgres.execute("postgres", f"CREATE ROLE {role} LOGIN", f"GRANT CONNECT ON DATABASE {database} TO {role}")
+    postgres.hba_first(f"host {database} {role} 127.0.0.1/32 trust")
+    settings = LakeSettings(roles.reader.catalog.replace(f"{roles.reader.user}@", f"{role}@"),
+                            roles.reader.data_path, roles.reader.password_file)
+    result = cli("runs", "--spool", str(tmp_path), *lake_options(settings), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"taskdash: the lake's catalog {settings.catalog} does not check the role {role}'s "
+                                    "password by scram-sha-256"), result.stderr
+    assert "never trust" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_missing_extension_files_and_a_data_path_that_cannot_be_written_are_named(tmp_path):
