@@ -3,7 +3,9 @@ under a data path) instead of a DuckDB file per process.
 
 This module knows how to reach the lake: its settings, the password (from the environment or a
 file, never printed), DuckDB's extension files (loaded by path from their PyPI packages, never
-downloaded) and the ATTACH. `Index` does the rest with the same SQL as in local mode.
+downloaded) and the ATTACH: read-only for a process that only reads (a SELECT-only role will do),
+with the role's rights and the data path checked for one that writes, and a failure told in words
+that name the setting to look at. `Index` does the rest with the same SQL as in local mode.
 """
 
 from __future__ import annotations
