@@ -54,6 +54,31 @@ def rendered(upstreams: list[str], port: int) -> str:
     return text.replace(cookie, cookie + f"        add_header {UPSTREAM_HEADER} $upstream_addr always;\n", 1)
 
 
+def main_config(folder: Path, site: Path) -> None:
+    """nginx.conf in `folder`, for a process in the foreground with everything it writes there
+    (pid, logs, temporary files), holding `site` in its http block."""
+    temp = "\n".join(f"    {kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi",
+                                                                            "scgi"))
+    (folder / "nginx.conf").write_text(f"""daemon off;
+worker_processes 1;
+pid {folder / 'nginx.pid'};
+error_log {folder / 'error.log'} notice;
+events {{ worker_connections 512; }}
+http {{
+    log_format routes "{LOG_FORMAT}";
+    access_log {folder / 'access.log'} routes;
+{temp}
+    include {site};
+}}
+""")
+
+
+def command(binary: str, folder: Path) -> list[str]:
+    """nginx with the configuration main_config wrote in `folder` (-e: not even its first message
+    goes to the error log compiled in, which only root may write)."""
+    return [binary, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-e", str(folder / "error.log")]
+
+
 @dataclass
 class Request:
     route: str
@@ -78,24 +103,11 @@ class Nginx:
         binary = nginx_binary()
         if binary is None:
             raise RuntimeError("nginx is not installed (bash .ci/run installs Debian's nginx)")
-        (self.folder / "taskdash.conf").write_text(rendered(self.upstreams, self.port))
-        temp = "\n".join(f"    {kind}_temp_path {self.folder / kind};"
-                         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        (self.folder / "nginx.conf").write_text(f"""daemon off;
-worker_processes 1;
-pid {self.folder / 'nginx.pid'};
-error_log {self.folder / 'error.log'} notice;
-events {{ worker_connections 512; }}
-http {{
-    log_format routes "{LOG_FORMAT}";
-    access_log {self.folder / 'access.log'} routes;
-{temp}
-    include {self.folder / 'taskdash.conf'};
-}}
-""")
+        site = self.folder / "taskdash.conf"
+        site.write_text(rendered(self.upstreams, self.port))
+        main_config(self.folder, site)
         self.process = subprocess.Popen(
-            [binary, "-p", str(self.folder), "-c", str(self.folder / "nginx.conf"), "-e",
-             str(self.folder / "error.log")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            command(binary, self.folder), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True)
 
         def listening() -> bool:

@@ -122,6 +122,7 @@ def test_two_servers_behind_nginx_show_every_host_live_and_a_killed_one_fails_ov
         expect(status_of(page_a, "west-0100")).to_have_text("SUCCESS", timeout=60_000)
         expect(status_of(page_a, "east-0008")).to_have_text("SUCCESS", timeout=60_000)
         assert page_a.evaluate("window.__no_reload_marker === true"), "A's page was reloaded"
+        expect(status_of(page_b, "west-0100")).to_have_text("SUCCESS", timeout=60_000)
         expect(page_b.locator(".td-conn")).to_have_attribute("data-state", "Live", timeout=60_000)
         # A reload through nginx reaches the server left and shows everything: nothing was lost.
         response = page_b.reload()
