@@ -34,7 +34,7 @@ LOG_FORMAT = r"$taskdash_route\t$upstream_addr\t$status\t$request"
 
 def nginx_binary() -> str | None:
     """nginx on PATH, else Debian's (/usr/sbin is not on every user's PATH); None if there is none."""
-    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+    return shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 
 def rendered(upstreams: list[str], port: int) -> str:
