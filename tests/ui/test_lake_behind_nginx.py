@@ -132,6 +132,9 @@ def test_two_servers_behind_nginx_show_every_host_live_and_a_killed_one_fails_ov
         expect(status_of(page_b, "west-0100")).to_have_text("SUCCESS", timeout=60_000)
         expect(status_of(page_b, "east-0008")).to_have_text("SUCCESS", timeout=60_000)
         page_b.screenshot(path=str(tmp_path / "failed-over.png"))
+        page_b.goto(f"{nginx.url}/task-runs/west-0100")  # the log written on both sides of the kill
+        expect(page_b.get_by_text("second half")).to_be_visible(timeout=60_000)
+        expect(page_b.get_by_text("first half")).to_be_visible()
 
         # nginx's log: every request of A's browser, its websocket included, reached one server;
         # B's went to its own until it was killed, then to A's.
