@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import ConfigError, load_config
+from .config import ORIGIN, ConfigError, load_config
 from .lake import LakeError, LakeUnreachable
 from .spool import STREAMS, SpoolError, SpoolWriteError, validate_run_id
 from .statuses import STATUSES
@@ -345,8 +345,14 @@ def cmd_serve(args) -> int:
     from . import app
     from .lake_feed import ATTACH_RETRY_SECONDS
 
+    origins = tuple(args.allow_websocket_origin or ())
+    refused = next((origin for origin in origins if not ORIGIN.fullmatch(origin)), None)
+    if refused is not None:
+        raise CommandError(f"--allow-websocket-origin {refused!r}: give host or host:port, as browsers reach the "
+                           "server (e.g. dash.example.com behind a proxy on the scheme's default port)")
     config = load_config(args.config).with_overrides(
-        spool=args.spool, index=args.index, port=args.port, address=args.address, **_lake_options(args))
+        spool=args.spool, index=args.index, port=args.port, address=args.address,
+        allow_websocket_origin=origins or None, **_lake_options(args))
     runner = None
     try:
         server = app.serve(config, start=False)  # a bad setting stops here, before the demo runner starts
@@ -545,6 +551,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (0 picks a free one)")
     serve.add_argument("--address", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--demo", action="store_true", help="also run the demo workflow into the spool")
+    serve.add_argument("--allow-websocket-origin", action="append", metavar="HOST[:PORT]",
+                       help="an address browsers reach the server at, e.g. a proxy's (repeatable; replaces "
+                       "allow_websocket_origin of the settings)")
 
     ingest = command("ingest", cmd_ingest, "catch the index up with the spool and print its counts")
     ingest.add_argument("--rebuild", action="store_true", help="drop the index and rebuild it from the spool")

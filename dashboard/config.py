@@ -289,7 +289,7 @@ def load_config(path: str | Path | None = None) -> Config:
     origins = values.get("allow_websocket_origin") or []
     if not (isinstance(origins, list) and all(isinstance(o, str) and ORIGIN.fullmatch(o) for o in origins)):
         raise ConfigError(f"{source}: allow_websocket_origin must be a list of host or host:port texts "
-                          f"(e.g. [dash.example.com:443]), not {origins!r}")
+                          f"(e.g. [dash.example.com]), not {origins!r}")
     values["allow_websocket_origin"] = tuple(origins)
     routes = Config().routes | (values.get("routes") or {})
     if "{run_id}" not in routes["run_detail"]:

@@ -130,8 +130,8 @@ def test_a_lake_holds_what_a_local_index_holds_and_its_feed_says_what_changed(la
 
 @pytest.mark.lake
 @pytest.mark.timeout(600)
-def test_two_hosts_ship_at_once_and_a_kill_9_loses_and_doubles_nothing(lake, postgres, tmp_path):
-    spools = {host: tmp_path / host / "spool" for host in ("east", "west")}
+def test_three_hosts_ship_at_once_and_a_kill_9_loses_and_doubles_nothing(lake, postgres, tmp_path):
+    spools = {host: tmp_path / host / "spool" for host in ("east", "west", "north")}
     for host, spool in spools.items():
         write_host_spool(spool, host, range(0, 40), lines=200)
     ships = {host: ship(spool, lake.catalog, Path(lake.data_path), host) for host, spool in spools.items()}
@@ -141,7 +141,7 @@ def test_two_hosts_ship_at_once_and_a_kill_9_loses_and_doubles_nothing(lake, pos
             return reader.counts()["log_lines"]
 
         wait_until(lambda: lines_in_lake() > 0, timeout=120, interval=0.2, message="the first shipped lines")
-        # more arrives while both ship; then east is killed (no shutdown) in the middle of a big catch-up
+        # more arrives while all three ship; then east is killed (no shutdown) in the middle of a big catch-up
         for host, spool in spools.items():
             write_host_spool(spool, host, range(40, 60), lines=20_000)
         before = lines_in_lake()
@@ -155,10 +155,10 @@ def test_two_hosts_ship_at_once_and_a_kill_9_loses_and_doubles_nothing(lake, pos
         expected = merged(*(local_state(spool) for spool in spools.values()))
         wait_until(lambda: reader.counts()["runs"] == len(expected["runs"])
                    and lines_in_lake() == sum(row["lines"] for row in expected["logs"]),
-                   timeout=300, interval=0.5, message="the lake to hold both spools")
+                   timeout=300, interval=0.5, message="the lake to hold the three spools")
         assert index_state(reader) == expected
         offsets = reader.query("SELECT host, count(*) AS files FROM ingest_offsets GROUP BY host ORDER BY host")
-        assert offsets["host"].tolist() == ["east", "west"]
+        assert offsets["host"].tolist() == ["east", "north", "west"]
         # the CLI reads the lake as a page does, whatever spool it is given
         listed = subprocess.run([sys.executable, "-m", "dashboard.cli", "runs", "--json", "--limit", "1000",
                                  "--spool", str(tmp_path / "empty"), "--catalog", lake.catalog,
