@@ -62,7 +62,6 @@ class RecordedUpkeep(LakeUpkeep):
         started = time.monotonic()
         super()._compact(done)
         self.held.append((started, time.monotonic()))
-        print(f"round of {done.seconds if done.seconds else time.monotonic() - started:.2f} s: {done.steps} {done.files}")
 
 
 #: Commits of the load: more than the bound, so that without compaction a table would hold more files.
