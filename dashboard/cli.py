@@ -427,6 +427,9 @@ def cmd_ship(args) -> int:
     upkeep = LakeUpkeep(config.lake, args.compact_seconds, config.retention_days) if args.compact_seconds > 0 else None
     if upkeep is not None:
         upkeep.start()
+        print(f"compacting the lake every {args.compact_seconds:g} s when no other host is"
+              + (f"; dropping runs inactive for over {config.retention_days:g} days" if config.retention_days else ""),
+              file=sys.stderr, flush=True)
     while not stop.is_set() and not ingestor.caught_up.wait(0.5):  # a failed step is tried again
         pass
     if ingestor.caught_up.is_set():

@@ -66,7 +66,8 @@ class LakeUpkeep:
     """Compaction and retention of one lake, every `period` seconds, under the catalog's advisory lock."""
 
     def __init__(self, settings: LakeSettings, period: float = UPKEEP_SECONDS, retention_days: float | None = None,
-                 keep_snapshots_seconds: float = KEEP_SNAPSHOTS_SECONDS, keep_files_seconds: float = KEEP_FILES_SECONDS):
+                 keep_snapshots_seconds: float = KEEP_SNAPSHOTS_SECONDS,
+                 keep_files_seconds: float = KEEP_FILES_SECONDS):
         self.settings = settings
         self.period = period
         self.retention_days = retention_days
@@ -137,7 +138,8 @@ class LakeUpkeep:
             self._retained = time.monotonic()
             done.steps["retention"] = round(time.time() - began, 3)
         done.expired_snapshots = len(step("expire", "SELECT snapshot_id FROM ducklake_expire_snapshots('{lake}', "
-                                          "older_than => now() - to_seconds(?::DOUBLE))", [self.keep_snapshots_seconds]))
+                                          "older_than => now() - to_seconds(?::DOUBLE))",
+                                          [self.keep_snapshots_seconds]))
         done.removed_files = len(step("cleanup", "SELECT path FROM ducklake_cleanup_old_files('{lake}', "
                                       "older_than => now() - to_seconds(?::DOUBLE))", [self.keep_files_seconds]))
         with index.cursor() as cur:
