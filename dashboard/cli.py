@@ -67,7 +67,7 @@ def _open_index(args, rebuild: bool = False):
     if config.lake is not None:  # the hosts' `taskdash ship` fill the lake: a command only reads it
         if rebuild:
             raise CommandError("a lake is shared by every host and server: --rebuild drops only a local index")
-        return Index(None, lake=config.lake), None
+        return Index(None, lake=config.lake, read_only=True), None
     try:
         index = Index(config.index, fallback_to_private=False)
     except IndexLockedError as exc:
@@ -347,6 +347,7 @@ def _line_numbers(spool: Path, places) -> dict[tuple[str, int], int]:
 
 def cmd_serve(args) -> int:
     from . import app
+    from .lake_feed import ATTACH_RETRY_SECONDS
 
     config = load_config(args.config).with_overrides(
         spool=args.spool, index=args.index, port=args.port, address=args.address,
@@ -372,6 +373,9 @@ def cmd_serve(args) -> int:
             print(f"note: {index.rebuilt_reason}", flush=True)
         elif index.created:
             print(f"note: there was no index at {index.path}: building it from the spool", flush=True)
+        if index.lake_failure is not None:
+            print(f"note: {index.lake_failure}; the pages show nothing of the lake (their indicator says "
+                  f"Error) until it can be attached, tried again every {ATTACH_RETRY_SECONDS:g} s", flush=True)
         threading.Thread(target=_report_catch_up, args=(app.services(),), daemon=True).start()
         loop.start()
     finally:

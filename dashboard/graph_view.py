@@ -210,14 +210,25 @@ class ShownGraph:
 
 
 def read_task_graph(store) -> TaskGraph:
-    """The defined tasks as a graph (with their problems: cycles, undefined upstreams)."""
-    tasks = queries.tasks(store)
+    """The defined tasks as a graph (with their problems: cycles, undefined upstreams). Shared by
+    every view that asks between two ingest steps (a page's graph and table, every tab opened
+    meanwhile), so it must not be changed: views work on copies (graph_groups.overview)."""
+    return _task_graph(store.index)
+
+
+@queries.shared_per_version
+def _task_graph(index) -> TaskGraph:
+    tasks = queries.tasks(index)
     return dependency_graph(zip(tasks["task"], tasks["grp"], tasks["depends_on"]))
 
 
 def read_stats(store, since: str) -> pd.DataFrame:
-    """Per task, its latest run and statistics over the time range ('24h', ...)."""
-    return queries.task_stats(store, queries.parse_duration(since))
+    """Per task, its latest run and statistics over the time range ('24h', ...). Shared by the
+    views that ask in the same second between two ingest steps: not to be changed."""
+    return _stats(store.index, queries.parse_duration(since), queries.utcnow().replace(microsecond=0))
+
+
+_stats = queries.shared_per_version(queries.task_stats)
 
 
 def shown_graph(task_graph: TaskGraph, stats: pd.DataFrame, task: str, hops: int, group: str, search: str,

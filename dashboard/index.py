@@ -103,9 +103,16 @@ class Index:
     mode (`lake` given) the shared DuckLake: the same tables and SQL, reached over its catalog."""
 
     def __init__(self, path: str | Path | None, fallback_to_private: bool = True,
-                 lake: lakes.LakeSettings | None = None, host: str = ""):
+                 lake: lakes.LakeSettings | None = None, host: str = "", read_only: bool = False,
+                 wait_for_lake: bool = False):
         #: Lake mode: where the lake is (None: a local DuckDB file, or memory).
         self.lake = lake
+        #: Lake mode: the lake is attached READ_ONLY (a server that ships nothing; a command that
+        #: reads): a PostgreSQL role with SELECT alone will do.
+        self.read_only = read_only
+        #: Lake mode with `wait_for_lake` (a server): why the lake is not attached yet, while pages
+        #: are served from an empty stand-in; None once it is (see attach_lake).
+        self.lake_failure: str | None = None
         #: Whose spool offsets this process reads and writes (each host ships its own spool to a lake).
         self.host = host
         if lake is not None:
@@ -127,6 +134,11 @@ class Index:
         self._write_lock = threading.Lock()
         try:
             self._open()
+        except lakes.LakeUnreachable as exc:
+            if not wait_for_lake:
+                raise
+            self.lake_failure = str(exc)
+            self._conn = _empty_lake()
         except IndexLockedError as exc:
             if not fallback_to_private:
                 raise
@@ -198,8 +210,23 @@ class Index:
             self._open()
             self.version += 1
 
+    def attach_lake(self) -> None:
+        """Attach the lake anew (lake mode): after a start while it could not be (the empty
+        stand-in is replaced), or to pick up a changed password. LakeError if it still cannot be."""
+        with self._write_lock:
+            previous = self._conn
+            try:
+                self._open()
+            except BaseException:
+                self._conn = previous  # (closed by _open if it failed after connecting)
+                raise
+            self.lake_failure = None
+            self.version += 1  # every query is asked again, of the lake
+        # Not closed: a page's query may still run on it (its cursors keep it until they end).
+        del previous
+
     def _open(self) -> None:
-        self._conn = self._connect(self.path, self.lake)
+        self._conn = self._connect(self.path, self.lake, self.read_only)
         try:
             self._create_schema()
         except BaseException:
@@ -217,9 +244,10 @@ class Index:
         return aside
 
     @staticmethod
-    def _connect(path: Path | None, lake: lakes.LakeSettings | None = None) -> duckdb.DuckDBPyConnection:
+    def _connect(path: Path | None, lake: lakes.LakeSettings | None = None,
+                 read_only: bool = False) -> duckdb.DuckDBPyConnection:
         if lake is not None:
-            return lakes.connect(lake)
+            return lakes.connect(lake, read_only=read_only)
         if path is None:
             return duckdb.connect(":memory:")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -231,6 +259,9 @@ class Index:
             raise
 
     def _create_schema(self) -> None:
+        if self.lake is not None and self.read_only:
+            self._check_lake_schema()
+            return
         if self.lake is not None:
             self._retry_conflicts(self._create_lake_schema)
             return
@@ -271,6 +302,19 @@ class Index:
             raise lakes.LakeError(f"the lake at {self.lake.safe_catalog} has the index schema {version[0]}, and this "
                                   f"taskdash writes schema {SCHEMA_VERSION}: use the same taskdash version on every "
                                   "host and server, or a new lake")
+
+    def _check_lake_schema(self) -> None:
+        """A reader's look at the lake's tables: it cannot make them (the first host's ship does)."""
+        with self.cursor() as cur:
+            try:
+                version = cur.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            except duckdb.CatalogException:
+                raise lakes.LakeUnreachable(f"the lake at {self.lake.safe_catalog} holds no taskdash tables yet: the "
+                                            "first host's `taskdash ship` makes them") from None
+        if version is not None and version[0] != SCHEMA_VERSION:
+            raise lakes.LakeError(f"the lake at {self.lake.safe_catalog} has the index schema {version[0]}, and this "
+                                  f"taskdash reads schema {SCHEMA_VERSION}: use the same taskdash version on every "
+                                  "host and server")
 
     def _retry_conflicts(self, write: Callable[[], T]) -> T:
         """Run a write transaction; in lake mode, again while it loses a race with another writer
@@ -404,6 +448,16 @@ class Index:
                                         (SELECT count(*) FROM log_text), (SELECT count(*) FROM ingest_errors)
                               """).fetchone()
         return dict(zip(("tasks", "runs", "log_lines", "ingest_errors"), row))
+
+
+def _empty_lake() -> duckdb.DuckDBPyConnection:
+    """An in-memory stand-in for a lake not attached yet: the lake's tables, empty, under its name,
+    so pages open (and show nothing) while the connection indicator says why."""
+    conn = duckdb.connect(":memory:")
+    conn.execute(f"ATTACH ':memory:' AS {lakes.LAKE}")
+    conn.execute(f"USE {lakes.LAKE}")
+    conn.execute(LAKE_SCHEMA)
+    return conn
 
 
 def _rollback(cur) -> None:

@@ -27,6 +27,7 @@ from . import bad_lines, event_lines
 from .hub import Change, Hub
 from .index import RETENTION_SECONDS, Index, is_corruption
 from .index_writes import Batch
+from .lake import LakeError
 from .log_lines import MAX_LINE_CHARS, cut_line, line_array, newline_positions
 from .spool import (STREAMS, SpoolError, SpoolUnreadableError, decode_event_lines, events_dir, folder_id, logs_dir,
                     open_spool_file, validate_run_id)
@@ -81,6 +82,8 @@ class IngestHealth:
     #: it took then (close to 0 when nothing was new): what a page says it is current as of.
     current_at: float | None = None
     behind: float | None = None
+    #: What the index is read from, as the indicator names it (a lake server's feed says "lake").
+    source: str = "spool"
 
     def current(self, seen: float) -> None:
         """The index now holds everything the spool had at `seen`."""
@@ -511,9 +514,17 @@ class Ingestor:
                             time.monotonic() - started, f"{added['events']:,}", f"{added['log_lines']:,}")
             return True
         except Exception as exc:  # keep following: the next step may succeed
-            log.exception("ingest step failed")
+            lake_fault = self.index.lake is not None and isinstance(exc, (duckdb.Error, LakeError))
+            if lake_fault:
+                # the lake's catalog or data path (a restart, a changed password, a full disk): one
+                # line, as `taskdash ship` prints it while it waits; a traceback would say nothing more
+                log.warning("ingest step failed (the lake %s): %s", self.index.lake.safe_catalog,
+                            str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__)
+            else:
+                log.exception("ingest step failed")
             self.health.failure = f"{type(exc).__name__}: {exc}"
-            self._reopen_index = self._reopen_index or isinstance(exc, duckdb.FatalException)
+            # A lake is attached anew before the next step: a new login, with the password read again.
+            self._reopen_index = self._reopen_index or isinstance(exc, duckdb.FatalException) or lake_fault
             if is_corruption(exc):  # rebuilt at the next wake
                 self.index.noticed_corruption(exc)
             if self.hub is not None:

@@ -3,12 +3,16 @@ under a data path) instead of a DuckDB file per process.
 
 This module knows how to reach the lake: its settings, the password (from the environment or a
 file, never printed), DuckDB's extension files (loaded by path from their PyPI packages, never
-downloaded) and the ATTACH. `Index` does the rest with the same SQL as in local mode.
+downloaded) and the ATTACH: read-only for a process that only reads (a SELECT-only role will do),
+with the role's rights and the data path checked for one that writes, and a failure told in words
+that name the setting to look at. `Index` does the rest with the same SQL as in local mode.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +21,8 @@ from urllib.parse import unquote, urlsplit
 
 if TYPE_CHECKING:
     import duckdb
+
+log = logging.getLogger(__name__)
 
 # DuckDB is imported where a lake is opened: the settings (config.py) are read by commands that
 # never open one (`taskdash adhoc` starts in a fraction of the time without it).
@@ -32,6 +38,8 @@ NO_DOWNLOADS = {"autoinstall_known_extensions": False, "autoload_known_extension
 EXTENSIONS = (("duckdb_extension_postgres_scanner", "postgres_scanner"), ("duckdb_extension_ducklake", "ducklake"))
 
 
+#: How the catalog must check the role (libpq's require_auth): a password, by scram, never `trust`.
+REQUIRED_AUTH = "scram-sha-256"
 #: Attaching a new lake while another process creates its catalog is tried this many times.
 INIT_RETRIES = 5
 #: How often each `taskdash ship` offers to do the lake's upkeep (seconds; see lake_upkeep).
@@ -43,7 +51,8 @@ class LakeError(RuntimeError):
 
 
 class LakeUnreachable(LakeError):
-    """The catalog did not answer, or refused the login: it may be fixed while a process waits."""
+    """The catalog did not answer, refused the login or holds no lake yet, or (for a reader) the data
+    path is not mounted: it may be fixed while a process waits."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,18 @@ class LakeSettings:
             return self.catalog
         return self.catalog.replace(f":{parts.password}@", ":***@", 1)
 
+    @property
+    def user(self) -> str:
+        """The catalog's role (the user of its URL)."""
+        return unquote(urlsplit(self.catalog).username or "")
+
+    @property
+    def password_source(self) -> str:
+        """Where the password is read from, as a message names it."""
+        if self.password_file is not None:
+            return f"index.password_file {self.password_file}"
+        return f"${PASSWORD_ENV}"
+
     def password(self) -> str:
         """The catalog's password: the password file's first line, else $TASKDASH_CATALOG_PASSWORD."""
         if self.password_file is not None:
@@ -105,14 +126,21 @@ def extension_files() -> list[tuple[str, Path]]:
                             f"'taskdash[lake]'), matching DuckDB {duckdb.__version__}") from None
         found = sorted(Path(module.__file__).parent.glob(f"extensions/*/{name}.duckdb_extension"))
         if not found:
-            raise LakeError(f"the package {package.replace('_', '-')} holds no {name} extension file")
+            raise LakeError(f"the package {package.replace('_', '-')} holds no {name} extension file "
+                            f"(looked in {Path(module.__file__).parent}/extensions): install it again "
+                            f"(pip install 'taskdash[lake]'), matching DuckDB {duckdb.__version__}")
         files.append((name, found[-1]))
     return files
 
 
-def connect(settings: LakeSettings) -> duckdb.DuckDBPyConnection:
+def connect(settings: LakeSettings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the lake attached and in use (its tables answer by their plain names;
-    temporary tables stay in the connection's own memory)."""
+    temporary tables stay in the connection's own memory).
+
+    `read_only` (a server that ships nothing, a command that only reads): the lake is attached
+    READ_ONLY, so a PostgreSQL role with SELECT alone will do, and its data path only needs to be
+    readable. Otherwise the data path must be writable and the role must be allowed to write the
+    catalog (checked here, so a host shipping with a reader's role is told at once)."""
     import duckdb
 
     conn = duckdb.connect(":memory:", config=dict(NO_DOWNLOADS))
@@ -131,12 +159,14 @@ def connect(settings: LakeSettings) -> duckdb.DuckDBPyConnection:
         conn.execute("CREATE TEMPORARY SECRET taskdash_catalog (TYPE postgres, "
                      + ", ".join(f"{key} '{_literal(value)}'" for key, value in secret.items()) + ")")
         data_path = settings.data_path
-        if "://" not in data_path:
-            Path(data_path).mkdir(parents=True, exist_ok=True)
+        if "://" not in data_path and not read_only:  # (a reader's is looked at once the catalog answers)
+            check_data_path(data_path, writable=True)
         # The path is the libpq connection string (without the password); the secret adds the rest.
         # LOAD, CREATE SECRET and ATTACH take no parameters: their values are quoted literals.
-        conninfo = "dbname='{}'".format(secret["DATABASE"].replace("\\", "\\\\").replace("'", "\\'"))
-        attach = (f"ATTACH 'ducklake:{_literal(conninfo)}' AS {LAKE} (DATA_PATH "
+        # libpq itself refuses a server that does not ask for a scram-sha-256 password (trust, md5).
+        conninfo = "dbname='{}' require_auth={}".format(
+            secret["DATABASE"].replace("\\", "\\\\").replace("'", "\\'"), REQUIRED_AUTH)
+        attach = (f"ATTACH 'ducklake:{_literal(conninfo)}' AS {LAKE} ({'READ_ONLY, ' if read_only else ''}DATA_PATH "
                   f"'{_literal(data_path)}', METADATA_PARAMETERS MAP {{'TYPE': 'postgres', 'SECRET': 'taskdash_catalog'}})")
         for attempt in range(INIT_RETRIES):
             try:
@@ -148,13 +178,74 @@ def connect(settings: LakeSettings) -> duckdb.DuckDBPyConnection:
                 if "Failed to initialize DuckLake" in str(exc) and attempt < INIT_RETRIES - 1:
                     time.sleep(0.2 * (attempt + 1))
                     continue
-                raise LakeUnreachable(f"the lake's catalog {settings.safe_catalog} cannot be attached: "
-                                      f"{_without(str(exc), secret['PASSWORD'])}") from None
+                raise attach_failure(settings, exc, secret["PASSWORD"]) from None
+        if read_only and "://" not in data_path:
+            check_data_path(data_path, writable=False)
+        if not read_only:
+            check_write_rights(conn, settings)
         conn.execute(f"USE {LAKE}")
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def check_data_path(data_path: str, writable: bool) -> None:
+    """LakeError (naming index.data_path) unless the local data path is a folder this process can
+    write (a host that ships: made if missing), or for a reader one it can read."""
+    folder = Path(data_path)
+    if not writable:
+        if not folder.is_dir():
+            raise LakeUnreachable(f"index.data_path {data_path} (--data-path) is not a folder on this machine: "
+                                  "mount the lake's data folder there, as on the hosts that ship to it")
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".taskdash-write-check-"):
+            pass
+    except OSError as exc:
+        raise LakeError(f"index.data_path {data_path} (--data-path) cannot be written by this process "
+                        f"({exc.strerror or exc}): a host that ships writes the lake's Parquet files "
+                        "there") from None
+
+
+def check_write_rights(conn, settings: LakeSettings) -> None:
+    """LakeError unless the catalog's role may write the lake (every commit inserts a snapshot row)."""
+    import duckdb
+
+    try:
+        (allowed,) = conn.execute(f"SELECT * FROM postgres_query('__ducklake_metadata_{LAKE}', "
+                                  "'SELECT has_table_privilege(''ducklake_snapshot'', ''INSERT'')')").fetchone()
+    except duckdb.Error as exc:  # the check itself could not run: the first commit will tell
+        log.info("could not check the catalog role's rights: %s", str(exc).splitlines()[0][:200])
+        return
+    if not allowed:
+        raise LakeError(f"the role {settings.user} of the lake's catalog {settings.safe_catalog} may only read the "
+                        "lake: writing it (taskdash ship) needs a role with INSERT, UPDATE and DELETE on the "
+                        "catalog's tables (README: Many machines, Roles); a server that ships nothing can "
+                        "use a read-only role")
+
+
+def attach_failure(settings: LakeSettings, exc: BaseException, password: str) -> LakeError:
+    """What a failed ATTACH means, in words naming the setting to look at (never the password)."""
+    text = _without(str(exc), password)
+    detail = text.split("failed: ")[-1].strip() if "Unable to connect to Postgres" in text else text
+    catalog = settings.safe_catalog
+    if "password authentication failed" in text:
+        return LakeUnreachable(f"the lake's catalog {catalog} refused the password of the role {settings.user}: "
+                               f"check the password in {settings.password_source} (index.catalog names the role)")
+    if "authentication method requirement" in text:
+        return LakeUnreachable(f"the lake's catalog {catalog} does not check the role {settings.user}'s password "
+                               f"by {REQUIRED_AUTH} ({detail}): give the role a {REQUIRED_AUTH} password and a "
+                               f"{REQUIRED_AUTH} line in the server's pg_hba.conf (never trust: anyone reaching the "
+                               "server could act as the role)")
+    if "creating a new DuckLake is explicitly disabled" in text:
+        return LakeUnreachable(f"the lake's catalog {catalog} holds no lake yet: the first host's `taskdash ship` "
+                               "creates it (a server that ships nothing only reads it)")
+    if "permission denied" in text:
+        return LakeError(f"the role {settings.user} of the lake's catalog {catalog} lacks a right the lake needs: "
+                         f"{detail} (README: Many machines, Roles)")
+    return LakeUnreachable(f"the lake's catalog {catalog} (index.catalog) cannot be attached: {detail}")
 
 
 def current_snapshot(cur) -> int:

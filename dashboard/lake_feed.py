@@ -9,6 +9,7 @@ runs, log streams, tasks and ingest errors it changed, read from DuckLake's chan
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 
@@ -20,12 +21,17 @@ from .index import Index
 from .index_schema import RunSummary
 from .index_writes import LISTED_RUNS_MAX
 from .ingest import IngestHealth
-from .lake import current_snapshot
+from .lake import LakeError, LakeUnreachable, current_snapshot
 
 log = logging.getLogger(__name__)
 
 #: How often the catalog is asked for its latest snapshot (seconds).
 POLL_SECONDS = 0.25
+#: How often a lake that could not be attached is tried again (seconds).
+ATTACH_RETRY_SECONDS = 2.0
+#: A lake that cannot be read for this long is attached anew, with a new login (the password read
+#: again: it may have been changed), and again every ATTACH_RETRY_SECONDS while it still fails.
+REATTACH_AFTER_SECONDS = 5.0
 #: Rows a change-feed query reads: the upserted versions of a row (DuckLake's update pre-images are left out).
 _NEW_ROWS = "change_type IN ('insert', 'update_postimage')"
 
@@ -38,15 +44,19 @@ class LakeFeed:
         self.index = index
         self.hub = hub
         self.poll_seconds = poll_seconds
-        self.health = IngestHealth()
+        self.health = IngestHealth(source="lake")
         #: Set once the lake's snapshot has been read: from then on pages show the lake as it is.
         self.caught_up = threading.Event()
         self.snapshot: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # A server started while the lake could not be attached: pages say why from their first look.
+        self.health.failure = index.lake_failure
 
     def poll(self) -> Change | None:
         """Look at the lake's latest snapshot once; publish and return what changed since the last look."""
+        if self.index.lake_failure is not None:
+            raise LakeUnreachable(self.index.lake_failure)
         with self.index.cursor() as cur:
             latest = current_snapshot(cur)
             if self.snapshot is None or latest == self.snapshot:
@@ -72,21 +82,62 @@ class LakeFeed:
             self._thread.join(timeout)
             self._thread = None
 
+    def attach(self) -> None:
+        """Attach the lake anew (LakeError if it still cannot be). The first attach of a server
+        started without it tells every page to read again: all of the lake is new to them."""
+        late = self.index.lake_failure is not None
+        try:
+            self.index.attach_lake()
+        except LakeError as exc:
+            if late:
+                self.index.lake_failure = str(exc)
+            raise
+        log.info("the lake %s is attached", self.index.lake.safe_catalog)
+        if late:
+            self.snapshot = None
+            if self.hub is not None:
+                self.hub.publish(Change(many_runs=True, tasks=True))
+
     def _follow(self) -> None:
+        failing_since, last_attach = None, -math.inf
         while True:
             try:
-                seen = time.time()
-                self.poll()
-                self.health.last_step, self.health.failure = time.time(), None
-                self.health.current(seen)
+                now = time.monotonic()
+                failing = self.index.lake_failure is not None or (
+                    failing_since is not None and now - failing_since >= REATTACH_AFTER_SECONDS)
+                if failing and now - last_attach >= ATTACH_RETRY_SECONDS:
+                    last_attach = now
+                    self.attach()
+                if self.index.lake_failure is None:
+                    seen = time.time()
+                    self.poll()
+                    self.health.last_step, self.health.failure = time.time(), None
+                    self.health.current(seen)
+                    failing_since = None
             except Exception as exc:  # the catalog unreachable, say: pages keep what they show
+                failing_since = failing_since or time.monotonic()
+                failure = self._described(exc)
                 if self.health.failure is None:
-                    log.warning("reading the lake failed: %s", exc)
+                    log.warning("%s", failure)
                     if self.hub is not None:
                         self.hub.publish(Change(errors=1))
-                self.health.failure = f"the lake cannot be read: {type(exc).__name__}: {str(exc)[:300]}"
+                self.health.failure = failure
             if self._stop.wait(self.poll_seconds):
                 return
+
+    def _described(self, exc: Exception) -> str:
+        """The indicator's words for a failure: naming the catalog, never its password."""
+        if isinstance(exc, LakeError):
+            return str(exc)
+        text = str(exc).strip()
+        text = text.splitlines()[0][:300] if text else ""
+        try:
+            password = self.index.lake.password()
+        except LakeError:
+            password = ""
+        if password:
+            text = text.replace(password, "***")
+        return f"the lake cannot be read (index.catalog {self.index.lake.safe_catalog}): {type(exc).__name__}: {text}"
 
 
 def changes_between(cur, first: int, last: int) -> Change:

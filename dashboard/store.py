@@ -42,6 +42,8 @@ class Health(Protocol):
     errors_recorded: int
     current_at: float | None
     behind: float | None
+    #: What the index is read from, as the indicator names it: "spool", or "lake" in lake mode.
+    source: str
 
 
 def log_file_chunks(spool: str | Path, run_id: str, stream: str) -> Iterator[bytes]:
@@ -112,6 +114,7 @@ class _NoHealth:
     errors_recorded: int = 0
     current_at: float | None = None
     behind: float | None = None
+    source: str = "spool"
 
 
 @dataclass(eq=False)  # hashed by identity: queries.shared_per_version keys its answers on the store

@@ -62,6 +62,32 @@ class PostgresServer:
         self._handed_out += 1
         return self.url(f"lake_{self._handed_out}")
 
+    def execute(self, database: str, *statements: str) -> None:
+        """Run SQL statements as the superuser on one database (through DuckDB's postgres extension:
+        not every install has psql), each in its own transaction."""
+        import duckdb
+
+        from dashboard.lake import NO_DOWNLOADS, extension_files
+
+        conn = duckdb.connect(config=dict(NO_DOWNLOADS))
+        try:
+            for name, path in extension_files():
+                conn.execute(f"LOAD '{path}'")
+            conn.execute("CREATE TEMPORARY SECRET superuser (TYPE postgres, HOST '127.0.0.1', PORT ?, DATABASE ?, "
+                         "USER ?, PASSWORD ?)".replace("?", "'{}'").format(self.port, database, self.user,
+                                                                            self.password))
+            conn.execute("ATTACH '' AS pg (TYPE postgres, SECRET superuser)")
+            for statement in statements:
+                conn.execute("CALL postgres_execute('pg', ?)", [statement])
+        finally:
+            conn.close()
+
+    def hba_first(self, line: str) -> None:
+        """Put a line first in pg_hba.conf (it wins for what it matches) and have the server read it."""
+        hba = self.folder / "data" / "pg_hba.conf"
+        hba.write_text(line + "\n" + hba.read_text())
+        self._run(str(postgres_bin() / "pg_ctl"), "-D", str(self.folder / "data"), "reload", cwd=self.folder)
+
     def _run(self, *command: str, **kwargs) -> subprocess.CompletedProcess:
         if os.geteuid() == 0:  # PostgreSQL will not run as root: as nobody, who owns the folder
             command = ("runuser", "-u", "nobody", "--", *command)

@@ -37,6 +37,7 @@ class ConnectionIndicator(ReactiveHTML):
                               doc="When (epoch seconds) the index last held all the spool had.")
     behind = param.Number(default=None, allow_None=True, doc="How long reading the spool took then (seconds).")
     zone = param.String(default="UTC", doc="The IANA zone 'as of' is shown in (the page's clock).")
+    source = param.String(default="spool", doc="What the index is read from: spool, or lake in lake mode.")
 
     _template = """
 <span id="pill" class="td-conn td-conn-live" role="status" aria-live="polite" title="Connected to the server">
@@ -86,7 +87,7 @@ def connection_indicator(store: Store, check_seconds: float = 5.0) -> Connection
         health = store.health
         indicator.param.update(ingest_failure=health.failure or "",
                                new_errors=max(0, health.errors_recorded - baseline),
-                               current_at=health.current_at, behind=health.behind)
+                               current_at=health.current_at, behind=health.behind, source=health.source)
 
     live.subscribe(store, update)  # then look: a failure published in between is not missed
     update()

@@ -41,12 +41,16 @@ UNDRAWN_WAIT = 10.0
 
 
 def off_the_loop(compute: Callable[[], T], apply: Callable[[T], None],
-                 failed: Callable[[BaseException], None] | None = None) -> bool:
+                 failed: Callable[[BaseException], None] | None = None, after_first_paint: bool = False) -> bool:
     """`apply(compute())`, with `compute` on the worker when this runs in a server session.
 
     `compute` must not touch the page (it runs on another thread); `apply` runs on the session's
     loop, under its document's lock, if the session still exists. `failed(exc)` (on the loop) is
     told when `compute` raises. Returns whether the work went to the worker.
+
+    `after_first_paint`: for a part below the fold. Its result is not put into a page no browser
+    has drawn yet (it would make the browser's first paint wait for it), but applied once one
+    has, or after UNDRAWN_WAIT seconds.
     """
     doc = state.curdoc
     if doc is None or doc.session_context is None:
@@ -76,7 +80,7 @@ def off_the_loop(compute: Callable[[], T], apply: Callable[[T], None],
         else:
             call = partial(apply, result)
         try:
-            doc.add_next_tick_callback(partial(_when_drawn, doc, _once(call)))
+            doc.add_next_tick_callback(partial(_when_drawn, doc, _once(call), after_first_paint))
         except Exception:  # noqa: BLE001  the session ended meanwhile: nothing to show it on
             pass
 
@@ -149,10 +153,12 @@ def _once(call: Callable[[], None]) -> Callable[[], None]:
     return first_time
 
 
-def _when_drawn(doc, call: Callable[[], None]) -> None:
-    """On the loop: `call` now, unless a browser has pulled the page and not drawn it yet."""
+def _when_drawn(doc, call: Callable[[], None], after_first_paint: bool = False) -> None:
+    """On the loop: `call` now, unless a browser has pulled the page and not drawn it yet (or,
+    `after_first_paint`, no browser has drawn it yet)."""
     session = getattr(doc.session_context, "_session", None)
-    if session is not None and session._subscribed_connections and not state._connected.get(doc):
+    if (session is not None and not state._connected.get(doc)
+            and (after_first_paint or session._subscribed_connections)):
         def later() -> None:  # Panel may run load callbacks on a worker thread: back to the loop
             try:
                 doc.add_next_tick_callback(partial(_on_the_loop, doc, call))

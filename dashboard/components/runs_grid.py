@@ -328,6 +328,11 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         if self.filtered:
             title = f"No runs match these filters in the last {since}."
             hint = "Change the search, status or group, choose a longer time range, or use <b>Clear filters</b>."
+        elif (health := self.store.health).failure and not self.store.counts()["runs"]:
+            # a lake-mode server started while its catalog cannot be attached, say: why it is empty
+            title = "No runs to show: the index cannot be read now."
+            hint = (f"Reading the {html.escape(health.source)} failed: {html.escape(health.failure)}. "
+                    "This page fills in by itself once it can be read.")
         elif self.store.counts()["runs"]:
             title = f"No runs in the last {since}."
             hint = "Choose a longer time range above: older runs are kept."

@@ -103,7 +103,9 @@ class TasksTable(pn.viewable.Viewer):
                 self._tasks, self.table.value = result
                 self._mark_selected()
 
-        off_the_loop(compute, show)
+        # Below the graph: its rows (100 grouped rows take Tabulator about 0.2 s to lay out) come
+        # after the page's first paint, which they would otherwise hold up.
+        off_the_loop(compute, show, after_first_paint=True)
 
     def _mark_selected(self) -> None:
         tasks = self.table.value["task"]

@@ -6,7 +6,7 @@ state.show = () => {
   } else if (state.link === "disconnected") {
     text = "Disconnected"; title = "Not connected to the server. Click to try again."
   } else if (data.ingest_failure) {
-    look = "error"; text = "Error"; title = "Reading the spool failed: " + data.ingest_failure
+    look = "error"; text = "Error"; title = "Reading the " + data.source + " failed: " + data.ingest_failure
   } else if (data.new_errors > 0) {
     look = "error"; text = "Error · " + data.new_errors
     title = data.new_errors + " new ingest error(s) since this page opened: see `taskdash errors`"
@@ -26,7 +26,7 @@ state.show = () => {
     }).format(new Date(data.current_at * 1000))
     const behind = data.behind == null ? "" : ` · ${data.behind.toFixed(1)} s behind`
     asof.textContent = "as of " + at + behind
-    title += `. The index held all the spool had at ${at} ${data.zone}` +
+    title += `. The index held all the ${data.source} had at ${at} ${data.zone}` +
       (data.behind == null ? "" : `; reading it took ${data.behind.toFixed(1)} s`) +
       (state.link === "live" ? "" : " (the last this page heard)")
   }
