@@ -9,8 +9,9 @@ as runs change), drops the runs older than the retention (hourly), expires snaps
 
 One process at a time: a round runs while its process holds a PostgreSQL advisory lock of the
 catalog's database, taken in a transaction of a connection of its own. PostgreSQL releases it when
-the transaction ends, and when the session does: a process killed with `kill -9` (or its machine
-cut off) leaves no lock behind, and no lease to wait out.
+the transaction ends, and when the session does: a process killed with `kill -9` leaves no lock
+behind, and no lease to wait out (a machine cut off mid-round holds it until PostgreSQL finds the
+connection dead: its tcp_keepalives_idle).
 
 Snapshots are expired only once they are `keep_snapshots_seconds` old: a server's feed
 (lake_feed) reads the changes between the snapshot it last saw and the latest, so those must
