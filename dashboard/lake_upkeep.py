@@ -3,9 +3,10 @@ exactly one process at a time across every machine.
 
 Each commit of a host writes small Parquet files (or, under DuckLake's inlining limit, rows in the
 catalog). A round of upkeep uses DuckLake's own functions: it flushes inlined rows to Parquet,
-merges adjacent small files, rewrites files mostly deleted (the runs table is rewritten row by row
-as runs change), drops the runs older than the retention (hourly), expires snapshots older than
-`keep_snapshots_seconds` and removes the files no snapshot has needed for `keep_files_seconds`.
+merges adjacent small files (and once a table has many, all those under DuckLake's target size),
+rewrites files mostly deleted (the runs table is rewritten row by row as runs change), drops the
+runs older than the retention (hourly), expires snapshots older than `keep_snapshots_seconds` and
+removes the files no snapshot has needed for `keep_files_seconds`.
 
 One process at a time: a round runs while its process holds a PostgreSQL advisory lock of the
 catalog's database, taken in a transaction of a connection of its own. PostgreSQL releases it when
@@ -39,6 +40,11 @@ KEEP_SNAPSHOTS_SECONDS = 600.0
 #: Files no snapshot needs any more are removed once they have been unneeded this long: a query
 #: or a host's commit that began before still reads them (0 s broke a commit under way).
 KEEP_FILES_SECONDS = 600.0
+#: Each round merges the files smaller than this; once a table has MERGE_ALL_FILES files, all
+#: those under DuckLake's target file size (512 MB) too. A table then keeps fewer than
+#: MERGE_ALL_FILES files plus one per 512 MB.
+SMALL_FILE_BYTES = 16 * 1024 * 1024
+MERGE_ALL_FILES = 32
 #: The advisory lock's key: "taskdash" in ASCII, one lock per catalog database (one lake each).
 LOCK_KEY = int.from_bytes(b"taskdash", "big") >> 1
 #: DuckLake's metadata database, as it attaches the catalog beside the lake.
@@ -129,8 +135,16 @@ class LakeUpkeep:
 
         # CALL and fetch every row: a function whose rows a query only counts commits nothing.
         done.flushed_rows = sum(row[-1] for row in step("flush", "CALL ducklake_flush_inlined_data('{lake}')"))
-        done.merged_files = sum(row[2] for row in step("merge", "CALL ducklake_merge_adjacent_files('{lake}')"))
+        # Small files only: a merge of every file rewrites the table's big ones too, each round (an
+        # 80 MB file with 10 small ones: 0.53 s, against 0.02 s for the small ones alone).
+        done.merged_files = sum(row[2] for row in step(
+            "merge", "CALL ducklake_merge_adjacent_files('{lake}', max_file_size => ?)", [SMALL_FILE_BYTES]))
         done.rewritten_files = sum(row[2] for row in step("rewrite", "CALL ducklake_rewrite_data_files('{lake}')"))
+        with index.cursor() as cur:
+            many = max(data_files(cur).values(), default=0) >= MERGE_ALL_FILES
+        if many:  # the small merges' files (each SMALL_FILE_BYTES or more) into files of DuckLake's target size
+            done.merged_files += sum(row[2] for row in step(
+                "merge_all", "CALL ducklake_merge_adjacent_files('{lake}')"))
         if self.retention_days is not None and time.monotonic() - self._retained >= RETENTION_SECONDS:
             # Hourly, not every round: its deletes make the hosts' concurrent commits retry (DuckLake
             # lets no insert commit into a table another transaction deleted from), and back.
