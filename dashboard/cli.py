@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import ORIGIN, ConfigError, load_config
-from .lake import LakeError, LakeUnreachable
+from .lake import UPKEEP_SECONDS, LakeError, LakeUnreachable
 from .spool import STREAMS, SpoolError, SpoolWriteError, validate_run_id
 from .statuses import STATUSES
 
@@ -38,6 +38,10 @@ def escaped(text) -> str:
 
 #: How often `taskdash ship` tries again to reach a catalog it cannot attach.
 SHIP_RETRY_SECONDS = 2.0
+#: How long `taskdash ship` gathers a spool's changes into one commit while they keep coming (a
+#: quiet spool commits at once): at most 4 lake commits a second per host, each a snapshot and a
+#: few small files for the upkeep to merge (the local ingestor's 50 ms made up to 20).
+SHIP_DEBOUNCE_MS = 250
 
 
 class CommandError(Exception):
@@ -352,7 +356,7 @@ def cmd_serve(args) -> int:
                            "server (e.g. dash.example.com behind a proxy on the scheme's default port)")
     config = load_config(args.config).with_overrides(
         spool=args.spool, index=args.index, port=args.port, address=args.address,
-        allow_websocket_origin=origins or None, **_lake_options(args))
+        allow_websocket_origin=origins or None, retention_days=args.retention_days, **_lake_options(args))
     runner = None
     try:
         server = app.serve(config, start=False)  # a bad setting stops here, before the demo runner starts
@@ -403,7 +407,9 @@ def cmd_ship(args) -> int:
     from .index import Index
     from .ingest import Ingestor
 
-    config = _settings(args)
+    from .lake_upkeep import LakeUpkeep
+
+    config = _settings(args).with_overrides(retention_days=args.retention_days)
     if config.lake is None:
         raise CommandError("ship writes to a lake: give --catalog URL --data-path PATH (or set index.mode lake "
                            "in the settings file)")
@@ -422,10 +428,17 @@ def cmd_ship(args) -> int:
                 told = True
             if stop.wait(SHIP_RETRY_SECONDS):
                 return 0
-    ingestor = Ingestor(index, config.spool, rescan_seconds=config.rescan_seconds)
+    ingestor = Ingestor(index, config.spool, rescan_seconds=config.rescan_seconds, debounce_ms=SHIP_DEBOUNCE_MS)
     print(f"shipping the spool {config.spool} of host {escaped(host)} to the lake {config.lake.safe_catalog}",
           file=sys.stderr, flush=True)
     ingestor.start()
+    # Compaction and retention: every host offers, one at a time does it (see lake_upkeep).
+    upkeep = LakeUpkeep(config.lake, args.compact_seconds, config.retention_days) if args.compact_seconds > 0 else None
+    if upkeep is not None:
+        upkeep.start()
+        print(f"compacting the lake every {args.compact_seconds:g} s when no other host is"
+              + (f"; dropping runs inactive for over {config.retention_days:g} days" if config.retention_days else ""),
+              file=sys.stderr, flush=True)
     while not stop.is_set() and not ingestor.caught_up.wait(0.5):  # a failed step is tried again
         pass
     if ingestor.caught_up.is_set():
@@ -433,6 +446,8 @@ def cmd_ship(args) -> int:
         print(f"caught up: the lake holds {counts['runs']:,} runs, {counts['log_lines']:,} log lines",
               file=sys.stderr, flush=True)
     stop.wait()
+    if upkeep is not None:
+        upkeep.stop()
     ingestor.stop()
     index.close()
     return 0
@@ -528,6 +543,15 @@ def cmd_receive(args) -> int:
     return 0
 
 
+def _days(text: str) -> float:
+    from .config import retention_days
+
+    try:
+        return retention_days(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="taskdash", description=__doc__)
     root.add_argument("--config", help="settings file (default: $TASKDASH_CONFIG or ./panel_serve.yaml)")
@@ -554,6 +578,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-websocket-origin", action="append", metavar="HOST[:PORT]",
                        help="an address browsers reach the server at, e.g. a proxy's (repeatable; replaces "
                        "allow_websocket_origin of the settings)")
+    serve.add_argument("--retention-days", type=_days, help="local mode: drop runs (their events and logs) "
+                       "inactive for more than this many days (default: index.retention_days, else keep all)")
 
     ingest = command("ingest", cmd_ingest, "catch the index up with the spool and print its counts")
     ingest.add_argument("--rebuild", action="store_true", help="drop the index and rebuild it from the spool")
@@ -579,6 +605,10 @@ def parser() -> argparse.ArgumentParser:
     ship = command("ship", cmd_ship, "follow this host's spool into the lake (lake mode), until stopped")
     ship.add_argument("--host", help="this spool's name in the lake (default: the machine's host name); "
                       "each spool shipped to one lake needs its own")
+    ship.add_argument("--retention-days", type=_days, help="drop the lake's runs (their events and logs) inactive "
+                      "for more than this many days (default: index.retention_days, else keep all)")
+    ship.add_argument("--compact-seconds", type=float, default=UPKEEP_SECONDS, help="how often to offer to compact "
+                      f"the lake, one host at a time (default {UPKEEP_SECONDS:g}; 0: never)")
 
     search = command("search", cmd_search, "which runs printed this text: matching runs, newest first, "
                      "with their matching line counts and first matching line")

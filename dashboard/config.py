@@ -167,13 +167,19 @@ def _emphasis(raw, source: Path) -> Emphasis:
 def _index(raw: dict, base: Path, source: Path) -> dict:
     """The index section in its long form: `mode: local` (with `path:`) or `mode: lake` (with `catalog:`,
     `data_path:` and optionally `password_file:`)."""
-    known = {"mode", "path", "catalog", "data_path", "password_file"}
+    known = {"mode", "path", "catalog", "data_path", "password_file", "retention_days"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown setting index.{unknown[0]}; known: {', '.join(sorted(known))}")
+    retention = {}
+    if raw.get("retention_days") is not None:
+        try:
+            retention = {"retention_days": retention_days(raw["retention_days"])}
+        except ValueError as exc:
+            raise ConfigError(f"{source}: index.{exc}") from None
     mode = raw.get("mode", "local")
     if mode == "local":
-        return {"index": base / raw["path"]} if raw.get("path") else {}
+        return retention | ({"index": base / raw["path"]} if raw.get("path") else {})
     if mode != "lake":
         raise ConfigError(f"{source}: index.mode must be local or lake, not {mode!r}")
     for name in ("catalog", "data_path"):
@@ -181,10 +187,23 @@ def _index(raw: dict, base: Path, source: Path) -> dict:
             raise ConfigError(f"{source}: index.{name} is required with index.mode lake")
     data_path = raw["data_path"] if "://" in raw["data_path"] else str(base / raw["data_path"])
     try:
-        return {"lake": LakeSettings(raw["catalog"], data_path,
-                                     base / raw["password_file"] if raw.get("password_file") else None)}
+        return retention | {"lake": LakeSettings(raw["catalog"], data_path,
+                                                 base / raw["password_file"] if raw.get("password_file") else None)}
     except LakeError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+
+
+def retention_days(value) -> float:
+    """index.retention_days as a number of days (ValueError naming the setting if it is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"retention_days must be a number of days, not {value!r}")
+    try:
+        days = float(value)
+    except ValueError:
+        raise ValueError(f"retention_days must be a number of days, not {value!r}") from None
+    if not days > 0:
+        raise ValueError(f"retention_days must be more than 0 (leave it out to keep every run), not {value!r}")
+    return days
 
 
 @dataclass(frozen=True)
@@ -199,6 +218,9 @@ class Config:
     #: Lake mode: the shared DuckLake this process reads (and `taskdash ship` writes); None: the
     #: local index file above.
     lake: LakeSettings | None = None
+    #: Runs (their events and logs) whose last activity is older than this many days are dropped:
+    #: by the server's ingestor in local mode, by `taskdash ship`'s upkeep in a lake. None: kept.
+    retention_days: float | None = None
     demo_workflow: Path = Path("data/demo_workflow.yaml")
     routes: dict[str, str] = field(default_factory=lambda: {
         "task_runs": "/task-runs", "run_detail": "/task-runs/{run_id}", "tasks": "/tasks",

@@ -27,13 +27,16 @@ import pandas as pd
 from .formatting import utcnow
 from . import lake as lakes
 from .index_schema import LAKE_SCHEMA, SCHEMA, SCHEMA_VERSION, TABLES, RunSummary
-from .index_writes import Batch, write_batch
+from .index_writes import Batch, drop_runs_before, write_batch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: A commit that lost a race with another writer of the lake is tried again this many times.
 CONFLICT_RETRIES = 30
+
+#: With a retention, the runs past it are looked for this often (seconds), and at the start.
+RETENTION_SECONDS = 3600.0
 
 #: A private index lives in <temp>/taskdash-index-<pid>-<random>/: a killed process cannot
 #: remove its own, so the next process that needs one removes those of processes gone.
@@ -381,6 +384,29 @@ class Index:
                     _rollback(cur)
                     raise
             return touched
+
+        return self._retry_conflicts(write)
+
+    def drop_runs_older_than(self, days: float) -> int:
+        """Retention: delete the runs whose last activity is more than `days` ago, with their events
+        and log lines; return how many runs went. A run left alone in the spool is not read again
+        (its offsets stay): only a rebuilt local index brings it back, until the next retention."""
+        cutoff = utcnow() - dt.timedelta(days=days)
+        with self.cursor() as cur:  # the usual case: nothing old enough, and no write (no snapshot)
+            if not cur.execute("SELECT count(*) FROM runs WHERE updated < ?", [cutoff]).fetchone()[0]:
+                return 0
+
+        def write() -> int:
+            with self._write_lock, self.cursor() as cur:
+                cur.execute("BEGIN")
+                try:
+                    dropped = drop_runs_before(cur, cutoff)
+                    cur.execute("COMMIT")
+                except BaseException:
+                    _rollback(cur)
+                    raise
+                self.version += 1
+            return dropped
 
         return self._retry_conflicts(write)
 

@@ -239,3 +239,17 @@ def _log_streams(cur, last_lines: dict[tuple[str, str], int]) -> dict[tuple[str,
                        "JOIN new_streams n ON s.run_id = n.run_id AND s.stream = n.stream").fetchall()
     cur.unregister("new_streams")
     return {(run_id, stream): log_id for run_id, stream, log_id in rows}
+
+
+def drop_runs_before(cur, cutoff: dt.datetime) -> int:
+    """Delete, inside the caller's transaction, the runs whose last activity (their latest event) is
+    before `cutoff`, with their events, log streams and log lines; return how many runs went."""
+    cur.execute("CREATE OR REPLACE TEMP TABLE expired_runs AS SELECT run_id FROM runs WHERE updated < ?", [cutoff])
+    dropped = cur.execute("SELECT count(*) FROM expired_runs").fetchone()[0]
+    if dropped:
+        cur.execute("DELETE FROM log_text WHERE log_id IN (SELECT log_id FROM log_streams "
+                    "WHERE run_id IN (SELECT run_id FROM expired_runs))")
+        for table in ("log_streams", "transitions", "runs"):
+            cur.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT run_id FROM expired_runs)")
+    cur.execute("DROP TABLE expired_runs")
+    return dropped

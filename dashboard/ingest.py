@@ -25,7 +25,7 @@ import watchfiles
 
 from . import bad_lines, event_lines
 from .hub import Change, Hub
-from .index import Index, is_corruption
+from .index import RETENTION_SECONDS, Index, is_corruption
 from .index_writes import Batch
 from .lake import LakeError
 from .log_lines import MAX_LINE_CHARS, cut_line, line_array, newline_positions
@@ -94,8 +94,11 @@ class Ingestor:
     """Reads a spool folder into an Index and tells the hub what changed."""
 
     def __init__(self, index: Index, spool: str | Path, hub: Hub | None = None,
-                 rescan_seconds: float = 30.0, debounce_ms: int = 50, check_seconds: float = CHECK_SECONDS):
+                 rescan_seconds: float = 30.0, debounce_ms: int = 50, check_seconds: float = CHECK_SECONDS,
+                 retention_days: float | None = None):
         self.index = index
+        #: Runs whose last activity is older than this many days are dropped (None: kept for ever).
+        self.retention_days = retention_days
         self.spool = Path(spool)
         self.hub = hub
         self.rescan_seconds = rescan_seconds
@@ -540,6 +543,24 @@ class Ingestor:
         self._bad_lines.clear()
         self._unreadable.clear()
 
+    def apply_retention(self) -> int:
+        """Drop the runs past the retention (with their events and logs); return how many went."""
+        if self.retention_days is None:
+            return 0
+        with self._step_lock:
+            dropped = self.index.drop_runs_older_than(self.retention_days)
+        if dropped:
+            log.info("retention: dropped %d runs inactive for more than %g days", dropped, self.retention_days)
+            if self.hub is not None:
+                self.hub.publish(Change(many_runs=True))
+        return dropped
+
+    def _retain(self) -> None:
+        try:
+            self.apply_retention()
+        except duckdb.Error as exc:
+            log.warning("dropping the runs past the retention failed: %s", exc)
+
     def _check_index(self) -> None:
         try:
             self.index.check()
@@ -556,6 +577,7 @@ class Ingestor:
         # The files of a failed step are read again only by a full scan: after a failure it
         # comes within RETRY_SECONDS, not the whole rescan period.
         last_full_scan, retry_in, last_check = -math.inf, None, time.monotonic()
+        last_retention = -math.inf
         spool = self.spool.resolve()
         try:
             for changes in watchfiles.watch(
@@ -566,6 +588,10 @@ class Ingestor:
                 if time.monotonic() - last_check >= self.check_seconds:
                     self._check_index()
                     last_check = time.monotonic()
+                if (self.retention_days is not None and self.caught_up.is_set()
+                        and time.monotonic() - last_retention >= RETENTION_SECONDS):
+                    self._retain()
+                    last_retention = time.monotonic()
                 if (self.index.corruption is not None  # a page or the check met a damaged block
                         or time.monotonic() - last_full_scan >= (retry_in or self.rescan_seconds)):
                     if self._step(None):

@@ -42,6 +42,8 @@ EXTENSIONS = (("duckdb_extension_postgres_scanner", "postgres_scanner"), ("duckd
 REQUIRED_AUTH = "scram-sha-256"
 #: Attaching a new lake while another process creates its catalog is tried this many times.
 INIT_RETRIES = 5
+#: How often each `taskdash ship` offers to do the lake's upkeep (seconds; see lake_upkeep).
+UPKEEP_SECONDS = 5.0
 
 
 class LakeError(RuntimeError):

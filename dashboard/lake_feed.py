@@ -13,6 +13,8 @@ import math
 import threading
 import time
 
+import duckdb
+
 from .changes import Change
 from .hub import Hub
 from .index import Index
@@ -139,12 +141,29 @@ class LakeFeed:
 
 
 def changes_between(cur, first: int, last: int) -> Change:
-    """What the lake's snapshots `first` .. `last` changed, as the hub's message."""
+    """What the lake's snapshots `first` .. `last` changed, as the hub's message. Runs deleted (by
+    retention), or snapshots already expired (a feed that fell behind the lake's upkeep, see
+    lake_upkeep): every page reads again."""
+    try:
+        return _changes_between(cur, first, last)
+    except duckdb.InvalidInputException as exc:
+        if "No snapshot found" not in str(exc):
+            raise
+        log.info("the lake's snapshots since %d are expired: every page reads again", first)
+        return Change(many_runs=True, tasks=True)
+
+
+def _changes_between(cur, first: int, last: int) -> Change:
+    # (a host's commit deletes and inserts again the runs it changes: those are not gone)
+    deleted = cur.execute(f"""
+        SELECT count(*) FROM (SELECT run_id FROM table_changes('runs', ?, ?) GROUP BY run_id
+                              HAVING bool_or(change_type = 'delete') AND NOT bool_or({_NEW_ROWS}))""",
+                          [first, last]).fetchone()[0]
     rows = cur.execute(f"""
         SELECT run_id, task, grp, status, trigger_time FROM table_changes('runs', ?, ?)
         WHERE {_NEW_ROWS} ORDER BY snapshot_id, rowid LIMIT ?""", [first, last, 4 * LISTED_RUNS_MAX]).fetchall()
     runs = {run_id: RunSummary(*rest) for run_id, *rest in rows}
-    many = len(rows) == 4 * LISTED_RUNS_MAX or len(runs) > LISTED_RUNS_MAX
+    many = len(rows) == 4 * LISTED_RUNS_MAX or len(runs) > LISTED_RUNS_MAX or deleted > 0
     streams = cur.execute(f"""
         SELECT run_id, stream, max(lines) FROM table_changes('log_streams', ?, ?)
         WHERE {_NEW_ROWS} GROUP BY ALL""", [first, last]).fetchall()

@@ -47,7 +47,8 @@ class Services:
         index = Index(config.index, lake=config.lake, read_only=True, wait_for_lake=not catch_up)
         hub = Hub()
         ingestor = LakeFeed(index, hub) if config.lake is not None else \
-            Ingestor(index, config.spool, hub, rescan_seconds=config.rescan_seconds)
+            Ingestor(index, config.spool, hub, rescan_seconds=config.rescan_seconds,
+                     retention_days=config.retention_days)
         alerter = None
         if alerting and config.alerts.rules:
             alerter = Alerter(index, hub, config.alerts, config.alerts.state_path(config.index),
