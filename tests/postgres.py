@@ -48,7 +48,7 @@ class PostgresServer:
     port: int = field(default_factory=free_port)
     folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="taskdash-pg-")))
     #: Empty databases made before the server starts (one lake each: a lake's catalog is a database).
-    databases: int = 12
+    databases: int = 20  # every lake test takes one, and a rerun another
     _handed_out: int = 0
 
     def url(self, database: str | None = None) -> str:
