@@ -58,6 +58,12 @@ def _lake_options(args) -> dict:
             "catalog_password_file": getattr(args, "catalog_password_file", None)}
 
 
+def _lake_arguments(args) -> list[str]:
+    """The lake options given on this command's line, for a `taskdash` it starts."""
+    names = {"catalog": "--catalog", "data_path": "--data-path", "catalog_password_file": "--catalog-password-file"}
+    return [part for key, value in _lake_options(args).items() if value for part in (names[key], str(value))]
+
+
 def _open_index(args, rebuild: bool = False):
     """The index and its ingestor, caught up with the spool (with a progress bar when there is much to read)."""
     from .index import Index, IndexLockedError
@@ -357,9 +363,18 @@ def cmd_serve(args) -> int:
     config = load_config(args.config).with_overrides(
         spool=args.spool, index=args.index, port=args.port, address=args.address,
         allow_websocket_origin=origins or None, retention_days=args.retention_days, **_lake_options(args))
-    runner = None
+    if args.ship and config.lake is None:
+        raise CommandError("--ship ships this server's spool to a lake: give --catalog URL --data-path PATH (or set "
+                           "index.mode lake in the settings)")
+    runner = shipper = None
     try:
         server = app.serve(config, start=False)  # a bad setting stops here, before the demo runner starts
+        if config.lake is not None and (args.ship or args.demo):
+            # In lake mode a server reads the lake only: its own spool (the demo's runs) reaches the
+            # lake, and so its pages, through a `taskdash ship` of its own.
+            shipper = subprocess.Popen([sys.executable, "-m", "dashboard.cli",
+                                        *(["--config", args.config] if args.config else []), "ship",
+                                        "--spool", str(config.spool), *_lake_arguments(args)])
         if args.demo:
             runner = subprocess.Popen([sys.executable, "-m", "dashboard.cli", "run", str(config.demo_workflow),
                                        "--spool", str(config.spool)])
@@ -384,9 +399,10 @@ def cmd_serve(args) -> int:
         threading.Thread(target=_report_catch_up, args=(app.services(),), daemon=True).start()
         loop.start()
     finally:
-        if runner is not None:
-            runner.terminate()
-            runner.wait(30)
+        for child in (runner, shipper):  # the runner first: the shipper ships what it wrote
+            if child is not None:
+                child.terminate()
+                child.wait(30)
         app.stop_services()
     return 0
 
@@ -574,7 +590,10 @@ def parser() -> argparse.ArgumentParser:
                        help="settings file, as the --config before the command (this one wins)")
     serve.add_argument("--port", type=int, help="port (0 picks a free one)")
     serve.add_argument("--address", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--demo", action="store_true", help="also run the demo workflow into the spool")
+    serve.add_argument("--demo", action="store_true", help="also run the demo workflow into the spool (in lake "
+                       "mode, shipped to the lake: --ship)")
+    serve.add_argument("--ship", action="store_true", help="lake mode: also ship this server's own spool to the "
+                       "lake, as `taskdash ship` does (its role must be allowed to write the lake)")
     serve.add_argument("--allow-websocket-origin", action="append", metavar="HOST[:PORT]",
                        help="an address browsers reach the server at, e.g. a proxy's (repeatable; replaces "
                        "allow_websocket_origin of the settings)")

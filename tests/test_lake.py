@@ -217,3 +217,23 @@ def test_a_host_that_cannot_reach_the_catalog_keeps_trying_and_ships_its_spool_o
     finally:
         reader.close()
         assert "Traceback" not in stopped(process)
+
+
+@pytest.mark.lake
+@pytest.mark.timeout(300)
+def test_a_lake_server_told_to_ship_ships_its_own_spool_to_its_pages(lake, tmp_path):
+    """`taskdash serve --ship` (and `--demo`) in lake mode: the server's own spool reaches the lake,
+    and so its pages; without it, a lake server reads the lake only and its own runs were never shown."""
+    from serving import DashboardServer, indexed_lines
+
+    write_host_spool(tmp_path / "spool", "self", range(4), lines=6)
+    server = DashboardServer(tmp_path, "--ship", "--catalog", lake.catalog, "--data-path", lake.data_path)
+    try:
+        wait_until(lambda: indexed_lines(server, "self-0003") == 6, timeout=60,
+                   message="the server's own run, shipped, on its pages")
+    finally:
+        server.stop()
+    assert "Traceback" not in "".join(server.output), "".join(server.output)
+    refused = subprocess.run([sys.executable, "-m", "dashboard.cli", "serve", "--ship", "--spool", str(tmp_path)],
+                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert refused.returncode == 1 and "--ship ships this server's spool to a lake" in refused.stderr, refused
