@@ -45,9 +45,19 @@ def pytest_runtest_logreport(report):
     terminal = _config.pluginmanager.get_plugin("terminalreporter") if _config is not None else None
     if report.outcome == "rerun" and terminal is not None:
         crash = getattr(report.longrepr, "reprcrash", None)
-        why = crash.message.splitlines()[0] if crash is not None and crash.message else str(report.longrepr)[-300:]
+        why = (" | ".join(line.strip() for line in crash.message.splitlines()[:4] if line.strip())[:400]
+               if crash is not None and crash.message else str(report.longrepr)[-300:])
         terminal.write("\n")  # off the line of progress dots
-        terminal.write_line(f"RERUN {report.nodeid} ({report.when}) after: {why}")
+        terminal.write_line(f"RERUN {report.nodeid} ({report.when}) after: {why}{_where(report)}")
+
+
+def _where(report) -> str:
+    """' (at tests/…py:LINE)': the line of the test's own file that failed, when the report has it."""
+    entries = getattr(getattr(report.longrepr, "reprtraceback", None), "reprentries", None) or []
+    test_file = report.nodeid.split("::")[0]
+    lines = [entry.reprfileloc.lineno for entry in entries
+             if getattr(entry, "reprfileloc", None) is not None and entry.reprfileloc.path.endswith(test_file)]
+    return f" (at {test_file}:{lines[-1]})" if lines else ""
 
 
 @pytest.fixture(scope="session")
