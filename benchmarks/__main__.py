@@ -3,6 +3,7 @@
     python -m benchmarks            # the size: 1,000,000 runs, 20,000,000 log lines
     python -m benchmarks --quick    # a small size that runs in under a minute (the tests run it)
     python -m benchmarks --only fleet_search --fleet-lines 20000000 --keep DIR   # one section, its size
+    python -m benchmarks --only lake    # lake mode beside local mode (a throwaway PostgreSQL 15 of its own)
 
 It generates its data through the real spool and ingestor (with progress bars on stderr),
 measures every figure several times, and prints one table on stdout: each figure with our
@@ -22,11 +23,12 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from . import compare, data, failures, fleet_search, graph, ingest, logs, receive, runs_page, strip, terminal, timeline
+from . import compare, data, failures, fleet_search, graph, ingest, lake, logs, receive, runs_page, strip, terminal, \
+    timeline
 from .common import FULL, QUICK, print_table, work_folder
 
 SECTIONS = ("ingest", "runs_page", "failures", "logs", "fleet_search", "graph", "terminal", "receive", "timeline",
-            "compare", "strip")
+            "compare", "strip", "lake")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += compare.figures(sizes)
         if "strip" in args.only:
             rows += strip.figures(folder, sizes)
+        if "lake" in args.only:
+            rows += lake.figures(folder, sizes)
     command = "python -m benchmarks" + (" --quick" if args.quick else "")
     print(f"{command}: {sizes.runs:,} runs, {sizes.log_lines:,} log lines ({sizes.big_run_lines:,} in one run), "
           f"{sizes.graph_tasks:,}-task graph; {dt.date.today().isoformat()}, {platform.system()} "
