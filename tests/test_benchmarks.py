@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-from postgres import postgres_bin
 from serving import REPO
 
 FIGURES = (
@@ -41,14 +40,6 @@ FIGURES = (
     "open /compare at its first difference",
     "runs strip over",
 )
-#: The lake section's (it runs where PostgreSQL 15 is installed, as in CI; else it says it skipped).
-LAKE_FIGURES = (
-    "lake: one host's taskdash ship, start to caught up, log lines",
-    "lake: 3 hosts shipping at once, total log lines",
-    "runs page query + count, 6 views pooled (baseline: local)",
-    "lake: line written on a host → visible in Chromium through a lake server",
-    "lake: a new server's start → first full page",
-)
 
 
 @pytest.mark.timeout(600)
@@ -61,10 +52,8 @@ def test_the_quick_benchmark_prints_every_figure(tmp_path):
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     rows = {line.split(" | ")[0].strip(): [cell.strip() for cell in line.split(" | ")[1:]]
             for line in result.stdout.splitlines() if " | " in line}
-    for figure in FIGURES + (LAKE_FIGURES if postgres_bin() else ()):
+    for figure in FIGURES:
         found = [cells for name, cells in rows.items() if figure in name]
         assert found, f"no row for {figure!r}"
         assert re.match(r"[\d,.]+ ?(ms|µs|MB|/s)", found[0][0]), (figure, found[0])
     assert not [name for name, cells in rows.items() if "NEVER SHOWN" in name], "every probe line reached Chromium"
-    if not postgres_bin():
-        assert [name for name in rows if name.startswith("lake mode: skipped")], "the lake section says it skipped"
