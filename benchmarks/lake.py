@@ -28,6 +28,7 @@ import datetime as dt
 import os
 import random
 import statistics
+import subprocess
 import threading
 import time
 from contextlib import ExitStack
@@ -97,7 +98,7 @@ class Shipping:
             self.process.terminate()
             try:
                 self.process.wait(60)
-            except Exception:  # noqa: BLE001  (a ship that will not stop is killed)
+            except subprocess.TimeoutExpired:  # a ship that will not stop is killed
                 self.process.kill()
                 self.process.wait()
         self._reader.join(10)
@@ -110,14 +111,13 @@ class Lakes:
     """New lakes on one throwaway PostgreSQL: a catalog database and a data folder each."""
 
     def __init__(self, postgres, folder: Path):
-        from dashboard.lake import LakeSettings
-
         self.postgres, self.folder, self._made = postgres, folder, 0
-        self._settings = LakeSettings
 
     def new(self):
+        from dashboard.lake import LakeSettings
+
         self._made += 1
-        return self._settings(self.postgres.new_catalog(), str(self.folder / f"lake-data-{self._made}"))
+        return LakeSettings(self.postgres.new_catalog(), str(self.folder / f"lake-data-{self._made}"))
 
 
 # ---- figure 1: ship throughput ------------------------------------------------------------
@@ -256,7 +256,9 @@ def query_figures(lake_index: Index, local_index: Index, label: str, repeat: int
 
 
 def window_url(url: str, start: dt.datetime, end: dt.datetime) -> str:
-    return f"{url}/task-runs?since=7d&start={start:%Y-%m-%dT%H}%3A{start:%M}%3A00Z&end={end:%Y-%m-%dT%H}%3A{end:%M}%3A00Z"
+    """/task-runs showing the runs triggered between two times (to the minute, as the page takes them)."""
+    return (f"{url}/task-runs?since=7d&start={start:%Y-%m-%dT%H}%3A{start:%M}%3A00Z"
+            f"&end={end:%Y-%m-%dT%H}%3A{end:%M}%3A00Z")
 
 
 def start_to_full_page(browser, folder: Path, extra: tuple[str, ...], spool: Path, index_path: Path,
