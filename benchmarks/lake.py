@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import threading
@@ -117,7 +118,9 @@ class Lakes:
         from dashboard.lake import LakeSettings
 
         self._made += 1
-        return LakeSettings(self.postgres.new_catalog(), str(self.folder / f"lake-data-{self._made}"))
+        data_path = self.folder / f"lake-data-{self._made}"
+        shutil.rmtree(data_path, ignore_errors=True)  # a kept folder's, of an earlier run's lake
+        return LakeSettings(self.postgres.new_catalog(), str(data_path))
 
 
 # ---- figure 1: ship throughput ------------------------------------------------------------
@@ -320,8 +323,9 @@ def server_figures(spool: Path, index_path: Path, lake, folder: Path, sizes: Siz
         for n in range(sizes.heavy_repeat):
             for mode, extra in modes.items():
                 server_folder = folder / f"server-{mode}-{n}"
-                server_folder.mkdir(exist_ok=True)
-                index = server_folder / "index.duckdb"  # local: a new index, rebuilt from the spool
+                shutil.rmtree(server_folder, ignore_errors=True)  # local: a new index, rebuilt from the spool
+                server_folder.mkdir()
+                index = server_folder / "index.duckdb"
                 say(f"lake: a new {mode}-mode server's first full page ({n + 1}/{sizes.heavy_repeat}, "
                     f"{total:,} runs)...")
                 seconds, server, url, page = start_to_full_page(browser, server_folder, extra,
