@@ -3,6 +3,8 @@
     python -m benchmarks            # the issue's size: 1,000,000 runs, 20,000,000 log lines
     python -m benchmarks --quick    # a small size that runs in under a minute (the tests run it)
     python -m benchmarks --only fleet_search --fleet-lines 20000000 --keep DIR   # one section, its size
+    python -m benchmarks --only lake    # lake mode beside local mode (a throwaway PostgreSQL 15 of its own;
+                                        # --quick leaves it out unless named: --quick --only lake)
 
 It generates its data through the real spool and ingestor (with progress bars on stderr),
 measures every figure several times, and prints one table on stdout: each figure with our
@@ -22,11 +24,14 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from . import compare, data, failures, fleet_search, graph, ingest, logs, receive, runs_page, strip, terminal, timeline
+from . import compare, data, failures, fleet_search, graph, ingest, lake, logs, receive, runs_page, strip, terminal, \
+    timeline
 from .common import FULL, QUICK, print_table, work_folder
 
 SECTIONS = ("ingest", "runs_page", "failures", "logs", "fleet_search", "graph", "terminal", "receive", "timeline",
-            "compare", "strip")
+            "compare", "strip", "lake")
+#: Sections --quick runs only when named with --only.
+QUICK_LEAVES_OUT = ("lake",)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,12 +39,15 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the small size, for a check that all of it works")
     parser.add_argument("--keep", type=Path, help="generate the data into DIR and keep it; reuse it next time")
-    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS, help="run only these sections")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections (default: all; with "
+                        "--quick all but lake, which takes a minute: give --quick --only lake for it)")
     parser.add_argument("--fleet-lines", type=int, help="log lines the fleet search section searches (default: "
                         "20,000,000, the issue's size; --quick 200,000); its spool is its own, kept in DIR/fleet")
     parser.add_argument("--graph-screenshot", type=Path, help="save a screenshot of the graph page here")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.only is None:  # the quick run is the tests' (tests/test_benchmarks.py): the lake's minute is left out
+        args.only = [name for name in SECTIONS if not (args.quick and name in QUICK_LEAVES_OUT)]
     started = time.monotonic()
     with ExitStack() as stack:
         folder = work_folder(stack, args.keep, "taskdash-bench-")
@@ -70,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += compare.figures(sizes)
         if "strip" in args.only:
             rows += strip.figures(folder, sizes)
+        if "lake" in args.only:
+            rows += lake.figures(folder, sizes)
     command = "python -m benchmarks" + (" --quick" if args.quick else "")
     print(f"{command}: {sizes.runs:,} runs, {sizes.log_lines:,} log lines ({sizes.big_run_lines:,} in one run), "
           f"{sizes.graph_tasks:,}-task graph; {dt.date.today().isoformat()}, {platform.system()} "
