@@ -317,11 +317,15 @@ class Index:
                                   "host and server")
 
     def _retry_conflicts(self, write: Callable[[], T]) -> T:
-        """Run a write transaction; in lake mode, again while it loses a race with another writer
-        (DuckLake's optimistic concurrency: the commit fails, nothing of it is kept)."""
+        """Run a write transaction; in lake mode holding the lake's writes lock shared (compaction
+        waits for it), and again while it loses a race with another writer (DuckLake's optimistic
+        concurrency: the commit fails, nothing of it is kept)."""
         for attempt in range(CONFLICT_RETRIES):
             try:
-                return write()
+                if self.lake is None:
+                    return write()
+                with lakes.holding_writes_lock(self._conn):
+                    return write()
             except duckdb.Error as exc:
                 if self.lake is None or not lakes.is_conflict(exc) or attempt == CONFLICT_RETRIES - 1:
                     raise

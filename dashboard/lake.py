@@ -14,6 +14,8 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +46,14 @@ REQUIRED_AUTH = "scram-sha-256"
 INIT_RETRIES = 5
 #: How often each `taskdash ship` offers to do the lake's upkeep (seconds; see lake_upkeep).
 UPKEEP_SECONDS = 5.0
+#: DuckLake's metadata database, as it attaches the catalog beside the lake.
+CATALOG = f"__ducklake_metadata_{LAKE}"
+#: PostgreSQL advisory locks of the catalog's database (one lake per database). UPKEEP_LOCK: one
+#: process at a time does a round of upkeep. WRITES_LOCK: every commit of the lake holds it shared,
+#: compaction exclusive. DuckLake let a compaction beside a commit that replaced a row keep both
+#: rows (seen: one run twice, RUNNING and SUCCESS, within a minute of 4 updates a second).
+UPKEEP_LOCK = int.from_bytes(b"taskdash", "big") >> 1  # "taskdash" in ASCII
+WRITES_LOCK = UPKEEP_LOCK + 1
 
 
 class LakeError(RuntimeError):
@@ -228,8 +238,10 @@ def check_write_rights(conn, settings: LakeSettings) -> None:
 
 def attach_failure(settings: LakeSettings, exc: BaseException, password: str) -> LakeError:
     """What a failed ATTACH means, in words naming the setting to look at (never the password)."""
+    # The whole first line is classified (libpq's reason comes last, after a connection string of
+    # any length); only the detail a message quotes is cut short.
     text = _without(str(exc), password)
-    detail = text.split("failed: ")[-1].strip() if "Unable to connect to Postgres" in text else text
+    detail = (text.split("failed: ")[-1].strip() if "Unable to connect to Postgres" in text else text)[:300]
     catalog = settings.safe_catalog
     if "password authentication failed" in text:
         return LakeUnreachable(f"the lake's catalog {catalog} refused the password of the role {settings.user}: "
@@ -253,6 +265,36 @@ def current_snapshot(cur) -> int:
     return cur.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()[0]
 
 
+def try_advisory_lock(cur, key: int) -> bool:
+    """Take an advisory lock of the catalog's database for the transaction open on `cur`; False if
+    another session holds it. PostgreSQL frees it when the transaction ends, or the session (a
+    process killed with `kill -9` leaves none behind)."""
+    return cur.execute(f"SELECT * FROM postgres_query('{CATALOG}', "
+                       f"'SELECT pg_try_advisory_xact_lock({int(key)})')").fetchone()[0]
+
+
+@contextmanager
+def holding_writes_lock(conn: duckdb.DuckDBPyConnection, exclusive: bool = False) -> Iterator[None]:
+    """The lake's WRITES_LOCK, shared (a commit) or exclusive (compaction), until the block ends:
+    held by a transaction of a cursor of its own on `conn` (a connection with the lake attached),
+    waiting while the other kind holds it."""
+    import duckdb
+
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    cur = conn.cursor()
+    try:
+        cur.execute("BEGIN")
+        cur.execute(f"SELECT * FROM postgres_query('{CATALOG}', "
+                    f"'SELECT 1 FROM {function}({WRITES_LOCK})')").fetchall()
+        yield
+    finally:
+        try:
+            cur.execute("ROLLBACK")  # ends the transaction: PostgreSQL releases the lock
+        except duckdb.Error:
+            pass
+        cur.close()
+
+
 def is_conflict(exc: BaseException) -> bool:
     """Whether a failed commit lost a race with another writer of the lake (retry it)."""
     import duckdb
@@ -266,5 +308,5 @@ def _literal(text: str) -> str:
 
 
 def _without(text: str, secret: str) -> str:
-    first = text.strip().splitlines()[0][:300] if text.strip() else text
+    first = text.strip().splitlines()[0] if text.strip() else text
     return first.replace(secret, "***") if secret else first

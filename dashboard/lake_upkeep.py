@@ -14,6 +14,12 @@ the transaction ends, and when the session does: a process killed with `kill -9`
 behind, and no lease to wait out (a machine cut off mid-round holds it until PostgreSQL finds the
 connection dead: its tcp_keepalives_idle).
 
+Never beside a commit: flushing, merging and rewriting files hold the lake's writes lock
+exclusive, which every host's commit holds shared (lake.WRITES_LOCK). DuckLake alone let a
+compaction beside a commit that replaced a run's row keep both rows. A commit waits for the
+compaction under way (a few tenths of a second at most, measured in the upkeep's `wait` step),
+and compaction for the commits under way.
+
 Snapshots are expired only once they are `keep_snapshots_seconds` old: a server's feed
 (lake_feed) reads the changes between the snapshot it last saw and the latest, so those must
 still be there (a feed that fell further behind reads everything again).
@@ -30,7 +36,8 @@ from dataclasses import dataclass, field
 import duckdb
 
 from .index import RETENTION_SECONDS, Index
-from .lake import LAKE, UPKEEP_SECONDS, LakeSettings, connect, is_conflict
+from .lake import (LAKE, UPKEEP_LOCK, UPKEEP_SECONDS, LakeSettings, connect, holding_writes_lock, is_conflict,
+                   try_advisory_lock)
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +52,6 @@ KEEP_FILES_SECONDS = 600.0
 #: MERGE_ALL_FILES files plus one per 512 MB.
 SMALL_FILE_BYTES = 16 * 1024 * 1024
 MERGE_ALL_FILES = 32
-#: The advisory lock's key: "taskdash" in ASCII, one lock per catalog database (one lake each).
-LOCK_KEY = int.from_bytes(b"taskdash", "big") >> 1
-#: DuckLake's metadata database, as it attaches the catalog beside the lake.
-_CATALOG = f"__ducklake_metadata_{LAKE}"
 
 
 @dataclass
@@ -120,8 +123,7 @@ class LakeUpkeep:
     @staticmethod
     def try_lock(cur) -> bool:
         """Take the upkeep lock for the transaction open on `cur`; False if another session holds it."""
-        return cur.execute(f"SELECT * FROM postgres_query('{_CATALOG}', "
-                           f"'SELECT pg_try_advisory_xact_lock({LOCK_KEY})')").fetchone()[0]
+        return try_advisory_lock(cur, UPKEEP_LOCK)
 
     def _compact(self, done: UpkeepRound) -> None:
         index = self._index
@@ -133,18 +135,22 @@ class LakeUpkeep:
             done.steps[name] = round(time.time() - began, 3)
             return rows
 
-        # CALL and fetch every row: a function whose rows a query only counts commits nothing.
-        done.flushed_rows = sum(row[-1] for row in step("flush", "CALL ducklake_flush_inlined_data('{lake}')"))
-        # Small files only: a merge of every file rewrites the table's big ones too, each round (an
-        # 80 MB file with 10 small ones: 0.53 s, against 0.02 s for the small ones alone).
-        done.merged_files = sum(row[2] for row in step(
-            "merge", "CALL ducklake_merge_adjacent_files('{lake}', max_file_size => ?)", [SMALL_FILE_BYTES]))
-        done.rewritten_files = sum(row[2] for row in step("rewrite", "CALL ducklake_rewrite_data_files('{lake}')"))
-        with index.cursor() as cur:
-            many = max(data_files(cur).values(), default=0) >= MERGE_ALL_FILES
-        if many:  # the small merges' files (each SMALL_FILE_BYTES or more) into files of DuckLake's target size
-            done.merged_files += sum(row[2] for row in step(
-                "merge_all", "CALL ducklake_merge_adjacent_files('{lake}')"))
+        began = time.time()
+        with holding_writes_lock(self._lock_conn, exclusive=True):  # no host commits meanwhile
+            done.steps["wait"] = round(time.time() - began, 3)
+            # CALL and fetch every row: a function whose rows a query only counts commits nothing.
+            done.flushed_rows = sum(row[-1] for row in step("flush", "CALL ducklake_flush_inlined_data('{lake}')"))
+            # Small files only: a merge of every file rewrites the table's big ones too, each round
+            # (an 80 MB file with 10 small ones: 0.53 s, against 0.02 s for the small ones alone).
+            done.merged_files = sum(row[2] for row in step(
+                "merge", "CALL ducklake_merge_adjacent_files('{lake}', max_file_size => ?)", [SMALL_FILE_BYTES]))
+            done.rewritten_files = sum(row[2] for row in step("rewrite",
+                                                              "CALL ducklake_rewrite_data_files('{lake}')"))
+            with index.cursor() as cur:
+                many = max(data_files(cur).values(), default=0) >= MERGE_ALL_FILES
+            if many:  # the small merges' files (each SMALL_FILE_BYTES or more) into files of DuckLake's target size
+                done.merged_files += sum(row[2] for row in step(
+                    "merge_all", "CALL ducklake_merge_adjacent_files('{lake}')"))
         if self.retention_days is not None and time.monotonic() - self._retained >= RETENTION_SECONDS:
             # Hourly, not every round: its deletes make the hosts' concurrent commits retry (DuckLake
             # lets no insert commit into a table another transaction deleted from), and back.

@@ -143,6 +143,64 @@ def test_compaction_keeps_files_few_under_continuous_commits_one_process_at_a_ti
         reader.close()
 
 
+class CountedUpkeep(LakeUpkeep):
+    """An upkeep that keeps every failure of its rounds (the thread notes only the latest)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.failures: list[str] = []
+
+    def run_once(self):
+        try:
+            return super().run_once()
+        except Exception as exc:
+            self.failures.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+            raise
+
+
+#: Updates of the runs in the test below (each a commit): without the writes lock, each of three
+#: tries of 80 saw rounds fail, and DuckLake doubled a run after 39 and after about 60.
+UPDATES = 80
+
+
+@pytest.mark.lake
+@pytest.mark.timeout(300)
+def test_runs_updated_while_compaction_runs_are_never_doubled(lake, tmp_path):
+    """A run's row is replaced at each change of its status (a delete and an insert in one commit).
+    Compaction beside such commits failed (\"Failed to delete flushed inlined data\") and kept the
+    old row too: the grid showed one run RUNNING and SUCCESS."""
+    spool = tmp_path / "spool"
+    writer, index, reader = SpoolWriter(spool, "a"), Index(None, lake=lake, host="a"), Index(None, lake=lake)
+    ingestor = Ingestor(index, spool)
+    upkeep = CountedUpkeep(lake, period=0.2)
+    doubled: list[tuple[int, list]] = []
+    upkeep.start()
+    try:
+        for n in range(UPDATES):
+            run_id = f"r-{n % 20:02d}"
+            # each run TRIGGER, STARTED, RUNNING at first; then back and forth between RUNNING and SUCCESS
+            for status in ("TRIGGER", "STARTED", "RUNNING") if n < 20 else ("SUCCESS" if n % 2 else "RUNNING",):
+                writer.status(run_id, "task", status, agent="a", exit_code=0 if status == "SUCCESS" else None)
+            writer.append_log(run_id, "stdout", f"line {n}\n")
+            ingestor.catch_up()
+            twice = reader.query("SELECT run_id FROM runs GROUP BY run_id HAVING count(*) > 1")["run_id"].tolist()
+            if twice:
+                doubled.append((n, twice))
+        rounds_beside = upkeep.rounds
+    finally:
+        upkeep.stop()
+        writer.close()
+    try:
+        print(f"{UPDATES} updates beside {rounds_beside} rounds of upkeep; the last: {upkeep.last}")
+        assert rounds_beside >= 10
+        assert not upkeep.failures, upkeep.failures[:3]
+        assert not doubled, f"runs doubled after these updates: {doubled[:5]}"
+        assert index_state(reader) == local_state(spool)
+    finally:
+        index.close()
+        reader.close()
+
+
 HOLD_THE_LOCK = """
 import sys, time
 from dashboard.lake import LakeSettings, connect
