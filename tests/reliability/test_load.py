@@ -431,7 +431,9 @@ def rss() -> int:
     return psutil.Process().memory_info().rss
 
 
-@pytest.mark.timeout(900)
+# 570-750 s in the full suite's runs on this 2-core machine; 909 s (a timeout) once with benchmarks
+# running beside it: the margin is the machine's, not the server's.
+@pytest.mark.timeout(1200)
 def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
     import_page_models()
     spool = tmp_path / "spool"
