@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from dashboard.index import Index
 from dashboard.ingest import Ingestor
 from dashboard.lake import is_conflict
 from dashboard.lake_feed import LakeFeed
-from dashboard.lake_upkeep import LakeUpkeep, data_files
+from dashboard.lake_upkeep import LakeUpkeep
 from dashboard.spool import SpoolWriter
 
 #: Runs this old are past the tests' retention of 30 days.
