@@ -274,25 +274,32 @@ def try_advisory_lock(cur, key: int) -> bool:
 
 
 @contextmanager
-def holding_writes_lock(conn: duckdb.DuckDBPyConnection, exclusive: bool = False) -> Iterator[None]:
-    """The lake's WRITES_LOCK, shared (a commit) or exclusive (compaction), until the block ends:
-    held by a transaction of a cursor of its own on `conn` (a connection with the lake attached),
-    waiting while the other kind holds it."""
+def lock_transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of its own on `conn` (a connection with the lake attached), in a transaction that is
+    rolled back when the block ends: advisory locks taken through it last that long."""
     import duckdb
 
-    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
     cur = conn.cursor()
     try:
         cur.execute("BEGIN")
-        cur.execute(f"SELECT * FROM postgres_query('{CATALOG}', "
-                    f"'SELECT 1 FROM {function}({WRITES_LOCK})')").fetchall()
-        yield
+        yield cur
     finally:
         try:
-            cur.execute("ROLLBACK")  # ends the transaction: PostgreSQL releases the lock
+            cur.execute("ROLLBACK")  # ends the transaction: PostgreSQL releases its locks
         except duckdb.Error:
             pass
         cur.close()
+
+
+@contextmanager
+def holding_writes_lock(conn: duckdb.DuckDBPyConnection, exclusive: bool = False) -> Iterator[None]:
+    """The lake's WRITES_LOCK, shared (a commit) or exclusive (compaction), until the block ends,
+    waiting while the other kind holds it."""
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with lock_transaction(conn) as cur:
+        cur.execute(f"SELECT * FROM postgres_query('{CATALOG}', "
+                    f"'SELECT 1 FROM {function}({WRITES_LOCK})')").fetchall()
+        yield
 
 
 def is_conflict(exc: BaseException) -> bool:

@@ -37,7 +37,7 @@ import duckdb
 
 from .index import RETENTION_SECONDS, Index
 from .lake import (LAKE, UPKEEP_LOCK, UPKEEP_SECONDS, LakeSettings, connect, holding_writes_lock, is_conflict,
-                   try_advisory_lock)
+                   lock_transaction, try_advisory_lock)
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,7 @@ class LakeUpkeep:
         if self._index is None:
             self._index = Index(None, lake=self.settings)
             self._lock_conn = connect(self.settings)
-        lock = self._lock_conn.cursor()
-        try:
-            lock.execute("BEGIN")
+        with lock_transaction(self._lock_conn) as lock:
             if not self.try_lock(lock):
                 self.skipped += 1
                 return None
@@ -113,12 +111,6 @@ class LakeUpkeep:
             done.seconds = time.time() - done.started
             self.last, self.rounds = done, self.rounds + 1
             return done
-        finally:
-            try:
-                lock.execute("ROLLBACK")  # ends the transaction: PostgreSQL releases the lock
-            except duckdb.Error:
-                pass
-            lock.close()
 
     @staticmethod
     def try_lock(cur) -> bool:
