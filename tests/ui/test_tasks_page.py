@@ -3,6 +3,7 @@ runs, the docs' example (a task waiting on a running upstream), and bad definiti
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -26,14 +27,19 @@ NODES = len(DEFINITIONS) + 1  # and the undefined Ghost_Task
 def served(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tasks")
     writer = SpoolWriter(folder / "spool", "test")
+    # One cycle: without a trigger time a run's is its first event's millisecond, and a failed upstream
+    # blocks only the runs of its own cycle.
+    trigger = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     for task, group, depends_on in DEFINITIONS:
         writer.define_task(task, group, depends_on)
     for run_id, task, status in [("r-1", "Fetch_Orders", "SUCCESS"), ("r-2", "Generate_Invoice", "RUNNING"),
                                  ("r-3", "Send_Email_Invoice", "ACTIVE"), ("r-4", "Extract_Users", "FAILED"),
                                  ("r-5", "Load_Warehouse", "ACTIVE"), ("r-6", "Daily_Report", "ACTIVE")]:
-        writer.status(run_id, task, "RUNNING" if status in ("SUCCESS", "FAILED") else status, agent="agent-1")
+        writer.status(run_id, task, "RUNNING" if status in ("SUCCESS", "FAILED") else status, agent="agent-1",
+                      trigger_time=trigger)
         if status in ("SUCCESS", "FAILED"):
-            writer.status(run_id, task, status, agent="agent-1", exit_code=0 if status == "SUCCESS" else 1)
+            writer.status(run_id, task, status, agent="agent-1", exit_code=0 if status == "SUCCESS" else 1,
+                          trigger_time=trigger)
     with served_in_process(folder / "spool", folder / "index.duckdb") as (url, services):
         wait_until(lambda: services.index.counts()["runs"] == 6, timeout=30, message="the spool indexed")
         yield url, writer
