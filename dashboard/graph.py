@@ -36,13 +36,20 @@ class TaskGraph:
     problems: list[str] = field(default_factory=list)
     #: edges left out of the drawing's layering because they close a cycle
     cycle_edges: list[tuple[str, str]] = field(default_factory=list)
+    #: the tasks with runs but no definition, the most recently run first (not all of them if many),
+    #: and how many there are; drawn without dependencies when no task is defined, else only named
+    undefined_with_runs: list[str] = field(default_factory=list)
+    undefined_total: int = 0
 
 
-def dependency_graph(tasks: Iterable[tuple[str, str | None, Iterable[str]]]) -> TaskGraph:
-    """A graph with an edge upstream → downstream for (task, group, depends_on) rows.
+def dependency_graph(tasks: Iterable[tuple[str, str | None, Iterable[str]]],
+                     seen: Iterable[tuple[str, str | None]] = (), seen_total: int | None = None) -> TaskGraph:
+    """A graph with an edge upstream → downstream for (task, group, depends_on) rows; `seen`: the
+    (task, group) of tasks with runs but no definition (of `seen_total`), drawn as nodes without
+    dependencies when no task is defined (a spool written by a tool that defines none).
 
-    An unknown upstream is reported and drawn as a node of its own (group None); a cycle
-    is reported and its closing edges kept aside so the rest still has a layering.
+    An unknown upstream is reported and drawn as a node of its own (group None unless its runs
+    have one); a cycle is reported and its closing edges kept aside so the rest still has a layering.
     """
     graph, problems = nx.DiGraph(), []
     rows = list(tasks)
@@ -54,11 +61,18 @@ def dependency_graph(tasks: Iterable[tuple[str, str | None, Iterable[str]]]) -> 
                 graph.add_node(upstream, group=None, defined=False)
                 problems.append(f"{task!r} depends on {upstream!r}, which is not defined")
             graph.add_edge(upstream, task)
+    seen = list(seen)
+    for task, group in seen:
+        if task in graph:  # an undefined upstream: its runs tell its group
+            graph.nodes[task]["group"] = graph.nodes[task]["group"] or group
+        elif not rows:
+            graph.add_node(task, group=group, defined=False)
     cycle_edges, cycles = closing_edges(graph)
     problems += [f"cycle: {cycle_text(cycle)}" for cycle in cycles]
     if len(cycle_edges) > len(cycles):
         problems.append(f"… and {len(cycle_edges) - len(cycles):,} more cycles")
-    return TaskGraph(graph, problems, cycle_edges)
+    return TaskGraph(graph, problems, cycle_edges, [task for task, _ in seen],
+                     len(seen) if seen_total is None else seen_total)
 
 
 def closing_edges(graph: nx.DiGraph) -> tuple[list[tuple[str, str]], list[list[str]]]:

@@ -210,7 +210,8 @@ class ShownGraph:
 
 
 def read_task_graph(store) -> TaskGraph:
-    """The defined tasks as a graph (with their problems: cycles, undefined upstreams). Shared by
+    """The defined tasks as a graph (with their problems: cycles, undefined upstreams), and the
+    tasks seen in runs without a definition, without dependencies. Shared by
     every view that asks between two ingest steps (a page's graph and table, every tab opened
     meanwhile), so it must not be changed: views work on copies (graph_groups.overview)."""
     return _task_graph(store.index)
@@ -219,7 +220,8 @@ def read_task_graph(store) -> TaskGraph:
 @queries.shared_per_version
 def _task_graph(index) -> TaskGraph:
     tasks = queries.tasks(index)
-    return dependency_graph(zip(tasks["task"], tasks["grp"], tasks["depends_on"]))
+    seen, seen_total = queries.tasks_seen_in_runs(index)
+    return dependency_graph(zip(tasks["task"], tasks["grp"], tasks["depends_on"]), seen, seen_total)
 
 
 def read_stats(store, since: str) -> pd.DataFrame:

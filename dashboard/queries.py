@@ -578,3 +578,22 @@ def task_count(index: Index) -> int:
 def tasks(index: Index) -> pd.DataFrame:
     """Every defined task with its group, dependencies and description."""
     return index.query("SELECT task, grp, depends_on, description FROM tasks ORDER BY grp, task")
+
+
+#: The most tasks seen only in runs that a graph draws (the most recently triggered first).
+SEEN_TASKS_DRAWN = 2_000
+
+
+def tasks_seen_in_runs(index: Index, limit: int = SEEN_TASKS_DRAWN) -> tuple[list[tuple[str, str | None]], int]:
+    """The tasks with scheduled (not ad hoc) runs but no definition, the most recently triggered
+    first, with the group of their latest run: at most `limit` (task, group) pairs, and how many
+    there are. A spool written by another tool may hold runs and no definitions at all."""
+    with index.cursor() as cur:
+        rows = cur.execute("""
+            SELECT task, grp, count(*) OVER () AS seen FROM (
+                SELECT r.task, arg_max(r.grp, r.trigger_time) AS grp, max(r.trigger_time) AS last_trigger
+                FROM runs r WHERE NOT coalesce(r.adhoc, false)
+                  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task = r.task)
+                GROUP BY r.task)
+            ORDER BY last_trigger DESC NULLS LAST, task LIMIT ?""", [limit]).fetchall()
+    return [(task, group) for task, group, _ in rows], rows[0][2] if rows else 0

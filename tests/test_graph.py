@@ -33,6 +33,23 @@ def test_the_layout_untangles_a_crossing():
     assert (y["a1"] > y["a2"]) == (y["b2"] > y["b1"])
 
 
+def test_tasks_seen_only_in_runs_are_drawn_without_dependencies_when_none_is_defined():
+    task_graph = dependency_graph([], seen=[("Lone", None), ("Cron", "ops")], seen_total=5)
+    graph = task_graph.graph
+    assert [(n, graph.nodes[n]["defined"], graph.nodes[n]["group"]) for n in graph] == \
+        [("Lone", False, None), ("Cron", False, "ops")]
+    assert not graph.edges and not task_graph.problems
+    assert (task_graph.undefined_with_runs, task_graph.undefined_total) == (["Lone", "Cron"], 5)
+
+
+def test_beside_definitions_tasks_seen_only_in_runs_are_named_not_drawn():
+    task_graph = dependency_graph([("D", "g", ["Ghost"])], seen=[("Ghost", "ops"), ("Lone", None)])
+    graph = task_graph.graph
+    assert set(graph) == {"D", "Ghost"} and graph.nodes["Ghost"]["group"] == "ops", "an upstream's runs give its group"
+    assert task_graph.problems == ["'D' depends on 'Ghost', which is not defined"]
+    assert (task_graph.undefined_with_runs, task_graph.undefined_total) == (["Ghost", "Lone"], 2)
+
+
 def test_unknown_upstreams_and_cycles_are_named_not_raised():
     task_graph = dependency_graph([("A", "g", ["B"]), ("B", "g", ["C"]), ("C", "g", ["A"]), ("D", "g", ["Ghost"]),
                                    ("E", "g", ["E"])])

@@ -190,3 +190,25 @@ def test_a_run_whose_upstream_of_the_same_cycle_failed_is_blocked_not_waiting(tm
     assert stats.loc["Load", "last_blocked"] == "upstream Extract failed"
     assert pd.isna(stats.loc["Extract", "last_blocked"])
     index.close()
+
+
+# ---- tasks seen in runs without a definition -----------------------------------------
+
+def test_tasks_with_scheduled_runs_but_no_definition_are_listed_newest_first_with_their_latest_group(tmp_path):
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    writer.define_task("Defined", "etl")
+    start = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.timezone.utc)
+    for n, (run_id, task, group, adhoc) in enumerate([
+            ("r-1", "Defined", None, False), ("r-2", "Seen", "old", False), ("r-3", "Seen", "new", False),
+            ("r-4", "Other", None, False), ("r-5", "Adhoc_echo", None, True)]):
+        writer.status(run_id, task, "RUNNING", group=group, adhoc=adhoc, trigger_time=start + dt.timedelta(minutes=n))
+    index = Index(tmp_path / "index.duckdb")
+    try:
+        Ingestor(index, tmp_path / "spool").catch_up()
+        seen, total = queries.tasks_seen_in_runs(index)
+        assert seen == [("Other", None), ("Seen", "new")]
+        assert total == 2, "ad hoc runs' tasks are no part of the graph; defined ones are drawn from definitions"
+        seen, total = queries.tasks_seen_in_runs(index, limit=1)
+        assert seen == [("Other", None)] and total == 2
+    finally:
+        index.close()

@@ -40,6 +40,26 @@ def markdown_text(text: str) -> str:
     return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", " ".join(text.splitlines()))
 
 
+def definitions_note(task_graph) -> str:
+    """What the graph is drawn from when definitions are missing (Markdown), or ''."""
+    graph, seen, total = task_graph.graph, task_graph.undefined_with_runs, task_graph.undefined_total
+    how = ("A task's group and upstreams come from its definition, a `{\"kind\": \"task\", …, "
+           "\"depends_on\": […]}` line in the spool.")
+    if not graph:
+        return "**No tasks yet.** The graph draws the tasks the spool defines, or else the tasks seen in runs. " + how
+    if not any(defined for _, defined in graph.nodes(data="defined")):
+        cut = f" The {len(seen):,} most recently run are drawn." if len(seen) < total else ""
+        return (f"**No task definitions**: the {_count(total, 'task')} seen in runs "
+                f"{'is' if total == 1 else 'are'} drawn without dependencies.{cut} {how}")
+    missing = [task for task in seen if task not in graph]
+    if not missing:
+        return ""
+    undrawn = total - (len(seen) - len(missing))  # undefined upstreams with runs are drawn
+    names = ", ".join(markdown_text(task) for task in missing[:5]) + (" …" if undrawn > 5 else "")
+    return (f"{_count(undrawn, 'task')} with runs but no definition {'is' if undrawn == 1 else 'are'} not "
+            f"drawn: {names}. {how}")
+
+
 def _count(number: int, what: str) -> str:
     """'1 direct upstream', '3 direct upstreams'."""
     return f"{number:,} {what}{'' if number == 1 else 's'}"
@@ -80,6 +100,8 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
                                                  margin=(22, 10), visible=False,
                                                  description="Show every group as one node again")
         self.problems = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
+        self.definitions_note = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width",
+                                              css_classes=["td-definitions-note"])
         self.progress_text = pn.pane.HTML("", margin=(4, 0), styles={"color": "#475569", "font-size": "15px"})
         self.progress = pn.Row(pn.indicators.LoadingSpinner(value=True, size=22, margin=(4, 10)), self.progress_text,
                                css_classes=["td-graph-progress"], sizing_mode="stretch_width")
@@ -90,7 +112,7 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
         self.plot = GraphPlot(on_select=self._clicked)
         self.shown: ShownGraph | None = None  # what is drawn now
         self._work = 0  # the latest piece of work asked for; older ones are not shown
-        self._pending = {"layout": True, "stats": True, "redraw": True}
+        self._pending = {"layout": True, "tasks": False, "stats": True, "redraw": True}
         self.recenter_button.on_click(lambda _: self._redraw(redraw=True))
         self.collapse_button.on_click(lambda _: self.param.update(expanded=[]))
         self.param.watch(self._view_changed, [*TasksQuery.param, "expanded"])
@@ -105,7 +127,7 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
         controls = pn.Row(self.search_input, time_range, self.group_select, self.hops_slider, self.recenter_button,
                           self.collapse_button, sizing_mode="stretch_width")
         graph = pn.Row(self.plot.pane, self.card, sizing_mode="stretch_width")
-        return pn.Column(controls, self.problems, self.progress, self.summary, self.legend, graph,
+        return pn.Column(controls, self.problems, self.definitions_note, self.progress, self.summary, self.legend, graph,
                          sizing_mode="stretch_width")
 
     # ---- state into one drawing ---------------------------------------------------------
@@ -120,18 +142,23 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
                      stats="since" in names, redraw="expanded" in names)
 
     def changed(self, change: Change) -> None:
-        """Hub delivery: new definitions lay the graph out again; run changes recolour it."""
+        """Hub delivery: new definitions lay the graph out again; run changes recolour it, and
+        lay it out again if they bring a task not drawn yet (one with runs but no definition)."""
         if change.tasks:
             self._redraw(layout=True)
-        elif self.shown is not None and (change.many_runs or any(
-                run.task in self.shown.task_graph.graph for run in change.runs.values())):
-            self._redraw(stats=True)
+        elif self.shown is not None:
+            graph = self.shown.task_graph.graph
+            unknown = change.many_runs or any(run.task not in graph for run in change.runs.values())
+            if unknown or any(run.task in graph for run in change.runs.values()):
+                self._redraw(stats=True, tasks=unknown)
 
-    def _redraw(self, layout: bool = False, stats: bool = False, redraw: bool = False) -> None:
+    def _redraw(self, layout: bool = False, stats: bool = False, redraw: bool = False, tasks: bool = False) -> None:
         """Read, lay out and render what the parameters ask for, off the event loop; then show it.
-        What a piece of work superseded by a newer one had to do, the newer one does too."""
+        `tasks`: lay out again if the tasks to draw changed. What a piece of work superseded by a
+        newer one had to do, the newer one does too."""
         pending = self._pending
         pending["layout"] |= layout or self.shown is None
+        pending["tasks"] |= tasks
         pending["stats"] |= stats or pending["layout"]
         pending["redraw"] |= redraw or pending["layout"]
         self._work += 1
@@ -148,19 +175,21 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
             self.progress.visible = True
 
         def compute() -> tuple[ShownGraph, Rendered | None, tuple]:
-            if asked["layout"]:
+            layout = asked["layout"] or (asked["tasks"] and set(read_task_graph(store).graph)
+                                         != set(previous.task_graph.graph))
+            if layout:
                 shown = shown_graph(read_task_graph(store), read_stats(store, since), **view)
             elif asked["stats"]:
                 shown = previous.with_stats(read_stats(store, since))
             else:
                 shown = previous
             frames = shown.frames(selected)
-            return shown, render(frames) if asked["redraw"] else None, frames
+            return shown, render(frames) if asked["redraw"] or layout else None, frames
 
         def show(result: tuple[ShownGraph, Rendered | None, tuple]) -> None:
             if work != self._work:
                 return  # a newer piece of work is on its way
-            self._pending = {"layout": False, "stats": False, "redraw": False}
+            self._pending = dict.fromkeys(self._pending, False)
             shown, rendered, frames = result
             self.shown = shown
             if rendered is not None:
@@ -206,6 +235,8 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
         self.problems.object = ("**The task definitions have problems** (the rest is drawn):\n\n" +
                                 "\n".join(f"- {markdown_text(p)}" for p in task_graph.problems))
         self.problems.visible = bool(task_graph.problems)
+        self.definitions_note.object = definitions_note(task_graph)
+        self.definitions_note.visible = bool(self.definitions_note.object)
         parts = [f"<b>{len(shown.shown):,}</b> of {graph.number_of_nodes():,} tasks shown"]
         tops = Counter(top_group(graph.nodes[n].get("group")) for n in shown.shown)
         entries = [[top, tile_color(top), count] for top, count in sorted(tops.items())]

@@ -57,7 +57,8 @@ class TasksTable(pn.viewable.Viewer):
         self.table.link(self, page="page", bidirectional=True)
         self.table.param.watch(self._row_selected, "selection")
         self.param.watch(self._view_changed, [*SHARED])
-        self._tasks: set[str] = set()
+        self._tasks: set[str] = set()  # the tasks shown
+        self._graph: set[str] = set()  # every task of the graph they were chosen from
         self._work = 0  # the latest query asked for; older answers are not shown
         self.refresh()
 
@@ -83,8 +84,10 @@ class TasksTable(pn.viewable.Viewer):
         self.refresh()
 
     def changed(self, change: Change) -> None:
-        """Hub delivery: query again when definitions or a shown task's runs changed."""
-        if change.tasks or change.many_runs or any(run.task in self._tasks for run in change.runs.values()):
+        """Hub delivery: query again when definitions, a shown task's runs, or the runs of a task not
+        in the graph (one seen in runs without a definition) changed."""
+        if change.tasks or change.many_runs or any(run.task in self._tasks or run.task not in self._graph
+                                                   for run in change.runs.values()):
             self.refresh()
 
     def refresh(self) -> None:
@@ -93,14 +96,14 @@ class TasksTable(pn.viewable.Viewer):
         work, store, since = self._work, self.store, self.since
         view = dict(task=self.task or None, hops=self.hops, group=self.group, text=self.search)
 
-        def compute() -> tuple[set[str], pd.DataFrame]:
+        def compute() -> tuple[set[str], set[str], pd.DataFrame]:
             task_graph = read_task_graph(store)
             shown = focus(task_graph, **view)
-            return shown, rows(task_graph.graph, shown, read_stats(store, since))
+            return shown, set(task_graph.graph), rows(task_graph.graph, shown, read_stats(store, since))
 
-        def show(result: tuple[set[str], pd.DataFrame]) -> None:
+        def show(result: tuple[set[str], set[str], pd.DataFrame]) -> None:
             if work == self._work:  # else a newer query is on its way
-                self._tasks, self.table.value = result
+                self._tasks, self._graph, self.table.value = result
                 self._mark_selected()
 
         # Below the graph: its rows (100 grouped rows take Tabulator about 0.2 s to lay out) come

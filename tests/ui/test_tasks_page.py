@@ -90,7 +90,7 @@ def test_the_graph_shows_every_task_and_what_holds_them(tasks_page):
         "the head of the chain, not the upstream that only waits itself"
     assert nodes["Ghost_Task"]["group"] == "not defined"
     assert nodes["Fetch_Orders"]["x"] < nodes["Generate_Invoice"]["x"] < nodes["Send_Email_Invoice"]["x"]
-    problems = tasks_page.locator(".alert")
+    problems = tasks_page.locator(".alert-warning")
     expect(problems).to_contain_text("'Orphan' depends on 'Ghost_Task', which is not defined")
     expect(problems).to_contain_text(re.compile(r"cycle: Loop_[AB] → Loop_[AB] → Loop_[AB]"))
     expect(tasks_page.get_by_text("root cause Extract_Users blocks 2")).to_be_visible()
@@ -132,3 +132,4 @@ def test_clicking_a_task_selects_it_and_leads_to_its_runs(tasks_page, served):
     tasks_page.wait_for_url(re.compile(re.escape(f"{url}/task-runs?search=Load_Warehouse")))
     expect(tasks_page.locator('.tabulator-row .tabulator-cell[tabulator-field="task"]')).to_have_text(
         ["Load_Warehouse"], timeout=30_000)
+
