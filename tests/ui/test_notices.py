@@ -28,7 +28,7 @@ def test_url_notices_sit_off_the_rows_and_a_lost_link_dims_the_page(tmp_path, pa
         page.set_viewport_size({"width": 1280, "height": 800})
         page.goto(f"{server.url}/task-runs?since=2y&page_size=7&sort=nope")
         expect(page.locator(".notyf__toast")).to_have_count(3, timeout=30_000)
-        expect(page.locator(".tabulator-row").first).to_be_visible()
+        expect(page.locator(".tabulator-row").first).to_be_visible(timeout=30_000)  # the rows come after the notices
         rows = [page.locator(".tabulator-row").nth(i).bounding_box() for i in range(page.locator(".tabulator-row").count())]
         rows.append(page.locator(".tabulator-headers").bounding_box())
         for toast in page.locator(".notyf__toast").all():
