@@ -20,14 +20,20 @@ GROUPS_ABOVE = 150
 #: A group node's id: this mark and the group's path (no task name starts with it in practice).
 GROUP_MARK = "⊞ "
 _SPLIT = re.compile(r"[/.]")
+#: A URI's scheme and authority ("airflow://prod.example.com:8080", an OpenLineage namespace): one level.
+_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/]*")
 
 
 def group_path(group: str | None) -> list[str]:
-    """'marts/finance/core' -> ['marts', 'marts/finance', 'marts/finance/core'] (None: [])."""
+    """'marts/finance/core' -> ['marts', 'marts/finance', 'marts/finance/core'] (None: []). A URI's
+    scheme and authority are one level: 'airflow://prod.example.com/etl' -> ['airflow://prod.example.com',
+    'airflow://prod.example.com/etl']."""
     if not group:
         return []
+    authority = _AUTHORITY.match(group)
+    start = authority.end() if authority else 0
     levels, previous = [], 0
-    for end in [m.start() for m in _SPLIT.finditer(group)] + [len(group)]:
+    for end in [m.start() for m in _SPLIT.finditer(group, start)] + [len(group)]:
         if end > previous:
             levels.append(group[:end])
         previous = end + 1

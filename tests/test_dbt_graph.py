@@ -113,6 +113,10 @@ def test_group_names_form_a_hierarchy_on_slashes_and_dots():
     assert group_path("marts/finance/core") == ["marts", "marts/finance", "marts/finance/core"]
     assert group_path("billing.v2") == ["billing", "billing.v2"]
     assert group_path("etl") == ["etl"] and group_path(None) == []
+    # an OpenLineage namespace is often a URI: its scheme and host are one level
+    assert group_path("postgres://db.example.com:5432") == ["postgres://db.example.com:5432"]
+    assert group_path("airflow://prod.example.com/etl.daily") == \
+        ["airflow://prod.example.com", "airflow://prod.example.com/etl", "airflow://prod.example.com/etl.daily"]
 
 
 def test_no_edge_passes_over_a_task_it_does_not_join(dbt):
