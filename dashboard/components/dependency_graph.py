@@ -127,8 +127,8 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
         controls = pn.Row(self.search_input, time_range, self.group_select, self.hops_slider, self.recenter_button,
                           self.collapse_button, sizing_mode="stretch_width")
         graph = pn.Row(self.plot.pane, self.card, sizing_mode="stretch_width")
-        return pn.Column(controls, self.problems, self.definitions_note, self.progress, self.summary, self.legend, graph,
-                         sizing_mode="stretch_width")
+        return pn.Column(controls, self.problems, self.definitions_note, self.progress, self.summary, self.legend,
+                         graph, sizing_mode="stretch_width")
 
     # ---- state into one drawing ---------------------------------------------------------
 
@@ -175,10 +175,11 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
             self.progress.visible = True
 
         def compute() -> tuple[ShownGraph, Rendered | None, tuple]:
-            layout = asked["layout"] or (asked["tasks"] and set(read_task_graph(store).graph)
-                                         != set(previous.task_graph.graph))
+            task_graph = read_task_graph(store) if asked["layout"] or asked["tasks"] else None
+            layout = asked["layout"] or (task_graph is not None
+                                         and set(task_graph.graph) != set(previous.task_graph.graph))
             if layout:
-                shown = shown_graph(read_task_graph(store), read_stats(store, since), **view)
+                shown = shown_graph(task_graph, read_stats(store, since), **view)
             elif asked["stats"]:
                 shown = previous.with_stats(read_stats(store, since))
             else:
