@@ -73,14 +73,14 @@ def _open_index(args, rebuild: bool = False):
     if config.lake is not None:  # the hosts' `taskdash ship` fill the lake: a command only reads it
         if rebuild:
             raise CommandError("a lake is shared by every host and server: --rebuild drops only a local index")
-        return Index(None, lake=config.lake, read_only=True), None
+        return Index(None, lake=config.lake, read_only=True, memory=config.index_memory), None
     try:
-        index = Index(config.index, fallback_to_private=False)
+        index = Index(config.index, fallback_to_private=False, memory=config.index_memory)
     except IndexLockedError as exc:
         if rebuild:
             raise
         # One command's private index lives in memory: nothing to write to disk or to clean up.
-        index = Index(None)
+        index = Index(None, memory=config.index_memory)
         print(f"note: {exc}; using a private in-memory index for this command", file=sys.stderr)
     if index.rebuilt_reason:
         print(f"note: {index.rebuilt_reason}", file=sys.stderr)
@@ -436,7 +436,7 @@ def cmd_ship(args) -> int:
     index, told = None, False
     while index is None:  # a host that cannot reach the catalog keeps its spool and ships once it can
         try:
-            index = Index(None, lake=config.lake, host=host)
+            index = Index(None, lake=config.lake, host=host, memory=config.index_memory)
         except LakeUnreachable as exc:
             if not told:
                 print(f"taskdash ship: {exc}; trying again every {SHIP_RETRY_SECONDS:g} s (the spool keeps "

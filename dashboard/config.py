@@ -13,6 +13,7 @@ import yaml
 from .alert_rules import AlertConfigError, AlertSettings, parse_alerts
 from .clock import LOCAL, zone_info
 from .emphasis import Emphasis
+from .index import DEFAULT_MEMORY, duckdb_memory_limit
 from .lake import LakeError, LakeSettings
 
 CONFIG_ENV = "TASKDASH_CONFIG"
@@ -167,7 +168,7 @@ def _emphasis(raw, source: Path) -> Emphasis:
 def _index(raw: dict, base: Path, source: Path) -> dict:
     """The index section in its long form: `mode: local` (with `path:`) or `mode: lake` (with `catalog:`,
     `data_path:` and optionally `password_file:`)."""
-    known = {"mode", "path", "catalog", "data_path", "password_file", "retention_days"}
+    known = {"mode", "path", "catalog", "data_path", "password_file", "retention_days", "memory"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown setting index.{unknown[0]}; known: {', '.join(sorted(known))}")
@@ -177,6 +178,8 @@ def _index(raw: dict, base: Path, source: Path) -> dict:
             retention = {"retention_days": retention_days(raw["retention_days"])}
         except ValueError as exc:
             raise ConfigError(f"{source}: index.{exc}") from None
+    if raw.get("memory") is not None:
+        retention["index_memory"] = str(raw["memory"])
     mode = raw.get("mode", "local")
     if mode == "local":
         return retention | ({"index": base / raw["path"]} if raw.get("path") else {})
@@ -221,6 +224,8 @@ class Config:
     #: Runs (their events and logs) whose last activity is older than this many days are dropped:
     #: by the server's ingestor in local mode, by `taskdash ship`'s upkeep in a lake. None: kept.
     retention_days: float | None = None
+    #: How much memory DuckDB may keep for the index: a share of the machine's ("25%") or a size ("2GB").
+    index_memory: str = DEFAULT_MEMORY
     demo_workflow: Path = Path("data/demo_workflow.yaml")
     routes: dict[str, str] = field(default_factory=lambda: {
         "task_runs": "/task-runs", "run_detail": "/task-runs/{run_id}", "tasks": "/tasks",
@@ -321,6 +326,10 @@ def load_config(path: str | Path | None = None) -> Config:
     if isinstance(values.get("index"), dict):
         values.pop("index")
         values.update(_index(raw["index"], base, source))
+    try:
+        duckdb_memory_limit(values.get("index_memory", DEFAULT_MEMORY))
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     values["log_emphasis"] = _emphasis(values.get("log_emphasis"), source)
     try:
         values["alerts"] = parse_alerts(values.get("alerts"), base)

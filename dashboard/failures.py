@@ -47,13 +47,16 @@ KEY_CHARS = 12
 LISTED_RUNS = 100
 NO_ERROR_LINE = "(no error line in its logs and no message)"
 #: The error line of each run of a CTE `failed` (its run_id): the last line of its stderr matching
-#: the error pattern (the one parameter), else of its stdout.
+#: the error pattern (the one parameter), else of its stdout (NULL: no line matches).
+#: The pattern is a FILTER of the aggregate, not a WHERE: in a WHERE, DuckDB runs it on every line
+#: of every log before the join keeps the failed runs' (1M runs, 20M lines, 591 failed runs with
+#: logs: 5.8 s and 2.5 GB of buffers, against 0.30 s; with no run to sign, 1 s against nothing).
 ERROR_LINES = """error_lines AS (
             SELECT s.run_id,
                    arg_max(coalesce(t.visible, t.text), (s.stream = 'stderr')::BIGINT * 1099511627776 + t.line_no)
-                       AS line
+                       FILTER (WHERE regexp_matches(coalesce(t.visible, t.text), ?)) AS line
             FROM log_streams s JOIN log_text t ON t.log_id = s.log_id
-            WHERE s.run_id IN (SELECT run_id FROM failed) AND regexp_matches(coalesce(t.visible, t.text), ?)
+            WHERE s.run_id IN (SELECT run_id FROM failed)
             GROUP BY s.run_id)"""
 
 

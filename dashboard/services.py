@@ -44,7 +44,8 @@ class Services:
         # In lake mode a server ships nothing: a read-only attach, for which a role with SELECT will
         # do. A server (not a notebook, which is told at once) starts even while the lake cannot be
         # attached: its pages open, the indicator says why, and the feed attaches it once it can.
-        index = Index(config.index, lake=config.lake, read_only=True, wait_for_lake=not catch_up)
+        index = Index(config.index, lake=config.lake, read_only=True, wait_for_lake=not catch_up,
+                      memory=config.index_memory)
         hub = Hub()
         ingestor = LakeFeed(index, hub) if config.lake is not None else \
             Ingestor(index, config.spool, hub, rescan_seconds=config.rescan_seconds,

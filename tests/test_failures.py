@@ -161,6 +161,9 @@ def test_a_failure_without_an_error_line_is_grouped_by_its_message(tmp_path):
         lines.append({"kind": "status", "run_id": f"r-{i}", "task": "T", "status": status,
                       "ts": format_timestamp(now - dt.timedelta(minutes=i + 1)), "message": message})
     (events_dir(spool) / "e.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    for run_id, stream in (("r-0", "stdout"), ("r-1", "stderr")):  # logs, but no error-looking line in them
+        log_path(spool, run_id, stream).parent.mkdir(parents=True, exist_ok=True)
+        log_path(spool, run_id, stream).write_text("step 1 of 2 done\nstep 2 of 2 done\n", encoding="utf-8")
     index = ingest(tmp_path)
     try:
         groups = failure_signatures(index, RunFilter(since=dt.timedelta(hours=1)), now=now)

@@ -111,3 +111,28 @@ def test_an_index_of_an_older_schema_is_dropped_and_rebuilt_from_the_spool(world
         assert again.counts()["runs"] == RUN_COUNT
     finally:
         again.close()
+
+
+def test_the_index_memory_setting_bounds_duckdb_and_a_bad_one_is_named(tmp_path):
+    import pytest
+
+    from dashboard.config import ConfigError, load_config
+    from dashboard.index import duckdb_memory_limit
+
+    settings = tmp_path / "panel_serve.yaml"
+    settings.write_text("index:\n  path: taskruns.duckdb\n  memory: 300MiB\n")
+    config = load_config(settings)
+    assert config.index_memory == "300MiB"
+    index = Index(config.index, memory=config.index_memory)
+    try:
+        with index.cursor() as cur:
+            assert cur.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "300.0 MiB"
+    finally:
+        index.close()
+    settings.write_text("index_memory: 10%\n")
+    machine = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert duckdb_memory_limit(load_config(settings).index_memory) == f"{int(machine / 10 / 2**20)}MiB"
+    for bad in ("lots", "0GB", "150%", "2 apples"):
+        settings.write_text(f"index_memory: {bad}\n")
+        with pytest.raises(ConfigError, match=f"index_memory must be a share .* not '{bad}'"):
+            load_config(settings)
