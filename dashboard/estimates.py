@@ -82,7 +82,7 @@ def history_of(found: dict, task: str, agent: str | None) -> np.ndarray | None:
         return None
     of_agent = found.get((task, agent)) if agent is not None else None
     if of_agent is not None and len(of_agent) >= MIN_HISTORY:
-        task_median, agent_median = np.median(of_task), np.median(of_agent)
+        task_median, agent_median = quantile(of_task, 0.5), quantile(of_agent, 0.5)
         if len(of_agent) >= AGENT_ENOUGH or (
                 task_median > 0 and abs(agent_median - task_median) / task_median > AGENT_DIFFERS):
             return of_agent
@@ -93,16 +93,27 @@ def expected_duration(history: np.ndarray, elapsed: float) -> tuple[float, float
     """(expected, low, high) seconds for a run that has run `elapsed` seconds: the median and the
     10th and 90th percentiles of the history's durations longer than that; past them all, what it
     has run so far (it may end any moment)."""
-    longer = history[history > elapsed]
+    longer = history[int(np.searchsorted(history, elapsed, side="right")):]
     if len(longer) == 0:
         return elapsed, elapsed, elapsed
-    low, expected, high = np.quantile(longer, [0.1, 0.5, 0.9])
-    return float(expected), float(low), float(high)
+    return quantile(longer, 0.5), quantile(longer, 0.1), quantile(longer, 0.9)
 
 
 def is_late(history: np.ndarray, elapsed: float) -> bool:
     """Whether a run has run longer than LATE_QUANTILE of its history."""
-    return bool(elapsed > np.quantile(history, LATE_QUANTILE))
+    return bool(elapsed > quantile(history, LATE_QUANTILE))
+
+
+def quantile(ordered: np.ndarray, share: float) -> float:
+    """numpy.quantile(ordered, share) (its linear method, to the last bit) of values already sorted:
+    a page's 50 running runs asked numpy for 200 quantiles of a few dozen values, 10 ms of a live
+    update spent on numpy's overhead per call."""
+    position = share * (len(ordered) - 1)
+    below = int(position)
+    above = min(below + 1, len(ordered) - 1)
+    fraction = position - below
+    low, high = float(ordered[below]), float(ordered[above])
+    return high - (high - low) * (1 - fraction) if fraction >= 0.5 else low + (high - low) * fraction
 
 
 def running_estimates(index, now: dt.datetime | None = None, runs=None) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from .estimates import running_estimates
 from .formatting import utcnow
 from .index import Index
 from .index_schema import RunSummary
-from .statuses import ORDER, STATUSES
+from .statuses import ORDER, STATUSES, UNDER_WAY
 
 RUN_COLUMNS = ("run_id", "task", "grp", "status", "agent", "adhoc", "trigger_time", "started",
                "finished", "exit_code", "message", "updated")
@@ -204,13 +204,38 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
                      else [f"r.{sort}"])
     order_params = [now] if sort == "duration" else []
     order = ", ".join(f"{column} {direction} NULLS {nulls}" for column in order_columns)
-    sql = (f"{_RUN_SELECT}, epoch({_DURATION}) AS duration {_RUNS_FROM} {where} "
-           f"ORDER BY {order}, r.run_id {direction} LIMIT ? OFFSET ?")
-    runs = index.query(sql, [now] + params + order_params + [int(limit), int(offset)])
+    with index.cursor() as cur:
+        cur.execute("BEGIN")  # the bound and the page read one snapshot
+        try:
+            bound, bound_params = _page_bound(cur, sort, where, params, direction, nulls, int(limit), int(offset))
+            sql = (f"{_RUN_SELECT}, epoch({_DURATION}) AS duration {_RUNS_FROM} {where} {bound} "
+                   f"ORDER BY {order}, r.run_id {direction} LIMIT ? OFFSET ?")
+            runs = cur.execute(sql, [now] + params + bound_params + order_params + [int(limit), int(offset)]).df()
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
     runs = runs.iloc[::-1].reset_index(drop=True) if from_end else runs
     blocking = blocked_and_blocks(index, runs)
     runs[blocking.columns] = blocking
     return with_estimates(index, runs, now)
+
+
+def _page_bound(cur, sort: str, where: str, params: list, direction: str, nulls: str, limit: int,
+                offset: int) -> tuple[str, list]:
+    """A condition that keeps every run of the page sorted by a time: no later (or, ascending, no
+    earlier) than the page's last run, found by a sort of that one column. The runs table is in
+    trigger order, so DuckDB skips the row groups past it; without it, the page's sort reads every
+    column of every run in the range (1M runs, 7 days, page 101: 297 ms against 35 ms; page 1 of
+    24 h: 8.5 against 6.3 ms). ("", []) when the sort is not by a time or the page ends the set."""
+    if sort not in ("trigger_time", "started", "finished") or limit <= 0:
+        return "", []
+    row = cur.execute(f"SELECT r.{sort} {_RUNS_FROM} {where} ORDER BY r.{sort} {direction} NULLS {nulls} "
+                      "LIMIT 1 OFFSET ?", params + [offset + limit - 1]).fetchone()
+    if row is None or row[0] is None:
+        return "", []
+    missing = f" OR r.{sort} IS NULL" if nulls == "FIRST" else ""  # (these come before it)
+    return f"{'AND' if where else 'WHERE'} (r.{sort} {'>=' if direction == 'DESC' else '<='} ?{missing})", [row[0]]
 
 
 def timeline_runs(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 5_000,
@@ -221,6 +246,16 @@ def timeline_runs(index: Index, run_filter: RunFilter = RunFilter(), limit: int 
     order = ", ".join(f"{column} DESC NULLS LAST" for column in LATEST_RUN_ORDER)
     return index.query(f"SELECT r.run_id, r.task, r.agent, r.status, r.trigger_time, r.started, r.finished "
                        f"{_RUNS_FROM} {where} ORDER BY {order} LIMIT ?", params + [int(limit)])
+
+
+def runs_under_way(index: Index, run_filter: RunFilter = RunFilter(), now: dt.datetime | None = None) -> pd.DataFrame:
+    """The runs under way (started, not ended) that the filter admits: run_id, task, agent, started
+    and status (what estimates.running_estimates takes). With a time range, only its row groups are
+    read (all runs' statuses: 18 ms at 1M runs; the last 24 h's: 3 ms)."""
+    wanted = tuple(status for status in UNDER_WAY if not run_filter.statuses or status in run_filter.statuses)
+    where, params = replace(run_filter, statuses=wanted or UNDER_WAY).where(now)
+    return index.query(f"SELECT r.run_id, r.task, r.agent, r.started, r.status {_RUNS_FROM} {where} "
+                       f"AND r.started IS NOT NULL {'' if wanted else 'AND false'}", params)
 
 
 def with_estimates(index: Index, runs: pd.DataFrame, now: dt.datetime | None = None) -> pd.DataFrame:

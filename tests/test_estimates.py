@@ -134,3 +134,13 @@ def test_the_runs_page_and_the_grid_carry_the_estimate(world):
         assert rows.loc[run_id, "finished"].startswith("≈ ") and "expected to finish between" in rows.loc[run_id, "expected"]
     finished = grid_rows(queries.runs_page(index, RunFilter(statuses=("SUCCESS",)), limit=1, now=NOW)).iloc[0]
     assert not finished["late"] and finished["expected"] == "" and not finished["finished"].startswith("≈")
+
+
+def test_quantile_of_sorted_values_is_numpy_s_to_the_last_bit():
+    from dashboard.estimates import quantile
+
+    rng = np.random.default_rng(7)
+    for size in range(1, 80):
+        ordered = np.sort(rng.exponential(120.0, size))
+        for share in (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0):
+            assert quantile(ordered, share) == float(np.quantile(ordered, share)), (size, share)

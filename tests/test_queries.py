@@ -212,3 +212,34 @@ def test_tasks_with_scheduled_runs_but_no_definition_are_listed_newest_first_wit
         assert seen == [("Other", None)] and total == 2
     finally:
         index.close()
+
+
+def test_pages_sorted_by_a_time_are_those_of_the_whole_sort_with_ties_and_missing_times(tmp_path, monkeypatch):
+    """runs_page bounds a page sorted by a time by its last run's time (queries._page_bound): every
+    page, both ways, from either end, is the page the plain sort gives, with many runs sharing a
+    trigger time (a cycle) and runs not started or not finished."""
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    start = dt.datetime(2026, 11, 20, 6, 0)
+    for n in range(120):
+        trigger = start + dt.timedelta(minutes=n // 10)  # ten runs a cycle
+        writer.status(f"r-{n:03d}", f"T{n % 10}", "TRIGGER", trigger_time=trigger, ts=trigger)
+        if n % 4:
+            writer.status(f"r-{n:03d}", f"T{n % 10}", "RUNNING", ts=trigger + dt.timedelta(seconds=n % 7))
+        if n % 3 == 0 and n % 4:
+            writer.status(f"r-{n:03d}", f"T{n % 10}", "SUCCESS", ts=trigger + dt.timedelta(seconds=30 + n % 5))
+    index = ingest(tmp_path)
+    now = dt.datetime(2026, 11, 20, 12, 0)
+    try:
+        total = queries.count_runs(index)
+        for sort in ("trigger_time", "started", "finished"):
+            for descending in (True, False):
+                pages = [queries.runs_page(index, RunFilter(), 7, offset, sort, descending, now, total)["run_id"].tolist()
+                         for offset in range(0, total, 7)]
+                with monkeypatch.context() as plain:
+                    plain.setattr(queries, "_page_bound", lambda *args: ("", []))
+                    expected = [queries.runs_page(index, RunFilter(), 7, offset, sort, descending, now, total)[
+                        "run_id"].tolist() for offset in range(0, total, 7)]
+                assert pages == expected, (sort, descending)
+                assert sorted(sum(pages, [])) == sorted(f"r-{n:03d}" for n in range(120))
+    finally:
+        index.close()

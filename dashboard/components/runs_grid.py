@@ -240,7 +240,7 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         """The runs shown: the base filter's, and only the failure's and the late ones if asked."""
         base = self.base_filter()
         if self.late:
-            base = replace(base, run_ids=_late_run_ids(self.store, queries.utcnow().replace(microsecond=0)))
+            base = replace(base, run_ids=_late_run_ids(self.store, base, queries.utcnow().replace(microsecond=0)))
         if not self.failure:
             self._failure_signature = None
             return base
@@ -367,16 +367,15 @@ _failure_runs = queries.shared_per_version(failure_runs)
 
 
 @queries.shared_per_version
-def _late_run_ids(index, now) -> frozenset[str]:
-    """The runs under way that run late at `now` (shared by sessions asking within the second)."""
-    estimates = running_estimates(index, now)
+def _late_run_ids(index, base_filter: queries.RunFilter, now) -> frozenset[str]:
+    """The filter's runs under way that run late at `now` (shared by sessions asking within the second)."""
+    estimates = running_estimates(index, now, queries.runs_under_way(index, base_filter, now))
     return frozenset(estimates.loc[estimates["late"].astype(bool), "run_id"])
 
 
-@queries.shared_per_version
 def _late_count(index, base_filter: queries.RunFilter, now) -> int:
-    """How many of the filter's runs run late (the LATE chip's count, shared like the page)."""
-    return queries.count_runs(index, replace(base_filter, run_ids=_late_run_ids(index, now)), now)
+    """How many of the filter's runs run late (the LATE chip's count)."""
+    return len(_late_run_ids(index, base_filter, now))
 
 
 # The LATE chip looks like a status chip: the late tag's amber edge, filled when chosen.
