@@ -262,12 +262,15 @@ def with_estimates(index: Index, runs: pd.DataFrame, now: dt.datetime | None = N
     """`runs` with, for those running, the expected finish and its range and whether they are late
     (dashboard.estimates); NaT and False for the others."""
     running = runs["started"].notna() & runs["finished"].isna()
-    found = running_estimates(index, now, runs.loc[running]).set_index("run_id") if running.any() else None
+    found = running_estimates(index, now, runs.loc[running]) if running.any() else None
+    if found is None or found.empty:
+        runs[["expected_finish", "finish_low", "finish_high"]] = pd.NaT
+        runs["late"] = False
+        return runs
+    found = found.drop_duplicates("run_id").set_index("run_id").reindex(runs["run_id"])  # one lookup for all four
     for column in ("expected_finish", "finish_low", "finish_high"):
-        runs[column] = pd.to_datetime(runs["run_id"].map(found[column])) if found is not None and len(found) \
-            else pd.NaT
-    runs["late"] = runs["run_id"].map(found["late"]).fillna(False).astype(bool) if found is not None and len(found) \
-        else False
+        runs[column] = pd.to_datetime(found[column].to_numpy())
+    runs["late"] = found["late"].fillna(False).astype(bool).to_numpy()
     return runs
 
 
