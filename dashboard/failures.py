@@ -206,27 +206,23 @@ def _signed(cur, failed: tuple[str, list], emphasis: Emphasis) -> None:
     pattern = _pattern_id(emphasis)
     for statement in _MEMO_SETUP:
         cur.execute(statement)
+    # No transaction around the statements: a run whose logs grow between them is kept with the line
+    # count read first, so the next grouping finds it changed and signs it again.
     with _memo_lock:
-        cur.execute("BEGIN")  # the runs to sign and their lines, read from one snapshot of the index
-        try:
-            if cur.execute(f"SELECT count(*) FROM {_MEMO_TABLE}").fetchone()[0] > KNOWN_RUNS:
-                cur.execute(f"DELETE FROM {_MEMO_TABLE}")
-            stale = cur.execute(f"""
-                WITH {cte.replace("failed AS (", "candidates AS (", 1)},
-                streams AS (SELECT s.run_id, sum(s.lines) AS lines, {_STREAMS} AS logs FROM log_streams s
-                            WHERE s.run_id IN (SELECT run_id FROM candidates) GROUP BY s.run_id)
-                SELECT c.run_id, c.message, coalesce(z.lines, 0), coalesce(z.logs, [])
-                FROM candidates c LEFT JOIN streams z USING (run_id)
-                     LEFT JOIN {_MEMO_TABLE} m ON m.run_id = c.run_id AND m.pattern = ?
-                WHERE m.run_id IS NULL OR m.lines <> coalesce(z.lines, 0) OR m.message IS DISTINCT FROM c.message""",
-                                [*params, pattern]).fetchall()
-            for sql, found_params in _statements(cur, stale, emphasis):
-                cur.execute(f"INSERT OR REPLACE INTO {_MEMO_TABLE} SELECT run_id, ?, lines, message, "
-                            f"left(line, {LINE_CHARS}), signature FROM ({sql})", [pattern, *found_params])
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
+        if cur.execute(f"SELECT count(*) FROM {_MEMO_TABLE}").fetchone()[0] > KNOWN_RUNS:
+            cur.execute(f"DELETE FROM {_MEMO_TABLE}")
+        stale = cur.execute(f"""
+            WITH {cte.replace("failed AS (", "candidates AS (", 1)},
+            streams AS (SELECT s.run_id, sum(s.lines) AS lines, {_STREAMS} AS logs FROM log_streams s
+                        WHERE s.run_id IN (SELECT run_id FROM candidates) GROUP BY s.run_id)
+            SELECT c.run_id, c.message, coalesce(z.lines, 0), coalesce(z.logs, [])
+            FROM candidates c LEFT JOIN streams z USING (run_id)
+                 LEFT JOIN {_MEMO_TABLE} m ON m.run_id = c.run_id AND m.pattern = ?
+            WHERE m.run_id IS NULL OR m.lines <> coalesce(z.lines, 0) OR m.message IS DISTINCT FROM c.message""",
+                            [*params, pattern]).fetchall()
+        for sql, found_params in _statements(cur, stale, emphasis):
+            cur.execute(f"INSERT OR REPLACE INTO {_MEMO_TABLE} SELECT run_id, ?, lines, message, "
+                        f"left(line, {LINE_CHARS}), signature FROM ({sql})", [pattern, *found_params])
 
 
 def failure_signatures(index, run_filter: RunFilter = RunFilter(), emphasis: Emphasis = Emphasis(),
