@@ -14,9 +14,8 @@ graph, the expected durations of the tasks still to run after those still runnin
 from __future__ import annotations
 
 import datetime as dt
-import threading
+import functools
 import time
-import weakref
 
 import networkx as nx
 import numpy as np
@@ -64,29 +63,14 @@ def histories(index, tasks=None) -> dict[tuple[str, str | None], np.ndarray]:
 
 
 def recent_histories(index, tasks) -> dict[tuple[str, str | None], np.ndarray]:
-    """`histories` of `tasks`, each task's kept for HISTORY_SECONDS: the durations of finished runs
-    change slowly, and a live grid asks every second. Only the tasks not read in this period are
-    read: keyed by the set of tasks asked, every run that started or ended changed the set and read
-    them all again (40 ms of a 75 ms live update at 1M runs). The answer is shared: callers must
-    not change its arrays."""
-    period = int(time.monotonic() // HISTORY_SECONDS)
-    tasks = set(tasks)
-    with _recent_lock:
-        known = _recent.setdefault(index, {})
-        missing = sorted(task for task in tasks if known.get(task, (None, {}))[0] != period)
-    if missing:
-        found = {task: {} for task in missing}
-        for key, durations in histories(index, missing).items():
-            found[key[0]][key] = durations
-        with _recent_lock:
-            known.update((task, (period, of_task)) for task, of_task in found.items())
-    with _recent_lock:
-        return {key: durations for task in tasks for key, durations in known.get(task, (None, {}))[1].items()}
+    """`histories`, shared for HISTORY_SECONDS: the durations of finished runs change slowly, and a
+    live grid asks every second. The answer is shared: callers must not change it."""
+    return _histories_of(index, int(time.monotonic() // HISTORY_SECONDS), tuple(sorted(set(tasks))))
 
 
-#: Per index, each task's histories and the period they were read in (see recent_histories).
-_recent: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_recent_lock = threading.Lock()
+@functools.lru_cache(maxsize=64)
+def _histories_of(index, _period: int, tasks: tuple[str, ...]) -> dict:
+    return histories(index, tasks)
 
 
 def history_of(found: dict, task: str, agent: str | None) -> np.ndarray | None:
