@@ -13,7 +13,6 @@ import datetime as dt
 import logging
 import os
 import random
-import re
 import shutil
 import tempfile
 import threading
@@ -27,6 +26,7 @@ import pandas as pd
 
 from .formatting import utcnow
 from . import lake as lakes
+from .config import DEFAULT_MEMORY, duckdb_memory_limit
 from .index_schema import LAKE_SCHEMA, SCHEMA, SCHEMA_VERSION, TABLES, RunSummary
 from .index_writes import Batch, drop_runs_before, write_batch
 
@@ -42,26 +42,6 @@ RETENTION_SECONDS = 3600.0
 #: A private index lives in <temp>/taskdash-index-<pid>-<random>/: a killed process cannot
 #: remove its own, so the next process that needs one removes those of processes gone.
 PRIVATE_PREFIX = "taskdash-index-"
-
-#: DuckDB keeps what it has read of the index in its buffers up to its memory limit: by default
-#: 80 % of the machine's memory, which a server holding 20M log lines filled to 2.7 GB and kept.
-#: Ours by default: a quarter of it (the `index_memory` setting: a share, or a size such as 2GB).
-DEFAULT_MEMORY = "25%"
-_MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(%|[KMGT]i?B)\s*", re.IGNORECASE)
-
-
-def duckdb_memory_limit(setting: str) -> str:
-    """DuckDB's memory_limit for an `index_memory` setting: a share of the machine's memory ("25%")
-    or a size in DuckDB's units ("512MB", "2GiB"). ValueError says what is wrong."""
-    match = _MEMORY.fullmatch(str(setting))
-    if not match or not float(match[1]) > 0 or (match[2] == "%" and float(match[1]) > 100):
-        raise ValueError(f"index_memory must be a share of the machine's memory such as 25% or a size such as "
-                         f"2GB or 512MiB, not {setting!r}")
-    if match[2] != "%":
-        return f"{match[1]}{match[2].upper().replace('IB', 'iB')}"
-    machine = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    return f"{max(1, int(machine * float(match[1]) / 100 / 2**20))}MiB"
-
 
 def remove_stale_private_indexes(folder: str | Path | None = None) -> list[Path]:
     """Remove the private indexes left by processes that no longer run; return what was removed."""
