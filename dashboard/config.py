@@ -171,17 +171,17 @@ def _index(raw: dict, base: Path, source: Path) -> dict:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown setting index.{unknown[0]}; known: {', '.join(sorted(known))}")
-    retention = {}
+    settings = {}
     if raw.get("retention_days") is not None:
         try:
-            retention = {"retention_days": retention_days(raw["retention_days"])}
+            settings = {"retention_days": retention_days(raw["retention_days"])}
         except ValueError as exc:
             raise ConfigError(f"{source}: index.{exc}") from None
     if raw.get("memory") is not None:
-        retention["index_memory"] = str(raw["memory"])
+        settings["index_memory"] = str(raw["memory"])
     mode = raw.get("mode", "local")
     if mode == "local":
-        return retention | ({"index": base / raw["path"]} if raw.get("path") else {})
+        return settings | ({"index": base / raw["path"]} if raw.get("path") else {})
     if mode != "lake":
         raise ConfigError(f"{source}: index.mode must be local or lake, not {mode!r}")
     for name in ("catalog", "data_path"):
@@ -189,7 +189,7 @@ def _index(raw: dict, base: Path, source: Path) -> dict:
             raise ConfigError(f"{source}: index.{name} is required with index.mode lake")
     data_path = raw["data_path"] if "://" in raw["data_path"] else str(base / raw["data_path"])
     try:
-        return retention | {"lake": LakeSettings(raw["catalog"], data_path,
+        return settings | {"lake": LakeSettings(raw["catalog"], data_path,
                                                  base / raw["password_file"] if raw.get("password_file") else None)}
     except LakeError as exc:
         raise ConfigError(f"{source}: {exc}") from None
