@@ -3,6 +3,7 @@
     python -m benchmarks            # the size: 1,000,000 runs, 20,000,000 log lines
     python -m benchmarks --quick    # a small size that runs in under a minute (the tests run it)
     python -m benchmarks --only fleet_search --fleet-lines 20000000 --keep DIR   # one section, its size
+    python -m benchmarks --only scaling --scaling-runs 100000 1000000   # how cost grows with history
     python -m benchmarks --only lake    # lake mode beside local mode (a throwaway PostgreSQL 15 of its own;
                                         # --quick leaves it out unless named: --quick --only lake)
 
@@ -24,12 +25,12 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from . import compare, data, failures, fleet_search, graph, ingest, lake, logs, receive, runs_page, strip, terminal, \
-    timeline
+from . import compare, data, failures, fleet_search, graph, ingest, lake, logs, receive, runs_page, scaling, strip, \
+    terminal, timeline
 from .common import FULL, QUICK, print_table, work_folder
 
 SECTIONS = ("ingest", "runs_page", "failures", "logs", "fleet_search", "graph", "terminal", "receive", "timeline",
-            "compare", "strip", "lake")
+            "compare", "strip", "scaling", "lake")
 #: Sections --quick runs only when named with --only.
 QUICK_LEAVES_OUT = ("lake",)
 
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                         "--quick all but lake, which takes a minute: give --quick --only lake for it)")
     parser.add_argument("--fleet-lines", type=int, help="log lines the fleet search section searches (default: "
                         "20,000,000, the issue's size; --quick 200,000); its spool is its own, kept in DIR/fleet")
+    parser.add_argument("--scaling-runs", type=int, nargs="+", help="the sizes the scaling section measures, in "
+                        "runs (default: 100000 1000000 10000000; --quick 1000 10000); each kept in DIR/scaling-N")
     parser.add_argument("--graph-screenshot", type=Path, help="save a screenshot of the graph page here")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += compare.figures(sizes)
         if "strip" in args.only:
             rows += strip.figures(folder, sizes)
+        if "scaling" in args.only:
+            rows += scaling.figures(folder, args.quick, tuple(args.scaling_runs or ()))
         if "lake" in args.only:
             rows += lake.figures(folder, sizes)
     command = "python -m benchmarks" + (" --quick" if args.quick else "")

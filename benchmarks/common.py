@@ -25,7 +25,7 @@ class Sizes:
     """How big the data is and how often each figure is measured."""
 
     name: str
-    runs: int  # of TASKS tasks in GROUPS groups over 7 days
+    runs: int  # of TASKS tasks in GROUPS groups over `days` days
     log_lines: int  # in all, the big run's included
     big_run_lines: int  # stdout lines of the one big run
     lines_per_other_run: int
@@ -36,6 +36,7 @@ class Sizes:
     sessions: int  # opened on the server for the memory figure
     probes: int  # lines written per live phase, one every 100 ms
     background_lines: int  # other lines a second while probing under load
+    days: float = 7.0  # the history the runs are spread over, ending now
 
 
 FULL = Sizes("full", runs=1_000_000, log_lines=20_000_000, big_run_lines=2_000_000, lines_per_other_run=1_000,

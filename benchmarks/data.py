@@ -56,8 +56,10 @@ def group_name(number: int) -> str:
 # ---- data ------------------------------------------------------------------------------
 
 
-def write_run_events(spool: Path, runs: int, now: dt.datetime, files: int = 8, seed: int = 7) -> int:
-    """Task definitions and the status events of `runs` runs; return the number of events."""
+def write_run_events(spool: Path, runs: int, now: dt.datetime, files: int = 8, seed: int = 7,
+                     span: dt.timedelta = WEEK) -> int:
+    """Task definitions and the status events of `runs` runs over the `span` before `now`; return
+    the number of events."""
     rng = random.Random(seed)
     folder = events_dir(spool)
     folder.mkdir(parents=True, exist_ok=True)
@@ -69,9 +71,9 @@ def write_run_events(spool: Path, runs: int, now: dt.datetime, files: int = 8, s
                 "depends_on": [task_name(n - 1)] if n % per_group else [],
                 "description": f"Synthetic task {n} of {group_name(n // per_group)}."}, separators=(",", ":")) + "\n")
     count = TASKS
-    start = now - WEEK
-    # Uniform trigger times over the week, written in time order like live writers would.
-    offsets = sorted(rng.random() * WEEK.total_seconds() for _ in range(runs))
+    start = now - span
+    # Uniform trigger times over the span, written in time order like live writers would.
+    offsets = sorted(rng.random() * span.total_seconds() for _ in range(runs))
     statuses, weights = zip(*TERMINAL_MIX)
     handles = [open(folder / f"scheduler-{i}.jsonl", "w", encoding="utf-8") for i in range(files)]
     try:
@@ -187,7 +189,8 @@ def write_run(writer: SpoolWriter, run_id: str, lines: int, start: dt.datetime, 
 
 
 def write_logs(spool: Path, sizes: Sizes, now: dt.datetime) -> None:
-    """The big run (with its own events), then the other lines in runs spread over the week."""
+    """The big run (with its own events), then the other lines in runs spread over the history."""
+    span = dt.timedelta(days=sizes.days)
     other_runs = max(0, sizes.log_lines - sizes.big_run_lines) // sizes.lines_per_other_run
     step = max(1, sizes.runs // max(1, other_runs))
     with SpoolWriter(spool, name="bench-logs") as writer, \
@@ -195,7 +198,7 @@ def write_logs(spool: Path, sizes: Sizes, now: dt.datetime) -> None:
         writer.define_task(BIG_TASK, group=BIG_GROUP, description="Loads the day's orders into the warehouse.")
         write_run(writer, BIG_RUN, sizes.big_run_lines, now - dt.timedelta(hours=4), seed=1, bar=bar)
         for n in range(other_runs):
-            text = LogText(100 + n, now - WEEK + dt.timedelta(seconds=n * WEEK.total_seconds() / other_runs))
+            text = LogText(100 + n, now - span + n * span / other_runs)
             writer.append_log(f"run-{min(n * step, sizes.runs - 1):08d}", "stdout",
                               text.lines(sizes.lines_per_other_run))
             bar.update(sizes.lines_per_other_run)
@@ -245,7 +248,7 @@ def prepare(folder: Path, sizes: Sizes) -> Dataset:
             stale.unlink()
     now = queries.utcnow()
     start = time.perf_counter()
-    events = write_run_events(data.spool, sizes.runs, now)
+    events = write_run_events(data.spool, sizes.runs, now, span=dt.timedelta(days=sizes.days))
     write_logs(data.spool, sizes, now)
     data.notes.append(f"generated {sizes.runs:,} runs ({events:,} events) and {sizes.log_lines:,} log lines "
                       f"in {time.perf_counter() - start:.0f} s")
@@ -265,5 +268,13 @@ def prepare(folder: Path, sizes: Sizes) -> Dataset:
     if left["events"] or left["log_lines"]:
         data.notes.append(f"warning: the whole spool still held {left} after its two parts")
     index.close()
-    marker.write_text(json.dumps({"made": now.isoformat(timespec="seconds") + "Z", "size": sizes.name}))
+    marker.write_text(json.dumps({"made": now.isoformat(timespec="seconds") + "Z", "size": sizes.name,
+                                  "build": {"events": data.events_build, "log_lines": data.logs_build}}))
     return data
+
+
+def build_figures(folder: Path) -> dict[str, tuple[float, int]]:
+    """The index build's own catch-ups of the data in `folder`, as measured when it was made:
+    {'events': (seconds, events), 'log_lines': (seconds, lines)}; {} for data made before they were kept."""
+    marker = folder / "complete.json"
+    return {part: tuple(figure) for part, figure in json.loads(marker.read_text()).get("build", {}).items()}

@@ -39,6 +39,9 @@ FIGURES = (
     "diff of 2 × 100,000-line logs, one line inserted at 50,001 (equal lines)",
     "open /compare at its first difference",
     "runs strip over",
+    "scaling, 10,000 runs / 200,000 lines: runs page query + count",
+    "scaling, 10,000 runs / 200,000 lines: search count in the big stream",
+    "scaling, 10,000 runs / 200,000 lines: server RSS at rest",
 )
 
 
@@ -57,3 +60,5 @@ def test_the_quick_benchmark_prints_every_figure(tmp_path):
         assert found, f"no row for {figure!r}"
         assert re.match(r"[\d,.]+ ?(ms|µs|MB|/s)", found[0][0]), (figure, found[0])
     assert not [name for name, cells in rows.items() if "NEVER SHOWN" in name], "every probe line reached Chromium"
+    grown = next(cells for name, cells in rows.items() if "10,000 runs / 200,000 lines: runs page" in name)
+    assert grown[2].endswith("at 1,000") and re.fullmatch(r"[\d.]+x per 10x", grown[3]), grown
