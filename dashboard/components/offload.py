@@ -12,6 +12,9 @@ A browser that has pulled the document but not drawn it yet loses changes made m
 (seen: a progress line hidden on the server stayed on screen; Panel itself waits for the
 page's `document_ready` before it sends changes at once). Then the result is applied once the
 page has drawn, or after UNDRAWN_WAIT seconds if it never says so (a client without a browser).
+The page's state is looked at again every DRAWN_POLL seconds rather than told by Panel's
+`onload`: a callback registered while Panel runs the page's load callbacks on its thread pool
+can be left out of them, and the result then waited the whole UNDRAWN_WAIT.
 
 Outside a server session (a notebook, a test building a view by itself) it all runs at once.
 """
@@ -19,6 +22,7 @@ Outside a server session (a notebook, a test building a view by itself) it all r
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -38,6 +42,8 @@ T = TypeVar("T")
 _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskdash-offload")
 #: Seconds a result waits for a page that has the document to say it drew it.
 UNDRAWN_WAIT = 10.0
+#: Seconds between two looks at whether such a page has drawn.
+DRAWN_POLL = 0.05
 
 
 def off_the_loop(compute: Callable[[], T], apply: Callable[[T], None],
@@ -80,7 +86,7 @@ def off_the_loop(compute: Callable[[], T], apply: Callable[[T], None],
         else:
             call = partial(apply, result)
         try:
-            doc.add_next_tick_callback(partial(_when_drawn, doc, _once(call), after_first_paint))
+            doc.add_next_tick_callback(partial(_when_drawn, doc, call, after_first_paint))
         except Exception:  # noqa: BLE001  the session ended meanwhile: nothing to show it on
             pass
 
@@ -116,7 +122,7 @@ def stream_off_the_loop(produce: Callable[[], Iterable[T]], apply: Callable[[T],
 
     def publish(call: Callable[[], None]) -> bool:
         try:
-            doc.add_next_tick_callback(partial(_when_drawn, doc, _once(call)))
+            doc.add_next_tick_callback(partial(_when_drawn, doc, call))
             return True
         except Exception:  # noqa: BLE001  the session ended meanwhile: nothing to show it on
             return False
@@ -143,30 +149,20 @@ def stream_off_the_loop(produce: Callable[[], Iterable[T]], apply: Callable[[T],
     return True
 
 
-def _once(call: Callable[[], None]) -> Callable[[], None]:
-    done = []
-
-    def first_time() -> None:
-        if not done:
-            done.append(True)
-            call()
-    return first_time
-
-
-def _when_drawn(doc, call: Callable[[], None], after_first_paint: bool = False) -> None:
+def _when_drawn(doc, call: Callable[[], None], after_first_paint: bool = False,
+                deadline: float | None = None) -> None:
     """On the loop: `call` now, unless a browser has pulled the page and not drawn it yet (or,
-    `after_first_paint`, no browser has drawn it yet)."""
+    `after_first_paint`, no browser has drawn it yet) and UNDRAWN_WAIT has not passed."""
     session = getattr(doc.session_context, "_session", None)
-    if (session is not None and not state._connected.get(doc)
-            and (after_first_paint or session._subscribed_connections)):
-        def later() -> None:  # Panel may run load callbacks on a worker thread: back to the loop
-            try:
-                doc.add_next_tick_callback(partial(_on_the_loop, doc, call))
-            except Exception:  # noqa: BLE001  the session ended
-                pass
-        with set_curdoc(doc):
-            state.onload(later)
-        doc.add_timeout_callback(partial(_on_the_loop, doc, call), int(UNDRAWN_WAIT * 1000))
+    undrawn = (session is not None and not state._connected.get(doc)
+               and (after_first_paint or session._subscribed_connections))
+    deadline = time.monotonic() + UNDRAWN_WAIT if deadline is None else deadline
+    if undrawn and time.monotonic() < deadline:
+        try:
+            doc.add_timeout_callback(partial(_when_drawn, doc, call, after_first_paint, deadline),
+                                     int(DRAWN_POLL * 1000))
+        except Exception:  # noqa: BLE001  the session ended
+            pass
         return
     _on_the_loop(doc, call)
 

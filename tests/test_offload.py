@@ -1,0 +1,43 @@
+"""A view's work off the event loop (dashboard.components.offload) reaches whoever holds the page."""
+
+from __future__ import annotations
+
+import threading
+
+import pandas as pd
+import panel as pn
+from bokeh.client import pull_session
+from tornado.ioloop import IOLoop
+
+from dashboard.components import offload
+from helpers import wait_until
+from serving import served_component
+
+
+def shown_tasks(document) -> list[str]:
+    return [task for model in list(document.models) if type(model).__name__ == "ColumnDataSource"
+            for task in model.data.get("task", [])]
+
+
+def test_a_result_for_a_page_nobody_drew_reaches_a_client_that_only_pulled_it(monkeypatch):
+    """A Bokeh client session never says it drew the page: the result is applied after UNDRAWN_WAIT."""
+    monkeypatch.setattr(offload, "UNDRAWN_WAIT", 0.5)
+
+    def build():
+        shown = pn.widgets.Tabulator(pd.DataFrame({"task": ["waiting"]}))
+        went_off = offload.off_the_loop(lambda: pd.DataFrame({"task": ["computed on the worker"]}),
+                                        lambda rows: setattr(shown, "value", rows), after_first_paint=True)
+        assert went_off, "in a server session the work goes to the worker"
+        return shown
+
+    with served_component(build) as url:
+        loop = IOLoop()
+        session = pull_session(url=url, io_loop=loop)
+        reader = threading.Thread(target=session._loop_until_closed, daemon=True)
+        reader.start()
+        try:
+            wait_until(lambda: "computed on the worker" in shown_tasks(session.document),
+                       timeout=15, message="the worker's result at the client")
+        finally:
+            loop.add_callback(session.close)
+            reader.join(10)
