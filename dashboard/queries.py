@@ -204,30 +204,38 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
                      else [f"r.{sort}"])
     order_params = [now] if sort == "duration" else []
     order = ", ".join(f"{column} {direction} NULLS {nulls}" for column in order_columns)
-    bound, bound_params = _page_bound(sort, where, params, direction, nulls, int(limit), int(offset))
-    sql = (f"{_RUN_SELECT}, epoch({_DURATION}) AS duration {_RUNS_FROM} {where} {bound} "
-           f"ORDER BY {order}, r.run_id {direction} LIMIT ? OFFSET ?")
-    runs = index.query(sql, [now] + params + bound_params + order_params + [int(limit), int(offset)])
+    bound, bound_params = _page_bound(index, sort, where, params, direction, nulls, int(limit), int(offset))
+
+    def read(bound: str, bound_params: list) -> pd.DataFrame:
+        return index.query(f"{_RUN_SELECT}, epoch({_DURATION}) AS duration {_RUNS_FROM} {where} {bound} "
+                           f"ORDER BY {order}, r.run_id {direction} LIMIT ? OFFSET ?",
+                           [now] + params + bound_params + order_params + [int(limit), int(offset)])
+    runs = read(bound, bound_params)
+    if bound and total is not None and len(runs) < min(int(limit), total - int(offset)):
+        runs = read("", [])  # the runs changed between the two statements (one left the filter)
     runs = runs.iloc[::-1].reset_index(drop=True) if from_end else runs
     blocking = blocked_and_blocks(index, runs)
     runs[blocking.columns] = blocking
     return with_estimates(index, runs, now)
 
 
-def _page_bound(sort: str, where: str, params: list, direction: str, nulls: str, limit: int,
+def _page_bound(index: Index, sort: str, where: str, params: list, direction: str, nulls: str, limit: int,
                 offset: int) -> tuple[str, list]:
     """A condition that keeps every run of the page sorted by a time: no later (or, ascending, no
-    earlier) than the page's last run, found by a subquery sorting that one column. The runs table
-    is in trigger order, so DuckDB skips the row groups past it; without it, the page's sort reads
-    every column of every run in the range (1M runs, 7 days, page 101: 195 ms against 24 ms; page 1
-    of 24 h: 5.9 against 3.3 ms). ("", []) when the sort is not by a time."""
+    earlier) than the page's last run, found by a statement sorting that one column. The runs table
+    is in trigger order, so with the time as a constant DuckDB skips the row groups past it (1M runs,
+    7 days, page 101: 27 ms against 221 ms unbounded). As a subquery of the page's own statement it
+    became a join that reads every run in the range: 58 ms for page 1, against 7 ms.
+    ("", []) when the sort is not by a time, the page ends the set or its last run has no time."""
     if sort not in ("trigger_time", "started", "finished") or limit <= 0:
         return "", []
-    op, beyond = (">=", "-infinity") if direction == "DESC" else ("<=", "infinity")
-    last = (f"(SELECT r.{sort} {_RUNS_FROM} {where} ORDER BY r.{sort} {direction} NULLS {nulls} "
-            "LIMIT 1 OFFSET ?)")  # none (a page that ends the set) or a missing time: no bound
-    return (f"{'AND' if where else 'WHERE'} (r.{sort} {op} coalesce({last}, '{beyond}'::TIMESTAMP) "
-            f"OR r.{sort} IS NULL)", [*params, offset + limit - 1])
+    with index.cursor() as cur:
+        row = cur.execute(f"SELECT r.{sort} {_RUNS_FROM} {where} ORDER BY r.{sort} {direction} NULLS {nulls} "
+                          "LIMIT 1 OFFSET ?", params + [offset + limit - 1]).fetchone()
+    if row is None or row[0] is None:
+        return "", []
+    missing = f" OR r.{sort} IS NULL" if nulls == "FIRST" else ""  # (these come before it)
+    return f"{'AND' if where else 'WHERE'} (r.{sort} {'>=' if direction == 'DESC' else '<='} ?{missing})", [row[0]]
 
 
 def timeline_runs(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 5_000,

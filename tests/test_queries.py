@@ -243,3 +243,28 @@ def test_pages_sorted_by_a_time_are_those_of_the_whole_sort_with_ties_and_missin
                 assert sorted(sum(pages, [])) == sorted(f"r-{n:03d}" for n in range(120))
     finally:
         index.close()
+
+
+def test_a_page_whose_bound_went_stale_between_its_two_statements_is_read_again(tmp_path, monkeypatch):
+    """The bound is read by a statement before the page's: if the runs changed between them (one left
+    the filter) the page comes out short, and is read again without it."""
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    start = dt.datetime(2026, 11, 20, 6, 0)
+    for n in range(30):
+        trigger = start + dt.timedelta(minutes=n)
+        writer.status(f"r-{n:03d}", f"T{n % 10}", "TRIGGER", trigger_time=trigger, ts=trigger)
+    index = ingest(tmp_path)
+    now = dt.datetime(2026, 11, 20, 12, 0)
+    try:
+        total = queries.count_runs(index)
+        expected = [f"r-{n:03d}" for n in range(29, 29 - 7, -1)]
+        assert queries.runs_page(index, RunFilter(), 7, 0, "trigger_time", True, now, total)["run_id"].tolist() == expected
+        real = queries._page_bound
+
+        def stale(index, sort, where, params, direction, nulls, limit, offset):  # the bound of a page of 2 runs
+            return real(index, sort, where, params, direction, nulls, 2, offset)
+
+        monkeypatch.setattr(queries, "_page_bound", stale)
+        assert queries.runs_page(index, RunFilter(), 7, 0, "trigger_time", True, now, total)["run_id"].tolist() == expected
+    finally:
+        index.close()
