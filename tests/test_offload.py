@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 
 import pandas as pd
@@ -19,6 +20,25 @@ def shown_tasks(document) -> list[str]:
             for task in model.data.get("task", [])]
 
 
+def opened(url: str) -> tuple[IOLoop, object]:
+    loop = IOLoop()
+    return loop, pull_session(url=url, io_loop=loop)
+
+
+def on_the_loop(loop: IOLoop, look):
+    """`look()` run on the client session's loop, between two changes from the server."""
+    result = concurrent.futures.Future()
+
+    def call() -> None:
+        try:
+            result.set_result(look())
+        except Exception as exc:  # noqa: BLE001
+            result.set_exception(exc)
+
+    loop.add_callback(call)
+    return result.result(timeout=30)
+
+
 def test_a_result_for_a_page_nobody_drew_reaches_a_client_that_only_pulled_it(monkeypatch):
     """A Bokeh client session never says it drew the page: the result is applied after UNDRAWN_WAIT."""
     monkeypatch.setattr(offload, "UNDRAWN_WAIT", 0.5)
@@ -31,12 +51,14 @@ def test_a_result_for_a_page_nobody_drew_reaches_a_client_that_only_pulled_it(mo
         return shown
 
     with served_component(build) as url:
-        loop = IOLoop()
-        session = pull_session(url=url, io_loop=loop)
+        # Opened on another thread: pull_session runs its own event loop until connected, which it
+        # cannot do on a thread where another loop runs (Playwright's, in the suite).
+        with concurrent.futures.ThreadPoolExecutor(1) as opener:
+            loop, session = opener.submit(opened, url).result(timeout=60)
         reader = threading.Thread(target=session._loop_until_closed, daemon=True)
         reader.start()
         try:
-            wait_until(lambda: "computed on the worker" in shown_tasks(session.document),
+            wait_until(lambda: "computed on the worker" in on_the_loop(loop, lambda: shown_tasks(session.document)),
                        timeout=15, message="the worker's result at the client")
         finally:
             loop.add_callback(session.close)

@@ -14,7 +14,10 @@ page's `document_ready` before it sends changes at once). Then the result is app
 page has drawn, or after UNDRAWN_WAIT seconds if it never says so (a client without a browser).
 The page's state is looked at again every DRAWN_POLL seconds rather than told by Panel's
 `onload`: a callback registered while Panel runs the page's load callbacks on its thread pool
-can be left out of them, and the result then waited the whole UNDRAWN_WAIT.
+can be left out of them, and the result then waited the whole UNDRAWN_WAIT. A page counts as
+drawn once Panel has run those callbacks (`loaded`), not once it has heard the browser
+(`connected`, set before them): a result is not applied on the loop while they change the page
+on another thread.
 
 Outside a server session (a notebook, a test building a view by itself) it all runs at once.
 """
@@ -154,7 +157,7 @@ def _when_drawn(doc, call: Callable[[], None], after_first_paint: bool = False,
     """On the loop: `call` now, unless a browser has pulled the page and not drawn it yet (or,
     `after_first_paint`, no browser has drawn it yet) and UNDRAWN_WAIT has not passed."""
     session = getattr(doc.session_context, "_session", None)
-    undrawn = (session is not None and not state._connected.get(doc)
+    undrawn = (session is not None and not state._loaded.get(doc)
                and (after_first_paint or session._subscribed_connections))
     deadline = time.monotonic() + UNDRAWN_WAIT if deadline is None else deadline
     if undrawn and time.monotonic() < deadline:
