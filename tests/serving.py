@@ -3,6 +3,7 @@ this process), stopped by whoever started them; and how Chromium is started for 
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import queue
 import re
@@ -184,6 +185,21 @@ def served_component(build):
     finally:
         server.stop()
         server.join(10)
+
+
+def on_client_loop(loop, look, timeout: float = 60):
+    """`look()` run on a Bokeh client session's loop (between two changes from the server), its
+    answer (or exception) handed back to this thread."""
+    result = concurrent.futures.Future()
+
+    def call() -> None:
+        try:
+            result.set_result(look())
+        except Exception as exc:  # noqa: BLE001
+            result.set_exception(exc)
+
+    loop.add_callback(call)
+    return result.result(timeout=timeout)
 
 
 def block_other_hosts(page, url: str) -> list[str]:

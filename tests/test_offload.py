@@ -12,7 +12,7 @@ from tornado.ioloop import IOLoop
 
 from dashboard.components import offload
 from helpers import wait_until
-from serving import served_component
+from serving import on_client_loop, served_component
 
 
 def shown_tasks(document) -> list[str]:
@@ -23,20 +23,6 @@ def shown_tasks(document) -> list[str]:
 def opened(url: str) -> tuple[IOLoop, object]:
     loop = IOLoop()
     return loop, pull_session(url=url, io_loop=loop)
-
-
-def on_the_loop(loop: IOLoop, look):
-    """`look()` run on the client session's loop, between two changes from the server."""
-    result = concurrent.futures.Future()
-
-    def call() -> None:
-        try:
-            result.set_result(look())
-        except Exception as exc:  # noqa: BLE001
-            result.set_exception(exc)
-
-    loop.add_callback(call)
-    return result.result(timeout=30)
 
 
 def test_a_result_for_a_page_nobody_drew_reaches_a_client_that_only_pulled_it(monkeypatch):
@@ -58,7 +44,7 @@ def test_a_result_for_a_page_nobody_drew_reaches_a_client_that_only_pulled_it(mo
         reader = threading.Thread(target=session._loop_until_closed, daemon=True)
         reader.start()
         try:
-            wait_until(lambda: "computed on the worker" in on_the_loop(loop, lambda: shown_tasks(session.document)),
+            wait_until(lambda: "computed on the worker" in on_client_loop(loop, lambda: shown_tasks(session.document), 30),
                        timeout=15, message="the worker's result at the client")
         finally:
             loop.add_callback(session.close)

@@ -33,7 +33,7 @@ from bokeh.client.states import DISCONNECTED, ErrorReason
 from bokeh.models import CheckboxButtonGroup, RadioButtonGroup
 from helpers import read_events, wait_until
 from playwright.sync_api import expect
-from serving import LOG_LINE_PROBE, dashboard_server, served_in_process
+from serving import LOG_LINE_PROBE, dashboard_server, on_client_loop, served_in_process
 from tornado.ioloop import IOLoop
 
 from dashboard.components import live
@@ -167,16 +167,7 @@ class LiveClient:
 
     def read(self, look):
         """`look(document)`, run on the session's loop between two changes from the server."""
-        result = concurrent.futures.Future()
-
-        def call() -> None:
-            try:
-                result.set_result(look(self.session.document))
-            except Exception as exc:
-                result.set_exception(exc)
-
-        self.loop.add_callback(call)
-        return result.result(timeout=60)
+        return on_client_loop(self.loop, lambda: look(self.session.document))
 
     def close(self) -> None:
         self.loop.add_callback(self.session.close)
