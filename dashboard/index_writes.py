@@ -224,21 +224,23 @@ def _log_streams(cur, last_lines: dict[tuple[str, str], int]) -> dict[tuple[str,
     """The log_id of each (run_id, stream), numbered on for new ones, with its line count raised."""
     frame = pd.DataFrame([(*key, last) for key, last in last_lines.items()], columns=["run_id", "stream", "last"])
     cur.register("new_streams", frame)
-    # New numbers are the highest so far plus one: two writers of one lake (two spool hosts)
-    # numbering at once must not both commit. Both change the meta row, so DuckLake lets one commit
-    # and the other fails and is retried (Index.apply). Local mode has one writer: a no-op.
-    cur.execute("UPDATE meta SET value = value WHERE key = 'schema'")
-    cur.execute("""
-        INSERT INTO log_streams
-        SELECT (SELECT coalesce(max(log_id), 0) FROM log_streams) + row_number() OVER (), n.run_id, n.stream, 0
-        FROM new_streams n ANTI JOIN log_streams s ON s.run_id = n.run_id AND s.stream = n.stream""")
+    known = "SELECT s.run_id, s.stream, s.log_id FROM log_streams s JOIN new_streams n ON s.run_id = n.run_id AND s.stream = n.stream"
+    log_ids = {(run_id, stream): log_id for run_id, stream, log_id in cur.execute(known).fetchall()}
+    if len(log_ids) < len(frame):  # (a live run's next lines, the usual step, number nothing)
+        # New numbers are the highest so far plus one: two writers of one lake (two spool hosts)
+        # numbering at once must not both commit. Both change the meta row, so DuckLake lets one
+        # commit and the other fails and is retried (Index.apply). Local mode has one writer: a no-op.
+        cur.execute("UPDATE meta SET value = value WHERE key = 'schema'")
+        cur.execute("""
+            INSERT INTO log_streams
+            SELECT (SELECT coalesce(max(log_id), 0) FROM log_streams) + row_number() OVER (), n.run_id, n.stream, 0
+            FROM new_streams n ANTI JOIN log_streams s ON s.run_id = n.run_id AND s.stream = n.stream""")
+        log_ids = {(run_id, stream): log_id for run_id, stream, log_id in cur.execute(known).fetchall()}
     cur.execute("""
         UPDATE log_streams SET lines = greatest(lines, n.last) FROM new_streams n
         WHERE log_streams.run_id = n.run_id AND log_streams.stream = n.stream""")
-    rows = cur.execute("SELECT s.run_id, s.stream, s.log_id FROM log_streams s "
-                       "JOIN new_streams n ON s.run_id = n.run_id AND s.stream = n.stream").fetchall()
     cur.unregister("new_streams")
-    return {(run_id, stream): log_id for run_id, stream, log_id in rows}
+    return log_ids
 
 
 def drop_runs_before(cur, cutoff: dt.datetime) -> int:

@@ -21,8 +21,9 @@ from dashboard.config import Config, ConfigError, load_config
 from dashboard.hub import Hub
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
-from dashboard.lake import NO_DOWNLOADS, PASSWORD_ENV, LakeError, LakeSettings, extension_files
-from dashboard.lake_feed import LakeFeed
+from dashboard.lake import NO_DOWNLOADS, PASSWORD_ENV, LakeError, LakeSettings, current_snapshot, extension_files
+from dashboard.lake_feed import LakeFeed, changed_tables
+from dashboard.lake_upkeep import LakeUpkeep
 from dashboard.store import Store
 
 
@@ -124,6 +125,49 @@ def test_a_lake_holds_what_a_local_index_holds_and_its_feed_says_what_changed(la
         assert set(change.runs) == {"a-0030", "a-0031"} and change.log_lines[("a-0031", "stdout")] == 3
         assert index_state(reader) == local_state(spool)
     finally:
+        writer.close()
+        reader.close()
+
+
+@pytest.mark.lake
+def test_the_feed_reads_the_changes_of_the_tables_a_snapshot_changed_and_no_others(lake, tmp_path):
+    spool = tmp_path / "spool"
+    write_host_spool(spool, "a", range(3), lines=5)
+    writer, reader = Index(None, lake=lake, host="a"), Index(None, lake=lake)
+    feed, upkeep = LakeFeed(reader, None), LakeUpkeep(lake)
+
+    def tables_since_last_look() -> set[str] | None:
+        with reader.cursor() as cur:
+            return changed_tables(cur, feed.snapshot + 1, current_snapshot(cur))
+
+    try:
+        Ingestor(writer, spool).catch_up()
+        feed.poll()
+        # a run's next log line: its log's tables (and the host's offsets), no run, task or error
+        with (spool / "logs/a-0001/stdout.log").open("a") as log:
+            log.write("a run 1 line 5 ok\n")
+        Ingestor(writer, spool).catch_up()
+        tables = tables_since_last_look()
+        assert {"log_text", "log_streams"} <= tables and not tables & {"runs", "tasks", "ingest_errors"}
+        change = feed.poll()
+        assert change.log_lines == {("a-0001", "stdout"): 6} and not change.runs and not change.many_runs
+        # a run's new event: the runs' feed is read
+        write_host_spool(spool, "a", range(3, 4), lines=1)
+        Ingestor(writer, spool).catch_up()
+        assert "runs" in tables_since_last_look()
+        assert set(feed.poll().runs) == {"a-0003"}
+        # the upkeep's snapshots move rows between files and change none
+        assert upkeep.run_once().flushed_rows > 0
+        assert tables_since_last_look() is not None
+        change = feed.poll()
+        assert not change.runs and not change.many_runs and not change.log_lines and not change.tasks
+        # any other kind of snapshot (a table created) has every table read
+        with writer.cursor() as cur:
+            cur.execute("CREATE TABLE lake.extra (x INTEGER)")
+        assert tables_since_last_look() is None
+        assert index_state(reader) == local_state(spool)
+    finally:
+        upkeep.close()
         writer.close()
         reader.close()
 
