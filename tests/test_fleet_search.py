@@ -150,3 +150,51 @@ def test_the_search_component_says_how_far_it_got_and_shows_text_as_text(fleet, 
     assert "so far, newest first" in search.results.object
     search._show(search._asked_number - 1, states[-1])  # an older search's answer is not shown
     assert "Searching…" in search.results.object
+
+
+@pytest.mark.parametrize("ingested", ["oldest runs first", "newest runs first"])
+def test_a_sweep_of_the_index_finds_what_chunks_of_runs_find_whatever_the_ingest_order(tmp_path, monkeypatch,
+                                                                                      ingested):
+    """Once the runs left fill most of the index's stretch their logs lie in, the search sweeps it
+    by ranges of log ids instead of reading chunks of runs: the same page, the same counts (grep's),
+    rows that stay where they are, and a search that still stops once it has its page."""
+    spool, rng, now = tmp_path / "spool", random.Random(7), utcnow()
+    writer = SpoolWriter(spool, "sweep")
+    hours = range(59, -1, -1) if ingested == "oldest runs first" else range(60)
+    age = {}
+    for k, i in enumerate(hours):  # runs' logs are read (and numbered) in the order of their ids
+        run_id, age[f"s-{k:02d}"] = f"s-{k:02d}", i
+        writer.status(run_id, f"Task_{i % 3}", "SUCCESS", trigger_time=now - dt.timedelta(hours=i))
+        for stream in ("stdout", "stderr"):
+            writer.append_log(run_id, stream, "".join(rng.choice(LINES).format(n=rng.randrange(1000)) + "\n"
+                                                      for _ in range(rng.randrange(1, 40))))
+    index = ingest(tmp_path)
+    try:
+        monkeypatch.setattr(queries, "SEARCH_FIRST_CHUNK_LINES", 50)
+        monkeypatch.setattr(queries, "SEARCH_CHUNK_MAX_LINES", 120)
+        swept = []
+        sweep = queries._sweep
+        monkeypatch.setattr(queries, "_sweep", lambda *args: swept.append(sweep(*args)) or swept[-1])
+        states = list(queries.fleet_search_progress(index, NEEDLE, limit=1000, now=now))
+        assert any(s is not None for s in swept), "the search never swept"
+        for before, after in zip(states, states[1:]):
+            assert list(after.found["run_id"][:len(before.found)]) == list(before.found["run_id"])
+            assert before.runs_searched < after.runs_searched and before.lines_searched < after.lines_searched
+        assert [state.done for state in states] == [False] * (len(states) - 1) + [True]
+        assert (states[-1].runs_searched, states[-1].lines_searched) == (states[-1].runs_total,
+                                                                          states[-1].lines_total)
+        pattern = re.compile(re.escape(NEEDLE), re.IGNORECASE)
+        by_grep = expected(tmp_path, index, now, pattern, RunFilter())
+        found = states[-1].found
+        assert dict(zip(found["run_id"], zip(found["stdout_matches"], found["stderr_matches"]))) == by_grep
+        assert list(found["run_id"]) == sorted(by_grep, key=age.get)  # newest first
+        monkeypatch.setattr(queries, "_sweep", lambda *args: None)  # chunks of runs only
+        assert queries.fleet_search(index, NEEDLE, limit=1000, now=now).equals(found)
+        monkeypatch.setattr(queries, "_sweep", sweep)
+        for offset in (0, 5):
+            page = queries.fleet_search(index, NEEDLE, limit=5, offset=offset, now=now)
+            assert list(page["run_id"]) == list(found["run_id"][offset:offset + 5])
+        first_five = list(queries.fleet_search_progress(index, NEEDLE, limit=5, now=now))[-1]
+        assert first_five.done and first_five.runs_searched < first_five.runs_total
+    finally:
+        index.close()
