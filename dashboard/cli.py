@@ -353,6 +353,7 @@ def _line_numbers(spool: Path, places) -> dict[tuple[str, int], int]:
 
 def cmd_serve(args) -> int:
     from . import app
+    from .components import offload
     from .lake_feed import ATTACH_RETRY_SECONDS
 
     origins = tuple(args.allow_websocket_origin or ())
@@ -403,6 +404,7 @@ def cmd_serve(args) -> int:
             if child is not None:
                 child.terminate()
                 child.wait(30)
+        offload.settle()  # the pages' work under way reads the index: it ends before the index closes
         app.stop_services()
     return 0
 

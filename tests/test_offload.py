@@ -49,3 +49,24 @@ def test_a_result_for_a_page_nobody_drew_reaches_a_client_that_only_pulled_it(mo
         finally:
             loop.add_callback(session.close)
             reader.join(10)
+
+
+def test_settle_drops_the_work_not_started_and_waits_for_the_work_under_way():
+    """What a server does before it closes its index: no work reads it after."""
+    started, release, ran = threading.Event(), threading.Event(), []
+
+    def under_way() -> None:
+        started.set()
+        release.wait(10)
+        ran.append("under way")
+
+    offload._submit(under_way)
+    offload._submit(lambda: ran.append("not started"))
+    assert started.wait(10)
+    threading.Timer(0.2, release.set).start()
+    offload.settle(timeout=10)
+    assert ran == ["under way"]  # done before settle returned; the other one dropped
+    assert not offload._outstanding
+    after = threading.Event()
+    offload._submit(after.set)  # the worker takes new work afterwards
+    assert after.wait(10)

@@ -27,7 +27,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from functools import partial
 from typing import TypeVar
 
@@ -43,6 +44,9 @@ T = TypeVar("T")
 #: One worker: heavy builds queue rather than share two cores, and HoloViews (whose option
 #: store is process-wide) builds one plot at a time.
 _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskdash-offload")
+#: The work submitted and not done yet (settle drops or waits for it).
+_outstanding: set[Future] = set()
+_outstanding_lock = threading.Lock()
 #: Seconds a result waits for a page that has the document to say it drew it.
 UNDRAWN_WAIT = 10.0
 #: Seconds between two looks at whether such a page has drawn.
@@ -93,8 +97,31 @@ def off_the_loop(compute: Callable[[], T], apply: Callable[[T], None],
         except Exception:  # noqa: BLE001  the session ended meanwhile: nothing to show it on
             pass
 
-    _WORKER.submit(work)
+    _submit(work)
     return True
+
+
+def _submit(work: Callable[[], None]) -> None:
+    future = _WORKER.submit(work)
+    with _outstanding_lock:
+        _outstanding.add(future)
+    future.add_done_callback(_forget)
+
+
+def _forget(future: Future) -> None:
+    with _outstanding_lock:
+        _outstanding.discard(future)
+
+
+def settle(timeout: float = 30.0) -> None:
+    """Drop the work not started yet and wait (at most `timeout` seconds) for the work under way:
+    a server does this before it closes its index, which that work reads (a lake-mode server
+    stopped during a failure grouping logged its "Connection already closed" as a traceback)."""
+    with _outstanding_lock:
+        outstanding = list(_outstanding)
+    for future in outstanding:
+        future.cancel()
+    wait(outstanding, timeout)
 
 
 def stream_off_the_loop(produce: Callable[[], Iterable[T]], apply: Callable[[T], None],
@@ -148,7 +175,7 @@ def stream_off_the_loop(produce: Callable[[], Iterable[T]], apply: Callable[[T],
             newest[0] = -1  # what was published before the failure is not shown after it
             publish(partial(failed, exc))
 
-    _WORKER.submit(work)
+    _submit(work)
     return True
 
 
