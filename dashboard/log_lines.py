@@ -23,10 +23,11 @@ def split_lines(data: bytes) -> tuple[pa.LargeStringArray, int]:
 
     Invalid UTF-8 is replaced, CRLF endings become LF, and an over-long line is cut.
     """
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        data = data.decode("utf-8", "replace").encode("utf-8")  # a newline is never inside a sequence
+    if not data.isascii():  # (ASCII is UTF-8: a check many times faster than decoding)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            data = data.decode("utf-8", "replace").encode("utf-8")  # a newline is never inside a sequence
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n")
     newlines = newline_positions(data)

@@ -57,11 +57,17 @@ def visible(text: str) -> str:
 
 def visible_array(texts: pa.Array) -> pa.Array:
     """`visible` of every line, null where a line shows as stored (most lines: no copy)."""
-    special = pc.match_substring_regex(texts, SPECIAL)
-    if not pc.any(special).as_py():
+    # Most lines are printable ASCII, which holds nothing to look for: that check takes an eighth
+    # of the regular expression's time (the ingest's slowest step on plain logs).
+    unusual = pc.invert(pc.ascii_is_printable(texts))
+    if not pc.any(unusual).as_py():
+        return pa.nulls(len(texts), pa.large_string())
+    special = pc.replace_with_mask(pa.array(np.zeros(len(texts), dtype=bool)), unusual,
+                                   pc.match_substring_regex(texts.filter(unusual), SPECIAL))
+    if not pc.any(special).as_py():  # (tabs, say, or letters beyond ASCII)
         return pa.nulls(len(texts), pa.large_string())
     stripped = pc.if_else(special, pc.replace_substring_regex(texts, SEQUENCE, ""), None)
-    moves = pc.fill_null(pc.match_substring_regex(texts, r"[\r\x08]"), False)
+    moves = pc.fill_null(pc.or_(pc.match_substring(texts, "\r"), pc.match_substring(texts, "\x08")), False)
     if pc.any(moves).as_py():  # rare: overwrites resolved in Python
         rows = np.flatnonzero(moves.to_numpy(zero_copy_only=False))
         stripped = pc.replace_with_mask(stripped, moves, pa.array(

@@ -3,6 +3,7 @@ over committed fixtures (real tools captured under `script`, and hand-written se
 
 from __future__ import annotations
 
+import random
 import json
 import shlex
 import subprocess
@@ -165,3 +166,19 @@ def test_log_emphasis_is_a_setting_of_panel_serve_yaml(tmp_path):
     with pytest.raises(ConfigError, match=r"log_emphasis.error: '\(unclosed' is not a regular expression"):
         load_config(settings)
     assert load_config(Path(__file__).parents[1] / "panel_serve.yaml").log_emphasis == Emphasis()
+
+
+def test_the_visible_text_of_many_lines_at_once_is_each_line_s():
+    """visible_array (the ingest's, over a chunk of lines) looks closer only at lines that are not
+    printable ASCII: whatever the mix, each line comes out as `visible` says, null when unchanged."""
+    pieces = ["plain words", "\ttabbed", "naïve café", "\x1b[1;31mred\x1b[0m", "del\x7f", "c1\x9b here",
+              "bar 10%\rbar 100%", "back\x08\x08ck", "\x1b]8;;https://x.example\x1b\\link\x1b]8;;\x1b\\", "  "]
+    rng = random.Random(3)
+    lines = ["".join(rng.choice(pieces) for _ in range(rng.randrange(1, 4))) for _ in range(2000)]
+    lines[::7] = ["only printable ascii"] * len(lines[::7])
+    stored = terminal.visible_array(pa.array(lines, pa.large_string())).to_pylist()
+    for raw, kept in zip(lines, stored):
+        assert (raw if kept is None else kept) == terminal.visible(raw)
+        assert (kept is None) == (terminal._SPECIAL.search(raw) is None)
+    plain = terminal.visible_array(pa.array(["a", "b\tc", "é"], pa.large_string()))
+    assert plain.null_count == 3
