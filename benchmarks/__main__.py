@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
                         "20,000,000, the issue's size; --quick 200,000); its spool is its own, kept in DIR/fleet")
     parser.add_argument("--scaling-runs", type=int, nargs="+", help="the sizes the scaling section measures, in "
                         "runs (default: 100000 1000000 10000000; --quick 1000 10000); each kept in DIR/scaling-N")
+    parser.add_argument("--lake-runs", type=int, help="runs of the lake section's dataset (default: 100,000, with "
+                        "2M log lines; 1000000 for the shared dataset's size, about 25 minutes)")
     parser.add_argument("--graph-screenshot", type=Path, help="save a screenshot of the graph page here")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         if "scaling" in args.only:
             rows += scaling.figures(folder, args.quick, tuple(args.scaling_runs or ()))
         if "lake" in args.only:
-            rows += lake.figures(folder, sizes)
+            rows += lake.figures(folder, sizes, args.lake_runs)
     command = "python -m benchmarks" + (" --quick" if args.quick else "")
     print(f"{command}: {sizes.runs:,} runs, {sizes.log_lines:,} log lines ({sizes.big_run_lines:,} in one run), "
           f"{sizes.graph_tasks:,}-task graph; {dt.date.today().isoformat()}, {platform.system()} "

@@ -1,8 +1,9 @@
 """Lake mode side by side with local mode, in one run, on a throwaway PostgreSQL 15 (tests/postgres.py).
 
 The data is data.py's (runs over 7 days, one big run's log, 1,000-line logs of other runs) at a
-size of its own: LAKE_FULL (100,000 runs, 2,000,000 lines; shipping the shared 1M-run dataset would
-take longer than the whole table) or LAKE_QUICK. Each figure's baseline is local mode:
+size of its own: LAKE_FULL (100,000 runs, 2,000,000 lines; shipping the shared 1M-run dataset
+takes longer than the rest of the table: `--lake-runs 1000000` does) or LAKE_QUICK. Each figure's
+baseline is local mode:
 
 1. ship throughput: a real `taskdash ship` of the spool into a new lake, from its start to its
    "caught up" (lines and runs a second), against `Ingestor.catch_up` of the same spool into a new
@@ -61,8 +62,14 @@ HOST_RUNS = {"lake-full": (10_000, 100), "lake-quick": (200, 20)}
 WINDOW = dt.timedelta(days=6)
 
 
-def lake_sizes(sizes: Sizes) -> Sizes:
-    return LAKE_QUICK if sizes.name == QUICK.name else LAKE_FULL
+def lake_sizes(sizes: Sizes, runs: int | None = None) -> Sizes:
+    """The lake's sizes; `runs` (--lake-runs) scales the full size's: 20 log lines a run, the big
+    run's log 2 lines a run (1,000,000: the shared dataset's sizes, about 25 minutes here)."""
+    if sizes.name == QUICK.name:
+        return LAKE_QUICK
+    if runs is None or runs == LAKE_FULL.runs:
+        return LAKE_FULL
+    return replace(LAKE_FULL, name=f"lake-{runs}", runs=runs, log_lines=20 * runs, big_run_lines=2 * runs)
 
 
 class Shipping:
@@ -185,7 +192,7 @@ def ship_figures(spool: Path, lakes: Lakes, sizes: Sizes, folder: Path) -> tuple
     rows.append(timing_row("  of which its start until it ships (Python, DuckDB, the lake attached)", startups, None,
                            "", None, None, None))
 
-    host_runs, host_lines = HOST_RUNS[sizes.name]
+    host_runs, host_lines = HOST_RUNS.get(sizes.name, HOST_RUNS["lake-full"])
     spools = {host: folder / "hosts" / host / "spool" for host in HOSTS}
     if not all((spool / "events").is_dir() for spool in spools.values()):
         say(f"lake: writing {len(HOSTS)} host spools of {host_runs:,} runs × {host_lines} lines...")
@@ -370,7 +377,7 @@ def skipped(reason: str) -> list[Row]:
     return [(f"lake mode: skipped ({reason})", "", "", "", "", "")]
 
 
-def figures(folder: Path, sizes: Sizes) -> list[Row]:
+def figures(folder: Path, sizes: Sizes, runs: int | None = None) -> list[Row]:
     from postgres import PostgresServer, postgres_bin
 
     from dashboard.lake import PASSWORD_ENV, LakeError, extension_files
@@ -382,7 +389,7 @@ def figures(folder: Path, sizes: Sizes) -> list[Row]:
         extension_files()
     except LakeError as exc:
         return skipped(str(exc))
-    own = lake_sizes(sizes)
+    own = lake_sizes(sizes, runs)
     folder = folder / own.name
     began = time.monotonic()
     say(f"lake: the dataset ({own.runs:,} runs, {own.log_lines:,} log lines)...")

@@ -497,7 +497,7 @@ def fleet_search_progress(index: Index, text: str, run_filter: RunFilter = RunFi
             ORDER BY r.trigger_time DESC, r.run_id""", params).fetchall()
     wanted, hits = int(offset) + int(limit), []
     lines_total = sum(int(run[6]) for run in candidates)
-    searched = lines_searched = 0
+    searched = lines_searched = chunks = 0
     chunk_lines = SEARCH_FIRST_CHUNK_LINES
 
     def progress(done: bool, runs_searched: int | None = None, lines: int | None = None) -> SearchProgress:
@@ -507,8 +507,9 @@ def fleet_search_progress(index: Index, text: str, run_filter: RunFilter = RunFi
 
     yield progress(not candidates or wanted <= 0)
     while searched < len(candidates) and len(hits) < wanted:
-        sweep = _sweep(index, candidates[searched:], match, chunk_lines) if searched else None
-        if sweep is not None:  # (not before the first chunk: it answers soon, whatever the rest holds)
+        # Once, after the first chunk (which answers soon, whatever the rest holds): sweep the rest?
+        sweep = _sweep(index, candidates[searched:], match, chunk_lines) if chunks == 1 else None
+        if sweep is not None:
             runs_before, lines_before, reported = searched, lines_searched, 0
             for settled, runs_read, lines_read in sweep:
                 for run in settled:
@@ -534,7 +535,7 @@ def fleet_search_progress(index: Index, text: str, run_filter: RunFilter = RunFi
                 hits.append(hit)
                 if len(hits) >= wanted:
                     break
-        searched, lines_searched = searched + len(chunk), lines_searched + size
+        searched, lines_searched, chunks = searched + len(chunk), lines_searched + size, chunks + 1
         chunk_lines = min(2 * chunk_lines, SEARCH_CHUNK_MAX_LINES)
         yield progress(searched >= len(candidates) or len(hits) >= wanted)
 

@@ -25,9 +25,9 @@ Outside a server session (a notebook, a test building a view by itself) it all r
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from functools import partial
 from typing import TypeVar
