@@ -25,7 +25,8 @@ from .lake import CATALOG, LAKE, LakeError, LakeUnreachable, current_snapshot
 
 log = logging.getLogger(__name__)
 
-#: How often the catalog is asked for its latest snapshot (seconds).
+#: How often the catalog is asked for its latest snapshot (seconds): a new line waits half of it on
+#: average before it is looked for; an idle server's looks cost 6.5 % of a core (0.05 s: 9 %).
 POLL_SECONDS = 0.1
 #: How often a lake that could not be attached is tried again (seconds).
 ATTACH_RETRY_SECONDS = 2.0
