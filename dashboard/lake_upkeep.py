@@ -47,12 +47,10 @@ KEEP_SNAPSHOTS_SECONDS = 600.0
 #: Files no snapshot needs any more are removed once they have been unneeded this long: a query
 #: or a host's commit that began before still reads them (0 s broke a commit under way).
 KEEP_FILES_SECONDS = 600.0
-#: A round merges a table's files smaller than this once it has MERGE_SMALL_FILES of them (each
-#: round's flush adds one); once a table has MERGE_ALL_FILES files, all those under DuckLake's
-#: target file size (512 MB) too. A table then keeps fewer than MERGE_ALL_FILES files plus one
-#: per 512 MB.
+#: Each round merges the files smaller than this; once a table has MERGE_ALL_FILES files, all
+#: those under DuckLake's target file size (512 MB) too. A table then keeps fewer than
+#: MERGE_ALL_FILES files plus one per 512 MB.
 SMALL_FILE_BYTES = 16 * 1024 * 1024
-MERGE_SMALL_FILES = 8
 MERGE_ALL_FILES = 32
 
 
@@ -129,11 +127,6 @@ class LakeUpkeep:
             done.steps[name] = round(time.time() - began, 3)
             return rows
 
-        with index.cursor() as cur:  # counted before the lock: the hosts' commits wait while it is held
-            files = file_counts(cur)
-        # (+ 1: the file this round's flush adds)
-        crowded = [table for table, (_, small) in files.items() if small + 1 >= MERGE_SMALL_FILES]
-        many = max((count for count, _ in files.values()), default=0) + 1 >= MERGE_ALL_FILES
         began = time.time()
         with holding_writes_lock(self._lock_conn, exclusive=True):  # no host commits meanwhile
             done.steps["wait"] = round(time.time() - began, 3)
@@ -141,14 +134,12 @@ class LakeUpkeep:
             done.flushed_rows = sum(row[-1] for row in step("flush", "CALL ducklake_flush_inlined_data('{lake}')"))
             # Small files only: a merge of every file rewrites the table's big ones too, each round
             # (an 80 MB file with 10 small ones: 0.53 s, against 0.02 s for the small ones alone).
-            # And only once a table has a few: merging each round's flushed file into the others
-            # (up to 16 MB rewritten) held every host's commits 0.3-1 s every 5 s at 100k runs.
-            for table in crowded:
-                done.merged_files += sum(row[2] for row in step(
-                    f"merge {table}", "CALL ducklake_merge_adjacent_files('{lake}', ?, max_file_size => ?)",
-                    [table, SMALL_FILE_BYTES]))
+            done.merged_files = sum(row[2] for row in step(
+                "merge", "CALL ducklake_merge_adjacent_files('{lake}', max_file_size => ?)", [SMALL_FILE_BYTES]))
             done.rewritten_files = sum(row[2] for row in step("rewrite",
                                                               "CALL ducklake_rewrite_data_files('{lake}')"))
+            with index.cursor() as cur:
+                many = max(data_files(cur).values(), default=0) >= MERGE_ALL_FILES
             if many:  # the small merges' files (each SMALL_FILE_BYTES or more) into files of DuckLake's target size
                 done.merged_files += sum(row[2] for row in step(
                     "merge_all", "CALL ducklake_merge_adjacent_files('{lake}')"))
@@ -165,7 +156,7 @@ class LakeUpkeep:
         done.removed_files = len(step("cleanup", "SELECT path FROM ducklake_cleanup_old_files('{lake}', "
                                       "older_than => now() - to_seconds(?::DOUBLE))", [self.keep_files_seconds]))
         with index.cursor() as cur:
-            done.files = {table: count for table, (count, _) in file_counts(cur).items()}
+            done.files = data_files(cur)
 
     @staticmethod
     def _call(cur, sql: str, params: list | None = None) -> list[tuple]:
@@ -217,11 +208,9 @@ class LakeUpkeep:
                 log.info("lake upkeep: %s", done)
 
 
-def file_counts(cur) -> dict[str, tuple[int, int]]:
-    """The lake's data files now, per table (what compaction keeps few), and of them those smaller
-    than SMALL_FILE_BYTES (what a round merges)."""
+def data_files(cur) -> dict[str, int]:
+    """The lake's data files now, per table (what compaction keeps few)."""
     tables = [name for (name,) in cur.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [LAKE]).fetchall()]
-    return {table: cur.execute(f"SELECT count(*), count(*) FILTER (data_file_size_bytes < ?) "
-                               f"FROM ducklake_list_files('{LAKE}', ?)", [SMALL_FILE_BYTES, table]).fetchone()
+    return {table: cur.execute(f"SELECT count(*) FROM ducklake_list_files('{LAKE}', ?)", [table]).fetchone()[0]
             for table in tables}
