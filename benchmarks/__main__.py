@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scaling-runs", type=int, nargs="+", help="the sizes the scaling section measures, in "
                         "runs (default: 100000 1000000 10000000; --quick 1000 10000); each kept in DIR/scaling-N")
     parser.add_argument("--lake-runs", type=int, help="runs of the lake section's dataset (default: 100,000, with "
-                        "2M log lines; 1000000 for the shared dataset's size, about 25 minutes)")
+                        "2M log lines; 1000000 for the shared dataset's size, about 20 minutes)")
     parser.add_argument("--graph-screenshot", type=Path, help="save a screenshot of the graph page here")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL

@@ -64,7 +64,7 @@ WINDOW = dt.timedelta(days=6)
 
 def lake_sizes(sizes: Sizes, runs: int | None = None) -> Sizes:
     """The lake's sizes; `runs` (--lake-runs) scales the full size's: 20 log lines a run, the big
-    run's log 2 lines a run (1,000,000: the shared dataset's sizes, about 25 minutes here)."""
+    run's log 2 lines a run (1,000,000: the shared dataset's sizes, about 20 minutes here)."""
     if sizes.name == QUICK.name:
         return LAKE_QUICK
     if runs is None or runs == LAKE_FULL.runs:
