@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .formatting import duration_seconds, plain
-from .queries import log_id_of
 
 #: At most this many lines of each log are compared.
 MAX_DIFF_LINES = 2_000_000
@@ -67,7 +66,7 @@ def line_hashes(index, logs: list[tuple[str, str]], ignore_masked: bool = False)
     text = "coalesce(visible, text)"
     key = f"regexp_replace({text}, '{VARYING}', '#', 'g')" if ignore_masked else text
     with index.cursor() as cur:
-        ids = [log_id_of(cur, run_id, stream) for run_id, stream in logs]
+        ids = [index.log_id(cur, run_id, stream) for run_id, stream in logs]
         known = [log_id for log_id in ids if log_id is not None]
         result = cur.execute(
             f"SELECT log_id, hash({key}) AS h FROM log_text WHERE log_id IN ({', '.join('?' * len(known))}) "

@@ -39,6 +39,9 @@ CONFLICT_RETRIES = 30
 #: With a retention, the runs past it are looked for this often (seconds), and at the start.
 RETENTION_SECONDS = 3600.0
 
+#: The log ids an index remembers (see Index.log_id); past this many it starts again.
+LOG_IDS_KEPT = 100_000
+
 #: A private index lives in <temp>/taskdash-index-<pid>-<random>/: a killed process cannot
 #: remove its own, so the next process that needs one removes those of processes gone.
 PRIVATE_PREFIX = "taskdash-index-"
@@ -133,6 +136,8 @@ class Index:
         self.created = self.path is not None and not self.path.exists()
         #: Raised after every write that changes what a query can answer (see queries.shared_per_version).
         self.version = 0
+        #: (run_id, stream) -> its log_id, as read once (see log_id).
+        self._log_ids: dict[tuple[str, str], int] = {}
         self._write_lock = threading.Lock()
         try:
             self._open()
@@ -209,6 +214,7 @@ class Index:
             log.warning(self.rebuilt_reason)
             self.rebuilt_while_running, self.corruption = True, None
             self.generation += 1
+            self.forget_log_ids()
             self._open()
             self.version += 1
 
@@ -362,6 +368,7 @@ class Index:
                 if table != "meta":
                     cur.execute(f"DELETE FROM {table}")
             cur.execute("COMMIT")
+            self.forget_log_ids()
             self.version += 1
             if self.lake is None:
                 cur.execute("CHECKPOINT")
@@ -412,6 +419,7 @@ class Index:
                 except BaseException:
                     _rollback(cur)
                     raise
+                self.forget_log_ids()
                 self.version += 1
             return dropped
 
@@ -442,6 +450,25 @@ class Index:
                 cur.execute("CHECKPOINT")
 
     # ---- queries ---------------------------------------------------------------------
+
+    def log_id(self, cur, run_id: str, stream: str) -> int | None:
+        """The id of a run's stream in log_text (a constant filter there skips whole row groups), or
+        None if it has no lines yet. Read once, then remembered: a stream keeps its id until its run is
+        deleted (a lake statement costs 10-20 ms of catalog reads, a followed log asks at every delivery)."""
+        key = (run_id, stream)
+        log_id = self._log_ids.get(key)
+        if log_id is None:
+            row = cur.execute("SELECT log_id FROM log_streams WHERE run_id = ? AND stream = ?", [run_id, stream]).fetchone()
+            if row is None:
+                return None
+            if len(self._log_ids) >= LOG_IDS_KEPT:
+                self._log_ids.clear()
+            log_id = self._log_ids[key] = row[0]
+        return log_id
+
+    def forget_log_ids(self) -> None:
+        """Runs were deleted (retention, a cleared or rebuilt index): their ids may be given again."""
+        self._log_ids = {}
 
     def query(self, sql: str, params: list | tuple = ()) -> pd.DataFrame:
         """Run a parameterised query and return its rows as a DataFrame."""

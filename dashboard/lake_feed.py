@@ -71,6 +71,8 @@ class LakeFeed:
                 return None
             change = changes_between(cur, self.snapshot + 1, latest)
         self.snapshot = latest
+        if change.many_runs:  # runs may have been deleted (a host's retention): their log ids given again
+            self.index.forget_log_ids()
         self.index.version += 1  # queries shared per version are asked again
         self.health.errors_recorded += change.errors
         if self.hub is not None:

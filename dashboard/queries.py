@@ -397,12 +397,6 @@ def log_line_counts(index: Index, run_id: str) -> dict[str, int]:
     return {"stdout": 0, "stderr": 0} | dict(rows)
 
 
-def log_id_of(cur, run_id: str, stream: str) -> int | None:
-    """The id of a run's stream in log_text (a constant filter there skips whole row groups)."""
-    row = cur.execute("SELECT log_id FROM log_streams WHERE run_id = ? AND stream = ?", [run_id, stream]).fetchone()
-    return row[0] if row else None
-
-
 LOG_PAGE_LINES = 500
 
 
@@ -422,7 +416,7 @@ def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int
     with index.cursor() as cur:
         return cur.execute(f"SELECT {', '.join(columns)} FROM log_text WHERE log_id = ? AND line_no >= ? "
                            "AND line_no < ? ORDER BY line_no",
-                           [*params, log_id_of(cur, run_id, stream), int(first_line),
+                           [*params, index.log_id(cur, run_id, stream), int(first_line),
                             int(first_line) + int(count)]).df()
 
 
@@ -443,7 +437,7 @@ def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndar
     match, params = text_match(text)
     with index.cursor() as cur:
         result = cur.execute(f"SELECT line_no FROM log_text WHERE log_id = ? AND {match} ORDER BY line_no",
-                             [log_id_of(cur, run_id, stream), *params]).fetchnumpy()
+                             [index.log_id(cur, run_id, stream), *params]).fetchnumpy()
     return np.asarray(result["line_no"], dtype=np.int64)
 
 
@@ -665,7 +659,7 @@ def next_line_matching(index: Index, run_id: str, stream: str, pattern: str, aft
     forward = direction >= 0
     where, order = (">", "ASC") if forward else ("<", "DESC")
     with index.cursor() as cur:
-        log_id = log_id_of(cur, run_id, stream)
+        log_id = index.log_id(cur, run_id, stream)
         for start in (int(after), 0 if forward else 2**62):  # then wrap around
             row = cur.execute(
                 f"SELECT line_no FROM log_text WHERE log_id = ? AND line_no {where} ? "

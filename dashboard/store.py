@@ -3,7 +3,7 @@
 A `Store` answers queries over the index, lets a view subscribe to the live feed, makes the
 links between pages and says how the ingest is doing. It has no writer: the process's
 services (`dashboard.services`) own the ingestor and build the store over the same index and
-hub. `queries` functions take a store wherever they take an index (it has `query`, `cursor`
+hub. `queries` functions take a store wherever they take an index (it has `query`, `cursor`, `log_id`
 and `version`).
 """
 
@@ -142,6 +142,10 @@ class Store:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for use in one thread (use with `with`)."""
         return self.index.cursor()
+
+    def log_id(self, cur, run_id: str, stream: str) -> int | None:
+        """The id of a run's stream in log_text (see Index.log_id)."""
+        return self.index.log_id(cur, run_id, stream)
 
     @property
     def version(self) -> int:

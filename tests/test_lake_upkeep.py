@@ -20,6 +20,7 @@ from builders import write_host_spool
 from helpers import wait_until
 from test_lake import index_state, local_state
 
+from dashboard import queries
 from dashboard.changes import Change
 from dashboard.config import Config, ConfigError, load_config
 from dashboard.hub import Hub
@@ -253,6 +254,40 @@ def test_retention_drops_old_runs_with_their_logs_and_keeps_recent_ones(tmp_path
         assert Ingestor(index, spool).catch_up()["events"] == 0  # the spool is not read again
     finally:
         index.close()
+
+
+@pytest.mark.parametrize("mode", ["local", pytest.param("lake", marks=pytest.mark.lake)])
+def test_a_log_read_before_retention_dropped_its_run_never_shows_a_later_run_s_lines(mode, request, tmp_path):
+    # An index remembers a stream's id once read; a stream numbered after retention may be given it
+    # again (ids are the highest so far plus one), so the dropped run's log must read as empty.
+    spool = tmp_path / "spool"
+    (old,) = write_old_runs(spool, 1)
+    if mode == "lake":
+        lake = request.getfixturevalue("lake")
+        writer, reader = Index(None, lake=lake, host="a"), Index(None, lake=lake)
+    else:
+        writer = reader = Index(None)
+    feed = LakeFeed(reader, None) if mode == "lake" else None
+    ingestor = Ingestor(writer, spool, retention_days=30)
+    try:
+        if feed is not None:
+            feed.poll()  # the first look notes the snapshot
+        ingestor.catch_up()
+        if feed is not None:
+            feed.poll()
+        assert len(queries.log_page(reader, old, "stdout", 1)) == 5
+        assert ingestor.apply_retention() == 1
+        write_host_spool(spool, "a", range(1), lines=3)  # a-0000: stdout and stderr, numbered anew
+        ingestor.catch_up()
+        if feed is not None:
+            assert feed.poll().many_runs  # a run was deleted: pages read again
+        assert queries.log_page(reader, old, "stdout", 1).empty
+        assert list(queries.log_page(reader, "a-0000", "stdout", 1)["text"]) == [f"a run 0 line {k} ok" for k in range(3)]
+        assert list(queries.log_page(reader, "a-0000", "stderr", 1)["text"]) == ["a run 0: a warning"]
+    finally:
+        writer.close()
+        if reader is not writer:
+            reader.close()
 
 
 def test_retention_is_a_setting_of_the_index(tmp_path):
