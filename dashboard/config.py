@@ -251,6 +251,7 @@ class Config:
         "timeline": "/timeline", "compare": "/compare"})
     rescan_seconds: float = 30.0
     push_min_interval_seconds: float = 0.25
+    log_push_min_interval_seconds: float = 0.1
     threads: int = 4
     access: Access = field(default_factory=Access)
     log_emphasis: Emphasis = field(default_factory=Emphasis)
@@ -362,7 +363,11 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{source}: relative_times must be true or false")
     try:
         config = Config(**values, source=source)
-        int(config.port), float(config.rescan_seconds), float(config.push_min_interval_seconds)
+        int(config.port)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    for name in ("rescan_seconds", "push_min_interval_seconds", "log_push_min_interval_seconds"):
+        seconds = getattr(config, name)
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+            raise ConfigError(f"{source}: refresh.{name} must be a number of seconds, not {seconds!r}")
     return config

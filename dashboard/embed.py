@@ -66,7 +66,8 @@ class NotebookStore(Store):
         """One run's log viewer; `view` presets page, line, follow or search."""
         from .components.log_viewer import LogViewer
 
-        return self._follow(lambda: LogViewer(store=self, run_id=run_id, stream=stream, **view))
+        return self._follow(lambda: LogViewer(store=self, run_id=run_id, stream=stream, **view),
+                            min_interval=self.log_push_min_interval)
 
     def run_detail(self, run_id: str, stream: str = "stdout") -> pn.viewable.Viewable:
         """One run's details card, lifecycle timeline and log viewer."""

@@ -186,6 +186,11 @@ class Store:
         """The shortest time between two live updates of one view, in seconds."""
         return self.config.push_min_interval_seconds
 
+    @property
+    def log_push_min_interval(self) -> float:
+        """The shortest time between two live updates of a run's page and its log viewer, in seconds."""
+        return self.config.log_push_min_interval_seconds
+
     def log_chunks(self, run_id: str, stream: str) -> Iterator[bytes]:
         """The bytes of a run's stream as its process wrote them (see log_file_chunks). In lake mode
         the run's spool is on another host: its indexed lines instead (invalid UTF-8 replaced)."""

@@ -9,6 +9,7 @@ from helpers import wait_until
 from dashboard import open_store
 from dashboard.components.log_viewer import LogLines, LogViewer
 from dashboard.components.run_card import RunCard
+from dashboard.config import Config, ConfigError, load_config
 from dashboard.spool import SpoolWriter
 
 
@@ -50,3 +51,21 @@ def test_compare_is_the_pages_view_and_diffs_again_as_a_run_writes(tmp_path):
         wait_until(lambda: "Difference 1 of 1</b>: A&#x27;s line 1 is not in B" in later.position.object, timeout=30,
                    message="r-3 compared")  # r-3 has no lines yet
         assert later.problem is None and later.diff_area.visible
+
+
+def test_a_followed_log_is_delivered_more_often_than_other_views_each_as_set(tmp_path, monkeypatch):
+    settings = tmp_path / "panel_serve.yaml"
+    settings.write_text("spool: spool\nrefresh:\n  push_min_interval_seconds: 0.5\n  log_push_min_interval_seconds: 0.05\n")
+    assert Config().log_push_min_interval_seconds < Config().push_min_interval_seconds  # a log's tail is livelier
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    writer.status("r-1", "Build", "RUNNING", agent="a")
+    writer.append_log("r-1", "stdout", "first\n")
+    monkeypatch.chdir(tmp_path)
+    with open_store() as store:
+        wait_until(lambda: store.counts()["log_lines"] == 1, timeout=30, message="the spool indexed")
+        store.runs_grid()
+        store.log_viewer("r-1")
+        assert [delivery.min_interval for delivery in store._subscriptions] == [0.5, 0.05]
+    settings.write_text("refresh:\n  log_push_min_interval_seconds: soon\n")
+    with pytest.raises(ConfigError, match="refresh.log_push_min_interval_seconds must be a number of seconds"):
+        load_config(settings)

@@ -101,7 +101,8 @@ class Delivery:
         self._callback = callback
         self._doc = doc
         self._loop = loop
-        self._min_interval = min_interval
+        #: The least time between two deliveries on a session (seconds).
+        self.min_interval = min_interval
         self._lock = threading.Lock()
         self._pending: Change | None = None
         self._last_delivery = 0.0
@@ -166,7 +167,7 @@ class Delivery:
         if wakeup != self._latest_wakeup:  # a later wake-up took over
             return
         pace = _paces.get(self._doc)
-        too_soon = self._last_delivery + self._min_interval - time.monotonic()
+        too_soon = self._last_delivery + self.min_interval - time.monotonic()
         not_drawn = pace.hold_back(self) if pace is not None else 0.0
         if too_soon > 0 or not_drawn > 0:  # let more changes gather
             self._doc.add_timeout_callback(partial(self._deliver_on_doc, wakeup),

@@ -79,7 +79,7 @@ def page(store: Store):
     except SpoolError as exc:
         return not_found(store, str(exc))
     # One delivery for the card and the log, subscribed before their first query.
-    delivery = live.subscribe(store, min_interval=store.push_min_interval)
+    delivery = live.subscribe(store, min_interval=store.log_push_min_interval)
     card = RunCard(store=store, run_id=run_id)
     if card.run is None:
         return not_found(store, f"The index has no run {run_id!r}. It may not have been ingested yet (this "
