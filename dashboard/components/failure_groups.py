@@ -99,7 +99,7 @@ class FailureGroups(pn.viewable.Viewer):
             except ValueError:  # a filter the grid reports itself
                 return _empty_groups()
 
-        off_the_loop(compute, self._grouped, self._not_grouped)
+        off_the_loop(compute, self._grouped, self._not_grouped, after_first_paint=True)
 
     def _not_grouped(self, exc: BaseException) -> None:
         self.table.object = (f'<p class="td-failures-empty">The failures could not be grouped: '

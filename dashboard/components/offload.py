@@ -61,9 +61,10 @@ def off_the_loop(compute: Callable[[], T], apply: Callable[[T], None],
     loop, under its document's lock, if the session still exists. `failed(exc)` (on the loop) is
     told when `compute` raises. Returns whether the work went to the worker.
 
-    `after_first_paint`: for a part below the fold. Its result is not put into a page no browser
-    has drawn yet (it would make the browser's first paint wait for it), but applied once one
-    has, or after UNDRAWN_WAIT seconds.
+    `after_first_paint`: for a part below the fold. Its work starts once a browser has drawn the
+    page, or after UNDRAWN_WAIT seconds: it takes no core from the first paint (a new lake-mode
+    server's failure signatures made its first page 0.7 s later), and its result, put into a page
+    no browser has drawn yet, would make that paint wait for it.
     """
     doc = state.curdoc
     if doc is None or doc.session_context is None:
@@ -97,7 +98,10 @@ def off_the_loop(compute: Callable[[], T], apply: Callable[[T], None],
         except Exception:  # noqa: BLE001  the session ended meanwhile: nothing to show it on
             pass
 
-    _submit(work)
+    if after_first_paint:
+        doc.add_next_tick_callback(partial(_when_drawn, doc, partial(_submit, work), True))
+    else:
+        _submit(work)
     return True
 
 
