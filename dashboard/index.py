@@ -455,19 +455,20 @@ class Index:
         """The id of a run's stream in log_text (a constant filter there skips whole row groups), or
         None if it has no lines yet. Read once, then remembered: a stream keeps its id until its run is
         deleted (a lake statement costs 10-20 ms of catalog reads, a followed log asks at every delivery)."""
-        key = (run_id, stream)
-        log_id = self._log_ids.get(key)
+        key, known = (run_id, stream), self._log_ids  # an id read while they are forgotten is not kept
+        log_id = known.get(key)
         if log_id is None:
             row = cur.execute("SELECT log_id FROM log_streams WHERE run_id = ? AND stream = ?", [run_id, stream]).fetchone()
             if row is None:
                 return None
-            if len(self._log_ids) >= LOG_IDS_KEPT:
-                self._log_ids.clear()
-            log_id = self._log_ids[key] = row[0]
+            if len(known) >= LOG_IDS_KEPT:
+                known.clear()
+            log_id = known[key] = row[0]
         return log_id
 
     def forget_log_ids(self) -> None:
-        """Runs were deleted (retention, a cleared or rebuilt index): their ids may be given again."""
+        """Runs were deleted (retention, a cleared or rebuilt index): their ids may be given again.
+        (A new dict: a lookup that began before keeps what it read in the old one.)"""
         self._log_ids = {}
 
     def query(self, sql: str, params: list | tuple = ()) -> pd.DataFrame:
