@@ -139,10 +139,11 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def settle(process: psutil.Process, quiet_percent: float = 3.0, timeout: float = 120.0) -> None:
-    """Wait until the server has been idle for two seconds in a row."""
+def settle(process: psutil.Process, quiet_percent: float = 3.0, timeout: float = 120.0,
+           not_before: float = 0.0) -> None:
+    """Wait until the server has been idle for two seconds in a row (and `not_before`, a monotonic time, has passed)."""
     deadline, quiet = time.monotonic() + timeout, 0
-    while time.monotonic() < deadline and quiet < 4:
+    while time.monotonic() < deadline and (quiet < 4 or time.monotonic() < not_before):
         quiet = quiet + 1 if process.cpu_percent(interval=0.5) < quiet_percent else 0
 
 
