@@ -26,7 +26,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pytest
+from bokeh.document import Document
 from helpers import wait_until
+from panel.io.state import set_curdoc
 from playwright.sync_api import Page, expect
 from serving import served_in_process
 
@@ -379,9 +381,12 @@ def timed(call):
 
 
 def tasks_view(index: Index, spool: Path, **query) -> tuple[DependencyGraph, TasksTable]:
-    """The /tasks page's own graph and table on this index (no browser, no server: built at once)."""
+    """The /tasks page's own graph and table on this index (no browser, no server: built at once).
+    Under a document of their own: a session document of an earlier test left as Bokeh's current
+    one would send their work to the worker, to be shown on that session once drawn."""
     store = Store(index, Hub(), Config(spool=spool, index=index.path))
-    return DependencyGraph(store=store, **query), TasksTable(store=store, **query)
+    with set_curdoc(Document()):
+        return DependencyGraph(store=store, **query), TasksTable(store=store, **query)
 
 
 def check_bulk_runs(index: Index, spool: Path, written: Written) -> str:
