@@ -382,8 +382,9 @@ def timed(call):
 
 def tasks_view(index: Index, spool: Path, **query) -> tuple[DependencyGraph, TasksTable]:
     """The /tasks page's own graph and table on this index (no browser, no server: built at once).
-    Under a document of their own: a session document of an earlier test left as Bokeh's current
-    one would send their work to the worker, to be shown on that session once drawn."""
+    Under a document of their own: Bokeh's current document is global, and a threaded server of an
+    earlier test in a session callback would make its session's document theirs (their work handed
+    to that session, to be shown there once drawn)."""
     store = Store(index, Hub(), Config(spool=spool, index=index.path))
     with set_curdoc(Document()):
         return DependencyGraph(store=store, **query), TasksTable(store=store, **query)
