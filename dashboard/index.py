@@ -348,7 +348,13 @@ class Index:
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of the shared connection, for use in one thread (use with `with`)."""
-        cursor = self._conn.cursor()
+        try:
+            cursor = self._conn.cursor()
+        except duckdb.ConnectionException:
+            # Closed by a rebuild or a reopen under way (a run's page built then failed with
+            # "Connection already closed"): its new connection is there once they let go.
+            with self._write_lock:
+                cursor = self._conn.cursor()
         if self.lake is not None:  # each cursor is a connection of its own, on the memory database
             cursor.execute(f"USE {lakes.LAKE}")
         return _Cursor(self, cursor)

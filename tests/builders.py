@@ -53,7 +53,8 @@ def write_event_spool(spool: Path, runs: int, files: int = 4, seed: int = 1) -> 
     rng = random.Random(seed)
     folder = events_dir(spool)
     folder.mkdir(parents=True, exist_ok=True)
-    start = dt.datetime(2026, 11, 28)
+    # Two days back from today's midnight: inside a page's widest range (7d) whatever the date.
+    start = utcnow().replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=2)
     handles = [open(folder / f"bench-{i}.jsonl", "w", encoding="utf-8") for i in range(files)]
     count = 0
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import linecache
 import os
 import pwd
 import random
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import duckdb
@@ -266,6 +268,52 @@ def test_a_query_that_met_the_damage_before_the_rebuild_does_not_start_another(t
         index.noticed_corruption(damage.value, index.generation)  # the new file's own damage is news
         assert index.corruption is not None
     finally:
+        index.close()
+
+
+def test_a_query_asked_while_the_rebuild_has_the_old_file_closed_waits_for_the_new_one(tmp_path, monkeypatch):
+    """A run's page built in that moment failed with "Connection already closed" (seen in the
+    Chromium test of a damaged index): its query now runs on the new index."""
+    spool, counts = indexed_spool(tmp_path)
+    index = Index(tmp_path / "index.duckdb")
+    closed, go, answers = threading.Event(), threading.Event(), []
+    move_aside = Index._move_aside
+
+    def held_move_aside(self):  # the rebuild, with the old connection closed and the new one not open
+        closed.set()
+        assert go.wait(60)
+        return move_aside(self)
+
+    def reader() -> None:
+        try:
+            answers.append(index.query("SELECT count(*) AS n FROM runs")["n"][0])
+        except Exception as exc:  # noqa: BLE001
+            answers.append(exc)
+
+    monkeypatch.setattr(Index, "_move_aside", held_move_aside)
+    rebuild = threading.Thread(target=index.rebuild)
+    rebuild.start()
+    try:
+        assert closed.wait(60)
+        reading = threading.Thread(target=reader)
+        reading.start()
+
+        def waiting_for_the_rebuild() -> bool:  # the reader waits on the index's write lock
+            frame = sys._current_frames().get(reading.ident)
+            while frame is not None and frame.f_code.co_name != "cursor":
+                frame = frame.f_back
+            return bool(answers) or frame is not None and "_write_lock" in linecache.getline(
+                frame.f_code.co_filename, frame.f_lineno)
+
+        wait_until(waiting_for_the_rebuild, timeout=30, message="the reader to meet the closed index")
+        go.set()
+        reading.join(60)
+        rebuild.join(60)
+        assert answers == [0], "the new index is empty until the ingestor reads the spool into it"
+        assert index.rebuilt_reason and len(list(tmp_path.glob("index.duckdb.corrupt-*"))) == 1
+    finally:
+        go.set()
+        rebuild.join(60)
         index.close()
 
 
