@@ -130,6 +130,14 @@ def search_figures(index: Index, path: Path, repeat: int, heavy: int) -> list[tu
             say(f"warning: {text!r}: DuckDB found {len(matches):,} lines, Python {count:,}")
         rows.append(timing_row(f'count search matches ({label}: "{text}", {len(matches):,} lines): search_matches',
                                times, base, "≤ 100 ms", 100, None, None))
+    # The viewer's next step of a search after 1,000 new lines of a followed stream: only those.
+    label, text = SEARCHES[0]
+    last = queries.log_line_counts(index, BIG_RUN)["stdout"]
+    times, _ = timed(lambda: queries.search_matches(index, BIG_RUN, "stdout", text, from_line=last - 999), repeat)
+    base, _ = timed(lambda: queries.search_matches(index, BIG_RUN, "stdout", text), repeat)
+    rows.append(timing_row(f'search stepped on after 1,000 new lines ({label}: "{text}"): search_matches of '
+                           "the new lines (baseline: the whole stream again, as before 2026-12-05)",
+                           times, base, "report only", None, None, None))
     # Fleet search: which runs printed a rare text, over every run's logs.
     text = SEARCHES[1][1]
     times, found = timed(lambda: queries.fleet_search(index, text), repeat)

@@ -431,13 +431,13 @@ def text_match(text: str, regex: bool = False) -> tuple[str, list]:
     return "contains(lower(coalesce(visible, text)), lower(?))", [text]
 
 
-def search_matches(index: Index, run_id: str, stream: str, text: str) -> np.ndarray:
-    """Every line number of a run's stream whose visible text (see dashboard.terminal) contains
-    `text` (literal, any case), in order."""
+def search_matches(index: Index, run_id: str, stream: str, text: str, from_line: int = 1) -> np.ndarray:
+    """Every line number of a run's stream, from `from_line` on, whose visible text (see
+    dashboard.terminal) contains `text` (literal, any case), in order."""
     match, params = text_match(text)
     with index.cursor() as cur:
-        result = cur.execute(f"SELECT line_no FROM log_text WHERE log_id = ? AND {match} ORDER BY line_no",
-                             [index.log_id(cur, run_id, stream), *params]).fetchnumpy()
+        result = cur.execute(f"SELECT line_no FROM log_text WHERE log_id = ? AND line_no >= ? AND {match} "
+                             "ORDER BY line_no", [index.log_id(cur, run_id, stream), from_line, *params]).fetchnumpy()
     return np.asarray(result["line_no"], dtype=np.int64)
 
 

@@ -3,13 +3,18 @@ query, and what the browser says (it scrolled up, it searched) comes back into t
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
+from dashboard import queries
+from dashboard.changes import Change
 from dashboard.components.log_viewer import PAGE_LINES, LogViewer
 from dashboard.config import Config
 from dashboard.hub import Hub
 from dashboard.index import Index
-from dashboard.ingest import Ingestor
+from dashboard.ingest import QUIET_SECONDS, Ingestor
 from dashboard.spool import SpoolWriter
 from dashboard.store import Store
 
@@ -42,6 +47,12 @@ def viewer(store, monkeypatch):
     monkeypatch.setattr(view, "_rows", lambda first, count, whole=(): view.reads.append(first) or rows(first, count,
                                                                                                          whole))
     return view
+
+
+def make_quiet(path) -> None:
+    """As a file nobody wrote to for a while: its last line without newline is a line."""
+    past = time.time() - QUIET_SECONDS - 1
+    os.utime(path, (past, past))
 
 
 def shown(view) -> tuple[int, int]:
@@ -115,3 +126,35 @@ def test_the_stream_tabs_and_follow_button_are_the_parameters(viewer):
     assert viewer.stream == "stderr"
     viewer.follow_button.value = True
     assert viewer.follow and viewer.view.follow
+
+
+def test_a_search_stepped_on_after_the_stream_grew_reads_only_its_new_lines(tmp_path, monkeypatch):
+    """Enter in a followed 2M-line log searched the whole stream again whenever lines had come
+    (125 ms): now only from the last line searched, which a tail made quiet may have grown."""
+    writer = SpoolWriter(tmp_path / "spool", name="w")
+    writer.status("r-1", "Build", "RUNNING", agent="a")
+    writer.append_log("r-1", "stdout", "".join(f"{'ERROR' if n % 400 == 0 else 'INFO'} line {n}\n"
+                                               for n in range(1, STDOUT_LINES + 1)) + "last: err")
+    log = tmp_path / "spool/logs/r-1/stdout.log"
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, tmp_path / "spool")
+    try:
+        make_quiet(log)
+        ingestor.catch_up()
+        view = LogViewer(store=Store(index, Hub(), Config(spool=tmp_path / "spool")), run_id="r-1")
+        asked = []
+        search = queries.search_matches
+        monkeypatch.setattr(queries, "search_matches", lambda *args, **kwargs: asked.append(
+            kwargs.get("from_line", 1)) or search(*args, **kwargs))
+        view.search = "error"
+        assert view.view.find["total"] == 3 and asked == [1]
+        writer.append_log("r-1", "stdout", "or, at last\n" + "".join(f"error again {n}\n" for n in range(4)))
+        ingestor.catch_up()
+        view.changed(Change(log_lines={("r-1", "stdout"): STDOUT_LINES + 5}))
+        view.view.search_request = {"text": "error", "moves": 1}  # Enter in the browser
+        assert asked == [1, STDOUT_LINES + 1], "from the line that was the tail"
+        assert view.matches.tolist() == search(index, "r-1", "stdout", "error").tolist() == [
+            400, 800, 1200, *range(STDOUT_LINES + 1, STDOUT_LINES + 6)]
+        assert view.view.find == {"text": "error", "current": 800, "index": 2, "total": 8}
+    finally:
+        index.close()

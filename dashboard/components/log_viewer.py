@@ -371,7 +371,13 @@ class LogViewer(LogPosition, pn.viewable.Viewer):
             self.view.find = {}
             return
         if text != self.match_text or self.matches_upto < self.total:
-            self.matches = queries.search_matches(self.index, self.run_id, self.stream, text)
+            if text == self.match_text and self.matches_upto:
+                # The stream grew: only its new lines are searched, from the last one searched
+                # (a last line without newline then may have grown since).
+                self.matches = np.concatenate([self.matches[self.matches < self.matches_upto], queries.search_matches(
+                    self.index, self.run_id, self.stream, text, from_line=self.matches_upto)])
+            else:
+                self.matches = queries.search_matches(self.index, self.run_id, self.stream, text)
             self.matches_upto = self.total
             if text != self.match_text:  # a new search starts from what is on screen
                 anchor = (self.shown_page - 1) * PAGE_LINES + 1
