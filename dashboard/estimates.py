@@ -135,18 +135,42 @@ def running_estimates(index, now: dt.datetime | None = None, runs=None) -> pd.Da
     if runs.empty:
         return _empty()
     found = recent_histories(index, runs["task"])
-    rows = []
-    for run in runs.itertuples():
-        elapsed = max(0.0, (now - run.started).total_seconds())
-        history = history_of(found, run.task, None if pd.isna(run.agent) else run.agent)
-        if history is None:
-            rows.append((run.run_id, run.task, elapsed, pd.NaT, pd.NaT, pd.NaT, False))
-            continue
-        expected, low, high = expected_duration(history, elapsed)
-        rows.append((run.run_id, run.task, elapsed, run.started + dt.timedelta(seconds=expected),
-                     run.started + dt.timedelta(seconds=low), run.started + dt.timedelta(seconds=high),
-                     is_late(history, elapsed)))
-    return pd.DataFrame(rows, columns=_COLUMNS)
+    return pd.DataFrame([(run_id, task, *_estimate(found, task, agent, started, now)) for run_id, task, agent, started
+                         in zip(runs["run_id"], runs["task"], runs["agent"], runs["started"])], columns=_COLUMNS)
+
+
+def page_estimates(index, runs: pd.DataFrame, now: dt.datetime | None = None) -> dict[str, np.ndarray]:
+    """running_estimates' expected_finish, finish_low, finish_high and late for each row of a page
+    of runs (task, agent, status, started, finished), as columns to set on it: NaT and False where
+    a run is not running or has too little history. No frame is built: a live grid asks at every
+    update, and pandas' part of it took longer than the statements (5 of 18 ms)."""
+    now = now or utcnow()
+    columns = {name: np.full(len(runs), np.datetime64("NaT"), dtype="datetime64[ns]")
+               for name in ("expected_finish", "finish_low", "finish_high")}
+    late = np.zeros(len(runs), dtype=bool)
+    running = (runs["status"].isin(UNDER_WAY) & runs["started"].notna() & runs["finished"].isna()).to_numpy()
+    if running.any():
+        picked = runs.loc[running]
+        found = recent_histories(index, picked["task"])
+        for row, task, agent, started in zip(np.flatnonzero(running), picked["task"], picked["agent"],
+                                             picked["started"]):
+            _, *finishes, late[row] = _estimate(found, task, agent, started, now)
+            if finishes[0] is not pd.NaT:
+                for name, value in zip(columns, finishes):
+                    columns[name][row] = value
+    return columns | {"late": late}
+
+
+def _estimate(found: dict, task: str, agent: str | None, started: dt.datetime, now: dt.datetime) -> tuple:
+    """(elapsed seconds, expected finish, low, high, late) of a run of `task` on `agent` started at
+    `started`; NaT and False with too little history."""
+    elapsed = max(0.0, (now - started).total_seconds())
+    history = history_of(found, task, None if pd.isna(agent) else agent)
+    if history is None:
+        return elapsed, pd.NaT, pd.NaT, pd.NaT, False
+    expected, low, high = expected_duration(history, elapsed)
+    return (elapsed, started + dt.timedelta(seconds=expected), started + dt.timedelta(seconds=low),
+            started + dt.timedelta(seconds=high), is_late(history, elapsed))
 
 
 def cycle_end(index, trigger_time: dt.datetime, now: dt.datetime | None = None) -> dt.datetime | None:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .blocking import blocked_and_blocks
-from .estimates import running_estimates
+from .estimates import page_estimates
 from .formatting import utcnow
 from .index import Index
 from .index_schema import RunSummary
@@ -261,16 +261,8 @@ def runs_under_way(index: Index, run_filter: RunFilter = RunFilter(), now: dt.da
 def with_estimates(index: Index, runs: pd.DataFrame, now: dt.datetime | None = None) -> pd.DataFrame:
     """`runs` with, for those running, the expected finish and its range and whether they are late
     (dashboard.estimates); NaT and False for the others."""
-    running = runs["started"].notna() & runs["finished"].isna()
-    found = running_estimates(index, now, runs.loc[running]) if running.any() else None
-    if found is None or found.empty:
-        runs[["expected_finish", "finish_low", "finish_high"]] = pd.NaT
-        runs["late"] = False
-        return runs
-    found = found.drop_duplicates("run_id").set_index("run_id").reindex(runs["run_id"])  # one lookup for all four
-    for column in ("expected_finish", "finish_low", "finish_high"):
-        runs[column] = pd.to_datetime(found[column].to_numpy())
-    runs["late"] = found["late"].fillna(False).astype(bool).to_numpy()
+    for name, column in page_estimates(index, runs, now).items():
+        runs[name] = column
     return runs
 
 
