@@ -18,7 +18,9 @@ baseline is local mode:
 4. a line written on one host → visible in Chromium through another server: a `taskdash ship` on
    the spool, the lake server of figure 3 with the run's log page open (logs.probe_phase's probes,
    serving.LOG_LINE_PROBE noting when each shows); against the local server of figure 3 reading
-   the spool itself.
+   the spool itself. Probed once the server's start-up work (the first failure grouping, at 1M runs
+   seconds of a core) has ended, which the target is about; and, reported only, in its first
+   seconds after the first page, while that work runs.
 
 Without PostgreSQL's programs (or the lake extra) the section prints a note and a row saying so.
 """
@@ -37,6 +39,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
+import psutil
 from builders import write_host_spool
 from serving import CHROMIUM, CHROMIUM_ARGS, LOG_LINE_PROBE, DashboardServer, ship
 
@@ -46,7 +49,7 @@ from dashboard.ingest import Ingestor
 from dashboard.spool import SpoolWriter, new_run_id
 
 from . import data as shared_data
-from .common import FULL, QUICK, Row, Sizes, ms, percentile, rate_row, say, timing_row
+from .common import FULL, QUICK, Row, Sizes, ms, percentile, rate_row, say, settle, timing_row
 from .logs import SEARCHES, probe_phase
 from .runs_page import PAGE_SIZE, VIEWS
 
@@ -324,7 +327,8 @@ def server_figures(spool: Path, index_path: Path, lake, folder: Path, sizes: Siz
     empty_spool.mkdir(exist_ok=True)
     modes = {"lake": ("--catalog", lake.catalog, "--data-path", lake.data_path), "local": ()}
     starts = {mode: [] for mode in modes}
-    probes: dict[str, tuple[list[float], int]] = {}
+    probes: dict[str, tuple[list[float], int]] = {}  # once the server's start-up work has ended
+    early: dict[str, tuple[list[float], int]] = {}  # in its first seconds, while that work runs
     writer = SpoolWriter(spool, name="bench-lake-live")
     with ExitStack() as stack:
         stack.callback(writer.close)
@@ -349,8 +353,12 @@ def server_figures(spool: Path, index_path: Path, lake, folder: Path, sizes: Siz
                     starts[mode].append(seconds)
                     say(f"  {seconds:.1f} s")
                     if n == 0:
-                        say(f"lake: a line written on the host → Chromium through the {mode}-mode server...")
+                        say(f"lake: a line written on the host → Chromium through the {mode}-mode server, "
+                            "in its first seconds...")
                         open_log(page, url, probe_runs[mode])
+                        early[mode] = probe_phase(page, writer, probe_runs[mode], f"{mode}-early", sizes.probes)
+                        say("  ... and once its start-up work (the first failure grouping, say) has ended...")
+                        settle(psutil.Process(server.process.pid), quiet_percent=15, timeout=300)
                         probes[mode] = probe_phase(page, writer, probe_runs[mode], mode, sizes.probes)
                 finally:
                     page.close()
@@ -360,7 +368,8 @@ def server_figures(spool: Path, index_path: Path, lake, folder: Path, sizes: Siz
     rows = []
     latencies, missing = probes["lake"]
     base, base_missing = probes["local"]
-    name = (f"lake: line written on a host → visible in Chromium through a lake server ({len(latencies)} probes"
+    name = (f"lake: line written on a host → visible in Chromium through a lake server, its start-up work ended "
+            f"({len(latencies)} probes"
             + (f", {missing} NEVER SHOWN" if missing else "") + "; baseline: a local server on the spool"
             + (f", {base_missing} never shown" if base_missing else "") + ")")
     target = "med ≤ 500 ms, p95 ≤ 1.5 s"
@@ -370,6 +379,12 @@ def server_figures(spool: Path, index_path: Path, lake, folder: Path, sizes: Siz
         say(f"  lake: median {ms(statistics.median(latencies))}, p95 {ms(percentile(latencies, 0.95))}")
     else:
         rows.append((name, "", "", "", "", f"{target} MISSED"))
+    latencies, missing = early["lake"]
+    base, base_missing = early["local"]
+    if latencies:
+        rows.append(timing_row(f"  the same in the servers' first seconds after their first page, their start-up work "
+                               f"running ({len(latencies)} probes, {missing} never shown; local {base_missing} never shown)",
+                               latencies, base or None, "report only", None, None, None))
     rows.append(timing_row(f"lake: a new server's start → first full page (/task-runs, {total:,} runs) "
                            "(baseline: a local server rebuilding its index from the spool)",
                            starts["lake"], starts["local"], "≤ 5 s", 5000, None, None))

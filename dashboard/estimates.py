@@ -143,7 +143,7 @@ def page_estimates(index, runs: pd.DataFrame, now: dt.datetime | None = None) ->
     """running_estimates' expected_finish, finish_low, finish_high and late for each row of a page
     of runs (task, agent, status, started, finished), as columns to set on it: NaT and False where
     a run is not running or has too little history. No frame is built: a live grid asks at every
-    update, and pandas' part of it took longer than the statements (5 of 18 ms)."""
+    update, and building, deduplicating and reindexing one took 5 of a runs page's 18 ms."""
     now = now or utcnow()
     columns = {name: np.full(len(runs), np.datetime64("NaT"), dtype="datetime64[ns]")
                for name in ("expected_finish", "finish_low", "finish_high")}
@@ -154,9 +154,9 @@ def page_estimates(index, runs: pd.DataFrame, now: dt.datetime | None = None) ->
         found = recent_histories(index, picked["task"])
         for row, task, agent, started in zip(np.flatnonzero(running), picked["task"], picked["agent"],
                                              picked["started"]):
-            _, *finishes, late[row] = _estimate(found, task, agent, started, now)
-            if finishes[0] is not pd.NaT:
-                for name, value in zip(columns, finishes):
+            _, expected, low, high, late[row] = _estimate(found, task, agent, started, now)
+            if expected is not pd.NaT:  # (NaT does not go into a numpy array: it is there already)
+                for name, value in zip(columns, (expected, low, high)):
                     columns[name][row] = value
     return columns | {"late": late}
 

@@ -138,7 +138,8 @@ class Index:
         self.version = 0
         #: (run_id, stream) -> its log_id, as read once (see log_id).
         self._log_ids: dict[tuple[str, str], int] = {}
-        self._write_lock = threading.Lock()
+        # Reentrant: cursor() waits on it for a rebuild, and a writer already holding it may ask one.
+        self._write_lock = threading.RLock()
         try:
             self._open()
         except lakes.LakeUnreachable as exc:
