@@ -5,20 +5,23 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
 
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = ""):
-    """Poll ``predicate`` until it returns something truthy and return that; fail after ``timeout`` seconds."""
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, message: str | Callable[[], str] = ""):
+    """Poll ``predicate`` until it returns something truthy and return that; fail after ``timeout`` seconds
+    (saying ``message``, or what it returns then when it is a function)."""
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
         if result:
             return result
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message or predicate}")
+            said = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout} s waiting for {said or predicate}")
         time.sleep(interval)
 
 

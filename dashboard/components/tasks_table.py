@@ -60,6 +60,7 @@ class TasksTable(pn.viewable.Viewer):
         self._tasks: set[str] = set()  # the tasks shown
         self._graph: set[str] = set()  # every task of the graph they were chosen from
         self._work = 0  # the latest query asked for; older answers are not shown
+        self._replacing_rows = False  # the table's selection changes with them, not by the user
         self.refresh()
 
     def __panel__(self) -> pn.widgets.Tabulator:
@@ -71,6 +72,8 @@ class TasksTable(pn.viewable.Viewer):
             source.param.watch(lambda e, target=target: target.param.update({e.name: e.new}), [*SHARED])
 
     def _row_selected(self, event) -> None:
+        if self._replacing_rows:
+            return
         rows = self.table.value
         task = str(rows["task"].iloc[event.new[0]]) if event.new and event.new[0] < len(rows) else ""
         if task != self.task and (task or self.task in self._tasks):
@@ -103,7 +106,14 @@ class TasksTable(pn.viewable.Viewer):
 
         def show(result: tuple[set[str], set[str], pd.DataFrame]) -> None:
             if work == self._work:  # else a newer query is on its way
-                self._tasks, self._graph, self.table.value = result
+                self._tasks, self._graph, table = result
+                # Panel clears a remotely paged table's selection with its rows: a live update
+                # deselected the task in the table and, linked, in the graph. It is marked again.
+                self._replacing_rows = True
+                try:
+                    self.table.value = table
+                finally:
+                    self._replacing_rows = False
                 self._mark_selected()
 
         # Below the graph: its rows (100 grouped rows take Tabulator about 0.2 s to lay out) come
