@@ -26,6 +26,7 @@ import pandas as pd
 
 from .formatting import utcnow
 from . import lake as lakes
+from . import lake_mirror
 from .config import DEFAULT_MEMORY, duckdb_memory_limit
 from .index_schema import LAKE_SCHEMA, SCHEMA, SCHEMA_VERSION, TABLES, RunSummary
 from .index_writes import Batch, drop_runs_before, write_batch
@@ -118,6 +119,9 @@ class Index:
         #: Lake mode with `wait_for_lake` (a server): why the lake is not attached yet, while pages
         #: are served from an empty stand-in; None once it is (see attach_lake).
         self.lake_failure: str | None = None
+        #: Lake mode: a cursor reads the server's mirror of the lake's small tables (see lake_mirror),
+        #: set by the feed once it has copied them; the lake itself until then.
+        self.mirrored = False
         #: Whose spool offsets this process reads and writes (each host ships its own spool to a lake).
         self.host = host
         if lake is not None:
@@ -224,6 +228,7 @@ class Index:
         stand-in is replaced), or to pick up a changed password. LakeError if it still cannot be."""
         with self._write_lock:
             previous = self._conn
+            self.mirrored = False  # (the mirror is the old connection's: the feed copies it anew)
             try:
                 self._open()
             except BaseException:
@@ -233,6 +238,16 @@ class Index:
             self.version += 1  # every query is asked again, of the lake
         # Not closed: a page's query may still run on it (its cursors keep it until they end).
         del previous
+
+    def build_mirror(self) -> None:
+        """Lake mode: copy the lake's small tables into this process's mirror, which its cursors
+        read from then on (see lake_mirror). Only for an index that writes nothing."""
+        if not self.read_only:
+            raise ValueError("only a read-only lake index has a mirror: writes go to the lake")
+        with self._write_lock:  # (not while attach_lake replaces the connection)
+            lake_mirror.build(self._conn)
+            self.mirrored = True
+            self.version += 1
 
     def _open(self) -> None:
         self._conn = self._connect(self.path, self.lake, self.read_only)
@@ -347,8 +362,9 @@ class Index:
     def is_private(self) -> bool:
         return self.private_reason is not None
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor of the shared connection, for use in one thread (use with `with`)."""
+    def cursor(self, lake: bool = False) -> duckdb.DuckDBPyConnection:
+        """A cursor of the shared connection, for use in one thread (use with `with`). In lake mode
+        it reads the mirror once there is one, or with `lake` the lake itself (its change feed)."""
         try:
             cursor = self._conn.cursor()
         except duckdb.ConnectionException:
@@ -357,7 +373,7 @@ class Index:
             with self._write_lock:
                 cursor = self._conn.cursor()
         if self.lake is not None:  # each cursor is a connection of its own, on the memory database
-            cursor.execute(f"USE {lakes.LAKE}")
+            cursor.execute(f"USE {lake_mirror.MIRROR if self.mirrored and not lake else lakes.LAKE}")
         return _Cursor(self, cursor)
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ import time
 
 import duckdb
 
+from . import lake_mirror
 from .changes import Change
 from .hub import Hub
 from .index import Index
@@ -63,13 +64,17 @@ class LakeFeed:
         """Look at the lake's latest snapshot once; publish and return what changed since the last look."""
         if self.index.lake_failure is not None:
             raise LakeUnreachable(self.index.lake_failure)
-        with self.index.cursor() as cur:
+        if self.index.read_only and not self.index.mirrored:  # first, or the lake attached anew
+            self.index.build_mirror()
+        with self.index.cursor(lake=True) as cur:
             latest = current_snapshot(cur)
             if self.snapshot is None or latest == self.snapshot:
                 self.snapshot = latest
                 self.caught_up.set()
                 return None
-            change = changes_between(cur, self.snapshot + 1, latest)
+            change, tables = changes_between(cur, self.snapshot + 1, latest)
+            if self.index.mirrored:
+                self._mirror(cur, self.snapshot + 1, latest, tables)
         self.snapshot = latest
         if change.many_runs:  # runs may have been deleted (a host's retention): their log ids given again
             self.index.forget_log_ids()
@@ -78,6 +83,19 @@ class LakeFeed:
         if self.hub is not None:
             self.hub.publish(change)
         return change
+
+    def _mirror(self, cur, first: int, last: int, tables: set[str] | None) -> None:
+        """Apply the snapshots' changes to the index's mirror; copy it anew when they cannot be
+        read (expired) or changed more than rows (None)."""
+        if tables is not None:
+            try:
+                lake_mirror.apply(cur, first, last, tables)
+                return
+            except duckdb.InvalidInputException as exc:
+                if "No snapshot found" not in str(exc):
+                    raise
+        log.info("the lake's snapshots %d..%d cannot be applied to the mirror: copying it anew", first, last)
+        self.index.build_mirror()
 
     def start(self) -> None:
         self._stop.clear()
@@ -148,17 +166,18 @@ class LakeFeed:
         return f"the lake cannot be read (index.catalog {self.index.lake.safe_catalog}): {type(exc).__name__}: {text}"
 
 
-def changes_between(cur, first: int, last: int) -> Change:
-    """What the lake's snapshots `first` .. `last` changed, as the hub's message. Runs deleted (by
-    retention), or snapshots already expired (a feed that fell behind the lake's upkeep, see
-    lake_upkeep): every page reads again."""
+def changes_between(cur, first: int, last: int) -> tuple[Change, set[str] | None]:
+    """What the lake's snapshots `first` .. `last` changed, as the hub's message, and the tables
+    whose rows they changed (see changed_tables). Runs deleted (by retention), or snapshots already
+    expired (a feed that fell behind the lake's upkeep, see lake_upkeep): every page reads again."""
     try:
-        return _changes_between(cur, first, last, changed_tables(cur, first, last))
+        tables = changed_tables(cur, first, last)
+        return _changes_between(cur, first, last, tables), tables
     except duckdb.InvalidInputException as exc:
         if "No snapshot found" not in str(exc):
             raise
         log.info("the lake's snapshots since %d are expired: every page reads again", first)
-        return Change(many_runs=True, tasks=True)
+        return Change(many_runs=True, tasks=True), None
 
 
 def changed_tables(cur, first: int, last: int) -> set[str] | None:

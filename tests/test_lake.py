@@ -18,12 +18,15 @@ from helpers import wait_until
 from serving import free_port, ship, stopped
 
 from dashboard.config import Config, ConfigError, load_config
+from dashboard import queries
 from dashboard.hub import Hub
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
 from dashboard.lake import NO_DOWNLOADS, PASSWORD_ENV, LakeError, LakeSettings, current_snapshot, extension_files
 from dashboard.lake_feed import LakeFeed, changed_tables
+from dashboard.lake_mirror import COPIED, MIRROR
 from dashboard.lake_upkeep import LakeUpkeep
+from dashboard.spool import SpoolWriter
 from dashboard.store import Store
 
 
@@ -103,7 +106,7 @@ def test_lake_mode_is_a_setting_and_its_password_is_never_in_a_url(tmp_path, mon
 def test_a_lake_holds_what_a_local_index_holds_and_its_feed_says_what_changed(lake, tmp_path):
     spool = tmp_path / "spool"
     write_host_spool(spool, "a", range(30), lines=50)
-    writer, reader = Index(None, lake=lake, host="a"), Index(None, lake=lake)
+    writer, reader = Index(None, lake=lake, host="a"), Index(None, lake=lake, read_only=True)
     feed = LakeFeed(reader, None)
     try:
         assert feed.poll() is None  # the first look only notes the snapshot
@@ -133,11 +136,11 @@ def test_a_lake_holds_what_a_local_index_holds_and_its_feed_says_what_changed(la
 def test_the_feed_reads_the_changes_of_the_tables_a_snapshot_changed_and_no_others(lake, tmp_path):
     spool = tmp_path / "spool"
     write_host_spool(spool, "a", range(3), lines=5)
-    writer, reader = Index(None, lake=lake, host="a"), Index(None, lake=lake)
+    writer, reader = Index(None, lake=lake, host="a"), Index(None, lake=lake, read_only=True)
     feed, upkeep = LakeFeed(reader, None), LakeUpkeep(lake)
 
     def tables_since_last_look() -> set[str] | None:
-        with reader.cursor() as cur:
+        with reader.cursor(lake=True) as cur:
             return changed_tables(cur, feed.snapshot + 1, current_snapshot(cur))
 
     try:
@@ -168,6 +171,67 @@ def test_the_feed_reads_the_changes_of_the_tables_a_snapshot_changed_and_no_othe
         assert index_state(reader) == local_state(spool)
     finally:
         upkeep.close()
+        writer.close()
+        reader.close()
+
+
+def mirror_differences(index: Index) -> dict[str, int]:
+    """For each table the mirror copies: how many rows it and the lake do not have in common."""
+    with index.cursor(lake=True) as cur:
+        return {table: cur.execute(f"""SELECT count(*) FROM ((FROM {MIRROR}.main.{table} EXCEPT ALL FROM lake.main.{table})
+                                       UNION ALL (FROM lake.main.{table} EXCEPT ALL FROM {MIRROR}.main.{table}))
+                                    """).fetchone()[0] for table in COPIED}
+
+
+@pytest.mark.lake
+def test_a_lake_servers_mirror_answers_as_the_lake_through_new_runs_updates_deletions_and_a_new_attach(lake, tmp_path):
+    spool = tmp_path / "spool"
+    write_host_spool(spool, "a", range(20), lines=3)
+    writer, reader = Index(None, lake=lake, host="a"), Index(None, lake=lake, read_only=True)
+    feed = LakeFeed(reader, None)
+    try:
+        Ingestor(writer, spool).catch_up()
+        assert not reader.mirrored and feed.poll() is None and reader.mirrored
+        with reader.cursor() as cur:  # a runs statement reads the mirror, a log's lines the lake
+            assert f"{MIRROR}.main.runs" in cur.execute("EXPLAIN SELECT count(*) FROM runs").fetchall()[0][1]
+            assert cur.execute("SELECT count(*) FROM log_text").fetchone()[0] == 20 * 3 + 4  # (stderr: every fifth)
+        assert mirror_differences(reader) == {"runs": 0, "tasks": 0, "log_streams": 0}
+        # new runs, a run's new status and a log's new lines, in one snapshot and in several
+        write_host_spool(spool, "a", range(20, 23), lines=2)
+        with SpoolWriter(spool, "a") as events:
+            events.status("a-0001", "a_task_1", "FAILED", agent="agent-a", exit_code=3)
+            events.append_log("a-0004", "stdout", "one more\n")
+        Ingestor(writer, spool).catch_up()
+        write_host_spool(spool, "a", range(23, 25), lines=1)
+        Ingestor(writer, spool).catch_up()
+        change = feed.poll()
+        assert {"a-0001", "a-0023"} <= set(change.runs) and mirror_differences(reader) == dict.fromkeys(COPIED, 0)
+        assert queries.run(reader, "a-0001")["exit_code"] == 3
+        assert index_state(reader) == local_state(spool)
+        # a host's retention deletes runs: gone from the mirror too
+        with SpoolWriter(spool, "a") as events:
+            events.status("a-0100", "a_task_2", "RUNNING", agent="agent-a")
+        Ingestor(writer, spool).catch_up()
+        assert writer.drop_runs_older_than(0.5 / 24) == 24  # (a-0001's last event is new)
+        feed.poll()
+        assert mirror_differences(reader) == dict.fromkeys(COPIED, 0)
+        assert set(queries.runs_page(reader)["run_id"]) == {"a-0001", "a-0100"}
+        # the lake attached anew (a changed password, say): the mirror is copied again
+        reader.attach_lake()
+        assert not reader.mirrored
+        events_before = feed.snapshot
+        write_host_spool(spool, "a", range(30, 32), lines=1)
+        Ingestor(writer, spool).catch_up()
+        assert set(feed.poll().runs) == {"a-0030", "a-0031"} and reader.mirrored and feed.snapshot > events_before
+        assert mirror_differences(reader) == dict.fromkeys(COPIED, 0) and queries.count_runs(reader) == 4
+        # a snapshot that does more than change rows (a table created): copied anew as well
+        with writer.cursor() as cur:
+            cur.execute("CREATE TABLE lake.extra (x INTEGER)")
+        write_host_spool(spool, "a", range(32, 33), lines=1)
+        Ingestor(writer, spool).catch_up()
+        feed.poll()
+        assert mirror_differences(reader) == dict.fromkeys(COPIED, 0) and queries.count_runs(reader) == 5
+    finally:
         writer.close()
         reader.close()
 

@@ -1,0 +1,82 @@
+"""A lake server's mirror: the lake's small tables copied into the server's own DuckDB, kept current
+by its feed, so that a page's statements on runs and tasks never reach the catalog.
+
+Every statement that reads a lake table costs 4-5 ms of catalog queries before its first row (a
+snapshot, then the table's files and deletes: five PostgreSQL round trips), and a runs page asks
+five: 62 ms at 100k runs where the same statements on a local index take 14. The mirror holds
+`runs`, `tasks` and `log_streams` as tables (in memory, compressed: a few bytes per run) and every
+other table and view of the index as a view of the lake's, under the same names; a cursor of a
+mirrored index reads it by default (`Index.cursor`). A statement that names only mirrored tables
+stays in the server; one that reads a log's lines reaches the lake through its view.
+
+The feed applies each new snapshot's changes to it (DuckLake's change feed, `table_changes`) in
+one transaction before it tells the pages, and copies it anew whenever it cannot (an expired
+snapshot, a table created or altered) or the lake was attached again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import duckdb
+
+from .index_schema import TABLES
+from .lake import LAKE, current_snapshot
+
+log = logging.getLogger(__name__)
+
+#: What the mirror is called in DuckDB.
+MIRROR = "mirror"
+#: The tables copied, each with the column that tells its rows apart (tasks: one row per task).
+COPIED = {"runs": "run_id", "tasks": "task", "log_streams": "log_id"}
+#: The index's views: in the mirror, views of the lake's own.
+VIEWS = ("log_lines",)
+# The runs table in trigger order, as the local index keeps it: a time filter skips the rest.
+_ORDER = {"runs": " ORDER BY trigger_time"}
+# A change-feed row's own columns, not the table's.
+_FEED_COLUMNS = "snapshot_id, rowid, change_type"
+
+
+def build(conn: duckdb.DuckDBPyConnection) -> int:
+    """Copy the lake's tables into the mirror (made the first time), as of one snapshot of the lake;
+    return that snapshot."""
+    conn.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {MIRROR} (COMPRESS)")
+    cur = conn.cursor()
+    try:
+        cur.execute("BEGIN")
+        for table in TABLES + VIEWS:
+            if table in COPIED:
+                cur.execute(f"CREATE OR REPLACE TABLE {MIRROR}.main.{table} AS "
+                            f"SELECT * FROM {LAKE}.main.{table}{_ORDER.get(table, '')}")
+            else:
+                cur.execute(f"CREATE OR REPLACE VIEW {MIRROR}.main.{table} AS SELECT * FROM {LAKE}.main.{table}")
+        snapshot = current_snapshot(cur)  # (the one this transaction read)
+        cur.execute("COMMIT")
+        return snapshot
+    finally:
+        cur.close()
+
+
+def apply(cur: duckdb.DuckDBPyConnection, first: int, last: int, tables: set[str] | None) -> None:
+    """Bring the mirror from snapshot `first - 1` to `last` with the lake's change feed of the
+    copied tables among `tables` (None: all of them), in one transaction: a page sees the mirror
+    before or after, never half-way. The last change of a row within the snapshots decides it: a
+    new version replaces it, a delete alone removes it."""
+    cur.execute("BEGIN")
+    try:
+        for table, key in COPIED.items():
+            if tables is not None and table not in tables:
+                continue
+            changes = f"{LAKE}.table_changes('{table}', ?, ?)"
+            cur.execute(f"DELETE FROM {MIRROR}.main.{table} WHERE {key} IN (SELECT {key} FROM {changes})",
+                        [first, last])
+            cur.execute(f"""
+                INSERT INTO {MIRROR}.main.{table}
+                SELECT * EXCLUDE ({_FEED_COLUMNS}, last_change) FROM (
+                    SELECT *, max(snapshot_id) OVER (PARTITION BY {key}) AS last_change FROM {changes})
+                WHERE snapshot_id = last_change AND change_type IN ('insert', 'update_postimage')
+                QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY rowid DESC) = 1""", [first, last])
+        cur.execute("COMMIT")
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
