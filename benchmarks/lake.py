@@ -11,7 +11,8 @@ baseline is local mode:
    processes at once, against one local catch-up of each spool after the other.
 2. the runs page (runs_page.VIEWS through `queries.runs_view`), a 500-line log page
    (`queries.log_page`) and a search count (`queries.search_matches`, logs.SEARCHES) on an Index
-   opened in lake mode on the shipped lake, against the local index of the same spool.
+   opened in lake mode on the shipped lake as a lake server opens it (its feed has copied the
+   mirror of the small tables, see dashboard.lake_mirror), against the local index of the same spool.
 3. a new server's start to its first full page: `taskdash serve` started, /task-runs in Chromium
    showing the count of a fixed window's runs; in lake mode on the shipped lake (it reads, ingests
    nothing), against a local-mode server that must rebuild its index from the spool.
@@ -46,6 +47,7 @@ from serving import CHROMIUM, CHROMIUM_ARGS, LOG_LINE_PROBE, DashboardServer, sh
 from dashboard import queries
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
+from dashboard.lake_feed import LakeFeed
 from dashboard.spool import SpoolWriter, new_run_id
 
 from . import data as shared_data
@@ -437,6 +439,9 @@ def figures(folder: Path, sizes: Sizes, runs: int | None = None) -> list[Row]:
         lake_index = Index(None, lake=lake, read_only=True)
         local_index = Index(dataset.index_path, fallback_to_private=False)
         try:
+            feed = LakeFeed(lake_index, None)  # as in a lake server: its mirror copied after the first look
+            feed.poll()
+            feed.poll()
             rows += query_figures(lake_index, local_index, label, own.repeat)
         finally:
             lake_index.close()

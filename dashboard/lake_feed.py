@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 #: How often the catalog is asked for its latest snapshot (seconds): a new line waits half of it on
 #: average before it is looked for; an idle server's looks cost 6.5 % of a core (0.05 s: 9 %).
 POLL_SECONDS = 0.1
+#: The mirror (see lake_mirror) is compacted after this many changed rows (each ~230 bytes until then).
+MIRROR_COMPACT_ROWS = 100_000
 #: How often a lake that could not be attached is tried again (seconds).
 ATTACH_RETRY_SECONDS = 2.0
 #: A lake that cannot be read for this long is attached anew, with a new login (the password read
@@ -55,6 +57,7 @@ class LakeFeed:
         #: Set once the lake's snapshot has been read: from then on pages show the lake as it is.
         self.caught_up = threading.Event()
         self.snapshot: int | None = None
+        self._mirror_changes = 0  # rows the mirror took since it was last compacted
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # A server started while the lake could not be attached: pages say why from their first look.
@@ -64,7 +67,9 @@ class LakeFeed:
         """Look at the lake's latest snapshot once; publish and return what changed since the last look."""
         if self.index.lake_failure is not None:
             raise LakeUnreachable(self.index.lake_failure)
-        if self.index.read_only and not self.index.mirrored:  # first, or the lake attached anew
+        if self.index.read_only and not self.index.mirrored and self.snapshot is not None:
+            # After the first look (which pages wait for: they read the lake itself until this
+            # is done), or once the lake was attached anew.
             self.index.build_mirror()
         with self.index.cursor(lake=True) as cur:
             latest = current_snapshot(cur)
@@ -89,7 +94,10 @@ class LakeFeed:
         read (expired) or changed more than rows (None)."""
         if tables is not None:
             try:
-                lake_mirror.apply(cur, first, last, tables)
+                self._mirror_changes += lake_mirror.apply(cur, first, last, tables)
+                if self._mirror_changes >= MIRROR_COMPACT_ROWS:
+                    lake_mirror.compact(cur)
+                    self._mirror_changes = 0
                 return
             except duckdb.InvalidInputException as exc:
                 if "No snapshot found" not in str(exc):

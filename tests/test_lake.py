@@ -24,6 +24,7 @@ from dashboard.index import Index
 from dashboard.ingest import Ingestor
 from dashboard.lake import NO_DOWNLOADS, PASSWORD_ENV, LakeError, LakeSettings, current_snapshot, extension_files
 from dashboard.lake_feed import LakeFeed, changed_tables
+from dashboard import lake_mirror
 from dashboard.lake_mirror import COPIED, MIRROR
 from dashboard.lake_upkeep import LakeUpkeep
 from dashboard.spool import SpoolWriter
@@ -191,11 +192,19 @@ def test_a_lake_servers_mirror_answers_as_the_lake_through_new_runs_updates_dele
     feed = LakeFeed(reader, None)
     try:
         Ingestor(writer, spool).catch_up()
-        assert not reader.mirrored and feed.poll() is None and reader.mirrored
+        assert feed.poll() is None and not reader.mirrored  # the first look: pages wait for it
+        assert feed.poll() is None and reader.mirrored
         with reader.cursor() as cur:  # a runs statement reads the mirror, a log's lines the lake
             assert f"{MIRROR}.main.runs" in cur.execute("EXPLAIN SELECT count(*) FROM runs").fetchall()[0][1]
             assert cur.execute("SELECT count(*) FROM log_text").fetchone()[0] == 20 * 3 + 4  # (stderr: every fifth)
         assert mirror_differences(reader) == {"runs": 0, "tasks": 0, "log_streams": 0}
+        # compacted while a page reads it: the page reads on
+        with reader.cursor() as page, reader.cursor() as upkeep:
+            page.execute("BEGIN")
+            assert page.execute("SELECT count(*) FROM runs").fetchone()[0] == 20
+            lake_mirror.compact(upkeep)
+            assert page.execute("SELECT count(*) FROM runs").fetchone()[0] == 20
+            page.execute("COMMIT")
         # new runs, a run's new status and a log's new lines, in one snapshot and in several
         write_host_spool(spool, "a", range(20, 23), lines=2)
         with SpoolWriter(spool, "a") as events:
