@@ -14,6 +14,8 @@ import threading
 import time
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import lake_mirror
 from .changes import Change
@@ -41,8 +43,6 @@ _ROW_CHANGES = frozenset({"tables_inserted_into", "tables_deleted_from", "inline
 #: and those of the upkeep's snapshots, which move rows between files and change none (lake_upkeep).
 #: A snapshot with any other key (a table created or altered) has every table read.
 _FILE_CHANGES = frozenset({"flushed_inlined", "merge_adjacent", "rewrite_delete"})
-#: Rows a change-feed query reads: the upserted versions of a row (DuckLake's update pre-images are left out).
-_NEW_ROWS = "change_type IN ('insert', 'update_postimage')"
 
 
 class LakeFeed:
@@ -77,9 +77,9 @@ class LakeFeed:
                 self.snapshot = latest
                 self.caught_up.set()
                 return None
-            change, tables = changes_between(cur, self.snapshot + 1, latest)
+            change, copied = changes_between(cur, self.snapshot + 1, latest)
             if self.index.mirrored:
-                self._mirror(cur, self.snapshot + 1, latest, tables)
+                self._mirror(cur, copied)
         self.snapshot = latest
         if change.many_runs:  # runs may have been deleted (a host's retention): their log ids given again
             self.index.forget_log_ids()
@@ -89,21 +89,17 @@ class LakeFeed:
             self.hub.publish(change)
         return change
 
-    def _mirror(self, cur, first: int, last: int, tables: set[str] | None) -> None:
-        """Apply the snapshots' changes to the index's mirror; copy it anew when they cannot be
-        read (expired) or changed more than rows (None)."""
-        if tables is not None:
-            try:
-                self._mirror_changes += lake_mirror.apply(cur, first, last, tables)
-                if self._mirror_changes >= MIRROR_COMPACT_ROWS:
-                    lake_mirror.compact(cur)
-                    self._mirror_changes = 0
-                return
-            except duckdb.InvalidInputException as exc:
-                if "No snapshot found" not in str(exc):
-                    raise
-        log.info("the lake's snapshots %d..%d cannot be applied to the mirror: copying it anew", first, last)
-        self.index.build_mirror()
+    def _mirror(self, cur, copied: dict[str, pa.Table] | None) -> None:
+        """Apply the snapshots' changes to the index's mirror; copy it anew when the snapshots did
+        more than change rows or are expired (None)."""
+        if copied is None:
+            log.info("the lake's new snapshots cannot be applied to the mirror: copying it anew")
+            self.index.build_mirror()
+            return
+        self._mirror_changes += lake_mirror.apply(cur, copied)
+        if self._mirror_changes >= MIRROR_COMPACT_ROWS:
+            lake_mirror.compact(cur)
+            self._mirror_changes = 0
 
     def start(self) -> None:
         self._stop.clear()
@@ -174,13 +170,15 @@ class LakeFeed:
         return f"the lake cannot be read (index.catalog {self.index.lake.safe_catalog}): {type(exc).__name__}: {text}"
 
 
-def changes_between(cur, first: int, last: int) -> tuple[Change, set[str] | None]:
-    """What the lake's snapshots `first` .. `last` changed, as the hub's message, and the tables
-    whose rows they changed (see changed_tables). Runs deleted (by retention), or snapshots already
-    expired (a feed that fell behind the lake's upkeep, see lake_upkeep): every page reads again."""
+def changes_between(cur, first: int, last: int) -> tuple[Change, dict[str, pa.Table] | None]:
+    """What the lake's snapshots `first` .. `last` changed, as the hub's message, and the change
+    feed of the tables a mirror copies (lake_mirror.latest_changes), None when the snapshots did
+    more than change rows. Runs deleted (by retention), or snapshots already expired (a feed that
+    fell behind the lake's upkeep, see lake_upkeep): every page reads again."""
     try:
         tables = changed_tables(cur, first, last)
-        return _changes_between(cur, first, last, tables), tables
+        change, copied = _changes_between(cur, first, last, tables)
+        return change, copied if tables is not None else None
     except duckdb.InvalidInputException as exc:
         if "No snapshot found" not in str(exc):
             raise
@@ -207,30 +205,25 @@ def changed_tables(cur, first: int, last: int) -> set[str] | None:
     return {names[table_id] for table_id in ids} if ids <= names.keys() else None
 
 
-def _changes_between(cur, first: int, last: int, tables: set[str] | None) -> Change:
-    """The change feed of the tables the hub hears of, of those in `tables` (None: all of them)."""
-    def changed(table: str) -> bool:
-        return tables is None or table in tables
-
-    deleted, rows = 0, []
-    if changed("runs"):
-        # (a host's commit deletes and inserts again the runs it changes: those are not gone)
-        deleted = cur.execute(f"""
-            SELECT count(*) FROM (SELECT run_id FROM table_changes('runs', ?, ?) GROUP BY run_id
-                                  HAVING bool_or(change_type = 'delete') AND NOT bool_or({_NEW_ROWS}))""",
-                              [first, last]).fetchone()[0]
-        rows = cur.execute(f"""
-            SELECT run_id, task, grp, status, trigger_time FROM table_changes('runs', ?, ?)
-            WHERE {_NEW_ROWS} ORDER BY snapshot_id, rowid LIMIT ?""", [first, last, 4 * LISTED_RUNS_MAX]).fetchall()
-    runs = {run_id: RunSummary(*rest) for run_id, *rest in rows}
-    many = len(rows) == 4 * LISTED_RUNS_MAX or len(runs) > LISTED_RUNS_MAX or deleted > 0
-    streams = cur.execute(f"""
-        SELECT run_id, stream, max(lines) FROM table_changes('log_streams', ?, ?)
-        WHERE {_NEW_ROWS} GROUP BY ALL""", [first, last]).fetchall() if changed("log_streams") else []
-    tasks = cur.execute(f"SELECT count(*) FROM table_changes('tasks', ?, ?) WHERE {_NEW_ROWS}",
-                        [first, last]).fetchone()[0] if changed("tasks") else 0
+def _changes_between(cur, first: int, last: int, tables: set[str] | None) -> tuple[Change, dict[str, pa.Table]]:
+    """The change feed of the tables the hub hears of, of those in `tables` (None: all of them):
+    each copied table's read once, for the message and for the mirror."""
+    copied = {table: lake_mirror.latest_changes(cur, table, first, last) for table in lake_mirror.COPIED
+              if tables is None or table in tables}
+    runs, many = {}, False
+    if "runs" in copied:
+        new = lake_mirror.new_rows(copied["runs"])
+        # A run whose last change is a delete alone is gone (retention): its log ids may be given again.
+        many = (new.num_rows > LISTED_RUNS_MAX
+                or pc.count_distinct(copied["runs"]["run_id"]).as_py() > pc.count_distinct(new["run_id"]).as_py())
+        if not many:
+            runs = {run["run_id"]: RunSummary(run["task"], run["grp"], run["status"], run["trigger_time"])
+                    for run in new.select(["run_id", "task", "grp", "status", "trigger_time"]).to_pylist()}
+    streams = lake_mirror.new_rows(copied["log_streams"]).select(["run_id", "stream", "lines"]).to_pylist() \
+        if "log_streams" in copied else []
     errors = cur.execute("SELECT count(*) FROM table_changes('ingest_errors', ?, ?) WHERE change_type = 'insert'",
-                         [first, last]).fetchone()[0] if changed("ingest_errors") else 0
-    return Change(runs={} if many else runs, many_runs=many,
-                  log_lines={(run_id, stream): lines for run_id, stream, lines in streams},
-                  tasks=bool(tasks), errors=errors)
+                         [first, last]).fetchone()[0] if tables is None or "ingest_errors" in tables else 0
+    change = Change(runs=runs, many_runs=many,
+                    log_lines={(row["run_id"], row["stream"]): row["lines"] for row in streams},
+                    tasks="tasks" in copied and lake_mirror.new_rows(copied["tasks"]).num_rows > 0, errors=errors)
+    return change, copied

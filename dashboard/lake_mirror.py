@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .index_schema import TABLES
 from .lake import LAKE, current_snapshot
@@ -35,6 +37,8 @@ VIEWS = ("log_lines",)
 _ORDER = {"runs": " ORDER BY trigger_time"}
 # A change-feed row's own columns, not the table's.
 _FEED_COLUMNS = "snapshot_id, rowid, change_type"
+#: A change-feed row of these kinds is a row's new version (DuckLake's update pre-images are the old).
+NEW_VERSIONS = ("insert", "update_postimage")
 
 
 def build(conn: duckdb.DuckDBPyConnection) -> int:
@@ -64,33 +68,40 @@ def compact(cur: duckdb.DuckDBPyConnection) -> None:
     cur.execute(f"CHECKPOINT {MIRROR}")
 
 
-def apply(cur: duckdb.DuckDBPyConnection, first: int, last: int, tables: set[str] | None) -> int:
-    """Bring the mirror from snapshot `first - 1` to `last` with the lake's change feed of the
-    copied tables among `tables` (None: all of them), in one transaction: a page sees the mirror
-    before or after, never half-way. The last change of a row within the snapshots decides it: a
-    new version replaces it, a delete alone removes it. Each feed is read once (20-40 ms each).
-    Return how many rows changed."""
-    latest = {}
-    for table, key in COPIED.items():
-        if tables is None or table in tables:
-            latest[table] = cur.execute(f"""
-                SELECT * FROM (SELECT *, max(snapshot_id) OVER (PARTITION BY {key}) AS last_change
-                               FROM {LAKE}.table_changes('{table}', ?, ?))
-                WHERE snapshot_id = last_change""", [first, last]).arrow().read_all()
+def latest_changes(cur: duckdb.DuckDBPyConnection, table: str, first: int, last: int) -> pa.Table:
+    """The change feed of a copied table over the snapshots `first` .. `last`, each row's last change
+    only (a new version, or a delete alone): what `apply` takes, and what the feed tells pages."""
+    key = COPIED[table]
+    return cur.execute(f"""
+        SELECT * EXCLUDE (last_change) FROM (
+            SELECT *, max(snapshot_id) OVER (PARTITION BY {key}) AS last_change
+            FROM {LAKE}.table_changes('{table}', ?, ?))
+        WHERE snapshot_id = last_change""", [first, last]).arrow().read_all()
+
+
+def new_rows(changes: pa.Table) -> pa.Table:
+    """The rows of `latest_changes` that are a row's new version (not a delete, nor what it replaced)."""
+    return changes.filter(pc.is_in(changes["change_type"], pa.array(NEW_VERSIONS)))
+
+
+def apply(cur: duckdb.DuckDBPyConnection, changes: dict[str, pa.Table]) -> int:
+    """Bring the mirror's tables up to the snapshot their `latest_changes` end at, in one
+    transaction: a page sees the mirror before or after, never half-way. Each changed row is
+    replaced by its new version, or removed. Return how many rows changed."""
     cur.execute("BEGIN")
     try:
-        for table, rows in latest.items():
+        for table, rows in changes.items():
             key = COPIED[table]
             cur.register("changed_rows", rows)
             cur.execute(f"DELETE FROM {MIRROR}.main.{table} WHERE {key} IN (SELECT {key} FROM changed_rows)")
             cur.execute(f"""
                 INSERT INTO {MIRROR}.main.{table}
-                SELECT * EXCLUDE ({_FEED_COLUMNS}, last_change) FROM changed_rows
-                WHERE change_type IN ('insert', 'update_postimage')
+                SELECT * EXCLUDE ({_FEED_COLUMNS}) FROM changed_rows
+                WHERE change_type IN {NEW_VERSIONS}
                 QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY rowid DESC) = 1""")
             cur.unregister("changed_rows")
         cur.execute("COMMIT")
     except BaseException:
         cur.execute("ROLLBACK")
         raise
-    return sum(rows.num_rows for rows in latest.values())
+    return sum(rows.num_rows for rows in changes.values())
