@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .index_schema import TABLES
-from .lake import LAKE, current_snapshot
+from .lake import LAKE
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +41,20 @@ _FEED_COLUMNS = "snapshot_id, rowid, change_type"
 NEW_VERSIONS = ("insert", "update_postimage")
 
 
-def build(conn: duckdb.DuckDBPyConnection) -> int:
-    """Copy the lake's tables into the mirror (made the first time), as of one snapshot of the lake;
-    return that snapshot."""
+def build(conn: duckdb.DuckDBPyConnection) -> None:
+    """Copy the lake's tables into the mirror (made the first time), one statement each: each may
+    read a later snapshot than the one before, which the feed's next changes bring in line (they
+    are applied again from its own last snapshot). No transaction of several statements reads the
+    lake: one left open by a catalog gone away aborted the process as its cursor closed."""
     conn.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {MIRROR} (COMPRESS)")
-    cur = conn.cursor()
-    try:
-        cur.execute("BEGIN")
+    with conn.cursor() as cur:
         for table in TABLES + VIEWS:
             if table in COPIED:
                 cur.execute(f"CREATE OR REPLACE TABLE {MIRROR}.main.{table} AS "
                             f"SELECT * FROM {LAKE}.main.{table}{_ORDER.get(table, '')}")
             else:
                 cur.execute(f"CREATE OR REPLACE VIEW {MIRROR}.main.{table} AS SELECT * FROM {LAKE}.main.{table}")
-        snapshot = current_snapshot(cur)  # (the one this transaction read)
-        cur.execute("COMMIT")
         compact(cur)
-        return snapshot
-    finally:
-        cur.close()
 
 
 def compact(cur: duckdb.DuckDBPyConnection) -> None:
@@ -102,6 +97,9 @@ def apply(cur: duckdb.DuckDBPyConnection, changes: dict[str, pa.Table]) -> int:
             cur.unregister("changed_rows")
         cur.execute("COMMIT")
     except BaseException:
-        cur.execute("ROLLBACK")
+        try:
+            cur.execute("ROLLBACK")
+        except duckdb.Error:  # (a failed COMMIT has ended the transaction itself)
+            pass
         raise
     return sum(rows.num_rows for rows in changes.values())
