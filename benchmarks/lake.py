@@ -439,7 +439,7 @@ def figures(folder: Path, sizes: Sizes, runs: int | None = None) -> list[Row]:
         lake_index = Index(None, lake=lake, read_only=True)
         local_index = Index(dataset.index_path, fallback_to_private=False)
         try:
-            feed = LakeFeed(lake_index, None)  # as in a lake server: its mirror copied after the first look
+            feed = LakeFeed(lake_index, None, mirror_after_seconds=0)  # a lake server's, once its mirror is copied
             feed.poll()
             feed.poll()
             rows += query_figures(lake_index, local_index, label, own.repeat)

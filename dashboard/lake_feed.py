@@ -31,7 +31,11 @@ log = logging.getLogger(__name__)
 #: How often the catalog is asked for its latest snapshot (seconds): a new line waits half of it on
 #: average before it is looked for; an idle server's looks cost 6.5 % of a core (0.05 s: 9 %).
 POLL_SECONDS = 0.1
-#: The mirror (see lake_mirror) is compacted after this many changed rows (each ~230 bytes until then).
+#: A server's mirror (see lake_mirror) is copied this long after its first look at the lake: not
+#: while its first pages are built (at 1M runs the copy beside them put the first full page 0.7 s
+#: later, past its 5 s target); they read the lake itself until then.
+MIRROR_AFTER_SECONDS = 5.0
+#: The mirror is compacted after this many changed rows (each ~230 bytes until then).
 MIRROR_COMPACT_ROWS = 100_000
 #: How often a lake that could not be attached is tried again (seconds).
 ATTACH_RETRY_SECONDS = 2.0
@@ -49,10 +53,13 @@ class LakeFeed:
     """Follows a lake's snapshots and publishes what changed; the ingestor's stand-in in lake mode
     (it has the same `health`, `caught_up`, `start` and `stop`)."""
 
-    def __init__(self, index: Index, hub: Hub | None, poll_seconds: float = POLL_SECONDS):
+    def __init__(self, index: Index, hub: Hub | None, poll_seconds: float = POLL_SECONDS,
+                 mirror_after_seconds: float = MIRROR_AFTER_SECONDS):
         self.index = index
         self.hub = hub
         self.poll_seconds = poll_seconds
+        self.mirror_after_seconds = mirror_after_seconds
+        self._first_look: float | None = None  # (time.monotonic())
         self.health = IngestHealth(source="lake")
         #: Set once the lake's snapshot has been read: from then on pages show the lake as it is.
         self.caught_up = threading.Event()
@@ -67,13 +74,14 @@ class LakeFeed:
         """Look at the lake's latest snapshot once; publish and return what changed since the last look."""
         if self.index.lake_failure is not None:
             raise LakeUnreachable(self.index.lake_failure)
-        if self.index.read_only and not self.index.mirrored and self.snapshot is not None:
-            # After the first look (which pages wait for: they read the lake itself until this
-            # is done), or once the lake was attached anew.
-            self.index.build_mirror()
+        if (self.index.read_only and not self.index.mirrored and self._first_look is not None
+                and time.monotonic() - self._first_look >= self.mirror_after_seconds):
+            self.index.build_mirror()  # (pages read the lake itself until it is there)
         with self.index.cursor(lake=True) as cur:
             latest = current_snapshot(cur)
             if self.snapshot is None or latest == self.snapshot:
+                if self.snapshot is None:
+                    self._first_look = time.monotonic()
                 self.snapshot = latest
                 self.caught_up.set()
                 return None

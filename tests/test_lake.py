@@ -108,7 +108,7 @@ def test_a_lake_holds_what_a_local_index_holds_and_its_feed_says_what_changed(la
     spool = tmp_path / "spool"
     write_host_spool(spool, "a", range(30), lines=50)
     writer, reader = Index(None, lake=lake, host="a"), Index(None, lake=lake, read_only=True)
-    feed = LakeFeed(reader, None)
+    feed = LakeFeed(reader, None, mirror_after_seconds=0)
     try:
         assert feed.poll() is None  # the first look only notes the snapshot
         Ingestor(writer, spool).catch_up()
@@ -138,7 +138,7 @@ def test_the_feed_reads_the_changes_of_the_tables_a_snapshot_changed_and_no_othe
     spool = tmp_path / "spool"
     write_host_spool(spool, "a", range(3), lines=5)
     writer, reader = Index(None, lake=lake, host="a"), Index(None, lake=lake, read_only=True)
-    feed, upkeep = LakeFeed(reader, None), LakeUpkeep(lake)
+    feed, upkeep = LakeFeed(reader, None, mirror_after_seconds=0), LakeUpkeep(lake)
 
     def tables_since_last_look() -> set[str] | None:
         with reader.cursor(lake=True) as cur:
@@ -189,9 +189,11 @@ def test_a_lake_servers_mirror_answers_as_the_lake_through_new_runs_updates_dele
     spool = tmp_path / "spool"
     write_host_spool(spool, "a", range(20), lines=3)
     writer, reader = Index(None, lake=lake, host="a"), Index(None, lake=lake, read_only=True)
-    feed = LakeFeed(reader, None)
+    feed = LakeFeed(reader, None, mirror_after_seconds=0)
     try:
         Ingestor(writer, spool).catch_up()
+        waiting = LakeFeed(reader, None, mirror_after_seconds=3600)  # a server's first pages come first
+        assert waiting.poll() is None and waiting.poll() is None and not reader.mirrored
         assert feed.poll() is None and not reader.mirrored  # the first look: pages wait for it
         assert feed.poll() is None and reader.mirrored
         with reader.cursor() as cur:  # a runs statement reads the mirror, a log's lines the lake
