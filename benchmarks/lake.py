@@ -440,8 +440,10 @@ def figures(folder: Path, sizes: Sizes, runs: int | None = None) -> list[Row]:
         local_index = Index(dataset.index_path, fallback_to_private=False)
         try:
             feed = LakeFeed(lake_index, None, mirror_after_seconds=0)  # a lake server's, once its mirror is copied
-            feed.poll()
-            feed.poll()
+            deadline = time.monotonic() + 600
+            while not lake_index.mirrored and time.monotonic() < deadline:
+                feed.poll()
+                time.sleep(0.05)
             rows += query_figures(lake_index, local_index, label, own.repeat)
         finally:
             lake_index.close()

@@ -239,15 +239,25 @@ class Index:
         # Not closed: a page's query may still run on it (its cursors keep it until they end).
         del previous
 
-    def build_mirror(self) -> None:
-        """Lake mode: copy the lake's small tables into this process's mirror, which its cursors
-        read from then on (see lake_mirror). Only for an index that writes nothing."""
+    def copy_mirror(self) -> duckdb.DuckDBPyConnection:
+        """Lake mode: copy the lake's small tables into a mirror on the current connection (see
+        lake_mirror), which `use_mirror` of that connection has cursors read. Only for an index
+        that writes nothing: its writes would go to the mirror."""
         if not self.read_only:
             raise ValueError("only a read-only lake index has a mirror: writes go to the lake")
-        with self._write_lock:  # (not while attach_lake replaces the connection)
-            lake_mirror.build(self._conn)
+        conn = self._conn
+        lake_mirror.build(conn)
+        return conn
+
+    def use_mirror(self, conn: duckdb.DuckDBPyConnection) -> bool:
+        """From now on cursors read the mirror copied on `conn`; False (and not) when the lake has
+        been attached anew since: the mirror went with the old connection."""
+        with self._write_lock:
+            if conn is not self._conn:
+                return False
             self.mirrored = True
             self.version += 1
+            return True
 
     def _open(self) -> None:
         self._conn = self._connect(self.path, self.lake, self.read_only)

@@ -65,6 +65,7 @@ class LakeFeed:
         self.caught_up = threading.Event()
         self.snapshot: int | None = None
         self._mirror_changes = 0  # rows the mirror took since it was last compacted
+        self._copy: _MirrorCopy | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # A server started while the lake could not be attached: pages say why from their first look.
@@ -74,11 +75,13 @@ class LakeFeed:
         """Look at the lake's latest snapshot once; publish and return what changed since the last look."""
         if self.index.lake_failure is not None:
             raise LakeUnreachable(self.index.lake_failure)
-        if (self.index.read_only and not self.index.mirrored and self._first_look is not None
+        if (self.index.read_only and not self.index.mirrored and self._copy is None and self._first_look is not None
                 and time.monotonic() - self._first_look >= self.mirror_after_seconds):
-            self.index.build_mirror()  # (pages read the lake itself until it is there)
+            self._copy = _MirrorCopy(self.index, self.snapshot)  # pages read the lake itself until it is there
         with self.index.cursor(lake=True) as cur:
             latest = current_snapshot(cur)
+            if self._copy is not None and self._copy.done.is_set():
+                self._use_copy(cur, latest)
             if self.snapshot is None or latest == self.snapshot:
                 if self.snapshot is None:
                     self._first_look = time.monotonic()
@@ -98,16 +101,31 @@ class LakeFeed:
         return change
 
     def _mirror(self, cur, copied: dict[str, pa.Table] | None) -> None:
-        """Apply the snapshots' changes to the index's mirror; copy it anew when the snapshots did
-        more than change rows or are expired (None)."""
+        """Apply the snapshots' changes to the index's mirror; have it copied anew when the
+        snapshots did more than change rows or are expired (None): pages read the lake meanwhile."""
         if copied is None:
             log.info("the lake's new snapshots cannot be applied to the mirror: copying it anew")
-            self.index.build_mirror()
+            self.index.mirrored = False
             return
         self._mirror_changes += lake_mirror.apply(cur, copied)
         if self._mirror_changes >= MIRROR_COMPACT_ROWS:
             lake_mirror.compact(cur)
             self._mirror_changes = 0
+
+    def _use_copy(self, cur, latest: int) -> None:
+        """A copy of the mirror has ended: bring it up to `latest` and have pages read it."""
+        copy, self._copy = self._copy, None
+        if copy.error is not None:
+            log.warning("the lake's runs could not be copied into this server's mirror (its pages read the lake, "
+                        "tried again in %.0f s): %s", self.mirror_after_seconds, self._described(copy.error))
+            self._first_look = time.monotonic()
+            return
+        if latest > copy.since:  # (what the snapshots meanwhile changed: the copy read some of them)
+            copied = changes_between(cur, copy.since + 1, latest)[1]
+            if copied is None:
+                return  # copied again at the next look
+            lake_mirror.apply(cur, copied)
+        self.index.use_mirror(copy.conn)
 
     def start(self) -> None:
         self._stop.clear()
@@ -176,6 +194,27 @@ class LakeFeed:
         if password:
             text = text.replace(password, "***")
         return f"the lake cannot be read (index.catalog {self.index.lake.safe_catalog}): {type(exc).__name__}: {text}"
+
+
+class _MirrorCopy:
+    """A copy of the lake's small tables into the mirror, in a thread of its own: 1-3 s at 1M runs,
+    while the feed goes on publishing (in it a new log line waited up to 4 s)."""
+
+    def __init__(self, index: Index, since: int):
+        #: The feed's snapshot when the copy began: the copy read it or a later one.
+        self.since = since
+        self.conn: duckdb.DuckDBPyConnection | None = None
+        self.error: Exception | None = None
+        self.done = threading.Event()
+        threading.Thread(target=self._copy, args=(index,), name="taskdash-lake-mirror", daemon=True).start()
+
+    def _copy(self, index: Index) -> None:
+        try:
+            self.conn = index.copy_mirror()
+        except Exception as exc:  # the catalog gone away, say: the feed says so and tries again
+            self.error = exc
+        finally:
+            self.done.set()
 
 
 def changes_between(cur, first: int, last: int) -> tuple[Change, dict[str, pa.Table] | None]:

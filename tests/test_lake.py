@@ -176,6 +176,11 @@ def test_the_feed_reads_the_changes_of_the_tables_a_snapshot_changed_and_no_othe
         reader.close()
 
 
+def mirror_copied(feed: LakeFeed) -> None:
+    """Look at the lake until the feed's copy of the mirror (in a thread of its own) is in use."""
+    wait_until(lambda: feed.poll() is None and feed.index.mirrored, timeout=60, message="the mirror to be copied")
+
+
 def mirror_differences(index: Index) -> dict[str, int]:
     """For each table the mirror copies: how many rows it and the lake do not have in common."""
     with index.cursor(lake=True) as cur:
@@ -195,7 +200,7 @@ def test_a_lake_servers_mirror_answers_as_the_lake_through_new_runs_updates_dele
         waiting = LakeFeed(reader, None, mirror_after_seconds=3600)  # a server's first pages come first
         assert waiting.poll() is None and waiting.poll() is None and not reader.mirrored
         assert feed.poll() is None and not reader.mirrored  # the first look: pages wait for it
-        assert feed.poll() is None and reader.mirrored
+        mirror_copied(feed)
         with reader.cursor() as cur:  # a runs statement reads the mirror, a log's lines the lake
             assert f"{MIRROR}.main.runs" in cur.execute("EXPLAIN SELECT count(*) FROM runs").fetchall()[0][1]
             assert cur.execute("SELECT count(*) FROM log_text").fetchone()[0] == 20 * 3 + 4  # (stderr: every fifth)
@@ -230,17 +235,18 @@ def test_a_lake_servers_mirror_answers_as_the_lake_through_new_runs_updates_dele
         # the lake attached anew (a changed password, say): the mirror is copied again
         reader.attach_lake()
         assert not reader.mirrored
-        events_before = feed.snapshot
         write_host_spool(spool, "a", range(30, 32), lines=1)
         Ingestor(writer, spool).catch_up()
-        assert set(feed.poll().runs) == {"a-0030", "a-0031"} and reader.mirrored and feed.snapshot > events_before
+        assert set(feed.poll().runs) == {"a-0030", "a-0031"}  # (read from the lake, while it is copied)
+        mirror_copied(feed)
         assert mirror_differences(reader) == dict.fromkeys(COPIED, 0) and queries.count_runs(reader) == 4
         # a snapshot that does more than change rows (a table created): copied anew as well
         with writer.cursor() as cur:
             cur.execute("CREATE TABLE lake.extra (x INTEGER)")
         write_host_spool(spool, "a", range(32, 33), lines=1)
         Ingestor(writer, spool).catch_up()
-        feed.poll()
+        assert set(feed.poll().runs) == {"a-0032"} and not reader.mirrored
+        mirror_copied(feed)
         assert mirror_differences(reader) == dict.fromkeys(COPIED, 0) and queries.count_runs(reader) == 5
     finally:
         writer.close()
@@ -258,13 +264,17 @@ def test_a_mirror_copied_while_the_catalog_is_down_fails_as_an_error_and_is_copi
         postgres.halt()
         try:  # an error, not the end of the process (see lake_mirror.build)
             with pytest.raises(duckdb.Error):
-                reader.build_mirror()
+                reader.copy_mirror()
             assert not reader.mirrored
         finally:
             postgres.resume()
         reader.attach_lake()
-        reader.build_mirror()
+        assert reader.use_mirror(reader.copy_mirror())
         assert reader.mirrored and mirror_differences(reader) == dict.fromkeys(COPIED, 0)
+        # one copied before the lake was attached anew is not used: it went with the old connection
+        copied_before = reader.copy_mirror()
+        reader.attach_lake()
+        assert not reader.use_mirror(copied_before) and not reader.mirrored
     finally:
         writer.close()
         reader.close()
