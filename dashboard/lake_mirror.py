@@ -46,8 +46,8 @@ def build(conn: duckdb.DuckDBPyConnection) -> None:
     read a later snapshot than the one before, which the feed's next changes bring in line (they
     are applied again from its own last snapshot). No transaction of several statements reads the
     lake: one left open by a catalog gone away aborted the process as its cursor closed."""
-    conn.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {MIRROR} (COMPRESS)")
-    with conn.cursor() as cur:
+    with conn.cursor() as cur:  # (a connection of its own: this runs in a thread beside the pages')
+        cur.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {MIRROR} (COMPRESS)")  # (for every cursor)
         for table in TABLES + VIEWS:
             if table in COPIED:
                 cur.execute(f"CREATE OR REPLACE TABLE {MIRROR}.main.{table} AS "
