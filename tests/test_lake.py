@@ -17,14 +17,13 @@ from builders import write_host_spool
 from helpers import wait_until
 from serving import free_port, ship, stopped
 
+from dashboard import lake_mirror, queries
 from dashboard.config import Config, ConfigError, load_config
-from dashboard import queries
 from dashboard.hub import Hub
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
 from dashboard.lake import NO_DOWNLOADS, PASSWORD_ENV, LakeError, LakeSettings, current_snapshot, extension_files
 from dashboard.lake_feed import LakeFeed, changed_tables
-from dashboard import lake_mirror
 from dashboard.lake_mirror import COPIED, MIRROR
 from dashboard.lake_upkeep import LakeUpkeep
 from dashboard.spool import SpoolWriter
