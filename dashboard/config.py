@@ -228,6 +228,14 @@ def duckdb_memory_limit(setting: str) -> str:
     return f"{max(1, int(machine * float(match[1]) / 100 / 2**20))}MiB"
 
 
+def memory_bytes(limit: str) -> int:
+    """The bytes of a `duckdb_memory_limit` ("6144MiB", "2GB": DuckDB's units, KB = 1000 and KiB = 1024)."""
+    match = _MEMORY.fullmatch(limit)
+    unit = match[2].upper()
+    scale = 1024 if unit.endswith("IB") else 1000
+    return int(float(match[1]) * scale ** "KMGT".index(unit[0]) * scale)
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the server needs to start; see panel_serve.yaml for what each setting means."""

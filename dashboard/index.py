@@ -27,7 +27,8 @@ import pandas as pd
 from .formatting import utcnow
 from . import lake as lakes
 from . import lake_mirror
-from .config import DEFAULT_MEMORY, duckdb_memory_limit
+from .config import DEFAULT_MEMORY, duckdb_memory_limit, memory_bytes
+from .lake_log_cache import BUDGET_BYTES, LogCopies
 from .index_schema import LAKE_SCHEMA, SCHEMA, SCHEMA_VERSION, TABLES, RunSummary
 from .index_writes import Batch, drop_runs_before, write_batch
 
@@ -122,6 +123,10 @@ class Index:
         #: Lake mode: a cursor reads the server's mirror of the lake's small tables (see lake_mirror),
         #: set by the feed once it has copied them; the lake itself until then.
         self.mirrored = False
+        #: Lake mode, read-only: finished logs' lines copied into the mirror (see lake_log_cache), in
+        #: at most a quarter of DuckDB's memory.
+        self.log_copies = LogCopies(min(BUDGET_BYTES, memory_bytes(self.memory_limit) // 4)) \
+            if lake is not None and read_only else None
         #: Whose spool offsets this process reads and writes (each host ships its own spool to a lake).
         self.host = host
         if lake is not None:
@@ -229,6 +234,7 @@ class Index:
         with self._write_lock:
             previous = self._conn
             self.mirrored = False  # (the mirror is the old connection's: the feed copies it anew)
+            self.forget_log_copies()
             try:
                 self._open()
             except BaseException:
@@ -256,6 +262,7 @@ class Index:
             if conn is not self._conn:
                 return False
             self.mirrored = True
+            self.forget_log_copies()
             self.version += 1
             return True
 
@@ -387,6 +394,8 @@ class Index:
         return _Cursor(self, cursor)
 
     def close(self) -> None:
+        if self.log_copies is not None:
+            self.log_copies.close()
         self._conn.close()
         if self._private_dir:
             shutil.rmtree(self._private_dir, ignore_errors=True)
@@ -503,6 +512,21 @@ class Index:
         """Runs were deleted (retention, a cleared or rebuilt index): their ids may be given again.
         (A new dict: a lookup that began before keeps what it read in the old one.)"""
         self._log_ids = {}
+        self.forget_log_copies()
+
+    def log_source(self, cur, run_id: str, stream: str) -> tuple[str, int | None]:
+        """Where a run's stream's lines are read: a table with log_text's columns, and the id they
+        are filed under there (None if the stream has no lines yet). log_text and the stream's
+        log_id; on a lake server, its mirror's copy of a finished log once it is made (see lake_log_cache)."""
+        log_id = self.log_id(cur, run_id, stream)
+        if log_id is None or self.log_copies is None or not self.mirrored:
+            return "log_text", log_id
+        return self.log_copies.source(self, log_id)
+
+    def forget_log_copies(self, log_ids=None) -> None:
+        """Lake mode: these logs' lines changed (None: any log's): their copies are not read again."""
+        if self.log_copies is not None:
+            self.log_copies.forget(log_ids)
 
     def query(self, sql: str, params: list | tuple = ()) -> pd.DataFrame:
         """Run a parameterised query and return its rows as a DataFrame."""

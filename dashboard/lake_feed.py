@@ -106,8 +106,11 @@ class LakeFeed:
         if copied is None:
             log.info("the lake's new snapshots cannot be applied to the mirror: copying it anew")
             self.index.mirrored = False
+            self.index.forget_log_copies()
             return
         self._mirror_changes += lake_mirror.apply(cur, copied)
+        if "log_streams" in copied:  # (a log's lines changed: its stream's row did too)
+            self.index.forget_log_copies(copied["log_streams"]["log_id"].to_pylist())
         if self._mirror_changes >= MIRROR_COMPACT_ROWS:
             lake_mirror.compact(cur)
             self._mirror_changes = 0

@@ -406,10 +406,10 @@ def log_page(index: Index, run_id: str, stream: str, first_line: int, count: int
                     "coalesce(regexp_matches(coalesce(visible, text), ?), false) AS warn"]
         params += list(emphasis)
     with index.cursor() as cur:
-        return cur.execute(f"SELECT {', '.join(columns)} FROM log_text WHERE log_id = ? AND line_no >= ? "
+        table, log_id = index.log_source(cur, run_id, stream)
+        return cur.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE log_id = ? AND line_no >= ? "
                            "AND line_no < ? ORDER BY line_no",
-                           [*params, index.log_id(cur, run_id, stream), int(first_line),
-                            int(first_line) + int(count)]).df()
+                           [*params, log_id, int(first_line), int(first_line) + int(count)]).df()
 
 
 def text_match(text: str, regex: bool = False) -> tuple[str, list]:
@@ -428,8 +428,9 @@ def search_matches(index: Index, run_id: str, stream: str, text: str, from_line:
     dashboard.terminal) contains `text` (literal, any case), in order."""
     match, params = text_match(text)
     with index.cursor() as cur:
-        result = cur.execute(f"SELECT line_no FROM log_text WHERE log_id = ? AND line_no >= ? AND {match} "
-                             "ORDER BY line_no", [index.log_id(cur, run_id, stream), from_line, *params]).fetchnumpy()
+        table, log_id = index.log_source(cur, run_id, stream)
+        result = cur.execute(f"SELECT line_no FROM {table} WHERE log_id = ? AND line_no >= ? AND {match} "
+                             "ORDER BY line_no", [log_id, from_line, *params]).fetchnumpy()
     return np.asarray(result["line_no"], dtype=np.int64)
 
 
@@ -651,10 +652,10 @@ def next_line_matching(index: Index, run_id: str, stream: str, pattern: str, aft
     forward = direction >= 0
     where, order = (">", "ASC") if forward else ("<", "DESC")
     with index.cursor() as cur:
-        log_id = index.log_id(cur, run_id, stream)
+        table, log_id = index.log_source(cur, run_id, stream)
         for start in (int(after), 0 if forward else 2**62):  # then wrap around
             row = cur.execute(
-                f"SELECT line_no FROM log_text WHERE log_id = ? AND line_no {where} ? "
+                f"SELECT line_no FROM {table} WHERE log_id = ? AND line_no {where} ? "
                 f"AND regexp_matches(coalesce(visible, text), ?) ORDER BY line_no {order} LIMIT 1",
                 [log_id, start, pattern]).fetchone()
             if row is not None:

@@ -24,6 +24,7 @@ from dashboard.index import Index
 from dashboard.ingest import Ingestor
 from dashboard.lake import NO_DOWNLOADS, PASSWORD_ENV, LakeError, LakeSettings, current_snapshot, extension_files
 from dashboard.lake_feed import LakeFeed, changed_tables
+from dashboard.lake_log_cache import COPIES
 from dashboard.lake_mirror import COPIED, MIRROR
 from dashboard.lake_upkeep import LakeUpkeep
 from dashboard.spool import SpoolWriter
@@ -250,6 +251,115 @@ def test_a_lake_servers_mirror_answers_as_the_lake_through_new_runs_updates_dele
     finally:
         writer.close()
         reader.close()
+
+
+def log_answers(index: Index, run_id: str) -> tuple:
+    """What the log viewer asks of a run's stdout: its first page, a search, a jump to a match."""
+    page = queries.log_page(index, run_id, "stdout", 1, 500)
+    return (page["line_no"].tolist(), page["text"].tolist(), queries.search_matches(index, run_id, "stdout", "LINE 2").tolist(),
+            queries.next_line_matching(index, run_id, "stdout", "line [13]", 2))
+
+
+def copied(index: Index, run_id: str) -> bool:
+    """Whether pages read the run's stdout from the server's copy (lake_log_cache), not the lake."""
+    with index.cursor() as cur:
+        return index.log_source(cur, run_id, "stdout")[0] == COPIES
+
+
+@pytest.mark.lake
+def test_a_lake_servers_copies_of_finished_logs_answer_as_the_lake_and_are_forgotten_as_their_lines_change(
+        lake, tmp_path):
+    spool = tmp_path / "spool"
+    with SpoolWriter(spool, "a") as events:  # a running run: its log is not copied while it runs
+        events.status("a-0100", "a_task_1", "RUNNING", agent="agent-a")
+        events.append_log("a-0100", "stdout", "".join(f"running line {k}\n" for k in range(5)))
+    write_host_spool(spool, "a", range(1, 5), lines=30)
+    writer, reader, local = Index(None, lake=lake, host="a"), Index(None, lake=lake, read_only=True), Index(None)
+    feed = LakeFeed(reader, None, mirror_after_seconds=0)
+    try:
+        Ingestor(writer, spool).catch_up()
+        Ingestor(local, spool).catch_up()
+        mirror_copied(feed)
+        # the first read of a finished log reads the lake and has it copied; later reads read the copy
+        assert not copied(reader, "a-0100")
+        assert log_answers(reader, "a-0001") == log_answers(local, "a-0001")
+        wait_until(lambda: copied(reader, "a-0001"), message="a-0001's log to be copied")
+        assert log_answers(reader, "a-0001") == log_answers(local, "a-0001")
+        assert not copied(reader, "a-0100")  # (asked before a-0001's copy, in the same thread: looked at)
+        # lines after the run's end, and a last line completed: the copy is forgotten at the feed's look
+        with SpoolWriter(spool, "a") as events:
+            events.append_log("a-0001", "stdout", "a late line 2\n")
+            events.append_log("a-0002", "stdout", "an unfinished line")  # (its run has ended: a line)
+        for index in (writer, local):
+            Ingestor(index, spool).catch_up()
+        feed.poll()
+        assert not copied(reader, "a-0001") and log_answers(reader, "a-0001") == log_answers(local, "a-0001")
+        log_answers(reader, "a-0002")
+        wait_until(lambda: copied(reader, "a-0002"), message="a-0002's log to be copied")
+        assert log_answers(reader, "a-0002") == log_answers(local, "a-0002")
+        with SpoolWriter(spool, "a") as events:
+            events.append_log("a-0002", "stdout", ", finished at LINE 2\n")
+        for index in (writer, local):
+            Ingestor(index, spool).catch_up()
+        feed.poll()
+        assert not copied(reader, "a-0002") and log_answers(reader, "a-0002") == log_answers(local, "a-0002")
+        assert log_answers(local, "a-0002")[1][-1] == "an unfinished line, finished at LINE 2"
+        # every run deleted (retention): a new run's log is given an id a copy was filed under
+        with SpoolWriter(spool, "a") as events:
+            events.status("a-0100", "a_task_1", "SUCCESS", agent="agent-a", exit_code=0)
+        Ingestor(writer, spool).catch_up()
+        feed.poll()
+        runs = ("a-0100", "a-0001", "a-0002", "a-0003", "a-0004")
+        for run_id in runs:
+            wait_until(lambda: copied(reader, run_id), message=f"{run_id}'s log to be copied")
+        with reader.cursor() as cur:
+            copied_ids = {reader.log_id(cur, run_id, "stdout") for run_id in runs}
+        assert writer.drop_runs_older_than(0) == len(runs)
+        feed.poll()
+        with SpoolWriter(spool, "a") as events:
+            events.status("a-0300", "a_task_1", "SUCCESS", agent="agent-a", exit_code=0)
+            events.append_log("a-0300", "stdout", "".join(f"new run line {k}\n" for k in range(3)))
+        Ingestor(writer, spool).catch_up()
+        feed.poll()
+        with reader.cursor() as cur:
+            assert reader.log_id(cur, "a-0300", "stdout") in copied_ids
+        new_lines = ["new run line 0", "new run line 1", "new run line 2"]
+        assert log_answers(reader, "a-0300")[1] == new_lines
+        wait_until(lambda: copied(reader, "a-0300"), message="a-0300's log to be copied")
+        assert log_answers(reader, "a-0300")[1] == new_lines
+    finally:
+        writer.close()
+        reader.close()
+        local.close()
+
+
+@pytest.mark.lake
+def test_a_lake_servers_copies_of_logs_fit_their_budget_and_a_larger_log_is_read_from_the_lake(lake, tmp_path):
+    spool = tmp_path / "spool"
+    write_host_spool(spool, "a", range(3), lines=20)  # each log about 400 bytes
+    with SpoolWriter(spool, "a") as events:
+        events.status("a-0100", "a_task_1", "SUCCESS", agent="agent-a", exit_code=0)
+        events.append_log("a-0100", "stdout", "".join(f"a longer log's line {k}\n" for k in range(100)))
+    writer, reader, local = Index(None, lake=lake, host="a"), Index(None, lake=lake, read_only=True), Index(None)
+    reader.log_copies.budget = 1000  # two of the small logs, not three; never the long one
+    feed = LakeFeed(reader, None, mirror_after_seconds=0)
+    try:
+        Ingestor(writer, spool).catch_up()
+        Ingestor(local, spool).catch_up()
+        mirror_copied(feed)
+        for run_id in ("a-0100", "a-0000", "a-0001", "a-0002"):
+            assert log_answers(reader, run_id) == log_answers(local, run_id)
+            if run_id != "a-0100":
+                wait_until(lambda: copied(reader, run_id), message=f"{run_id}'s log to be copied")
+        # the least recently read went first; the long log was looked at (before the others) and left
+        assert [copied(reader, run_id) for run_id in ("a-0100", "a-0000", "a-0001", "a-0002")] == \
+            [False, False, True, True]
+        for run_id in ("a-0100", "a-0000", "a-0001", "a-0002"):
+            assert log_answers(reader, run_id) == log_answers(local, run_id)
+    finally:
+        writer.close()
+        reader.close()
+        local.close()
 
 
 @pytest.mark.lake
