@@ -28,7 +28,7 @@ from .formatting import utcnow
 from . import lake as lakes
 from . import lake_mirror
 from .config import DEFAULT_MEMORY, duckdb_memory_limit, memory_bytes
-from .lake_log_cache import BUDGET_BYTES, LogCopies
+from .lake_log_copies import BUDGET_BYTES, LogCopies
 from .index_schema import LAKE_SCHEMA, SCHEMA, SCHEMA_VERSION, TABLES, RunSummary
 from .index_writes import Batch, drop_runs_before, write_batch
 
@@ -123,7 +123,7 @@ class Index:
         #: Lake mode: a cursor reads the server's mirror of the lake's small tables (see lake_mirror),
         #: set by the feed once it has copied them; the lake itself until then.
         self.mirrored = False
-        #: Lake mode, read-only: finished logs' lines copied into the mirror (see lake_log_cache), in
+        #: Lake mode, read-only: finished logs' lines copied into the mirror (see lake_log_copies), in
         #: at most a quarter of DuckDB's memory.
         self.log_copies = LogCopies(min(BUDGET_BYTES, memory_bytes(self.memory_limit) // 4)) \
             if lake is not None and read_only else None
@@ -517,7 +517,7 @@ class Index:
     def log_source(self, cur, run_id: str, stream: str) -> tuple[str, int | None]:
         """Where a run's stream's lines are read: a table with log_text's columns, and the id they
         are filed under there (None if the stream has no lines yet). log_text and the stream's
-        log_id; on a lake server, its mirror's copy of a finished log once it is made (see lake_log_cache)."""
+        log_id; on a lake server, its mirror's copy of a finished log once it is made (see lake_log_copies)."""
         log_id = self.log_id(cur, run_id, stream)
         if log_id is None or self.log_copies is None or not self.mirrored:
             return "log_text", log_id
