@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import duckdb
 
 from .lake import LAKE
-from .lake_mirror import MIRROR
+from .lake_mirror import MIRROR, compact
 from .statuses import is_terminal
 
 log = logging.getLogger(__name__)
@@ -176,4 +176,4 @@ class LogCopies:
             self._forgotten = [(when, number) for when, number in self._forgotten if when > deadline]
         if due:
             cur.execute(f"DELETE FROM {COPIES} WHERE list_contains(?, log_id)", [due])
-            cur.execute(f"CHECKPOINT {MIRROR}")
+            compact(cur)
