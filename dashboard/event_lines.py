@@ -21,6 +21,9 @@ from .statuses import STATUSES, sql_list
 
 #: Below this many lines a chunk is parsed in Python: a DuckDB query costs milliseconds.
 MIN_LINES = 256
+#: Lines per Arrow record batch handed to DuckDB, which scans a registered table one batch per
+#: thread: 54,000 lines as one batch kept a core idle (0.29 s; as batches of 4,096, 0.17 s).
+SCAN_BATCH_LINES = 4_096
 
 _FIELDS = ("kind", "run_id", "task", "status", "ts", "agent", "adhoc", "group", "trigger_time", "exit_code",
            "message")
@@ -109,15 +112,18 @@ class EventLineParser:
         """(the proven-valid status events as transitions, each with its line's position;
         the positions of every other line)."""
         event_lines = pa.table({"position": pa.array(np.arange(len(lines), dtype=np.int64)), "line": lines})
-        self._conn.register("event_lines", event_lines)
+        self._conn.register("event_lines", pa.Table.from_batches(event_lines.to_batches(SCAN_BATCH_LINES)))
         try:
             result = self._conn.sql(PARSE_SQL).to_arrow_table()
         finally:
             self._conn.unregister("event_lines")
-        ok = result.column("ok").to_numpy(zero_copy_only=False)
         positions = result.column("position").to_numpy()
+        if len(positions) > 1 and not (np.diff(positions) > 0).all():  # the threads' batches, back in line order
+            order = np.argsort(positions)
+            result, positions = result.take(order), positions[order]
+        ok = result.column("ok").to_numpy(zero_copy_only=False)
         accepted = result.filter(pa.array(ok)).select(POSITIONED_SCHEMA.names).cast(POSITIONED_SCHEMA)
-        return accepted, np.sort(positions[~ok])
+        return accepted, positions[~ok]
 
     def close(self) -> None:
         self._conn.close()
