@@ -182,3 +182,13 @@ def test_the_visible_text_of_many_lines_at_once_is_each_line_s():
         assert (kept is None) == (terminal._SPECIAL.search(raw) is None)
     plain = terminal.visible_array(pa.array(["a", "b\tc", "é"], pa.large_string()))
     assert plain.null_count == 3
+
+
+def test_a_long_chunk_is_stripped_in_pieces_that_join_back_in_order(monkeypatch):
+    """visible_array cuts a chunk longer than PIECE_LINES into pieces stripped on several cores:
+    every line comes back where it was, the plain ones null."""
+    monkeypatch.setattr(terminal, "PIECE_LINES", 8)
+    monkeypatch.setattr(terminal, "_CORES", 3)  # three pieces, whatever the machine
+    lines = [f"\x1b[3{n % 8}mline {n}\x1b[0m" if n % 3 else f"plain {n}" for n in range(100)]
+    stored = terminal.visible_array(pa.array(lines, pa.large_string())).to_pylist()
+    assert stored == [f"line {n}" if n % 3 else None for n in range(100)]
