@@ -420,6 +420,10 @@ def text_match(text: str, regex: bool = False) -> tuple[str, list]:
     # contains(lower(...)): with DuckDB 1.5.5 ILIKE became the slow one (2M realistic lines of the
     # fleet benchmark, 2 cores under load: ILIKE 1.3-2.9 s, lower() + contains 0.55-0.74 s,
     # RE2 (?i) 0.6-0.7 s). No pattern: the text's % and _ are literal as they are.
+    if text.isascii() and not any(char.isalpha() for char in text):
+        # Nothing to fold (an id, a number, a path's punctuation), and no character folds into ASCII
+        # other than a letter: the lines are not lowered (one 2M-line stream: 45 ms against 160).
+        return "contains(coalesce(visible, text), ?)", [text]
     return "contains(lower(coalesce(visible, text)), lower(?))", [text]
 
 
