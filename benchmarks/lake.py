@@ -224,7 +224,7 @@ def ship_figures(spool: Path, lakes: Lakes, sizes: Sizes, folder: Path) -> tuple
 def query_figures(lake_index: Index, local_index: Index, label: str, repeat: int) -> list[Row]:
     """The runs page, a log page and searches on a lake server (its mirror) and on the local index;
     the log's pages and searches twice on the lake: read from the lake itself (a log's first read,
-    and every read of a running run's log), then from the server's copy of it (lake_log_copies)."""
+    and every read of a running run's log), then from the server's copy of it (log_copies)."""
     indexes = {"lake": lake_index, "local": local_index}
     log_kinds = ("page", *(name for name, _ in SEARCHES))
     times = {(kind, mode): [] for kind in ("runs", *log_kinds) for mode in (*indexes, "copy")}

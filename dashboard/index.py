@@ -28,7 +28,7 @@ from .formatting import utcnow
 from . import lake as lakes
 from . import lake_mirror
 from .config import DEFAULT_MEMORY, duckdb_memory_limit, memory_bytes
-from .lake_log_copies import BUDGET_BYTES, LogCopies
+from .log_copies import BUDGET_BYTES, COPIES_DATABASE, LogCopies
 from .index_schema import LAKE_SCHEMA, SCHEMA, SCHEMA_VERSION, TABLES, RunSummary
 from .index_writes import Batch, drop_runs_before, write_batch
 
@@ -123,10 +123,12 @@ class Index:
         #: Lake mode: a cursor reads the server's mirror of the lake's small tables (see lake_mirror),
         #: set by the feed once it has copied them; the lake itself until then.
         self.mirrored = False
-        #: Lake mode, read-only: finished logs' lines copied into the mirror (see lake_log_copies), in
-        #: at most a quarter of DuckDB's memory.
-        self.log_copies = LogCopies(min(BUDGET_BYTES, memory_bytes(self.memory_limit) // 4)) \
-            if lake is not None and read_only else None
+        #: Copies of finished logs (see log_copies), in at most a quarter of DuckDB's memory: a lake
+        #: server's in its mirror, for pages and searches; a local index's in a memory database, for
+        #: searches. None for a lake index that writes (it reads no logs, and has no mirror).
+        budget = min(BUDGET_BYTES, memory_bytes(self.memory_limit) // 4)
+        self.log_copies = LogCopies(COPIES_DATABASE, pages=False, budget=budget) if lake is None else \
+            LogCopies(lake_mirror.MIRROR, pages=True, budget=budget) if read_only else None
         #: Whose spool offsets this process reads and writes (each host ships its own spool to a lake).
         self.host = host
         if lake is not None:
@@ -234,7 +236,6 @@ class Index:
         with self._write_lock:
             previous = self._conn
             self.mirrored = False  # (the mirror is the old connection's: the feed copies it anew)
-            self.forget_log_copies()
             try:
                 self._open()
             except BaseException:
@@ -268,8 +269,11 @@ class Index:
 
     def _open(self) -> None:
         self._conn = self._connect(self.path, self.lake, self.read_only)
+        self.forget_log_copies()  # (held in the connection before)
         try:
             self._conn.execute("SET memory_limit = ?", [self.memory_limit])
+            if self.lake is None:
+                self._conn.execute(f"ATTACH ':memory:' AS {COPIES_DATABASE} (COMPRESS)")
             self._create_schema()
         except BaseException:
             self._conn.close()
@@ -436,12 +440,22 @@ class Index:
                     touched = write_batch(cur, batch, now, self.host)
                     cur.execute("COMMIT")
                     self.version += 1
+                    self._forget_changed_copies(cur, batch)
                 except BaseException:
                     _rollback(cur)
                     raise
             return touched
 
         return self._retry_conflicts(write)
+
+    def _forget_changed_copies(self, cur, batch: Batch) -> None:
+        """Forget the copies of the logs a committed batch added lines to, before the pages hear of it."""
+        copied = self.log_copies.known() if self.log_copies is not None else set()
+        changed = batch.log_last_lines.keys() | batch.replaced.keys()
+        if copied and changed:
+            rows = cur.execute("SELECT log_id, run_id, stream FROM log_streams WHERE list_contains(?, log_id)",
+                               [sorted(copied)]).fetchall()
+            self.forget_log_copies([log_id for log_id, *key in rows if tuple(key) in changed])
 
     def drop_runs_older_than(self, days: float) -> int:
         """Retention: delete the runs whose last activity is more than `days` ago, with their events
@@ -514,17 +528,20 @@ class Index:
         self._log_ids = {}
         self.forget_log_copies()
 
-    def log_source(self, cur, run_id: str, stream: str) -> tuple[str, int | None]:
-        """Where a run's stream's lines are read: a table with log_text's columns, and the id they
-        are filed under there (None if the stream has no lines yet). log_text and the stream's
-        log_id; on a lake server, its mirror's copy of a finished log once it is made (see lake_log_copies)."""
+    def log_source(self, cur, run_id: str, stream: str, search: bool = False) -> tuple[str, int | None]:
+        """Where a run's stream's lines are read, and the id they are filed under there (None if the
+        stream has no lines yet): log_text and the stream's log_id, or a copy of a finished log once
+        it is made (see log_copies). A page reads a table with log_text's columns; a `search`, one
+        with those or with the lines' `folded` text alone (a local index's copies)."""
         log_id = self.log_id(cur, run_id, stream)
-        if log_id is None or self.log_copies is None or not self.mirrored:
+        copies = self.log_copies
+        if log_id is None or copies is None or (self.lake is not None and not self.mirrored) \
+                or not (search or copies.pages):
             return "log_text", log_id
-        return self.log_copies.source(self, log_id)
+        return copies.source(self, log_id)
 
     def forget_log_copies(self, log_ids=None) -> None:
-        """Lake mode: these logs' lines changed (None: any log's): their copies are not read again."""
+        """These logs' lines changed (None: any log's): their copies are not read again."""
         if self.log_copies is not None:
             self.log_copies.forget(log_ids)
 

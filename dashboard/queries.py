@@ -430,9 +430,10 @@ def text_match(text: str, regex: bool = False) -> tuple[str, list]:
 def search_matches(index: Index, run_id: str, stream: str, text: str, from_line: int = 1) -> np.ndarray:
     """Every line number of a run's stream, from `from_line` on, whose visible text (see
     dashboard.terminal) contains `text` (literal, any case), in order."""
-    match, params = text_match(text)
     with index.cursor() as cur:
-        table, log_id = index.log_source(cur, run_id, stream)
+        table, log_id = index.log_source(cur, run_id, stream, search=True)
+        # A copy of a finished log holds its lines' visible text lowered (see log_copies).
+        match, params = ("contains(folded, lower(?))", [text]) if table != "log_text" else text_match(text)
         result = cur.execute(f"SELECT line_no FROM {table} WHERE log_id = ? AND line_no >= ? AND {match} "
                              "ORDER BY line_no", [log_id, from_line, *params]).fetchnumpy()
     return np.asarray(result["line_no"], dtype=np.int64)

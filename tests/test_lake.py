@@ -24,7 +24,6 @@ from dashboard.index import Index
 from dashboard.ingest import Ingestor
 from dashboard.lake import NO_DOWNLOADS, PASSWORD_ENV, LakeError, LakeSettings, current_snapshot, extension_files
 from dashboard.lake_feed import LakeFeed, changed_tables
-from dashboard.lake_log_copies import COPIES
 from dashboard.lake_mirror import COPIED, MIRROR
 from dashboard.lake_upkeep import LakeUpkeep
 from dashboard.spool import SpoolWriter
@@ -261,9 +260,9 @@ def log_answers(index: Index, run_id: str) -> tuple:
 
 
 def copied(index: Index, run_id: str) -> bool:
-    """Whether pages read the run's stdout from the server's copy (lake_log_copies), not the lake."""
+    """Whether pages read the run's stdout from the server's copy (log_copies), not the lake."""
     with index.cursor() as cur:
-        return index.log_source(cur, run_id, "stdout")[0] == COPIES
+        return index.log_source(cur, run_id, "stdout")[0] == index.log_copies.table
 
 
 @pytest.mark.lake

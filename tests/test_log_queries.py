@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import pytest
 from builders import ingest
+from helpers import wait_until
 
 from dashboard import queries
+from dashboard.index import Index
+from dashboard.ingest import Ingestor
 from dashboard.spool import SpoolWriter
 
 LINES = 1500
@@ -63,3 +66,50 @@ def test_search_covers_the_whole_stream_over_three_pages(index):
 ])
 def test_search_text_is_literal(index, text, expected):
     assert queries.search_matches(index, "r-1", "stdout", text).tolist() == expected
+
+
+def searched_in_copy(index: Index, run_id: str) -> bool:
+    """Whether a search of the run's stdout reads the index's folded copy of it (see log_copies)."""
+    with index.cursor() as cur:
+        return index.log_source(cur, run_id, "stdout", search=True)[0] == index.log_copies.table
+
+
+def test_a_finished_logs_searches_read_its_folded_copy_which_is_forgotten_as_its_lines_change(tmp_path):
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, "t")
+    coloured = [f"Line {n} \x1b[31mRED\x1b[0m alert" if n % 3 == 0 else f"line {n} plain" for n in range(1, 301)]
+    writer.status("r-done", "Task", "RUNNING")
+    writer.append_log("r-done", "stdout", "".join(text + "\n" for text in coloured))
+    writer.status("r-done", "Task", "SUCCESS", exit_code=0)
+    writer.status("r-live", "Task", "RUNNING")
+    writer.append_log("r-live", "stdout", "still RED\n")
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, spool)
+    ingestor.catch_up()
+
+    def expected(lines: list[str]) -> dict[str, list[int]]:
+        seen = [text.replace("\x1b[31m", "").replace("\x1b[0m", "") for text in lines]  # what a terminal shows
+        return {needle: [n for n, text in enumerate(seen, 1) if needle.lower() in text.lower()]
+                for needle in ("red ALERT", "line 1", "[31m", "0 ", "zzz")}
+
+    def searches(run_id: str) -> dict[str, list[int]]:
+        return {needle: queries.search_matches(index, run_id, "stdout", needle).tolist()
+                for needle in ("red ALERT", "line 1", "[31m", "0 ", "zzz")}
+
+    try:
+        assert searches("r-live") == {"red ALERT": [], "line 1": [], "[31m": [], "0 ": [], "zzz": []}
+        assert searches("r-done") == expected(coloured)  # read from the index, and a copy made
+        wait_until(lambda: searched_in_copy(index, "r-done"), message="r-done's log to be copied")
+        assert searches("r-done") == expected(coloured)
+        assert not searched_in_copy(index, "r-live")  # a running run's log (looked at before r-done's)
+        assert queries.log_page(index, "r-done", "stdout", 1)["text"].tolist() == coloured  # pages read the index
+        # lines after the run's end: the copy is forgotten as they are written
+        writer.append_log("r-done", "stdout", "a late RED alert\n")
+        ingestor.catch_up()
+        assert not searched_in_copy(index, "r-done")
+        assert searches("r-done") == expected([*coloured, "a late RED alert"])
+        wait_until(lambda: searched_in_copy(index, "r-done"), message="r-done's log to be copied again")
+        assert searches("r-done") == expected([*coloured, "a late RED alert"])
+    finally:
+        writer.close()
+        index.close()

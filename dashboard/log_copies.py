@@ -1,19 +1,25 @@
-"""A lake server's copies of finished logs: the lines of a log whose run has ended, copied from the
-lake into the server's mirror (see lake_mirror) after a page first reads it, so that its next pages,
-searches and match jumps stay in the server.
+"""Copies of finished logs, kept in memory beside the index and read instead of it: made after a
+page or a search first reads a log whose run has ended, in the background, one log at a time.
 
-A 500-line page of a log read from the lake costs 20-30 ms (a snapshot, the table's files and
-deletes from the catalog, the Parquet files' footers, a row group decompressed) where a local index
-answers it in 2-3 ms; a search over 2M lines, 270-320 ms where a local index takes half. The page
-that asked reads the lake; a copy is made in the background, one log at a time, and the pages after
-it read the copy.
+Two kinds, one per index that reads (see Index.log_copies):
+- A lake server's, in its mirror (see lake_mirror): the lines' text and visible text, for pages and
+  match jumps, and their folded text for searches. A 500-line page of a log read from the lake costs
+  20-30 ms (a snapshot, the table's files and deletes from the catalog, the Parquet files' footers,
+  a row group decompressed) where a local index answers it in 2-3 ms.
+- A local index's, in a memory database of its own (COPIES_DATABASE): only the folded text, for
+  searches. A search lowers every line it reads, two thirds of its time: a 2M-line stream took
+  160-180 ms, 45-55 ms over its folded copy.
 
-Each copy is filed under a number of its own, never given twice. The feed forgets a log's copy as
-its lines change (appended after the run ended, a last line completed: its log_streams row changes)
-or every copy (runs deleted, whose log ids may be given again; the mirror copied anew); a page that
-took a copy's number a moment before reads on what it took, and the rows are deleted a while later.
-The copies hold at most `budget` bytes of text, the least recently read dropped first; a log larger
-than that is not copied.
+The folded text is `lower` of the visible text (see dashboard.terminal): what a search, literal and in
+any case, looks for the lowered text in. The page or search that asked reads the index; the ones
+after it read the copy.
+
+Each copy is filed under a number of its own, never given twice. A log's copy is forgotten as its
+lines change (appended after the run ended, a last line completed: a local index's writes, a lake
+server's feed) and every copy as runs are deleted (their log ids may be given again) or the database
+holding them is made anew; a page that took a copy's number a moment before reads on what it took,
+and the rows are deleted a while later. The copies hold at most `budget` bytes of text, the least
+recently read dropped first; a log larger than that is not copied.
 """
 
 from __future__ import annotations
@@ -28,14 +34,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
 
-from .lake import LAKE
-from .lake_mirror import MIRROR, compact
 from .statuses import is_terminal
 
 log = logging.getLogger(__name__)
 
-#: The mirror's table of copied lines: log_text's columns, filed under a copy's number.
-COPIES = f"{MIRROR}.main.log_copies"
+#: A local index's memory database that holds its copies.
+COPIES_DATABASE = "copies"
+#: What a search looks for its text in, lowered: the visible text of a line, lowered.
+FOLDED = "lower(coalesce(visible, text))"
 #: The most bytes of text the copies hold, whatever the memory DuckDB may use (a quarter of it, if less).
 BUDGET_BYTES = 512 * 2**20
 #: Lines read from the lake in one statement while a log is copied (its size checked after each).
@@ -47,9 +53,15 @@ DELETE_AFTER_SECONDS = 5.0
 
 
 class LogCopies:
-    """The copies of one lake server's mirror, and the thread that makes them."""
+    """The copies of one index, and the thread that makes them."""
 
-    def __init__(self, budget: int = BUDGET_BYTES):
+    def __init__(self, database: str, pages: bool, budget: int = BUDGET_BYTES):
+        #: The table of copied lines, in `database`: log_id is a copy's number, `folded` its lines'
+        #: FOLDED text, and with `pages` their text and visible text too. (They are copied from the
+        #: log_text an index's cursor reads, its log_streams and runs saying how many and whether finished.)
+        self.table = f"{database}.main.log_copies"
+        self.pages = pages
+        self._database = database
         self.budget = budget
         self._lock = threading.Lock()
         #: log_id -> (copy number, bytes), the least recently read first.
@@ -65,13 +77,13 @@ class LogCopies:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskdash-log-copies")
 
     def source(self, index, log_id: int) -> tuple[str, int]:
-        """Where a page reads the log's lines: (the copies, its number) once it is copied; else
-        (log_text, log_id), and a copy is made for the pages after it if its run has ended."""
+        """Where the log's lines are read: (the copies' table, its number) once it is copied; else
+        (log_text, log_id), and a copy is made for the reads after it if its run has ended."""
         with self._lock:
             held = self._held.get(log_id)
             if held is not None:
                 self._held.move_to_end(log_id)
-                return COPIES, held[0]
+                return self.table, held[0]
             if (not self._closed and log_id not in self._copying
                     and time.monotonic() >= self._not_before.get(log_id, 0.0)):
                 self._copying.add(log_id)
@@ -82,6 +94,11 @@ class LogCopies:
     def held(self, log_id: int) -> bool:
         with self._lock:
             return log_id in self._held
+
+    def known(self) -> set[int]:
+        """The logs copied or being copied."""
+        with self._lock:
+            return set(self._held) | self._copying
 
     def forget(self, log_ids: Iterable[int] | None = None) -> None:
         """These logs' lines changed (None: any log's, or the mirror is new): pages read them from
@@ -107,9 +124,13 @@ class LogCopies:
         retry = time.monotonic() + RETRY_SECONDS  # (unless it is copied, or too large)
         try:
             with index.cursor() as cur:
+                columns = "text VARCHAR USING COMPRESSION uncompressed, visible VARCHAR USING COMPRESSION uncompressed, " \
+                    if self.pages else ""
+                cur.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (log_id BIGINT, line_no BIGINT, "
+                            f"{columns}folded VARCHAR USING COMPRESSION uncompressed)")
                 self._delete_forgotten(cur)
-                row = cur.execute(f"SELECT s.lines, r.status FROM {MIRROR}.main.log_streams s "
-                                  f"JOIN {MIRROR}.main.runs r USING (run_id) WHERE s.log_id = ?", [log_id]).fetchone()
+                row = cur.execute("SELECT s.lines, r.status FROM log_streams s JOIN runs r USING (run_id) "
+                                  "WHERE s.log_id = ?", [log_id]).fetchone()
                 if row is None or not is_terminal(row[1]):
                     return
                 size = self._copied(cur, log_id, number, row[0])
@@ -122,10 +143,10 @@ class LogCopies:
                         self._held[log_id] = (number, size)
                         self._evict(keep=log_id)
                 if not kept:  # (its number was never handed out: no page reads it)
-                    cur.execute(f"DELETE FROM {COPIES} WHERE log_id = ?", [number])
+                    cur.execute(f"DELETE FROM {self.table} WHERE log_id = ?", [number])
                     retry = time.monotonic()
-        except duckdb.Error as exc:  # the catalog gone away, the connection closed: the lake is read
-            log.info("a log's lines could not be copied into this server's mirror: %s", str(exc).splitlines()[0])
+        except duckdb.Error as exc:  # the catalog gone away, the connection closed: the index is read
+            log.info("a log's lines could not be copied: %s", str(exc).splitlines()[0])
         finally:
             with self._lock:
                 if log_id in self._copying and log_id not in self._held:
@@ -134,26 +155,26 @@ class LogCopies:
                 self._stale.discard(log_id)
 
     def _copied(self, cur, log_id: int, number: int, lines: int) -> int | None:
-        """Copy the log's lines from the lake under `number`; their bytes, or None (nothing kept)
-        when they are more than the budget. duckdb.Error if they are not the `lines` its stream counts."""
-        cur.execute(f"CREATE TABLE IF NOT EXISTS {COPIES} (log_id BIGINT, line_no BIGINT, "
-                    "text VARCHAR USING COMPRESSION uncompressed, visible VARCHAR USING COMPRESSION uncompressed)")
+        """Copy the log's lines under `number`; their bytes, or None (nothing kept) when they are more
+        than the budget. duckdb.Error if they are not the `lines` its stream counts."""
+        copied_columns = "text, visible, " if self.pages else ""
+        text_bytes = "strlen(text) + coalesce(strlen(visible), 0) + " if self.pages else ""
         size = copied = 0
         for first in range(1, lines + 1, COPY_LINES):
             if self._closed:
                 break
-            cur.execute(f"INSERT INTO {COPIES} SELECT ?, line_no, text, visible FROM {LAKE}.main.log_text "
+            cur.execute(f"INSERT INTO {self.table} SELECT ?, line_no, {copied_columns}{FOLDED} FROM log_text "
                         "WHERE log_id = ? AND line_no >= ? AND line_no < ?", [number, log_id, first, first + COPY_LINES])
-            more, count = cur.execute(f"SELECT coalesce(sum(strlen(text) + coalesce(strlen(visible), 0)), 0), count(*) "
-                                      f"FROM {COPIES} WHERE log_id = ? AND line_no >= ?", [number, first]).fetchone()
+            more, count = cur.execute(f"SELECT coalesce(sum({text_bytes}strlen(folded)), 0), count(*) "
+                                      f"FROM {self.table} WHERE log_id = ? AND line_no >= ?", [number, first]).fetchone()
             size, copied = size + more, copied + count
             if size > self.budget:
-                log.info("the log %d is larger than this server's copies may be (%d MB): its pages read the lake",
+                log.info("the log %d is larger than the copies may be (%d MB): it is read from the index",
                          log_id, self.budget >> 20)
-                cur.execute(f"DELETE FROM {COPIES} WHERE log_id = ?", [number])
+                cur.execute(f"DELETE FROM {self.table} WHERE log_id = ?", [number])
                 return None
-        if copied != lines:  # (lines came or went meanwhile: the feed will tell)
-            cur.execute(f"DELETE FROM {COPIES} WHERE log_id = ?", [number])
+        if copied != lines:  # (lines came or went meanwhile: they are forgotten as they change)
+            cur.execute(f"DELETE FROM {self.table} WHERE log_id = ?", [number])
             raise duckdb.InvalidInputException(f"the log {log_id} had {copied:,} lines, its stream {lines:,}")
         return size
 
@@ -175,5 +196,5 @@ class LogCopies:
             due = [number for when, number in self._forgotten if when <= deadline]
             self._forgotten = [(when, number) for when, number in self._forgotten if when > deadline]
         if due:
-            cur.execute(f"DELETE FROM {COPIES} WHERE list_contains(?, log_id)", [due])
-            compact(cur)
+            cur.execute(f"DELETE FROM {self.table} WHERE list_contains(?, log_id)", [due])
+            cur.execute(f"CHECKPOINT {self._database}")  # (compressed, and their memory given back)
