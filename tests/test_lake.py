@@ -335,12 +335,12 @@ def test_a_lake_servers_copies_of_finished_logs_answer_as_the_lake_and_are_forgo
 @pytest.mark.lake
 def test_a_lake_servers_copies_of_logs_fit_their_budget_and_a_larger_log_is_read_from_the_lake(lake, tmp_path):
     spool = tmp_path / "spool"
-    write_host_spool(spool, "a", range(3), lines=20)  # each log about 400 bytes
+    write_host_spool(spool, "a", range(3), lines=20)  # each log about 400 bytes: 800 with its folded text
     with SpoolWriter(spool, "a") as events:
         events.status("a-0100", "a_task_1", "SUCCESS", agent="agent-a", exit_code=0)
         events.append_log("a-0100", "stdout", "".join(f"a longer log's line {k}\n" for k in range(100)))
     writer, reader, local = Index(None, lake=lake, host="a"), Index(None, lake=lake, read_only=True), Index(None)
-    reader.log_copies.budget = 1000  # two of the small logs, not three; never the long one
+    reader.log_copies.budget = 2000  # two of the small logs, not three; never the long one
     feed = LakeFeed(reader, None, mirror_after_seconds=0)
     try:
         Ingestor(writer, spool).catch_up()
