@@ -28,7 +28,7 @@ from .formatting import utcnow
 from . import lake as lakes
 from . import lake_mirror
 from .config import DEFAULT_MEMORY, duckdb_memory_limit, memory_bytes
-from .log_copies import BUDGET_BYTES, COPIES_DATABASE, LogCopies
+from .log_copies import BUDGET_BYTES, COPIES_DATABASE, SEARCH_COPY_MIN_LINES, LogCopies
 from .index_schema import LAKE_SCHEMA, SCHEMA, SCHEMA_VERSION, TABLES, RunSummary
 from .index_writes import Batch, drop_runs_before, write_batch
 
@@ -125,10 +125,13 @@ class Index:
         self.mirrored = False
         #: Copies of finished logs (see log_copies), in at most a quarter of DuckDB's memory: a lake
         #: server's in its mirror, for pages and searches; a local index's in a memory database, for
-        #: searches. None for a lake index that writes (it reads no logs, and has no mirror).
+        #: searches of long logs. None for a lake index that writes (it reads no logs, and has no mirror).
         budget = min(BUDGET_BYTES, memory_bytes(self.memory_limit) // 4)
-        self.log_copies = LogCopies(COPIES_DATABASE, pages=False, budget=budget) if lake is None else \
-            LogCopies(lake_mirror.MIRROR, pages=True, budget=budget) if read_only else None
+        self.log_copies: LogCopies | None = None
+        if lake is None:
+            self.log_copies = LogCopies(COPIES_DATABASE, pages=False, budget=budget, min_lines=SEARCH_COPY_MIN_LINES)
+        elif read_only:
+            self.log_copies = LogCopies(lake_mirror.MIRROR, pages=True, budget=budget)
         #: Whose spool offsets this process reads and writes (each host ships its own spool to a lake).
         self.host = host
         if lake is not None:
