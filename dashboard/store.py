@@ -147,9 +147,9 @@ class Store:
         """The id of a run's stream in log_text (see Index.log_id)."""
         return self.index.log_id(cur, run_id, stream)
 
-    def log_source(self, cur, run_id: str, stream: str) -> tuple[str, int | None]:
-        """Where a run's stream's lines are read (see Index.log_source)."""
-        return self.index.log_source(cur, run_id, stream)
+    def log_source(self, cur, run_id: str, stream: str, search: bool = False) -> tuple[str, int | None]:
+        """Where a run's stream's lines are read, or searched (see Index.log_source)."""
+        return self.index.log_source(cur, run_id, stream, search)
 
     @property
     def version(self) -> int:
