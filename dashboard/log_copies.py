@@ -39,7 +39,7 @@ from .statuses import is_terminal
 log = logging.getLogger(__name__)
 
 #: A local index's memory database that holds its copies.
-COPIES_DATABASE = "copies"
+COPIES_DATABASE = "taskdash_log_copies"  # (an index file named so would clash with it)
 #: What a search looks for its text in, lowered: the visible text of a line, lowered.
 FOLDED = "lower(coalesce(visible, text))"
 #: A local index copies logs of at least this many lines: a search of 50,000 lines takes 4-5 ms.
