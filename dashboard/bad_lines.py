@@ -29,13 +29,14 @@ class BadLineLog:
 
     def __init__(self):
         self._listed: dict[str, int] = {}  # committed
+        self._handed: dict[str, int] = {}  # in the batch being committed
         self._batch_listed: dict[str, int] = {}  # in the batch being read
         #: The batch's bad lines beyond the samples: file -> [count, first offset, last offset, first reason].
         self._omitted: dict[str, list] = {}
 
     def room(self, rel: str) -> int:
         """How many more of a file's bad lines are listed one by one."""
-        return max(0, ERROR_SAMPLES - self._listed.get(rel, 0) - self._batch_listed.get(rel, 0))
+        return max(0, ERROR_SAMPLES - self._listed.get(rel, 0) - self._handed.get(rel, 0) - self._batch_listed.get(rel, 0))
 
     def add(self, errors: list[Error], rel: str, offset: int, reason: str, raw: bytes) -> None:
         """Record one bad line: listed with its excerpt while there is room, else counted."""
@@ -61,13 +62,21 @@ class BadLineLog:
         """Forget what the batch being read listed and counted (it was not committed)."""
         self._batch_listed, self._omitted = {}, {}
 
-    def committed(self) -> None:
-        for rel, count in self._batch_listed.items():
-            self._listed[rel] = self._listed.get(rel, 0) + count
+    def hand_off(self) -> None:
+        """The batch read goes to be committed (its summaries taken): what it listed keeps its room
+        until it is, while the next batch is read."""
+        self._handed = self._batch_listed
         self.new_batch()
+
+    def committed(self, done: bool) -> None:
+        """The batch handed off was committed (`done`), or was not: its lines are read again."""
+        for rel, count in self._handed.items() if done else ():
+            self._listed[rel] = self._listed.get(rel, 0) + count
+        self._handed = {}
 
     def clear(self) -> None:
         self._listed.clear()
+        self._handed = {}
         self.new_batch()
 
 

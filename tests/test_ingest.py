@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import threading
 
 import pytest
 from builders import ingest
@@ -228,3 +229,150 @@ def test_events_of_the_same_millisecond_follow_the_lifecycle_order(tmp_path):
     index = ingest(tmp_path)
     assert queries.run(index, "r-1")["status"] == "ACTIVE"
     assert queries.run(index, "r-2")["status"] == "STARTED"
+
+
+# ---- a batch committed while the next one is read ---------------------------------------------
+
+
+def batched_spool(spool) -> None:
+    """Events of 40 runs over two files with junk lines between them, and logs (one coloured, one
+    ending without a newline on a finished run), in files much bigger than the chunks read below."""
+    writer = SpoolWriter(spool, "test")
+    for n in range(40):
+        for i, status in enumerate(LIFECYCLES["r-fail" if n % 5 == 0 else "r-ok"]):
+            extra = {"exit_code": 2 if status == "FAILED" else 0} if status in ("SUCCESS", "FAILED") else {}
+            write_lines(spool / "events" / f"{'ab'[n % 2]}.jsonl", [status_event(f"r-{n:02d}", status, n * 10 + i, **extra)])
+        write_lines(spool / "events" / "a.jsonl", [b"not json", b"{", b"[1, 2]"])
+    for n in range(0, 40, 4):
+        writer.append_log(f"r-{n:02d}", "stdout", "".join(f"\x1b[32mINFO\x1b[0m step {k} of r-{n:02d}\n" if n % 8 == 0
+                                                         else f"step {k} of r-{n:02d}\n" for k in range(300)))
+    writer.append_log("r-04", "stderr", "Traceback (most recent call last):\nValueError: no\nexit 1")
+
+
+def index_content(index) -> tuple:
+    return (runs_table(index).astype(str).to_dict("records"),
+            index.query("SELECT run_id, stream, line_no, text FROM log_lines ORDER BY ALL").to_dict("records"),
+            index.query('SELECT file, "offset", reason FROM ingest_errors ORDER BY ALL').to_dict("records"))
+
+
+def bad_lines_counted(errors) -> int:
+    """The bad lines ingest errors account for: one each, or the N of 'N more bad lines like this'."""
+    return sum(int(error["reason"].split(" ")[0].replace(",", "")) if "more bad lines" in error["reason"] else 1
+               for error in errors)
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Chunks of 4 KB and commits every 100 lines: the spool above takes dozens of batches."""
+    from dashboard import ingest as ingest_module
+    monkeypatch.setattr(ingest_module, "READ_CHUNK", 4096)
+    monkeypatch.setattr(ingest_module, "BATCH_LINES", 100)
+
+
+def first_commit_waits_for_the_next_read(monkeypatch, index) -> tuple[threading.Event, list]:
+    """Hold the first commit until the ingestor reads on (10 s at most); return the event of that
+    read and the list of batches committed (their files)."""
+    applied, first_commit, read_meanwhile = [], threading.Event(), threading.Event()
+    apply, read = index.apply, Ingestor._read
+
+    def apply_once_the_reader_went_on(batch):
+        if not applied:
+            first_commit.set()
+            read_meanwhile.wait(10)
+        applied.append(sorted(batch.offsets))
+        return apply(batch)
+
+    def watched_read(self, rel, batch):
+        if first_commit.is_set():
+            read_meanwhile.set()
+        return read(self, rel, batch)
+    monkeypatch.setattr(index, "apply", apply_once_the_reader_went_on)
+    monkeypatch.setattr(Ingestor, "_read", watched_read)
+    return read_meanwhile, applied
+
+
+def test_a_batch_commits_while_the_next_is_read_and_the_index_ends_as_one_batch_makes_it(tmp_path, monkeypatch):
+    batched_spool(tmp_path / "spool")
+    reference = ingest(tmp_path, "reference.duckdb")  # one batch: everything fits in it
+    expected = index_content(reference)
+    reference.close()
+    from dashboard import ingest as ingest_module
+    monkeypatch.setattr(ingest_module, "READ_CHUNK", 4096)
+    monkeypatch.setattr(ingest_module, "BATCH_LINES", 100)
+    index = Index(tmp_path / "index.duckdb")
+    read_meanwhile, applied = first_commit_waits_for_the_next_read(monkeypatch, index)
+    try:
+        added = Ingestor(index, tmp_path / "spool").catch_up()
+        content = index_content(index)
+        print(f"\n{len(applied)} batches; added {added}")
+        assert read_meanwhile.is_set(), "the next batch was read while the first one committed"
+        assert len(applied) > 10
+        assert content[:2] == expected[:2], "the runs and log lines one batch gives"
+        assert bad_lines_counted(content[2]) == bad_lines_counted(expected[2]) == 120
+    finally:
+        index.close()
+
+
+def test_a_files_bad_lines_listed_one_by_one_count_those_of_the_batch_committing(tmp_path, monkeypatch):
+    """ERROR_SAMPLES of a file's bad lines are listed, whatever batches they fall in: those of the
+    batch being committed count while the next batch reads the same file."""
+    from dashboard import bad_lines, ingest as ingest_module
+    write_lines(tmp_path / "spool" / "events" / "junk.jsonl",
+                [line for n in range(200) for line in (status_event(f"r-{n}", "RUNNING", n), b"not json")])
+    monkeypatch.setattr(ingest_module, "READ_CHUNK", 2048)
+    monkeypatch.setattr(ingest_module, "BATCH_LINES", 10)
+    monkeypatch.setattr(bad_lines, "ERROR_SAMPLES", 7)
+    index = Index(tmp_path / "index.duckdb")
+    read_meanwhile, applied = first_commit_waits_for_the_next_read(monkeypatch, index)
+    try:
+        Ingestor(index, tmp_path / "spool").catch_up()
+        errors = index.query('SELECT file, "offset", reason FROM ingest_errors ORDER BY "offset"').to_dict("records")
+        listed = [error for error in errors if "more bad lines like this" not in error["reason"]]
+        print(f"\n{len(applied)} batches, {len(errors)} ingest errors, {len(listed)} listed one by one")
+        assert read_meanwhile.is_set() and len(applied) > 2
+        assert len(listed) == 7
+        assert bad_lines_counted(errors) == 200 and index.counts()["runs"] == 200
+    finally:
+        index.close()
+
+
+@pytest.mark.parametrize("failing", ["commit", "read"])
+def test_a_step_failing_while_a_batch_commits_loses_and_doubles_nothing(tmp_path, monkeypatch, small_batches, failing):
+    """A commit failing while the next batch is read (that batch is dropped and read again), or the
+    read failing while a batch commits (that batch is in the index: the ingestor must know it)."""
+    batched_spool(tmp_path / "spool")
+    index = Index(tmp_path / "index.duckdb")
+    apply, read, calls = index.apply, Ingestor._read, {"apply": 0}
+
+    def failing_apply(batch):
+        calls["apply"] += 1
+        if failing == "commit" and calls["apply"] == 1:  # (its batch holds the first files read again)
+            raise OSError("No space left on device")
+        return apply(batch)
+
+    def failing_read(self, rel, batch):
+        if failing == "read" and self._committing is not None:
+            raise OSError("Input/output error")
+        return read(self, rel, batch)
+    monkeypatch.setattr(index, "apply", failing_apply)
+    monkeypatch.setattr(Ingestor, "_read", failing_read)
+    ingestor = Ingestor(index, tmp_path / "spool")
+    try:
+        with pytest.raises(OSError):
+            ingestor.catch_up()
+        partial = index.counts()
+        assert ingestor._offsets == index.load_offsets(), "where it goes on from is what the index holds"
+        monkeypatch.setattr(Ingestor, "_read", read)
+        monkeypatch.setattr(index, "apply", apply)
+        ingestor.catch_up()  # the same ingestor goes on from what it knows was committed
+        content = index_content(index)
+    finally:
+        index.close()
+    reference = ingest(tmp_path, "reference.duckdb")
+    try:
+        print(f"\nafter the failed step: {partial}; after the next: {reference.counts()}")
+        assert (partial["log_lines"] > 0) == (failing == "read"), "the read failed once its batch was committing"
+        assert content[:2] == index_content(reference)[:2], "the runs and log lines of an ingest that did not fail"
+        assert bad_lines_counted(content[2]) == 120
+    finally:
+        reference.close()
