@@ -240,9 +240,7 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
         self.definitions_note.visible = bool(self.definitions_note.object)
         parts = [f"<b>{len(shown.shown):,}</b> of {graph.number_of_nodes():,} tasks shown"]
         tops = Counter(top_group(graph.nodes[n].get("group")) for n in shown.shown)
-        entries = [[top, tile_color(top), count] for top, count in sorted(tops.items())]
-        if entries != self.legend.entries:
-            self.legend.entries = entries
+        self.legend.entries = tuple((top, tile_color(top), count) for top, count in sorted(tops.items()))
         if shown.view.collapsed:
             parts.append(f"{len(shown.view.members):,} groups shown collapsed (■): click one to open it")
 

@@ -16,7 +16,10 @@ from dashboard.components.resources import resource
 class GraphLegend(ReactiveHTML):
     """A folded list of the top-level groups shown, each with its tile colour and task count."""
 
-    entries = param.List(default=[], doc="[group, tile colour, tasks shown] per top-level group; '' is no group.")
+    #: A tuple, not a list: Panel (1.9) takes an empty list for a list of models, and failed on the
+    #: lists the legend held before ("unhashable type: 'list'") when a search left no task shown.
+    entries = param.Parameter(default=(), doc="(group, tile colour, tasks shown) per top-level group, "
+                                              "a tuple of tuples; '' is no group.")
     picked = param.String(default="", doc="From the browser: the group clicked last (emptied once taken).")
 
     _template = """

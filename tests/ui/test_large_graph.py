@@ -179,6 +179,16 @@ def test_the_legend_finds_a_group_in_a_long_list_and_a_click_shows_only_it(tmp_p
         items.filter(visible=True).click()
         expect(page).to_have_url(re.compile(r"[?&]group=team-07(&|$)"), timeout=15_000)
         expect(page.get_by_text("2 of 24 tasks shown")).to_be_visible(timeout=30_000)
+        # A task search that leaves nothing shown empties the legend (it failed on the server).
+        search = page.get_by_placeholder("Search task name, Enter")
+        search.fill("no such task")
+        search.press("Enter")
+        expect(page.get_by_text("0 of 24 tasks shown")).to_be_visible(timeout=30_000)
+        expect(legend.locator("summary")).to_have_text("0 top-level groups")
+        search.fill("")
+        search.press("Enter")
+        expect(legend.locator("summary")).to_have_text("1 top-level group", timeout=30_000)
+    assert "Traceback" not in "".join(server.output), "the server failed on a change of the page"
 
 
 #: Each label as drawn: its text's extent in pixels on the page (measured with its own font) and
