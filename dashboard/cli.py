@@ -367,6 +367,9 @@ def cmd_serve(args) -> int:
     if args.ship and config.lake is None:
         raise CommandError("--ship ships this server's spool to a lake: give --catalog URL --data-path PATH (or set "
                            "index.mode lake in the settings)")
+    if args.demo and not config.demo_workflow.is_file():
+        raise CommandError(f"--demo runs the workflow {config.demo_workflow.absolute()}, which is not there: start from the "
+                           "project's folder, or set demo_workflow in the settings file")
     runner = shipper = None
     try:
         server = app.serve(config, start=False)  # a bad setting stops here, before the demo runner starts
@@ -402,11 +405,26 @@ def cmd_serve(args) -> int:
     finally:
         for child in (runner, shipper):  # the runner first: the shipper ships what it wrote
             if child is not None:
-                child.terminate()
-                child.wait(30)
+                _stop_child(child)
         offload.settle()  # the pages' work under way reads the index: it ends before the index closes
         app.stop_services()
     return 0
+
+
+#: How long `serve` waits for its runner or shipper to end after SIGTERM (the runner ends its runs
+#: within their grace of 5 s) before it kills it.
+CHILD_STOP_SECONDS = 30
+
+
+def _stop_child(child: subprocess.Popen) -> None:
+    child.terminate()
+    try:
+        child.wait(CHILD_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        print(f"note: {' '.join(child.args[2:4])} did not end within {CHILD_STOP_SECONDS} s of SIGTERM: killed",
+              file=sys.stderr, flush=True)
+        child.kill()
+        child.wait()
 
 
 def _report_catch_up(services) -> None:
@@ -481,12 +499,16 @@ def cmd_run(args) -> int:
     except WorkflowError as exc:
         raise CommandError(str(exc)) from None
     scheduler = Scheduler(workflow, config.spool, cycles=args.cycles)
+    # The handler only sets a flag: a lock taken in it deadlocked the runner when a second signal
+    # (a process group's SIGTERM, then `serve`'s own) came while stop() held that lock.
+    stop_signals = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: scheduler.request_stop())
+        signal.signal(sig, lambda signum, _: stop_signals.append(signum))
     print(f"running {workflow.name}: {len(workflow.tasks)} tasks every {workflow.schedule_seconds:g} s "
           f"into {config.spool}", file=sys.stderr, flush=True)
     scheduler.start()
-    scheduler.wait()
+    while not stop_signals and not scheduler.wait(timeout=0.2):
+        pass
     scheduler.stop()
     return 0
 

@@ -50,7 +50,7 @@ class Scheduler:
         self.grace = grace  # seconds a terminated process gets between SIGTERM and SIGKILL
         self._writer = SpoolWriter(self.spool, writer_name)
         self._order = topological_order(workflow)
-        self._cond = threading.Condition(threading.RLock())  # reentrant: see request_stop
+        self._cond = threading.Condition(threading.RLock())
         self._free_slots = dict(workflow.agents)
         self._pending: list[_ScheduledRun] = []  # waiting or queued, oldest first
         self._in_flight: dict[str, _ScheduledRun] = {}  # task -> its unfinished run
@@ -103,9 +103,9 @@ class Scheduler:
                 lambda: self._stop_requested or not (self._ticking or self._in_flight), timeout)
 
     def request_stop(self) -> None:
-        """Ask for a stop without doing it (safe in a signal handler): no more cycles, and wait() returns."""
+        """Ask for a stop without doing it: no more cycles, and wait() returns. (Not from a signal
+        handler: the locks it takes may be held by the code the signal interrupted.)"""
         self._wake.set()
-        # The lock is reentrant, so this works even if the signal interrupted this thread holding it.
         with self._cond:
             self._stop_requested = True
             self._cond.notify_all()

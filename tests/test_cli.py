@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import signal
 import subprocess
 import sys
 
 import pytest
+from helpers import read_events, wait_until
 
 from dashboard.spool import SpoolWriter
 
@@ -173,3 +175,57 @@ def test_control_characters_from_the_spool_are_escaped_on_the_terminal_and_exact
     assert (runs[0]["task"], runs[0]["group"], runs[0]["agent"]) == (hostile, "g\x1b[31m", "agent\r\x08")
     log = taskdash(tmp_path, "logs", "r-evil").stdout
     assert log.split(None, 1)[1] == "red then  and \n"
+
+
+def test_serve_demo_without_its_workflow_is_a_clear_error(tmp_path):
+    """From a folder that has no data/demo_workflow.yaml (and no settings file naming one), the server
+    served an empty dashboard while its runner had already ended."""
+    result = subprocess.run([sys.executable, "-m", "dashboard.cli", "serve", "--demo", "--port", "1",
+                             "--spool", str(tmp_path / "spool"), "--index", str(tmp_path / "index.duckdb")],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"--demo runs the workflow {tmp_path / 'data' / 'demo_workflow.yaml'}, which is not there" \
+        in result.stderr.replace("\n", " ")
+
+
+def test_the_runner_ends_its_runs_and_itself_on_sigterm_twice(tmp_path):
+    """`serve --demo` stopped by its process group sends its runner SIGTERM twice (the group's, then
+    its own): the runner ends its running run and itself."""
+    workflow = tmp_path / "flow.yaml"
+    workflow.write_text("name: t\nschedule: every 1h\nagents: {a: 2}\n"
+                        "tasks:\n  Slow: {command: 'sleep 60', group: g}\n")
+    spool = tmp_path / "spool"
+    runner = subprocess.Popen([sys.executable, "-m", "dashboard.cli", "run", str(workflow), "--spool", str(spool)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: "RUNNING" in [e.get("status") for e in read_events(spool)], timeout=60,
+                   message="the slow run to start")
+        runner.send_signal(signal.SIGTERM)
+        runner.send_signal(signal.SIGTERM)
+        _, err = runner.communicate(timeout=30)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+    assert runner.returncode == 0, err
+    ends = [e for e in read_events(spool) if e.get("status") == "TERMINATED"]
+    assert [(e["task"], e["message"]) for e in ends] == [("Slow", "killed by SIGTERM on request")]
+
+
+def test_serve_kills_a_child_that_does_not_end_on_sigterm(monkeypatch, capsys):
+    """A runner that does not end within CHILD_STOP_SECONDS of SIGTERM was left running, and `serve`
+    ended with a TimeoutExpired traceback."""
+    from dashboard import cli
+    monkeypatch.setattr(cli, "CHILD_STOP_SECONDS", 1)
+    child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                              "signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "ready\n"
+        cli._stop_child(child)
+        assert child.returncode == -signal.SIGKILL
+        assert "did not end within 1 s of SIGTERM: killed" in capsys.readouterr().err
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.communicate()
