@@ -33,6 +33,13 @@ FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 # One line a notice, wide enough for a URL problem's message (three of them then end above
 # the grid at 1280x800; Notyf's default 300 px wrapped each to 154 px high).
 _NOTICE_CSS = resource("notices.css")
+#: Each notice's colour on the notice itself: Notyf paints it on a 400 px "ripple" circle, which
+#: left the rest of a wider notice transparent (white text on the page). Dark enough for white text.
+NOTICE_TYPES = [
+    {"type": kind, "background": colour, "ripple": False,
+     "icon": {"className": f"fas fa-{icon}", "tagName": "i", "color": "white"}}
+    for kind, colour, icon in (("warning", "#b45309", "exclamation-triangle"), ("info", "#1d4ed8", "info-circle"),
+                               ("error", "#b91c1c", "times-circle"), ("success", "#15803d", "check-circle"))]
 
 
 def navigation(store: Store, current: str) -> pn.pane.HTML:
@@ -69,6 +76,7 @@ def page_template(store: Store, title: str, current: str, *main) -> pn.template.
         # Notices stack from the top, over the title bar and filters, never over the rows
         # (at the bottom right they covered the Finished, Duration and eye columns).
         pn.state.notifications.position = "top-center"
+        pn.state.notifications.types = NOTICE_TYPES
     template.config.raw_css.append(_NOTICE_CSS)
     if store.rebuilt_reason:  # notifications show HTML: the reason (paths, DuckDB's words) is escaped
         when = "while the server ran" if store.rebuilt_while_running else "when the server started"

@@ -34,6 +34,10 @@ def test_url_notices_sit_off_the_rows_and_a_lost_link_dims_the_page(tmp_path, pa
         for toast in page.locator(".notyf__toast").all():
             box = toast.bounding_box()
             assert not any(overlaps(box, row) for row in rows if row), f"a notice covers rows: {box}"
+            # Its colour on the whole notice, under its white text (Notyf's 400 px ripple left
+            # the rest of a wide notice transparent: white text on the page).
+            expect(toast).to_have_css("background-color", "rgb(180, 83, 9)")
+            expect(toast.locator(".notyf__ripple")).to_have_count(0)
 
         server.stop()
         expect(page.locator(".td-conn")).to_have_attribute("data-state", re.compile("Connecting|Disconnected"),
