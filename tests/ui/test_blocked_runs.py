@@ -30,17 +30,19 @@ def served(tmp_path_factory):
     writer.define_task("Extract", "etl")
     writer.define_task("Load", "etl", depends_on=["Extract"])
     now = queries.utcnow()
-    earlier, cycle = now - dt.timedelta(minutes=20), now - dt.timedelta(minutes=5)
+    earlier, cycle, cycle2 = now - dt.timedelta(minutes=20), now - dt.timedelta(minutes=5), now - dt.timedelta(minutes=2)
     for run_id, task, statuses, trigger in [
             ("x-0", "Extract", ("IDLE", "ACTIVE", "TRIGGER", "STARTED", "RUNNING"), earlier),
             ("l-0", "Load", ("IDLE", "ACTIVE"), earlier),  # waiting for x-0
             ("x-1", "Extract", ("IDLE", "ACTIVE", "TRIGGER", "STARTED", "RUNNING", "FAILED"), cycle),
-            ("l-1", "Load", ("IDLE", "ACTIVE"), cycle)]:  # blocked: x-1 failed
+            ("l-1", "Load", ("IDLE", "ACTIVE"), cycle),  # blocked: x-1 failed
+            ("x-2", "Extract", ("IDLE", "ACTIVE", "TRIGGER", "STARTED", "RUNNING", "FAILED"), cycle2),
+            ("l-2", "Load", ("IDLE", "ACTIVE", "TERMINATED"), cycle2)]:  # blocked, ended as the runner ends them
         for step, status in enumerate(statuses):
             writer.status(run_id, task, status, ts=trigger + dt.timedelta(seconds=step), trigger_time=trigger,
                           agent="agent-1")
     with served_in_process(folder / "spool", folder / "index.duckdb") as (url, services):
-        wait_until(lambda: services.index.counts()["runs"] == 4, timeout=30, message="the spool indexed")
+        wait_until(lambda: services.index.counts()["runs"] == 6, timeout=30, message="the spool indexed")
         yield url
 
 
@@ -52,6 +54,15 @@ def test_the_grid_tells_a_blocked_run_from_a_waiting_one(served, page: Page):
     page.goto(f"{served}/task-runs")
     expect(row(page, "l-1").locator(".td-blocked")).to_have_text(BLOCKED, timeout=30_000)
     expect(row(page, "l-1").locator("a.td-blocked")).to_have_attribute("href", "/task-runs/x-1")  # its root cause
+    # On a line of its own, whole inside its cell (beside a long chain the cell's ellipsis hid it).
+    for run_id in ("l-1", "l-2"):
+        tag = row(page, run_id).locator(".td-blocked")
+        expect(tag).to_have_text(BLOCKED)
+        cell = row(page, run_id).locator(".tabulator-cell", has=page.locator(".td-blocked"))
+        chain = row(page, run_id).locator(".td-chain")
+        tag_box, cell_box, chain_box = tag.bounding_box(), cell.bounding_box(), chain.bounding_box()
+        assert tag_box["x"] + tag_box["width"] <= cell_box["x"] + cell_box["width"], (run_id, tag_box, cell_box)
+        assert tag_box["y"] >= chain_box["y"] + chain_box["height"] - 1, "under the chain"
     expect(row(page, "l-1").locator('[tabulator-field="status"]')).to_have_text("ACTIVE")
     expect(row(page, "l-0").locator(".td-step.td-current")).to_have_text("ACTIVE")
     expect(row(page, "l-0").locator(".td-blocked")).to_have_count(0)

@@ -37,6 +37,10 @@
         chain.append(tag)
       }
     }
+    // What holds the run, and how many runs a root cause holds, each on a line of its own under
+    // the chain: beside it, a chain and a tag did not fit the column and the cell's ellipsis hid
+    // the tag whole.
+    const lines = []
     if (row.blocked) {
       // A link to the root cause's run when it is known (the run that failed or was terminated).
       const tag = document.createElement(row.blocked_by ? "a" : "span")
@@ -44,17 +48,18 @@
       tag.title = "Blocked: " + row.blocked + (row.blocked_by ? " (open the run that holds it)" : "")
       if (row.blocked_by) { tag.href = (__RUN_HREF__)(row.blocked_by) }
       tag.textContent = "BLOCKED: " + row.blocked
-      chain.append(tag)
+      lines.push(tag)
     }
-    if (!(row.blocks > 0)) { return chain }
-    // A root cause says how many runs of its cycle it holds, on a line of its own under its
-    // chain (beside it, a full chain and the tag would not fit the column).
+    if (row.blocks > 0) {
+      const tag = document.createElement("span")
+      tag.className = "td-blocks"
+      tag.title = "Root cause: " + row.blocks + " run" + (row.blocks > 1 ? "s" : "") + " of its cycle can no longer start"
+      tag.textContent = "blocks " + row.blocks
+      lines.push(tag)
+    }
+    if (lines.length === 0) { return chain }
     const cell_ = document.createElement("div")
-    const tag = document.createElement("span")
-    tag.className = "td-blocks"
-    tag.title = "Root cause: " + row.blocks + " run" + (row.blocks > 1 ? "s" : "") + " of its cycle can no longer start"
-    tag.textContent = "blocks " + row.blocks
-    cell_.append(chain, tag)
+    cell_.append(chain, ...lines)
     return cell_
   }
 })()
