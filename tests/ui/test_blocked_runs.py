@@ -63,6 +63,11 @@ def test_the_grid_tells_a_blocked_run_from_a_waiting_one(served, page: Page):
         tag_box, cell_box, chain_box = tag.bounding_box(), cell.bounding_box(), chain.bounding_box()
         assert tag_box["x"] + tag_box["width"] <= cell_box["x"] + cell_box["width"], (run_id, tag_box, cell_box)
         assert tag_box["y"] >= chain_box["y"] + chain_box["height"] - 1, "under the chain"
+    # Hovered, a row stays light and its tag and links keep their colours (they turned white).
+    row(page, "l-1").locator(".td-task, [tabulator-field='task']").first.hover()
+    expect(row(page, "l-1")).to_have_css("background-color", "rgb(219, 234, 254)")
+    expect(row(page, "l-1").locator(".td-blocked")).to_have_css("color", "rgb(220, 38, 38)")
+    expect(row(page, "l-1").locator(".td-eye")).to_have_css("color", "rgb(37, 99, 235)")
     expect(row(page, "l-1").locator('[tabulator-field="status"]')).to_have_text("ACTIVE")
     expect(row(page, "l-0").locator(".td-step.td-current")).to_have_text("ACTIVE")
     expect(row(page, "l-0").locator(".td-blocked")).to_have_count(0)
