@@ -307,7 +307,7 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
     def _show_totals(self, view: queries.RunsPage) -> None:
         last = view.first_row + len(view.runs) - 1
         summary = (f"Showing <b>{view.first_row:,}–{last:,}</b> of <b>{view.total:,}</b> runs"
-                   if view.total else "No runs")
+                   if view.total else "No matching runs" if self.filtered else "No runs")
         summary += f" triggered in the last {html.escape(self.since)}"
         if self.start or self.end:
             summary += f", between {html.escape(self.window_label())}"

@@ -220,6 +220,7 @@ def test_a_bad_url_value_is_reported_and_the_rest_kept(runs_page):
 def test_no_match_says_what_to_do_and_clear_filters_restores(runs_page):
     page = runs_page("?search=no-such-task")
     expect(page.get_by_text("No runs match these filters in the last 24h.")).to_be_visible()
+    expect(page.get_by_text("No matching runs triggered in the last 24h")).to_be_visible()  # not "No runs"
     page.get_by_role("button", name="Clear filters").click()
     expect(summary(page)).to_contain_text("of 123 runs")
     expect(page.locator(".tabulator-row").first).to_be_visible()
