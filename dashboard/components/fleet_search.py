@@ -167,7 +167,7 @@ _STYLE = """
 .td-search th { text-align: left; border-bottom: 2px solid #2563eb; padding: 4px 8px; }
 .td-search td { border-bottom: 1px solid #e5e7eb; padding: 4px 8px; vertical-align: top; }
 .td-search .td-num { text-align: right; }
-.td-search code { white-space: pre-wrap; word-break: break-all; color: #111827; }
+.td-search code { white-space: pre-wrap; overflow-wrap: anywhere; color: #111827; }
 .td-search-note { color: #6b7280; }
 .td-search-progress { color: #1d4ed8; font-style: italic; margin: 4px 0; }
 """
