@@ -367,12 +367,12 @@ def cmd_serve(args) -> int:
     if args.ship and config.lake is None:
         raise CommandError("--ship ships this server's spool to a lake: give --catalog URL --data-path PATH (or set "
                            "index.mode lake in the settings)")
-    if args.demo and not config.demo_workflow.is_file():
-        raise CommandError(f"--demo runs the workflow {config.demo_workflow.absolute()}, which is not there: start from the "
-                           "project's folder, or set demo_workflow in the settings file")
     runner = shipper = None
     try:
         server = app.serve(config, start=False)  # a bad setting stops here, before the demo runner starts
+        if args.demo and not config.demo_workflow.is_file():
+            raise CommandError(f"--demo runs the workflow {config.demo_workflow.absolute()}, which is not there: "
+                               "start from the project's folder, or set demo_workflow in the settings file")
         if config.lake is not None and (args.ship or args.demo):
             # In lake mode a server reads the lake only: its own spool (the demo's runs) reaches the
             # lake, and so its pages, through a `taskdash ship` of its own.
