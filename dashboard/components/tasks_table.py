@@ -52,7 +52,10 @@ class TasksTable(pn.viewable.Viewer):
             formatters={"task": TASK_FORMATTER, "last status": STATUS_FORMATTER},
             stylesheets=[STYLESHEET, TASK_NAME_STYLE],
             groupby=["group"], configuration={"groupHeader": GROUP_HEADER_AS_TEXT}, layout="fit_columns",
-            widths={"task": "28%", "group": "13%", "last run": "14%"},  # dbt's names and folder groups are long
+            # Each figure's column fits its title (with the task at 28% they were cut: "downstr…",
+            # "success…"); the task's name, long in dbt, takes the rest and is cut in its middle.
+            widths={"group": "11%", "upstream": 105, "downstream": 125, "last status": 120, "last run": 170,
+                    "runs": 75, "success rate": 130, "median duration": 150},
             pagination="remote", page_size=PAGE_SIZE)  # grows with its rows; the browser gets one page
         self.table.link(self, page="page", bidirectional=True)
         self.table.param.watch(self._row_selected, "selection")

@@ -116,6 +116,14 @@ def test_recenter_restores_the_view_after_zooming(tasks_page):
     wait_until(lambda: tasks_page.evaluate(PLOT_RANGE) == initial, timeout=15, message="the view fitted again")
 
 
+def test_the_tasks_tables_titles_are_whole(tasks_page):
+    """At 1366 px each column's title shows whole ("downstr…", "success…" and "median …" were cut)."""
+    titles = tasks_page.locator(".tabulator-col-title")
+    expect(titles.filter(has_text="median duration")).to_be_visible(timeout=30_000)
+    cut = titles.evaluate_all("els => els.filter(e => e.scrollWidth > e.clientWidth).map(e => e.textContent)")
+    assert cut == [], f"titles cut: {cut}"
+
+
 def test_clicking_a_task_selects_it_and_leads_to_its_runs(tasks_page, served):
     url, _ = served
     task_graph = dependency_graph(DEFINITIONS)
