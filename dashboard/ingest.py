@@ -102,7 +102,16 @@ class Committing:
     inodes: dict[str, int]
     #: Index.apply's answer, to come (None: nothing to commit)
     applied: Future | None
-    done: bool = False
+
+
+def _called(function: Callable, *args) -> Future:
+    """`function(*args)` called now, as a Future done with its result or its exception."""
+    future = Future()
+    try:
+        future.set_result(function(*args))
+    except BaseException as exc:
+        future.set_exception(exc)
+    return future
 
 
 class Ingestor:
@@ -185,7 +194,6 @@ class Ingestor:
         # a thread of its own while the next one is read: reading and splitting the files keeps
         # one core busy and DuckDB's insert the other (20M log lines: 21.2 -> 18.1 s).
         batch, batch_bytes, taken = self._new_batch(), 0, dict.fromkeys(files, 0)
-        committing: Committing | None = None
         with ThreadPoolExecutor(1, thread_name_prefix="taskdash-commit") as committer:
             try:
                 while files:
@@ -201,16 +209,16 @@ class Ingestor:
                             progress(read)
                         if (batch.log_line_count + batch.event_lines_read >= BATCH_LINES
                                 or batch_bytes >= BATCH_BYTES or len(batch.log_chunks) >= BATCH_LOG_CHUNKS):
-                            self._committed(committing, added)
-                            committing = self._hand_off(batch, committer)
+                            self._committed(added)
+                            self._hand_off(batch, committer)
                             batch, batch_bytes = self._new_batch(), 0
                         if more:
                             unfinished.append(rel)
                     files = unfinished
-                self._committed(committing, added)
-                committing = self._hand_off(batch, committer)
+                self._committed(added)
+                self._hand_off(batch)  # the last one here: a step of one batch (a live step) needs no thread
             finally:  # (also when reading failed: what is in the index, the ingestor must know)
-                self._committed(committing, added)
+                self._committed(added)
 
     def _new_batch(self) -> Batch:
         self._bad_lines.new_batch()
@@ -246,28 +254,29 @@ class Ingestor:
                                [sorted(run_ids)]).fetchall()
         return {run_id for run_id, status in rows if is_terminal(status)}
 
-    def _hand_off(self, batch: Batch, committer: ThreadPoolExecutor) -> Committing:
-        """Start committing a batch read; the files' next chunks are read from where it ends."""
+    def _hand_off(self, batch: Batch, committer: ThreadPoolExecutor | None = None) -> None:
+        """Start committing a batch read, on `committer` (or at once); the files' next chunks are
+        read from where it ends."""
         batch.errors += self._bad_lines.summaries()
         self._bad_lines.hand_off()
         unreadable = {rel: reason for rel, reason in self._unreadable.items() if reason is not None}
         batch.errors += [(rel, self._offsets.get(rel, (0,))[0], reason, "") for rel, reason in unreadable.items()]
-        self._committing = Committing(batch, unreadable, dict(self._read_inodes),
-                                      committer.submit(self.index.apply, batch) if batch else None)
-        return self._committing
+        applied = None
+        if batch:
+            applied = (committer.submit(self.index.apply, batch) if committer is not None
+                       else _called(self.index.apply, batch))
+        self._committing = Committing(batch, unreadable, dict(self._read_inodes), applied)
 
-    def _committed(self, committing: Committing | None, added: dict[str, int]) -> None:
-        """Wait for a batch handed off to be committed, then take what it read as read (once)."""
-        if committing is None or committing.done:
+    def _committed(self, added: dict[str, int]) -> None:
+        """Wait for the batch handed off (if any) to be committed, then take what it read as read."""
+        committing, self._committing = self._committing, None
+        if committing is None:
             return
-        committing.done = True
         try:
             touched = committing.applied.result() if committing.applied is not None else None
         except BaseException:
             self._bad_lines.committed(False)
             raise
-        finally:
-            self._committing = None
         batch = committing.batch
         self._inodes.update(committing.inodes)
         self._bad_lines.committed(True)
