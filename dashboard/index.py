@@ -31,6 +31,7 @@ from .config import DEFAULT_MEMORY, duckdb_memory_limit, memory_bytes
 from .log_copies import BUDGET_BYTES, COPIES_DATABASE, SEARCH_COPY_MIN_LINES, LogCopies
 from .index_schema import LAKE_SCHEMA, SCHEMA, SCHEMA_VERSION, TABLES, RunSummary
 from .index_writes import Batch, drop_runs_before, write_batch
+from .run_hours import HourChanges, RunHours
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -150,6 +151,10 @@ class Index:
         self.created = self.path is not None and not self.path.exists()
         #: Raised after every write that changes what a query can answer (see queries.shared_per_version).
         self.version = 0
+        #: The hours of trigger time each write changed runs of, and a local index's runs per hour
+        #: kept between writes (see run_hours; a lake index's writes are other hosts' too).
+        self.hour_changes = HourChanges()
+        self.run_hours = RunHours(self) if lake is None else None
         #: (run_id, stream) -> its log_id, as read once (see log_id).
         self._log_ids: dict[tuple[str, str], int] = {}
         # Reentrant: cursor() waits on it for a rebuild, and a writer already holding it may ask one.
@@ -440,8 +445,9 @@ class Index:
             with self._write_lock, self.cursor() as cur:
                 cur.execute("BEGIN")
                 try:
-                    touched = write_batch(cur, batch, now, self.host)
+                    touched, hours = write_batch(cur, batch, now, self.host)
                     cur.execute("COMMIT")
+                    self.hour_changes.record(self.version + 1, hours)
                     self.version += 1
                     self._forget_changed_copies(cur, batch)
                 except BaseException:

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from .index_schema import POSITIONED_SCHEMA, TRANSITION_COLUMNS, RunSummary
 from .log_lines import split_lines
+from .run_hours import HOUR_MS
 from .statuses import ORDER, TERMINAL, UNDER_WAY, sql_list
 from .terminal import visible_array
 
@@ -132,9 +133,11 @@ class Batch:
                     or self.replaced)
 
 
-def write_batch(cur, batch: Batch, now: dt.datetime, host: str = "") -> dict[str, RunSummary] | None:
-    """Add a batch through `cur`, inside the caller's transaction; return the runs touched, or None
-    when they are more than LISTED_RUNS_MAX. Its offsets are those of `host`'s spool."""
+def write_batch(cur, batch: Batch, now: dt.datetime,
+                host: str = "") -> tuple[dict[str, RunSummary] | None, set[int] | None]:
+    """Add a batch through `cur`, inside the caller's transaction. Return the runs touched and the
+    hours of trigger time whose runs changed (see run_hours), each None when the runs are more than
+    LISTED_RUNS_MAX. Its offsets are those of `host`'s spool."""
     if batch.tasks:
         latest = {task["task"]: task for task in batch.tasks}  # a later definition wins
         frame = pd.DataFrame({
@@ -147,6 +150,7 @@ def write_batch(cur, batch: Batch, now: dt.datetime, host: str = "") -> dict[str
         cur.execute(GROUPS_FROM_TASKS)
         cur.unregister("new_tasks")
     touched: dict[str, RunSummary] | None = {}
+    hours: set[int] | None = set()
     if batch.transition_count:
         table = batch.transitions_table()
         cur.register("new_transitions", table)
@@ -162,13 +166,19 @@ def write_batch(cur, batch: Batch, now: dt.datetime, host: str = "") -> dict[str
             ORDER BY n.position""")
         cur.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT run_id FROM new_transitions")
         cur.execute("CREATE OR REPLACE TEMP TABLE touched_before AS "
-                    "SELECT run_id, started, finished FROM runs WHERE run_id IN (SELECT run_id FROM touched)")
+                    "SELECT run_id, started, finished, trigger_time FROM runs WHERE run_id IN (SELECT run_id FROM touched)")
         cur.execute(RECOMPUTE_RUNS)
         _report_ends_before_starts(cur, batch)
         cur.unregister("new_transitions")
-        rows = cur.execute("SELECT run_id, task, grp, status, trigger_time FROM runs "
-                           "WHERE run_id IN (SELECT run_id FROM touched) LIMIT ?", [LISTED_RUNS_MAX + 1]).fetchall()
-        touched = {run_id: RunSummary(*rest) for run_id, *rest in rows} if len(rows) <= LISTED_RUNS_MAX else None
+        # (Each run touched is in runs again: RECOMPUTE_RUNS puts back every run it took out.)
+        rows = cur.execute("SELECT r.run_id, r.task, r.grp, r.status, r.trigger_time, epoch_ms(r.trigger_time) // ?, "
+                           "epoch_ms(b.trigger_time) // ? FROM runs r LEFT JOIN touched_before b USING (run_id) "
+                           "WHERE r.run_id IN (SELECT run_id FROM touched) LIMIT ?",
+                           [HOUR_MS, HOUR_MS, LISTED_RUNS_MAX + 1]).fetchall()
+        touched, hours = None, None
+        if len(rows) <= LISTED_RUNS_MAX:
+            touched = {run_id: RunSummary(*rest) for run_id, *rest, _, _ in rows}
+            hours = {hour for *_, hour, before in rows for hour in (hour, before) if hour is not None}
     if batch.replaced:
         for (run_id, stream), first in batch.replaced.items():
             cur.execute("DELETE FROM log_text WHERE log_id = (SELECT log_id FROM log_streams "
@@ -194,7 +204,7 @@ def write_batch(cur, batch: Batch, now: dt.datetime, host: str = "") -> dict[str
         cur.execute("DELETE FROM ingest_offsets WHERE host = ? AND path IN (SELECT path FROM new_offsets)", [host])
         cur.execute("INSERT INTO ingest_offsets SELECT * FROM new_offsets")
         cur.unregister("new_offsets")
-    return touched
+    return touched, hours
 
 
 def _report_ends_before_starts(cur, batch: Batch) -> None:

@@ -16,6 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from . import run_hours
 from .blocking import blocked_and_blocks
 from .estimates import page_estimates
 from .formatting import utcnow
@@ -184,12 +185,13 @@ class RunsPage:
 
 def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50, offset: int = 0,
               sort: str = "trigger_time", descending: bool = True, now: dt.datetime | None = None,
-              total: int | None = None) -> pd.DataFrame:
+              total: int | None = None, hours: list[tuple[int, np.ndarray]] | None = None) -> pd.DataFrame:
     """One page of runs matching the filter, newest first unless told otherwise.
 
     `duration` is in seconds, up to `now` for a run that has not finished. Given the
     `total`, a page in the second half is read from the other end (a last page costs what
-    a first page does, instead of sorting everything before it).
+    a first page does, instead of sorting everything before it). Given the filter's
+    `runs_per_hour`, a page by trigger time reads only the hours it spans.
     """
     if sort not in SORTABLE:
         raise ValueError(f"cannot sort by {sort!r}: use one of {', '.join(SORTABLE)}")
@@ -204,7 +206,10 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
                      else [f"r.{sort}"])
     order_params = [now] if sort == "duration" else []
     order = ", ".join(f"{column} {direction} NULLS {nulls}" for column in order_columns)
-    bound, bound_params = _page_bound(index, sort, where, params, direction, nulls, int(limit), int(offset))
+    if hours is not None and sort == "trigger_time":
+        bound, bound_params = _hour_bound(hours, run_filter.statuses, direction, where, int(limit) + int(offset))
+    else:
+        bound, bound_params = _page_bound(index, sort, where, params, direction, nulls, int(limit), int(offset))
 
     def read(bound: str, bound_params: list) -> pd.DataFrame:
         return index.query(f"{_RUN_SELECT}, epoch({_DURATION}) AS duration {_RUNS_FROM} {where} {bound} "
@@ -236,6 +241,25 @@ def _page_bound(index: Index, sort: str, where: str, params: list, direction: st
         return "", []
     missing = f" OR r.{sort} IS NULL" if nulls == "FIRST" else ""  # (these come before it)
     return f"{'AND' if where else 'WHERE'} (r.{sort} {'>=' if direction == 'DESC' else '<='} ?{missing})", [row[0]]
+
+
+def _hour_bound(hours: list[tuple[int, np.ndarray]], statuses: tuple[str, ...], direction: str, where: str,
+                rows: int) -> tuple[str, list]:
+    """`_page_bound` from runs_per_hour's counts, with no statement: the first hour (from the newest,
+    or with `direction` ASC from the oldest) by which the filter holds `rows` runs bounds the page.
+    The page is read again unbounded if runs left the filter since the counts were read (see
+    runs_page): one hour's runs more than the page are read, against 2.4 ms for _page_bound's
+    statement at 1M runs."""
+    columns = [STATUSES.index(status) for status in statuses] if statuses else slice(None)
+    seen = 0
+    for hour, counts in (reversed(hours) if direction == "DESC" else hours):
+        seen += int(counts[columns].sum())
+        if seen >= rows:
+            word = "AND" if where else "WHERE"
+            if direction == "DESC":
+                return f"{word} r.trigger_time >= ?", [run_hours.hour_start(hour)]
+            return f"{word} r.trigger_time < ?", [run_hours.hour_start(hour + 1)]
+    return "", []
 
 
 def timeline_runs(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 5_000,
@@ -277,11 +301,12 @@ def runs_view(index: Index, run_filter: RunFilter = RunFilter(), page: int = 1, 
     """The page of runs a grid shows, with the total; a page past the end gives the last page."""
     run_filter.check()
     now = now or utcnow()
-    counts = status_counts(index, run_filter, now)
+    hours = runs_per_hour(index, run_filter, now)
+    counts = _hour_totals(hours) if hours is not None else status_counts(index, run_filter, now)
     total = sum(counts[status] for status in (run_filter.statuses or STATUSES))
     last_page = page_count(total, page_size)
     page = min(max(1, int(page)), last_page)
-    runs = runs_page(index, run_filter, page_size, (page - 1) * page_size, sort, descending, now, total)
+    runs = runs_page(index, run_filter, page_size, (page - 1) * page_size, sort, descending, now, total, hours)
     return RunsPage(runs, total, page, page_size, counts)
 
 
@@ -293,11 +318,29 @@ def count_runs(index: Index, run_filter: RunFilter = RunFilter(), now: dt.dateti
 
 def status_counts(index: Index, run_filter: RunFilter = RunFilter(), now: dt.datetime | None = None) -> dict[str, int]:
     """How many runs match the filter in each status, whatever statuses the filter picks."""
+    hours = runs_per_hour(index, run_filter, now)
+    if hours is not None:
+        return _hour_totals(hours)
     where, params = replace(run_filter, statuses=()).where(now)
     frame = index.query(f"SELECT r.status, count(*) AS n {_RUNS_FROM} {where} GROUP BY r.status", params)
     counts = dict.fromkeys(STATUSES, 0)
     counts.update(zip(frame["status"], frame["n"].astype(int)))
     return counts
+
+
+def _hour_totals(hours: list[tuple[int, np.ndarray]]) -> dict[str, int]:
+    total = sum((counts for _, counts in hours), np.zeros(len(STATUSES), dtype=np.int64))
+    return dict(zip(STATUSES, total.tolist()))
+
+
+def runs_per_hour(index: Index, run_filter: RunFilter, now: dt.datetime | None = None) -> list[tuple[int, np.ndarray]] | None:
+    """The runs of the filter's time range per hour and status (dashboard.run_hours), whatever
+    statuses it picks; None when the filter also asks for something else (a task, a group), or
+    the index keeps no counts."""
+    if (index.run_hours is None or run_filter.since is None or run_filter.task_text or run_filter.group
+            or run_filter.run_ids is not None or run_filter.start is not None or run_filter.end is not None):
+        return None
+    return index.run_hours.since((now or utcnow()) - run_filter.since)
 
 
 #: The sizes a strip of runs over time cuts its range into (strip_bucket picks one).

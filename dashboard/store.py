@@ -26,6 +26,7 @@ from .spool import log_path, open_spool_file
 
 if TYPE_CHECKING:
     from .index import Index
+    from .run_hours import RunHours
 
 #: A download is read from the spool file this many bytes at a time.
 CHUNK_BYTES = 1024 * 1024
@@ -150,6 +151,11 @@ class Store:
     def log_source(self, cur, run_id: str, stream: str, search: bool = False) -> tuple[str, int | None]:
         """Where a run's stream's lines are read, or searched (see Index.log_source)."""
         return self.index.log_source(cur, run_id, stream, search)
+
+    @property
+    def run_hours(self) -> RunHours | None:
+        """Runs per hour of trigger time and status, kept between writes (see Index.run_hours)."""
+        return self.index.run_hours
 
     @property
     def version(self) -> int:

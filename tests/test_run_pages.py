@@ -87,6 +87,25 @@ def test_all_pages_together_are_the_whole_sorted_set(world, sort, page_size):
     assert joined == expected_order(world.runs, sort, False, world.now)
 
 
+@pytest.mark.parametrize("run_filter", [RunFilter(since=queries.parse_duration("7d")),
+                                        RunFilter(since=queries.parse_duration("24h")),
+                                        RunFilter(statuses=("SUCCESS", "RUNNING"), since=queries.parse_duration("3d"))],
+                         ids=repr)
+@pytest.mark.parametrize("descending", [True, False], ids=["newest first", "oldest first"])
+@pytest.mark.parametrize("page_size", [3, 7])
+def test_pages_of_a_time_range_are_bounded_by_its_hours_and_cut_the_sorted_set(world, run_filter, descending,
+                                                                               page_size):
+    """A time range's pages by trigger time are bounded by the runs per hour the index keeps
+    (dashboard.run_hours), the pages past the middle from the other end."""
+    matching = [run for run in world.runs if plan_matches(run, run_filter, world.now)]
+    views = [queries.runs_view(world.index, run_filter, page, page_size, "trigger_time", descending, world.now)
+             for page in range(1, math.ceil(len(matching) / page_size) + 1)]
+    assert len({hour for hour, _ in queries.runs_per_hour(world.index, run_filter, world.now)}) > 2
+    assert all(view.total == len(matching) for view in views) and len(views) > 2
+    joined = [run_id for view in views for run_id in view.runs["run_id"]]
+    assert joined == expected_order(matching, "trigger_time", descending, world.now)
+
+
 @pytest.mark.parametrize("asked, given", [(6, 6), (7, 6), (99, 6), (0, 1), (-3, 1)])
 def test_a_page_out_of_range_gives_the_nearest_page(world, asked, given):
     view = queries.runs_view(world.index, RunFilter(), asked, 25, now=world.now)

@@ -1,0 +1,104 @@
+"""Runs per hour kept between a local index's writes (`dashboard.run_hours`): after every kind of
+write the status counts of a time range equal those counted from the runs themselves."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+import pytest
+
+from dashboard import queries
+from dashboard.formatting import utcnow
+from dashboard.index import Index
+from dashboard.ingest import Ingestor
+from dashboard.queries import RunFilter
+from dashboard.run_hours import HourChanges, hour_of
+from dashboard.spool import SpoolWriter
+from dashboard.statuses import STATUSES
+
+RANGES = [RunFilter(since=dt.timedelta(hours=hours)) for hours in (1, 6, 24, 72)]
+
+
+def counted_from_runs(index: Index, run_filter: RunFilter, now: dt.datetime) -> dict[str, int]:
+    """The counts as a plain statement over the runs gives them (the path with no kept counts)."""
+    where, params = run_filter.where(now)
+    with index.cursor() as cur:
+        rows = cur.execute(f"SELECT status, count(*) FROM runs r {where} GROUP BY status", params).fetchall()
+    return dict.fromkeys(STATUSES, 0) | dict(rows)
+
+
+def assert_counts_hold(index: Index, now: dt.datetime) -> None:
+    for run_filter in RANGES:
+        assert queries.status_counts(index, run_filter, now) == counted_from_runs(index, run_filter, now), run_filter
+        for statuses in (("RUNNING",), ("SUCCESS", "FAILED")):
+            view = queries.runs_view(index, replace(run_filter, statuses=statuses), 1, 3, now=now)
+            where, params = replace(run_filter, statuses=statuses).where(now)
+            with index.cursor() as cur:
+                newest = [row[0] for row in cur.execute(
+                    f"SELECT run_id FROM runs r {where} ORDER BY trigger_time DESC, "
+                    "coalesce(started, 'infinity'::TIMESTAMP) DESC, updated DESC, run_id DESC LIMIT 3", params).fetchall()]
+            assert view.runs["run_id"].tolist() == newest
+
+
+@pytest.fixture
+def live(tmp_path):
+    """A spool writer, an index and its ingestor, stepped by the test; `now` on the half hour, so
+    every range starts inside an hour."""
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, tmp_path / "spool")
+    now = utcnow().replace(minute=30, second=0, microsecond=0) - dt.timedelta(hours=1)
+    yield writer, index, ingestor, now
+    index.close()
+
+
+def test_every_write_keeps_the_counts_of_each_range_equal_to_the_runs(live):
+    writer, index, ingestor, now = live
+    for n in range(60):  # a run every 70 minutes over three days, some running, most done
+        trigger = now - dt.timedelta(minutes=70 * n + 5)
+        writer.status(f"r-{n}", f"task_{n % 4}", "TRIGGER", ts=trigger, trigger_time=trigger)
+        writer.status(f"r-{n}", f"task_{n % 4}", "RUNNING", ts=trigger + dt.timedelta(minutes=1))
+        if n % 3:
+            writer.status(f"r-{n}", f"task_{n % 4}", "SUCCESS" if n % 5 else "FAILED", ts=trigger + dt.timedelta(minutes=2))
+    for run_id in ("r-stale-1", "r-stale-2"):  # last heard of a month ago, for a trigger time of today
+        writer.status(run_id, "task_3", "RUNNING", ts=now - dt.timedelta(days=30),
+                      trigger_time=now - dt.timedelta(hours=2, minutes=30))
+    ingestor.catch_up()
+    assert_counts_hold(index, now)
+
+    # A run of an hour read before ends; another run starts in a new hour; one written without
+    # a trigger time is dated by its first event, then moved two hours earlier by its TRIGGER.
+    writer.status("r-1", "task_1", "FAILED", ts=now)
+    writer.status("r-new", "task_0", "RUNNING", ts=now + dt.timedelta(minutes=20))
+    writer.status("r-moved", "task_2", "RUNNING", ts=now - dt.timedelta(minutes=70))
+    ingestor.catch_up()
+    assert_counts_hold(index, now)
+    moved_from = hour_of(now - dt.timedelta(minutes=70))
+    writer.status("r-moved", "task_2", "TRIGGER", ts=now - dt.timedelta(hours=2), trigger_time=now - dt.timedelta(hours=2))
+    ingestor.catch_up()
+    assert_counts_hold(index, now)
+    assert {moved_from, hour_of(now - dt.timedelta(hours=2))} <= index.hour_changes.between(index.version - 1,
+                                                                                           index.version)
+
+    # Log lines alone change no hour; a write the index cannot name the hours of (retention)
+    # has every hour counted anew.
+    writer.log_path("r-new", "stdout").write_text("one line\n", encoding="utf-8")
+    ingestor.catch_up()
+    assert index.hour_changes.between(index.version - 1, index.version) == frozenset()
+    assert queries.status_counts(index, RANGES[1], now)["RUNNING"] > 2
+    assert index.drop_runs_older_than(10) == 2
+    assert_counts_hold(index, now)
+
+
+def test_hours_are_named_only_while_every_write_since_is_remembered():
+    changes = HourChanges()
+    changes.record(1, {10, 11})
+    changes.record(2, set())
+    changes.record(4, {12})
+    assert changes.between(0, 2) == {10, 11}
+    assert changes.between(1, 2) == frozenset()
+    assert changes.between(2, 4) is None, "version 3 is a write of hours unknown"
+    changes.record(5, None)
+    assert changes.between(4, 5) is None
+    assert changes.between(5, 5) == frozenset()
