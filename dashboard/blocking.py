@@ -150,11 +150,13 @@ def cycles_of(index, runs: pd.DataFrame) -> dict[object, Cycle]:
              or (task in depends_on and pd.isna(started) and status not in ("SUCCESS", "FAILED")))))
     if not trigger_times:
         return {}
-    with index.cursor() as cur:
+    times = [t.to_pydatetime() for t in trigger_times]
+    with index.cursor() as cur:  # (the range lets DuckDB skip row groups: an IN list alone, 1.9 ms against 1.4)
         rows = cur.execute(f"""
             SELECT trigger_time, run_id, task, status, started, finished, message FROM runs
-            WHERE trigger_time IN ({', '.join('?' * len(trigger_times))}) AND NOT coalesce(adhoc, false)
-            ORDER BY trigger_time, task, updated""", [t.to_pydatetime() for t in trigger_times]).fetchall()
+            WHERE trigger_time BETWEEN ? AND ? AND trigger_time IN ({', '.join('?' * len(times))})
+              AND NOT coalesce(adhoc, false)
+            ORDER BY trigger_time, task, updated""", [min(times), max(times), *times]).fetchall()
     by_trigger: dict[object, list[CycleRun]] = {}
     for trigger_time, *run in rows:
         by_trigger.setdefault(pd.Timestamp(trigger_time), []).append(CycleRun(*run))
