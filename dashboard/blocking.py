@@ -60,6 +60,7 @@ class Cycle:
 
     def __init__(self, runs: list[CycleRun], depends_on: dict[str, list[str]]):
         self.runs = {run.task: run for run in runs}  # the latest run of each task (runs come oldest first)
+        self.by_run_id = {run.run_id: run for run in self.runs.values()}
         graph = nx.DiGraph()
         graph.add_nodes_from(self.runs)
         graph.add_edges_from((upstream, task) for task in self.runs for upstream in depends_on.get(task, ())
@@ -172,7 +173,7 @@ def blocked_and_blocks(index, runs) -> pd.DataFrame:
     blocked, blocked_by, blocks = [], [], []
     for run_id, trigger_time in zip(runs["run_id"], runs["trigger_time"]):
         cycle = cycles.get(pd.Timestamp(trigger_time)) if pd.notna(trigger_time) else None
-        run = next((r for r in cycle.runs.values() if r.run_id == run_id), None) if cycle else None
+        run = cycle.by_run_id.get(run_id) if cycle else None
         why = cycle.blocked(run.task) if run else None
         blocked.append(why.reason if why else None)
         blocked_by.append(why.roots[0].run_id if why else None)
@@ -187,5 +188,5 @@ def cycle_of(index, run_id: str) -> tuple[Cycle, str] | None:
     (or terminated), or is ad hoc."""
     runs = runs_of(index, [run_id])
     cycle = cycles_of(index, runs).get(pd.Timestamp(runs["trigger_time"].iloc[0])) if len(runs) else None
-    task = next((r.task for r in cycle.runs.values() if r.run_id == run_id), None) if cycle else None
-    return (cycle, task) if task else None
+    run = cycle.by_run_id.get(run_id) if cycle else None
+    return (cycle, run.task) if run else None

@@ -150,14 +150,19 @@ def page_estimates(index, runs: pd.DataFrame, now: dt.datetime | None = None) ->
     late = np.zeros(len(runs), dtype=bool)
     running = (runs["status"].isin(UNDER_WAY) & runs["started"].notna() & runs["finished"].isna()).to_numpy()
     if running.any():
-        picked = runs.loc[running]
-        found = recent_histories(index, picked["task"])
-        for row, task, agent, started in zip(np.flatnonzero(running), picked["task"], picked["agent"],
-                                             picked["started"]):
-            _, expected, low, high, late[row] = _estimate(found, task, agent, started, now)
-            if expected is not pd.NaT:  # (NaT does not go into a numpy array: it is there already)
-                for name, value in zip(columns, (expected, low, high)):
-                    columns[name][row] = value
+        # numpy's times rather than pandas' Timestamps, as _estimate reckons: 31 running runs, 3.4 -> X ms
+        rows = np.flatnonzero(running)
+        tasks = runs["task"].to_numpy(object)[rows]
+        started = runs["started"].to_numpy("datetime64[us]")[rows]
+        elapsed = np.maximum((np.datetime64(now, "us") - started) / np.timedelta64(1, "s"), 0.0).tolist()
+        found = recent_histories(index, tasks)
+        for row, task, agent, start, seconds in zip(rows, tasks, runs["agent"].to_numpy(object)[rows], started,
+                                                    elapsed):
+            history = history_of(found, task, None if pd.isna(agent) else agent)
+            if history is not None:
+                for name, value in zip(columns, expected_duration(history, seconds)):
+                    columns[name][row] = start + np.timedelta64(dt.timedelta(seconds=value))
+                late[row] = is_late(history, seconds)
     return columns | {"late": late}
 
 

@@ -8,12 +8,13 @@ import math
 import random
 
 import numpy as np
+import pandas as pd
 import pytest
 from builders import ingest
 
 from dashboard import queries
 from dashboard.components.runs_table import grid_rows
-from dashboard.estimates import cycle_end, expected_duration, running_estimates
+from dashboard.estimates import cycle_end, expected_duration, page_estimates, running_estimates
 from dashboard.queries import RunFilter
 from dashboard.spool import SpoolWriter
 
@@ -144,3 +145,20 @@ def test_quantile_of_sorted_values_is_numpy_s_to_the_last_bit():
         ordered = np.sort(rng.exponential(120.0, size))
         for share in (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0):
             assert quantile(ordered, share) == float(np.quantile(ordered, share)), (size, share)
+
+
+def test_a_page_of_runs_gets_the_estimates_of_its_running_runs_to_the_microsecond(world):
+    index, truth = world
+    page = queries.runs_page(index, limit=10**6, now=NOW)
+    columns = page_estimates(index, page, NOW)
+    expected = running_estimates(index, NOW, page).set_index("run_id")
+    assert expected["expected_finish"].notna().sum() > 10
+    for row, run_id in enumerate(page["run_id"]):
+        if run_id in expected.index:
+            estimate = expected.loc[run_id]
+            times = ("expected_finish", "finish_low", "finish_high")
+            assert [str(columns[name][row].astype("datetime64[us]")) for name in times] + [bool(columns["late"][row])] \
+                == [str(np.datetime64(estimate[name], "us")) if pd.notna(estimate[name]) else "NaT" for name in times] \
+                + [bool(estimate["late"])], run_id
+        else:
+            assert np.isnat(columns["expected_finish"][row]) and not columns["late"][row]
