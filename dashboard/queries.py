@@ -219,9 +219,11 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
     if bound and total is not None and len(runs) < min(int(limit), total - int(offset)):
         runs = read("", [])  # the runs changed between the two statements (one left the filter)
     runs = runs.iloc[::-1].reset_index(drop=True) if from_end else runs
-    blocking = blocked_and_blocks(index, runs)
-    runs[blocking.columns] = blocking
-    return with_estimates(index, runs, now)
+    # Why a run is blocked, and for those running the expected finish with its range and whether
+    # they are late (dashboard.estimates; NaT and False for the others), joined in one step (set
+    # one by one, the seven columns took 1.6 ms; joined, 0.5 ms).
+    estimates = pd.DataFrame(page_estimates(index, runs, now), index=runs.index)
+    return pd.concat([runs, blocked_and_blocks(index, runs), estimates], axis=1)
 
 
 def _page_bound(index: Index, sort: str, where: str, params: list, direction: str, nulls: str, limit: int,
@@ -280,14 +282,6 @@ def runs_under_way(index: Index, run_filter: RunFilter = RunFilter(), now: dt.da
     where, params = replace(run_filter, statuses=wanted or UNDER_WAY).where(now)
     return index.query(f"SELECT r.run_id, r.task, r.agent, r.started, r.status {_RUNS_FROM} {where} "
                        f"AND r.started IS NOT NULL {'' if wanted else 'AND false'}", params)
-
-
-def with_estimates(index: Index, runs: pd.DataFrame, now: dt.datetime | None = None) -> pd.DataFrame:
-    """`runs` with, for those running, the expected finish and its range and whether they are late
-    (dashboard.estimates); NaT and False for the others."""
-    for name, column in page_estimates(index, runs, now).items():
-        runs[name] = column
-    return runs
 
 
 def blocked_reasons(index: Index, run_ids) -> pd.Series:

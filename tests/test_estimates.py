@@ -127,8 +127,7 @@ def test_the_runs_page_and_the_grid_carry_the_estimate(world):
                 if run_id.startswith("any") and elapsed > 1.5 * p90_of(task, agent))
     waiting = next(run_id for run_id, (task, agent, _, elapsed) in truth.items()
                    if run_id.startswith("any") and elapsed < 0.5 * median_of(task, agent))
-    page = queries.with_estimates(index, queries.runs_page(index, limit=10**6, now=NOW)
-                                  .query("run_id in @late or run_id in @waiting").reset_index(drop=True), NOW)
+    page = queries.runs_page(index, limit=10**6, now=NOW).query("run_id in @late or run_id in @waiting")
     rows = grid_rows(page).set_index("run_id")
     assert rows.loc[late, "late"] and not rows.loc[waiting, "late"]
     for run_id in (late, waiting):
