@@ -151,10 +151,11 @@ class Index:
         self.created = self.path is not None and not self.path.exists()
         #: Raised after every write that changes what a query can answer (see queries.shared_per_version).
         self.version = 0
-        #: The hours of trigger time each write changed runs of, and a local index's runs per hour
-        #: kept between writes (see run_hours; a lake index's writes are other hosts' too).
+        #: The hours of trigger time each write changed runs of (its own, or in lake mode its feed's
+        #: into the mirror), and the runs per hour kept between them (see run_hours). Not for a lake
+        #: index that writes: other hosts' writes reach its pages unannounced.
         self.hour_changes = HourChanges()
-        self.run_hours = RunHours(self) if lake is None else None
+        self.run_hours = RunHours(self) if lake is None or read_only else None
         #: (run_id, stream) -> its log_id, as read once (see log_id).
         self._log_ids: dict[tuple[str, str], int] = {}
         # Reentrant: cursor() waits on it for a rebuild, and a writer already holding it may ask one.

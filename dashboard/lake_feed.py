@@ -89,31 +89,34 @@ class LakeFeed:
                 self.caught_up.set()
                 return None
             change, copied = changes_between(cur, self.snapshot + 1, latest)
-            if self.index.mirrored:
-                self._mirror(cur, copied)
+            hours = self._mirror(cur, copied) if self.index.mirrored else None
         self.snapshot = latest
         if change.many_runs:  # runs may have been deleted (a host's retention): their log ids given again
             self.index.forget_log_ids()
+        self.index.hour_changes.record(self.index.version + 1, hours)
         self.index.version += 1  # queries shared per version are asked again
         self.health.errors_recorded += change.errors
         if self.hub is not None:
             self.hub.publish(change)
         return change
 
-    def _mirror(self, cur, copied: dict[str, pa.Table] | None) -> None:
-        """Apply the snapshots' changes to the index's mirror; have it copied anew when the
-        snapshots did more than change rows or are expired (None): pages read the lake meanwhile."""
+    def _mirror(self, cur, copied: dict[str, pa.Table] | None) -> set[int] | None:
+        """Apply the snapshots' changes to the index's mirror and return the hours of trigger time
+        whose runs changed; have it copied anew when the snapshots did more than change rows or are
+        expired (None): pages read the lake meanwhile."""
         if copied is None:
             log.info("the lake's new snapshots cannot be applied to the mirror: copying it anew")
             self.index.mirrored = False
             self.index.forget_log_copies()
-            return
-        self._mirror_changes += lake_mirror.apply(cur, copied)
+            return None
+        changed, hours = lake_mirror.apply(cur, copied)
+        self._mirror_changes += changed
         if "log_streams" in copied:  # (a log's lines changed: its stream's row did too)
             self.index.forget_log_copies(copied["log_streams"]["log_id"].to_pylist())
         if self._mirror_changes >= MIRROR_COMPACT_ROWS:
             lake_mirror.compact(cur)
             self._mirror_changes = 0
+        return hours
 
     def _use_copy(self, cur, latest: int) -> None:
         """A copy of the mirror has ended: bring it up to `latest` and have pages read it."""

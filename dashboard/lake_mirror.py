@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from .index_schema import TABLES
 from .lake import LAKE
+from .run_hours import HOUR_MS
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +80,23 @@ def new_rows(changes: pa.Table) -> pa.Table:
     return changes.filter(pc.is_in(changes["change_type"], pa.array(NEW_VERSIONS)))
 
 
-def apply(cur: duckdb.DuckDBPyConnection, changes: dict[str, pa.Table]) -> int:
+def apply(cur: duckdb.DuckDBPyConnection, changes: dict[str, pa.Table]) -> tuple[int, set[int]]:
     """Bring the mirror's tables up to the snapshot their `latest_changes` end at, in one
     transaction: a page sees the mirror before or after, never half-way. Each changed row is
-    replaced by its new version, or removed. Return how many rows changed."""
+    replaced by its new version, or removed. Return how many rows changed, and the hours of trigger
+    time whose runs changed (see run_hours)."""
+    hours: set[int] = set()
     cur.execute("BEGIN")
     try:
         for table, rows in changes.items():
             key = COPIED[table]
             cur.register("changed_rows", rows)
+            if table == "runs":  # (the runs replaced, as the mirror holds them, and their new versions)
+                hours.update(hour for hour, in cur.execute(f"""
+                    SELECT epoch_ms(trigger_time) // ? FROM {MIRROR}.main.runs
+                    WHERE run_id IN (SELECT run_id FROM changed_rows)
+                    UNION SELECT epoch_ms(trigger_time) // ? FROM changed_rows WHERE change_type IN {NEW_VERSIONS}
+                    """, [HOUR_MS, HOUR_MS]).fetchall() if hour is not None)
             cur.execute(f"DELETE FROM {MIRROR}.main.{table} WHERE {key} IN (SELECT {key} FROM changed_rows)")
             cur.execute(f"""
                 INSERT INTO {MIRROR}.main.{table}
@@ -102,4 +111,4 @@ def apply(cur: duckdb.DuckDBPyConnection, changes: dict[str, pa.Table]) -> int:
         except duckdb.Error:  # (a failed COMMIT has ended the transaction itself)
             pass
         raise
-    return sum(rows.num_rows for rows in changes.values())
+    return sum(rows.num_rows for rows in changes.values()), hours

@@ -4,6 +4,7 @@ spools."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -26,7 +27,9 @@ from dashboard.lake import NO_DOWNLOADS, PASSWORD_ENV, LakeError, LakeSettings, 
 from dashboard.lake_feed import LakeFeed, changed_tables
 from dashboard.lake_mirror import COPIED, MIRROR
 from dashboard.lake_upkeep import LakeUpkeep
+from dashboard.queries import RunFilter
 from dashboard.spool import SpoolWriter
+from dashboard.statuses import STATUSES
 from dashboard.store import Store
 
 
@@ -188,6 +191,16 @@ def mirror_differences(index: Index) -> dict[str, int]:
                                     """).fetchone()[0] for table in COPIED}
 
 
+def assert_counts_are_the_lakes(index: Index) -> None:
+    """The status counts of a time range (from the runs per hour the server keeps, dashboard.run_hours)
+    are those a statement over the lake's own runs gives."""
+    now, run_filter = queries.utcnow(), RunFilter(since=dt.timedelta(hours=2))
+    where, params = run_filter.where(now)
+    with index.cursor(lake=True) as cur:
+        counted = dict(cur.execute(f"SELECT status, count(*) FROM runs r {where} GROUP BY status", params).fetchall())
+    assert queries.status_counts(index, run_filter, now) == dict.fromkeys(STATUSES, 0) | counted
+
+
 @pytest.mark.lake
 def test_a_lake_servers_mirror_answers_as_the_lake_through_new_runs_updates_deletions_and_a_new_attach(lake, tmp_path):
     spool = tmp_path / "spool"
@@ -204,6 +217,7 @@ def test_a_lake_servers_mirror_answers_as_the_lake_through_new_runs_updates_dele
             assert f"{MIRROR}.main.runs" in cur.execute("EXPLAIN SELECT count(*) FROM runs").fetchall()[0][1]
             assert cur.execute("SELECT count(*) FROM log_text").fetchone()[0] == 20 * 3 + 4  # (stderr: every fifth)
         assert mirror_differences(reader) == {"runs": 0, "tasks": 0, "log_streams": 0}
+        assert_counts_are_the_lakes(reader)
         # compacted while a page reads it: the page reads on
         with reader.cursor() as page, reader.cursor() as upkeep:
             page.execute("BEGIN")
@@ -223,6 +237,8 @@ def test_a_lake_servers_mirror_answers_as_the_lake_through_new_runs_updates_dele
         assert {"a-0001", "a-0023"} <= set(change.runs) and mirror_differences(reader) == dict.fromkeys(COPIED, 0)
         assert queries.run(reader, "a-0001")["exit_code"] == 3
         assert index_state(reader) == local_state(spool)
+        assert reader.hour_changes.between(reader.version - 1, reader.version), "the hours the feed changed"
+        assert_counts_are_the_lakes(reader)
         # a host's retention deletes runs: gone from the mirror too
         with SpoolWriter(spool, "a") as events:
             events.status("a-0100", "a_task_2", "RUNNING", agent="agent-a")
@@ -231,6 +247,7 @@ def test_a_lake_servers_mirror_answers_as_the_lake_through_new_runs_updates_dele
         feed.poll()
         assert mirror_differences(reader) == dict.fromkeys(COPIED, 0)
         assert set(queries.runs_page(reader)["run_id"]) == {"a-0001", "a-0100"}
+        assert_counts_are_the_lakes(reader)
         # the lake attached anew (a changed password, say): the mirror is copied again
         reader.attach_lake()
         assert not reader.mirrored
@@ -239,6 +256,7 @@ def test_a_lake_servers_mirror_answers_as_the_lake_through_new_runs_updates_dele
         assert set(feed.poll().runs) == {"a-0030", "a-0031"}  # (read from the lake, while it is copied)
         mirror_copied(feed)
         assert mirror_differences(reader) == dict.fromkeys(COPIED, 0) and queries.count_runs(reader) == 4
+        assert_counts_are_the_lakes(reader)
         # a snapshot that does more than change rows (a table created): copied anew as well
         with writer.cursor() as cur:
             cur.execute("CREATE TABLE lake.extra (x INTEGER)")
