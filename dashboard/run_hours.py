@@ -3,8 +3,9 @@
 The Task Runs page asks, at every refresh, how many runs of its time range are in each status,
 and where its page starts. Both come from these counts: whole hours are read once and kept; a
 write says which hours its runs left or entered (`Index.apply`), and only those are read again.
-The part of an hour a range starts in is counted from the runs each time (the runs table is in
-trigger order: DuckDB reads only that stretch).
+The hour a range starts inside is kept as its runs' trigger times, sorted, per status: the part
+of it from any moment on is counted without a statement (one cost 1.2-1.5 ms at 1M runs: DuckDB
+decodes the statuses of the whole row group holding that hour).
 
 A change the index cannot name the hours of (a catch-up of many runs, retention, a rebuild, a
 lake's feed) forgets every hour. A lake index keeps none: its writes are other hosts'.
@@ -25,6 +26,9 @@ HOUR_MS = 3_600_000
 _EPOCH = dt.datetime(1970, 1, 1)
 #: How many writes' hours an index remembers (a page asking less often counts every hour anew).
 REMEMBERED_WRITES = 256
+#: How many hours' trigger times are kept for the ranges starting inside them (a page's time
+#: ranges are a handful; the hour a range starts in moves on every hour).
+KEPT_START_HOURS = 16
 _COLUMN = {status: n for n, status in enumerate(STATUSES)}
 
 
@@ -75,6 +79,8 @@ class RunHours:
         self._counts: dict[int, np.ndarray] = {}
         #: every hour from this one on is in _counts (None: none is)
         self._first: int | None = None
+        #: hour -> its runs' trigger times per status (STATUSES' order), sorted, for a range starting in it
+        self._times: dict[int, list[np.ndarray]] = {}
         self._version = -1
 
     def since(self, start: dt.datetime) -> list[tuple[int, np.ndarray]]:
@@ -86,13 +92,15 @@ class RunHours:
             version = self._index.version
             changed = self._index.hour_changes.between(self._version, version)
             if changed is None:
-                self._counts, self._first = {}, None
+                self._counts, self._first, self._times = {}, None, {}
                 changed = frozenset()
             if self._first is None or first_whole < self._first:
                 earlier = _read(cur, hour_start(first_whole),
                                 None if self._first is None else hour_start(self._first))
                 self._counts.update(earlier)
                 self._first = first_whole
+            for hour in changed:
+                self._times.pop(hour, None)
             stale = sorted(hour for hour in changed if hour >= self._first)
             if stale:
                 for hour in stale:
@@ -101,8 +109,23 @@ class RunHours:
             self._version = version
             found = sorted((hour, counts) for hour, counts in self._counts.items() if hour >= first_whole)
             if first_whole != hour_of(start):
-                found[:0] = _read(cur, start, hour_start(first_whole)).items()
+                times = self._times.get(hour_of(start))
+                if times is None:
+                    times = self._times[hour_of(start)] = _trigger_times(cur, hour_of(start))
+                    while len(self._times) > KEPT_START_HOURS:
+                        del self._times[next(iter(self._times))]
+                moment = np.datetime64(start, "us")
+                found.insert(0, (hour_of(start), np.array([len(of_status) - np.searchsorted(of_status, moment)
+                                                           for of_status in times], dtype=np.int64)))
         return found
+
+
+def _trigger_times(cur, hour: int) -> list[np.ndarray]:
+    """The trigger times of the runs of `hour`, per status (STATUSES' order), each sorted."""
+    found = cur.execute("SELECT status, trigger_time FROM runs WHERE trigger_time >= ? AND trigger_time < ? "
+                        "ORDER BY trigger_time", [hour_start(hour), hour_start(hour + 1)]).fetchnumpy()
+    statuses, times = np.asarray(found["status"], dtype=object), np.asarray(found["trigger_time"], "datetime64[us]")
+    return [times[statuses == status] for status in STATUSES]
 
 
 def _read(cur, low: dt.datetime, high: dt.datetime | None, hours: list[int] | None = None) -> dict[int, np.ndarray]:

@@ -61,15 +61,20 @@ def test_every_write_keeps_the_counts_of_each_range_equal_to_the_runs(live):
         writer.status(f"r-{n}", f"task_{n % 4}", "RUNNING", ts=trigger + dt.timedelta(minutes=1))
         if n % 3:
             writer.status(f"r-{n}", f"task_{n % 4}", "SUCCESS" if n % 5 else "FAILED", ts=trigger + dt.timedelta(minutes=2))
+    edge = now - dt.timedelta(hours=24) + dt.timedelta(minutes=10)  # in the hour the 24h range starts inside
+    writer.status("r-edge", "task_1", "RUNNING", ts=edge, trigger_time=edge)
     for run_id in ("r-stale-1", "r-stale-2"):  # last heard of a month ago, for a trigger time of today
         writer.status(run_id, "task_3", "RUNNING", ts=now - dt.timedelta(days=30),
                       trigger_time=now - dt.timedelta(hours=2, minutes=30))
     ingestor.catch_up()
     assert_counts_hold(index, now)
 
-    # A run of an hour read before ends; another run starts in a new hour; one written without
+    # A run of an hour read before ends, and so does one of the hour the 24h range starts inside,
+    # where a run is also heard of late; another run starts in a new hour; one written without
     # a trigger time is dated by its first event, then moved two hours earlier by its TRIGGER.
     writer.status("r-1", "task_1", "FAILED", ts=now)
+    writer.status("r-edge", "task_1", "FAILED", ts=now)
+    writer.status("r-late", "task_1", "RUNNING", ts=now, trigger_time=edge + dt.timedelta(minutes=5))
     writer.status("r-new", "task_0", "RUNNING", ts=now + dt.timedelta(minutes=20))
     writer.status("r-moved", "task_2", "RUNNING", ts=now - dt.timedelta(minutes=70))
     ingestor.catch_up()
