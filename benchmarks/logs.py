@@ -8,8 +8,8 @@ INFO/DEBUG/WARN/ERROR, ERROR about 1 line in 1,000, "deadlock detected" once in 
 2. fetch a page of 500 lines: `queries.log_page` for random pages, against reading the
    whole file and slicing the lines out (how many schedulers serve a log page).
 3. count search matches: `queries.search_matches` for a frequent, a rare and an absent
-   text, as a log's first search (from the index) and as the searches after it (from the
-   log's folded copy, dashboard.log_copies), against Python reading the file and testing
+   text, as a log's first search (from the index) and as a search once the log's folded copy
+   is made (dashboard.log_copies: after its first page or search), against Python reading the file and testing
    each line (any case, like ours); and the
    fleet search (`queries.fleet_search`: which runs printed the rare text, over every run's
    logs) against one ILIKE count of all lines.
@@ -119,7 +119,8 @@ def page_figures(index: Index, path: Path, total: int, repeat: int, heavy: int) 
 
 def search_figures(index: Index, path: Path, repeat: int, heavy: int) -> list[tuple]:
     """Each search first as a log's first search reads it (from the index, the log's copies left
-    aside), then from the folded copy (see dashboard.log_copies) that the searches after it read."""
+    aside), then from the folded copy (see dashboard.log_copies) that its first page or search has
+    made for the searches after it."""
     rows, first_times, matches_of = [], {}, {}
     copies, index.log_copies = index.log_copies, None
     try:
@@ -149,10 +150,11 @@ def search_figures(index: Index, path: Path, repeat: int, heavy: int) -> list[tu
         name = f'count search matches ({label}: "{text}", {len(matches):,} lines): search_matches'
         rows.append(timing_row(f"{name}, a log's first search (read from the index)", first_times[text], base,
                                "≤ 100 ms", 100, None, None))
-        rows.append(timing_row(f"{name}, the searches after it (its folded copy)", times, base, "≤ 100 ms", 100,
-                               None, None))
+        rows.append(timing_row(f"{name}, once its folded copy is made (after its first page or search)", times,
+                               base, "≤ 100 ms", 100, None, None))
     rows.append((f"  (the folded copy of the {queries.log_line_counts(index, BIG_RUN)['stdout']:,}-line log, made "
-                 "in the background after its first search)", f"{copy_seconds:.2f} s", "", "", "", "report only"))
+                 "in the background after its first page or search)", f"{copy_seconds:.2f} s", "", "", "",
+                 "report only"))
     label, text = SEARCHES[0]
     rows.append(timing_row(f'search stepped on after 1,000 new lines ({label}: "{text}"): search_matches of '
                            "the new lines (baseline: the whole stream again, as before 2026-12-05)",
@@ -169,7 +171,9 @@ def search_figures(index: Index, path: Path, repeat: int, heavy: int) -> list[tu
 
 
 def folded_copy(index: Index) -> float:
-    """Have the big log copied for searches (see dashboard.log_copies); the seconds until it is."""
+    """Have the big log copied for searches (see dashboard.log_copies); the seconds until it is. (Its
+    pages, read before, had it copied: forgotten first.)"""
+    index.forget_log_copies()
     start = time.perf_counter()
     while time.perf_counter() - start < 300:
         with index.cursor() as cur:

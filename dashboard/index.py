@@ -542,13 +542,16 @@ class Index:
         """Where a run's stream's lines are read, and the id they are filed under there (None if the
         stream has no lines yet): log_text and the stream's log_id, or a copy of a finished log once
         it is made (see log_copies). A page reads a table with log_text's columns; a `search`, one
-        with those or with the lines' `folded` text alone (a local index's copies)."""
+        with those or with the lines' `folded` text alone (a local index's copies). A local index's
+        pages read log_text, and have a finished log's copy made all the same: the search a person
+        types once a log is open reads it (a 2M-line stream: copied in 0.4 s, then searched in
+        41-97 ms instead of 128-183)."""
         log_id = self.log_id(cur, run_id, stream)
         copies = self.log_copies
-        if log_id is None or copies is None or (self.lake is not None and not self.mirrored) \
-                or not (search or copies.pages):
+        if log_id is None or copies is None or (self.lake is not None and not self.mirrored):
             return "log_text", log_id
-        return copies.source(self, log_id)
+        source = copies.source(self, log_id)
+        return source if search or copies.pages else ("log_text", log_id)
 
     def forget_log_copies(self, log_ids=None) -> None:
         """These logs' lines changed (None: any log's): their copies are not read again."""

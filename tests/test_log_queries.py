@@ -74,6 +74,30 @@ def searched_in_copy(index: Index, run_id: str) -> bool:
         return index.log_source(cur, run_id, "stdout", search=True)[0] == index.log_copies.table
 
 
+def test_a_finished_logs_first_page_has_its_copy_made_for_the_first_search(tmp_path):
+    spool = tmp_path / "spool"
+    with SpoolWriter(spool, "t") as writer:
+        writer.status("r-1", "Task", "RUNNING")
+        writer.append_log("r-1", "stdout", "".join(f"line {n} \x1b[1mBold\x1b[0m\n" for n in range(1, 101)))
+        writer.status("r-1", "Task", "SUCCESS", exit_code=0)
+    index = Index(tmp_path / "index.duckdb")
+    index.log_copies.min_lines = 0  # (a log this short is searched where it is)
+    try:
+        Ingestor(index, spool).catch_up()
+        with index.cursor() as cur:
+            log_id = index.log_id(cur, "r-1", "stdout")
+        assert not index.log_copies.held(log_id)
+        page = queries.log_page(index, "r-1", "stdout", 1, 10)
+        assert page["line_no"].tolist() == list(range(1, 11))
+        wait_until(lambda: index.log_copies.held(log_id), message="the opened log to be copied")
+        with index.cursor() as cur:  # pages still read the index; the first search reads the copy
+            assert index.log_source(cur, "r-1", "stdout")[0] == "log_text"
+        assert searched_in_copy(index, "r-1")
+        assert queries.search_matches(index, "r-1", "stdout", "1 BOLD").tolist() == [1, 11, 21, 31, 41, 51, 61, 71, 81, 91]
+    finally:
+        index.close()
+
+
 def test_a_finished_logs_searches_read_its_folded_copy_which_is_forgotten_as_its_lines_change(tmp_path):
     spool = tmp_path / "spool"
     writer = SpoolWriter(spool, "t")
