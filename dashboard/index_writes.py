@@ -138,6 +138,7 @@ def write_batch(cur, batch: Batch, now: dt.datetime,
     """Add a batch through `cur`, inside the caller's transaction. Return the runs touched and the
     hours of trigger time whose runs changed (see run_hours), each None when the runs are more than
     LISTED_RUNS_MAX. Its offsets are those of `host`'s spool."""
+    moved = 0
     if batch.tasks:
         latest = {task["task"]: task for task in batch.tasks}  # a later definition wins
         frame = pd.DataFrame({
@@ -147,7 +148,7 @@ def write_batch(cur, batch: Batch, now: dt.datetime,
         cur.register("new_tasks", frame)
         cur.execute("DELETE FROM tasks WHERE task IN (SELECT task FROM new_tasks)")
         cur.execute("INSERT INTO tasks SELECT task, grp, depends_on, description, ? FROM new_tasks", [now])
-        cur.execute(GROUPS_FROM_TASKS)
+        moved = cur.execute(GROUPS_FROM_TASKS).fetchone()[0]
         cur.unregister("new_tasks")
     touched: dict[str, RunSummary] | None = {}
     hours: set[int] | None = set()
@@ -179,6 +180,8 @@ def write_batch(cur, batch: Batch, now: dt.datetime,
         if len(rows) <= LISTED_RUNS_MAX:
             touched = {run_id: RunSummary(*rest) for run_id, *rest, _, _ in rows}
             hours = {hour for *_, hour, before in rows for hour in (hour, before) if hour is not None}
+    if batch.tasks and moved:
+        hours = None  # (runs moved to another group, in hours not looked up)
     if batch.replaced:
         for (run_id, stream), first in batch.replaced.items():
             cur.execute("DELETE FROM log_text WHERE log_id = (SELECT log_id FROM log_streams "

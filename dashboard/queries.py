@@ -329,13 +329,13 @@ def _hour_totals(hours: list[tuple[int, np.ndarray]]) -> dict[str, int]:
 
 
 def runs_per_hour(index: Index, run_filter: RunFilter, now: dt.datetime | None = None) -> list[tuple[int, np.ndarray]] | None:
-    """The runs of the filter's time range per hour and status (dashboard.run_hours), whatever
-    statuses it picks; None when the filter also asks for something else (a task, a group), or
-    the index keeps no counts."""
-    if (index.run_hours is None or run_filter.since is None or run_filter.task_text or run_filter.group
+    """The runs of the filter's time range (and group) per hour and status (dashboard.run_hours),
+    whatever statuses it picks; None when the filter also asks for something else (a task's name,
+    some runs), or the index keeps no counts."""
+    if (index.run_hours is None or run_filter.since is None or run_filter.task_text
             or run_filter.run_ids is not None or run_filter.start is not None or run_filter.end is not None):
         return None
-    return index.run_hours.since((now or utcnow()) - run_filter.since)
+    return index.run_hours.since((now or utcnow()) - run_filter.since, run_filter.group)
 
 
 #: The sizes a strip of runs over time cuts its range into (strip_bucket picks one).

@@ -1,14 +1,16 @@
-"""Runs per hour of trigger time and status, kept between a local index's writes.
+"""Runs per hour of trigger time, group and status, kept between an index's writes.
 
-The Task Runs page asks, at every refresh, how many runs of its time range are in each status,
-and where its page starts. Both come from these counts: whole hours are read once and kept; a
-write says which hours its runs left or entered (`Index.apply`), and only those are read again.
-The hour a range starts inside is kept as its runs' trigger times, sorted, per status: the part
-of it from any moment on is counted without a statement (one cost 1.2-1.5 ms at 1M runs: DuckDB
-decodes the statuses of the whole row group holding that hour).
+The Task Runs page asks, at every refresh, how many runs of its time range (and group) are in
+each status, and where its page starts. Both come from these counts: whole hours are read once
+and kept; a write says which hours its runs left or entered (`Index.apply`, or a lake server's
+feed into its mirror), and only those are read again. The hour a range starts inside is kept as
+its runs' trigger times, statuses and groups, in trigger order: the part of it from any moment on
+is counted without a statement (one took 1.2-1.5 ms at 1M runs: DuckDB decodes the statuses of
+the whole row group holding that hour).
 
-A change the index cannot name the hours of (a catch-up of many runs, retention, a rebuild, a
-lake's feed) forgets every hour. A lake index keeps none: its writes are other hosts'.
+A change the index cannot name the hours of (a catch-up of many runs, a task moved to another
+group, retention, a rebuild, a lake's feed before its mirror) forgets every hour. A lake index
+that writes keeps none: other hosts' writes reach its pages unannounced.
 """
 
 from __future__ import annotations
@@ -71,67 +73,98 @@ class HourChanges:
 
 
 class RunHours:
-    """The runs of each hour from the earliest asked for on, per status (STATUSES' order)."""
+    """The runs of each hour from the earliest asked for on, per group and status (STATUSES' order)."""
 
     def __init__(self, index):
         self._index = index
         self._lock = threading.Lock()
-        self._counts: dict[int, np.ndarray] = {}
+        #: hour -> group (None: runs of no group) -> runs per status
+        self._counts: dict[int, dict[str | None, np.ndarray]] = {}
+        #: hour -> runs per status, whatever their group
+        self._totals: dict[int, np.ndarray] = {}
         #: every hour from this one on is in _counts (None: none is)
         self._first: int | None = None
-        #: hour -> its runs' trigger times per status (STATUSES' order), sorted, for a range starting in it
-        self._times: dict[int, list[np.ndarray]] = {}
+        #: hour -> its runs (trigger time, status, group), in trigger order, for a range starting in it
+        self._starts: dict[int, _StartHour] = {}
         self._version = -1
 
-    def since(self, start: dt.datetime) -> list[tuple[int, np.ndarray]]:
-        """(hour, runs per status) for each hour holding runs triggered at or after `start`, oldest
-        first; the first hour's counts are of its runs from `start` on. Each array is shared: do
-        not change it."""
+    def since(self, start: dt.datetime, group: str | None = None) -> list[tuple[int, np.ndarray]]:
+        """(hour, runs per status) for each hour holding runs triggered at or after `start` (only
+        those of `group` if given), oldest first; the first hour's counts are of its runs from
+        `start` on. Each array is shared: do not change it."""
         first_whole = hour_of(start) + (start != hour_start(hour_of(start)))
         with self._lock, self._index.cursor() as cur:
-            version = self._index.version
-            changed = self._index.hour_changes.between(self._version, version)
-            if changed is None:
-                self._counts, self._first, self._times = {}, None, {}
-                changed = frozenset()
-            if self._first is None or first_whole < self._first:
-                earlier = _read(cur, hour_start(first_whole),
-                                None if self._first is None else hour_start(self._first))
-                self._counts.update(earlier)
-                self._first = first_whole
-            for hour in changed:
-                self._times.pop(hour, None)
-            stale = sorted(hour for hour in changed if hour >= self._first)
-            if stale:
-                for hour in stale:
-                    self._counts.pop(hour, None)
-                self._counts.update(_read(cur, hour_start(stale[0]), hour_start(stale[-1] + 1), stale))
-            self._version = version
-            found = sorted((hour, counts) for hour, counts in self._counts.items() if hour >= first_whole)
+            self._catch_up(cur, first_whole)
+            if group is None:
+                found = sorted((hour, counts) for hour, counts in self._totals.items() if hour >= first_whole)
+            else:
+                found = sorted((hour, groups[group]) for hour, groups in self._counts.items()
+                               if hour >= first_whole and group in groups)
             if first_whole != hour_of(start):
-                times = self._times.get(hour_of(start))
-                if times is None:
-                    times = self._times[hour_of(start)] = _trigger_times(cur, hour_of(start))
-                    while len(self._times) > KEPT_START_HOURS:
-                        del self._times[next(iter(self._times))]
-                moment = np.datetime64(start, "us")
-                found.insert(0, (hour_of(start), np.array([len(of_status) - np.searchsorted(of_status, moment)
-                                                           for of_status in times], dtype=np.int64)))
+                found.insert(0, (hour_of(start), self._start_hour(cur, hour_of(start)).since(start, group)))
         return found
 
+    def _catch_up(self, cur, first_whole: int) -> None:
+        """Forget what the writes since the last look changed, and read it again with any hours from
+        `first_whole` on not read yet."""
+        version = self._index.version
+        changed = self._index.hour_changes.between(self._version, version)
+        if changed is None:
+            self._counts, self._totals, self._first, self._starts = {}, {}, None, {}
+            changed = frozenset()
+        if self._first is None or first_whole < self._first:
+            self._keep(_read(cur, hour_start(first_whole), None if self._first is None else hour_start(self._first)))
+            self._first = first_whole
+        for hour in changed:
+            self._starts.pop(hour, None)
+        stale = sorted(hour for hour in changed if hour >= self._first)
+        if stale:
+            for hour in stale:
+                self._counts.pop(hour, None)
+                self._totals.pop(hour, None)
+            self._keep(_read(cur, hour_start(stale[0]), hour_start(stale[-1] + 1), stale))
+        self._version = version
 
-def _trigger_times(cur, hour: int) -> list[np.ndarray]:
-    """The trigger times of the runs of `hour`, per status (STATUSES' order), each sorted."""
-    found = cur.execute("SELECT status, trigger_time FROM runs WHERE trigger_time >= ? AND trigger_time < ? "
-                        "ORDER BY trigger_time", [hour_start(hour), hour_start(hour + 1)]).fetchnumpy()
-    statuses, times = np.asarray(found["status"], dtype=object), np.asarray(found["trigger_time"], "datetime64[us]")
-    return [times[statuses == status] for status in STATUSES]
+    def _keep(self, counts: dict[int, dict[str | None, np.ndarray]]) -> None:
+        self._counts.update(counts)
+        self._totals.update((hour, sum(groups.values())) for hour, groups in counts.items())
+
+    def _start_hour(self, cur, hour: int) -> _StartHour:
+        kept = self._starts.get(hour)
+        if kept is None:
+            kept = self._starts[hour] = _StartHour.read(cur, hour)
+            while len(self._starts) > KEPT_START_HOURS:
+                del self._starts[next(iter(self._starts))]
+        return kept
 
 
-def _read(cur, low: dt.datetime, high: dt.datetime | None, hours: list[int] | None = None) -> dict[int, np.ndarray]:
-    """Runs per hour and status triggered from `low` up to `high` (None: no end), only of `hours`
-    if given."""
-    sql = "SELECT epoch_ms(trigger_time) // ? AS hour, status, count(*) FROM runs WHERE trigger_time >= ?"
+class _StartHour:
+    """The runs of an hour a range starts inside, in trigger order: the part of it from any moment
+    on is counted without a statement."""
+
+    def __init__(self, times: np.ndarray, statuses: np.ndarray, groups: np.ndarray):
+        self.times, self.statuses, self.groups = times, statuses, groups
+
+    @classmethod
+    def read(cls, cur, hour: int) -> _StartHour:
+        found = cur.execute("SELECT trigger_time, status, grp FROM runs WHERE trigger_time >= ? AND trigger_time < ? "
+                            "ORDER BY trigger_time", [hour_start(hour), hour_start(hour + 1)]).fetchnumpy()
+        statuses = np.array([_COLUMN[status] for status in found["status"]], dtype=np.int64)
+        return cls(np.asarray(found["trigger_time"], "datetime64[us]"), statuses,
+                   np.asarray(found["grp"], dtype=object))
+
+    def since(self, start: dt.datetime, group: str | None = None) -> np.ndarray:
+        """Runs per status triggered at or after `start` (only those of `group` if given)."""
+        first = int(np.searchsorted(self.times, np.datetime64(start, "us")))
+        statuses = self.statuses[first:] if group is None else self.statuses[first:][self.groups[first:] == group]
+        return np.bincount(statuses, minlength=len(STATUSES))
+
+
+def _read(cur, low: dt.datetime, high: dt.datetime | None,
+          hours: list[int] | None = None) -> dict[int, dict[str | None, np.ndarray]]:
+    """Runs per hour, group and status triggered from `low` up to `high` (None: no end), only of
+    `hours` if given."""
+    sql = "SELECT epoch_ms(trigger_time) // ? AS hour, grp, status, count(*) FROM runs WHERE trigger_time >= ?"
     params: list = [HOUR_MS, low]
     if high is not None:
         sql += " AND trigger_time < ?"
@@ -139,7 +172,8 @@ def _read(cur, low: dt.datetime, high: dt.datetime | None, hours: list[int] | No
     if hours is not None:
         sql += " AND list_contains(?, epoch_ms(trigger_time) // ?)"
         params += [hours, HOUR_MS]
-    counts: dict[int, np.ndarray] = {}
-    for hour, status, n in cur.execute(sql + " GROUP BY ALL", params).fetchall():
-        counts.setdefault(hour, np.zeros(len(STATUSES), dtype=np.int64))[_COLUMN[status]] = n
+    counts: dict[int, dict[str | None, np.ndarray]] = {}
+    for hour, group, status, n in cur.execute(sql + " GROUP BY ALL", params).fetchall():
+        of_hour = counts.setdefault(hour, {})
+        of_hour.setdefault(group, np.zeros(len(STATUSES), dtype=np.int64))[_COLUMN[status]] = n
     return counts

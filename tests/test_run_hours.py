@@ -17,7 +17,8 @@ from dashboard.run_hours import HourChanges, hour_of
 from dashboard.spool import SpoolWriter
 from dashboard.statuses import STATUSES
 
-RANGES = [RunFilter(since=dt.timedelta(hours=hours)) for hours in (1, 6, 24, 72)]
+RANGES = [RunFilter(since=dt.timedelta(hours=hours), group=group) for hours in (1, 6, 24, 72)
+          for group in (None, "etl", "crm", "own")]
 
 
 def counted_from_runs(index: Index, run_filter: RunFilter, now: dt.datetime) -> dict[str, int]:
@@ -55,9 +56,12 @@ def live(tmp_path):
 
 def test_every_write_keeps_the_counts_of_each_range_equal_to_the_runs(live):
     writer, index, ingestor, now = live
+    for n in range(4):
+        writer.define_task(f"task_{n}", "etl" if n % 2 else "crm")
     for n in range(60):  # a run every 70 minutes over three days, some running, most done
         trigger = now - dt.timedelta(minutes=70 * n + 5)
-        writer.status(f"r-{n}", f"task_{n % 4}", "TRIGGER", ts=trigger, trigger_time=trigger)
+        writer.status(f"r-{n}", f"task_{n % 4}", "TRIGGER", ts=trigger, trigger_time=trigger,
+                      group="own" if n % 7 == 0 else None)
         writer.status(f"r-{n}", f"task_{n % 4}", "RUNNING", ts=trigger + dt.timedelta(minutes=1))
         if n % 3:
             writer.status(f"r-{n}", f"task_{n % 4}", "SUCCESS" if n % 5 else "FAILED", ts=trigger + dt.timedelta(minutes=2))
@@ -86,12 +90,21 @@ def test_every_write_keeps_the_counts_of_each_range_equal_to_the_runs(live):
     assert {moved_from, hour_of(now - dt.timedelta(hours=2))} <= index.hour_changes.between(index.version - 1,
                                                                                            index.version)
 
+    # A task defined in another group moves its runs (but those reporting a group of their own).
+    etl = RunFilter(since=dt.timedelta(hours=72), group="etl")
+    before = sum(queries.status_counts(index, etl, now).values())
+    writer.define_task("task_1", "crm")
+    ingestor.catch_up()
+    assert index.hour_changes.between(index.version - 1, index.version) is None
+    assert_counts_hold(index, now)
+    assert 0 < sum(queries.status_counts(index, etl, now).values()) < before
+
     # Log lines alone change no hour; a write the index cannot name the hours of (retention)
     # has every hour counted anew.
     writer.log_path("r-new", "stdout").write_text("one line\n", encoding="utf-8")
     ingestor.catch_up()
     assert index.hour_changes.between(index.version - 1, index.version) == frozenset()
-    assert queries.status_counts(index, RANGES[1], now)["RUNNING"] > 2
+    assert queries.status_counts(index, RunFilter(since=dt.timedelta(hours=6)), now)["RUNNING"] > 2
     assert index.drop_runs_older_than(10) == 2
     assert_counts_hold(index, now)
 

@@ -89,7 +89,8 @@ def test_all_pages_together_are_the_whole_sorted_set(world, sort, page_size):
 
 @pytest.mark.parametrize("run_filter", [RunFilter(since=queries.parse_duration("7d")),
                                         RunFilter(since=queries.parse_duration("24h")),
-                                        RunFilter(statuses=("SUCCESS", "RUNNING"), since=queries.parse_duration("3d"))],
+                                        RunFilter(statuses=("SUCCESS", "RUNNING"), since=queries.parse_duration("3d")),
+                                        RunFilter(group="billing", since=queries.parse_duration("7d"))],
                          ids=repr)
 @pytest.mark.parametrize("descending", [True, False], ids=["newest first", "oldest first"])
 @pytest.mark.parametrize("page_size", [3, 7])
