@@ -51,6 +51,7 @@ def live(tmp_path):
     ingestor = Ingestor(index, tmp_path / "spool")
     now = utcnow().replace(minute=30, second=0, microsecond=0) - dt.timedelta(hours=1)
     yield writer, index, ingestor, now
+    writer.close()
     index.close()
 
 
