@@ -73,14 +73,14 @@ def _open_index(args, rebuild: bool = False):
     if config.lake is not None:  # the hosts' `taskdash ship` fill the lake: a command only reads it
         if rebuild:
             raise CommandError("a lake is shared by every host and server: --rebuild drops only a local index")
-        return Index(None, lake=config.lake, read_only=True, memory=config.index_memory), None
+        return Index(None, lake=config.lake, read_only=True, memory=config.index_memory, copy_logs=False), None
     try:
-        index = Index(config.index, fallback_to_private=False, memory=config.index_memory)
+        index = Index(config.index, fallback_to_private=False, memory=config.index_memory, copy_logs=False)
     except IndexLockedError as exc:
         if rebuild:
             raise
         # One command's private index lives in memory: nothing to write to disk or to clean up.
-        index = Index(None, memory=config.index_memory)
+        index = Index(None, memory=config.index_memory, copy_logs=False)
         print(f"note: {exc}; using a private in-memory index for this command", file=sys.stderr)
     if index.rebuilt_reason:
         print(f"note: {index.rebuilt_reason}", file=sys.stderr)

@@ -110,7 +110,7 @@ class Index:
 
     def __init__(self, path: str | Path | None, fallback_to_private: bool = True,
                  lake: lakes.LakeSettings | None = None, host: str = "", read_only: bool = False,
-                 wait_for_lake: bool = False, memory: str = DEFAULT_MEMORY):
+                 wait_for_lake: bool = False, memory: str = DEFAULT_MEMORY, copy_logs: bool = True):
         #: How much memory DuckDB may hold for the index (an `index_memory` setting).
         self.memory_limit = duckdb_memory_limit(memory)
         #: Lake mode: where the lake is (None: a local DuckDB file, or memory).
@@ -126,12 +126,13 @@ class Index:
         self.mirrored = False
         #: Copies of finished logs (see log_copies), in at most a quarter of DuckDB's memory: a lake
         #: server's in its mirror, for pages and searches; a local index's in a memory database, for
-        #: searches of long logs. None for a lake index that writes (it reads no logs, and has no mirror).
+        #: searches of long logs. None for a lake index that writes (it reads no logs, and has no mirror),
+        #: and without `copy_logs` (a command reads a log once: no page or search comes after it).
         budget = min(BUDGET_BYTES, memory_bytes(self.memory_limit) // 4)
         self.log_copies: LogCopies | None = None
-        if lake is None:
+        if copy_logs and lake is None:
             self.log_copies = LogCopies(COPIES_DATABASE, pages=False, budget=budget, min_lines=SEARCH_COPY_MIN_LINES)
-        elif read_only:
+        elif copy_logs and read_only:
             self.log_copies = LogCopies(lake_mirror.MIRROR, pages=True, budget=budget)
         #: Whose spool offsets this process reads and writes (each host ships its own spool to a lake).
         self.host = host

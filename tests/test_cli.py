@@ -90,6 +90,26 @@ def test_logs_pages_and_search(tmp_path, spool):
     assert "2 matching lines of 3" in found.stderr
 
 
+def test_a_command_reading_a_log_makes_no_copy_of_it(tmp_path, spool, monkeypatch, capsys):
+    """A server copies a finished log once it is read, for the pages and searches after it
+    (dashboard.log_copies); a command reads it once and would only wait on its copy."""
+    from dashboard import cli
+    from dashboard.log_copies import LogCopies
+
+    made, original = [], LogCopies.__init__
+
+    def noted(self, *args, **kwargs):
+        made.append(args)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LogCopies, "__init__", noted)
+    where = ["--spool", str(tmp_path / "spool"), "--index", str(tmp_path / "index.duckdb")]
+    assert cli.main(["logs", "r-bad", *where]) == 0
+    assert cli.main(["logs", "r-bad", "--search", "line 1", *where]) == 0
+    assert "line 1" in capsys.readouterr().out
+    assert made == []
+
+
 def test_logs_of_an_unknown_or_invalid_run_say_so(tmp_path, spool):
     unknown = taskdash(tmp_path, "logs", "r-nope", check=False)
     assert unknown.returncode == 1 and "no run 'r-nope'" in unknown.stderr
