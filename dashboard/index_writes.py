@@ -138,7 +138,7 @@ def write_batch(cur, batch: Batch, now: dt.datetime,
     """Add a batch through `cur`, inside the caller's transaction. Return the runs touched and the
     hours of trigger time whose runs changed (see run_hours), each None when the runs are more than
     LISTED_RUNS_MAX. Its offsets are those of `host`'s spool."""
-    moved = 0
+    moved = 0  # runs a task definition moved to another group
     if batch.tasks:
         latest = {task["task"]: task for task in batch.tasks}  # a later definition wins
         frame = pd.DataFrame({
@@ -180,7 +180,7 @@ def write_batch(cur, batch: Batch, now: dt.datetime,
         if len(rows) <= LISTED_RUNS_MAX:
             touched = {run_id: RunSummary(*rest) for run_id, *rest, _, _ in rows}
             hours = {hour for *_, hour, before in rows for hour in (hour, before) if hour is not None}
-    if batch.tasks and moved:
+    if moved:
         hours = None  # (runs moved to another group, in hours not looked up)
     if batch.replaced:
         for (run_id, stream), first in batch.replaced.items():
