@@ -213,7 +213,11 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
         bound, bound_params = _page_bound(index, sort, where, params, direction, nulls, int(limit), int(offset))
 
     def read(bound: str, bound_params: list) -> pd.DataFrame:
-        return index.query(f"{_RUN_SELECT}, {_DURATION_US} / 1e6 AS duration {_RUNS_FROM} {where} {bound} "
+        # Within a bound, the page is cut from a few thousand runs: DuckDB's late materialization
+        # (the page's runs read again by row id) cost more than it saved (1M runs, the default
+        # view: 5.3 ms against 3.6). OFFSET 0 keeps the bounded runs a subquery of their own.
+        runs = f"FROM (SELECT * {_RUNS_FROM} {where} {bound} OFFSET 0) r" if bound else f"{_RUNS_FROM} {where}"
+        return index.query(f"{_RUN_SELECT}, {_DURATION_US} / 1e6 AS duration {runs} "
                            f"ORDER BY {order}, r.run_id {direction} LIMIT ? OFFSET ?",
                            [now] + params + bound_params + order_params + [int(limit), int(offset)])
     runs = read(bound, bound_params)

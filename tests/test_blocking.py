@@ -107,3 +107,16 @@ def test_a_chain_of_thousands_of_failed_and_blocked_tasks_costs_no_recursion():
     assert cycle.blocks("T0") == 4_999 and len(cycle.chain("T4999")) == 5_000
     looped = Cycle(runs[:3], {"T0": ["T2"], "T1": ["T0"], "T2": ["T1"]})  # a loop in the definitions
     assert looped.blocked("T2") is not None or looped.blocked("T1") is not None
+
+
+def test_a_cycle_where_no_run_waits_holds_nothing_and_each_failure_is_its_own_root():
+    runs = [CycleRun("r-a", "A", "FAILED", CYCLE, CYCLE, "boom"), CycleRun("r-b", "B", "SUCCESS", CYCLE, CYCLE, None),
+            CycleRun("r-c", "C", "TERMINATED", CYCLE, CYCLE, None), CycleRun("r-e", "E", "RUNNING", CYCLE, None, None)]
+    depends_on = {"B": ["A"], "C": ["B"], "D": ["A"], "E": ["C"]}
+    settled = Cycle(runs, depends_on)
+    assert [settled.blocked(run.task) for run in runs] == [None] * 4
+    assert [settled.blocks(run.task) for run in runs] == [0] * 4
+    assert [[step.run_id for step in settled.chain(run.task)] for run in runs] == [["r-a"], ["r-b"], ["r-c"], ["r-e"]]
+    waiting = Cycle([*runs, CycleRun("r-d", "D", "ACTIVE", None, None, None)], depends_on)  # now one run waits
+    assert waiting.blocked("D").reason == "upstream A failed" and waiting.blocks("A") == 1
+    assert [step.run_id for step in waiting.chain("D")] == ["r-d", "r-a"] and waiting.blocked("E") is None
