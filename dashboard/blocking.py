@@ -13,6 +13,7 @@ runs are read.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections import Counter
 from dataclasses import dataclass
@@ -146,60 +147,69 @@ def _dependencies(index, _version: int) -> dict[str, list[str]]:
                 cur.execute("SELECT task, depends_on FROM tasks WHERE len(depends_on) > 0").fetchall()}
 
 
-def cycles_of(index, runs: pd.DataFrame) -> dict[object, Cycle]:
+def cycles_of(index, runs) -> dict[dt.datetime, Cycle]:
     """The cycles (by trigger time) of the runs that could be blocked or block others: of a task
     with upstreams, not started and not ended on their own; or of a task with downstreams, failed
     or terminated. Ad hoc runs belong to no cycle. Only those trigger times are read (the runs
-    table is in trigger order: the rest is skipped)."""
+    table is in trigger order: the rest is skipped). `runs`: a frame, or columns of values (a page
+    read as lists), holding RUN_COLUMNS."""
     depends_on = dependencies(index)
     if not depends_on:
         return {}
     has_downstreams = {upstream for upstreams in depends_on.values() for upstream in upstreams}
-    trigger_times = list(dict.fromkeys(  # plain Python: a page is small, pandas' masks cost more
-        pd.Timestamp(trigger_time)
+    times = list(dict.fromkeys(  # plain Python: a page is small, pandas' masks cost more
+        _time_key(trigger_time)
         for trigger_time, task, status, started, adhoc in zip(runs["trigger_time"], runs["task"], runs["status"],
                                                               runs["started"], runs["adhoc"])
-        if adhoc is not True and pd.notna(trigger_time)
+        if adhoc is not True and not pd.isna(trigger_time)
         and ((status in UNSUCCESSFUL and task in has_downstreams)
              or (task in depends_on and pd.isna(started) and status not in ("SUCCESS", "FAILED")))))
-    if not trigger_times:
+    if not times:
         return {}
-    times = [t.to_pydatetime() for t in trigger_times]
     with index.cursor() as cur:  # (the range lets DuckDB skip row groups: an IN list alone, 1.9 ms against 1.4)
         rows = cur.execute(f"""
             SELECT trigger_time, run_id, task, status, started, finished, message FROM runs
             WHERE trigger_time BETWEEN ? AND ? AND trigger_time IN ({', '.join('?' * len(times))})
               AND NOT coalesce(adhoc, false)
             ORDER BY trigger_time, task, updated""", [min(times), max(times), *times]).fetchall()
-    by_trigger: dict[object, list[CycleRun]] = {}
+    by_trigger: dict[dt.datetime, list[CycleRun]] = {}
     for trigger_time, *run in rows:
-        by_trigger.setdefault(pd.Timestamp(trigger_time), []).append(CycleRun(*run))
+        by_trigger.setdefault(trigger_time, []).append(CycleRun(*run))
     return {trigger_time: Cycle(runs, depends_on) for trigger_time, runs in by_trigger.items()}
+
+
+def _time_key(value) -> dt.datetime | None:
+    """A trigger time as cycles are keyed (a plain datetime, as DuckDB gives it), None if missing."""
+    if pd.isna(value):
+        return None
+    return value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
 
 
 def blocked_and_blocks(index, runs) -> pd.DataFrame:
     """For each run, in order: `blocked` (the reason, or None), `blocked_by` (the first root cause's
     run id, or None) and `blocks` (how many runs of its cycle its failure blocks: 0 for a run that
-    is no root cause). `runs`: run ids, or a frame holding RUN_COLUMNS (a page of runs already read)."""
-    runs = runs if isinstance(runs, pd.DataFrame) else runs_of(index, runs)
-    cycles = cycles_of(index, runs) if len(runs) else {}
+    is no root cause). `runs`: run ids, or a frame or columns of values holding RUN_COLUMNS (a page
+    of runs already read); the result has the frame's index."""
+    runs = runs if isinstance(runs, (pd.DataFrame, dict)) else runs_of(index, runs)
+    cycles = cycles_of(index, runs) if len(runs["run_id"]) else {}
     blocked, blocked_by, blocks = [], [], []
     for run_id, trigger_time in zip(runs["run_id"], runs["trigger_time"]):
-        cycle = cycles.get(pd.Timestamp(trigger_time)) if pd.notna(trigger_time) else None
+        cycle = cycles.get(_time_key(trigger_time))
         run = cycle.by_run_id.get(run_id) if cycle else None
         why = cycle.blocked(run.task) if run else None
         blocked.append(why.reason if why else None)
         blocked_by.append(why.roots[0].run_id if why else None)
         blocks.append(cycle.blocks(run.task) if run is not None and why is None and run.status in UNSUCCESSFUL else 0)
-    return pd.DataFrame({"blocked": pd.Series(blocked, index=runs.index, dtype=object),
-                         "blocked_by": pd.Series(blocked_by, index=runs.index, dtype=object),
-                         "blocks": pd.Series(blocks, index=runs.index, dtype=int)})
+    rows = runs.index if isinstance(runs, pd.DataFrame) else None
+    return pd.DataFrame({"blocked": pd.Series(blocked, index=rows, dtype=object),
+                         "blocked_by": pd.Series(blocked_by, index=rows, dtype=object),
+                         "blocks": pd.Series(blocks, index=rows, dtype=int)})
 
 
 def cycle_of(index, run_id: str) -> tuple[Cycle, str] | None:
     """The cycle of a run and its task there, or None when the run is neither blocked nor failed
     (or terminated), or is ad hoc."""
     runs = runs_of(index, [run_id])
-    cycle = cycles_of(index, runs).get(pd.Timestamp(runs["trigger_time"].iloc[0])) if len(runs) else None
+    cycle = cycles_of(index, runs).get(_time_key(runs["trigger_time"].iloc[0])) if len(runs) else None
     run = cycle.by_run_id.get(run_id) if cycle else None
     return (cycle, run.task) if run else None

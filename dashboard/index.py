@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from .formatting import utcnow
 from . import lake as lakes
@@ -564,6 +565,12 @@ class Index:
         with self.cursor() as cur:
             return cur.execute(sql, list(params)).df()
 
+    def table(self, sql: str, params: list | tuple = ()) -> pa.Table:
+        """Run a parameterised query and return its rows as an Arrow table (`index_frame` makes it
+        the DataFrame `query` gives): its values read as Python lists cost no pandas object."""
+        with self.cursor() as cur:
+            return cur.execute(sql, list(params)).to_arrow_table()
+
     def counts(self) -> dict[str, int]:
         """How many tasks, runs, log lines and ingest errors the index holds."""
         with self.cursor() as cur:
@@ -571,6 +578,23 @@ class Index:
                                         (SELECT count(*) FROM log_text), (SELECT count(*) FROM ingest_errors)
                               """).fetchone()
         return dict(zip(("tasks", "runs", "log_lines", "ingest_errors"), row))
+
+
+_NULLABLE = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+             pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+
+
+def index_frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table of query results as `Index.query` gives them (DuckDB's own conversion): an
+    integer or boolean column holding nulls takes pandas' nullable type (not floats or objects),
+    and a text column of nulls alone (or of no rows) is of objects."""
+    frame = table.to_pandas()
+    for name, column in zip(table.column_names, table.columns):
+        if column.null_count and column.type in _NULLABLE:
+            frame[name] = column.to_pandas(types_mapper={column.type: _NULLABLE[column.type]}.get)
+        elif column.null_count == len(column) and pa.types.is_string(column.type):
+            frame[name] = pd.Series([None] * len(column), dtype=object)
+    return frame
 
 
 def _empty_lake() -> duckdb.DuckDBPyConnection:

@@ -17,7 +17,7 @@ import pytest
 from builders import AGES, DEFINED_TASKS, RUN_COUNT, ingest, value
 
 from dashboard import queries
-from dashboard.index import Index
+from dashboard.index import Index, index_frame
 from dashboard.ingest import Ingestor
 from dashboard.queries import RunFilter
 from dashboard.spool import SpoolWriter
@@ -53,6 +53,24 @@ def test_runs_page_returns_each_run_as_written(world):
             assert value(row["duration"]) is None, run.run_id
         else:
             assert row["duration"] == pytest.approx(duration.total_seconds(), abs=1e-6), run.run_id
+
+
+@pytest.mark.parametrize("run_filter", [RunFilter(), RunFilter(statuses=("RUNNING",)), RunFilter(statuses=("SUCCESS",)),
+                                        RunFilter(task_text="no such task")], ids=["all", "running", "success", "none"])
+def test_a_page_read_through_arrow_is_the_frame_duckdb_would_give(world, run_filter):
+    """runs_page reads its page as an Arrow table (its values as Python lists for blocking and
+    estimates) and makes it a frame: the same values and types as DuckDB's own DataFrame, with
+    nulls in some columns (exit codes of running runs), in all, or no rows at all."""
+    page = queries.runs_page(world.index, run_filter, limit=10_000, now=world.now)
+    where, params = run_filter.where(world.now)
+    sql = f"SELECT * EXCLUDE (reached, own_grp) FROM runs r {where} ORDER BY trigger_time DESC, run_id DESC"
+    expected = world.index.query(sql, params)
+    got = index_frame(world.index.table(sql, params))
+    pd.testing.assert_frame_equal(got, expected)
+    shown = page[list(expected.columns)].sort_values(["trigger_time", "run_id"], ascending=False, ignore_index=True)
+    pd.testing.assert_frame_equal(shown, expected.sort_values(["trigger_time", "run_id"], ascending=False,
+                                                              ignore_index=True))
+    assert page["blocked"].dtype == object and page["blocks"].dtype == int and page["late"].dtype == bool
 
 
 # ---- the statuses a run reached -----------------------------------------------------
