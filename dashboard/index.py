@@ -565,12 +565,6 @@ class Index:
         with self.cursor() as cur:
             return cur.execute(sql, list(params)).df()
 
-    def table(self, sql: str, params: list | tuple = ()) -> pa.Table:
-        """Run a parameterised query and return its rows as an Arrow table (`index_frame` makes it
-        the DataFrame `query` gives): its values read as Python lists cost no pandas object."""
-        with self.cursor() as cur:
-            return cur.execute(sql, list(params)).to_arrow_table()
-
     def counts(self) -> dict[str, int]:
         """How many tasks, runs, log lines and ingest errors the index holds."""
         with self.cursor() as cur:

@@ -17,7 +17,6 @@ from urllib.parse import quote, urlencode
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 
 from . import clock, queries
 from .config import Config
@@ -140,10 +139,6 @@ class Store:
     def query(self, sql: str, params: list | tuple = ()) -> pd.DataFrame:
         """Run a parameterised query and return its rows as a DataFrame."""
         return self.index.query(sql, params)
-
-    def table(self, sql: str, params: list | tuple = ()) -> pa.Table:
-        """Run a parameterised query and return its rows as an Arrow table (see Index.table)."""
-        return self.index.table(sql, params)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for use in one thread (use with `with`)."""

@@ -65,7 +65,8 @@ def test_a_page_read_through_arrow_is_the_frame_duckdb_would_give(world, run_fil
     where, params = run_filter.where(world.now)
     sql = f"SELECT * EXCLUDE (reached, own_grp) FROM runs r {where} ORDER BY trigger_time DESC, run_id DESC"
     expected = world.index.query(sql, params)
-    got = index_frame(world.index.table(sql, params))
+    with world.index.cursor() as cur:
+        got = index_frame(cur.execute(sql, params).to_arrow_table())
     pd.testing.assert_frame_equal(got, expected)
     shown = page[list(expected.columns)].sort_values(["trigger_time", "run_id"], ascending=False, ignore_index=True)
     pd.testing.assert_frame_equal(shown, expected.sort_values(["trigger_time", "run_id"], ascending=False,
