@@ -28,6 +28,7 @@ import pyarrow as pa
 from .formatting import utcnow
 from . import lake as lakes
 from . import lake_mirror
+from .blocking import KeptCycles
 from .config import DEFAULT_MEMORY, duckdb_memory_limit, memory_bytes
 from .log_copies import BUDGET_BYTES, COPIES_DATABASE, SEARCH_COPY_MIN_LINES, LogCopies
 from .index_schema import LAKE_SCHEMA, SCHEMA, SCHEMA_VERSION, TABLES, RunSummary
@@ -158,6 +159,8 @@ class Index:
         #: index that writes: other hosts' writes reach its pages unannounced.
         self.hour_changes = HourChanges()
         self.run_hours = RunHours(self) if lake is None or read_only else None
+        #: The cycles the pages asked for, kept between writes as the runs per hour are.
+        self.kept_cycles = KeptCycles(self) if self.run_hours is not None else None
         #: (run_id, stream) -> its log_id, as read once (see log_id).
         self._log_ids: dict[tuple[str, str], int] = {}
         # Reentrant: cursor() waits on it for a rebuild, and a writer already holding it may ask one.

@@ -25,6 +25,7 @@ from .hub import Hub, Subscription
 from .spool import log_path, open_spool_file
 
 if TYPE_CHECKING:
+    from .blocking import KeptCycles
     from .index import Index
     from .run_hours import RunHours
 
@@ -156,6 +157,11 @@ class Store:
     def run_hours(self) -> RunHours | None:
         """Runs per hour of trigger time and status, kept between writes (see Index.run_hours)."""
         return self.index.run_hours
+
+    @property
+    def kept_cycles(self) -> KeptCycles | None:
+        """The cycles asked for, kept between writes (see Index.kept_cycles)."""
+        return self.index.kept_cycles
 
     @property
     def version(self) -> int:

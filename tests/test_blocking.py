@@ -120,3 +120,68 @@ def test_a_cycle_where_no_run_waits_holds_nothing_and_each_failure_is_its_own_ro
     waiting = Cycle([*runs, CycleRun("r-d", "D", "ACTIVE", None, None, None)], depends_on)  # now one run waits
     assert waiting.blocked("D").reason == "upstream A failed" and waiting.blocks("A") == 1
     assert [step.run_id for step in waiting.chain("D")] == ["r-d", "r-a"] and waiting.blocked("E") is None
+
+
+def test_kept_cycles_are_read_again_only_when_a_write_changes_their_hour_or_the_dependencies(tmp_path, monkeypatch):
+    """A page's cycles are kept between writes (blocking.KeptCycles): after each write, what the
+    page says of every run equals what a fresh read of its cycles says, and only the cycles of
+    the hours the write changed were read again."""
+    from dashboard import blocking
+    from dashboard.formatting import utcnow
+    from dashboard.index import Index
+    from dashboard.ingest import Ingestor
+
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, tmp_path / "spool")
+    now = utcnow().replace(minute=30, second=0, microsecond=0)
+    cycles = [now - dt.timedelta(hours=hours) for hours in (5, 3, 1)]  # one a hour, hours apart
+    writer.define_task("Extract", "etl")
+    writer.define_task("Load", "etl", depends_on=["Extract"])
+    for n, cycle in enumerate(cycles):
+        writer.status(f"extract-{n}", "Extract", "RUNNING", trigger_time=cycle, ts=cycle)
+        writer.status(f"extract-{n}", "Extract", "FAILED", trigger_time=cycle, ts=cycle + dt.timedelta(minutes=1))
+        writer.status(f"load-{n}", "Load", "ACTIVE", trigger_time=cycle, ts=cycle)
+    ingestor.catch_up()
+    asked: list[list[dt.datetime]] = []
+    real_read = blocking._read_cycles
+    monkeypatch.setattr(blocking, "_read_cycles", lambda index, times, deps: asked.append(times) or real_read(
+        index, times, deps))
+
+    def page() -> dict[str, tuple]:
+        runs = queries.runs_page(index, limit=100, now=now + dt.timedelta(hours=1))
+        return {run_id: (blocked, blocks) for run_id, blocked, blocks in zip(runs["run_id"], runs["blocked"],
+                                                                              runs["blocks"])}
+
+    def fresh() -> dict[str, tuple]:
+        """The same page with no cycle kept (as a lake index that writes reads it)."""
+        kept, index.kept_cycles = index.kept_cycles, None
+        try:
+            return page()
+        finally:
+            index.kept_cycles = kept
+
+    assert page() == fresh() and all(page()[f"load-{n}"][0] == "upstream Extract failed" for n in range(3))
+    assert len(asked) == 2 and len(asked[0]) == 3, "read once, then kept (the fresh read is the second)"
+    asked.clear()
+    page()
+    assert asked == [], "no write: nothing read again"
+
+    # A retry of the middle cycle's Extract succeeds: only that cycle is read again.
+    writer.status("extract-1b", "Extract", "RUNNING", trigger_time=cycles[1], ts=now)
+    writer.status("extract-1b", "Extract", "SUCCESS", trigger_time=cycles[1], ts=now + dt.timedelta(minutes=1))
+    ingestor.catch_up()
+    got = page()
+    assert asked == [[cycles[1]]]
+    assert got == fresh() and got["load-1"] == (None, 0) and got["load-0"][0] == "upstream Extract failed"
+
+    # New dependencies (Load depends on nothing now): every cycle is read again.
+    asked.clear()
+    writer.define_task("Load", "etl", depends_on=[])
+    writer.define_task("Report", "etl", depends_on=["Extract"])
+    ingestor.catch_up()
+    got = page()
+    assert len(asked) == 1 and sorted(asked[0]) == cycles and got == fresh()
+    assert all(blocked is None for blocked, _ in got.values())
+    writer.close()
+    index.close()
