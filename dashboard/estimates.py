@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
+import threading
 import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import networkx as nx
 import numpy as np
@@ -23,6 +27,8 @@ import pandas as pd
 
 from .formatting import utcnow
 from .statuses import UNDER_WAY, sql_list
+
+log = logging.getLogger(__name__)
 
 #: The history is the latest this many successful runs of a task (or of a task on one agent).
 HISTORY_RUNS = 50
@@ -63,14 +69,62 @@ def histories(index, tasks=None) -> dict[tuple[str, str | None], np.ndarray]:
 
 
 def recent_histories(index, tasks) -> dict[tuple[str, str | None], np.ndarray]:
-    """`histories`, shared for HISTORY_SECONDS: the durations of finished runs change slowly, and a
-    live grid asks every second. The answer is shared: callers must not change it."""
-    return _histories_of(index, int(time.monotonic() // HISTORY_SECONDS), tuple(sorted(set(tasks))))
+    """`histories`, shared and kept: the durations of finished runs change slowly, and a live grid
+    asks every second. Kept HISTORY_SECONDS, then given as kept while a thread of their own reads
+    them again (read in the refresh that found them old, they took 27-50 ms of it once a minute at
+    1M runs). The answer is shared: callers must not change it."""
+    return _kept_histories(index).get(tuple(sorted(set(tasks))))
 
 
-@functools.lru_cache(maxsize=64)
-def _histories_of(index, _period: int, tasks: tuple[str, ...]) -> dict:
-    return histories(index, tasks)
+#: How many task sets' histories an index keeps (a page's running runs make one).
+KEPT_HISTORIES = 64
+_READER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskdash-histories")
+
+
+@functools.lru_cache(maxsize=16)
+def _kept_histories(index) -> _KeptHistories:
+    return _KeptHistories(index)
+
+
+class _KeptHistories:
+    """One index's histories by task set, each with when it was read."""
+
+    def __init__(self, index):
+        self._index = index
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[tuple[str, ...], tuple[float, dict]] = OrderedDict()
+        self._reading: set[tuple[str, ...]] = set()
+
+    def get(self, tasks: tuple[str, ...]) -> dict:
+        with self._lock:
+            kept = self._kept.get(tasks)
+            old = (kept is not None and time.monotonic() - kept[0] >= HISTORY_SECONDS
+                   and tasks not in self._reading)
+            if old:
+                self._reading.add(tasks)
+        if kept is None:
+            return self._read(tasks)
+        if old:
+            _READER.submit(self._read_again, tasks)
+        return kept[1]
+
+    def _read(self, tasks: tuple[str, ...]) -> dict:
+        found = histories(self._index, tasks)
+        with self._lock:
+            self._kept[tasks] = (time.monotonic(), found)
+            self._kept.move_to_end(tasks)
+            while len(self._kept) > KEPT_HISTORIES:
+                self._kept.popitem(last=False)
+        return found
+
+    def _read_again(self, tasks: tuple[str, ...]) -> None:
+        try:
+            self._read(tasks)
+        except Exception:  # (a closed or reopened index, say: the next refresh reads them itself)
+            log.debug("histories of %d tasks not read again", len(tasks), exc_info=True)
+        finally:
+            with self._lock:
+                self._reading.discard(tasks)
 
 
 def history_of(found: dict, task: str, agent: str | None) -> np.ndarray | None:

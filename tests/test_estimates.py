@@ -161,3 +161,41 @@ def test_a_page_of_runs_gets_the_estimates_of_its_running_runs_to_the_microsecon
                 + [bool(estimate["late"])], run_id
         else:
             assert np.isnat(columns["expected_finish"][row]) and not columns["late"][row]
+
+
+def test_histories_grown_old_are_given_as_kept_while_a_thread_of_their_own_reads_them_again(tmp_path, monkeypatch):
+    import threading
+
+    from helpers import wait_until
+
+    from dashboard import estimates
+    from dashboard.index import Index
+    from dashboard.ingest import Ingestor
+
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, tmp_path / "spool")
+
+    def succeed(n: int) -> None:
+        started = NOW - dt.timedelta(hours=n + 1)
+        writer.status(f"r-{n}", "Extract", "RUNNING", agent="a", ts=started, trigger_time=started)
+        writer.status(f"r-{n}", "Extract", "SUCCESS", agent="a", ts=started + dt.timedelta(seconds=10 + n))
+        ingestor.catch_up()
+
+    readers: list[str] = []
+    real = estimates.histories
+    monkeypatch.setattr(estimates, "histories", lambda *args: readers.append(threading.current_thread().name)
+                        or real(*args))
+    for n in range(6):
+        succeed(n)
+    assert len(estimates.recent_histories(index, ["Extract"])[("Extract", None)]) == 6
+    succeed(6)
+    assert len(estimates.recent_histories(index, ["Extract"])[("Extract", None)]) == 6, "kept HISTORY_SECONDS"
+    assert readers == [threading.current_thread().name]
+    monkeypatch.setattr(estimates, "HISTORY_SECONDS", 0.0)
+    assert len(estimates.recent_histories(index, ["Extract"])[("Extract", None)]) == 6, "old: given as kept"
+    wait_until(lambda: len(estimates.recent_histories(index, ["Extract"])[("Extract", None)]) == 7, timeout=30,
+               message="the histories were never read again")
+    assert readers[0] == threading.current_thread().name and readers[1].startswith("taskdash-histories")
+    writer.close()
+    index.close()
