@@ -230,9 +230,9 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
         runs = f"FROM (SELECT * {_RUNS_FROM} {where} {bound} OFFSET 0) r" if bound else f"{_RUNS_FROM} {where}"
         statement = (f"{_RUN_SELECT}, {_DURATION_US} / 1e6 AS duration {runs} "
                      f"ORDER BY {order}, r.run_id {direction} LIMIT ? OFFSET ?")
-        pieces = ([(min(LATE_READ_ROWS, int(limit) - n), int(offset) + n) for n in range(0, int(limit), LATE_READ_ROWS)]
-                  if not bound and LATE_READ_ROWS < limit <= LATE_READ_PIECES * LATE_READ_ROWS
-                  else [(int(limit), int(offset))])
+        pieces = [(int(limit), int(offset))]
+        if not bound and LATE_READ_ROWS < limit <= LATE_READ_PIECES * LATE_READ_ROWS:
+            pieces = [(min(LATE_READ_ROWS, int(limit) - n), int(offset) + n) for n in range(0, int(limit), LATE_READ_ROWS)]
         with index.cursor() as cur:
             if len(pieces) > 1:
                 cur.begin()  # one snapshot for all pieces (a write between two could repeat or skip a run)
