@@ -52,20 +52,20 @@ def histories(index, tasks=None) -> dict[tuple[str, str | None], np.ndarray]:
         if not tasks:
             return {}
         where, params = f"AND task IN ({', '.join('?' * len(tasks))})", tasks
-    frame = index.query(f"""
-        WITH done AS (
-            SELECT task, agent, epoch(finished - started) AS seconds,
-                   row_number() OVER (PARTITION BY task ORDER BY finished DESC) AS of_task,
-                   row_number() OVER (PARTITION BY task, agent ORDER BY finished DESC) AS of_agent
-            FROM runs WHERE status = 'SUCCESS' AND started IS NOT NULL AND finished >= started {where})
-        SELECT task, agent, seconds, of_task <= ? AS for_task, of_agent <= ? AS for_agent FROM done
-        WHERE of_task <= ? OR of_agent <= ?""", [*params, HISTORY_RUNS, HISTORY_RUNS, HISTORY_RUNS, HISTORY_RUNS])
-    found: dict[tuple[str, str | None], np.ndarray] = {}
-    for task, rows in frame.groupby("task", sort=False):
-        found[(task, None)] = np.sort(rows.loc[rows["for_task"], "seconds"].to_numpy(float))
-        for agent, of_agent in rows[rows["for_agent"] & rows["agent"].notna()].groupby("agent", sort=False):
-            found[(task, agent)] = np.sort(of_agent["seconds"].to_numpy(float))
-    return found
+    # Sorted in DuckDB, one list per task and per task on an agent: grouped in pandas, 8 tasks' took
+    # 10 of 33 ms at 1M runs, holding the GIL (a refresh beside it waited).
+    with index.cursor() as cur:
+        rows = cur.execute(f"""
+            WITH done AS (
+                SELECT task, agent, epoch(finished - started) AS seconds,
+                       row_number() OVER (PARTITION BY task ORDER BY finished DESC) AS of_task,
+                       row_number() OVER (PARTITION BY task, agent ORDER BY finished DESC) AS of_agent
+                FROM runs WHERE status = 'SUCCESS' AND started IS NOT NULL AND finished >= started {where})
+            SELECT task, NULL, list_sort(list(seconds)) FROM done WHERE of_task <= ? GROUP BY task
+            UNION ALL
+            SELECT task, agent, list_sort(list(seconds)) FROM done WHERE of_agent <= ? AND agent IS NOT NULL
+            GROUP BY task, agent""", [*params, HISTORY_RUNS, HISTORY_RUNS]).fetchall()
+    return {(task, agent): np.array(seconds, dtype=float) for task, agent, seconds in rows}
 
 
 def recent_histories(index, tasks) -> dict[tuple[str, str | None], np.ndarray]:
