@@ -264,6 +264,45 @@ def test_pages_sorted_by_a_time_are_those_of_the_whole_sort_with_ties_and_missin
         index.close()
 
 
+def test_pages_sorted_by_duration_are_those_of_the_whole_sort_when_durations_are_shared(tmp_path, monkeypatch):
+    """A page by duration is read by the duration alone when no run sharing a duration crosses its
+    edges (queries._page_by_key_alone), and by duration and run id when one does: every page, both
+    ways, from either end, is the slice of the whole sort, with runs not started last."""
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    start = dt.datetime(2026, 11, 20, 6, 0)
+    durations = {}
+    for n in range(150):
+        trigger = start + dt.timedelta(minutes=n)
+        writer.status(f"r-{n:03d}", f"T{n % 10}", "TRIGGER", trigger_time=trigger, ts=trigger)
+        if n % 11 == 0:
+            continue  # not started: no duration
+        seconds = n % 6 if n % 2 else 100 + n  # runs of 0 to 5 s share them, the others their own
+        writer.status(f"r-{n:03d}", f"T{n % 10}", "RUNNING", ts=trigger)
+        writer.status(f"r-{n:03d}", f"T{n % 10}", "SUCCESS", ts=trigger + dt.timedelta(seconds=seconds))
+        durations[f"r-{n:03d}"] = seconds
+    index = ingest(tmp_path)
+    now = dt.datetime(2026, 11, 21, 12, 0)
+    read = queries._page_by_key_alone
+    answers = []
+    monkeypatch.setattr(queries, "_page_by_key_alone", lambda *args: answers.append(read(*args)) or answers[-1])
+    try:
+        total = queries.count_runs(index)
+        not_started = sorted((run_id for n in range(150) if (run_id := f"r-{n:03d}") not in durations), reverse=True)
+        for descending in (True, False):
+            whole = [run_id for _, run_id in sorted(((seconds, run_id) for run_id, seconds in durations.items()),
+                                                    reverse=descending)]
+            whole += not_started if descending else not_started[::-1]
+            for size in (7, 100):
+                pages = [queries.runs_page(index, RunFilter(), size, offset, "duration", descending, now, total)
+                         for offset in range(0, total, size)]
+                assert sum((page["run_id"].tolist() for page in pages), []) == whole, (size, descending)
+                assert pages[0]["duration"].notna().all()
+    finally:
+        index.close()
+    assert any(page is None for page in answers) and any(page is not None for page in answers), \
+        "pages both with and without shared durations at their edges"
+
+
 def test_a_page_whose_bound_went_stale_between_its_two_statements_is_read_again(tmp_path, monkeypatch):
     """The bound is read by a statement before the page's: if the runs changed between them (one left
     the filter) the page comes out short, and is read again without it."""
