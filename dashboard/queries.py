@@ -34,6 +34,7 @@ _RANGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 _RUNS_FROM = "FROM runs r"
+_TASK_TEXT = "strpos(lower(r.task), lower(?)) > 0"  # literal text, no wildcards
 _RUN_SELECT = """
 SELECT r.run_id, r.task, r.grp, r.status, r.agent, r.adhoc, r.trigger_time, r.started, r.finished,
        r.exit_code, r.message, r.updated, array_to_string(r.reached, ',') AS reached
@@ -132,7 +133,7 @@ class RunFilter:
             clauses.append(f"r.status IN ({', '.join('?' * len(self.statuses))})")
             params += list(self.statuses)
         if self.task_text:
-            clauses.append("strpos(lower(r.task), lower(?)) > 0")  # literal text, no wildcards
+            clauses.append(_TASK_TEXT)
             params.append(self.task_text)
         if self.since is not None:
             clauses.append("r.trigger_time >= ?")
@@ -345,7 +346,7 @@ def runs_view(index: Index, run_filter: RunFilter = RunFilter(), page: int = 1, 
     run_filter.check()
     now = now or utcnow()
     hours = runs_per_hour(index, run_filter, now)
-    counts = _hour_totals(hours) if hours is not None else status_counts(index, run_filter, now)
+    counts = _hour_totals(hours) if hours is not None else _counted_by_status(index, run_filter, now)
     total = sum(counts[status] for status in (run_filter.statuses or STATUSES))
     last_page = page_count(total, page_size)
     page = min(max(1, int(page)), last_page)
@@ -362,8 +363,10 @@ def count_runs(index: Index, run_filter: RunFilter = RunFilter(), now: dt.dateti
 def status_counts(index: Index, run_filter: RunFilter = RunFilter(), now: dt.datetime | None = None) -> dict[str, int]:
     """How many runs match the filter in each status, whatever statuses the filter picks."""
     hours = runs_per_hour(index, run_filter, now)
-    if hours is not None:
-        return _hour_totals(hours)
+    return _hour_totals(hours) if hours is not None else _counted_by_status(index, run_filter, now)
+
+
+def _counted_by_status(index: Index, run_filter: RunFilter, now: dt.datetime | None) -> dict[str, int]:
     where, params = replace(run_filter, statuses=()).where(now)
     frame = index.query(f"SELECT r.status, count(*) AS n {_RUNS_FROM} {where} GROUP BY r.status", params)
     counts = dict.fromkeys(STATUSES, 0)
@@ -377,13 +380,14 @@ def _hour_totals(hours: list[tuple[int, np.ndarray]]) -> dict[str, int]:
 
 
 def runs_per_hour(index: Index, run_filter: RunFilter, now: dt.datetime | None = None) -> list[tuple[int, np.ndarray]] | None:
-    """The runs of the filter's time range (and group) per hour and status (dashboard.run_hours),
-    whatever statuses it picks; None when the filter also asks for something else (a task's name,
-    some runs), or the index keeps no counts."""
-    if (index.run_hours is None or run_filter.since is None or run_filter.task_text
+    """The runs of the filter's time range (group and task-name text) per hour and status
+    (dashboard.run_hours), whatever statuses it picks; None when the filter also asks for something
+    else (some runs, a window), the index keeps no counts, or a text is asked for the first time."""
+    if (index.run_hours is None or run_filter.since is None
             or run_filter.run_ids is not None or run_filter.start is not None or run_filter.end is not None):
         return None
-    return index.run_hours.since((now or utcnow()) - run_filter.since, run_filter.group)
+    hours = index.run_hours.matching(_TASK_TEXT, (run_filter.task_text,)) if run_filter.task_text else index.run_hours
+    return None if hours is None else hours.since((now or utcnow()) - run_filter.since, run_filter.group)
 
 
 #: The sizes a strip of runs over time cuts its range into (strip_bucket picks one).

@@ -17,8 +17,8 @@ from dashboard.run_hours import HourChanges, hour_of
 from dashboard.spool import SpoolWriter
 from dashboard.statuses import STATUSES
 
-RANGES = [RunFilter(since=dt.timedelta(hours=hours), group=group) for hours in (1, 6, 24, 72)
-          for group in (None, "etl", "crm", "own")]
+RANGES = [RunFilter(since=dt.timedelta(hours=hours), group=group, task_text=text) for hours in (1, 6, 24, 72)
+          for group in (None, "etl", "crm", "own") for text in ("", "TASK_1", "k_3", "absent")]
 
 
 def counted_from_runs(index: Index, run_filter: RunFilter, now: dt.datetime) -> dict[str, int]:
@@ -121,3 +121,15 @@ def test_hours_are_named_only_while_every_write_since_is_remembered():
     changes.record(5, None)
     assert changes.between(4, 5) is None
     assert changes.between(5, 5) == frozenset()
+
+
+def test_a_task_text_is_kept_from_its_second_ask(live):
+    """Each letter typed is a new text: it is counted by its page's statement, and its runs per hour
+    are read and kept only once the same text is asked for again (a page refreshed)."""
+    writer, index, ingestor, now = live
+    writer.status("r-1", "load_orders", "RUNNING", ts=now, trigger_time=now - dt.timedelta(minutes=5))
+    ingestor.catch_up()
+    typed = [RunFilter(since=dt.timedelta(hours=6), task_text=text) for text in ("l", "lo", "loa")]
+    assert [queries.runs_per_hour(index, run_filter, now) for run_filter in typed] == [None, None, None]
+    assert sum(counts.sum() for _, counts in queries.runs_per_hour(index, typed[-1], now)) == 1
+    assert queries.runs_view(index, typed[-1], now=now).total == 1
