@@ -33,6 +33,13 @@ DEFAULT_WARNING = (
 )
 
 
+def pattern_problem(exc: duckdb.Error) -> str:
+    """What RE2 (through DuckDB) says is wrong with a pattern, such as "missing ): dead(lock",
+    without DuckDB's kind of error before it."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return first.removeprefix("Invalid Input Error: ")[:200]
+
+
 @dataclass(frozen=True)
 class Emphasis:
     """Error and warning patterns; a line matching an error pattern is an error, else maybe a warning."""
@@ -54,9 +61,8 @@ class Emphasis:
                         # reads these settings (`taskdash adhoc` must start without pandas).
                         conn.execute("SELECT regexp_matches('', '{}')".format(pattern.replace("'", "''")))
                     except duckdb.Error as exc:
-                        reason = str(exc).splitlines()[0][:200]
                         raise ValueError(f"log_emphasis.{kind}: {pattern!r} is not a regular expression "
-                                         f"({reason})") from None
+                                         f"({pattern_problem(exc)})") from None
 
     @property
     def error_pattern(self) -> str:

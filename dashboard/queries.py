@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from . import run_hours
 from .blocking import blocked_and_blocks
+from .emphasis import pattern_problem
 from .estimates import page_estimates
 from .formatting import utcnow
 from .index import LATE_MATERIALIZATION_ROWS, Index, index_frame
@@ -722,7 +723,7 @@ def _matches(index: Index, match: SearchMatch, log_ids: list[int] | None, low: i
             rows = cur.execute(sql, [low, high, *(log_ids or []), *match.params]).fetchall()
     except duckdb.InvalidInputException as exc:
         if match.regex:
-            raise ValueError(f"not a regular expression: {match.text!r} ({str(exc).splitlines()[0][:200]})") from None
+            raise ValueError(f"not a regular expression: {match.text!r} ({pattern_problem(exc)})") from None
         raise
     return {log_id: (int(count), int(first), first_text) for log_id, count, first, first_text in rows}
 
