@@ -46,11 +46,12 @@ SELECT r.run_id, r.task, r.grp, r.status, r.agent, r.adhoc, r.trigger_time, r.st
 _DURATION_US = ("CASE WHEN r.started IS NOT NULL "  # (greatest skips a null: not started stays null)
                 "THEN greatest(epoch_us(coalesce(r.finished, ?)) - epoch_us(r.started), 0) END")
 #: DuckDB reads the runs of a sorted page late (the sort's columns first, then the page's runs by
-#: row id) for pages of at most this many runs (late materialization). Read as one, a page of 100
-#: sorted by duration took 180 ms at 1M runs; as two pieces of 50, 52 ms. A page of the grid (at
-#: most LATE_READ_PIECES of them) is read in such pieces; a longer list (a command's, a notebook's)
-#: as one: each piece sorts all the runs before it again.
-LATE_READ_ROWS = LATE_MATERIALIZATION_ROWS - 2  # (a piece sorted by duration is read with a run on each side)
+#: row id) only for a few runs (index.LATE_MATERIALIZATION_ROWS). Read as one, a page of 100 sorted
+#: by duration took 180 ms at 1M runs; as two pieces of 50, 52 ms. A page of the grid (at most
+#: LATE_READ_PIECES of them) is read in such pieces, each within DuckDB's limit with a run on either
+#: side (see _page_by_key_alone); a longer list (a command's, a notebook's) as one: each piece sorts
+#: all the runs before it again.
+LATE_READ_ROWS = LATE_MATERIALIZATION_ROWS - 2
 LATE_READ_PIECES = 4
 #: What blocking and estimates look at in a page of runs.
 _ASSESSED = ("run_id", "task", "agent", "status", "adhoc", "trigger_time", "started", "finished")
