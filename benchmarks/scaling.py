@@ -74,7 +74,7 @@ def measure(folder: Path, prepared: data.Dataset, sizes: Sizes, repeat: int) -> 
         pooled = []
         for round_no in range(repeat + 1):
             for _, run_filter, page, sort in VIEWS:
-                now = queries.utcnow()
+                now = prepared.now()
                 start = time.perf_counter()
                 queries.runs_view(index, run_filter, page, PAGE_SIZE, sort, True, now)
                 if round_no:  # the first round warms up

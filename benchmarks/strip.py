@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -23,17 +24,18 @@ from dashboard.index import Index
 from dashboard.ingest import Ingestor
 
 from .common import Row, Sizes, catch_up_with_progress, say, timed, timing_row
-from .data import write_run_events
+from .data import data_clock, made_at, write_run_events
 
 WEEK = dt.timedelta(days=7)
 
 
-def prepare(folder: Path, sizes: Sizes) -> Path:
-    """The events-only spool and its index in `folder` (made unless there): the index's path."""
+def prepare(folder: Path, sizes: Sizes) -> tuple[Path, Callable[[], dt.datetime]]:
+    """The events-only spool and its index in `folder` (made unless there): the index's path, and
+    the clock of its data (see data.data_clock)."""
     index_path, marker = folder / "index.duckdb", folder / "complete.json"
     if marker.exists() and sizes.name in marker.read_text():
         say(f"reusing {folder}")
-        return index_path
+        return index_path, data_clock(made_at(marker))
     for stale in (index_path, Path(f"{index_path}.wal"), marker):
         stale.unlink(missing_ok=True)
     now, start = queries.utcnow(), time.perf_counter()
@@ -46,7 +48,7 @@ def prepare(folder: Path, sizes: Sizes) -> Path:
         index.close()
     marker.write_text(json.dumps({"size": sizes.name, "made": now.isoformat()}))
     say(f"strip data: {runs:,} runs made in {time.perf_counter() - start:.0f} s")
-    return index_path
+    return index_path, data_clock(now)
 
 
 def pandas_strip(index: Index, run_filter: queries.RunFilter, bucket: dt.timedelta, now: dt.datetime) -> pd.Series:
@@ -57,7 +59,8 @@ def pandas_strip(index: Index, run_filter: queries.RunFilter, bucket: dt.timedel
 
 
 def figures(folder: Path, sizes: Sizes) -> list[Row]:
-    index = Index(prepare(folder / "strip", sizes), fallback_to_private=False)
+    index_path, clock = prepare(folder / "strip", sizes)
+    index = Index(index_path, fallback_to_private=False)
     rows = []
     try:
         runs = index.counts()["runs"]
@@ -67,7 +70,7 @@ def figures(folder: Path, sizes: Sizes) -> list[Row]:
                   queries.RunFilter(since=WEEK, task_text="task_01", statuses=("FAILED", "TERMINATED")))]
         for name, run_filter in cases:
             bucket = queries.strip_bucket(run_filter.since)
-            now = queries.utcnow()
+            now = clock()
             ours, strip = timed(lambda: queries.strip_counts(index, run_filter, bucket, now), sizes.repeat)
             base, counts = timed(lambda: pandas_strip(index, run_filter, bucket, now), sizes.heavy_repeat * 2)
             if int(strip["runs"].sum()) != int(counts.sum()):
@@ -76,7 +79,7 @@ def figures(folder: Path, sizes: Sizes) -> list[Row]:
                 f"runs strip over {runs:,} runs, {name}: {len(strip)} bars of {bucket}, {int(strip['runs'].sum()):,} "
                 "counted (baseline: pandas)", ours, base, "≤ 300 ms", 300, None, None))
         shared = queries.shared_per_version(queries.strip_counts)
-        week, now = queries.RunFilter(since=WEEK), queries.utcnow().replace(microsecond=0)
+        week, now = queries.RunFilter(since=WEEK), clock().replace(microsecond=0)
         again, _ = timed(lambda: shared(index, week, queries.strip_bucket(WEEK), now), sizes.repeat)
         rows.append(timing_row("runs strip: asked again in the same index version and second (shared by sessions)",
                                again, None, "", None, None, None))
