@@ -24,11 +24,13 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from dashboard import queries
 from dashboard.components.offload import UNDRAWN_WAIT
 from dashboard.hub import Change, Hub
 from dashboard.index import Index
+from dashboard.index_schema import reached_names
 from dashboard.ingest import Ingestor
 from dashboard.spool import SpoolWriter
 from dashboard.statuses import LIFECYCLE, TERMINAL
@@ -53,7 +55,7 @@ VIEWS = (  # name, filter, page, sort, descending
 
 ALL_RUNS_SQL = """
 SELECT r.run_id, r.task, coalesce(r.grp, t.grp) AS grp, r.status, r.agent, r.adhoc, r.trigger_time,
-       r.started, r.finished, r.exit_code, r.message, r.updated, array_to_string(r.reached, ',') AS reached
+       r.started, r.finished, r.exit_code, r.message, r.updated, r.reached
 FROM runs r LEFT JOIN tasks t ON t.task = r.task
 """
 
@@ -85,6 +87,7 @@ def pandas_view(frame: pd.DataFrame, run_filter: queries.RunFilter, page: int, p
 def query_figures(index: Index, repeat: int, clock: Callable[[], dt.datetime]) -> tuple[list[tuple], pd.DataFrame]:
     start = time.perf_counter()
     frame = index.query(ALL_RUNS_SQL)
+    frame["reached"] = reached_names(pa.array(frame["reached"], pa.uint8())).to_pandas()
     load_seconds = time.perf_counter() - start
     ours = {name: [] for name, *_ in VIEWS}
     base = {name: [] for name, *_ in VIEWS}

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .index_schema import POSITIONED_SCHEMA, TRANSITION_COLUMNS, RunSummary
+from .index_schema import POSITIONED_SCHEMA, REACHED_BITS, TRANSITION_COLUMNS, RunSummary
 from .log_lines import split_lines
 from .run_hours import HOUR_MS
 from .statuses import ORDER, TERMINAL, UNDER_WAY, sql_list
@@ -28,8 +28,7 @@ _TERMINAL_SQL = sql_list(TERMINAL)
 # An event's rank as one number (arg_max on a number is several times faster than on a
 # struct): terminal first, then time, then lifecycle step, then status name.
 _BY_STEP = sorted(ORDER, key=lambda status: (ORDER[status], status))
-_BY_NAME = sorted(ORDER)
-_NAME_CODE_SQL = "CASE status " + " ".join(f"WHEN '{s}' THEN {n}" for n, s in enumerate(_BY_NAME)) + " END"
+_BIT_SQL = "CASE status " + " ".join(f"WHEN '{s}' THEN {n}" for n, s in enumerate(REACHED_BITS)) + " END"
 _RANK_SQL = ("(status IN ({terminal}))::HUGEINT * 18446744073709551616 + epoch_us(ts)::HUGEINT * 8 + "
              "CASE status {codes} END").format(
     terminal=_TERMINAL_SQL,
@@ -47,7 +46,7 @@ INSERT INTO runs
 SELECT a.run_id, a.latest.task, coalesce(a.own_grp, t.grp), a.latest.status, a.agent, a.adhoc, a.trigger_time,
        a.started, CASE WHEN a.latest.status IN ({_TERMINAL_SQL}) THEN a.latest.ts END, a.exit_code,
        a.latest.message,  -- what the current status says, if anything
-       a.updated, list_filter({list(_BY_NAME)}, lambda status, i: (a.reached >> (i - 1)) & 1 = 1),
+       a.updated, a.reached,
        a.own_grp IS NOT NULL
 FROM (
     SELECT run_id,
@@ -59,7 +58,7 @@ FROM (
            min(ts) FILTER (WHERE status IN ({sql_list(UNDER_WAY)})) AS started,
            arg_max(exit_code, rank) FILTER (WHERE exit_code IS NOT NULL) AS exit_code,
            max(ts) AS updated,
-           bit_or(1 << {_NAME_CODE_SQL}) AS reached  -- one bit a status, in name order
+           bit_or((1 << {_BIT_SQL})::UTINYINT) AS reached  -- one bit a status (index_schema.REACHED_BITS)
     FROM (SELECT *, {_RANK_SQL} AS rank
           FROM transitions WHERE run_id IN (SELECT run_id FROM touched))
     GROUP BY run_id) a

@@ -23,7 +23,7 @@ from .emphasis import pattern_problem
 from .estimates import page_estimates
 from .formatting import utcnow
 from .index import LATE_MATERIALIZATION_ROWS, Index, index_frame
-from .index_schema import RunSummary
+from .index_schema import RunSummary, reached_names
 from .statuses import ORDER, STATUSES, UNDER_WAY
 
 RUN_COLUMNS = ("run_id", "task", "grp", "status", "agent", "adhoc", "trigger_time", "started",
@@ -38,7 +38,7 @@ _RUNS_FROM = "FROM runs r"
 _TASK_TEXT = "strpos(lower(r.task), lower(?)) > 0"  # literal text, no wildcards
 _RUN_SELECT = """
 SELECT r.run_id, r.task, r.grp, r.status, r.agent, r.adhoc, r.trigger_time, r.started, r.finished,
-       r.exit_code, r.message, r.updated, array_to_string(r.reached, ',') AS reached
+       r.exit_code, r.message, r.updated, r.reached
 """
 # Never negative: a run whose end (or a clock) is dated before its start shows 0 s, as the
 # detail page does (formatting.duration_seconds). In whole microseconds: sorting 1M runs by it took
@@ -251,6 +251,7 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
     if bound and total is not None and len(runs) < min(int(limit), total - int(offset)):
         runs = read("", [])  # the runs changed between the two statements (one left the filter)
     runs = runs.take(np.arange(len(runs))[::-1]) if from_end else runs
+    runs = runs.set_column(runs.schema.get_field_index("reached"), "reached", reached_names(runs.column("reached")))
     # Why a run is blocked, and for those running the expected finish with its range and whether
     # they are late (dashboard.estimates; NaT and False for the others), from the page's values as
     # Python lists, joined in one step (the frame's columns and pandas' Timestamps: 2 ms more).
@@ -452,6 +453,7 @@ def run(index: Index, run_id: str) -> dict | None:
     frame = index.query(f"{_RUN_SELECT} {_RUNS_FROM} WHERE r.run_id = ?", [run_id])
     if frame.empty:
         return None
+    frame["reached"] = reached_names(pa.array(frame["reached"], pa.uint8())).to_pylist()
     return frame.iloc[0].to_dict() | blocked_and_blocks(index, frame).iloc[0].to_dict()
 
 
