@@ -47,11 +47,6 @@ RETENTION_SECONDS = 3600.0
 #: The log ids an index remembers (see Index.log_id); past this many it starts again.
 LOG_IDS_KEPT = 100_000
 
-#: DuckDB reads the runs of a sorted page late (the sort's columns first, then the page's runs by
-#: row id) for a LIMIT of at most this many (its own default: 50). The grid reads its pages in
-#: pieces of 50, each sorted by duration with the run on either side (queries.runs_page).
-LATE_MATERIALIZATION_ROWS = 52
-
 #: A private index lives in <temp>/taskdash-index-<pid>-<random>/: a killed process cannot
 #: remove its own, so the next process that needs one removes those of processes gone.
 PRIVATE_PREFIX = "taskdash-index-"
@@ -291,7 +286,6 @@ class Index:
         self.forget_log_copies()  # (held in the connection before)
         try:
             self._conn.execute("SET memory_limit = ?", [self.memory_limit])
-            self._conn.execute("SET GLOBAL late_materialization_max_rows = ?", [LATE_MATERIALIZATION_ROWS])
             if self.lake is None:
                 self._conn.execute(f"ATTACH ':memory:' AS {COPIES_DATABASE} (COMPRESS)")
             self._create_schema()

@@ -22,7 +22,7 @@ from .blocking import blocked_and_blocks
 from .emphasis import pattern_problem
 from .estimates import page_estimates
 from .formatting import utcnow
-from .index import LATE_MATERIALIZATION_ROWS, Index, index_frame
+from .index import Index, index_frame
 from .index_schema import RunSummary, reached_names
 from .statuses import ORDER, STATUSES, UNDER_WAY
 
@@ -46,12 +46,11 @@ SELECT r.run_id, r.task, r.grp, r.status, r.agent, r.adhoc, r.trigger_time, r.st
 _DURATION_US = ("CASE WHEN r.started IS NOT NULL "  # (greatest skips a null: not started stays null)
                 "THEN greatest(epoch_us(coalesce(r.finished, ?)) - epoch_us(r.started), 0) END")
 #: DuckDB reads the runs of a sorted page late (the sort's columns first, then the page's runs by
-#: row id) only for a few runs (index.LATE_MATERIALIZATION_ROWS). Read as one, a page of 100 sorted
-#: by duration took 180 ms at 1M runs; as two pieces of 50, 52 ms. A page of the grid (at most
-#: LATE_READ_PIECES of them) is read in such pieces, each within DuckDB's limit with a run on either
-#: side (see _page_by_key_alone); a longer list (a command's, a notebook's) as one: each piece sorts
-#: all the runs before it again.
-LATE_READ_ROWS = LATE_MATERIALIZATION_ROWS - 2
+#: row id) only for a LIMIT of at most 50 (its late_materialization_max_rows). Read as one, a page
+#: of 100 sorted by duration took 180 ms at 1M runs; as two pieces of 50, 52 ms. A page of the grid
+#: (at most LATE_READ_PIECES of them) is read in such pieces; a longer list (a command's, a
+#: notebook's) as one: each piece sorts all the runs before it again.
+LATE_READ_ROWS = 50
 LATE_READ_PIECES = 4
 #: What blocking and estimates look at in a page of runs.
 _ASSESSED = ("run_id", "task", "agent", "status", "adhoc", "trigger_time", "started", "finished")
@@ -238,10 +237,6 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
             pieces = [(min(LATE_READ_ROWS, int(limit) - n), int(offset) + n) for n in range(0, int(limit), LATE_READ_ROWS)]
 
         def piece(cur: duckdb.DuckDBPyConnection, limit: int, offset: int) -> pa.Table:
-            if sort == "duration":
-                page = _page_by_key_alone(cur, statement, args, "duration", limit, offset, direction, nulls)
-                if page is not None:
-                    return page
             return cur.execute(f"{statement}, r.run_id {direction} LIMIT ? OFFSET ?", args + [limit, offset]).to_arrow_table()
         with index.cursor() as cur:
             if len(pieces) > 1:
@@ -259,24 +254,6 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
     frame = index_frame(runs)
     estimates = pd.DataFrame(page_estimates(index, values, now), index=frame.index)
     return pd.concat([frame, blocked_and_blocks(index, values), estimates], axis=1)
-
-
-def _page_by_key_alone(cur: duckdb.DuckDBPyConnection, statement: str, args: list, key: str, limit: int, offset: int,
-                       direction: str, nulls: str) -> pa.Table | None:
-    """The page of `statement` (ordered by `key` alone) in the page's order (`key`, then run id),
-    or None when runs sharing a key cross the page's edges: then only the run id tells which of them
-    are in it. With the run id in the order, DuckDB cannot skip what the page's last key already
-    rules out: at 1M runs, 7 days by duration took 23 ms, and 14 ms by the duration alone. A
-    duration (in microseconds) is rarely shared at the edges of a page."""
-    if limit <= 0:
-        return None
-    before = 1 if offset else 0  # the run before the page, and the one after it
-    runs = cur.execute(f"{statement} LIMIT ? OFFSET ?", args + [limit + before + 1, offset - before]).to_arrow_table()
-    keys = runs.column(key).to_pylist()
-    if (before and len(keys) > 1 and keys[0] == keys[1]) or (len(keys) == limit + before + 1 and keys[-1] == keys[-2]):
-        return None
-    order, missing = "descending" if direction == "DESC" else "ascending", "at_start" if nulls == "FIRST" else "at_end"
-    return runs.slice(before, limit).sort_by([(key, order, missing), ("run_id", order, missing)])
 
 
 def _page_bound(index: Index, sort: str, where: str, params: list, direction: str, nulls: str, limit: int,
