@@ -33,6 +33,7 @@ from .config import DEFAULT_MEMORY, duckdb_memory_limit, memory_bytes
 from .log_copies import BUDGET_BYTES, COPIES_DATABASE, SEARCH_COPY_MIN_LINES, LogCopies
 from .index_schema import LAKE_SCHEMA, SCHEMA, SCHEMA_VERSION, TABLES, RunSummary
 from .index_writes import Batch, drop_runs_before, write_batch
+from .longest_runs import LongestRuns
 from .run_hours import HourChanges, RunHours
 
 log = logging.getLogger(__name__)
@@ -159,8 +160,10 @@ class Index:
         #: index that writes: other hosts' writes reach its pages unannounced.
         self.hour_changes = HourChanges()
         self.run_hours = RunHours(self) if lake is None or read_only else None
-        #: The cycles the pages asked for, kept between writes as the runs per hour are.
+        #: The cycles the pages asked for, and each hour's longest runs, kept between writes as the
+        #: runs per hour are.
         self.kept_cycles = KeptCycles(self) if self.run_hours is not None else None
+        self.longest_runs = LongestRuns(self) if self.run_hours is not None else None
         #: (run_id, stream) -> its log_id, as read once (see log_id).
         self._log_ids: dict[tuple[str, str], int] = {}
         # Reentrant: cursor() waits on it for a rebuild, and a writer already holding it may ask one.
