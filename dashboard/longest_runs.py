@@ -41,16 +41,17 @@ class LongestRuns:
         self._hours: dict[int, pa.Table] = {}
         self._version = -1
 
-    def page(self, select: str, params: list, hours: list[tuple[int, np.ndarray]], start: dt.datetime,
-             limit: int, offset: int) -> pa.Table | None:
+    def page(self, select: str, duration: str, params: list, hours: list[tuple[int, np.ndarray]],
+             start: dt.datetime, limit: int, offset: int) -> pa.Table | None:
         """Runs `offset` up to `offset + limit` of those triggered at or after `start`, by duration
-        (longest first), then run id (last first), as `select` reads them: the SQL of a page's columns
-        over the runs as `r` (with `params`), ending in their `duration`. `hours` holds the runs per
-        hour and status of the range (run_hours.RunHours.since). None when the page reaches further
-        than the runs kept, or into runs that have not started (they have no duration)."""
+        (longest first), then run id (last first), as `select` (the SQL of a page's columns over the
+        runs as `r`) reads them, with their `duration` (SQL, with `params`; null for a run not
+        started). `hours` holds the range's runs per hour and status (run_hours.RunHours.since). None
+        when the page reaches further than the runs kept, or into runs that have not started."""
         wanted = int(offset) + int(limit)
         if wanted > KEPT_PER_HOUR or not hours:
             return None
+        select = f"{select}, {duration} AS duration"
         version = self._index.version  # (before reading: a write after it is read again next time)
         with self._lock:
             self._catch_up(version)
@@ -58,7 +59,7 @@ class LongestRuns:
         going = [hour for hour, counts in hours if counts[_NOT_ENDED].any()]
         with self._index.cursor() as cur:
             missing = [hour for hour, _ in hours if hour not in kept]
-            read = _read_hours(cur, select, params, missing) if missing else {}
+            read = _read_hours(cur, select, duration, params, missing) if missing else {}
             still_going = cur.execute(
                 f"{select} FROM runs r WHERE r.trigger_time >= ? AND r.trigger_time < ? "
                 "AND list_contains(?, epoch_ms(r.trigger_time) // ?) AND r.started IS NOT NULL AND r.finished IS NULL "
@@ -104,15 +105,19 @@ def _before(run: pa.Table, other: pa.Table) -> bool:
     return duration > other_duration or (duration == other_duration and run_id > other_id)
 
 
-def _read_hours(cur, select: str, params: list, hours: list[int]) -> dict[int, pa.Table]:
-    """Each hour's KEPT_PER_HOUR longest finished runs as `select` reads them, longest first."""
+def _read_hours(cur, select: str, duration: str, params: list, hours: list[int]) -> dict[int, pa.Table]:
+    """Each hour's KEPT_PER_HOUR longest finished runs as `select` reads them, longest first. They
+    are found by their durations and ids alone, then read (the week's 170 hours at 1M runs: 133 ms,
+    where numbering every run's row by its hour and duration took 494)."""
+    low, high = hour_start(min(hours)), hour_start(max(hours) + 1)
     found = cur.execute(
-        f"{select}, epoch_ms(r.trigger_time) // ? AS hour FROM runs r "
-        "WHERE r.trigger_time >= ? AND r.trigger_time < ? AND list_contains(?, epoch_ms(r.trigger_time) // ?) "
-        "AND r.started IS NOT NULL AND r.finished IS NOT NULL "
-        "QUALIFY row_number() OVER (PARTITION BY hour ORDER BY duration DESC, r.run_id DESC) <= ?",
-        [*params, HOUR_MS, hour_start(min(hours)), hour_start(max(hours) + 1), hours, HOUR_MS,
-         KEPT_PER_HOUR]).to_arrow_table()
+        f"""{select}, epoch_ms(r.trigger_time) // ? AS hour FROM runs r
+            WHERE r.trigger_time >= ? AND r.trigger_time < ? AND rowid IN (
+                SELECT unnest(arg_max(rowid, {{'duration': {duration}, 'run_id': r.run_id}}, ?)) FROM runs r
+                WHERE r.trigger_time >= ? AND r.trigger_time < ? AND list_contains(?, epoch_ms(r.trigger_time) // ?)
+                  AND r.started IS NOT NULL AND r.finished IS NOT NULL
+                GROUP BY epoch_ms(r.trigger_time) // ?)""",
+        [*params, HOUR_MS, low, high, *params, KEPT_PER_HOUR, low, high, hours, HOUR_MS, HOUR_MS]).to_arrow_table()
     found = found.sort_by([("hour", "ascending"), *_ORDER])
     of_hour = found.column("hour").to_numpy()
     rows = found.drop_columns(["hour"])

@@ -246,8 +246,8 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
     runs = None
     if (sort == "duration" and direction == "DESC" and hours is not None and index.longest_runs is not None
             and run_filter == RunFilter(since=run_filter.since)):  # (the week's longest, say: see longest_runs)
-        runs = index.longest_runs.page(f"{_RUN_SELECT}, {_DURATION_US} / 1e6 AS duration", [now],
-                                       hours, now - run_filter.since, int(limit), int(offset))
+        runs = index.longest_runs.page(_RUN_SELECT, f"{_DURATION_US} / 1e6", [now], hours, now - run_filter.since,
+                                       int(limit), int(offset))
     if runs is None:
         runs = read(bound, bound_params)
     if bound and total is not None and len(runs) < min(int(limit), total - int(offset)):

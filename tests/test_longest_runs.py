@@ -57,8 +57,8 @@ def test_every_write_keeps_the_longest_runs_of_each_range_those_of_the_runs(live
     writer, index, ingestor, now = live
     reads = []
     read_hours = longest_runs._read_hours
-    monkeypatch.setattr(longest_runs, "_read_hours", lambda cur, select, params, hours: (
-        reads.append(sorted(hours)) or read_hours(cur, select, params, hours)))
+    monkeypatch.setattr(longest_runs, "_read_hours", lambda cur, select, duration, params, hours: (
+        reads.append(sorted(hours)) or read_hours(cur, select, duration, params, hours)))
     for n in range(400):  # 400 runs over three days, five an hour or so; durations shared across hours
         trigger = now - dt.timedelta(minutes=11 * n + 3)
         writer.status(f"r-{n:03d}", f"task_{n % 4}", "TRIGGER", ts=trigger, trigger_time=trigger)
@@ -114,10 +114,10 @@ def test_a_page_past_the_runs_kept_or_into_runs_not_started_is_read_by_its_state
     ingestor.catch_up()
     week = RunFilter(since=dt.timedelta(days=7))
     hours = queries.runs_per_hour(index, week, now)
-    select = f"{queries._RUN_SELECT}, {queries._DURATION_US} / 1e6 AS duration"
-    page = index.longest_runs.page(select, [now], hours, now - week.since, 3, 0)
+    select, duration = queries._RUN_SELECT, f"{queries._DURATION_US} / 1e6"
+    page = index.longest_runs.page(select, duration, [now], hours, now - week.since, 3, 0)
     assert page["run_id"].to_pylist() == ["r-9", "r-5", "r-1"]
-    assert index.longest_runs.page(select, [now], hours, now - week.since, 2, 2) is None, "r-1, then runs not started"
-    assert index.longest_runs.page(select, [now], hours, now - week.since, 5, 0) is None, "deeper than 4 an hour"
+    assert index.longest_runs.page(select, duration, [now], hours, now - week.since, 2, 2) is None, "r-1, then runs not started"
+    assert index.longest_runs.page(select, duration, [now], hours, now - week.since, 5, 0) is None, "deeper than 4 an hour"
     runs = queries.runs_page(index, week, 2, 2, "duration", True, now, None, hours)
     assert runs["run_id"].tolist() == ["r-1", "r-8"]  # (no duration: by run id, last first)
