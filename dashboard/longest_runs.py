@@ -56,16 +56,10 @@ class LongestRuns:
         with self._lock:
             self._catch_up(version)
             kept = {hour: self._hours[hour] for hour, _ in hours if hour in self._hours}
-        going = [hour for hour, counts in hours if counts[_NOT_ENDED].any()]
         with self._index.cursor() as cur:
             missing = [hour for hour, _ in hours if hour not in kept]
             read = _read_hours(cur, select, duration, params, missing) if missing else {}
-            still_going = cur.execute(
-                f"{select} FROM runs r WHERE r.trigger_time >= ? AND r.trigger_time < ? "
-                "AND list_contains(?, epoch_ms(r.trigger_time) // ?) AND r.started IS NOT NULL AND r.finished IS NULL "
-                "ORDER BY duration DESC, r.run_id DESC LIMIT ?",
-                [*params, max(start, hour_start(min(going))), hour_start(max(going) + 1), going, HOUR_MS, wanted]
-            ).to_arrow_table() if going else None
+            going = _still_going(cur, select, params, hours, start, wanted)
         with self._lock:
             if self._version == version:  # (else another caller has moved on: these may be stale)
                 for hour, _ in hours:  # (asked now: the last to be forgotten)
@@ -75,16 +69,16 @@ class LongestRuns:
                     del self._hours[next(iter(self._hours))]
         of_hour = kept | read
         first = hours[0][0]
+        first_whole = of_hour[first]
         starts_inside = first == hour_of(start) and start != hour_start(first)
         if starts_inside:
-            of_hour[first] = of_hour[first].filter(pc.greater_equal(of_hour[first].column("trigger_time"), start))
-        runs = pa.concat_tables([*(table.slice(0, wanted) for table in of_hour.values()),
-                                 *([still_going] if still_going is not None else [])])
+            of_hour[first] = first_whole.filter(pc.greater_equal(first_whole.column("trigger_time"), start))
+        runs = pa.concat_tables([*of_hour.values(), *([going] if going is not None else [])])
         if len(runs) < wanted:
             return None
         page = runs.take(pc.select_k_unstable(runs, wanted, _ORDER)).sort_by(_ORDER)
-        cut = (kept | read)[first]
-        if starts_inside and len(cut) == KEPT_PER_HOUR and not _before(page.slice(wanted - 1), cut.slice(KEPT_PER_HOUR - 1)):
+        if (starts_inside and len(first_whole) == KEPT_PER_HOUR
+                and not _before(page.slice(wanted - 1), first_whole.slice(KEPT_PER_HOUR - 1))):
             return None  # a run of that hour not kept could be in the page
         return page.slice(int(offset), int(limit))
 
@@ -103,6 +97,23 @@ def _before(run: pa.Table, other: pa.Table) -> bool:
     (duration, run_id), (other_duration, other_id) = [(t["duration"][0].as_py(), t["run_id"][0].as_py())
                                                       for t in (run, other)]
     return duration > other_duration or (duration == other_duration and run_id > other_id)
+
+
+def _still_going(cur, select: str, params: list, hours: list[tuple[int, np.ndarray]], start: dt.datetime,
+                 wanted: int) -> pa.Table | None:
+    """The `wanted` longest runs started and not ended from `start` on, as `select` reads them, from
+    the hours whose counts hold runs not ended (None: no hour does)."""
+    not_ended = np.stack([counts for _, counts in hours])[:, _NOT_ENDED].any(axis=1)
+    going = [hour for (hour, _), any_not_ended in zip(hours, not_ended) if any_not_ended]
+    if not going:
+        return None
+    # (OFFSET 0: read late by row id, the page's runs of one hour took 3.7 ms against 1.7)
+    return cur.execute(
+        f"SELECT * FROM ({select} FROM runs r WHERE r.trigger_time >= ? AND r.trigger_time < ? "
+        "AND list_contains(?, epoch_ms(r.trigger_time) // ?) AND r.started IS NOT NULL AND r.finished IS NULL "
+        "OFFSET 0) r ORDER BY duration DESC, r.run_id DESC LIMIT ?",
+        [*params, max(start, hour_start(min(going))), hour_start(max(going) + 1), going, HOUR_MS, wanted]
+    ).to_arrow_table()
 
 
 def _read_hours(cur, select: str, duration: str, params: list, hours: list[int]) -> dict[int, pa.Table]:
