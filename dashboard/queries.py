@@ -204,8 +204,8 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
     `duration` is in seconds, up to `now` for a run that has not finished. Given the
     `total`, a page in the second half is read from the other end (a last page costs what
     a first page does, instead of sorting everything before it). Given the filter's
-    `runs_per_hour`, a page by trigger time reads only the hours it spans, and one of the longest
-    runs of a time range is read from each hour's kept (see dashboard.longest_runs).
+    `runs_per_hour`, a page by trigger time reads only the hours it spans, and a page of a time
+    range's longest runs is made from each hour's longest, kept (see dashboard.longest_runs).
     """
     if sort not in SORTABLE:
         raise ValueError(f"cannot sort by {sort!r}: use one of {', '.join(SORTABLE)}")
@@ -244,7 +244,7 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
                 cur.begin()  # one snapshot for all pieces (a write between two could repeat or skip a run)
             return pa.concat_tables([piece(cur, limit, offset) for limit, offset in pieces])
     runs = None
-    if (sort == "duration" and direction == "DESC" and hours is not None and index.longest_runs is not None
+    if (sort == "duration" and descending and not from_end and hours is not None and index.longest_runs is not None
             and run_filter == RunFilter(since=run_filter.since)):  # (the week's longest, say: see longest_runs)
         runs = index.longest_runs.page(_RUN_SELECT, f"{_DURATION_US} / 1e6", [now], hours, now - run_filter.since,
                                        int(limit), int(offset))

@@ -121,3 +121,6 @@ def test_a_page_past_the_runs_kept_or_into_runs_not_started_is_read_by_its_state
     assert index.longest_runs.page(select, duration, [now], hours, now - week.since, 5, 0) is None, "deeper than 4 an hour"
     runs = queries.runs_page(index, week, 2, 2, "duration", True, now, None, hours)
     assert runs["run_id"].tolist() == ["r-1", "r-8"]  # (no duration: by run id, last first)
+    total = queries.count_runs(index, week, now)  # the last page of the shortest first, read from its end:
+    last = queries.runs_page(index, week, 2, total - 2, "duration", False, now, total, hours)
+    assert last["run_id"].tolist() == ["r-7", "r-8"]  # runs not started, last (by run id)
