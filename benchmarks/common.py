@@ -15,6 +15,7 @@ import psutil
 from serving import DashboardServer
 from tqdm import tqdm
 
+from dashboard.index import Index
 from dashboard.ingest import Ingestor
 
 Row = tuple[str, str, str, str, str, str]  # figure, ours (median), ours (p95), baseline, ratio, target
@@ -125,6 +126,17 @@ def catch_up_with_progress(ingestor: Ingestor, desc: str = "ingesting") -> dict[
     with tqdm(total=pending, unit="B", unit_scale=True, desc=desc, file=sys.stderr,
               disable=pending < 1024 * 1024) as bar:
         return ingestor.catch_up(progress=bar.update)
+
+
+def reused(index_path: Path, spool: Path) -> Path:
+    """The index of data made before, caught up with its spool (which rebuilds it from the spool when
+    the index's layout changed since); its path."""
+    index = Index(index_path, fallback_to_private=False)
+    try:
+        catch_up_with_progress(Ingestor(index, spool), f"catching up {index_path.parent.name}")
+    finally:
+        index.close()
+    return index_path
 
 
 # ---- a real server ----------------------------------------------------------------------

@@ -33,7 +33,7 @@ from dashboard.ingest import Ingestor
 from dashboard.spool import SpoolWriter, format_timestamp
 from dashboard.statuses import UNSUCCESSFUL
 
-from .common import Row, Sizes, catch_up_with_progress, say, timed, timing_row
+from .common import Row, Sizes, catch_up_with_progress, reused, say, timed, timing_row
 from .data import spool_view, write_run_events
 
 WEEK = dt.timedelta(days=7)
@@ -91,10 +91,10 @@ def stderr_of(values: Values, run_id: str, status: str) -> str:
 def prepare(folder: Path, sizes: Sizes) -> Path:
     """The spool and index in `folder` (made unless there): the index's path."""
     index_path, marker = folder / "index.duckdb", folder / "complete.json"
+    spool = folder / "spool"
     if marker.exists():
         say(f"reusing {folder}")
-        return index_path
-    spool = folder / "spool"
+        return reused(index_path, spool)
     now = queries.utcnow()
     start = time.perf_counter()
     write_run_events(spool, sizes.runs, now)

@@ -28,7 +28,7 @@ from dashboard.index import Index
 from dashboard.spool import SpoolWriter
 from dashboard.statuses import LIFECYCLE
 
-from .common import Row, catch_up_with_progress, percentile, say, timed, timing_row
+from .common import Row, catch_up_with_progress, percentile, reused, say, timed, timing_row
 from .data import WEEK, LogText
 
 LINES_PER_RUN = 1_000
@@ -42,7 +42,7 @@ def prepare(folder: Path, lines: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     spool, index_path, marker = folder / "spool", folder / "index.duckdb", folder / "complete.json"
     if marker.exists() and json.loads(marker.read_text())["lines"] == lines:
-        return index_path
+        return reused(index_path, spool)
     for stale in (index_path, marker):
         stale.unlink(missing_ok=True)
     if spool.exists():

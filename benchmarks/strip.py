@@ -23,7 +23,7 @@ from dashboard import queries
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
 
-from .common import Row, Sizes, catch_up_with_progress, say, timed, timing_row
+from .common import Row, Sizes, catch_up_with_progress, reused, say, timed, timing_row
 from .data import data_clock, made_at, write_run_events
 
 WEEK = dt.timedelta(days=7)
@@ -35,7 +35,7 @@ def prepare(folder: Path, sizes: Sizes) -> tuple[Path, Callable[[], dt.datetime]
     index_path, marker = folder / "index.duckdb", folder / "complete.json"
     if marker.exists() and sizes.name in marker.read_text():
         say(f"reusing {folder}")
-        return index_path, data_clock(made_at(marker))
+        return reused(index_path, folder / "spool"), data_clock(made_at(marker))
     for stale in (index_path, Path(f"{index_path}.wal"), marker):
         stale.unlink(missing_ok=True)
     now, start = queries.utcnow(), time.perf_counter()
