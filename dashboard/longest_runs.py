@@ -69,16 +69,16 @@ class LongestRuns:
                     del self._hours[next(iter(self._hours))]
         of_hour = kept | read
         first = hours[0][0]
-        first_whole = of_hour[first]
+        first_hour_runs = of_hour[first]
         starts_inside = first == hour_of(start) and start != hour_start(first)
         if starts_inside:
-            of_hour[first] = first_whole.filter(pc.greater_equal(first_whole.column("trigger_time"), start))
+            of_hour[first] = first_hour_runs.filter(pc.greater_equal(first_hour_runs.column("trigger_time"), start))
         runs = pa.concat_tables([*of_hour.values(), *([going] if going is not None else [])])
         if len(runs) < wanted:
             return None
         page = runs.take(pc.select_k_unstable(runs, wanted, _ORDER)).sort_by(_ORDER)
-        if (starts_inside and len(first_whole) == KEPT_PER_HOUR
-                and not _before(page.slice(wanted - 1), first_whole.slice(KEPT_PER_HOUR - 1))):
+        if (starts_inside and len(first_hour_runs) == KEPT_PER_HOUR
+                and not _before(page.slice(wanted - 1), first_hour_runs.slice(KEPT_PER_HOUR - 1))):
             return None  # a run of that hour not kept could be in the page
         return page.slice(int(offset), int(limit))
 
@@ -133,5 +133,5 @@ def _read_hours(cur, select: str, duration: str, params: list, hours: list[int])
     found = found.sort_by([("hour", "ascending"), *_ORDER])
     of_hour = found.column("hour").to_numpy()
     rows = found.drop_columns(["hour"])
-    cuts = np.searchsorted(of_hour, hours), np.searchsorted(of_hour, hours, side="right")
-    return {hour: rows.slice(int(low), int(high - low)) for hour, low, high in zip(hours, *cuts)}
+    firsts, ends = np.searchsorted(of_hour, hours), np.searchsorted(of_hour, hours, side="right")
+    return {hour: rows.slice(int(first), int(end - first)) for hour, first, end in zip(hours, firsts, ends)}
