@@ -27,6 +27,7 @@ from .spool import log_path, open_spool_file
 if TYPE_CHECKING:
     from .blocking import KeptCycles
     from .index import Index
+    from .longest_runs import LongestRuns
     from .run_hours import RunHours
 
 #: A download is read from the spool file this many bytes at a time.
@@ -162,6 +163,11 @@ class Store:
     def kept_cycles(self) -> KeptCycles | None:
         """The cycles asked for, kept between writes (see Index.kept_cycles)."""
         return self.index.kept_cycles
+
+    @property
+    def longest_runs(self) -> LongestRuns | None:
+        """Each hour's longest runs, kept between writes (see Index.longest_runs)."""
+        return self.index.longest_runs
 
     @property
     def version(self) -> int:

@@ -10,11 +10,15 @@ import pandas as pd
 import pytest
 
 from dashboard import longest_runs, queries
+from dashboard.components.runs_grid import RunsGrid
+from dashboard.config import Config
 from dashboard.formatting import utcnow
+from dashboard.hub import Hub
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
 from dashboard.queries import RunFilter
 from dashboard.spool import SpoolWriter
+from dashboard.store import Store
 
 RANGES = [RunFilter(since=dt.timedelta(hours=hours)) for hours in (1, 6, 24, 72)]
 
@@ -124,3 +128,27 @@ def test_a_page_past_the_runs_kept_or_into_runs_not_started_is_read_by_its_state
     total = queries.count_runs(index, week, now)  # the last page of the shortest first, read from its end:
     last = queries.runs_page(index, week, 2, total - 2, "duration", False, now, total, hours)
     assert last["run_id"].tolist() == ["r-7", "r-8"]  # runs not started, last (by run id)
+
+
+def test_the_runs_grid_sorted_by_duration_shows_the_longest_runs_kept(tmp_path, monkeypatch):
+    """The grid asks through the pages' Store, as a served page does."""
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    now = utcnow()
+    for n in range(60):
+        trigger = now - dt.timedelta(minutes=20 * n + 5)
+        writer.status(f"r-{n:02d}", f"task_{n % 3}", "RUNNING", ts=trigger, trigger_time=trigger)
+        writer.status(f"r-{n:02d}", f"task_{n % 3}", "SUCCESS", ts=trigger + dt.timedelta(seconds=(n * 7) % 61))
+    writer.close()
+    reads = []
+    read_hours = longest_runs._read_hours
+    monkeypatch.setattr(longest_runs, "_read_hours", lambda *args: reads.append(args[-1]) or read_hours(*args))
+    index = Index(tmp_path / "index.duckdb")
+    try:
+        Ingestor(index, tmp_path / "spool").catch_up()
+        store = Store(index, Hub(), Config(spool=tmp_path / "spool", index=tmp_path / "index.duckdb"))
+        grid = RunsGrid(store=store, sort="duration", since="24h")
+        longest = sorted(((n * 7) % 61, f"r-{n:02d}") for n in range(60) if 20 * n + 5 < 24 * 60)
+        assert list(grid.grid.value["run_id"]) == [run_id for _, run_id in reversed(longest)][:grid.page_size]
+        assert reads, "read from the runs kept"
+    finally:
+        index.close()
