@@ -96,3 +96,23 @@ def lake(postgres, tmp_path, monkeypatch):
 
     monkeypatch.setenv(PASSWORD_ENV, postgres.password)
     return LakeSettings(postgres.new_catalog(), str(tmp_path / "lake-data"))
+
+
+@pytest.fixture
+def live(tmp_path):
+    """A spool writer, an index and its ingestor, stepped by the test; `now` on the half hour, so
+    every range starts inside an hour."""
+    import datetime as dt
+
+    from dashboard.formatting import utcnow
+    from dashboard.index import Index
+    from dashboard.ingest import Ingestor
+    from dashboard.spool import SpoolWriter
+
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, tmp_path / "spool")
+    now = utcnow().replace(minute=30, second=0, microsecond=0) - dt.timedelta(hours=1)
+    yield writer, index, ingestor, now
+    writer.close()
+    index.close()

@@ -44,17 +44,11 @@ def assert_pages_hold(index: Index, now: dt.datetime) -> None:
 
 
 @pytest.fixture
-def live(tmp_path, monkeypatch):
-    """A spool writer, an index and its ingestor, stepped by the test; `now` on the half hour, so
-    every range starts inside an hour; 4 runs kept an hour, fewer than most hours hold."""
+def live(live, monkeypatch):
+    """The live spool, index and ingestor (conftest), with 4 runs kept an hour, fewer than most
+    hours hold."""
     monkeypatch.setattr(longest_runs, "KEPT_PER_HOUR", 4)
-    writer = SpoolWriter(tmp_path / "spool", "test")
-    index = Index(tmp_path / "index.duckdb")
-    ingestor = Ingestor(index, tmp_path / "spool")
-    now = utcnow().replace(minute=30, second=0, microsecond=0) - dt.timedelta(hours=1)
-    yield writer, index, ingestor, now
-    writer.close()
-    index.close()
+    return live
 
 
 def test_every_write_keeps_the_longest_runs_of_each_range_those_of_the_runs(live, monkeypatch):

@@ -6,15 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
-import pytest
-
 from dashboard import queries
-from dashboard.formatting import utcnow
 from dashboard.index import Index
-from dashboard.ingest import Ingestor
 from dashboard.queries import RunFilter
 from dashboard.run_hours import HourChanges, hour_of
-from dashboard.spool import SpoolWriter
 from dashboard.statuses import STATUSES
 
 RANGES = [RunFilter(since=dt.timedelta(hours=hours), group=group, task_text=text) for hours in (1, 6, 24, 72)
@@ -40,19 +35,6 @@ def assert_counts_hold(index: Index, now: dt.datetime) -> None:
                     f"SELECT run_id FROM runs r {where} ORDER BY trigger_time DESC, "
                     "coalesce(started, 'infinity'::TIMESTAMP) DESC, updated DESC, run_id DESC LIMIT 3", params).fetchall()]
             assert view.runs["run_id"].tolist() == newest
-
-
-@pytest.fixture
-def live(tmp_path):
-    """A spool writer, an index and its ingestor, stepped by the test; `now` on the half hour, so
-    every range starts inside an hour."""
-    writer = SpoolWriter(tmp_path / "spool", "test")
-    index = Index(tmp_path / "index.duckdb")
-    ingestor = Ingestor(index, tmp_path / "spool")
-    now = utcnow().replace(minute=30, second=0, microsecond=0) - dt.timedelta(hours=1)
-    yield writer, index, ingestor, now
-    writer.close()
-    index.close()
 
 
 def test_every_write_keeps_the_counts_of_each_range_equal_to_the_runs(live):
