@@ -50,6 +50,27 @@ def test_pages_end_at_line_500_and_start_at_501(index):
     assert queries.log_page(index, "r-1", "stdout", LINES + 1).empty
 
 
+def test_a_page_marks_each_line_by_either_pattern_as_each_alone_would(tmp_path):
+    """Error and warning are read from one scan for either pattern: a line matching both is both,
+    one matching neither is neither, and with no warning pattern nothing is a warning."""
+    lines = ["ERROR and WARNING", "only an ERROR", "only a WARNING", "neither", "", "x" * 60_000 + " WARNING"]
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    writer.status("r-1", "Task", "RUNNING")
+    writer.append_log("r-1", "stdout", "".join(text + "\n" for text in lines))
+    index = ingest(tmp_path)
+    try:
+        page = queries.log_page(index, "r-1", "stdout", 1, emphasis=(r"\bERROR\b", r"\bWARNING\b"), head=10)
+        assert page["error"].tolist() == [True, True, False, False, False, False]
+        assert page["warn"].tolist() == [True, False, True, False, False, True]
+        assert page["shown_length"].tolist() == [len(text) for text in lines]
+        assert page["text"].tolist() == [text[:10] for text in lines]
+        alone = queries.log_page(index, "r-1", "stdout", 1, emphasis=(r"\bERROR\b", None))
+        assert alone["error"].tolist() == [True, True, False, False, False, False]
+        assert not alone["warn"].any()
+    finally:
+        index.close()
+
+
 def test_search_covers_the_whole_stream_over_three_pages(index):
     matches = queries.search_matches(index, "r-1", "stdout", "error")
     assert matches.tolist() == [250, 500, 750, 1000, 1250, 1500], "any case, every page, in order"

@@ -97,7 +97,7 @@ state.draw()
 if (data.find.text != null && data.find.text !== state.asked && query.value !== data.find.text) {
   query.value = data.find.text
 }""",
-        "follow": "if (data.follow) { state.pin() }",
+        "follow": "state.following(data.follow); if (data.follow) { state.pin() }",
     }
 
 

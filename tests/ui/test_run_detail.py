@@ -28,6 +28,12 @@ def stdout_line(n: int) -> str:
 
 
 ERROR_LINES = [n for n in range(1, STDOUT_LINES + 1) if "ERROR" in stdout_line(n)]
+WRAPPED_LINES = 1000
+
+
+def wrapped_line(n: int) -> str:
+    """Every other line wraps to a dozen rows in the log box (folded at 2,000 characters)."""
+    return f"{n} " + "word " * 1000 if n % 2 else f"short {n}"
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +50,14 @@ def served(tmp_path_factory):
     for status in ("TRIGGER", "STARTED", "RUNNING"):
         writer.status("r-live", "Generate_Invoice", status, agent="agent-1", adhoc=True)
     writer.append_log("r-live", "stdout", "".join(f"starting {n}\n" for n in range(1, 31)))
+    writer.status("r-wrapped", "Generate_Invoice", "RUNNING", agent="agent-1")
+    writer.append_log("r-wrapped", "stdout", "".join(wrapped_line(n) + "\n" for n in range(1, WRAPPED_LINES + 1)))
+    writer.status("r-wrapped", "Generate_Invoice", "SUCCESS", agent="agent-1", exit_code=0)
+    writer.status("r-live-wrapped", "Generate_Invoice", "RUNNING", agent="agent-1")
+    writer.append_log("r-live-wrapped", "stdout", "".join(wrapped_line(n) + "\n" for n in range(1, 31)))
     with served_in_process(folder / "spool", folder / "index.duckdb") as (url, services):
-        wait_until(lambda: services.index.counts()["log_lines"] == STDOUT_LINES + STDERR_LINES + 30, timeout=30,
-                   message="the logs indexed")
+        wait_until(lambda: services.index.counts()["log_lines"] == STDOUT_LINES + STDERR_LINES + 30 + WRAPPED_LINES + 30,
+                   timeout=30, message="the logs indexed")
         yield url, folder / "spool", writer
 
 
@@ -166,6 +177,41 @@ def test_a_line_is_addressable(open_run):
     page2 = open_run("r-done?line=777")
     expect(page2.locator(".td-line.td-addressed")).to_have_attribute("data-line", "777")
     expect(page2.get_by_text("Lines 501–1,000 of 1,200")).to_be_visible()
+
+
+def centre_offset(page: Page) -> float:
+    """How far the addressed line's middle is from the log box's, in pixels, two frames from now."""
+    return page.locator(".td-log").evaluate("""async log => {
+        await new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))
+        const box = log.getBoundingClientRect(), line = log.querySelector(".td-addressed").getBoundingClientRect()
+        return (line.top + line.height / 2) - (box.top + box.height / 2)
+    }""")
+
+
+@pytest.mark.parametrize("line", [250, 498])
+def test_an_addressed_line_among_wrapped_lines_is_brought_to_the_middle(open_run, line):
+    """Lines out of sight are laid out only once near (a page of wrapped lines drew in half the
+    time): those drawn as the line is brought near are taller than they were taken for, and it is
+    brought to the middle again."""
+    page = open_run(f"r-wrapped?line={line}")
+    expect(page.locator(".td-line.td-addressed")).to_have_attribute("data-line", str(line))
+    wait_until(lambda: abs(centre_offset(page)) <= 2, timeout=10,
+               message=lambda: f"line {line} is {centre_offset(page):.0f} px from the log box's middle")
+
+
+def test_following_wrapped_lines_keeps_the_newest_in_view(open_run, served):
+    _, _, writer = served
+    page = open_run("r-live-wrapped")
+    follow = page.get_by_role("button", name="Follow")
+    expect(follow).to_have_class(re.compile("bk-active"))
+    expect(page.locator(".td-line").last).to_have_attribute("data-line", "30")
+    writer.append_log("r-live-wrapped", "stdout", "".join(wrapped_line(n) + "\n" for n in range(31, 61)))
+    expect(page.locator(".td-line").last).to_have_attribute("data-line", "60", timeout=15_000)
+    wait_until(lambda: page.locator(".td-log").evaluate("""log => {
+        const last = log.lastElementChild.getBoundingClientRect(), box = log.getBoundingClientRect()
+        return last.bottom <= box.bottom + 2 && last.bottom > box.top
+    }"""), timeout=10, message="the newest line in view")
+    expect(follow).to_have_class(re.compile("bk-active"))
 
 
 def test_a_running_run_streams_new_lines_and_follows(open_run, served):

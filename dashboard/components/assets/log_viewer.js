@@ -19,8 +19,10 @@ next_error.addEventListener("click", () => askError(1))
 next.addEventListener("click", () => state.ask(1))
 scroller.addEventListener("scroll", () => {
   const fromBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight
-  if (data.follow && fromBottom > 40 && !state.pinning) { data.follow = false }
+  if (data.follow && fromBottom > 40 && !state.pinning) { data.follow = false; state.following(false) }
 })
+// While following, every line is laid out (log_viewer.css): the last lines' heights keep the box pinned.
+state.following = (on) => { scroller.classList.toggle("td-following", Boolean(on)) }
 state.pin = () => {
   state.pinning = true
   scroller.scrollTop = scroller.scrollHeight
@@ -131,14 +133,19 @@ state.line = (row, needle) => {
   line.append(no, body)
   return line
 }
-state.center = (target, tries) => {
+state.center = (target, tries, settling = 0) => {
   // Once the box is laid out, bring the line to its middle (and the box into the window).
   if (!target.isConnected || !scroller.clientHeight) {
     if (tries < 120) { requestAnimationFrame(() => state.center(target, tries + 1)) }
     return
   }
+  const before = scroller.scrollTop
   const box = scroller.getBoundingClientRect(), at = target.getBoundingClientRect()
   scroller.scrollTop += at.top - box.top - (scroller.clientHeight - at.height) / 2
+  if (scroller.scrollTop !== before && settling < 8) {
+    // The lines brought near are drawn only now (log_viewer.css), maybe taller than they were taken for.
+    requestAnimationFrame(() => state.center(target, tries, settling + 1))
+  }
   const shown = target.getBoundingClientRect()
   if (shown.top < 0 || shown.bottom > window.innerHeight) { target.scrollIntoView({block: "center"}) }
 }
@@ -171,6 +178,7 @@ state.take = (rows) => {
 }
 state.draw = () => {
   const needle = (data.find.text || "").toLowerCase()
+  state.following(data.follow)
   scroller.replaceChildren(...state.rows.map(row => state.line(row, needle)))
   if (!state.rows.length) {
     const empty = document.createElement("div")
