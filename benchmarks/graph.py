@@ -4,9 +4,9 @@
 The project goes through the real spool and ingestor, in a spool of its own. Server side:
 reading the definitions and statistics, building the graph, the overview (groups above 150
 tasks) and its layout, the analysis (blocked, root causes, critical path), the node and edge
-frames, and HoloViews' render to Bokeh models; then what a click or a filter costs the server:
-selecting a task, opening a group, filtering by name, and, for reference, every task drawn at
-once. Browser: a real `taskdash serve` and Chromium, from a reload of /tasks to the graph's
+frames, and HoloViews' render to Bokeh models; then what a click or a filter costs the server,
+sent into the drawn plot as the page does: selecting a task, opening a group, filtering by name,
+and, for reference, every task drawn at once. Browser: a real `taskdash serve` and Chromium, from a reload of /tasks to the graph's
 nodes on the canvas (the first visit, which warms the server's imports, not counted).
 """
 
@@ -24,7 +24,7 @@ from dashboard.graph import dependency_graph
 from dashboard.graph_groups import group_path
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
-from dashboard.components.graph_plot import draw
+from dashboard.components.graph_plot import GraphPlot, draw, render
 from dashboard.graph_view import analyse, focus, graph_frames, view_of
 
 from .common import Row, Sizes, say, server, timing_row
@@ -56,21 +56,25 @@ def server_side(index: Index) -> dict[str, float]:
     _timed(timings, "HoloViews → Bokeh models", lambda: hv.render(draw(frames), backend="bokeh"))
     timings["total, server side"] = sum(timings.values())
 
-    def redraw(view, positions, selected=None):
-        hv.render(draw(graph_frames(view, positions, stats, state, selected)), backend="bokeh")
+    # As the page does it: the first drawing's plot; then a selection recolours it through its
+    # pipe (HoloViews updates the Bokeh models), and opening a group or filtering lays out and
+    # sends the new layout through it, fitted to the view. Each starts from the overview.
+    plot = GraphPlot(on_select=lambda _task: None)
+    plot.show(render(frames))
 
-    # A selection recolours the drawn plot through its pipe (HoloViews updates the Bokeh
-    # models); opening a group or filtering lays out and draws anew.
-    pipe = hv.streams.Pipe(data=frames)
-    hv.renderer("bokeh").get_plot(hv.DynamicMap(draw, streams=[pipe]))
+    def from_overview(name: str, view_and_positions, selected=None) -> None:
+        plot.update(frames, fit=True)
+        start = time.perf_counter()
+        plot.update(graph_frames(*view_and_positions(), stats, state, selected), fit=selected is None)
+        timings[name] = time.perf_counter() - start
+
     task = max(task_graph.graph, key=task_graph.graph.degree)
-    _timed(timings, "select a task", lambda: pipe.send(graph_frames(view, positions, stats, state, task)))
+    from_overview("select a task", lambda: (view, positions), task)
     top = group_path(task_graph.graph.nodes[task].get("group"))[:1]
-    _timed(timings, "open a group", lambda: redraw(*view_of(task_graph, everything, set(top))))
-    _timed(timings, "filter by name", lambda: redraw(*view_of(task_graph, focus(task_graph, None, 0, "", "int_"),
-                                                              set())))
+    from_overview("open a group", lambda: view_of(task_graph, everything, set(top)))
+    from_overview("filter by name", lambda: view_of(task_graph, focus(task_graph, None, 0, "", "int_"), set()))
     every_group = {level for n in task_graph.graph for level in group_path(task_graph.graph.nodes[n].get("group"))}
-    _timed(timings, "every task drawn at once", lambda: redraw(*view_of(task_graph, everything, every_group)))
+    from_overview("every task drawn at once", lambda: view_of(task_graph, everything, every_group))
     return timings
 
 

@@ -176,3 +176,46 @@ def test_each_arrowhead_sent_to_the_browser_points_downstream(tmp_path):
                    at.loc[edge["target"], "y"] - at.loc[edge["source"], "y"])
         assert pointing[0] * towards[0] + pointing[1] * towards[1] > 0.5 * math.hypot(*towards), \
             f"{edge['source']} → {edge['target']}: the arrowhead points {pointing}"
+
+
+def test_a_new_layout_goes_into_the_drawn_plot_fitted_to_the_view(tmp_path):
+    """Only the first drawing builds a plot: a group or filter chosen later is sent into it, its
+    view (and Reset's) fitted to the new nodes; the browser's tap selection of the old nodes is
+    cleared without counting as a click; new colours keep the user's zoom."""
+    from builders import ingest
+
+    from dashboard import queries
+    from dashboard.components.graph_marks import renderer_of
+    from dashboard.components.graph_plot import GraphPlot, fitted, render
+    from dashboard.graph_view import shown_graph
+    from dashboard.spool import SpoolWriter
+
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    for task, group, upstream in DEMO:
+        writer.define_task(task, group, depends_on=upstream)
+    index = ingest(tmp_path)
+    stats = queries.task_stats(index)
+    index.close()
+    view = dict(task="", hops=0, search="", expanded=set())
+    everything = shown_graph(dependency_graph(DEMO), stats, group="", **view).frames(None)
+    billing = shown_graph(dependency_graph(DEMO), stats, group="billing", **view).frames(None)
+    clicks = []
+    plot = GraphPlot(on_select=clicks.append)
+    plot.show(render(everything))
+    figure = plot.rendered.plot.state
+    points = renderer_of(plot.rendered.plot, "Points", "Points").data_source
+    points.selected.indices = [1]  # as a tap in the browser sets it
+    assert clicks == [everything[0]["task"].iloc[1]]
+
+    plot.update(billing, fit=True)
+    assert plot.rendered.plot.state is figure, "the plot drawn, not a new one"
+    assert sorted(points.data["task"]) == sorted(billing[0]["task"]) == ["Fetch", "Generate", "Reconcile", "Send"]
+    (x0, x1), (y0, y1) = fitted(billing[0])
+    assert (figure.x_range.start, figure.x_range.end, figure.y_range.start, figure.y_range.end) == (x0, x1, y0, y1)
+    assert (figure.x_range.reset_start, figure.x_range.reset_end) == (x0, x1), "Reset returns to the new view"
+    assert (figure.y_range.reset_start, figure.y_range.reset_end) == (y0, y1)
+    assert points.selected.indices == [] and len(clicks) == 1, "cleared, not a click on nothing"
+
+    figure.x_range.update(start=0.5, end=1.5)  # the user zooms in
+    plot.update(billing)  # new colours
+    assert (figure.x_range.start, figure.x_range.end) == (0.5, 1.5), "the zoom stays"

@@ -4,8 +4,8 @@ and a card for the selected task that leads to its runs (the top of /tasks, and 
 
 What the user looks at is the component's own parameters (group, name filter, time range,
 selected task, its neighbourhood, opened groups). One watcher turns a change of them into one
-piece of work: read and lay out (graph_view) and build the plot (graph_plot) off the event
-loop, then draw it on the page. Until the first drawing arrives the page says what it lays out.
+piece of work: read and lay out (graph_view) off the event loop, with the first drawing's plot
+(graph_plot), then draw it on the page. Until the first drawing arrives the page says what it lays out.
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
         self.plot = GraphPlot(on_select=self._clicked)
         self.shown: ShownGraph | None = None  # what is drawn now
         self._work = 0  # the latest piece of work asked for; older ones are not shown
-        self._pending = {"layout": True, "tasks": False, "stats": True, "redraw": True}
-        self.recenter_button.on_click(lambda _: self._redraw(redraw=True))
+        self._pending = {"layout": True, "tasks": False, "stats": True, "fit": True}
+        self.recenter_button.on_click(lambda _: self._redraw(fit=True))
         self.collapse_button.on_click(lambda _: self.param.update(expanded=[]))
         self.param.watch(self._view_changed, [*TasksQuery.param, "expanded"])
         self._layout = self._compose()
@@ -139,7 +139,7 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
         if self.group_select.value != group:  # not made from the parameter: its options are the groups
             self.group_select.value = group
         self._redraw(layout=bool(names & set(LAYOUT_PARAMS)) or ("task" in names and self.hops > 0),
-                     stats="since" in names, redraw="expanded" in names)
+                     stats="since" in names, fit="expanded" in names)
 
     def changed(self, change: Change) -> None:
         """Hub delivery: new definitions lay the graph out again; run changes recolour it, and
@@ -152,29 +152,29 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
             if unknown or any(run.task in graph for run in change.runs.values()):
                 self._redraw(stats=True, tasks=unknown)
 
-    def _redraw(self, layout: bool = False, stats: bool = False, redraw: bool = False, tasks: bool = False) -> None:
-        """Read, lay out and render what the parameters ask for, off the event loop; then show it.
-        `tasks`: lay out again if the tasks to draw changed. What a piece of work superseded by a
-        newer one had to do, the newer one does too."""
+    def _redraw(self, layout: bool = False, stats: bool = False, fit: bool = False, tasks: bool = False) -> None:
+        """Read and lay out what the parameters ask for, off the event loop; then draw it, fitted to
+        the view if `fit` or laid out anew. `tasks`: lay out again if the tasks to draw changed. What
+        a piece of work superseded by a newer one had to do, the newer one does too."""
         pending = self._pending
         pending["layout"] |= layout or self.shown is None
         pending["tasks"] |= tasks
         pending["stats"] |= stats or pending["layout"]
-        pending["redraw"] |= redraw or pending["layout"]
+        pending["fit"] |= fit or pending["layout"]
         self._work += 1
         work, asked, previous = self._work, dict(pending), self.shown
         store, view = self.store, dict(task=self.task, hops=self.hops, group=self.group, search=self.search,
                                        expanded=set(self.expanded))
-        since, selected = self.since, self.task
+        since, selected, first = self.since, self.task, self.plot.rendered is None
         if asked["layout"]:
             tasks = queries.task_count(store)
             self.progress_text.object = f"Laying out {tasks:,} task{'' if tasks == 1 else 's'}…"
             self.progress.visible = True
-        elif asked["redraw"]:
+        elif asked["fit"]:
             self.progress_text.object = "Drawing the graph…"
             self.progress.visible = True
 
-        def compute() -> tuple[ShownGraph, Rendered | None, tuple]:
+        def compute() -> tuple[ShownGraph, Rendered | None, tuple, bool]:
             task_graph = read_task_graph(store) if asked["layout"] or asked["tasks"] else None
             layout = asked["layout"] or (task_graph is not None
                                          and set(task_graph.graph) != set(previous.task_graph.graph))
@@ -185,18 +185,20 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
             else:
                 shown = previous
             frames = shown.frames(selected)
-            return shown, render(frames) if asked["redraw"] or layout else None, frames
+            # Only the first drawing builds a plot (HoloViews' models, 0.2-1.9 s); later ones are
+            # sent through its pipe, a new layout too (0.1-0.2 s), and fitted to the view.
+            return shown, render(frames) if first else None, frames, asked["fit"] or layout
 
-        def show(result: tuple[ShownGraph, Rendered | None, tuple]) -> None:
+        def show(result: tuple[ShownGraph, Rendered | None, tuple, bool]) -> None:
             if work != self._work:
                 return  # a newer piece of work is on its way
             self._pending = dict.fromkeys(self._pending, False)
-            shown, rendered, frames = result
+            shown, rendered, frames, fit = result
             self.shown = shown
             if rendered is not None:
                 self.plot.show(rendered)
             else:
-                self.plot.update(frames)
+                self.plot.update(frames, fit=fit)
             self.progress.visible = False
             self._show_text()
 

@@ -20,6 +20,8 @@ from dashboard.graph_groups import GROUP_MARK, top_group
 from dashboard.spool import SpoolWriter
 
 NODES = "Bokeh.index.query_one(v => v.model.data_source != null && v.model.data_source.data.fill != null)"
+PLOT = "Bokeh.index.query_one(v => v.frame != null && v.frame.x_scale != null)"
+PLOT_RANGE = f"() => {{ const f = {PLOT}.frame; return [f.x_range.start, f.x_range.end, f.y_range.start, f.y_range.end] }}"
 #: Every node as the screen shows it: its name, centre in pixels, mark size, and the frame.
 SCREEN_NODES = f"""() => {{
   const view = {NODES}
@@ -81,18 +83,25 @@ def test_the_graph_opens_on_its_groups_and_a_click_opens_one(served, page: Page)
     assert_no_marks_overlap(shown)
     expect(page.get_by_text("5 top-level groups")).to_be_visible()
 
+    page.evaluate(f"() => {{ {PLOT}.model.tags = ['first drawing'] }}")
     click_node(page, GROUP_MARK + "marts")
     folders = {group.split("/")[1] for _, group, _ in project.definitions if group.startswith("marts/")}
     expected = {GROUP_MARK + top for top in tops - {"marts"}} | {f"{GROUP_MARK}marts/{f}" for f in folders}
     wait_until(lambda: {n["task"] for n in screen(page)["nodes"]} == expected, timeout=30,
                message="marts opened into its folders, the other groups still collapsed")
+    assert page.evaluate(f"() => {PLOT}.model.tags") == ["first drawing"], "drawn into the plot shown, not a new one"
     before = screen(page)
     assert_no_marks_overlap(before)
     left, top, right, bottom = before["frame"]
+    assert all(left <= n["x"] <= right and top <= n["y"] <= bottom for n in before["nodes"]), "fitted to the view"
+    fitted = page.evaluate(PLOT_RANGE)
     page.mouse.move((left + right) / 2, (top + bottom) / 2)
     page.mouse.wheel(0, 1500)  # zoom out: the marks shrink with the cells, still apart
     wait_until(lambda: screen(page)["size"] < before["size"], timeout=15, message="the marks to follow the zoom")
     assert_no_marks_overlap(screen(page))
+    page.locator(".bk-tool-icon-reset").click()  # the toolbar's Reset: back to this layout's view
+    wait_until(lambda: page.evaluate(PLOT_RANGE) == fitted, timeout=15,
+               message=lambda: f"Reset to {fitted}, not {page.evaluate(PLOT_RANGE)}")
 
     # A folder with a subfolder: it opens into its own tasks and the subfolder, collapsed.
     folder = next(g for _, g, _ in project.definitions if g.count("/") == 2).rsplit("/", 1)[0]
