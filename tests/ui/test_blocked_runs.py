@@ -50,6 +50,12 @@ def row(page: Page, run_id: str):
     return page.locator(".tabulator-row", has=page.locator(f'a.td-eye[href$="/{run_id}"]'))
 
 
+def drawn_boxes(*locators) -> list[dict] | None:
+    """The boxes of elements all drawn at once; None while one is not (the grid redraws its rows)."""
+    boxes = [locator.bounding_box() for locator in locators]
+    return None if None in boxes else boxes
+
+
 def test_the_grid_tells_a_blocked_run_from_a_waiting_one(served, page: Page):
     page.goto(f"{served}/task-runs")
     expect(row(page, "l-1").locator(".td-blocked")).to_have_text(BLOCKED, timeout=30_000)
@@ -60,7 +66,8 @@ def test_the_grid_tells_a_blocked_run_from_a_waiting_one(served, page: Page):
         expect(tag).to_have_text(BLOCKED)
         cell = row(page, run_id).locator(".tabulator-cell", has=page.locator(".td-blocked"))
         chain = row(page, run_id).locator(".td-chain")
-        tag_box, cell_box, chain_box = tag.bounding_box(), cell.bounding_box(), chain.bounding_box()
+        tag_box, cell_box, chain_box = wait_until(lambda: drawn_boxes(tag, cell, chain), timeout=15,
+                                                  message=f"{run_id}'s tag, cell and chain drawn")
         assert tag_box["x"] + tag_box["width"] <= cell_box["x"] + cell_box["width"], (run_id, tag_box, cell_box)
         assert tag_box["y"] >= chain_box["y"] + chain_box["height"] - 1, "under the chain"
     # Hovered, a row stays light and its tag and links keep their colours (they turned white).
