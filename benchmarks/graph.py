@@ -5,9 +5,10 @@ The project goes through the real spool and ingestor, in a spool of its own. Ser
 reading the definitions and statistics, building the graph, the overview (groups above 150
 tasks) and its layout, the analysis (blocked, root causes, critical path), the node and edge
 frames, and HoloViews' render to Bokeh models; then what a click or a filter costs the server,
-sent into the drawn plot as the page does: selecting a task, opening a group, filtering by name,
-and, for reference, every task drawn at once. Browser: a real `taskdash serve` and Chromium, from a reload of /tasks to the graph's
-nodes on the canvas (the first visit, which warms the server's imports, not counted).
+sent into the drawn plot as the page does: selecting a task, opening a group, filtering by
+name, and, for reference, every task drawn at once. Browser: a real `taskdash serve` and
+Chromium, from a reload of /tasks to the graph's nodes on the canvas (the first visit, which
+warms the server's imports, not counted).
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from dashboard.spool import SpoolWriter
 
 NODES = "Bokeh.index.query_one(v => v.model.data_source != null && v.model.data_source.data.fill != null)"
 PLOT = "Bokeh.index.query_one(v => v.frame != null && v.frame.x_scale != null)"
-PLOT_RANGE = f"() => {{ const f = {PLOT}.frame; return [f.x_range.start, f.x_range.end, f.y_range.start, f.y_range.end] }}"
+PLOT_RANGE = (f"() => {{ const f = {PLOT}.frame; "
+              "return [f.x_range.start, f.x_range.end, f.y_range.start, f.y_range.end] }")
 #: Every node as the screen shows it: its name, centre in pixels, mark size, and the frame.
 SCREEN_NODES = f"""() => {{
   const view = {NODES}

@@ -56,8 +56,8 @@ def served(tmp_path_factory):
     writer.status("r-live-wrapped", "Generate_Invoice", "RUNNING", agent="agent-1")
     writer.append_log("r-live-wrapped", "stdout", "".join(wrapped_line(n) + "\n" for n in range(1, 31)))
     with served_in_process(folder / "spool", folder / "index.duckdb") as (url, services):
-        wait_until(lambda: services.index.counts()["log_lines"] == STDOUT_LINES + STDERR_LINES + 30 + WRAPPED_LINES + 30,
-                   timeout=30, message="the logs indexed")
+        lines = STDOUT_LINES + STDERR_LINES + 30 + WRAPPED_LINES + 30
+        wait_until(lambda: services.index.counts()["log_lines"] == lines, timeout=30, message="the logs indexed")
         yield url, folder / "spool", writer
 
 
