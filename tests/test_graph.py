@@ -146,24 +146,32 @@ def test_root_causes_are_the_failed_tasks_without_a_failed_ancestor_on_random_gr
         assert root_causes(graph, status) == expected, f"seed {seed}"
 
 
-def test_each_arrowhead_sent_to_the_browser_points_downstream(tmp_path):
-    """Read from the Bokeh model the page gets (HoloViews takes a Points angle in degrees)."""
-    import math
-
+def demo_stats(tmp_path):
+    """The task stats of DEMO's definitions, ingested from a spool of their own."""
     from builders import ingest
 
     from dashboard import queries
-    from dashboard.components.graph_marks import renderer_of
-    from dashboard.components.graph_plot import render
-    from dashboard.graph_view import shown_graph
     from dashboard.spool import SpoolWriter
 
     writer = SpoolWriter(tmp_path / "spool", "test")
     for task, group, upstream in DEMO:
         writer.define_task(task, group, depends_on=upstream)
     index = ingest(tmp_path)
-    stats = queries.task_stats(index)
-    index.close()
+    try:
+        return queries.task_stats(index)
+    finally:
+        index.close()
+
+
+def test_each_arrowhead_sent_to_the_browser_points_downstream(tmp_path):
+    """Read from the Bokeh model the page gets (HoloViews takes a Points angle in degrees)."""
+    import math
+
+    from dashboard.components.graph_marks import renderer_of
+    from dashboard.components.graph_plot import render
+    from dashboard.graph_view import shown_graph
+
+    stats = demo_stats(tmp_path)
     shown = shown_graph(dependency_graph(DEMO), stats, task="", hops=0, group="", search="", expanded=set())
     nodes, edges = shown.frames(None)
     plot = render((nodes, edges)).plot
@@ -182,20 +190,11 @@ def test_a_new_layout_goes_into_the_drawn_plot_fitted_to_the_view(tmp_path):
     """Only the first drawing builds a plot: a group or filter chosen later is sent into it, its
     view (and Reset's) fitted to the new nodes; the browser's tap selection of the old nodes is
     cleared without counting as a click; new colours keep the user's zoom."""
-    from builders import ingest
-
-    from dashboard import queries
     from dashboard.components.graph_marks import renderer_of
     from dashboard.components.graph_plot import GraphPlot, fitted, render
     from dashboard.graph_view import shown_graph
-    from dashboard.spool import SpoolWriter
 
-    writer = SpoolWriter(tmp_path / "spool", "test")
-    for task, group, upstream in DEMO:
-        writer.define_task(task, group, depends_on=upstream)
-    index = ingest(tmp_path)
-    stats = queries.task_stats(index)
-    index.close()
+    stats = demo_stats(tmp_path)
     view = dict(task="", hops=0, search="", expanded=set())
     everything = shown_graph(dependency_graph(DEMO), stats, group="", **view).frames(None)
     billing = shown_graph(dependency_graph(DEMO), stats, group="billing", **view).frames(None)
