@@ -199,3 +199,33 @@ def test_histories_grown_old_are_given_as_kept_while_a_thread_of_their_own_reads
     assert readers[0] == threading.current_thread().name and readers[1].startswith("taskdash-histories")
     writer.close()
     index.close()
+
+
+def test_histories_are_kept_task_by_task_so_a_finished_run_costs_no_read(tmp_path, monkeypatch):
+    """A run that finishes changes the set of running tasks: a set whose tasks were all read before
+    is answered from what is kept, and a new task among known ones is the only one read."""
+    from dashboard import estimates
+
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    for n in range(15):
+        task = ("Extract", "Transform", "Load")[n % 3]
+        started = NOW - dt.timedelta(hours=n + 1)
+        writer.status(f"r-{n}", task, "RUNNING", agent="a", ts=started, trigger_time=started)
+        writer.status(f"r-{n}", task, "SUCCESS", agent="a", ts=started + dt.timedelta(seconds=10 + n))
+    writer.close()
+    index = ingest(tmp_path)
+    asked: list[list[str]] = []
+    real = estimates.histories
+    monkeypatch.setattr(estimates, "histories", lambda index, tasks: asked.append(list(tasks)) or real(index, tasks))
+
+    both = estimates.recent_histories(index, ["Extract", "Transform"])
+    assert sorted(task for task, agent in both if agent is None) == ["Extract", "Transform"]
+    one = estimates.recent_histories(index, ["Transform"])
+    assert {key: list(durations) for key, durations in one.items()} \
+        == {key: list(durations) for key, durations in both.items() if key[0] == "Transform"}
+    three = estimates.recent_histories(index, ["Extract", "Load", "Nightly"])  # Nightly: never ran
+    assert asked == [["Extract", "Transform"], ["Load", "Nightly"]]
+    assert sorted(task for task, agent in three if agent is None) == ["Extract", "Load"]
+    estimates.recent_histories(index, ["Nightly"])
+    assert len(asked) == 2, "a task without history is kept too"
+    index.close()
