@@ -256,6 +256,15 @@ def blocked_and_blocks(index, runs) -> pd.DataFrame:
     is no root cause). `runs`: run ids, or a frame or columns of values holding RUN_COLUMNS (a page
     of runs already read); the result has the frame's index."""
     runs = runs if isinstance(runs, (pd.DataFrame, dict)) else runs_of(index, runs)
+    columns = blocking_columns(index, runs)
+    rows = runs.index if isinstance(runs, pd.DataFrame) else None
+    return pd.DataFrame({"blocked": pd.Series(columns["blocked"], index=rows, dtype=object),
+                         "blocked_by": pd.Series(columns["blocked_by"], index=rows, dtype=object),
+                         "blocks": pd.Series(columns["blocks"], index=rows, dtype=int)})
+
+
+def blocking_columns(index, runs) -> dict[str, list]:
+    """blocked_and_blocks' columns as lists, for a frame or columns of values holding RUN_COLUMNS."""
     cycles = cycles_of(index, runs) if len(runs["run_id"]) else {}
     blocked, blocked_by, blocks = [], [], []
     for run_id, trigger_time in zip(runs["run_id"], runs["trigger_time"]):
@@ -265,10 +274,7 @@ def blocked_and_blocks(index, runs) -> pd.DataFrame:
         blocked.append(why.reason if why else None)
         blocked_by.append(why.roots[0].run_id if why else None)
         blocks.append(cycle.blocks(run.task) if run is not None and why is None and run.status in UNSUCCESSFUL else 0)
-    rows = runs.index if isinstance(runs, pd.DataFrame) else None
-    return pd.DataFrame({"blocked": pd.Series(blocked, index=rows, dtype=object),
-                         "blocked_by": pd.Series(blocked_by, index=rows, dtype=object),
-                         "blocks": pd.Series(blocks, index=rows, dtype=int)})
+    return {"blocked": blocked, "blocked_by": blocked_by, "blocks": blocks}
 
 
 def cycle_of(index, run_id: str) -> tuple[Cycle, str] | None:

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import run_hours
-from .blocking import blocked_and_blocks
+from .blocking import blocked_and_blocks, blocking_columns
 from .emphasis import pattern_problem
 from .estimates import page_estimates
 from .formatting import utcnow
@@ -256,11 +256,17 @@ def runs_page(index: Index, run_filter: RunFilter = RunFilter(), limit: int = 50
     runs = runs.set_column(runs.schema.get_field_index("reached"), "reached", reached_names(runs.column("reached")))
     # Why a run is blocked, and for those running the expected finish with its range and whether
     # they are late (dashboard.estimates; NaT and False for the others), from the page's values as
-    # Python lists, joined in one step (the frame's columns and pandas' Timestamps: 2 ms more).
+    # Python lists (the frame's columns and pandas' Timestamps: 2 ms more), added to the page's
+    # table, which pandas then takes in one step (a frame for each, joined: 1.5 ms more of 5.5).
     values = {name: runs.column(name).to_pylist() for name in _ASSESSED}
+    blocking = blocking_columns(index, values)
+    for name, column in [("blocks", pa.array(blocking.pop("blocks"), pa.int64())),
+                         *page_estimates(index, values, now).items()]:
+        runs = runs.append_column(name, pa.array(column, from_pandas=True))
     frame = index_frame(runs)
-    estimates = pd.DataFrame(page_estimates(index, values, now), index=frame.index)
-    return pd.concat([frame, blocked_and_blocks(index, values), estimates], axis=1)
+    for name in ("blocked", "blocked_by"):  # before blocks; None where not blocked (a str column: NaN)
+        frame.insert(frame.columns.get_loc("blocks"), name, pd.Series(blocking[name], frame.index, dtype=object))
+    return frame
 
 
 def _page_bound(index: Index, sort: str, where: str, params: list, direction: str, nulls: str, limit: int,
