@@ -84,13 +84,24 @@ def _visible_piece(texts: pa.Array) -> pa.Array:
                                    pc.match_substring_regex(texts.filter(unusual), SPECIAL))
     if not pc.any(special).as_py():  # (tabs, say, or letters beyond ASCII)
         return pa.nulls(len(texts), pa.large_string())
+    texts = texts.cast(pa.large_string())
     stripped = pc.if_else(special, pc.replace_substring_regex(texts, SEQUENCE, ""), None)
-    moves = pc.fill_null(pc.or_(pc.match_substring(texts, "\r"), pc.match_substring(texts, "\x08")), False)
-    if pc.any(moves).as_py():  # rare: overwrites resolved in Python
-        rows = np.flatnonzero(moves.to_numpy(zero_copy_only=False))
-        stripped = pc.replace_with_mask(stripped, moves, pa.array(
+    if len(rows := _lines_with_moves(texts)):  # rare: overwrites resolved in Python
+        moves = np.zeros(len(texts), dtype=bool)
+        moves[rows] = True
+        stripped = pc.replace_with_mask(stripped, pa.array(moves), pa.array(
             [shown(texts[int(i)].as_py())[0] for i in rows], pa.large_string()))
-    return stripped.cast(pa.large_string())
+    return stripped
+
+
+def _lines_with_moves(texts: pa.LargeStringArray) -> np.ndarray:
+    """The rows of the lines holding a carriage return or a backspace, found in numpy over the
+    lines' bytes: Arrow's match_substring, once for each, took a quarter of a coloured capture's
+    stripping (62 of 232 ms for 200,000 lines; this, 11)."""
+    offsets = np.frombuffer(texts.buffers()[1], np.int64)[texts.offset:texts.offset + len(texts) + 1]
+    data = np.frombuffer(texts.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+    at = np.flatnonzero((data == 0x0D) | (data == 0x08)) + offsets[0]
+    return np.unique(np.searchsorted(offsets, at, side="right") - 1)
 
 
 def shown(text: str) -> tuple[str, list[tuple[int, int, Style]]]:

@@ -192,3 +192,16 @@ def test_a_long_chunk_is_stripped_in_pieces_that_join_back_in_order(monkeypatch)
     lines = [f"\x1b[3{n % 8}mline {n}\x1b[0m" if n % 3 else f"plain {n}" for n in range(100)]
     stored = terminal.visible_array(pa.array(lines, pa.large_string())).to_pylist()
     assert stored == [f"line {n}" if n % 3 else None for n in range(100)]
+
+
+def test_overwrites_are_found_in_a_piece_of_a_chunk():
+    """The lines holding a carriage return or a backspace are found in the bytes of the piece of a
+    chunk visible_array strips (a slice: its offsets do not start at 0), each resolved as `visible`
+    resolves it, whatever else the line holds."""
+    pieces = ["\r", "\x08", "\x1b[1m", "\x1b[0m", "x", "é", "中", " ", "\x00", "\x9b", "\x1b]8;;u\x1b\\"]
+    rng = random.Random(11)
+    lines = ["".join(rng.choice(pieces) for _ in range(rng.randrange(0, 8))) for _ in range(3_000)]
+    chunk = pa.array(["\x1b[1mbefore\r"] * 500 + lines, pa.large_string())
+    stored = terminal.visible_array(chunk[500:]).to_pylist()
+    assert [raw if kept is None else kept for raw, kept in zip(lines, stored)] \
+        == [terminal.visible(raw) for raw in lines]
