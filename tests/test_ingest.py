@@ -72,6 +72,26 @@ def test_out_of_order_and_duplicated_events_give_the_same_runs(tmp_path):
     assert transitions == len(events)  # duplicates counted once
 
 
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["parsed in bulk", "parsed line by line"])
+def test_of_an_event_read_twice_the_first_line_read_counts(tmp_path, bulk):
+    """Lines of one run, status and time are one event: the earliest line of a batch is kept, and
+    a later batch's copy never replaces the one already indexed, whatever else the copies say."""
+    padding = [status_event(f"r-pad-{n}", "IDLE", n) for n in range(300 if bulk else 0)]  # a chunk parsed in bulk
+    first = [status_event("r-1", "RUNNING", 1, message="first"), status_event("r-1", "RUNNING", 1, message="second"),
+             status_event("r-1", "FAILED", 5, exit_code=1, message="failed first"), *padding,
+             status_event("r-1", "FAILED", 5, exit_code=2, message="failed second")]
+    write_lines(tmp_path / "spool" / "events" / "w.jsonl", first)
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, tmp_path / "spool")
+    ingestor.catch_up()
+    write_lines(tmp_path / "spool" / "events" / "w.jsonl", [status_event("r-1", "RUNNING", 1, message="third")])
+    ingestor.catch_up()
+    with index.cursor() as cur:
+        kept = cur.execute("SELECT status, message, exit_code FROM transitions WHERE run_id = 'r-1' ORDER BY ts").fetchall()
+    assert kept == [("RUNNING", "first", None), ("FAILED", "failed first", 1)]
+    index.close()
+
 def test_an_older_running_event_never_reopens_a_finished_run(tmp_path):
     events = [status_event("r-1", "RUNNING", 1), status_event("r-1", "SUCCESS", 5, exit_code=0)]
     write_lines(tmp_path / "spool" / "events" / "w.jsonl", events)
