@@ -361,6 +361,9 @@ class Index:
             except BaseException:
                 _rollback(cur)
                 raise
+            # (Once the table is committed: DuckLake sets nothing on a table of the transaction.)
+            cur.execute(f"CALL {lakes.LAKE}.set_option('parquet_row_group_size', {lakes.LOG_ROW_GROUP_ROWS}, "
+                        "table_name => 'log_text')")
         if version is not None and version[0] != SCHEMA_VERSION:
             raise lakes.LakeError(f"the lake at {self.lake.safe_catalog} has the index schema {version[0]}, and this "
                                   f"taskdash writes schema {SCHEMA_VERSION}: use the same taskdash version on every "

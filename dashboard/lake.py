@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 PASSWORD_ENV = "TASKDASH_CATALOG_PASSWORD"
 #: What the lake is called in DuckDB (the index's tables are lake.main.<table>).
 LAKE = "lake"
+#: Rows per Parquet row group of the lake's log lines. A page of a log read from the lake reads
+#: the row groups it falls in: with DuckLake's default, 122,880 rows, a page of 500 lines took
+#: 17.4 ms; with this, 9.9 (and a search of a 2M-line log 39 ms instead of 47). Set when a host
+#: that ships attaches, so files written before keep theirs.
+LOG_ROW_GROUP_ROWS = 16_384
 #: DuckDB may neither download nor load by itself an extension it knows of: the only ones loaded
 #: are the files of the lake extra's packages, which match the pinned DuckDB.
 NO_DOWNLOADS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}

@@ -380,6 +380,31 @@ def test_a_lake_servers_copies_of_logs_fit_their_budget_and_a_larger_log_is_read
 
 
 @pytest.mark.lake
+def test_the_lakes_log_lines_are_written_in_row_groups_a_page_can_pick(lake, tmp_path):
+    """A page of a log read from the lake reads the Parquet row groups it falls in: the lake's log
+    lines are written in groups of LOG_ROW_GROUP_ROWS, not DuckLake's 122,880 rows."""
+    from dashboard.lake import LOG_ROW_GROUP_ROWS
+
+    spool = tmp_path / "spool"
+    write_host_spool(spool, "a", range(1), lines=3 * LOG_ROW_GROUP_ROWS)
+    writer, reader = Index(None, lake=lake, host="a"), Index(None, lake=lake, read_only=True)
+    reader.log_copies = None  # every read from the lake itself
+    try:
+        Ingestor(writer, spool).catch_up()
+        files = sorted(str(path) for path in (Path(lake.data_path) / "main" / "log_text").rglob("*.parquet"))
+        with duckdb.connect() as conn:
+            groups = conn.execute("SELECT row_group_id, any_value(row_group_num_rows) FROM parquet_metadata(?) "
+                                  "GROUP BY file_name, row_group_id", [files]).fetchall()
+        assert sum(rows for _, rows in groups) == 3 * LOG_ROW_GROUP_ROWS + 1  # (and its one stderr line)
+        assert max(rows for _, rows in groups) <= LOG_ROW_GROUP_ROWS and len(groups) >= 3
+        page = queries.log_page(reader, "a-0000", "stdout", 2 * LOG_ROW_GROUP_ROWS - 1, 3)
+        assert page["text"].tolist() == [f"a run 0 line {k} ok" for k in range(2 * LOG_ROW_GROUP_ROWS - 2,
+                                                                                 2 * LOG_ROW_GROUP_ROWS + 1)]
+    finally:
+        writer.close()
+        reader.close()
+
+@pytest.mark.lake
 def test_a_mirror_copied_while_the_catalog_is_down_fails_as_an_error_and_is_copied_once_it_is_back(
         lake, postgres, tmp_path):
     spool = tmp_path / "spool"
