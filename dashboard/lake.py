@@ -35,7 +35,7 @@ PASSWORD_ENV = "TASKDASH_CATALOG_PASSWORD"
 LAKE = "lake"
 #: Rows per Parquet row group of the lake's log lines. A page of a log read from the lake reads
 #: the row groups it falls in: with DuckLake's default, 122,880 rows, a page of 500 lines took
-#: 17.4 ms; with this, 9.9 (and a search of a 2M-line log 39 ms instead of 47). Set when a host
+#: 17.4 ms; with this, 9.9 (and a search of a 200,000-line log 39 ms instead of 47). Set when a host
 #: that ships attaches, so files written before keep theirs.
 LOG_ROW_GROUP_ROWS = 16_384
 #: DuckDB may neither download nor load by itself an extension it knows of: the only ones loaded
