@@ -88,7 +88,8 @@ def test_of_an_event_read_twice_the_first_line_read_counts(tmp_path, bulk):
     write_lines(tmp_path / "spool" / "events" / "w.jsonl", [status_event("r-1", "RUNNING", 1, message="third")])
     ingestor.catch_up()
     with index.cursor() as cur:
-        kept = cur.execute("SELECT status, message, exit_code FROM transitions WHERE run_id = 'r-1' ORDER BY ts").fetchall()
+        kept = cur.execute("SELECT status, message, exit_code FROM transitions WHERE run_id = 'r-1' "
+                           "ORDER BY ts").fetchall()
     assert kept == [("RUNNING", "first", None), ("FAILED", "failed first", 1)]
     index.close()
 
