@@ -91,6 +91,17 @@ def test_other_pages_fit_the_window(served, page: Page, path, width, height):
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
+
+@pytest.mark.parametrize("path", ["/task-runs", "/tasks"])
+def test_the_group_select_lines_up_with_the_task_name_box(served, page: Page, path):
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{served}{path}")
+    task_name = page.get_by_placeholder(re.compile("^Search task name"))
+    expect(task_name).to_be_visible(timeout=30_000)
+    group = page.locator("select").filter(has=page.locator("option", has_text="All groups"))
+    top_and_height = "e => [Math.round(e.getBoundingClientRect().top), Math.round(e.getBoundingClientRect().height)]"
+    assert task_name.evaluate(top_and_height) == group.evaluate(top_and_height)
+
 def test_failed_and_terminated_differ_in_colour_and_shape(served, page: Page):
     page.goto(f"{served}/task-runs?status=FAILED,TERMINATED")
     failed = page.locator(".bk-btn.bk-active", has_text=re.compile("^FAILED"))
