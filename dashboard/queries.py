@@ -516,8 +516,37 @@ def text_match(text: str, regex: bool = False) -> tuple[str, list]:
     if text.isascii() and not any(char.isalpha() for char in text):
         # Nothing to fold (an id, a number, a path's punctuation), and no character folds into ASCII
         # other than a letter: the lines are not lowered (one 2M-line stream: 45 ms against 160).
-        return "contains(coalesce(visible, text), ?)", [text]
-    return "contains(lower(coalesce(visible, text)), lower(?))", [text]
+        return _contains("coalesce(visible, text)", text)
+    return folded_match("lower(coalesce(visible, text))", text)
+
+
+def folded_match(folded: str, text: str) -> tuple[str, list]:
+    """The SQL condition (and its parameters) that `folded`, an SQL text already lowered, contains
+    `text` in any case."""
+    if text.isascii():  # (Python lowers ASCII as DuckDB does)
+        return _contains(folded, text.lower())
+    return f"contains({folded}, lower(?))", [text]
+
+
+#: Characters from the most common in log text to the least: a space, digits, English letters by
+#: their frequency. Any other character is rarer than all of them.
+_COMMON_FIRST = " 0123456789etaoinshrdlcumwfgypbvkjxqz"
+
+
+def _rarity(char: str) -> int:
+    at = _COMMON_FIRST.find(char)
+    return len(_COMMON_FIRST) if at < 0 else at
+
+
+def _contains(shown: str, text: str) -> tuple[str, list]:
+    """`contains(shown, text)`, first asked of the end of `text` from its least common character.
+    DuckDB's contains jumps to a part's first character and compares from there: a line is passed
+    over fastest for a rare one, and only the few lines holding that part are searched for the whole
+    (2M lines lowered: "deadlock detected" 48 -> 28 ms, "connection reset by peer" 42 -> 28)."""
+    start = min(range(len(text)), key=lambda n: (-_rarity(text[n]), n), default=0)
+    if start == 0:
+        return f"contains({shown}, ?)", [text]
+    return f"contains({shown}, ?) AND contains({shown}, ?)", [text[start:], text]
 
 
 def search_matches(index: Index, run_id: str, stream: str, text: str, from_line: int = 1) -> np.ndarray:
@@ -526,7 +555,7 @@ def search_matches(index: Index, run_id: str, stream: str, text: str, from_line:
     with index.cursor() as cur:
         table, log_id = index.log_source(cur, run_id, stream, search=True)
         # A copy of a finished log holds its lines' visible text lowered (see log_copies).
-        match, params = ("contains(folded, lower(?))", [text]) if table != "log_text" else text_match(text)
+        match, params = folded_match("folded", text) if table != "log_text" else text_match(text)
         result = cur.execute(f"SELECT line_no FROM {table} WHERE log_id = ? AND line_no >= ? AND {match} "
                              "ORDER BY line_no", [log_id, from_line, *params]).fetchnumpy()
     return np.asarray(result["line_no"], dtype=np.int64)

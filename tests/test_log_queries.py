@@ -160,3 +160,31 @@ def test_a_finished_logs_searches_read_its_folded_copy_which_is_forgotten_as_its
     finally:
         writer.close()
         index.close()
+
+
+def test_a_search_first_asks_for_the_needles_end_from_its_least_common_character(tmp_path):
+    """A literal search looks first for the end of the text from its least common character (a line
+    is passed over faster), then for the whole text: lines holding only that end never match, in
+    the index and in a finished log's folded copy."""
+    assert queries.text_match("Deadlock Detected")[1] == ["k detected", "deadlock detected"]
+    assert queries.text_match("kernel panic")[1] == ["kernel panic"]  # its rarest character leads it
+    assert queries.folded_match("folded", "Grüße")[1] == ["Grüße"]  # lowered by DuckDB, as the lines are
+    lines = ["k detected", "a Deadlock Detected here", "deadlock detected", "DEADLOCK DETECTED!",
+             "deadlock  detected", "by peer", "connection reset BY PEER", "Straße GRÜSSE", "viele Grüße"]
+    spool = tmp_path / "spool"
+    with SpoolWriter(spool, "t") as writer:
+        writer.status("r-1", "Task", "RUNNING")
+        writer.append_log("r-1", "stdout", "".join(text + "\n" for text in lines))
+        writer.status("r-1", "Task", "SUCCESS", exit_code=0)
+    index = Index(tmp_path / "index.duckdb")
+    index.log_copies.min_lines = 0  # (a log this short is searched where it is)
+    expected = {"Deadlock Detected": [2, 3, 4], "CONNECTION reset by peer": [7], "by peer": [6, 7],
+                "k detected": [1, 2, 3, 4], "grüße": [9]}
+    try:
+        Ingestor(index, spool).catch_up()
+        for where in ("the index", "the copy"):
+            found = {text: queries.search_matches(index, "r-1", "stdout", text).tolist() for text in expected}
+            assert found == expected, where
+            wait_until(lambda: searched_in_copy(index, "r-1"), message="the log to be copied")
+    finally:
+        index.close()
