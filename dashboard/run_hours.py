@@ -38,6 +38,8 @@ REMEMBERED_WRITES = 256
 KEPT_START_HOURS = 16
 #: How many conditions' runs per hour are kept besides every run's (see RunHours.matching).
 KEPT_CONDITIONS = 8
+#: How many conditions asked for once are remembered, to be kept if asked for again.
+ASKED_ONCE_KEPT = 64
 _COLUMN = {status: n for n, status in enumerate(STATUSES)}
 
 
@@ -48,6 +50,12 @@ def hour_of(moment: dt.datetime) -> int:
 
 def hour_start(hour: int) -> dt.datetime:
     return _EPOCH + hour * HOUR
+
+
+def _keep_last(kept: dict, count: int) -> None:
+    """Drop the first entries of `kept` (the oldest put in) until it holds `count`."""
+    while len(kept) > count:
+        del kept[next(iter(kept))]
 
 
 class HourChanges:
@@ -87,9 +95,11 @@ class RunHours:
         self._index = index
         self._condition = (condition, list(params))
         self._lock = threading.Lock()
-        #: (condition, params) -> the runs per hour of those matching it (None: asked once), the
-        #: last asked for last
-        self._matching: dict[tuple[str, tuple], RunHours | None] = {}
+        #: (condition, params) -> the runs per hour of those matching it, the last asked for last
+        self._matching: dict[tuple[str, tuple], RunHours] = {}
+        #: the conditions asked for once, the last asked for last (apart: a word typed letter by
+        #: letter asks for each of its beginnings once, and must not push out those kept)
+        self._asked_once: dict[tuple[str, tuple], None] = {}
         self._matching_lock = threading.Lock()
         #: hour -> group (None: runs of no group) -> runs per status
         self._counts: dict[int, dict[str | None, np.ndarray]] = {}
@@ -106,12 +116,15 @@ class RunHours:
         task's name), kept between writes as every run's are; None the first time it is asked for."""
         key = (condition, tuple(params))
         with self._matching_lock:
-            asked = key in self._matching
-            kept = self._matching.pop(key, None) or (RunHours(self._index, condition, params) if asked else None)
-            self._matching[key] = kept
-            while len(self._matching) > KEPT_CONDITIONS:
-                del self._matching[next(iter(self._matching))]
-        return kept
+            kept = self._matching.pop(key, None)
+            if kept is None and key not in self._asked_once:
+                self._asked_once[key] = None
+                _keep_last(self._asked_once, ASKED_ONCE_KEPT)
+                return None
+            self._asked_once.pop(key, None)
+            self._matching[key] = kept if kept is not None else RunHours(self._index, condition, params)
+            _keep_last(self._matching, KEPT_CONDITIONS)
+            return self._matching[key]
 
     def since(self, start: dt.datetime, group: str | None = None) -> list[tuple[int, np.ndarray]]:
         """(hour, runs per status) for each hour holding runs triggered at or after `start` (only
@@ -159,8 +172,7 @@ class RunHours:
         kept = self._starts.get(hour)
         if kept is None:
             kept = self._starts[hour] = _StartHour.read(cur, self._condition, hour)
-            while len(self._starts) > KEPT_START_HOURS:
-                del self._starts[next(iter(self._starts))]
+            _keep_last(self._starts, KEPT_START_HOURS)
         return kept
 
 

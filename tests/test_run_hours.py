@@ -115,3 +115,27 @@ def test_a_task_text_is_kept_from_its_second_ask(live):
     assert [queries.runs_per_hour(index, run_filter, now) for run_filter in typed] == [None, None, None]
     assert sum(counts.sum() for _, counts in queries.runs_per_hour(index, typed[-1], now)) == 1
     assert queries.runs_view(index, typed[-1], now=now).total == 1
+
+
+def test_texts_asked_once_never_push_out_the_texts_kept(live):
+    """A word typed letter by letter asks for each of its beginnings once: those are remembered
+    apart, and the texts asked for twice (kept) stay kept however many are typed."""
+    from dashboard.run_hours import ASKED_ONCE_KEPT, KEPT_CONDITIONS
+
+    writer, index, ingestor, now = live
+    writer.status("r-1", "load_orders", "RUNNING", ts=now, trigger_time=now - dt.timedelta(minutes=5))
+    ingestor.catch_up()
+    hours = index.run_hours
+    kept = [("r.task LIKE ?", (f"%{n}%",)) for n in range(KEPT_CONDITIONS)]
+    for condition in kept * 2:
+        hours.matching(*condition)
+    first = {condition: hours.matching(*condition) for condition in kept}
+    assert None not in first.values()
+    for n in range(3 * KEPT_CONDITIONS):  # typed once each
+        assert hours.matching("r.task LIKE ?", (f"%typed {n}%",)) is None
+    assert all(hours.matching(*condition) is first[condition] for condition in kept), "a kept text was dropped"
+    typed = [("r.task LIKE ?", (f"%letter {n}%",)) for n in range(ASKED_ONCE_KEPT + 1)]
+    for condition in typed:
+        hours.matching(*condition)
+    assert hours.matching(*typed[0]) is None, "the oldest text asked once is forgotten"
+    assert hours.matching(*typed[-1]) is not None, "a text asked once is kept when asked again"
