@@ -119,21 +119,19 @@ class EventLineParser:
         self._conn = duckdb.connect()
 
     def parse(self, lines: pa.Array) -> tuple[pa.Table, np.ndarray]:
-        """(the proven-valid status events as transitions, each with its line's position;
-        the positions of every other line)."""
+        """(the proven-valid status events as transitions, each with its line's position, in the
+        order DuckDB's threads gave them; the positions of every other line, in line order)."""
         event_lines = pa.table({"position": pa.array(np.arange(len(lines), dtype=np.int64)), "line": lines})
         self._conn.register("event_lines", pa.Table.from_batches(event_lines.to_batches(SCAN_BATCH_LINES)))
         try:
             result = self._conn.sql(PARSE_SQL).to_arrow_table()
         finally:
             self._conn.unregister("event_lines")
-        positions = result.column("position").to_numpy()
-        if len(positions) > 1 and not (np.diff(positions) > 0).all():  # the threads' batches, back in line order
-            order = np.argsort(positions)
-            result, positions = result.take(order), positions[order]
+        # Not put back in line order: the insert orders the events by position anyway, and taking
+        # every column in order cost 0.3 of the 2.7 s that 1.5M lines took to parse.
         ok = result.column("ok").to_numpy(zero_copy_only=False)
         accepted = result.filter(pa.array(ok)).select(POSITIONED_SCHEMA.names).cast(POSITIONED_SCHEMA)
-        return accepted, positions[~ok]
+        return accepted, np.sort(result.column("position").to_numpy()[~ok])
 
     def close(self) -> None:
         self._conn.close()

@@ -525,7 +525,8 @@ class Ingestor:
         bad = bad_lines.outside_window(ts, trigger)
         if not bad.any():
             return parsed, lines_of
-        for n in np.flatnonzero(bad):
+        wrong = np.flatnonzero(bad)
+        for n in wrong[np.argsort(lines_of[wrong])]:  # (the parser's events are not in line order)
             line = lines_of[n]
             self._bad_line(batch, rel, offset + int(starts[line]),
                            bad_lines.out_of_window(bad_lines.as_datetime(ts[n]), bad_lines.as_datetime(trigger[n])),

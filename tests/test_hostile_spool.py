@@ -364,6 +364,33 @@ def test_events_dated_far_ahead_or_long_ago_are_ingest_errors_in_either_parser(t
         assert sum("over a day ahead" in reason for reason in errors) == 3
 
 
+def test_the_first_of_many_events_dated_far_ahead_are_the_ones_listed_whatever_order_duckdb_parses_them(
+        tmp_path, monkeypatch):
+    # Small scan batches spread one chunk's lines over DuckDB's threads, which return them out of order.
+    monkeypatch.setattr(event_lines, "SCAN_BATCH_LINES", 16)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    far_lines = set(range(7, 3000, 97))  # 31 lines, more than are listed one by one
+    (tmp_path / "spool" / "events").mkdir(parents=True)
+    offsets, offset = [], 0
+    with open(tmp_path / "spool" / "events" / "far.jsonl", "wb") as out:
+        for n in range(3000):
+            line = event(f"r-{n}", ts=dt.datetime(9999, 1, 1) if n in far_lines else now)
+            if n in far_lines:
+                offsets.append(offset)
+            offset += out.write(line)
+    index = Index(tmp_path / "index.duckdb")
+    try:
+        Ingestor(index, tmp_path / "spool").catch_up()
+        errors = index.query('SELECT "offset", reason FROM ingest_errors ORDER BY "offset"')
+    finally:
+        index.close()
+    listed = errors[~errors["reason"].str.contains("more bad lines")]
+    assert listed["offset"].tolist() == offsets[:bad_lines.ERROR_SAMPLES]
+    [summary] = errors[errors["reason"].str.contains("more bad lines")]["reason"]
+    assert summary.startswith(f"{len(offsets) - bad_lines.ERROR_SAMPLES} more bad lines like this, "
+                              f"from byte {offsets[bad_lines.ERROR_SAMPLES]:,} to {offsets[-1]:,}")
+
+
 @pytest.mark.parametrize("min_lines", [1, 10**9], ids=["bulk", "python"])
 def test_a_run_ended_before_it_started_shows_no_negative_duration_and_is_an_ingest_error(
         tmp_path, monkeypatch, min_lines):
