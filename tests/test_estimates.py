@@ -229,3 +229,30 @@ def test_histories_are_kept_task_by_task_so_a_finished_run_costs_no_read(tmp_pat
     estimates.recent_histories(index, ["Nightly"])
     assert len(asked) == 2, "a task without history is kept too"
     index.close()
+
+
+def test_a_history_is_the_latest_successful_runs_by_their_finish_of_the_task_and_of_each_agent(tmp_path):
+    """Older runs beyond HISTORY_RUNS, failed runs and running ones are not in it."""
+    from dashboard import estimates
+
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    count = 2 * estimates.HISTORY_RUNS + 10  # each agent has more than a history too
+    for n in range(count):  # run n finishes n hours before NOW and took n + 1 seconds
+        finished = NOW - dt.timedelta(hours=n)
+        agent = "a" if n % 2 else "b"
+        started = finished - dt.timedelta(seconds=n + 1)
+        writer.status(f"r-{n}", "Extract", "RUNNING", agent=agent, ts=started, trigger_time=started)
+        writer.status(f"r-{n}", "Extract", "SUCCESS", agent=agent, ts=finished)
+    writer.status("r-failed", "Extract", "RUNNING", agent="a", ts=NOW - dt.timedelta(seconds=100))
+    writer.status("r-failed", "Extract", "FAILED", agent="a", ts=NOW - dt.timedelta(seconds=1))
+    writer.status("r-running", "Extract", "RUNNING", agent="a", ts=NOW - dt.timedelta(seconds=1))
+    writer.close()
+    index = ingest(tmp_path)
+    try:
+        found = estimates.histories(index, ["Extract"])
+    finally:
+        index.close()
+    latest = range(estimates.HISTORY_RUNS)
+    assert list(found[("Extract", None)]) == [n + 1.0 for n in latest]
+    assert list(found[("Extract", "a")]) == [n + 1.0 for n in range(1, count, 2)][:estimates.HISTORY_RUNS]
+    assert list(found[("Extract", "b")]) == [n + 1.0 for n in range(0, count, 2)][:estimates.HISTORY_RUNS]
