@@ -209,17 +209,17 @@ def _insert_new_transitions(cur, table: pa.Table) -> None:
     up: a duplicate has the same time, and the row groups of older events are skipped.
     """
     earliest, latest = (moment.as_py() for moment in pc.min_max(table["ts"]).values())
-    new = "new_transitions"
+    events = "new_transitions"
     # Numbering the events of each (run, status, time) to keep the first costs a quarter of the
     # insert (110 of 460 ms for 433,000 events); telling first that no two are alike costs 25.
     # (Hashes that collide only take the longer way.)
     if cur.execute("SELECT count(DISTINCT hash(run_id, status, ts)) FROM new_transitions").fetchone()[0] < len(table):
-        new = ("(SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY run_id, status, ts ORDER BY position) "
+        events = ("(SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY run_id, status, ts ORDER BY position) "
                "AS nth FROM new_transitions) WHERE nth = 1)")
     cur.execute(f"""
         INSERT INTO transitions
         SELECT {', '.join('n.' + c for c in TRANSITION_COLUMNS)}
-        FROM {new} n
+        FROM {events} n
         ANTI JOIN (SELECT run_id, status, ts FROM transitions
                    WHERE ts BETWEEN ? AND ? AND run_id IN (SELECT run_id FROM new_transitions)) t
           ON n.run_id = t.run_id AND n.status = t.status AND n.ts = t.ts
