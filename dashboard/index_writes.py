@@ -215,7 +215,7 @@ def _insert_new_transitions(cur, table: pa.Table) -> None:
     # (Hashes that collide only take the longer way.)
     if cur.execute("SELECT count(DISTINCT hash(run_id, status, ts)) FROM new_transitions").fetchone()[0] < len(table):
         events = ("(SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY run_id, status, ts ORDER BY position) "
-               "AS nth FROM new_transitions) WHERE nth = 1)")
+                  "AS nth FROM new_transitions) WHERE nth = 1)")
     cur.execute(f"""
         INSERT INTO transitions
         SELECT {', '.join('n.' + c for c in TRANSITION_COLUMNS)}
