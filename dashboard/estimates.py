@@ -43,15 +43,40 @@ LATE_QUANTILE = 0.9
 HISTORY_SECONDS = 60.0
 
 
-def histories(index, tasks=None) -> dict[tuple[str, str | None], np.ndarray]:
-    """The recent successful durations (seconds, sorted) of each task, keyed (task, None), and of
-    each task on each agent, keyed (task, agent); only for `tasks` if given."""
-    where, params = "", []
-    if tasks is not None:
-        tasks = list(tasks)
-        if not tasks:
-            return {}
-        where, params = f"AND task IN ({', '.join('?' * len(tasks))})", tasks
+#: A task's history is looked for among the runs finished within each of these, in turn (None: every
+#: run), until the task and each of its agents asked for hold HISTORY_RUNS there: their latest runs
+#: are then all inside. Recent runs sit in the last row groups of the runs table (ordered by trigger
+#: time), so a task that runs often is answered without reading the rest of the history.
+LOOK_BACK = (dt.timedelta(days=1), dt.timedelta(days=8), dt.timedelta(days=64), None)
+
+
+def histories(index, keys, now: dt.datetime | None = None) -> dict[tuple[str, str | None], np.ndarray]:
+    """The recent successful durations (seconds, sorted) of each task of `keys`, keyed (task, None),
+    and of each of `keys` that names an agent, keyed (task, agent): the latest HISTORY_RUNS by
+    finish of each. `keys`: (task, agent or None) pairs."""
+    agents_of = _agents_of(keys)
+    found: dict[tuple[str, str | None], np.ndarray] = {}
+    now = now or utcnow()
+    with index.cursor() as cur:  # (from the column's statistics: no run is read)
+        oldest = cur.execute("SELECT min(finished) FROM runs").fetchone()[0]
+    for look_back in LOOK_BACK:
+        if not agents_of:
+            break
+        since = now - look_back if look_back is not None and oldest is not None and now - look_back > oldest else None
+        read = _latest_durations(index, sorted(agents_of), since)
+        for task, agents in list(agents_of.items()):
+            wanted = [(task, None), *((task, agent) for agent in agents)]
+            if since is None or all(len(read.get(key, ())) >= HISTORY_RUNS for key in wanted):
+                found |= {key: read[key] for key in wanted if key in read}
+                del agents_of[task]
+    return found
+
+
+def _latest_durations(index, tasks: list[str], finished_since: dt.datetime | None) -> dict:
+    """The latest HISTORY_RUNS successful durations (sorted) of each of `tasks`, keyed (task, None),
+    and of each on each agent, keyed (task, agent), among the runs finished since `finished_since`
+    (None: every run)."""
+    since, params = ("AND finished >= ?", [finished_since]) if finished_since is not None else ("", [])
     # Sorted in DuckDB, one list per task and per task on an agent: grouped in pandas, 8 tasks' took
     # 10 of 33 ms at 1M runs, holding the GIL (a refresh beside it waited). The latest of each are
     # kept by arg_max's top n as the runs go by: numbering every run of a task in its order, as a
@@ -60,22 +85,32 @@ def histories(index, tasks=None) -> dict[tuple[str, str | None], np.ndarray]:
         rows = cur.execute(f"""
             WITH done AS (
                 SELECT task, agent, epoch(finished - started) AS seconds, finished
-                FROM runs WHERE status = 'SUCCESS' AND started IS NOT NULL AND finished >= started {where})
+                FROM runs WHERE status = 'SUCCESS' AND started IS NOT NULL AND finished >= started {since}
+                                AND task IN ({', '.join('?' * len(tasks))}))
             SELECT task, NULL, list_sort(arg_max(seconds, finished, ?)) FROM done GROUP BY task
             UNION ALL
             SELECT task, agent, list_sort(arg_max(seconds, finished, ?)) FROM done WHERE agent IS NOT NULL
-            GROUP BY task, agent""", [*params, HISTORY_RUNS, HISTORY_RUNS]).fetchall()
+            GROUP BY task, agent""", [*params, *tasks, HISTORY_RUNS, HISTORY_RUNS]).fetchall()
     return {(task, agent): np.array(seconds, dtype=float) for task, agent, seconds in rows}
 
 
-def recent_histories(index, tasks) -> dict[tuple[str, str | None], np.ndarray]:
-    """`histories`, shared and kept task by task: the durations of finished runs change slowly, and
-    a live grid asks every second. Kept HISTORY_SECONDS, then given as kept while a thread of their
-    own reads them again (read in the refresh that found them old, they took 27-50 ms of it once a
-    minute at 1M runs). Only tasks never read before are read at once: kept by task set instead, a
-    run that finished changed the set of running tasks, and the refresh it caused read them all again
-    (40-57 ms of a 100 ms update at 1M runs). The arrays are shared: callers must not change them."""
-    return _kept_histories(index).get(set(tasks))
+def recent_histories(index, keys) -> dict[tuple[str, str | None], np.ndarray]:
+    """`histories` of `keys` ((task, agent or None) pairs), shared and kept task by task: the
+    durations of finished runs change slowly, and a live grid asks every second. Kept
+    HISTORY_SECONDS, then given as kept while a thread of their own reads them again (read in the
+    refresh that found them old, they took 27-50 ms of it once a minute at 1M runs). Only tasks (or
+    agents of a task) never read before are read at once: kept by task set instead, a run that
+    finished changed the set of running tasks, and the refresh it caused read them all again (40-57
+    ms of a 100 ms update at 1M runs). The arrays are shared: callers must not change them."""
+    return _kept_histories(index).get(_agents_of(keys))
+
+
+def _agents_of(keys) -> dict[str, set[str]]:
+    """The agents of each task of `keys` ((task, agent) pairs, an agent None or NaN for none)."""
+    agents_of: dict[str, set[str]] = {}
+    for task, agent in keys:
+        agents_of.setdefault(task, set()).update(() if agent is None or pd.isna(agent) else (agent,))
+    return agents_of
 
 
 #: How many tasks' histories an index keeps (a few kB each).
@@ -89,51 +124,55 @@ def _kept_histories(index) -> _KeptHistories:
 
 
 class _KeptHistories:
-    """One index's histories by task, each task's with when it was read."""
+    """One index's histories by task, each task's with when it was read and for which agents."""
 
     def __init__(self, index):
         self._index = index
         self._lock = threading.Lock()
-        # task -> (when read, its histories: (task, None) and (task, agent) -> durations)
-        self._kept: OrderedDict[str, tuple[float, dict]] = OrderedDict()
+        # task -> (when read, the agents read, its histories: (task, None) and (task, agent) -> durations)
+        self._kept: OrderedDict[str, tuple[float, frozenset[str], dict]] = OrderedDict()
         self._reading: set[str] = set()
 
-    def get(self, tasks: set[str]) -> dict:
+    def get(self, agents_of: dict[str, set[str]]) -> dict:
+        """The histories of each task of `agents_of` and of it on each of its agents."""
         now = time.monotonic()
         with self._lock:
-            kept = {task: self._kept[task] for task in tasks if task in self._kept}
-            old = {task for task, (read, _) in kept.items()
+            known = {task: self._kept[task] for task in agents_of if task in self._kept}
+            kept = {task: entry for task, entry in known.items() if agents_of[task] <= entry[1]}
+            old = {task: set(agents) for task, (read, agents, _) in kept.items()
                    if now - read >= HISTORY_SECONDS and task not in self._reading}
-            self._reading |= old
+            self._reading |= set(old)
         if old:
             _READER.submit(self._read_again, old)
-        found = {key: durations for _, of_task in kept.values() for key, durations in of_task.items()}
-        if missing := tasks.difference(kept):
+        found = {key: durations for _, _, of_task in kept.values() for key, durations in of_task.items()}
+        if missing := {task: agents | (known[task][1] if task in known else set())
+                       for task, agents in agents_of.items() if task not in kept}:
             found |= self._read(missing)
         return found
 
-    def _read(self, tasks: set[str]) -> dict:
-        found = histories(self._index, sorted(tasks))
-        by_task = {task: {} for task in tasks}  # a task without history is kept too
+    def _read(self, agents_of: dict[str, set[str]]) -> dict:
+        found = histories(self._index, [(task, agent) for task, agents in sorted(agents_of.items())
+                                        for agent in [None, *sorted(agents)]])
+        by_task = {task: {} for task in agents_of}  # a task without history is kept too
         for key, durations in found.items():
             by_task[key[0]][key] = durations
         read = time.monotonic()
         with self._lock:
             for task, of_task in by_task.items():
-                self._kept[task] = (read, of_task)
+                self._kept[task] = (read, frozenset(agents_of[task]), of_task)
                 self._kept.move_to_end(task)
             while len(self._kept) > KEPT_TASKS:
                 self._kept.popitem(last=False)
         return found
 
-    def _read_again(self, tasks: set[str]) -> None:
+    def _read_again(self, agents_of: dict[str, set[str]]) -> None:
         try:
-            self._read(tasks)
+            self._read(agents_of)
         except Exception:  # (a closed or reopened index, say: the next refresh reads them itself)
-            log.debug("histories of %d tasks not read again", len(tasks), exc_info=True)
+            log.debug("histories of %d tasks not read again", len(agents_of), exc_info=True)
         finally:
             with self._lock:
-                self._reading -= tasks
+                self._reading -= set(agents_of)
 
 
 def history_of(found: dict, task: str, agent: str | None) -> np.ndarray | None:
@@ -197,7 +236,7 @@ def running_estimates(index, now: dt.datetime | None = None, runs=None) -> pd.Da
     runs = runs[runs["status"].isin(UNDER_WAY) & runs["started"].notna()]
     if runs.empty:
         return _empty()
-    found = recent_histories(index, runs["task"])
+    found = recent_histories(index, zip(runs["task"], runs["agent"]))
     return pd.DataFrame([(run_id, task, *_estimate(found, task, agent, started, now)) for run_id, task, agent, started
                          in zip(runs["run_id"], runs["task"], runs["agent"], runs["started"])], columns=_COLUMNS)
 
@@ -218,7 +257,7 @@ def page_estimates(index, runs, now: dt.datetime | None = None) -> dict[str, np.
                in enumerate(zip(runs["task"], runs["agent"], runs["status"], runs["started"], runs["finished"]))
                if status in UNDER_WAY and not pd.isna(started) and pd.isna(finished)]
     if running:
-        found = recent_histories(index, [task for _, task, _, _ in running])
+        found = recent_histories(index, [(task, agent) for _, task, agent, _ in running])
         for row, task, agent, started in running:
             history = history_of(found, task, None if pd.isna(agent) else agent)
             if history is not None:
@@ -259,7 +298,7 @@ def cycle_end(index, trigger_time: dt.datetime, now: dt.datetime | None = None) 
                          for up in (ups if ups is not None else ()) if up in latest)
     if not nx.is_directed_acyclic_graph(graph):
         return None
-    found = histories(index, pending)
+    found = histories(index, [(task, None) for task in pending], now)
     running = running_estimates(index, now, [latest[task].run_id for task in pending]).set_index("task")
     ends: dict[str, dt.datetime] = {}
     for task in nx.topological_sort(graph):

@@ -188,13 +188,13 @@ def test_histories_grown_old_are_given_as_kept_while_a_thread_of_their_own_reads
                         or real(*args))
     for n in range(6):
         succeed(n)
-    assert len(estimates.recent_histories(index, ["Extract"])[("Extract", None)]) == 6
+    assert len(estimates.recent_histories(index, [("Extract", "a")])[("Extract", None)]) == 6
     succeed(6)
-    assert len(estimates.recent_histories(index, ["Extract"])[("Extract", None)]) == 6, "kept HISTORY_SECONDS"
+    assert len(estimates.recent_histories(index, [("Extract", "a")])[("Extract", None)]) == 6, "kept HISTORY_SECONDS"
     assert readers == [threading.current_thread().name]
     monkeypatch.setattr(estimates, "HISTORY_SECONDS", 0.0)
-    assert len(estimates.recent_histories(index, ["Extract"])[("Extract", None)]) == 6, "old: given as kept"
-    wait_until(lambda: len(estimates.recent_histories(index, ["Extract"])[("Extract", None)]) == 7, timeout=30,
+    assert len(estimates.recent_histories(index, [("Extract", "a")])[("Extract", None)]) == 6, "old: given as kept"
+    wait_until(lambda: len(estimates.recent_histories(index, [("Extract", "a")])[("Extract", None)]) == 7, timeout=30,
                message="the histories were never read again")
     assert readers[0] == threading.current_thread().name and readers[1].startswith("taskdash-histories")
     writer.close()
@@ -216,18 +216,22 @@ def test_histories_are_kept_task_by_task_so_a_finished_run_costs_no_read(tmp_pat
     index = ingest(tmp_path)
     asked: list[list[str]] = []
     real = estimates.histories
-    monkeypatch.setattr(estimates, "histories", lambda index, tasks: asked.append(list(tasks)) or real(index, tasks))
+    monkeypatch.setattr(estimates, "histories", lambda index, keys: asked.append(list(keys)) or real(index, keys))
 
-    both = estimates.recent_histories(index, ["Extract", "Transform"])
+    both = estimates.recent_histories(index, [("Extract", "a"), ("Transform", None)])
     assert sorted(task for task, agent in both if agent is None) == ["Extract", "Transform"]
-    one = estimates.recent_histories(index, ["Transform"])
+    one = estimates.recent_histories(index, [("Transform", None)])
     assert {key: list(durations) for key, durations in one.items()} \
         == {key: list(durations) for key, durations in both.items() if key[0] == "Transform"}
-    three = estimates.recent_histories(index, ["Extract", "Load", "Nightly"])  # Nightly: never ran
-    assert asked == [["Extract", "Transform"], ["Load", "Nightly"]]
+    three = estimates.recent_histories(index, [("Extract", None), ("Load", "a"), ("Nightly", "a")])  # Nightly: never ran
+    assert asked == [[("Extract", None), ("Extract", "a"), ("Transform", None)],
+                     [("Load", None), ("Load", "a"), ("Nightly", None), ("Nightly", "a")]]
     assert sorted(task for task, agent in three if agent is None) == ["Extract", "Load"]
-    estimates.recent_histories(index, ["Nightly"])
-    assert len(asked) == 2, "a task without history is kept too"
+    estimates.recent_histories(index, [("Nightly", "a"), ("Extract", float("nan"))])
+    assert len(asked) == 2, "a task without history is kept too, and a run without an agent asks for none"
+    estimates.recent_histories(index, [("Extract", "b"), ("Transform", None)])
+    assert asked[2:] == [[("Extract", None), ("Extract", "a"), ("Extract", "b")]], \
+        "a new agent of a kept task reads that task again, with the agents read before"
     index.close()
 
 
@@ -249,10 +253,47 @@ def test_a_history_is_the_latest_successful_runs_by_their_finish_of_the_task_and
     writer.close()
     index = ingest(tmp_path)
     try:
-        found = estimates.histories(index, ["Extract"])
+        found = estimates.histories(index, [("Extract", "a"), ("Extract", "b")], now=NOW)
     finally:
         index.close()
     latest = range(estimates.HISTORY_RUNS)
     assert list(found[("Extract", None)]) == [n + 1.0 for n in latest]
     assert list(found[("Extract", "a")]) == [n + 1.0 for n in range(1, count, 2)][:estimates.HISTORY_RUNS]
     assert list(found[("Extract", "b")]) == [n + 1.0 for n in range(0, count, 2)][:estimates.HISTORY_RUNS]
+
+
+def test_a_history_looks_back_as_far_as_the_task_and_each_agent_asked_for_need(tmp_path, monkeypatch):
+    """The last day holds more than a history of the task, on agent a; agent b ran it only a month
+    ago and agent c a year ago: each still gets its own runs, and asking for the task and agent a
+    alone reads the last day only."""
+    from dashboard import estimates
+
+    writer = SpoolWriter(tmp_path / "spool", "test")
+    runs = [(f"a-{n}", "a", NOW - dt.timedelta(minutes=10 * n), n + 1) for n in range(estimates.HISTORY_RUNS + 10)]
+    runs += [(f"b-{n}", "b", NOW - dt.timedelta(days=30 + n), 100 + n) for n in range(12)]
+    runs += [(f"c-{n}", "c", NOW - dt.timedelta(days=400 + n), 500 + n) for n in range(3)]
+    for run_id, agent, finished, seconds in runs:
+        started = finished - dt.timedelta(seconds=seconds)
+        writer.status(run_id, "Extract", "RUNNING", agent=agent, ts=started, trigger_time=started)
+        writer.status(run_id, "Extract", "SUCCESS", agent=agent, ts=finished)
+    writer.close()
+    index = ingest(tmp_path)
+    looked_back: list = []
+    real = estimates._latest_durations
+    monkeypatch.setattr(estimates, "_latest_durations", lambda index, tasks, since: looked_back.append(since)
+                        or real(index, tasks, since))
+    try:
+        found = estimates.histories(index, [("Extract", None), ("Extract", "a"), ("Extract", "b"), ("Extract", "c")],
+                                    now=NOW)
+        assert looked_back == [NOW - span if span else None for span in estimates.LOOK_BACK]
+        looked_back.clear()
+        recent = estimates.histories(index, [("Extract", "a")], now=NOW)
+    finally:
+        index.close()
+    latest = [n + 1.0 for n in range(estimates.HISTORY_RUNS)]
+    assert list(found[("Extract", None)]) == latest and list(found[("Extract", "a")]) == latest
+    assert list(found[("Extract", "b")]) == [100.0 + n for n in range(12)]
+    assert list(found[("Extract", "c")]) == [500.0, 501.0, 502.0]
+    assert looked_back == [NOW - estimates.LOOK_BACK[0]]
+    assert {key: list(durations) for key, durations in recent.items()} \
+        == {key: list(durations) for key, durations in found.items() if key[1] in (None, "a")}
