@@ -308,11 +308,15 @@ def holding_writes_lock(conn: duckdb.DuckDBPyConnection, exclusive: bool = False
 
 
 def is_conflict(exc: BaseException) -> bool:
-    """Whether a failed commit lost a race with another writer of the lake (retry it)."""
+    """Whether a failed write lost a race with another writer of the lake (retry it): DuckLake's
+    conflict at commit, or the catalog's serialization failure on a row another session changed
+    since this one's snapshot (hosts starting at once each setting the lake's options, or upkeep
+    flushing rows a commit deletes)."""
     import duckdb
 
     text = str(exc)
-    return isinstance(exc, duckdb.Error) and ("conflict" in text.lower() or "Failed to commit" in text)
+    return isinstance(exc, duckdb.Error) and ("conflict" in text.lower() or "Failed to commit" in text
+                                              or "could not serialize access" in text)
 
 
 def _literal(text: str) -> str:

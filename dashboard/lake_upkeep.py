@@ -164,8 +164,7 @@ class LakeUpkeep:
         try:
             return cur.execute(sql, params or []).fetchall()
         except duckdb.Error as exc:
-            # (flushing inlined rows that a host's commit deletes at once: PostgreSQL's serialization error)
-            if not is_conflict(exc) and "could not serialize access" not in str(exc):
+            if not is_conflict(exc):
                 raise
             log.info("lake upkeep conflicted with a commit (%s): left for the next round", str(exc)[:200])
             return []
