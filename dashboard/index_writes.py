@@ -250,8 +250,10 @@ def _report_ends_before_starts(cur, batch: Batch) -> None:
 
 
 def _log_streams(cur, last_lines: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
-    """The log_id of each (run_id, stream), numbered on for new ones, with its line count raised."""
-    frame = pd.DataFrame([(*key, last) for key, last in last_lines.items()], columns=["run_id", "stream", "last"])
+    """The log_id of each (run_id, stream), numbered on for new ones in the order they were read,
+    with its line count raised."""
+    frame = pd.DataFrame([(*key, last, position) for position, (key, last) in enumerate(last_lines.items())],
+                         columns=["run_id", "stream", "last", "position"])
     cur.register("new_streams", frame)
     known = "SELECT s.run_id, s.stream, s.log_id FROM log_streams s JOIN new_streams n ON s.run_id = n.run_id AND s.stream = n.stream"
     log_ids = {(run_id, stream): log_id for run_id, stream, log_id in cur.execute(known).fetchall()}
@@ -262,7 +264,8 @@ def _log_streams(cur, last_lines: dict[tuple[str, str], int]) -> dict[tuple[str,
         cur.execute("UPDATE meta SET value = value WHERE key = 'schema'")
         cur.execute("""
             INSERT INTO log_streams
-            SELECT (SELECT coalesce(max(log_id), 0) FROM log_streams) + row_number() OVER (), n.run_id, n.stream, 0
+            SELECT (SELECT coalesce(max(log_id), 0) FROM log_streams) + row_number() OVER (ORDER BY n.position),
+                   n.run_id, n.stream, 0
             FROM new_streams n ANTI JOIN log_streams s ON s.run_id = n.run_id AND s.stream = n.stream""")
         log_ids = {(run_id, stream): log_id for run_id, stream, log_id in cur.execute(known).fetchall()}
     cur.execute("""

@@ -300,11 +300,16 @@ class Ingestor:
 
         Anything but a folder is listed (a link, FIFO or socket too): reading it says why it is
         not read. A run folder that cannot be listed is an ingest error (once while it lasts).
+        Run folders listed anew come last, oldest first (by when their last file was made): a
+        catch-up of a spool's history then stores its logs in time order, as a live ingest does,
+        and reads of recent runs' logs skip the older ones' row groups. (Only those: taken in
+        order, 100,000 folders listed before cost a rescan 0.1 s more, for files mostly unchanged.)
         """
         files = []
         with os.scandir(events_dir(self.spool)) as entries:
             files += sorted(f"events/{e.name}" for e in entries if e.name.endswith(".jsonl") and not _is_dir(e))
         now = time.time_ns()
+        listed_anew = []  # (when changed, their files)
         with os.scandir(logs_dir(self.spool)) as run_dirs:
             for run_dir in run_dirs:
                 if not _is_dir(run_dir, follow_symlinks=True):
@@ -330,8 +335,9 @@ class Ingestor:
                     continue
                 self._unreadable.pop(rel, None)
                 self._run_folders[run_dir.name] = (changed, names)
-                files += [rel + name for name in names]
-        return files
+                listed_anew.append((changed, [rel + name for name in names]))
+        listed_anew.sort(key=lambda folder: folder[0])
+        return files + [rel for _, folder in listed_anew for rel in folder]
 
     def _read(self, rel: str, batch: Batch) -> tuple[int, bool]:
         """Read one chunk of a file into the batch; return (bytes consumed, whether more is left)."""

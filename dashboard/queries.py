@@ -679,7 +679,8 @@ def _hit(run: tuple, found: dict[int, tuple[int, int, str]]) -> tuple | None:
 
 class _Sweep:
     """The fleet search's runs left (`runs`, in the page's order), read by sweeping the stretch of
-    log_text their logs lie in, a range of log ids at a time (see _sweep).
+    log_text their logs lie in, a range of log ids at a time (see _sweep): upward, or downward where
+    the page's first runs hold the higher ids (logs ingested as their runs ran, the oldest first).
 
     Iterating yields, after each range: the runs newly read whose newer runs are all read too, in
     the page's order (so rows found still stay where they are), and how many runs and lines are read
@@ -687,26 +688,35 @@ class _Sweep:
 
     def __init__(self, index: Index, runs: list[tuple], match: SearchMatch, stretch: dict, piece_lines: int):
         self.index, self.runs, self.match, self.piece_lines = index, runs, match, piece_lines
-        self.log_ids = np.asarray(stretch["log_id"], dtype=np.int64)
-        self.rows = np.cumsum(np.asarray(stretch["lines"], dtype=np.int64))  # rows up to each stream's end
+        log_ids = np.asarray(stretch["log_id"], dtype=np.int64)
+        lines = np.asarray(stretch["lines"], dtype=np.int64)
+        # Where each run is done: its last log going up, its first going down. A run's `reach` is that
+        # log id, negated going down, so that the sweep's progress is an ascending number either way.
+        highest = np.array([max(log["log_id"] for log in run[5]) for run in runs])
+        lowest = np.array([min(log["log_id"] for log in run[5]) for run in runs])
+        half = len(runs) // 2
+        self.downward = half > 0 and highest[:half].mean() > highest[half:].mean()
+        self.reach = -lowest if self.downward else highest
+        self.log_ids = log_ids[::-1] if self.downward else log_ids  # in the order swept
+        self.rows = np.cumsum(lines[::-1] if self.downward else lines)  # rows up to each stream's end
         self.found: dict[int, tuple[int, int, str]] = {}
         self._theirs = {log["log_id"] for run in runs for log in run[5]}  # (the stretch holds others' logs too)
 
     def __iter__(self) -> Iterator[tuple[list[tuple], int, int]]:
-        last_log = np.array([max(log["log_id"] for log in run[5]) for run in self.runs])
-        by_last = np.argsort(last_log, kind="stable")  # runs in the order the sweep finishes them
-        last_sorted = last_log[by_last]
-        lines_sorted = np.cumsum([int(self.runs[k][6]) for k in by_last])
+        by_reach = np.argsort(self.reach, kind="stable")  # runs in the order the sweep finishes them
+        reach_sorted = self.reach[by_reach]
+        lines_sorted = np.cumsum([int(self.runs[k][6]) for k in by_reach])
         first, settled, size = 0, 0, self.piece_lines
         while first < len(self.log_ids):
             rows_before = int(self.rows[first - 1]) if first else 0
             last = max(first, int(np.searchsorted(self.rows, rows_before + size, side="right")) - 1)
-            end = int(self.log_ids[last])
+            low, high = sorted((int(self.log_ids[first]), int(self.log_ids[last])))
             self.found.update((log_id, found) for log_id, found in _matches(
-                self.index, self.match, None, int(self.log_ids[first]), end).items() if log_id in self._theirs)
-            read = int(np.searchsorted(last_sorted, end, side="right"))
+                self.index, self.match, None, low, high).items() if log_id in self._theirs)
+            reached = -low if self.downward else high
+            read = int(np.searchsorted(reach_sorted, reached, side="right"))
             now_settled = settled
-            while now_settled < len(self.runs) and last_log[now_settled] <= end:
+            while now_settled < len(self.runs) and self.reach[now_settled] <= reached:
                 now_settled += 1
             yield self.runs[settled:now_settled], read, int(lines_sorted[read - 1]) if read else 0
             first, settled, size = last + 1, now_settled, min(2 * size, SEARCH_CHUNK_MAX_LINES)

@@ -397,3 +397,33 @@ def test_a_step_failing_while_a_batch_commits_loses_and_doubles_nothing(tmp_path
         assert bad_lines_counted(content[2]) == 120
     finally:
         reference.close()
+
+
+def test_a_catch_up_numbers_and_stores_the_logs_of_its_run_folders_oldest_first(tmp_path):
+    """The file system lists run folders in no useful order; a catch-up of a spool's history takes
+    them in the order they were made, as a live ingest would have, so that reads of recent runs'
+    logs (a fleet search of the last day, say) skip the row groups of older ones."""
+    import os
+
+    from dashboard.spool import logs_dir
+
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, "test")
+    names = [f"run-{n:02d}" for n in range(12)]
+    for name in names:
+        writer.append_log(name, "stdout", f"{name} says hello\n")
+        writer.append_log(name, "stderr", f"{name} says goodbye\n")
+    writer.close()
+    oldest_first = random.Random(5).sample(names, len(names))  # neither by name nor as written
+    made = 1_700_000_000 * 10**9
+    for age, name in enumerate(oldest_first):
+        os.utime(logs_dir(spool) / name, ns=(made + age * 10**9, made + age * 10**9))
+    index = ingest(tmp_path)
+    try:
+        streams = index.query("SELECT run_id, stream FROM log_streams ORDER BY log_id")
+        stored = index.query("SELECT s.run_id FROM log_text t JOIN log_streams s USING (log_id) "
+                             "ORDER BY t.rowid")["run_id"].tolist()
+    finally:
+        index.close()
+    assert streams["run_id"].drop_duplicates().tolist() == oldest_first
+    assert list(dict.fromkeys(stored)) == oldest_first
