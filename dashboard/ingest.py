@@ -300,16 +300,18 @@ class Ingestor:
 
         Anything but a folder is listed (a link, FIFO or socket too): reading it says why it is
         not read. A run folder that cannot be listed is an ingest error (once while it lasts).
-        Run folders listed anew come last, oldest first (by when their last file was made): a
-        catch-up of a spool's history then stores its logs in time order, as a live ingest does,
-        and reads of recent runs' logs skip the older ones' row groups. (Only those: taken in
-        order, 100,000 folders listed before cost a rescan 0.1 s more, for files mostly unchanged.)
+        Run folders come oldest first (by when their last file was made) until the ingestor has
+        caught up once: a catch-up of a spool's history then stores its logs in time order, as a
+        live ingest does, and reads of recent runs' logs skip the older ones' row groups. After
+        that, only the folders listed anew are (the others' files are mostly read to their end:
+        18,000 folders sorted cost a rescan 40 ms more, 76 -> 117 ms).
         """
         files = []
         with os.scandir(events_dir(self.spool)) as entries:
             files += sorted(f"events/{e.name}" for e in entries if e.name.endswith(".jsonl") and not _is_dir(e))
         now = time.time_ns()
-        listed_anew = []  # (when changed, their files)
+        sort_all = not self.caught_up.is_set()
+        by_age = []  # (when changed, their files)
         with os.scandir(logs_dir(self.spool)) as run_dirs:
             for run_dir in run_dirs:
                 if not _is_dir(run_dir, follow_symlinks=True):
@@ -323,7 +325,10 @@ class Ingestor:
                 # same clock tick) has the same files: a stat instead of listing it again.
                 listed = self._run_folders.get(run_dir.name)
                 if listed is not None and listed[0] == changed and now - changed > FOLDER_SETTLED_NS:
-                    files += [rel + name for name in listed[1]]
+                    if sort_all:
+                        by_age.append((changed, [rel + name for name in listed[1]]))
+                    else:
+                        files += [rel + name for name in listed[1]]
                     continue
                 try:
                     with os.scandir(run_dir.path) as logs:
@@ -335,9 +340,9 @@ class Ingestor:
                     continue
                 self._unreadable.pop(rel, None)
                 self._run_folders[run_dir.name] = (changed, names)
-                listed_anew.append((changed, [rel + name for name in names]))
-        listed_anew.sort(key=lambda folder: folder[0])
-        return files + [rel for _, folder in listed_anew for rel in folder]
+                by_age.append((changed, [rel + name for name in names]))
+        by_age.sort(key=lambda folder: folder[0])
+        return files + [rel for _, folder in by_age for rel in folder]
 
     def _read(self, rel: str, batch: Batch) -> tuple[int, bool]:
         """Read one chunk of a file into the batch; return (bytes consumed, whether more is left)."""

@@ -418,7 +418,10 @@ def test_a_catch_up_numbers_and_stores_the_logs_of_its_run_folders_oldest_first(
     made = 1_700_000_000 * 10**9
     for age, name in enumerate(oldest_first):
         os.utime(logs_dir(spool) / name, ns=(made + age * 10**9, made + age * 10**9))
-    index = ingest(tmp_path)
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, spool)
+    ingestor.spool_files()  # listed once before, as the command line's progress bar does
+    ingestor.catch_up()
     try:
         streams = index.query("SELECT run_id, stream FROM log_streams ORDER BY log_id")
         stored = index.query("SELECT s.run_id FROM log_text t JOIN log_streams s USING (log_id) "
