@@ -7,7 +7,8 @@ masked: times, URLs, UUIDs, hexadecimal ids, paths, quoted values and numbers. R
 signature are one group: "the same as last Tuesday".
 
 The masks run inside DuckDB (RE2, linear in the line's length) over every failed run not yet
-known; a process keeps each run's error line and signature until its logs or message change.
+known, looking first at the last lines of its logs (TAIL_LINES); a process keeps each run's error
+line and signature until its logs or message change.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import duckdb
 import pandas as pd
@@ -57,58 +58,98 @@ SCAN_LINES_PER_STREAM = 8_000
 _STDERR_RANK = 1 << 40
 
 
-def _statements(cur, runs: list[tuple[str, str | None, int, list[dict]]],
-                emphasis: Emphasis) -> Iterator[tuple[str, list]]:
-    """SELECTs (with their parameters) of the run_id, lines, message, error line and signature of each
-    of `runs`: (run_id, message, lines, streams as {'log_id', 'stream'}) each.
+#: A run's error line is looked for first among the last this many lines of each of its streams:
+#: what went wrong is nearly always among a failure's last words, and a log of millions of lines
+#: then costs what a short one does. A run they do not settle is read whole.
+TAIL_LINES = 200
 
-    A run's error line is the last line of its stderr matching the error pattern, else of its
-    stdout, else its message. A few streams among many lines are read each by a `log_id = ?` of its
-    own (DuckDB skips the row groups and vectors of every other log: 591 failed runs' streams among
-    20M lines, 0.43 s and 0.57 GB read, where a join read all 2.4 GB in 1.7 s); many, by one join
-    that scans every line (120,000 failed runs' streams among 1M lines).
-    """
+
+def _find(cur, runs: list[tuple[str, str | None, int, list[dict]]], emphasis: Emphasis,
+          keep: Callable[[str, list, bool], set[str]]) -> None:
+    """Find the error line and signature of each of `runs` ((run_id, message, lines, streams as
+    {'log_id', 'stream', 'lines'}) each): each SELECT of them (run_id, lines, message, line,
+    signature) is handed to `keep`, which runs it and, when its third argument is true, returns the
+    run ids it gave.
+
+    A run whose streams all fit in TAIL_LINES is read whole at once. The others are read first from
+    the last TAIL_LINES of each stream, which settle a run when its stderr's tail holds an error
+    line, or its stderr was read whole and its stdout's tail holds one or was read whole too; the
+    runs left are then read whole."""
+    long = [run for run in runs if any(log["lines"] > TAIL_LINES for log in run[3])]
+    settled: set[str] = set()
+    for sql, params in _statements(cur, long, emphasis, TAIL_LINES):
+        settled |= keep(sql, params, True)
+    whole = [run for run in runs if run[0] not in settled and all(log["lines"] <= TAIL_LINES for log in run[3])] \
+        + [run for run in long if run[0] not in settled]
+    for sql, params in _statements(cur, whole, emphasis, None):
+        keep(sql, params, False)
+
+
+def _statements(cur, runs: list[tuple[str, str | None, int, list[dict]]], emphasis: Emphasis,
+                tail: int | None) -> Iterator[tuple[str, list]]:
+    """_find's SELECTs of `runs`, reading the last `tail` lines of each stream (None: every line).
+
+    A few streams among many lines are read each by a `log_id = ?` of its own (DuckDB skips the row
+    groups and vectors of every other log: 591 failed runs' streams among 20M lines, 0.43 s and 0.57
+    GB read, where a join read all 2.4 GB in 1.7 s); many, by one join that scans every line
+    (120,000 failed runs' streams among 1M lines)."""
+    if not runs:
+        return
     streams = sum(len(run[3]) for run in runs)
     lines = cur.execute("SELECT coalesce(sum(lines), 0) FROM log_streams").fetchone()[0] if streams else 0
     if streams * SCAN_LINES_PER_STREAM > lines:
-        yield _lines_and_signatures(runs, emphasis, scan=True)
+        yield _lines_and_signatures(runs, emphasis, tail, scan=True)
         return
     without_logs = [run for run in runs if not run[3]]
     with_logs = [run for run in runs if run[3]]
     if without_logs:
-        yield _lines_and_signatures(without_logs, emphasis, scan=False)
+        yield _lines_and_signatures(without_logs, emphasis, tail, scan=False)
     for start in range(0, len(with_logs), RUNS_PER_STATEMENT):
-        yield _lines_and_signatures(with_logs[start:start + RUNS_PER_STATEMENT], emphasis, scan=False)
+        yield _lines_and_signatures(with_logs[start:start + RUNS_PER_STATEMENT], emphasis, tail, scan=False)
 
 
 def _lines_and_signatures(runs: list[tuple[str, str | None, int, list[dict]]], emphasis: Emphasis,
-                          scan: bool) -> tuple[str, list]:
-    """One of _statements' SELECTs: its runs' streams read by one join (`scan`), or each on its own."""
-    streams = [(run_id, _STDERR_RANK if log["stream"] == "stderr" else 0, log["log_id"])
+                          tail: int | None, scan: bool) -> tuple[str, list]:
+    """One of _statements' SELECTs: its runs' streams (with a `tail`, their last lines, and then
+    only the runs they settle are given: see _find) read by one join (`scan`), or each on its own."""
+    # With a tail, a stream is read from the line after `after` (lines are numbered from 1).
+    streams = [(run_id, _STDERR_RANK if log["stream"] == "stderr" else 0, log["log_id"],
+                *([max(0, log["lines"] - tail)] if tail is not None else []))
                for run_id, _message, _lines, logs in runs for log in logs]
+    tailed = tail is not None
     if scan:
         source = ("SELECT s.run_id, s.rank, t.line_no, coalesce(t.visible, t.text) AS shown FROM log_text t "
                   "JOIN (SELECT unnest(?::VARCHAR[]) AS run_id, unnest(?::BIGINT[]) AS rank, "
-                  "unnest(?::INTEGER[]) AS log_id) s ON t.log_id = s.log_id")
-        source_params = [list(column) for column in zip(*streams)] if streams else [[], [], []]
+                  f"unnest(?::INTEGER[]) AS log_id{', unnest(?::BIGINT[]) AS after' if tailed else ''}) s "
+                  f"ON t.log_id = s.log_id{' AND t.line_no > s.after' if tailed else ''}")
+        source_params = [list(column) for column in zip(*streams)] if streams else [[]] * (4 if tailed else 3)
     else:
         source = " UNION ALL ".join(
             ["SELECT ?::VARCHAR AS run_id, ?::BIGINT AS rank, line_no, coalesce(visible, text) AS shown "
-             "FROM log_text WHERE log_id = ?"] * len(streams)) or \
+             f"FROM log_text WHERE log_id = ?{' AND line_no > ?' if tailed else ''}"] * len(streams)) or \
             "SELECT NULL::VARCHAR AS run_id, 0::BIGINT AS rank, 0::BIGINT AS line_no, ''::VARCHAR AS shown WHERE false"
         source_params = [value for stream in streams for value in stream]
+    if tailed:
+        cut = {(run_id, log["stream"]) for run_id, _message, _lines, logs in runs for log in logs if log["lines"] > tail}
+        cut_columns = ", unnest(?::BOOLEAN[]) AS cut_stderr, unnest(?::BOOLEAN[]) AS cut_stdout"
+        cut_params = [[(run[0], "stderr") in cut for run in runs], [(run[0], "stdout") in cut for run in runs]]
+        settled = (f"WHERE coalesce(e.found.at >= {_STDERR_RANK}, false) "
+                   "OR (NOT f.cut_stderr AND (e.found IS NOT NULL OR NOT f.cut_stdout))")
+    else:
+        cut_columns, cut_params, settled = "", [], ""
     # The pattern is the aggregate's FILTER, not a WHERE: DuckDB would run a WHERE's on every line
     # it scans, before the join keeps the failed runs' (5.8 s against 0.3 s in the scan above).
     sql = f"""
         WITH failed AS (SELECT unnest(?::VARCHAR[]) AS run_id, unnest(?::VARCHAR[]) AS message,
-                               unnest(?::BIGINT[]) AS lines),
+                               unnest(?::BIGINT[]) AS lines{cut_columns}),
         error_lines AS (
-            SELECT run_id, arg_max(shown, rank + line_no) FILTER (WHERE regexp_matches(shown, ?)) AS line
+            SELECT run_id, arg_max({{'line': shown, 'at': rank + line_no}}, rank + line_no)
+                               FILTER (WHERE regexp_matches(shown, ?)) AS found
             FROM ({source}) GROUP BY run_id),
-        lined AS (SELECT f.run_id, f.lines, f.message, coalesce(e.line, nullif(f.message, ''), ?) AS line
-                  FROM failed f LEFT JOIN error_lines e USING (run_id))
+        lined AS (SELECT f.run_id, f.lines, f.message, coalesce(e.found.line, nullif(f.message, ''), ?) AS line
+                  FROM failed f LEFT JOIN error_lines e USING (run_id) {settled})
         SELECT run_id, lines, message, line, {masked_sql("line")} AS signature FROM lined"""
-    params = [[run[0] for run in runs], [run[1] for run in runs], [int(run[2]) for run in runs],
+    params = [[run[0] for run in runs], [run[1] for run in runs], [int(run[2]) for run in runs], *cut_params,
               emphasis.error_pattern, *source_params, NO_ERROR_LINE]
     return sql, params
 
@@ -137,14 +178,19 @@ def signatures_of(index, run_ids, emphasis: Emphasis = Emphasis()) -> dict[str, 
             SELECT r.run_id, r.message, 0, {_STREAMS} FROM runs r LEFT JOIN log_streams s ON s.run_id = r.run_id
             WHERE r.run_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY r.run_id, r.message""", [run_ids]).fetchall()
         found = {}
-        for sql, params in _statements(cur, runs, emphasis):
-            found.update((run_id, (line, signature)) for run_id, _lines, _message, line, signature
-                         in cur.execute(sql, params).fetchall())
+
+        def keep(sql: str, params: list, report: bool) -> set[str]:
+            rows = cur.execute(sql, params).fetchall()
+            found.update((run_id, (line, signature)) for run_id, _lines, _message, line, signature in rows)
+            return {row[0] for row in rows}
+
+        _find(cur, runs, emphasis, keep)
     return found
 
 
 #: A run's streams, in a query grouping runs joined with log_streams `s`.
-_STREAMS = "coalesce(list({'log_id': s.log_id, 'stream': s.stream}) FILTER (WHERE s.log_id IS NOT NULL), [])"
+_STREAMS = ("coalesce(list({'log_id': s.log_id, 'stream': s.stream, 'lines': s.lines}) "
+            "FILTER (WHERE s.log_id IS NOT NULL), [])")
 
 
 #: Each run's error line and signature as found, kept in memory beside the index (an attached
@@ -220,9 +266,13 @@ def _signed(cur, failed: tuple[str, list], emphasis: Emphasis) -> None:
                  LEFT JOIN {_MEMO_TABLE} m ON m.run_id = c.run_id AND m.pattern = ?
             WHERE m.run_id IS NULL OR m.lines <> coalesce(z.lines, 0) OR m.message IS DISTINCT FROM c.message""",
                             [*params, pattern]).fetchall()
-        for sql, found_params in _statements(cur, stale, emphasis):
+        def keep(sql: str, params: list, report: bool) -> set[str]:
             cur.execute(f"INSERT OR REPLACE INTO {_MEMO_TABLE} SELECT run_id, ?, lines, message, "
-                        f"left(line, {LINE_CHARS}), signature FROM ({sql})", [pattern, *found_params])
+                        f"left(line, {LINE_CHARS}), signature FROM ({sql}){' RETURNING run_id' if report else ''}",
+                        [pattern, *params])
+            return {run_id for (run_id,) in cur.fetchall()} if report else set()
+
+        _find(cur, stale, emphasis, keep)
 
 
 def failure_signatures(index, run_filter: RunFilter = RunFilter(), emphasis: Emphasis = Emphasis(),

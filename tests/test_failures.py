@@ -194,3 +194,55 @@ def test_a_lake_groups_failures_as_a_local_index_does(lake, tmp_path):
     finally:
         for index in (local, writer, reader):
             index.close()
+
+
+def test_the_error_line_is_stderr_s_last_else_stdout_s_however_long_the_logs_and_tails_are_read_first(
+        tmp_path, monkeypatch):
+    """Each stream's last TAIL_LINES are read first; a run they cannot settle (no error line in a
+    stderr cut short, say, or none in either tail) is read whole, and gets the same line as if all
+    had been read at once."""
+    from dashboard import failures
+
+    tail, now, spool = failures.TAIL_LINES, utcnow(), tmp_path / "spool"
+
+    def lines(count: int, errors: dict[int, str]) -> str:
+        return "".join(errors.get(n, f"step {n} done") + "\n" for n in range(1, count + 1))
+
+    runs = {  # run: (stderr, stdout, its error line)
+        "in-stderr-tail": (lines(500, {10: "ERROR alpha", 480: "ERROR bravo"}), lines(3, {3: "ERROR charlie"}),
+                           "ERROR bravo"),
+        "early-in-stderr": (lines(500, {10: "ERROR delta"}), lines(500, {500: "ERROR echo"}), "ERROR delta"),
+        "early-in-stdout": (lines(500, {}), lines(500, {5: "ERROR foxtrot"}), "ERROR foxtrot"),
+        "in-stdout-tail": (lines(3, {}), lines(500, {490: "ERROR golf"}), "ERROR golf"),
+        "nowhere": (lines(500, {}), lines(500, {}), "exit code 1"),
+        "first-of-tail-plus-one": (lines(tail + 1, {1: "ERROR hotel"}), "", "ERROR hotel"),
+        "first-of-a-whole-tail": (lines(tail, {1: "ERROR india"}), lines(tail + 1, {tail + 1: "ERROR juliet"}),
+                                  "ERROR india"),
+    }
+    events_dir(spool).mkdir(parents=True)
+    with open(events_dir(spool) / "e.jsonl", "w", encoding="utf-8") as events:
+        for n, (run_id, (stderr, stdout, _line)) in enumerate(runs.items()):
+            events.write(json.dumps({"kind": "status", "run_id": run_id, "task": "T", "status": "FAILED",
+                                     "ts": format_timestamp(now - dt.timedelta(minutes=n + 1)),
+                                     "message": "exit code 1"}) + "\n")
+            for stream, text in (("stderr", stderr), ("stdout", stdout)):
+                if text:
+                    log_path(spool, run_id, stream).parent.mkdir(parents=True, exist_ok=True)
+                    log_path(spool, run_id, stream).write_text(text, encoding="utf-8")
+    read_whole: list[set[str]] = []
+    real = failures._lines_and_signatures
+    monkeypatch.setattr(failures, "_lines_and_signatures", lambda runs, emphasis, tail, scan: (
+        read_whole.append({run[0] for run in runs}) if tail is None else None) or real(runs, emphasis, tail, scan))
+    index = ingest(tmp_path)
+    try:
+        found = failures.signatures_of(index, runs)
+        assert {run_id: line for run_id, (line, _signature) in found.items()} == {
+            run_id: line for run_id, (_stderr, _stdout, line) in runs.items()}
+        assert set().union(*read_whole) == {"early-in-stderr", "early-in-stdout", "nowhere", "first-of-tail-plus-one"}
+        read_whole.clear()
+        groups = failure_signatures(index, RunFilter(since=dt.timedelta(hours=1)), now=now)  # (its memo's way)
+        assert {run_ids[0]: example for run_ids, example in zip(groups["run_ids"], groups["example"])} == {
+            run_id: line for run_id, (_stderr, _stdout, line) in runs.items()}
+        assert set().union(*read_whole) == {"early-in-stderr", "early-in-stdout", "nowhere", "first-of-tail-plus-one"}
+    finally:
+        index.close()
