@@ -56,6 +56,8 @@ def histories(index, keys, now: dt.datetime | None = None) -> dict[tuple[str, st
     finish of each. `keys`: (task, agent or None) pairs."""
     agents_of = _agents_of(keys)
     found: dict[tuple[str, str | None], np.ndarray] = {}
+    if not agents_of:
+        return found
     now = now or utcnow()
     with index.cursor() as cur:  # (from the column's statistics: no run is read)
         oldest = cur.execute("SELECT min(finished) FROM runs").fetchone()[0]
