@@ -79,8 +79,7 @@ def _find(cur, runs: list[tuple[str, str | None, int, list[dict]]], emphasis: Em
     settled: set[str] = set()
     for sql, params in _statements(cur, long, emphasis, TAIL_LINES):
         settled |= keep(sql, params, True)
-    whole = [run for run in runs if run[0] not in settled and all(log["lines"] <= TAIL_LINES for log in run[3])] \
-        + [run for run in long if run[0] not in settled]
+    whole = [run for run in runs if run[0] not in settled]  # the short runs, and the long ones left
     for sql, params in _statements(cur, whole, emphasis, None):
         keep(sql, params, False)
 
