@@ -14,13 +14,10 @@ import concurrent.futures
 import datetime as dt
 import gc
 import html
-import importlib
-import pkgutil
 import re
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections import Counter
@@ -28,13 +25,11 @@ from collections import Counter
 import panel as pn
 import psutil
 import pytest
-from bokeh.client import pull_session
-from bokeh.client.states import DISCONNECTED, ErrorReason
 from bokeh.models import CheckboxButtonGroup, RadioButtonGroup
+from clients import ClientProcess, LiveClient, import_page_models
 from helpers import read_events, wait_until
 from playwright.sync_api import expect
-from serving import LOG_LINE_PROBE, dashboard_server, on_client_loop, served_in_process
-from tornado.ioloop import IOLoop
+from serving import LOG_LINE_PROBE, dashboard_server, served_in_process
 
 from dashboard.components import live
 from dashboard.spool import SpoolWriter
@@ -122,58 +117,6 @@ def median_p95(values: list[float]) -> str:
         return f"{len(values)} samples"
     return (f"median {statistics.median(values) * 1000:,.0f} ms, p95 "
             f"{statistics.quantiles(values, n=20)[-1] * 1000:,.0f} ms ({len(values):,} samples)")
-
-
-def import_page_models() -> None:
-    """A client session decodes the page's models by name: import every Panel model and the pages' own."""
-    import dashboard.pages.run_detail
-    import dashboard.pages.task_runs
-    import dashboard.pages.tasks  # noqa: F401
-
-    for module in pkgutil.iter_modules(pn.models.__path__):
-        importlib.import_module(f"panel.models.{module.name}")
-
-
-class LiveClient:
-    """A Bokeh client session (pull_session) applying the server's changes on its own thread.
-
-    Like a browser tab's page script, it tells the server (the connection indicator's
-    `drawn`) when it has applied each live update, so the server paces it like a tab.
-    """
-
-    def __init__(self, url: str):
-        self.loop = IOLoop()
-        self.session = pull_session(url=url, io_loop=self.loop)
-        self._read_messages_in_a_loop()
-        receipt = next(m for m in self.session.document.models if type(m).__name__.startswith("ConnectionIndicator"))
-        receipt.on_change("delivered", lambda _attr, _old, new: setattr(receipt, "drawn", new))
-        # Bokeh's own loop that reads the server's messages ("intended to facilitate testing").
-        self.thread = threading.Thread(target=self.session._loop_until_closed, daemon=True)
-        self.thread.start()
-
-    def _read_messages_in_a_loop(self) -> None:
-        """Bokeh's client awaits its next message one coroutine deeper per message, so a session
-        that hears a few hundred dies of RecursionError (and then silently reads nothing more);
-        a tab lives for hours. Read them in a loop instead."""
-        connection = self.session._connection
-
-        async def handle_messages() -> None:
-            while (message := await connection._pop_message()) is not None:
-                if message.msgtype == "PATCH-DOC":
-                    self.session._handle_patch(message)
-            await connection._transition_to_disconnected(DISCONNECTED(ErrorReason.NETWORK_ERROR, None, "closed"))
-
-        connection._handle_messages = handle_messages
-
-    def read(self, look):
-        """`look(document)`, run on the session's loop between two changes from the server."""
-        return on_client_loop(self.loop, lambda: look(self.session.document))
-
-    def close(self) -> None:
-        self.loop.add_callback(self.session.close)
-        self.thread.join(30)
-        if not self.thread.is_alive():
-            self.loop.close(all_fds=True)
 
 
 # ---- what a session shows ------------------------------------------------------------
@@ -422,51 +365,48 @@ def rss() -> int:
     return psutil.Process().memory_info().rss
 
 
-# 570-750 s in the full suite's runs on this 2-core machine; 909 s (a timeout) once with benchmarks
-# running beside it: the margin is the machine's, not the server's.
+# 570-750 s in the full suite's runs on this 2-core machine while the clients shared the server's
+# process; 909 s (a timeout) once with benchmarks running beside it.
 @pytest.mark.timeout(1200)
 def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
-    import_page_models()
     spool = tmp_path / "spool"
     writer = running_tail_run(spool, lines=1000)
     writer.close()
     # Sessions whose client left are destroyed after 0.2 s instead of Bokeh's 15 s.
     with served_in_process(spool, tmp_path / "index.duckdb", check_unused_sessions_milliseconds=200,
-                           unused_session_lifetime_milliseconds=200) as (url, services):
+                           unused_session_lifetime_milliseconds=200) as (url, services), ClientProcess() as clients:
         routes = [f"{url}/task-runs", f"{url}/task-runs/{TAIL_RUN}"]  # /tasks and plain GETs: the test below
 
         def counts() -> tuple[int, int, int, int]:
             return (services.hub.subscriber_count, live.paced_session_count(), periodic_callbacks(),
                     bokeh_sessions())
 
-        def cycle(pool, route: str, count: int) -> tuple[tuple[int, int, int, int], int]:
+        def cycle(route: str, count: int) -> tuple[tuple[int, int, int, int], int]:
             """Open `count` sessions at once, note the counts and RSS while they are open, close them."""
-            opened = list(pool.map(lambda _: LiveClient(route), range(count)))
+            clients.open(route, count)
             try:
                 return counts(), psutil.Process().memory_info().rss
             finally:
-                for client in opened:
-                    client.close()
+                clients.close_all()
 
         baseline = counts()
         # Some light traffic, so sessions also get pushes while they open and close.
         writers = [writer_process(LOG_WRITER, spool / "logs" / TAIL_RUN / "stdout.log", 100, 3600),
                    writer_process(EVENTS_WRITER, spool, 10, 3600)]
         try:
-            with concurrent.futures.ThreadPoolExecutor(8) as pool:
-                for route in routes:  # warm-up: the first sessions fill caches
-                    cycle(pool, route, 5)
-                wait_until(lambda: counts() == baseline, timeout=60, message="the warm-up sessions to end")
-                rss_before, views_before = rss(), live_page_views()  # other tests' sessions may still be open
-                start, peak, rss_peak, opened = time.monotonic(), (0, 0, 0, 0), 0, 0
-                while opened < SESSIONS_CYCLED:
-                    count = min(BATCH, SESSIONS_CYCLED - opened)
-                    while_open, rss_open = cycle(pool, routes[opened // BATCH % len(routes)], count)
-                    assert while_open[0] >= baseline[0] + 2 * count, f"{count} open sessions: {while_open}"
-                    assert while_open[1] >= baseline[1] + count, f"{count} open sessions, not all paced: {while_open}"
-                    peak, rss_peak = tuple(map(max, peak, while_open)), max(rss_peak, rss_open)
-                    opened += count
-                cycled = time.monotonic() - start
+            for route in routes:  # warm-up: the first sessions fill caches
+                cycle(route, 5)
+            wait_until(lambda: counts() == baseline, timeout=60, message="the warm-up sessions to end")
+            rss_before, views_before = rss(), live_page_views()  # other tests' sessions may still be open
+            start, peak, rss_peak, opened = time.monotonic(), (0, 0, 0, 0), 0, 0
+            while opened < SESSIONS_CYCLED:
+                count = min(BATCH, SESSIONS_CYCLED - opened)
+                while_open, rss_open = cycle(routes[opened // BATCH % len(routes)], count)
+                assert while_open[0] >= baseline[0] + 2 * count, f"{count} open sessions: {while_open}"
+                assert while_open[1] >= baseline[1] + count, f"{count} open sessions, not all paced: {while_open}"
+                peak, rss_peak = tuple(map(max, peak, while_open)), max(rss_peak, rss_open)
+                opened += count
+            cycled = time.monotonic() - start
             wait_until(lambda: counts() == baseline, timeout=120, interval=0.2,
                        message=f"hub subscriptions, paced sessions, periodic callbacks and sessions back to {baseline}")
             back = time.monotonic() - start - cycled
@@ -491,12 +431,12 @@ def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
                                  f"at the last close {held_at_close}") from None
         released = time.monotonic() - released
         print(f"\n{SESSIONS_CYCLED} Bokeh client sessions opened and closed, {BATCH} at a time (/task-runs and "
-              f"{TAIL_RUN}'s detail in turn), in {cycled:.0f} s")
+              f"{TAIL_RUN}'s detail in turn, the clients in a process of their own), in {cycled:.0f} s")
         names = ("hub subscriptions", "paced sessions", "periodic callbacks", "sessions")
         print("while open, at most: " + ", ".join(f"{n} {name}" for n, name in zip(peak, names)))
         print(f"{back:.1f} s after the last close: " + ", ".join(f"{n} {name}" for n, name in zip(counts(), names))
               + f" (before: {', '.join(map(str, baseline))})")
-        print(f"RSS of this process (server and clients): {rss_before / MB:,.0f} MB after the warm-up, at most "
+        print(f"RSS of the server's process: {rss_before / MB:,.0f} MB after the warm-up, at most "
               f"{rss_peak / MB:,.0f} MB with a batch open, {rss_after / MB:,.0f} MB after: growth "
               f"{growth / MB:+,.1f} MB ({growth / SESSIONS_CYCLED / 1024:+,.0f} kB per session cycled)")
         print(f"page views in memory when the sessions had ended: {held_at_close or 'none'} (before the cycle: "
@@ -505,14 +445,12 @@ def test_sessions_opened_and_closed_leave_nothing_behind(tmp_path, caplog):
         assert errors == [], f"the server logged errors: {errors[:5]}"
 
 
-
 @pytest.mark.timeout(900)
 def test_closed_tasks_sessions_and_plain_gets_of_every_page_are_freed(tmp_path, caplog):
     """Issue 23: every closed /tasks session stayed in memory (HoloViews kept the graph's click
     hook, a bound method of the page, in its process-wide options), and so did the session of
     every plain GET of /tasks, which never connects. 20 /tasks client sessions, then 30 plain
     GETs of each page; the 500-session cycle above takes the two lighter pages."""
-    import_page_models()
     spool = tmp_path / "spool"
     running_tail_run(spool, lines=100).close()
     with served_in_process(spool, tmp_path / "index.duckdb", check_unused_sessions_milliseconds=200,
@@ -523,15 +461,14 @@ def test_closed_tasks_sessions_and_plain_gets_of_every_page_are_freed(tmp_path, 
             return services.hub.subscriber_count, bokeh_sessions()
 
         baseline = counts()
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool, ClientProcess() as clients:
             for route in pages:  # warm-up: the first sessions fill caches
                 assert plain_get(route)
             wait_until(lambda: counts() == baseline, timeout=60, message="the warm-up sessions to end")
             rss_before, views_before = rss(), live_page_views()
             for _ in range(4):
-                clients = list(pool.map(lambda _: LiveClient(f"{url}/tasks"), range(5)))
-                for client in clients:
-                    client.close()
+                clients.open(f"{url}/tasks", 5)
+                clients.close_all()
             for route in pages:
                 assert all(pool.map(lambda _: plain_get(route), range(30)))
         wait_until(lambda: counts() == baseline, timeout=120, interval=0.2,
