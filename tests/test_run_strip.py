@@ -42,6 +42,11 @@ def counted(strip) -> Counter:
                     for row in strip.itertuples() for status in STATUSES if getattr(row, status)})
 
 
+def drawn(data: dict[str, list], status: str) -> int:
+    """The runs of `status` the strip's source draws, over all its bars."""
+    return sum(count for count, drawn_status in zip(data["count"], data["status"]) if drawn_status == status)
+
+
 @pytest.mark.parametrize("since", queries.TIME_RANGES)
 def test_each_range_has_36_to_73_buckets_on_whole_multiples_of_their_size(world, since):
     bucket = queries.strip_bucket(queries.parse_duration(since))
@@ -102,7 +107,7 @@ def test_the_strip_and_the_window_chip_read_in_the_page_s_zone():
     query = RunsQuery()
     assert query.from_url({"start": "2026-11-02T09:00:00Z", "end": "2026-11-02T10:00:00Z", "since": "3d"}) == []
     strip = pd.DataFrame({"start": [pd.Timestamp("2026-11-02 09:00")], "end": [pd.Timestamp("2026-11-02 10:00")],
-                          **{status: [0] for status in STATUSES}, "runs": [0]})
+                          **{status: [int(status == "SUCCESS")] for status in STATUSES}, "runs": [1]})
     with clock.fixed(clock.Clock("Asia/Tokyo")):
         assert query.window_label() == "2026-11-02 18:00–19:00"
         source = strip_source(strip)
@@ -116,21 +121,33 @@ def test_a_click_on_a_bar_sets_the_grids_window_and_the_strip_highlights_it(worl
     query = RunsQuery(since="7d")
     strip = RunStrip(query=query, store=store)
     data = strip.source.data
-    assert sum(data["runs"]) == len(expected_ids(world, query.run_filter()))
-    assert [sum(data[status]) for status in STATUSES] == [
+    assert sum(data["count"]) == len(expected_ids(world, query.run_filter()))
+    assert [drawn(data, status) for status in STATUSES] == [
         sum(run.status == status for run in world.runs if run.run_id in expected_ids(world, query.run_filter()))
         for status in STATUSES]
+    for window in set(data["window"]):  # each bar: its statuses stacked in order, from 0 to its runs
+        bar = [i for i, bucket in enumerate(data["window"]) if bucket == window]
+        assert [data["status"][i] for i in bar] == [status for status in STATUSES if status in
+                                                     {data["status"][i] for i in bar}]
+        assert [data["bottom"][i] for i in bar] == [0] + [data["top"][i] for i in bar[:-1]]
+        assert data["top"][bar[-1]] == data["runs"][bar[0]] == sum(data["count"][i] for i in bar)
     busiest = max(range(len(data["runs"])), key=data["runs"].__getitem__)
+    bar = [i for i, bucket in enumerate(data["window"]) if bucket == data["window"][busiest]]
+    assert len(bar) > 1, "the busiest bar has runs of two statuses"
     assert f"{data['runs'][busiest]} runs" in data["summary"][busiest]
-    strip.source.selected.indices = [busiest]  # what a click does in the browser
-    strip._clicked("indices", [], [busiest])
+    strip.source.selected.indices = [bar[-1]]  # what a click on its top status does in the browser
+    strip._clicked("indices", [], [bar[-1]])
     assert (query.start, query.end) == tuple(data["window"][busiest].split("/"))
+    assert strip.source.selected.indices == bar, "the whole bar is highlighted"
+    strip.source.selected.indices = [bar[0]]  # a click on the same bar's bottom status
+    strip._clicked("indices", [], [bar[0]])
+    assert strip.source.selected.indices == bar, "the whole bar stays highlighted"
     assert len(expected_ids(world, query.run_filter())) == data["runs"][busiest]
-    assert sum(strip.source.data["runs"]) == sum(data["runs"]), "the strip still counts the whole range"
+    assert sum(strip.source.data["count"]) == sum(data["count"]), "the strip still counts the whole range"
     query.param.update(start="", end="")  # the chip's ×
     assert strip.source.selected.indices == []
     query.param.update(group="billing")
-    assert sum(strip.source.data["runs"]) == len(expected_ids(world, query.run_filter())) < sum(data["runs"])
+    assert sum(strip.source.data["count"]) == len(expected_ids(world, query.run_filter())) < sum(data["count"])
 
 
 def test_live_a_new_run_the_strip_could_count_is_counted_and_one_it_could_not_costs_no_query(tmp_path):
@@ -143,14 +160,14 @@ def test_live_a_new_run_the_strip_could_count_is_counted_and_one_it_could_not_co
     try:
         store = Store(index, Hub(), Config(spool=tmp_path / "spool", index=tmp_path / "index.duckdb"))
         strip = RunStrip(query=RunsQuery(since="6h", group="etl"), store=store)
-        assert sum(strip.source.data["SUCCESS"]) == 1
+        assert drawn(strip.source.data, "SUCCESS") == 1
         writer.status("r-2", "Load", "FAILED", ts=now, trigger_time=now - dt.timedelta(minutes=1))
         writer.status("r-old", "Load", "FAILED", ts=now, trigger_time=now - dt.timedelta(days=2))
         ingestor.catch_up()
         old = Change(runs={"r-old": RunSummary("Load", "etl", "FAILED", now - dt.timedelta(days=2))})
         strip.changed(old)
-        assert sum(strip.source.data["FAILED"]) == 0, "a run older than the range is not even queried"
+        assert drawn(strip.source.data, "FAILED") == 0, "a run older than the range is not even queried"
         strip.changed(Change(runs={"r-2": RunSummary("Load", "etl", "FAILED", now - dt.timedelta(minutes=1))}))
-        assert sum(strip.source.data["FAILED"]) == 1 and sum(strip.source.data["runs"]) == 2
+        assert drawn(strip.source.data, "FAILED") == 1 and sum(strip.source.data["count"]) == 2
     finally:
         index.close()

@@ -1,5 +1,5 @@
 """The strip of runs over time above the runs grid: a compact bar chart of the grid's time range,
-one bar per time bucket stacked by status (issue 21, item 1).
+one bar per time bucket stacked by status (issue 21, item 1), drawn by one glyph.
 
 It counts the runs the grid's query admits, whatever window of trigger times the grid narrows
 to (the window is what the strip chooses): exact counts, one DuckDB GROUP BY per index version
@@ -34,16 +34,21 @@ HEIGHT = 110
 #: Share of a bucket's width its bar fills.
 BAR_SHARE = 0.85
 _TOOLTIP = """<div style="font-size:12px;line-height:1.4"><b>@label</b><br>@summary</div>"""
+#: The columns of the strip's source (strip_source).
+SEGMENT_COLUMNS = ("start", "end", "mid", "width", "status", "count", "bottom", "top", "color", "runs", "label",
+                   "summary", "window")
 
 
 def strip_source(strip: pd.DataFrame) -> dict[str, list]:
-    """The strip's columns for its Bokeh source: each bucket's start, end, middle and width (ms)
-    for the bars, on the wall clock of the page's zone (dashboard.clock), its counts per status
-    for the stacks, the hover's text (plain text: Bokeh escapes a field's value), and its window
-    as the grid's URL says it (UTC)."""
+    """The strip's columns for its Bokeh source, one bar segment per bucket and status with runs
+    (stacked in STATUSES' order, so one glyph draws the whole strip): its bucket's start, end,
+    middle and width (ms) on the wall clock of the page's zone (dashboard.clock), its status,
+    count, bottom, top and colour, and its bucket's runs, hover text (plain text: Bokeh escapes a
+    field's value) and window as the grid's URL says it (UTC)."""
     shown = clock.current()
     start, end = shown.wall(strip["start"]), shown.wall(strip["end"])
-    bucket = (strip["end"] - strip["start"]).dt.total_seconds() * 1000
+    width = (strip["end"] - strip["start"]).dt.total_seconds() * 1000 * BAR_SHARE
+    mid = start + (strip["end"] - strip["start"]) / 2
 
     def label(first, last) -> str:
         first, last = shown.at(first), shown.at(last)
@@ -55,16 +60,20 @@ def strip_source(strip: pd.DataFrame) -> dict[str, list]:
         counts = [f"{status} {row[status]:,}" for status in STATUSES if row[status]]
         return f"{row['runs']:,} run{'s' * (row['runs'] != 1)}" + (": " + ", ".join(counts) if counts else "")
 
-    return {
-        "start": start.tolist(), "end": end.tolist(),
-        "mid": (start + (strip["end"] - strip["start"]) / 2).tolist(),
-        "width": (bucket * BAR_SHARE).tolist(),
-        **{status: strip[status].tolist() for status in STATUSES},
-        "runs": strip["runs"].tolist(),
-        "label": [label(first, last) for first, last in zip(strip["start"], strip["end"])],
-        "summary": [summary(row) for _, row in strip.iterrows()],
-        "window": [f"{window_text(s)}/{window_text(e)}" for s, e in zip(strip["start"], strip["end"])],
-    }
+    segments: dict[str, list] = {name: [] for name in SEGMENT_COLUMNS}
+    for i, (_, row) in enumerate(strip.iterrows()):
+        bucket = {"start": start.iloc[i], "end": end.iloc[i], "mid": mid.iloc[i], "width": width.iloc[i],
+                  "runs": int(row["runs"]), "label": label(row["start"], row["end"]), "summary": summary(row),
+                  "window": f"{window_text(row['start'])}/{window_text(row['end'])}"}
+        bottom = 0
+        for status in STATUSES:
+            if count := int(row[status]):
+                segment = {**bucket, "status": status, "count": count, "bottom": bottom, "top": bottom + count,
+                           "color": COLORS[status]}
+                for name, column in segments.items():
+                    column.append(segment[name])
+                bottom += count
+    return segments
 
 
 class RunStrip(pn.viewable.Viewer):
@@ -79,11 +88,10 @@ class RunStrip(pn.viewable.Viewer):
         self.plot = figure(height=HEIGHT, sizing_mode="stretch_width", x_axis_type="datetime", tools="",
                            toolbar_location=None, min_border_left=40, min_border_right=10, min_border_top=4,
                            y_range=Range1d(0, 1), x_range=Range1d(0, 1), outline_line_color=None)
-        bars = self.plot.vbar_stack(list(STATUSES), x="mid", width="width", source=self.source, line_color=None,
-                                    color=[COLORS[status] for status in STATUSES], name="td-strip-bars",
-                                    nonselection_fill_alpha=0.3)
-        self.plot.add_tools(HoverTool(renderers=bars, tooltips=_TOOLTIP, point_policy="follow_mouse"),
-                            TapTool(renderers=bars))
+        bars = self.plot.vbar(x="mid", width="width", bottom="bottom", top="top", color="color", source=self.source,
+                              line_color=None, name="td-strip-bars", nonselection_fill_alpha=0.3)
+        self.plot.add_tools(HoverTool(renderers=[bars], tooltips=_TOOLTIP, point_policy="follow_mouse"),
+                            TapTool(renderers=[bars]))
         self.plot.yaxis.ticker.desired_num_ticks = 3
         self.plot.yaxis.minor_tick_line_color = None
         self.plot.xgrid.grid_line_color = None
@@ -116,10 +124,11 @@ class RunStrip(pn.viewable.Viewer):
         except ValueError:  # a filter the grid reports itself
             return
         data, top = strip_source(strip), max(1, int(strip["runs"].max())) * 1.08
+        first, last = clock.current().wall(pd.Series([strip["start"].iloc[0], strip["end"].iloc[-1]]))
 
         def draw() -> None:
             self.source.data = data
-            self.plot.x_range.update(start=data["start"][0], end=data["end"][-1])
+            self.plot.x_range.update(start=first, end=last)
             self.plot.y_range.update(start=0, end=top)
             self._select_window()
 
@@ -132,7 +141,7 @@ class RunStrip(pn.viewable.Viewer):
     def _select_window(self) -> None:
         """Highlight the bar of the grid's window, if it is one of the strip's."""
         window = f"{self.query.start}/{self.query.end}"
-        chosen = [self.source.data["window"].index(window)] if window in self.source.data["window"] else []
+        chosen = [i for i, bucket in enumerate(self.source.data["window"]) if bucket == window]
         if self.source.selected.indices != chosen:
             self.source.selected.indices = chosen
 
@@ -142,6 +151,8 @@ class RunStrip(pn.viewable.Viewer):
         start, end = self.source.data["window"][new[0]].split("/")
         if (start, end) != (self.query.start, self.query.end):
             self.query.param.update(start=start, end=end)
+        else:  # another status of the chosen bar: the whole bar stays highlighted
+            self._select_window()
 
     def changed(self, change: Change) -> None:
         """Live: count again when a run the strip could count changes."""

@@ -16,10 +16,11 @@ from dashboard.spool import SpoolWriter
 
 RUNS = 36
 BUCKET = queries.strip_bucket(dt.timedelta(hours=24))  # the grid's default range
-#: The view of the strip's bars (each status's renderer shares one source: the first will do).
+#: The view of the strip's bars (one renderer draws them all).
 STRIP_BARS = ("Array.from(Bokeh.index.query(v => v.model.data_source != null "
               "&& v.model.data_source.data.window != null))")
-#: Where on the page the middle of the strip's bar starting at `start` (ms) is, halfway up.
+#: Where on the page the middle of the strip's bar starting at `start` (ms) is, halfway up (on one
+#: of its statuses' segments: each stands for the whole bar).
 BAR_AT = """(start) => {
   const bars = STRIP_BARS[0]
   const plot = bars.parent
@@ -31,7 +32,7 @@ BAR_AT = """(start) => {
 #: The runs the strip counts, once it has counted them.
 COUNTED = """() => {
   const bars = STRIP_BARS
-  return bars.length ? Array.from(bars[0].model.data_source.data.runs).reduce((a, b) => a + b, 0) : -1
+  return bars.length ? Array.from(bars[0].model.data_source.data.count).reduce((a, b) => a + b, 0) : -1
 }""".replace("STRIP_BARS", STRIP_BARS)
 
 
