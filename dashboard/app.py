@@ -7,6 +7,7 @@ import re
 
 import panel as pn
 from bokeh.server.views.auth_request_handler import AuthRequestHandler
+from bokeh.settings import settings as bokeh_settings
 from tornado.web import RedirectHandler, authenticated
 
 from . import downloads, login
@@ -70,6 +71,10 @@ def serve(config: Config, show: bool = False, start: bool = True, **kwargs):
         login.install_next_url_check()
     store = services(config, Links(config.routes), alerting=True).store
     pn.config.nthreads = config.threads or None
+    # Bokeh checks each new session's document for mistakes in how its models are put together:
+    # 25-65 ms of every /task-runs session, for pages that are built the same way each time.
+    # tests/test_page_documents.py makes those checks on every page once instead.
+    bokeh_settings.perform_document_validation.set_value(False)
     extra_patterns = [(r"/", HomeRedirectHandler, {"url": config.routes["task_runs"]}),
                       (route_pattern(config.routes["run_detail"]) + downloads.ROUTE_SUFFIX,
                        downloads.LogDownloadHandler, {"store": store})]

@@ -11,6 +11,7 @@ import multiprocessing
 import pkgutil
 import threading
 import traceback
+from urllib.parse import parse_qsl
 
 import panel as pn
 from bokeh.client import pull_session
@@ -38,7 +39,8 @@ class LiveClient:
 
     def __init__(self, url: str):
         self.loop = IOLoop()
-        self.session = pull_session(url=url, io_loop=self.loop)
+        url, _, query = url.partition("?")  # Bokeh's client takes the page's arguments apart
+        self.session = pull_session(url=url, io_loop=self.loop, arguments=dict(parse_qsl(query)) or None)
         self._read_messages_in_a_loop()
         receipt = next(m for m in self.session.document.models if type(m).__name__.startswith("ConnectionIndicator"))
         receipt.on_change("delivered", lambda _attr, _old, new: setattr(receipt, "drawn", new))
