@@ -5,6 +5,8 @@ browser receives, for each page over a dbt-shaped project's runs."""
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import pytest
 from bokeh.core.validation.check import check_integrity
 from builders import write_dbt_spool
@@ -31,7 +33,10 @@ def test_each_page_s_document_passes_bokeh_s_checks(served, route):
     import_page_models()
     with services.index.cursor() as cursor:
         runs = cursor.execute("SELECT run_id FROM runs ORDER BY run_id LIMIT 2").fetchall()
-    client = LiveClient(url + route.format(run=runs[0][0], other=runs[1][0]))
+    # On a thread of its own: pull_session runs its own event loop until it is connected, which it
+    # cannot do on this one when a browser test before it left Playwright's loop running here.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        client = pool.submit(LiveClient, url + route.format(run=runs[0][0], other=runs[1][0])).result()
     try:
         models = client.read(lambda document: list(document.models))
         issues = check_integrity(models)
