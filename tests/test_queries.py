@@ -11,6 +11,7 @@ pages and status counts: test_run_pages.py.
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 
 import pandas as pd
 import pytest
@@ -180,6 +181,40 @@ def test_a_shared_query_is_asked_once_per_index_version_and_arguments(tmp_path):
     finally:
         index.close()
 
+
+
+def test_a_shared_query_keeps_only_answers_that_can_still_be_asked(tmp_path):
+    """A server asks with a new `now` every second and a new version every ingest step: answers of
+    a version gone by are let go at once, and only the last few of the current one are kept."""
+    spool = tmp_path / "spool"
+    writer = SpoolWriter(spool, "test")
+    writer.status("r-1", "Fetch_Orders", "RUNNING")
+    index = Index(tmp_path / "index.duckdb")
+    ingestor = Ingestor(index, spool)
+    ingestor.catch_up()
+    asked = []
+
+    @queries.shared_per_version
+    def runs_at(index, second):
+        asked.append(second)
+        return index.query("SELECT run_id, ? AS second FROM runs", [second])
+
+    try:
+        first = weakref.ref(runs_at(index, 0))
+        writer.status("r-2", "Daily_Report", "RUNNING")
+        ingestor.catch_up()
+        runs_at(index, 1)
+        assert first() is None, "the earlier version's answer is no longer held"
+
+        for second in range(2, 2 + queries.SHARED_ANSWERS_KEPT):
+            runs_at(index, second)
+        asked.clear()
+        runs_at(index, 2 + queries.SHARED_ANSWERS_KEPT - 1)
+        assert asked == [], "the last ones asked are kept"
+        runs_at(index, 1)
+        assert asked == [1], "the one used longest ago is let go"
+    finally:
+        index.close()
 
 def test_a_run_whose_upstream_of_the_same_cycle_failed_is_blocked_not_waiting(tmp_path):
     """Another scheduler's spool may leave such runs ACTIVE: the queries flag them as blocked."""
