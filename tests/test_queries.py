@@ -182,7 +182,6 @@ def test_a_shared_query_is_asked_once_per_index_version_and_arguments(tmp_path):
         index.close()
 
 
-
 def test_a_shared_query_keeps_only_answers_that_can_still_be_asked(tmp_path):
     """A server asks with a new `now` every second and a new version every ingest step: answers of
     a version gone by are let go at once, and only the last few of the current one are kept."""

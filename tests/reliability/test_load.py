@@ -44,7 +44,7 @@ SESSIONS_CYCLED = 500
 BATCH = 25  # sessions open at once while cycling
 #: How much the server may grow over the cycle's second half (250 sessions, writers running): the
 #: first half fills what a server keeps (DuckDB's buffers, Bokeh's and Panel's caches). Measured
-#: +19 MB; +85 MB when each shared query kept 256 answers of versions and seconds gone by.
+#: +19 and +23 MB; +85 MB when each shared query kept 256 answers of versions and seconds gone by.
 SECOND_HALF_GROWTH = 40 * 2**20
 TAIL_RUN, TAIL_TASK = "r-load-tail", "Load_Tail"
 MB = 2**20
