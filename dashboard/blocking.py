@@ -14,7 +14,6 @@ runs are read.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import pandas as pd
 
 from .graph import closing_edges
 from .run_hours import hour_of
+from .shared_answers import shared_per_version
 from .statuses import UNSUCCESSFUL
 
 
@@ -141,14 +141,10 @@ def runs_of(index, run_ids) -> pd.DataFrame:
     return frame.set_index("run_id").reindex(pd.Index(run_ids, name="run_id")).dropna(how="all").reset_index()
 
 
+@shared_per_version
 def dependencies(index) -> dict[str, list[str]]:
     """Each task's upstreams (tasks without any left out), read once per index version. Shared:
     callers must not change it."""
-    return _dependencies(index, index.version)
-
-
-@functools.lru_cache(maxsize=16)
-def _dependencies(index, _version: int) -> dict[str, list[str]]:
     with index.cursor() as cur:
         return {task: list(ups) for task, ups in
                 cur.execute("SELECT task, depends_on FROM tasks WHERE len(depends_on) > 0").fetchall()}

@@ -21,6 +21,7 @@ from dashboard.formatting import clock, human_duration, plain
 from dashboard.graph import (Hold, TaskGraph, blocked_tasks, cascade_edges, critical_path, dependency_graph,
                              layered_layout, neighbourhood, root_causes, status_color, waiting_text)
 from dashboard.graph_groups import GROUP_MARK, GROUPS_ABOVE, Overview, group_path, overview, top_group
+from dashboard.shared_answers import shared_per_version
 
 EDGE = {"plain": ("#94a3b8", 1.2), "critical": ("#7c3aed", 4.0), "cascade": ("#dc2626", 2.6)}
 
@@ -217,7 +218,7 @@ def read_task_graph(store) -> TaskGraph:
     return _task_graph(store.index)
 
 
-@queries.shared_per_version
+@shared_per_version
 def _task_graph(index) -> TaskGraph:
     tasks = queries.tasks(index)
     seen, seen_total = queries.tasks_seen_in_runs(index)
@@ -230,7 +231,7 @@ def read_stats(store, since: str) -> pd.DataFrame:
     return _stats(store.index, queries.parse_duration(since), queries.utcnow().replace(microsecond=0))
 
 
-_stats = queries.shared_per_version(queries.task_stats)
+_stats = shared_per_version(queries.task_stats)
 
 
 def shown_graph(task_graph: TaskGraph, stats: pd.DataFrame, task: str, hops: int, group: str, search: str,

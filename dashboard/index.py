@@ -153,7 +153,7 @@ class Index:
         self.path = self.requested_path
         #: The index file did not exist: everything in the spool is read into a new one.
         self.created = self.path is not None and not self.path.exists()
-        #: Raised after every write that changes what a query can answer (see queries.shared_per_version).
+        #: Raised after every write that changes what a query can answer (see shared_answers).
         self.version = 0
         #: The hours of trigger time each write changed runs of (its own, or in lake mode its feed's
         #: into the mirror), and the runs per hour kept between them (see run_hours). Not for a lake

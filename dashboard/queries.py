@@ -7,11 +7,8 @@ most one page, so a caller never holds a whole filtered set.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import duckdb
@@ -76,47 +73,6 @@ def parse_duration(text: str) -> dt.timedelta:
     if not match:
         raise ValueError(f"not a time range: {text!r} (use for example 30m, 6h, 3d, 1w)")
     return dt.timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
-
-
-#: How many shared answers each shared query keeps (of the current index version only).
-SHARED_ANSWERS_KEPT = 32
-
-
-def shared_per_version(function: Callable) -> Callable:
-    """`function(index, *args)`, answered once per index version and arguments.
-
-    Sessions that ask for the same view between two ingest steps share one query (tabs paced
-    by their browsers ask at different moments, so not all of them do). The answer is
-    shared, so callers must not change it. Arguments must be hashable (a `now` to the
-    second, say).
-
-    Only answers that can still be asked are kept: those of the index's current version, the
-    `SHARED_ANSWERS_KEPT` last used. An answer of an earlier version, or of a second gone by, is
-    never asked for again, and a server that kept 256 of them per query grew by about 150 kB with
-    every page opened.
-    """
-    answers: OrderedDict[tuple, object] = OrderedDict()
-    lock = threading.Lock()
-
-    @functools.wraps(function)
-    def latest(index: Index, *args):
-        version = index.version
-        key = (index, version, *args)
-        with lock:
-            if key in answers:
-                answers.move_to_end(key)
-                return answers[key]
-        answer = function(index, *args)
-        with lock:
-            if index.version == version:  # not already out of date
-                for stale in [kept for kept in answers if kept[0] is index and kept[1] != version]:
-                    del answers[stale]
-                answers[key] = answer
-                while len(answers) > SHARED_ANSWERS_KEPT:
-                    answers.popitem(last=False)
-        return answer
-
-    return latest
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,7 @@ class _NoHealth:
     source: str = "spool"
 
 
-@dataclass(eq=False)  # hashed by identity: queries.shared_per_version keys its answers on the store
+@dataclass(eq=False)  # hashed by identity: shared_answers keys its answers on the store
 class Store:
     """One index, read only, with its live feed, links and the ingest's health."""
 

@@ -1,6 +1,6 @@
 """The query layer (`dashboard.queries`) over a real spool ingested into a real DuckDB file:
 each run as written, the statuses it reached, groups, the runs table rewritten in trigger
-order, shared answers per index version, blocked runs.
+order, blocked runs.
 
 The `world` fixture (tests/conftest.py) is the planned runs of tests/builders.py: 130 runs
 written through the real SpoolWriter and ingested by the real Ingestor, beside a plain-Python
@@ -11,7 +11,6 @@ pages and status counts: test_run_pages.py.
 from __future__ import annotations
 
 import datetime as dt
-import weakref
 
 import pandas as pd
 import pytest
@@ -148,72 +147,6 @@ def test_clustering_the_runs_keeps_every_row(world):
     stored = world.index.query("SELECT trigger_time FROM runs")["trigger_time"]
     assert stored.is_monotonic_increasing, "rows are stored in trigger order"
 
-
-# ---- sessions showing the same view share one answer per index version ------------------
-
-def test_a_shared_query_is_asked_once_per_index_version_and_arguments(tmp_path):
-    spool = tmp_path / "spool"
-    writer = SpoolWriter(spool, "test")
-    writer.status("r-1", "Fetch_Orders", "RUNNING")
-    index = Index(tmp_path / "index.duckdb")
-    ingestor = Ingestor(index, spool)
-    ingestor.catch_up()
-    asked = []
-
-    @queries.shared_per_version
-    def task_names(index, status):
-        asked.append(status)
-        return index.query("SELECT task FROM runs WHERE status = ? ORDER BY task", [status])["task"].tolist()
-
-    try:
-        assert task_names(index, "RUNNING") == ["Fetch_Orders"]
-        assert task_names(index, "RUNNING") is task_names(index, "RUNNING"), "one answer, shared"
-        assert task_names(index, "FAILED") == []
-        assert asked == ["RUNNING", "FAILED"]
-
-        writer.status("r-2", "Daily_Report", "RUNNING")
-        ingestor.catch_up()  # a write: a new version, a new answer
-        assert task_names(index, "RUNNING") == ["Daily_Report", "Fetch_Orders"]
-        assert asked == ["RUNNING", "FAILED", "RUNNING"]
-        ingestor.catch_up()  # nothing new: no write, the answer stands
-        task_names(index, "RUNNING")
-        assert asked == ["RUNNING", "FAILED", "RUNNING"]
-    finally:
-        index.close()
-
-
-def test_a_shared_query_keeps_only_answers_that_can_still_be_asked(tmp_path):
-    """A server asks with a new `now` every second and a new version every ingest step: answers of
-    a version gone by are let go at once, and only the last few of the current one are kept."""
-    spool = tmp_path / "spool"
-    writer = SpoolWriter(spool, "test")
-    writer.status("r-1", "Fetch_Orders", "RUNNING")
-    index = Index(tmp_path / "index.duckdb")
-    ingestor = Ingestor(index, spool)
-    ingestor.catch_up()
-    asked = []
-
-    @queries.shared_per_version
-    def runs_at(index, second):
-        asked.append(second)
-        return index.query("SELECT run_id, ? AS second FROM runs", [second])
-
-    try:
-        first = weakref.ref(runs_at(index, 0))
-        writer.status("r-2", "Daily_Report", "RUNNING")
-        ingestor.catch_up()
-        runs_at(index, 1)
-        assert first() is None, "the earlier version's answer is no longer held"
-
-        for second in range(2, 2 + queries.SHARED_ANSWERS_KEPT):
-            runs_at(index, second)
-        asked.clear()
-        runs_at(index, 2 + queries.SHARED_ANSWERS_KEPT - 1)
-        assert asked == [], "the last ones asked are kept"
-        runs_at(index, 1)
-        assert asked == [1], "the one used longest ago is let go"
-    finally:
-        index.close()
 
 def test_a_run_whose_upstream_of_the_same_cycle_failed_is_blocked_not_waiting(tmp_path):
     """Another scheduler's spool may leave such runs ACTIVE: the queries flag them as blocked."""

@@ -27,6 +27,7 @@ from dashboard.components.resources import resource
 from dashboard.components.runs_grid import RunsQuery
 from dashboard.failures import failure_signatures
 from dashboard.formatting import clock
+from dashboard.shared_answers import shared_per_version
 from dashboard.statuses import UNSUCCESSFUL
 from dashboard.store import Store
 
@@ -167,7 +168,7 @@ def _names(names: list[str]) -> str:
     return shown
 
 
-_signatures = queries.shared_per_version(failure_signatures)
+_signatures = shared_per_version(failure_signatures)
 
 
 def _empty_groups() -> pd.DataFrame:

@@ -30,6 +30,7 @@ from dashboard.changes import Change
 from dashboard.components import MAX_NUMBER
 from dashboard.components.resources import resource
 from dashboard.components.view_state import UrlState
+from dashboard.shared_answers import shared_per_version
 from dashboard.spool import STREAMS
 from dashboard.store import Store
 
@@ -101,7 +102,7 @@ if (data.find.text != null && data.find.text !== state.asked && query.value !== 
     }
 
 
-@queries.shared_per_version
+@shared_per_version
 def _line_rows(index: Store, run_id: str, stream: str, first: int, count: int, emphasis: Emphasis,
                whole: tuple[int, ...] = ()) -> list[list]:
     """Lines of a stream as the browser's rows (shared by the sessions following it); the lines

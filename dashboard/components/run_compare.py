@@ -28,6 +28,7 @@ from dashboard.components.offload import off_the_loop
 from dashboard.components.resources import resource
 from dashboard.components.view_state import UrlState, word_for
 from dashboard.formatting import clock, human_duration, plain
+from dashboard.shared_answers import shared_per_version
 from dashboard.spool import STREAMS, SpoolError, validate_run_id
 from dashboard.store import Store
 
@@ -44,7 +45,7 @@ MARKED_CHARS = 500
 _STYLE = STYLESHEET + resource("run_compare.css")
 
 #: The diff, shared by the sessions comparing the same runs between two ingest steps.
-_shared_diff = queries.shared_per_version(log_diff)
+_shared_diff = shared_per_version(log_diff)
 
 
 class ComparePosition(UrlState):

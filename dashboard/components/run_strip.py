@@ -25,6 +25,7 @@ from bokeh.plotting import figure
 from dashboard import clock, queries
 from dashboard.changes import Change
 from dashboard.components.runs_grid import RunsQuery, window_text
+from dashboard.shared_answers import shared_per_version
 from dashboard.statuses import COLORS, STATUSES
 from dashboard.store import Store
 
@@ -180,7 +181,7 @@ def _on_document(change: Callable[[], None]) -> None:
         doc.add_next_tick_callback(change)
 
 
-_counts = queries.shared_per_version(queries.strip_counts)
+_counts = shared_per_version(queries.strip_counts)
 
 
 def _empty() -> pd.DataFrame:

@@ -24,6 +24,7 @@ from dashboard.components.view_state import NAMES, UrlState, UrlText, word_for
 from dashboard.estimates import running_estimates
 from dashboard.failures import KEY_CHARS, failure_runs
 from dashboard.formatting import utcnow
+from dashboard.shared_answers import shared_per_version
 from dashboard.spool import parse_timestamp
 from dashboard.statuses import COLORS, STATUSES, SYMBOLS
 from dashboard.store import Store
@@ -357,7 +358,7 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         return {"All groups": ""} | {group: group for group in queries.groups(self.store)}
 
 
-@queries.shared_per_version
+@shared_per_version
 def _page_and_rows(index, run_filter, page, page_size, sort, descending, now, times: clock.Clock):
     """One page of runs and the grid's rows for it, their times as `times` shows them (shared by
     the sessions showing that view with that clock)."""
@@ -366,10 +367,10 @@ def _page_and_rows(index, run_filter, page, page_size, sort, descending, now, ti
         return view, grid_rows(view.runs)
 
 
-_failure_runs = queries.shared_per_version(failure_runs)
+_failure_runs = shared_per_version(failure_runs)
 
 
-@queries.shared_per_version
+@shared_per_version
 def _late_run_ids(index, base_filter: queries.RunFilter, now) -> frozenset[str]:
     """The filter's runs under way that run late at `now` (shared by sessions asking within the second)."""
     estimates = running_estimates(index, now, queries.runs_under_way(index, base_filter, now))
