@@ -16,7 +16,8 @@ SHARED_ANSWERS_KEPT = 32
 
 
 def shared_per_version(function: Callable) -> Callable:
-    """`function(index, *args)`, answered once per index version and arguments.
+    """`function(index, *args)`, answered once per index version and arguments (`index`: an
+    Index or a Store, anything with a `version` raised by every write, hashed by identity).
 
     Sessions that ask for the same view between two ingest steps share one query (tabs paced
     by their browsers ask at different moments, so not all of them do). The answer is
