@@ -11,7 +11,7 @@ error lines with its own ids, numbers, paths and times, a clean-up line). Figure
    stderr line alone (no error pattern, no masking, no grouping);
 2. a process's first grouping: every failure's error line found and masked;
 3. the same asked again by another session before the next ingest step (the page shares one
-   answer per index version and filter: queries.shared_per_version).
+   answer per index version and filter: shared_answers.shared_per_version).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dashboard import queries
+from dashboard import queries, shared_answers
 from dashboard.emphasis import Emphasis
 from dashboard.failures import failure_signatures, forget
 from dashboard.index import Index
@@ -135,7 +135,7 @@ def figures(folder: Path, sizes: Sizes) -> list[Row]:
             f"SELECT s.run_id, arg_max(t.text, t.line_no) FROM log_streams s JOIN log_text t USING (log_id) "
             f"WHERE s.stream = 'stderr' AND s.run_id IN (SELECT r.run_id FROM runs r {where}) GROUP BY s.run_id",
             params), sizes.heavy_repeat * 2)
-        shared = queries.shared_per_version(failure_signatures)
+        shared = shared_answers.shared_per_version(failure_signatures)
         now, emphasis = queries.utcnow().replace(microsecond=0), Emphasis()  # (making one checks its patterns)
         again, _ = timed(lambda: shared(index, week, emphasis, now), sizes.repeat)
         failed = int(groups["runs"].sum())

@@ -6,7 +6,7 @@ Figures: `queries.strip_counts` as a live page asks it after an ingest step (a n
 so not the shared answer) over 7 days (56 buckets of 3 h), over 24 hours (72 of 20 min), and over
 7 days with a task-name search and two statuses; against reading the range's trigger times and
 statuses into pandas and counting there (the usual approach). Then the same asked again by
-another session in the same index version and second (queries.shared_per_version).
+another session in the same index version and second (shared_answers.shared_per_version).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dashboard import queries
+from dashboard import queries, shared_answers
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
 
@@ -78,7 +78,7 @@ def figures(folder: Path, sizes: Sizes) -> list[Row]:
             rows.append(timing_row(
                 f"runs strip over {runs:,} runs, {name}: {len(strip)} bars of {bucket}, {int(strip['runs'].sum()):,} "
                 "counted (baseline: pandas)", ours, base, "≤ 300 ms", 300, None, None))
-        shared = queries.shared_per_version(queries.strip_counts)
+        shared = shared_answers.shared_per_version(queries.strip_counts)
         week, now = queries.RunFilter(since=WEEK), clock().replace(microsecond=0)
         again, _ = timed(lambda: shared(index, week, queries.strip_bucket(WEEK), now), sizes.repeat)
         rows.append(timing_row("runs strip: asked again in the same index version and second (shared by sessions)",
