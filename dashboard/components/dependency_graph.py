@@ -127,9 +127,12 @@ class DependencyGraph(TasksQuery, pn.viewable.Viewer):
 
     def _compose(self) -> pn.Column:
         time_range = pn.Column(pn.pane.HTML("Time range", margin=(5, 10, 0, 10)), self.since_buttons, margin=0)
-        controls = pn.Row(self.search_input, time_range, self.group_select, self.hops_slider, self.recenter_button,
-                          self.collapse_button, sizing_mode="stretch_width")
-        graph = pn.Row(self.plot.pane, self.card, sizing_mode="stretch_width")
+        controls = pn.FlexBox(self.search_input, time_range, self.group_select, self.hops_slider, self.recenter_button,
+                              self.collapse_button, flex_wrap="wrap", align_items="flex-end",
+                              sizing_mode="stretch_width")  # on more lines when narrow
+        # The task's card beside the graph, or under it in a window too narrow for both (a phone).
+        graph = pn.FlexBox(pn.Column(self.plot.pane, styles={"flex": "1 1 320px"}), self.card, flex_wrap="wrap",
+                           sizing_mode="stretch_width")
         return pn.Column(controls, self.problems, self.definitions_note, self.progress, self.summary, self.legend,
                          graph, sizing_mode="stretch_width")
 

@@ -76,8 +76,8 @@ class FleetSearch(SearchQuery, pn.viewable.Viewer):
         #: The last progress shown (None: no search, or it failed).
         self.progress: queries.SearchProgress | None = None
         self.param.watch(self._asked, ["text", "regex", "page"])
-        self._layout = pn.Column(pn.Row(self.input, self.regex_box), self.results, self.pager,
-                                 sizing_mode="stretch_width")
+        box = pn.Row(self.input, self.regex_box, styles={"flex-wrap": "wrap"})  # the checkbox under it on a phone
+        self._layout = pn.Column(box, self.results, self.pager, sizing_mode="stretch_width")
         self.search()
 
     def __panel__(self) -> pn.Column:

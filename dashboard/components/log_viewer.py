@@ -227,10 +227,12 @@ class LogViewer(LogPosition, pn.viewable.Viewer):
     # ---- layout ----------------------------------------------------------------------
 
     def __panel__(self) -> pn.Column:
-        toolbar = pn.Row(self.streams, pn.HSpacer(), self.follow_button, self.reload_button, self.download,
-                         sizing_mode="stretch_width")
-        pager = pn.Row(self.first, self.previous, self.page_input, self.pages_label, self.next, self.last,
-                       self.lines_label, sizing_mode="stretch_width")
+        # Each wraps in a window too narrow for its one line (a phone): the buttons under the streams.
+        toolbar = pn.FlexBox(self.streams, pn.Row(self.follow_button, self.reload_button, self.download,
+                                                    styles={"flex-wrap": "wrap"}),
+                             justify_content="space-between", flex_wrap="wrap", sizing_mode="stretch_width")
+        pager = pn.FlexBox(self.first, self.previous, self.page_input, self.pages_label, self.next, self.last,
+                           self.lines_label, flex_wrap="wrap", sizing_mode="stretch_width")
         return pn.Column(toolbar, pager, self.view, sizing_mode="stretch_width")
 
     def _download(self):

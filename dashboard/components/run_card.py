@@ -142,17 +142,19 @@ class RunCard(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.details = pn.pane.HTML("", stylesheets=[_CARD_STYLE], width=420)
+        self.details = pn.pane.HTML("", stylesheets=[_CARD_STYLE], max_width=420, sizing_mode="stretch_width")
         self.timeline = pn.pane.HTML("", stylesheets=[_CARD_STYLE], sizing_mode="stretch_width")
         self._root_cause = ""
         self.param.watch(lambda _event: self.refresh(), "run_id")
         self.refresh()
 
-    def __panel__(self) -> pn.Row:
-        return pn.Row(pn.Column(pn.pane.HTML("<h3 style='margin:0'>Task details</h3>"), self.details),
-                      pn.Column(pn.pane.HTML("<h3 style='margin:0'>Lifecycle</h3>"), self.timeline,
-                                sizing_mode="stretch_width"),
-                      sizing_mode="stretch_width")
+    def __panel__(self) -> pn.FlexBox:
+        # The lifecycle beside the details, or under them in a window too narrow for both (a phone).
+        return pn.FlexBox(pn.Column(pn.pane.HTML("<h3 style='margin:0'>Task details</h3>"), self.details,
+                                    styles={"flex": "0 1 440px", "min-width": "0"}),
+                          pn.Column(pn.pane.HTML("<h3 style='margin:0'>Lifecycle</h3>"), self.timeline,
+                                    styles={"flex": "1 1 300px"}),
+                          flex_wrap="wrap", sizing_mode="stretch_width")
 
     @property
     def running(self) -> bool:

@@ -121,8 +121,9 @@ class RunTimeline(TimelineQuery, pn.viewable.Viewer):
         def labelled(text, widget):
             return pn.Column(pn.pane.HTML(text, margin=(5, 10, 0, 10)), widget, margin=0)
         return pn.Column(
-            pn.Row(labelled("Time range", self.since_buttons), labelled("One row per", self.by_buttons),
-                   self.group_select, self.status_select, self.reset, align="end", sizing_mode="stretch_width"),
+            pn.FlexBox(labelled("Time range", self.since_buttons), labelled("One row per", self.by_buttons),
+                       self.group_select, self.status_select, self.reset, flex_wrap="wrap", align_items="flex-end",
+                       sizing_mode="stretch_width"),  # on more lines when narrow
             self.summary, self.plot, sizing_mode="stretch_width")
 
     # ---- drawing ------------------------------------------------------------------------

@@ -170,9 +170,10 @@ class RunsGrid(RunsQuery, pn.viewable.Viewer):
         time_range = pn.Column(pn.pane.HTML("Time range", margin=(5, 10, 0, 10)), self.since_buttons, margin=0)
         filters = pn.FlexBox(self.search_input, time_range, self.group_select, self.clear, flex_wrap="wrap",
                              align_items="flex-end", sizing_mode="stretch_width")  # Clear filters wraps when narrow
-        pager = pn.Row(self.first, self.previous, self.page_label, self.next, self.last, pn.HSpacer(),
-                       pn.pane.HTML("Rows per page", margin=(12, 0)), self.page_size_select,
-                       sizing_mode="stretch_width")
+        pager = pn.FlexBox(pn.Row(self.first, self.previous, self.page_label, self.next, self.last,
+                                  styles={"flex-wrap": "wrap"}),
+                           pn.Row(pn.pane.HTML("Rows per page", margin=(12, 0)), self.page_size_select),
+                           justify_content="space-between", flex_wrap="wrap", sizing_mode="stretch_width")
         chips = pn.FlexBox(self.chips, self.late_chip, self.window_chip, flex_wrap="wrap", align_items="center",
                            sizing_mode="stretch_width")  # LATE goes under the statuses when narrow
         return pn.Column(filters, chips, self.failure_row, self.summary, self.empty, self.grid, pager,
@@ -391,7 +392,8 @@ _LATE_CHIP = """
 
 
 def _chip_style() -> str:
-    """Each status chip in its colour: a coloured edge, filled when chosen."""
+    """Each status chip in its colour: a coloured edge, filled when chosen. A window too narrow
+    for all of them on one line (a half screen, a phone) puts the rest on the next, none cut."""
     rules = []
     for i, status in enumerate(STATUSES, start=1):
         color = COLORS[status]
@@ -400,4 +402,6 @@ def _chip_style() -> str:
                      "margin-right: 4px; }")
         rules.append(f".bk-btn-group > .bk-btn:nth-child({i}).bk-active {{ background: {color}; color: white; "
                      f"border-color: {color}; }}")
-    return "\n".join(rules) + "\n.bk-btn { font-size: 12px; font-weight: 600; padding: 4px 10px; }"
+    return "\n".join(rules + [".bk-btn { font-size: 12px; font-weight: 600; padding: 4px 10px; }",
+                               ".bk-btn-group { flex-wrap: wrap; row-gap: 4px; }",
+                               ".bk-btn-group > .bk-btn { flex: 0 0 auto; }"])

@@ -92,6 +92,56 @@ def test_other_pages_fit_the_window(served, page: Page, path, width, height):
 
 
 
+#: A half screen (1520 px split in two) and a phone (390 CSS px, laid out at its own width).
+NARROW = [pytest.param(760, 900, False, id="half-screen"), pytest.param(390, 844, True, id="phone")]
+
+
+def beyond_the_window(page: Page, selector: str) -> list[str]:
+    """The texts (or tags) of the shown elements matching `selector` that end past the window's right edge."""
+    return page.locator(selector).evaluate_all(
+        "els => els.filter(e => e.getClientRects().length && e.getBoundingClientRect().right > window.innerWidth + 1)"
+        ".map(e => e.textContent.trim().slice(0, 40) || e.tagName)")
+
+
+@pytest.mark.parametrize("width,height,phone", NARROW)
+def test_a_narrow_window_or_a_phone_shows_every_control_whole(served, browser, width, height, phone):
+    """Below the header's one line the title, the links and the indicator take lines of their own;
+    status chips, filters, the run's card and lifecycle, the log's buttons and the graph's controls
+    wrap onto more lines, none cut or past the edge; only the grid and the log scroll sideways."""
+    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=phone, has_touch=phone)
+    try:
+        page = context.new_page()
+        page.goto(f"{served}/task-runs")
+        expect(page.locator(".tabulator-row")).to_have_count(len(STATUSES) + 1, timeout=30_000)
+        # Without the page's viewport a phone lays it out 980 px wide, shrunk to a third.
+        assert page.evaluate("window.innerWidth") == width
+        chips = page.locator(".bk-btn", has_text=re.compile(f"^({'|'.join(STATUSES)}|LATE) "))
+        expect(chips).to_have_count(len(STATUSES) + 1)
+        checks = {"/task-runs": "#header a, .td-conn, .bk-btn, input, select",
+                  "/task-runs/r-failed": "#header a, .td-conn, .td-card, .td-timeline, .bk-btn, .td-find button, input",
+                  "/tasks": "#header a, .td-conn, .bk-btn, input, select",
+                  "/timeline": "#header a, .td-conn, .bk-btn, select"}
+        for path, selector in checks.items():
+            if path != "/task-runs":
+                page.goto(f"{served}{path}")
+            expect(page.locator(".td-conn")).to_have_attribute("data-state", "Live", timeout=30_000)
+            if path == "/task-runs/r-failed":
+                expect(page.get_by_placeholder("Search the whole log…")).to_be_visible(timeout=30_000)
+                widths = page.locator(".td-card, .td-timeline").evaluate_all(
+                    "els => els.map(e => e.getBoundingClientRect().width)")
+                assert min(widths) >= min(300, width - 60), f"the card and the lifecycle squeezed: {widths}"
+            if path == "/tasks":
+                plot = page.locator(".bk-Canvas").first
+                expect(plot).to_be_visible(timeout=30_000)
+                assert plot.bounding_box()["width"] >= 320, "the graph squeezed"
+            assert beyond_the_window(page, selector) == [], f"{path}: past the right edge"
+            assert cut(page, ".bk-btn") == [], f"{path}: button labels cut"
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), \
+                f"{path}: the page scrolls sideways"
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize("path", ["/task-runs", "/tasks"])
 def test_the_group_select_lines_up_with_the_task_name_box(served, page: Page, path):
     page.set_viewport_size({"width": 1280, "height": 800})
