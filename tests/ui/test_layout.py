@@ -18,6 +18,7 @@ from dashboard.spool import SpoolWriter
 from dashboard.statuses import LIFECYCLE, STATUSES
 
 SIZES = [(1280, 800), (1920, 1080)]
+LONG_IDS = ("r-20261125T134227272-40c292", "r-20261125T134257276-ee8b89")
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +36,14 @@ def served(tmp_path_factory):
                           ts=trigger + dt.timedelta(seconds=step), trigger_time=trigger)
         if status == "TERMINATED":
             writer.status("r-blocked", "Load_Warehouse", "ACTIVE", ts=trigger, trigger_time=trigger)
+    # Two runs of ten days ago, with run ids as long as the runner's, for a comparison of both.
+    for run_id, status in ((LONG_IDS[0], "SUCCESS"), (LONG_IDS[1], "FAILED")):
+        trigger = now - dt.timedelta(days=10)
+        for step, each in enumerate([*LIFECYCLE, status]):
+            writer.status(run_id, "Extract_Customer_Records", each, agent="agent-12",
+                          ts=trigger + dt.timedelta(seconds=step), trigger_time=trigger)
     with served_in_process(folder / "spool", folder / "index.duckdb") as (url, services):
-        wait_until(lambda: services.index.counts()["runs"] == len(STATUSES) + 1, timeout=30,
+        wait_until(lambda: services.index.counts()["runs"] == len(STATUSES) + 3, timeout=30,
                    message="the spool indexed")
         yield url
 
@@ -106,8 +113,9 @@ def beyond_the_window(page: Page, selector: str) -> list[str]:
 @pytest.mark.parametrize("width,height,phone", NARROW)
 def test_a_narrow_window_or_a_phone_shows_every_control_whole(served, browser, width, height, phone):
     """Below the header's one line the title, the links and the indicator take lines of their own;
-    status chips, filters, the run's card and lifecycle, the log's buttons and the graph's controls
-    wrap onto more lines, none cut or past the edge; only the grid and the log scroll sideways."""
+    status chips, filters, the run's card and lifecycle, the log's buttons, the graph's controls and
+    a comparison's two sides wrap onto more lines, none cut or past the edge; only the grid and the
+    log scroll sideways."""
     context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=phone, has_touch=phone)
     try:
         page = context.new_page()
@@ -120,7 +128,8 @@ def test_a_narrow_window_or_a_phone_shows_every_control_whole(served, browser, w
         checks = {"/task-runs": "#header a, .td-conn, .bk-btn, input, select",
                   "/task-runs/r-failed": "#header a, .td-conn, .td-card, .td-timeline, .bk-btn, .td-find button, input",
                   "/tasks": "#header a, .td-conn, .bk-btn, input, select",
-                  "/timeline": "#header a, .td-conn, .bk-btn, select"}
+                  "/timeline": "#header a, .td-conn, .bk-btn, select",
+                  f"/compare?a={LONG_IDS[0]}&b={LONG_IDS[1]}": "#header a, .td-conn, .td-cmp-sides th, .td-cmp-sides td, .bk-btn"}
         for path, selector in checks.items():
             if path != "/task-runs":
                 page.goto(f"{served}{path}")
