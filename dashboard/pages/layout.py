@@ -34,7 +34,7 @@ FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 # the grid at 1280x800; Notyf's default 300 px wrapped each to 154 px high).
 _NOTICE_CSS = resource("notices.css")
 #: The header's lines when the window is too narrow for one (a half screen, a phone).
-_NARROW_CSS = resource("narrow.css")
+_HEADER_CSS = resource("header.css")
 #: Each notice's colour on the notice itself: Notyf paints it on a 400 px "ripple" circle, which
 #: left the rest of a wider notice transparent (white text on the page). Dark enough for white text.
 NOTICE_TYPES = [
@@ -60,7 +60,7 @@ def page_template(store: Store, title: str, current: str, *main) -> pn.template.
     template = pn.template.FastListTemplate(
         title="Task Runs Dashboard",
         # The links, then the clock and the indicator at the right end: on a line of their own
-        # under the links when the window is too narrow for both (see narrow.css).
+        # under the links when the window is too narrow for both (see header.css).
         header=[pn.FlexBox(navigation(store, current), pn.Row(
                     clock_choice(), *filter(None, [alert_toggle(store)]), connection_indicator(store), align="center"),
                     justify_content="space-between", align_items="center", flex_wrap="wrap",
@@ -84,7 +84,7 @@ def page_template(store: Store, title: str, current: str, *main) -> pn.template.
         # (at the bottom right they covered the Finished, Duration and eye columns).
         pn.state.notifications.position = "top-center"
         pn.state.notifications.types = NOTICE_TYPES
-    template.config.raw_css.extend([_NOTICE_CSS, _NARROW_CSS])
+    template.config.raw_css.extend([_NOTICE_CSS, _HEADER_CSS])
     if store.rebuilt_reason:  # notifications show HTML: the reason (paths, DuckDB's words) is escaped
         when = "while the server ran" if store.rebuilt_while_running else "when the server started"
         notice = f"The index was rebuilt {when}: {store.rebuilt_reason}"
