@@ -125,11 +125,12 @@ def test_a_narrow_window_or_a_phone_shows_every_control_whole(served, browser, w
         assert page.evaluate("window.innerWidth") == width
         chips = page.locator(".bk-btn", has_text=re.compile(f"^({'|'.join(STATUSES)}|LATE) "))
         expect(chips).to_have_count(len(STATUSES) + 1)
-        checks = {"/task-runs": "#header a, .td-conn, .bk-btn, input, select",
-                  "/task-runs/r-failed": "#header a, .td-conn, .td-card, .td-timeline, .bk-btn, .td-find button, input",
-                  "/tasks": "#header a, .td-conn, .bk-btn, input, select",
-                  "/timeline": "#header a, .td-conn, .bk-btn, select",
-                  f"/compare?a={LONG_IDS[0]}&b={LONG_IDS[1]}": "#header a, .td-conn, .td-cmp-sides th, .td-cmp-sides td, .bk-btn"}
+        frame = "#header a, .td-conn, .bk-btn"  # the header's links and indicator, and every button
+        checks = {"/task-runs": f"{frame}, input, select",
+                  "/task-runs/r-failed": f"{frame}, .td-card, .td-timeline, .td-find button, input",
+                  "/tasks": f"{frame}, input, select",
+                  "/timeline": f"{frame}, select",
+                  f"/compare?a={LONG_IDS[0]}&b={LONG_IDS[1]}": f"{frame}, .td-cmp-sides th, .td-cmp-sides td"}
         for path, selector in checks.items():
             if path != "/task-runs":
                 page.goto(f"{served}{path}")
@@ -138,7 +139,7 @@ def test_a_narrow_window_or_a_phone_shows_every_control_whole(served, browser, w
                 expect(page.get_by_placeholder("Search the whole log…")).to_be_visible(timeout=30_000)
                 widths = page.locator(".td-card, .td-timeline").evaluate_all(
                     "els => els.map(e => e.getBoundingClientRect().width)")
-                assert min(widths) >= min(300, width - 60), f"the card and the lifecycle squeezed: {widths}"
+                assert min(widths) >= 300, f"the card and the lifecycle squeezed: {widths}"
             if path == "/tasks":
                 plot = page.locator(".bk-Canvas").first
                 expect(plot).to_be_visible(timeout=30_000)
