@@ -106,17 +106,24 @@ def test_the_command_line_prints_the_same_runs(fleet, tmp_path):
     assert bad.returncode == 1 and "not a regular expression" in bad.stderr
 
 
-def test_the_page_is_found_newest_runs_first_in_chunks_and_stops_once_complete(fleet, monkeypatch):
+@pytest.mark.parametrize("first_lines, max_lines, max_runs", [(100, 200, 5_000), (10_000, 10_000, 3)],
+                         ids=["chunks of lines", "chunks of at most 3 runs"])
+def test_the_page_is_found_newest_runs_first_in_chunks_and_stops_once_complete(fleet, monkeypatch, first_lines,
+                                                                               max_lines, max_runs):
     """What the runs page shows while a search reads on: rows found stay where they are, each state
-    says how far it got, the last is fleet_search's page; a page found early ends the search early."""
+    says how far it got, the last is fleet_search's page; a page found early ends the search early.
+    A chunk holds so many lines, and so many runs at most (many runs of a few lines each)."""
     folder, index, now = fleet
-    monkeypatch.setattr(queries, "SEARCH_FIRST_CHUNK_LINES", 100)
-    monkeypatch.setattr(queries, "SEARCH_CHUNK_MAX_LINES", 200)
+    monkeypatch.setattr(queries, "SEARCH_FIRST_CHUNK_LINES", first_lines)
+    monkeypatch.setattr(queries, "SEARCH_CHUNK_MAX_LINES", max_lines)
+    monkeypatch.setattr(queries, "SEARCH_CHUNK_MAX_RUNS", max_runs)
+    monkeypatch.setattr(queries, "_sweep", lambda *args: None)  # chunks of runs only (a sweep: below)
     states = list(queries.fleet_search_progress(index, NEEDLE, limit=1000, now=now))
     assert len(states) > 3 and states[0].runs_searched == 0 and states[0].found.empty
     for before, after in zip(states, states[1:]):
         assert list(after.found["run_id"][:len(before.found)]) == list(before.found["run_id"])
         assert before.runs_searched < after.runs_searched and before.lines_searched < after.lines_searched
+        assert after.runs_searched - before.runs_searched <= max_runs
     assert [state.done for state in states] == [False] * (len(states) - 1) + [True]
     last = states[-1]
     assert (last.runs_searched, last.lines_searched) == (last.runs_total, last.lines_total)
