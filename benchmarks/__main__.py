@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         if "fleet_search" in args.only:
             lines = args.fleet_lines or (200_000 if args.quick else 20_000_000)
             rows += fleet_search.figures(folder / "fleet", lines, sizes.heavy_repeat)
+            rows += fleet_search.short_runs_figures(folder / "fleet-short", 2_000 if args.quick else 200_000,
+                                                    sizes.repeat)
         if "graph" in args.only:
             rows += graph.figures(folder, sizes, args.graph_screenshot)
         if "terminal" in args.only:
