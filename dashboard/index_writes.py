@@ -20,6 +20,8 @@ from .run_hours import HOUR_MS
 from .statuses import ORDER, TERMINAL, UNDER_WAY, sql_list
 from .terminal import visible_array
 
+#: Raw log output gathered before it is split into lines (see Batch.split_log_lines).
+SPLIT_BYTES = 4 * 1024 * 1024
 #: A batch touching more runs than this reports them as "many" instead of one by one.
 LISTED_RUNS_MAX = 5_000
 #: At most this many runs ending before they started are named by one batch.
@@ -83,8 +85,14 @@ class Batch:
     transitions: list[dict] = field(default_factory=list)
     transition_tables: list[pa.Table] = field(default_factory=list)
     event_lines_read: int = 0  # the position of the next event line read into the batch
-    #: (run_id, stream, first line number, the lines, their visible text or null), in the order read
-    log_chunks: list[tuple[str, str, int, pa.LargeStringArray, pa.Array]] = field(default_factory=list)
+    #: (run_id, stream, first line number, how many lines) of each chunk of log lines, in the order read
+    log_chunks: list[tuple[str, str, int, int]] = field(default_factory=list)
+    #: their lines split so far, and each line's visible text or null (see split_log_lines)
+    log_texts: list[pa.Array] = field(default_factory=list)
+    log_visible: list[pa.Array] = field(default_factory=list)
+    #: the raw lines of the chunks not split yet
+    unsplit: list[bytes] = field(default_factory=list)
+    unsplit_bytes: int = 0
     #: (run_id, stream) -> the last line number this batch adds
     log_last_lines: dict[tuple[str, str], int] = field(default_factory=dict)
     log_line_count: int = 0
@@ -97,14 +105,56 @@ class Batch:
     event_sources: list[tuple[int, str, int, np.ndarray]] = field(default_factory=list)
 
     def add_log_lines(self, run_id: str, stream: str, first_line_no: int, data: bytes) -> int:
-        """Add complete lines of raw output; return how many there were."""
-        texts, count = split_lines(data)
+        """Add complete lines of raw output; return how many there were. They are split into lines
+        SPLIT_BYTES at a time, many files' chunks together (see split_log_lines)."""
+        if len(data) >= SPLIT_BYTES:  # split alone, now (its count comes with it)
+            self.split_log_lines()  # (the chunks before it first: the lines stay in order)
+            texts, count = split_lines(data)
+            if count:
+                self._add_split(texts)
+        else:
+            count = data.count(b"\n")
+            if count:
+                self.unsplit.append(data)
+                self.unsplit_bytes += len(data)
         if not count:
             return 0
-        self.log_chunks.append((run_id, stream, first_line_no, texts, visible_array(texts)))
+        self.log_chunks.append((run_id, stream, first_line_no, count))
         self.log_last_lines[(run_id, stream)] = first_line_no + count - 1
         self.log_line_count += count
+        if self.unsplit_bytes >= SPLIT_BYTES:
+            self.split_log_lines()
         return count
+
+    def split_log_lines(self) -> None:
+        """Split the lines added since the last call, all in one pass: split one file at a time, a
+        log of 10 lines cost 130 µs (200,000 such files: 27 of a catch-up's 65 s). (Lines are split
+        one by one, and every chunk ends with its newline: joined, each line splits as alone.)"""
+        if not self.unsplit:
+            return
+        data = b"".join(self.unsplit)
+        self.unsplit, self.unsplit_bytes = [], 0
+        self._add_split(split_lines(data)[0])
+
+    def _add_split(self, texts: pa.LargeStringArray) -> None:
+        self.log_texts.append(texts)
+        self.log_visible.append(visible_array(texts))
+
+    def log_lines_table(self, log_ids: dict[tuple[str, str], int]) -> pa.Table:
+        """Every log line of the batch as a table of log_text's columns, given each stream's log id."""
+        self.split_log_lines()
+        counts = np.array([count for *_, count in self.log_chunks], dtype=np.int64)
+        before = np.cumsum(counts) - counts  # the lines of the chunks before each
+        firsts = np.array([first for _, _, first, _ in self.log_chunks], dtype=np.int64)
+        ids = np.array([log_ids[(run_id, stream)] for run_id, stream, *_ in self.log_chunks], dtype=np.int32)
+        log_id = np.repeat(ids, counts)
+        line_no = np.arange(self.log_line_count, dtype=np.int64) + np.repeat(firsts - before, counts)
+        # One record batch a split, as DuckDB scans them best (one a thread; columns cut alike).
+        ends = np.cumsum([len(texts) for texts in self.log_texts])
+        return pa.Table.from_batches([
+            pa.record_batch({"log_id": log_id[end - len(texts):end], "line_no": line_no[end - len(texts):end],
+                             "text": texts, "visible": visible})
+            for texts, visible, end in zip(self.log_texts, self.log_visible, ends)])
 
     def event_source(self, position: int) -> tuple[str, int]:
         """The file and byte offset of the batch's event line at `position` (-1 if not known)."""
@@ -178,11 +228,7 @@ def write_batch(cur, batch: Batch, now: dt.datetime,
             cur.execute("DELETE FROM log_text WHERE log_id = (SELECT log_id FROM log_streams "
                         "WHERE run_id = ? AND stream = ?) AND line_no >= ?", [run_id, stream, first])
     if batch.log_line_count:
-        log_ids = _log_streams(cur, batch.log_last_lines)
-        cur.register("new_lines", pa.Table.from_batches([pa.record_batch({
-            "log_id": pa.array(np.full(len(texts), log_ids[(run_id, stream)], np.int32)),
-            "line_no": pa.array(np.arange(first, first + len(texts), dtype=np.int64)),
-            "text": texts, "visible": visible}) for run_id, stream, first, texts, visible in batch.log_chunks]))
+        cur.register("new_lines", batch.log_lines_table(_log_streams(cur, batch.log_last_lines)))
         cur.execute("INSERT INTO log_text SELECT log_id, line_no, text, visible FROM new_lines")
         cur.unregister("new_lines")
     if batch.errors:

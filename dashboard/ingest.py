@@ -40,7 +40,8 @@ READ_CHUNK = 8 * 1024 * 1024  # bytes read from one file in one step
 BATCH_LINES = 400_000  # log lines (or events) gathered before a commit
 BATCH_BYTES = 64 * 1024 * 1024
 #: Files' worth of log lines gathered before a commit: a catch-up of 20,000 run folders of one
-#: line each in one batch took 61 s and 856 MB (each chunk an Arrow array, the insert superlinear).
+#: line each in one batch took 61 s and 856 MB (each chunk an Arrow array then, the insert
+#: superlinear). Since chunks are split together (Batch.split_log_lines), 10,000 gains nothing.
 BATCH_LOG_CHUNKS = 2_000
 #: A followed step reads at most about this much of one file; the rest is read at the next
 #: wake, with the other files' changes (48 MB of junk in one file held them up for 3-7 s, 30 s at worst).
@@ -98,7 +99,7 @@ class Committing:
     batch: Batch
     #: the files that could not be read, and why, which the batch records as ingest errors
     unreadable: dict[str, str]
-    #: the inode of each file read in the step up to the batch's last chunk
+    #: the inode of each file read since the batch before it was handed off
     inodes: dict[str, int]
     #: Index.apply's answer, to come (None: nothing to commit)
     applied: Future | None
@@ -146,6 +147,9 @@ class Ingestor:
         #: rotated by renaming a new file into place has a new one, whatever its size.
         self._inodes: dict[str, int] = {}
         self._read_inodes: dict[str, int] = {}  # read in this step, not committed yet
+        #: ... and of those, read since the last batch was handed off (a batch carries only these: all
+        #: of them, 200,000 files' in a catch-up, were copied at each of its 100 batches)
+        self._inodes_to_hand_off: dict[str, int] = {}
         self._committing: Committing | None = None  # the batch being committed while the next is read
         #: Log files whose last line waits for its newline: path -> run_id.
         self._pending_tails: dict[str, str] = {}
@@ -175,6 +179,7 @@ class Ingestor:
         added = {"events": 0, "log_lines": 0, "errors": 0}
         with self._step_lock:
             self._read_inodes.clear()
+            self._inodes_to_hand_off.clear()
             files = self.spool_files() if paths is None else sorted(set(paths))
             self._backlog.difference_update(files)
             self._read_files(files, added, progress, limit)
@@ -265,7 +270,8 @@ class Ingestor:
         if batch:
             applied = (committer.submit(self.index.apply, batch) if committer is not None
                        else _called(self.index.apply, batch))
-        self._committing = Committing(batch, unreadable, dict(self._read_inodes), applied)
+        self._committing = Committing(batch, unreadable, self._inodes_to_hand_off, applied)
+        self._inodes_to_hand_off = {}
 
     def _committed(self, added: dict[str, int]) -> None:
         """Wait for the batch handed off (if any) to be committed, then take what it read as read."""
@@ -371,7 +377,7 @@ class Ingestor:
             return 0, False
         info = os.fstat(fd)
         size, known_inode = info.st_size, self._read_inodes.get(rel, self._inodes.get(rel))
-        self._read_inodes[rel] = info.st_ino
+        self._read_inodes[rel] = self._inodes_to_hand_off[rel] = info.st_ino
         if offset and known_inode not in (None, info.st_ino):
             batch.errors.append((rel, offset, "file replaced by a new file (rotated): reading the new one "
                                  "from its start", ""))
@@ -607,7 +613,7 @@ class Ingestor:
         if self.hub is not None:
             self.hub.publish(Change(errors=1))
         self.index.rebuild()
-        self._offsets, self._inodes, self._read_inodes = {}, {}, {}
+        self._offsets, self._inodes, self._read_inodes, self._inodes_to_hand_off = {}, {}, {}, {}
         self._pending_tails.clear()
         self._bad_lines.clear()
         self._unreadable.clear()
