@@ -684,7 +684,8 @@ class _Candidates:
         logs = logs[np.isin(self.log_ids[logs], np.fromiter(found, np.int64, len(found)))]
         runs = np.unique(np.searchsorted(self.first_log, logs, side="right") - 1)
         rows = []
-        for run, (run_id, task, grp, status, trigger_time) in zip(runs, zip(*self.runs.take(runs).to_pydict().values())):
+        columns = self.runs.take(runs).to_pydict().values()
+        for run, (run_id, task, grp, status, trigger_time) in zip(runs, zip(*columns)):
             streams = {"stdout" if self.stdout[log] else "stderr": found[int(self.log_ids[log])]
                        for log in range(self.first_log[run], self.first_log[run + 1]) if self.log_ids[log] in found}
             first_stream = "stdout" if "stdout" in streams else "stderr"
