@@ -604,7 +604,7 @@ def fleet_search_progress(index: Index, text: str, run_filter: RunFilter = RunFi
         if sweep is not None:
             runs_before, lines_before, reported = searched, candidates.lines_before(searched), 0
             for settled, runs_read, lines_read in sweep:
-                hits += candidates.hits(searched, settled, sweep.found)[:wanted - len(hits)]
+                hits += candidates.hits(searched, settled, sweep.found, wanted - len(hits))
                 searched = settled
                 done = searched >= len(candidates) or len(hits) >= wanted
                 if done or runs_read > reported:
@@ -614,7 +614,7 @@ def fleet_search_progress(index: Index, text: str, run_filter: RunFilter = RunFi
                     return
         end = candidates.chunk_end(searched, chunk_lines)
         found = _matches(index, match, candidates.log_ids_of(searched, end).tolist())
-        hits += candidates.hits(searched, end, found)[:wanted - len(hits)]
+        hits += candidates.hits(searched, end, found, wanted - len(hits))
         searched, chunks = end, chunks + 1
         chunk_lines = min(2 * chunk_lines, SEARCH_CHUNK_MAX_LINES)
         yield progress(searched >= len(candidates) or len(hits) >= wanted)
@@ -676,13 +676,14 @@ class _Candidates:
     def log_ids_of(self, first: int, end: int) -> np.ndarray:
         return self.log_ids[self.first_log[first]:self.first_log[end]]
 
-    def hits(self, first: int, end: int, found: dict[int, tuple[int, int, str]]) -> list[tuple]:
-        """The page's rows of the runs `first` .. `end` - 1 whose streams have matches in `found`."""
-        if not found:
+    def hits(self, first: int, end: int, found: dict[int, tuple[int, int, str]], limit: int) -> list[tuple]:
+        """The page's rows of the runs `first` .. `end` - 1 whose streams have matches in `found`,
+        the first `limit` of them."""
+        if not found or limit <= 0:
             return []
         logs = np.arange(self.first_log[first], self.first_log[end])
         logs = logs[np.isin(self.log_ids[logs], np.fromiter(found, np.int64, len(found)))]
-        runs = np.unique(np.searchsorted(self.first_log, logs, side="right") - 1)
+        runs = np.unique(np.searchsorted(self.first_log, logs, side="right") - 1)[:limit]
         rows = []
         columns = self.runs.take(runs).to_pydict().values()
         for run, (run_id, task, grp, status, trigger_time) in zip(runs, zip(*columns)):
