@@ -45,7 +45,10 @@ BATCH = 25  # sessions open at once while cycling
 #: How much the server may grow over the cycle's second half (250 sessions, writers running): the
 #: first half fills what a server keeps (DuckDB's buffers, Bokeh's and Panel's caches). Measured
 #: +19 and +23 MB; +85 MB when each shared query kept 256 answers of versions and seconds gone by.
-SECOND_HALF_GROWTH = 40 * 2**20
+#: On 2026-12-07: +7.6 to +26.6 MB in six runs and +57.8 MB in one (the same code +18.2 run again):
+#: DuckDB's memory outside its own count moves with the writers' writes, so the bound is 64 MB,
+#: under the 85 MB of that leak (the sessions' own leftovers are asserted one by one above).
+SECOND_HALF_GROWTH = 64 * 2**20
 TAIL_RUN, TAIL_TASK = "r-load-tail", "Load_Tail"
 MB = 2**20
 
