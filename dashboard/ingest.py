@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import stat
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -172,7 +171,8 @@ class Ingestor:
         events_dir(self.spool).mkdir(parents=True, exist_ok=True)
         logs_dir(self.spool).mkdir(parents=True, exist_ok=True)
         self._spool_path = str(self.spool)
-        #: Each run folder's files as last listed, and its modification time then: name -> (ns, names).
+        #: Each run folder's files as last listed (paths relative to the spool), and its modification
+        #: time then: name -> (ns, files).
         self._run_folders: dict[str, tuple[int, tuple[str, ...]]] = {}
         #: The run folders the watcher watches (see OPEN_FOLDER_SECONDS): as of the last full scan,
         #: and made since.
@@ -344,13 +344,13 @@ class Ingestor:
                 listed = self._run_folders.get(run_dir.name)
                 if listed is not None and listed[0] == changed and now - changed > FOLDER_SETTLED_NS:
                     if sort_all:
-                        by_age.append((changed, [rel + name for name in listed[1]]))
+                        by_age.append(listed)
                     else:
-                        files += [rel + name for name in listed[1]]
+                        files += listed[1]
                     continue
                 try:
                     with os.scandir(run_dir.path) as logs:
-                        names = tuple(sys.intern(e.name) for e in logs if not _is_dir(e))
+                        names = tuple(rel + e.name for e in logs if not _is_dir(e))
                 except (FileNotFoundError, NotADirectoryError):  # removed or replaced while listed
                     continue
                 except OSError as exc:  # no permission, say: the other runs flow on
@@ -358,7 +358,7 @@ class Ingestor:
                     continue
                 self._unreadable.pop(rel, None)
                 self._run_folders[run_dir.name] = (changed, names)
-                by_age.append((changed, [rel + name for name in names]))
+                by_age.append((changed, names))
         by_age.sort(key=lambda folder: folder[0])
         return files + [rel for _, folder in by_age for rel in folder]
 
