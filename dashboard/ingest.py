@@ -2,11 +2,12 @@
 
 Each step reads what was appended since the stored offsets, and commits the rows together
 with the new offsets, so a restart (or a kill) neither loses nor doubles anything. Pushes
-come from watchfiles; a slow full rescan catches anything a push missed.
+come from watchfiles; a slow rescan catches anything a push missed (see RESCAN_FOLDERS).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import os
@@ -24,6 +25,7 @@ import pyarrow as pa
 import watchfiles
 
 from . import bad_lines, event_lines
+from .formatting import utcnow
 from .hub import Change, Hub
 from .index import RETENTION_SECONDS, Index, is_corruption
 from .index_writes import Batch
@@ -55,13 +57,18 @@ RETRY_MAX_SECONDS = 5.0
 #: A run folder changed this recently is listed again, even if its time looks the same.
 FOLDER_SETTLED_NS = 2_000_000_000
 #: The watcher watches events/, logs/ (for new run folders) and each run folder still open: its
-#: run under way (not terminal in the index), or the folder made or given a file within this many
-#: seconds (the newest WATCHED_FOLDERS_MAX at most); the others are read by the rescans. Watching
-#: the whole spool took an inotify watch a folder: past the system's limit
+#: run under way (not terminal in the index) or ended within this many seconds, or the folder made
+#: or given a file within them (the newest WATCHED_FOLDERS_MAX at most); the others are read by the
+#: rescans. Watching the whole spool took an inotify watch a folder: past the system's limit
 #: (fs.inotify.max_user_watches, 8,192 on many systems) the watcher failed and the ingestor fell
 #: back to a full rescan every 2 s (200,000 run folders: 64 % of a core, a line 4.3 s late).
 OPEN_FOLDER_SECONDS = 15 * 60
 WATCHED_FOLDERS_MAX = 4_096
+#: A periodic rescan looks at events/, at every run folder open and at this many of the others, in
+#: turn: a late line in a run folder closed long ago waits at most ceil(run folders / RESCAN_FOLDERS)
+#: rescans. Looking at every folder cost a rescan time in proportion to the history (200,000 run
+#: folders: 1.85 s of a core every 30 s, every live line held up meanwhile; 1M: about 9 s).
+RESCAN_FOLDERS = 20_000
 #: The whole index is read this often, so a damaged block is found even where no page looks
 #: (DuckDB checks a block's checksum as it reads it).
 CHECK_SECONDS = 600.0
@@ -174,25 +181,30 @@ class Ingestor:
         #: Each run folder's files as last listed (paths relative to the spool), and its modification
         #: time then: name -> (ns, files).
         self._run_folders: dict[str, tuple[int, tuple[str, ...]]] = {}
-        #: The run folders the watcher watches (see OPEN_FOLDER_SECONDS): as of the last full scan,
-        #: and made since.
+        #: The run folders open (see OPEN_FOLDER_SECONDS) as of the last full scan, the newest of them
+        #: that the watcher watches, and those made since.
         self._open_folders: set[str] = set()
+        self._watched_folders: set[str] = set()
         self._added_folders: set[str] = set()
+        self._rescan_turn = 0  # where in _run_folders the next rescan's share of closed folders starts
         #: Which folders events/ and logs/ are: either may be a link (logs on a bigger disk, say).
         self._folders = {"events": folder_id(events_dir(self.spool)), "logs": folder_id(logs_dir(self.spool))}
 
     # ---- one step ---------------------------------------------------------------------
 
     def catch_up(self, paths: Iterable[str] | None = None,
-                 progress: Callable[[int], None] | None = None, limit: int | None = None) -> dict[str, int]:
+                 progress: Callable[[int], None] | None = None, limit: int | None = None,
+                 looked_at: set[str] | None = None) -> dict[str, int]:
         """Ingest everything appended (to `paths`, or the whole spool); return what was added.
 
-        With a `limit`, at most about that many bytes of each file: the rest waits in the backlog."""
+        With a `limit`, at most about that many bytes of each file: the rest waits in the backlog.
+        With `looked_at`, the whole spool's run folders are those in it and the new ones (see
+        spool_files)."""
         added = {"events": 0, "log_lines": 0, "errors": 0}
         with self._step_lock:
             self._read_inodes.clear()
             self._inodes_to_hand_off.clear()
-            files = self.spool_files() if paths is None else sorted(set(paths))
+            files = self.spool_files(looked_at) if paths is None else sorted(set(paths))
             self._backlog.difference_update(files)
             self._read_files(files, added, progress, limit)
             # A run that became terminal in this step ends its logs' unterminated last lines.
@@ -313,8 +325,9 @@ class Ingestor:
                                     log_lines=dict(batch.log_last_lines), tasks=bool(batch.tasks),
                                     errors=len(batch.errors)))
 
-    def spool_files(self) -> list[str]:
-        """Every file of the spool the contract knows of, as paths relative to the spool.
+    def spool_files(self, looked_at: set[str] | None = None) -> list[str]:
+        """Every file of the spool the contract knows of, as paths relative to the spool; with
+        `looked_at`, of the run folders in it and of those not listed before alone (see RESCAN_FOLDERS).
 
         Anything but a folder is listed (a link, FIFO or socket too): reading it says why it is
         not read. A run folder that cannot be listed is an ingest error (once while it lasts).
@@ -332,6 +345,9 @@ class Ingestor:
         by_age = []  # (when changed, their files)
         with os.scandir(logs_dir(self.spool)) as run_dirs:
             for run_dir in run_dirs:
+                listed = self._run_folders.get(run_dir.name)
+                if looked_at is not None and listed is not None and run_dir.name not in looked_at:
+                    continue
                 if not _is_dir(run_dir, follow_symlinks=True):
                     continue
                 rel = f"logs/{run_dir.name}/"
@@ -341,7 +357,6 @@ class Ingestor:
                     continue
                 # A folder unchanged since it was listed (and not just now: a file created in the
                 # same clock tick) has the same files: a stat instead of listing it again.
-                listed = self._run_folders.get(run_dir.name)
                 if listed is not None and listed[0] == changed and now - changed > FOLDER_SETTLED_NS:
                     if sort_all:
                         by_age.append(listed)
@@ -579,8 +594,8 @@ class Ingestor:
                 log.warning("the ingest thread did not stop within %.0f s", timeout)
             self._thread = None
 
-    def _step(self, paths: Iterable[str] | None) -> bool:
-        """One catch-up; False if it failed (the failure is in the health)."""
+    def _step(self, paths: Iterable[str] | None, looked_at: set[str] | None = None) -> bool:
+        """One catch-up (see catch_up); False if it failed (the failure is in the health)."""
         try:
             rebuilding = self.index.corruption is not None
             if rebuilding:
@@ -593,7 +608,8 @@ class Ingestor:
                 self._reopen_index = False
             # Past the first catch-up, a step reads a bounded part of each file, so the changes of
             # other files wait at most that long.
-            added = self.catch_up(paths, limit=None if rebuilding or not self.caught_up.is_set() else STEP_FILE_BYTES)
+            added = self.catch_up(paths, limit=None if rebuilding or not self.caught_up.is_set() else STEP_FILE_BYTES,
+                                  looked_at=None if rebuilding else looked_at)
             if paths is None:
                 self.caught_up.set()
             if rebuilding:
@@ -666,6 +682,7 @@ class Ingestor:
         last_full_scan, retry_in, last_check = -math.inf, None, time.monotonic()
         last_retention = -math.inf
         spool = self.spool.resolve()
+        logs_changed = None
         try:
             while not self._stop.is_set():
                 # The watcher starts again whenever what it should watch changed (see
@@ -678,6 +695,9 @@ class Ingestor:
                         rust_timeout=WAKE_MS, yield_on_timeout=True):
                     # What was written up to a debounce before this yield is in `changes` (or was read).
                     seen = time.time() - self.debounce_ms / 1000
+                    # logs/'s time at the last yield: a run folder made after it and before the next watcher
+                    # watches is told of by no watcher (see _run_folders_made_meanwhile)
+                    logs_changed_before, logs_changed = logs_changed, _changed_ns(logs_dir(spool))
                     if time.monotonic() - last_check >= self.check_seconds:
                         self._check_index()
                         last_check = time.monotonic()
@@ -687,17 +707,20 @@ class Ingestor:
                         last_retention = time.monotonic()
                     if (self.index.corruption is not None  # a page or the check met a damaged block
                             or time.monotonic() - last_full_scan >= (retry_in or self.rescan_seconds)):
-                        if self._step(None):
+                        if self._step(None, self._rescan_share(retrying=retry_in is not None)):
                             retry_in = None
                         else:
                             retry_in = next_retry(retry_in, self.rescan_seconds)
                         last_full_scan = time.monotonic()
                         self._open_folders, self._added_folders = self._open_run_folders(), set()
+                        self._watched_folders = set(sorted(self._open_folders, key=lambda name: (
+                            self._run_folders[name][0]))[-WATCHED_FOLDERS_MAX:])
                     elif changes or self._backlog or restarted:
                         paths = {Path(p).relative_to(spool).as_posix() for _, p in changes
                                  if os.path.isfile(p)} | self._new_run_folders(spool, changes)
                         if restarted:
                             paths |= _files_of(spool, ["events", *(f"logs/{Path(p).name}" for p in watching[2:])])
+                            paths |= self._run_folders_made_meanwhile(spool, logs_changed_before)
                         if not self._step(self._relevant(paths) + sorted(self._backlog)):
                             retry_in = retry_in or RETRY_SECONDS
                     restarted = False
@@ -706,36 +729,51 @@ class Ingestor:
                         retry_in = retry_in or RETRY_SECONDS
                     if retry_in is None and not self._backlog and self.caught_up.is_set():  # all read
                         self.health.current(seen)
-                    if self._watch_paths(spool) != wanted:
+                    if self._watch_paths(spool) != wanted:  # (what it saw since this yield is lost)
                         break
         except Exception as exc:  # e.g. out of inotify watches: fall back to rescans alone
             if self._stop.is_set():
                 return
             log.warning("watching %s failed (%s); rescanning every %.0f s instead", spool, exc, 2.0)
+            failed = False
             while not self._stop.wait(2.0):
                 seen = time.time()
-                if self._step(None):
+                failed = not self._step(None, self._rescan_share(retrying=failed))
+                self._open_folders = self._open_run_folders()
+                if not failed:
                     self.health.current(seen)
 
     def _watch_paths(self, spool: Path) -> list[str]:
         """What the watcher watches, each folder alone (not the folders in it): events/, logs/ and
         the run folders open (see OPEN_FOLDER_SECONDS) or made since the last full scan."""
-        folders = sorted(self._open_folders | self._added_folders)
+        folders = sorted(self._watched_folders | self._added_folders)
         return [str(events_dir(spool)), str(logs_dir(spool))] + [str(logs_dir(spool) / name) for name in folders]
 
     def _open_run_folders(self) -> set[str]:
         """The run folders listed by the last full scan whose run is under way (not terminal in the
-        index), or that were made or had a file made within OPEN_FOLDER_SECONDS."""
+        index) or ended lately, or that were made or had a file made lately (see OPEN_FOLDER_SECONDS)."""
         recent = time.time_ns() - int(OPEN_FOLDER_SECONDS * 1e9)
         open_folders = {name for name, (changed, _) in self._run_folders.items() if changed >= recent}
         try:
             with self.index.cursor() as cur:
                 under_way = cur.execute(
-                    f"SELECT run_id FROM runs WHERE status NOT IN ({sql_list(TERMINAL)})").fetchall()
+                    f"SELECT run_id FROM runs WHERE status NOT IN ({sql_list(TERMINAL)}) OR updated >= ?",
+                    [utcnow() - dt.timedelta(seconds=OPEN_FOLDER_SECONDS)]).fetchall()
         except duckdb.Error:  # the index failing: the step says so; the watcher keeps what it has
             return self._open_folders
-        open_folders |= {run_id for (run_id,) in under_way if run_id in self._run_folders}
-        return set(sorted(open_folders, key=lambda name: self._run_folders[name][0])[-WATCHED_FOLDERS_MAX:])
+        return open_folders | {run_id for (run_id,) in under_way if run_id in self._run_folders}
+
+    def _rescan_share(self, retrying: bool) -> set[str] | None:
+        """The run folders a rescan looks at (besides new ones): every one (None) until the ingestor
+        has caught up once and after a failed step; else those open or made since the last rescan,
+        and the next RESCAN_FOLDERS of the others, in turn."""
+        if retrying or not self.caught_up.is_set():
+            return None
+        names = list(self._run_folders)
+        start = self._rescan_turn if self._rescan_turn < len(names) else 0
+        share = names[start:start + RESCAN_FOLDERS]
+        self._rescan_turn = start + len(share)
+        return self._open_folders | self._added_folders | set(share)
 
     def _new_run_folders(self, spool: Path, changes: set[tuple[watchfiles.Change, str]]) -> set[str]:
         """The files of run folders just created, which the watcher watches once it starts again: a
@@ -746,10 +784,33 @@ class Ingestor:
         self._added_folders.update(rel.removeprefix("logs/") for rel in new)
         return _files_of(spool, new)
 
+    def _run_folders_made_meanwhile(self, spool: Path, logs_changed: int | None) -> set[str]:
+        """The files of run folders made after the last watcher's last yield, which no watcher told
+        of: if logs/ changed since, those not listed yet (the first line of a run started then
+        waited for the next rescan, 30 s)."""
+        if logs_changed is None or _changed_ns(logs_dir(spool)) == logs_changed:
+            return set()
+        try:
+            with os.scandir(logs_dir(spool)) as entries:
+                new = [f"logs/{e.name}" for e in entries if e.name not in self._run_folders
+                       and e.name not in self._added_folders and _is_dir(e, follow_symlinks=True)]
+        except OSError:  # the rescan will tell
+            return set()
+        self._added_folders.update(rel.removeprefix("logs/") for rel in new)
+        return _files_of(spool, new)
+
     @staticmethod
     def _relevant(paths: Iterable[str]) -> list[str]:
         return [p for p in paths if p.startswith(("events/", "logs/")) and
                 (p.endswith(".jsonl") if p.startswith("events/") else p.count("/") == 2)]
+
+
+def _changed_ns(path: Path) -> int | None:
+    """A folder's modification time (None if it cannot be looked at)."""
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
 
 
 def _files_of(spool: Path, folders: Iterable[str]) -> set[str]:
