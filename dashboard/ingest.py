@@ -31,8 +31,8 @@ from .index import RETENTION_SECONDS, Index, is_corruption
 from .index_writes import Batch
 from .lake import LakeError
 from .log_lines import MAX_LINE_CHARS, cut_line, line_array, newline_positions
-from .spool import (STREAMS, SpoolError, SpoolUnreadableError, decode_event_lines, events_dir, folder_id, logs_dir,
-                    open_spool_file, validate_run_id)
+from .spool import (STREAMS, SpoolError, SpoolFolders, SpoolUnreadableError, decode_event_lines, events_dir, folder_id,
+                    logs_dir, validate_run_id)
 from .statuses import TERMINAL, is_terminal, sql_list
 
 log = logging.getLogger(__name__)
@@ -189,6 +189,7 @@ class Ingestor:
         self._rescan_turn = 0  # where in _run_folders the next rescan's share of closed folders starts
         #: Which folders events/ and logs/ are: either may be a link (logs on a bigger disk, say).
         self._folders = {"events": folder_id(events_dir(self.spool)), "logs": folder_id(logs_dir(self.spool))}
+        self._spool_folders = SpoolFolders(self.spool, self._folders)  # (a step's: see _read_files)
 
     # ---- one step ---------------------------------------------------------------------
 
@@ -223,7 +224,8 @@ class Ingestor:
         # a thread of its own while the next one is read: reading and splitting the files keeps
         # one core busy and DuckDB's insert the other (20M log lines: 21.2 -> 18.1 s).
         batch, batch_bytes, taken = self._new_batch(), 0, dict.fromkeys(files, 0)
-        with ThreadPoolExecutor(1, thread_name_prefix="taskdash-commit") as committer:
+        with (SpoolFolders(self.spool, self._folders) as self._spool_folders,
+              ThreadPoolExecutor(1, thread_name_prefix="taskdash-commit") as committer):
             try:
                 while files:
                     unfinished = []
@@ -388,7 +390,7 @@ class Ingestor:
         kind, run_id, stream = self._classify(rel)
         if kind is not None:
             try:  # the check is the open: a link swapped in after the listing is refused
-                fd = open_spool_file(self.spool, rel, self._folders)
+                fd = self._spool_folders.open(rel)
             except FileNotFoundError:  # vanished since it was listed
                 return 0, False
             except SpoolUnreadableError as exc:  # tried again at each step; said once while it lasts

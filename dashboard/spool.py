@@ -68,52 +68,90 @@ def folder_id(folder: Path | int) -> FolderId:
 
 def open_spool_file(spool: Path, rel: str, folders: dict[str, FolderId] | None = None) -> int:
     """Open a spool file for reading, its check and its open one step; return its descriptor.
+    (SpoolFolders.open, for one file.)"""
+    with SpoolFolders(spool, folders) as opened:
+        return opened.open(rel)
 
-    `rel` is events/<name> or logs/<run_id>/<name>. The events/ or logs/ folder may itself be
-    a link (to a bigger disk, say), but if `folders` is given it must still be the folder of
-    that identity. Below it nothing is followed: each part is opened with O_NOFOLLOW relative
-    to the folder opened before it, so a link swapped in at any moment is refused, never read.
-    Only a regular file with one name is opened (a FIFO would block the reader; a hard link is
-    refused like a symbolic one). Raises SpoolError for a link or anything else not readable
-    under the contract, SpoolUnreadableError if it cannot be read now (no permission, say),
-    FileNotFoundError if it is gone.
-    """
-    top, *middle, name = rel.split("/")
-    nofollow = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
-    # (os.path, not pathlib: a catch-up opens every file of the spool, 200,000 with one log each)
-    opened = [os.open(os.path.join(spool, top), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)]
-    try:
-        if folders is not None and folder_id(opened[0]) != folders[top]:
-            raise SpoolError(f"the spool's {top}/ folder was replaced since the ingestor started: not read")
-        for part in middle:
-            opened.append(os.open(part, nofollow | os.O_DIRECTORY, dir_fd=opened[-1]))
-        # A device, FIFO or socket is not even opened (opening some has effects); one swapped in
-        # after this look is refused below, once open.
-        mode = os.stat(name, dir_fd=opened[-1], follow_symlinks=False).st_mode
-        if stat.S_ISLNK(mode):
-            raise OSError(errno.ELOOP, "a symbolic link")
-        if not stat.S_ISREG(mode):
-            raise SpoolError(_NOT_REGULAR)
-        fd = os.open(name, nofollow, dir_fd=opened[-1])
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise SpoolError(f"a symbolic link in the spool's {top}/ folder: not read "
-                             "(no link below events/ or logs/ is followed)") from None
-        if exc.errno == errno.ENXIO:  # a socket swapped in
-            raise SpoolError(_NOT_REGULAR) from None
-        if exc.errno != errno.ENOENT:  # no permission, an I/O error: maybe not for ever
-            raise SpoolUnreadableError(f"cannot be read: {exc.strerror}") from None
-        raise
-    finally:
-        for folder in opened:
+
+class SpoolFolders:
+    """A spool's events/ and logs/ folders, each opened once (when a file in it is first opened) and
+    held until closed, so that an ingest step opens its files from them rather than from the spool's
+    path each time (a catch-up of 200,000 run folders opened and checked the top folder 200,000
+    times: 3 of a file's 8 system calls)."""
+
+    def __init__(self, spool: Path | str, identities: dict[str, FolderId] | None = None):
+        self._spool = os.fspath(spool)
+        #: What events/ and logs/ must still be (see open), if given.
+        self._identities = identities
+        self._opened: dict[str, int] = {}
+
+    def open(self, rel: str) -> int:
+        """Open a spool file for reading, its check and its open one step; return its descriptor.
+
+        `rel` is events/<name> or logs/<run_id>/<name>. The events/ or logs/ folder may itself be
+        a link (to a bigger disk, say), but if identities were given it must still be the folder of
+        that identity. Below it nothing is followed: each part is opened with O_NOFOLLOW relative
+        to the folder opened before it, so a link swapped in at any moment is refused, never read.
+        Only a regular file with one name is opened (a FIFO would block the reader; a hard link is
+        refused like a symbolic one). Raises SpoolError for a link or anything else not readable
+        under the contract, SpoolUnreadableError if it cannot be read now (no permission, say),
+        FileNotFoundError if it is gone.
+        """
+        top, *middle, name = rel.split("/")
+        nofollow = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+        opened = [self._top(top)]
+        try:
+            for part in middle:
+                opened.append(os.open(part, nofollow | os.O_DIRECTORY, dir_fd=opened[-1]))
+            # A device, FIFO or socket is not even opened (opening some has effects); one swapped in
+            # after this look is refused below, once open.
+            mode = os.stat(name, dir_fd=opened[-1], follow_symlinks=False).st_mode
+            if stat.S_ISLNK(mode):
+                raise OSError(errno.ELOOP, "a symbolic link")
+            if not stat.S_ISREG(mode):
+                raise SpoolError(_NOT_REGULAR)
+            fd = os.open(name, nofollow, dir_fd=opened[-1])
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise SpoolError(f"a symbolic link in the spool's {top}/ folder: not read "
+                                 "(no link below events/ or logs/ is followed)") from None
+            if exc.errno == errno.ENXIO:  # a socket swapped in
+                raise SpoolError(_NOT_REGULAR) from None
+            if exc.errno != errno.ENOENT:  # no permission, an I/O error: maybe not for ever
+                raise SpoolUnreadableError(f"cannot be read: {exc.strerror}") from None
+            raise
+        finally:
+            for folder in opened[1:]:
+                os.close(folder)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+            os.close(fd)
+            raise SpoolError(_NOT_REGULAR if not stat.S_ISREG(info.st_mode) else
+                             f"a hard link (the file has {info.st_nlink} names): not read, as a symbolic link "
+                             "would not be (a file of the spool has one name)")
+        return fd
+
+    def _top(self, top: str) -> int:
+        """events/ or logs/, opened (following a link to it) and checked once."""
+        if top in self._opened:
+            return self._opened[top]
+        folder = os.open(os.path.join(self._spool, top), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if self._identities is not None and folder_id(folder) != self._identities[top]:
             os.close(folder)
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
-        os.close(fd)
-        raise SpoolError(_NOT_REGULAR if not stat.S_ISREG(info.st_mode) else
-                         f"a hard link (the file has {info.st_nlink} names): not read, as a symbolic link "
-                         "would not be (a file of the spool has one name)")
-    return fd
+            raise SpoolError(f"the spool's {top}/ folder was replaced since the ingestor started: not read")
+        self._opened[top] = folder
+        return folder
+
+    def close(self) -> None:
+        for folder in self._opened.values():
+            os.close(folder)
+        self._opened.clear()
+
+    def __enter__(self) -> SpoolFolders:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 _NOT_REGULAR = "not a regular file (a device, FIFO, socket or folder): not read"

@@ -433,12 +433,12 @@ def test_a_rescan_opens_only_the_files_that_changed_and_still_finds_every_change
     index = Index(tmp_path / "index.duckdb")
     ingestor = Ingestor(index, spool)
     opened = []
-    real_open = ingest.open_spool_file
+    real_open = ingest.SpoolFolders.open
 
-    def counted(spool, rel, *args):
+    def counted(folders, rel):
         opened.append(rel)
-        return real_open(spool, rel, *args)
-    monkeypatch.setattr(ingest, "open_spool_file", counted)
+        return real_open(folders, rel)
+    monkeypatch.setattr(ingest.SpoolFolders, "open", counted)
     try:
         ingestor.catch_up()
         first = len(opened)

@@ -22,7 +22,7 @@ from dashboard import queries
 from dashboard.store import log_file_chunks
 from dashboard.index import Index
 from dashboard.ingest import Ingestor
-from dashboard.spool import SpoolError, folder_id, open_spool_file
+from dashboard.spool import SpoolError, SpoolFolders, folder_id, open_spool_file
 
 SECRET = "root-only-secret-9c1e"
 RUNS = 40
@@ -125,7 +125,12 @@ def test_only_regular_files_directly_in_the_folders_are_opened(tmp_path):
         with pytest.raises(SpoolError, match=reason):
             open_spool_file(spool, rel, folders)
     os.close(open_spool_file(spool, "events/ok.jsonl", folders))
-    (spool / "events").rename(tmp_path / "events-before")
-    (spool / "events").symlink_to(tmp_path)  # the folder itself swapped for another
-    with pytest.raises(SpoolError, match="folder was replaced"):
+    with SpoolFolders(spool, folders) as held:  # an ingest step's: events/ opened once, then held
+        os.close(held.open("events/ok.jsonl"))
+        (spool / "events").rename(tmp_path / "events-before")
+        (spool / "events").symlink_to(tmp_path)  # the folder itself swapped for another
+        os.close(held.open("events/ok.jsonl"))  # still the folder it checked
+        with pytest.raises(FileNotFoundError):
+            held.open("events/secret.txt")
+    with pytest.raises(SpoolError, match="folder was replaced"):  # the next step's
         open_spool_file(spool, "events/secret.txt", folders)
