@@ -199,8 +199,8 @@ class Ingestor:
         """Ingest everything appended (to `paths`, or the whole spool); return what was added.
 
         With a `limit`, at most about that many bytes of each file: the rest waits in the backlog.
-        With `looked_at`, the whole spool's run folders are those in it and the new ones (see
-        spool_files)."""
+        With `looked_at` (a rescan's share of the run folders: see RESCAN_FOLDERS), the whole spool
+        is events/, the run folders in it and new ones."""
         added = {"events": 0, "log_lines": 0, "errors": 0}
         with self._step_lock:
             self._read_inodes.clear()

@@ -535,7 +535,8 @@ def test_a_rescan_looks_at_the_open_run_folders_and_a_share_of_the_closed_ones_i
     ingestor = Ingestor(index, spool, rescan_seconds=0.3)
     looked = []  # each scan's run folders (None: all of them)
     spool_files = ingestor.spool_files
-    monkeypatch.setattr(ingestor, "spool_files", lambda looked_at=None: looked.append(looked_at) or spool_files(looked_at))
+    monkeypatch.setattr(ingestor, "spool_files",
+                        lambda looked_at=None: looked.append(looked_at) or spool_files(looked_at))
 
     def lines(run_id: str) -> int:
         return queries.log_line_counts(index, run_id)["stdout"]
