@@ -189,7 +189,7 @@ class Ingestor:
         self._rescan_turn = 0  # where in _run_folders the next rescan's share of closed folders starts
         #: Which folders events/ and logs/ are: either may be a link (logs on a bigger disk, say).
         self._folders = {"events": folder_id(events_dir(self.spool)), "logs": folder_id(logs_dir(self.spool))}
-        self._spool_folders = SpoolFolders(self.spool, self._folders)  # (a step's: see _read_files)
+        self._spool_folders: SpoolFolders | None = None  # a step's, while it reads (see _read_files)
 
     # ---- one step ---------------------------------------------------------------------
 
@@ -783,8 +783,7 @@ class Ingestor:
         waited 30 s while the ingest was busy)."""
         new = [rel for change, path in changes if change == watchfiles.Change.added
                and (rel := Path(path).relative_to(spool).as_posix()).startswith("logs/") and rel.count("/") == 1]
-        self._added_folders.update(rel.removeprefix("logs/") for rel in new)
-        return _files_of(spool, new)
+        return self._added_run_folders(spool, new)
 
     def _run_folders_made_meanwhile(self, spool: Path, logs_changed: int | None) -> set[str]:
         """The files of run folders made after the last watcher's last yield, which no watcher told
@@ -798,8 +797,12 @@ class Ingestor:
                        and e.name not in self._added_folders and _is_dir(e, follow_symlinks=True)]
         except OSError:  # the rescan will tell
             return set()
-        self._added_folders.update(rel.removeprefix("logs/") for rel in new)
-        return _files_of(spool, new)
+        return self._added_run_folders(spool, new)
+
+    def _added_run_folders(self, spool: Path, folders: list[str]) -> set[str]:
+        """Watch these new run folders (logs/<run_id>) from the watcher's next start; their files."""
+        self._added_folders.update(rel.removeprefix("logs/") for rel in folders)
+        return _files_of(spool, folders)
 
     @staticmethod
     def _relevant(paths: Iterable[str]) -> list[str]:
