@@ -6,6 +6,8 @@ import logging
 import re
 
 import panel as pn
+from bokeh.document import Document
+from bokeh.io.state import curstate
 from bokeh.server.views.auth_request_handler import AuthRequestHandler
 from bokeh.settings import settings as bokeh_settings
 from tornado.web import RedirectHandler, authenticated
@@ -35,7 +37,10 @@ def route_pattern(template: str, reserved: tuple[str, ...] = ()) -> str:
 def routes(config: Config, store: Store, reserved: tuple[str, ...] = ()) -> dict:
     """Page factories by URL pattern, each handed the process's store."""
     def handed(page):  # a plain function: Panel shows a functools.partial as its repr instead of calling it
-        return lambda: page(store)
+        def build():
+            pn.state.curdoc.on_session_destroyed(forget_ended_sessions_document)
+            return page(store)
+        return build
 
     return {
         config.routes["task_runs"]: handed(task_runs.page),
@@ -44,6 +49,18 @@ def routes(config: Config, store: Store, reserved: tuple[str, ...] = ()) -> dict
         config.routes["timeline"]: handed(timeline.page),
         config.routes["compare"]: handed(compare.page),
     }
+
+
+def forget_ended_sessions_document(_ended_session) -> None:
+    """When a session ends, Bokeh's process-wide current document (its `curdoc()` outside a
+    session) must not be a document whose session has ended. Panel's page build puts back there
+    whatever Bokeh's `curdoc()` said before the build: when two pages build at once, the other
+    session's document, which may end first. That kept a closed page in memory until another
+    build replaced it. (An ended session's document has no session context; neither has a new
+    one, replaced too: it is cheap.)"""
+    state = curstate()
+    if state.document.session_context is None:
+        state.document = Document()
 
 
 class HomeRedirectHandler(AuthRequestHandler):

@@ -167,9 +167,9 @@ def served_in_process(spool: Path, index: Path, **server_options):
 
 
 @contextmanager
-def served_component(build):
+def served_component(build, **server_options):
     """One component alone, as Panel's own tests serve one (`serve_component`): `build()` makes
-    it for each session, on a free port of this process; stopped on exit."""
+    it for each session, on a free port of this process (Bokeh's `server_options`); stopped on exit."""
     import panel as pn
 
     def app():
@@ -177,7 +177,7 @@ def served_component(build):
         return build()
 
     port = free_port()
-    server = pn.serve({"/": app}, port=port, threaded=True, show=False, liveness=True)
+    server = pn.serve({"/": app}, port=port, threaded=True, show=False, liveness=True, **server_options)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: responds(url + "/liveness"), timeout=30, message="the component's server to listen")

@@ -24,7 +24,7 @@ def page(store: Store):
     problems = asked.from_url(url_args()) + asked_search.from_url(url_args())
     view = {name: value for name, value in asked.param.values().items() if name != "name"}
     grid, _ = live.follow(store, lambda: RunsGrid(store=store, **view), min_interval=store.push_min_interval)
-    every(SLIDE_SECONDS, grid.refresh)  # (which lets go of the grid when the session ends)
+    every(SLIDE_SECONDS, grid.refresh)
     strip, _ = live.follow(store, lambda: run_strip.RunStrip(query=grid, store=store),
                            min_interval=run_strip.LIVE_SECONDS)
     every(SLIDE_SECONDS, strip.refresh)
