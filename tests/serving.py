@@ -140,6 +140,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def plain_get(url: str) -> bool:
+    """A GET of a page that never connects (as a link preview or a crawler makes): its session ends
+    when Bokeh finds it unused. Whether the page answered 200."""
+    with urllib.request.urlopen(url, timeout=120) as response:
+        response.read()
+        return response.status == 200
+
+
 def responds(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:

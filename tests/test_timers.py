@@ -4,7 +4,6 @@ failing tick, and lets go of the page the moment it is stopped or its session en
 from __future__ import annotations
 
 import gc
-import urllib.request
 import weakref
 
 import panel as pn
@@ -13,13 +12,7 @@ from bokeh.plotting import figure
 
 from dashboard.components import timers
 from helpers import wait_until
-from serving import served_component
-
-
-def plain_get(url: str) -> None:
-    """A GET of the page that never connects: its session ends when Bokeh finds it unused."""
-    with urllib.request.urlopen(url, timeout=30) as response:
-        response.read()
+from serving import plain_get, served_component
 
 
 def test_a_page_timer_ticks_on_its_session_and_goes_on_after_a_failing_tick():

@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 
 import panel as pn
@@ -30,7 +29,7 @@ from bokeh.models import CheckboxButtonGroup, RadioButtonGroup
 from clients import ClientProcess, LiveClient, import_page_models
 from helpers import read_events, wait_until
 from playwright.sync_api import expect
-from serving import LOG_LINE_PROBE, dashboard_server, served_in_process
+from serving import LOG_LINE_PROBE, dashboard_server, plain_get, served_in_process
 
 from dashboard.components import live, timers
 from dashboard.spool import SpoolWriter
@@ -375,17 +374,8 @@ def what_holds(target, max_depth: int = 100, max_layer: int = 20_000) -> str:
     a thread's current context, an extension's object)."""
     import types
 
-    this_thread = set()
-    frame = sys._getframe()
-    while frame is not None:
-        this_thread.add(id(frame))
-        frame = frame.f_back
-    running = set()
-    for thread_frame in sys._current_frames().values():
-        while thread_frame is not None:
-            running.add(id(thread_frame))
-            thread_frame = thread_frame.f_back
-    running -= this_thread
+    this_thread = _stack(sys._getframe())
+    running = set().union(*map(_stack, sys._current_frames().values())) - this_thread
     module_globals = {id(vars(module)): module for module in list(sys.modules.values()) if module is not None}
     child_of: dict[int, object] = {id(target): None}
     layer, unheld = [target], []
@@ -423,6 +413,15 @@ def what_holds(target, max_depth: int = 100, max_layer: int = 20_000) -> str:
     if not unheld:
         return "no chain found"
     return "held from outside the collector's view, through:\n" + "\n--\n".join(map(chain_from, unheld[-3:]))
+
+
+def _stack(frame) -> set[int]:
+    """The ids of a frame and of those that called it."""
+    ids = set()
+    while frame is not None:
+        ids.add(id(frame))
+        frame = frame.f_back
+    return ids
 
 
 def _link(holder, held) -> str:
@@ -468,12 +467,6 @@ def views_freed(before: tuple[dict[str, int], set[int]], timeout: float = 20) ->
 
     wait_until(released, timeout=timeout, interval=1, message=still_held)
     return time.monotonic() - started
-
-
-def plain_get(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=120) as response:
-        response.read()
-        return response.status == 200
 
 
 def rss() -> int:
