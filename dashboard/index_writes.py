@@ -28,6 +28,7 @@ LISTED_RUNS_MAX = 5_000
 LISTED_ENDS_BEFORE_STARTS = 20
 
 _TERMINAL_SQL = sql_list(TERMINAL)
+_COLUMNS = ", ".join(TRANSITION_COLUMNS)
 # An event's rank as one number (arg_max on a number is several times faster than on a
 # struct): terminal first, then time, then lifecycle step, then status name.
 _BY_STEP = sorted(ORDER, key=lambda status: (ORDER[status], status))
@@ -37,14 +38,20 @@ _RANK_SQL = ("(status IN ({terminal}))::HUGEINT * 18446744073709551616 + epoch_u
     terminal=_TERMINAL_SQL,
     codes=" ".join(f"WHEN '{s}' THEN {n}" for n, s in enumerate(_BY_STEP)))
 
+
 # A run's current status is its latest event by time, except that a terminal status
 # outranks any non-terminal one: an older (or skewed) RUNNING never reopens a finished run.
 # Events of one millisecond (IDLE then ACTIVE, say) are told apart by lifecycle order.
 # A run's group is the one its events report, else its task's (kept current by
 # GROUPS_FROM_TASKS), so reads never join. Rows go in trigger order: time filters skip
-# row groups.
-RECOMPUTE_RUNS = f"""
-DELETE FROM runs WHERE run_id IN (SELECT run_id FROM touched);
+# row groups. A run the index held before the batch (touched_before) is computed from all its
+# events, read back; a new one from the batch's own (`events`, as inserted): every event of a
+# run is in the index with its run, so a new run has none there. A catch-up's batch is almost all
+# new runs: reading them back (a join of the whole transitions table) cost most of the statement.
+def recompute_runs(events: str) -> str:
+    """The SQL that puts back the touched runs, the batch's events being `events`."""
+    return f"""
+DELETE FROM runs WHERE run_id IN (SELECT run_id FROM touched_before);
 INSERT INTO runs
 SELECT a.run_id, a.latest.task, coalesce(a.own_grp, t.grp), a.latest.status, a.agent, a.adhoc, a.trigger_time,
        a.started, CASE WHEN a.latest.status IN ({_TERMINAL_SQL}) THEN a.latest.ts END, a.exit_code,
@@ -63,11 +70,14 @@ FROM (
            max(ts) AS updated,
            bit_or((1 << {_BIT_SQL})::UTINYINT) AS reached  -- one bit a status (index_schema.REACHED_BITS)
     FROM (SELECT *, {_RANK_SQL} AS rank
-          FROM transitions WHERE run_id IN (SELECT run_id FROM touched))
+          FROM (SELECT {_COLUMNS} FROM transitions WHERE run_id IN (SELECT run_id FROM touched_before)
+                UNION ALL
+                SELECT {_COLUMNS} FROM {events} WHERE run_id NOT IN (SELECT run_id FROM touched_before)))
     GROUP BY run_id) a
 LEFT JOIN tasks t ON t.task = a.latest.task
 ORDER BY a.trigger_time;
 """
+
 
 # A task (re)defined in another group moves the runs that report no group of their own.
 GROUPS_FROM_TASKS = """
@@ -205,14 +215,14 @@ def write_batch(cur, batch: Batch, now: dt.datetime,
     if batch.transition_count:
         table = batch.transitions_table()
         cur.register("new_transitions", table)
-        _insert_new_transitions(cur, table)
         cur.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT run_id FROM new_transitions")
         cur.execute("CREATE OR REPLACE TEMP TABLE touched_before AS "
                     "SELECT run_id, started, finished, trigger_time FROM runs WHERE run_id IN (SELECT run_id FROM touched)")
-        cur.execute(RECOMPUTE_RUNS)
+        events = _insert_new_transitions(cur, table)
+        cur.execute(recompute_runs(events))
         _report_ends_before_starts(cur, batch)
         cur.unregister("new_transitions")
-        # (Each run touched is in runs again: RECOMPUTE_RUNS puts back every run it took out.)
+        # (Each run touched is in runs again: recompute_runs puts back every run it took out.)
         rows = cur.execute("SELECT r.run_id, r.task, r.grp, r.status, r.trigger_time, epoch_ms(r.trigger_time) // ?, "
                            "epoch_ms(b.trigger_time) // ? FROM runs r LEFT JOIN touched_before b USING (run_id) "
                            "WHERE r.run_id IN (SELECT run_id FROM touched) LIMIT ?",
@@ -247,14 +257,15 @@ def write_batch(cur, batch: Batch, now: dt.datetime,
     return touched, hours
 
 
-def _insert_new_transitions(cur, table: pa.Table) -> None:
-    """Insert the events of `table` (registered as new_transitions) that the index does not hold yet.
+def _insert_new_transitions(cur, table: pa.Table) -> str:
+    """Insert the events of `table` (registered as new_transitions) that the index does not hold yet;
+    return the SQL source of the batch's events as inserted, each once.
 
     The same event read twice (a duplicate line, a second writer) counts once: the first one read
-    (an earlier batch's, or the earliest line of this one). Only the times of the batch are looked
-    up: a duplicate has the same time, and the row groups of older events are skipped.
+    (an earlier batch's, or the earliest line of this one). Only the runs the index held before the
+    batch (touched_before) and the times of the batch are looked up: a duplicate has the same run and
+    time, and the row groups of older events are skipped.
     """
-    earliest, latest = (moment.as_py() for moment in pc.min_max(table["ts"]).values())
     events = "new_transitions"
     # Numbering the events of each (run, status, time) to keep the first costs a quarter of the
     # insert (110 of 460 ms for 433,000 events); telling first that no two are alike costs 25.
@@ -262,14 +273,16 @@ def _insert_new_transitions(cur, table: pa.Table) -> None:
     if cur.execute("SELECT count(DISTINCT hash(run_id, status, ts)) FROM new_transitions").fetchone()[0] < len(table):
         events = ("(SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY run_id, status, ts ORDER BY position) "
                   "AS nth FROM new_transitions) WHERE nth = 1)")
-    cur.execute(f"""
-        INSERT INTO transitions
-        SELECT {', '.join('n.' + c for c in TRANSITION_COLUMNS)}
-        FROM {events} n
-        ANTI JOIN (SELECT run_id, status, ts FROM transitions
-                   WHERE ts BETWEEN ? AND ? AND run_id IN (SELECT run_id FROM new_transitions)) t
-          ON n.run_id = t.run_id AND n.status = t.status AND n.ts = t.ts
-        ORDER BY n.position""", [earliest, latest])
+    held, times = "", []
+    if cur.execute("SELECT count(*) FROM touched_before").fetchone()[0]:
+        held = """
+            ANTI JOIN (SELECT run_id, status, ts FROM transitions
+                       WHERE ts BETWEEN ? AND ? AND run_id IN (SELECT run_id FROM touched_before)) t
+              ON n.run_id = t.run_id AND n.status = t.status AND n.ts = t.ts"""
+        times = [moment.as_py() for moment in pc.min_max(table["ts"]).values()]
+    cur.execute(f"INSERT INTO transitions SELECT {', '.join('n.' + c for c in TRANSITION_COLUMNS)} "
+                f"FROM {events} n {held} ORDER BY n.position", times)
+    return events
 
 
 def _report_ends_before_starts(cur, batch: Batch) -> None:

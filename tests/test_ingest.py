@@ -80,17 +80,24 @@ def test_of_an_event_read_twice_the_first_line_read_counts(tmp_path, bulk):
     padding = [status_event(f"r-pad-{n}", "IDLE", n) for n in range(300 if bulk else 0)]  # a chunk parsed in bulk
     first = [status_event("r-1", "RUNNING", 1, message="first"), status_event("r-1", "RUNNING", 1, message="second"),
              status_event("r-1", "FAILED", 5, exit_code=1, message="failed first"), *padding,
-             status_event("r-1", "FAILED", 5, exit_code=2, message="failed second")]
+             status_event("r-1", "FAILED", 5, exit_code=2, message="failed second", adhoc=True)]
     write_lines(tmp_path / "spool" / "events" / "w.jsonl", first)
     index = Index(tmp_path / "index.duckdb")
     ingestor = Ingestor(index, tmp_path / "spool")
+
+    def run_as_kept():  # (computed from its events as kept, each once: no copy says ad hoc)
+        run = queries.run(index, "r-1")
+        return run["status"], run["message"], run["exit_code"], run["adhoc"]
+
     ingestor.catch_up()
-    write_lines(tmp_path / "spool" / "events" / "w.jsonl", [status_event("r-1", "RUNNING", 1, message="third")])
+    assert run_as_kept() == ("FAILED", "failed first", 1, False)  # a run new to the index
+    write_lines(tmp_path / "spool" / "events" / "w.jsonl", [status_event("r-1", "RUNNING", 1, message="third", adhoc=True)])
     ingestor.catch_up()
     with index.cursor() as cur:
         kept = cur.execute("SELECT status, message, exit_code FROM transitions WHERE run_id = 'r-1' "
                            "ORDER BY ts").fetchall()
     assert kept == [("RUNNING", "first", None), ("FAILED", "failed first", 1)]
+    assert run_as_kept() == ("FAILED", "failed first", 1, False)  # a run it held
     index.close()
 
 def test_an_older_running_event_never_reopens_a_finished_run(tmp_path):
