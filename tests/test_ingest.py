@@ -91,7 +91,8 @@ def test_of_an_event_read_twice_the_first_line_read_counts(tmp_path, bulk):
 
     ingestor.catch_up()
     assert run_as_kept() == ("FAILED", "failed first", 1, False)  # a run new to the index
-    write_lines(tmp_path / "spool" / "events" / "w.jsonl", [status_event("r-1", "RUNNING", 1, message="third", adhoc=True)])
+    write_lines(tmp_path / "spool" / "events" / "w.jsonl",
+                [status_event("r-1", "RUNNING", 1, message="third", adhoc=True)])
     ingestor.catch_up()
     with index.cursor() as cur:
         kept = cur.execute("SELECT status, message, exit_code FROM transitions WHERE run_id = 'r-1' "
