@@ -292,12 +292,15 @@ def _report_ends_before_starts(cur, batch: Batch) -> None:
     it so, once: a later batch that moves neither its start nor its end says nothing again. Past
     LISTED_ENDS_BEFORE_STARTS runs, one more error counts the rest.
     """
+    # (The few such runs first: joined with the batch's events at once, they cost 76 ms a batch.)
     rows = cur.execute("""
+        WITH ending_early AS MATERIALIZED (
+            SELECT run_id, started, finished FROM runs
+            WHERE finished < started AND run_id IN (SELECT run_id FROM touched))
         SELECT r.run_id, r.started, r.finished, max(n.position), count(*) OVER ()
-        FROM runs r JOIN new_transitions n ON n.run_id = r.run_id AND n.ts IN (r.started, r.finished)
+        FROM ending_early r JOIN new_transitions n ON n.run_id = r.run_id AND n.ts IN (r.started, r.finished)
         LEFT JOIN touched_before b ON b.run_id = r.run_id
-        WHERE r.run_id IN (SELECT run_id FROM touched) AND r.finished < r.started
-          AND (b.started IS DISTINCT FROM r.started OR b.finished IS DISTINCT FROM r.finished)
+        WHERE b.started IS DISTINCT FROM r.started OR b.finished IS DISTINCT FROM r.finished
         GROUP BY ALL ORDER BY 4 LIMIT ?""", [LISTED_ENDS_BEFORE_STARTS]).fetchall()
     for run_id, started, finished, position, _ in rows:
         batch.errors.append((*batch.event_source(position), f"run {run_id[:80]} ends at {finished.isoformat()}, "
