@@ -47,7 +47,8 @@ _RANK_SQL = ("(status IN ({terminal}))::HUGEINT * 18446744073709551616 + epoch_u
 # row groups. A run the index held before the batch (touched_before) is computed from all its
 # events, read back; a new one from the batch's own (`events`, as inserted): every event of a
 # run is in the index with its run, so a new run has none there. A catch-up's batch is almost all
-# new runs: reading them back (a join of the whole transitions table) cost most of the statement.
+# new runs (72,000 of 72,250 in one of 433,000 events): not reading them back, this statement took
+# 3.4-3.6 s of a 6M-event catch-up where it took 4.2 (the catch-up 5 % less, paired runs).
 def recompute_runs(events: str) -> str:
     """The SQL that puts back the touched runs, the batch's events being `events`."""
     return f"""
